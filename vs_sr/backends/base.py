@@ -1,0 +1,67 @@
+"""The one small interface every runtime implements: open N sessions for one static tile shape."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ..models.spec import Network, Precision
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """Everything a backend needs to open its inference instances."""
+
+    network: Network
+    batch: int
+    height: int
+    width: int
+    precision: Precision
+    num_streams: int
+    device_id: int
+
+
+class Session(ABC):
+    """One inference instance (an infer request, a session slot, a CUDA stream). Not shared:
+    the stream pool hands it to one frame at a time."""
+
+    @abstractmethod
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, h, w) float32 in [0, 1] -> (N, 3, h*s, w*s) float32.
+
+        The result may live in the session's own buffers: it is valid until the next `run`.
+        """
+
+
+class Backend(ABC):
+    """A runtime: whether it can run here, at which precisions, and how to open sessions."""
+
+    name: ClassVar[str]
+    gpu: ClassVar[bool] = False
+
+    @abstractmethod
+    def unavailable(self) -> str | None:
+        """Why this backend cannot run on this machine, with what to do about it; None if it can."""
+
+    @abstractmethod
+    def precisions(self, device_id: int) -> tuple[Precision, ...]:
+        """Precisions this backend can run at on this machine."""
+
+    def auto_precision(self, network: Network, device_id: int) -> Precision:
+        """What precision="auto" means here: fp32 on CPUs, never a silent quality change."""
+        return "fp32"
+
+    def batch_size(self, tiles: int) -> int:
+        """How many tiles of a frame go to one `run`; CPU runtimes gain nothing from batching."""
+        return 1
+
+    @abstractmethod
+    def open(self, spec: SessionSpec) -> list[Session]:
+        """`spec.num_streams` sessions for input shape (batch, 3, height, width)."""
+
+    @abstractmethod
+    def device_name(self, device_id: int) -> str:
+        """Human-readable device, for logs and `vs-sr info`."""

@@ -1,0 +1,64 @@
+"""ONNX export of PyTorch networks for one static tile shape, cached on disk.
+
+The cache key holds everything the graph depends on: the weights' content hash, the architecture
+and scale, the batch and tile shape, the dtype, the opset, the exporter's torch version and our
+own recipe version. Exports are written atomically under a lock, so concurrent vspipe processes
+share one export.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from ..atomic import build_once
+from .files import cache_dir
+from .resolve import torch_module
+from .spec import Network
+
+OPSET = 17
+RECIPE = 1  # bump when the export procedure changes what it writes
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+
+
+def export_key(network: Network, batch: int, height: int, width: int, dtype: str) -> str:
+    import torch
+
+    torch_version = ".".join(torch.__version__.split("+")[0].split(".")[:2])
+    return (f"{network.digest[:16]}-{network.arch}-x{network.scale}-b{batch}-{height}x{width}-{dtype}"
+            f"-opset{OPSET}-torch{torch_version}-r{RECIPE}")
+
+
+def export_onnx(network: Network, batch: int, height: int, width: int, dtype: str = "fp32") -> Path:
+    """The ONNX graph of `network` for input (batch, 3, height, width); ONNX networks are returned as is."""
+    if network.format == "onnx":
+        return network.path
+    target = cache_dir("onnx") / f"{network.name}-{export_key(network, batch, height, width, dtype)}.onnx"
+    return build_once(target, lambda temp: _export(network, batch, height, width, dtype, temp))
+
+
+def _export(network: Network, batch: int, height: int, width: int, dtype: str, destination: Path) -> None:
+    import copy
+
+    import torch
+
+    module = torch_module(network)
+    torch_dtype = {"fp32": torch.float32, "fp16": torch.float16}[dtype]
+    if torch_dtype != torch.float32:
+        module = copy.deepcopy(module).to(torch_dtype)
+    sample = torch.rand(batch, 3, height, width, dtype=torch_dtype)
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript-based exporter handles HAT's window attention (roll, unfold, masks)
+        # with static shapes; its deprecation and tracer warnings are expected here.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (sample,),
+            str(destination),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            do_constant_folding=True,
+        )

@@ -1,0 +1,144 @@
+"""The named models: architecture, official configuration, weight files and scales.
+
+Hashes are recorded only where two independent public sources agree on them; where none is
+recorded the file is accepted unchecked. HAT weights are published on Google Drive only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .spec import CONV_POLICY, TRANSFORMER_POLICY, ArchTraits, ModelSpec, WeightFile
+
+HAT_DRIVE = "https://drive.google.com/drive/folders/1HpmReFfoUqUbnAOQ7rvOeNU3uf_m69w0"
+HAT_BAIDU = "https://pan.baidu.com/s/1u2r4Lc2_EEeQqra2-w85Xg (code qyrl)"
+REALESRGAN_RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
+
+COMPACT_TRAITS = ArchTraits(
+    arch="compact", multiple=1, min_size=4, overlap=16, tile_pixels=1024 * 1024, precision=CONV_POLICY
+)
+HAT_TRAITS = ArchTraits(
+    arch="hat", multiple=16, min_size=16, overlap=32, tile_pixels=256 * 256, precision=TRANSFORMER_POLICY
+)
+
+
+def rrdb_traits(scale: int) -> ArchTraits:
+    # Real-ESRGAN x2/x1 pixel-unshuffle their input by 4/scale, so sizes must divide by it.
+    return ArchTraits(
+        arch="rrdbnet",
+        multiple=4 // scale if scale < 4 else 1,
+        min_size=8,
+        overlap=32,
+        tile_pixels=512 * 512,
+        precision=CONV_POLICY,
+    )
+
+
+def hat_config(embed_dim: int, groups: int, compress_ratio: int, squeeze_factor: int, scale: int) -> dict[str, Any]:
+    """Constructor arguments of the official HAT family (options/test/*.yml in XPixelGroup/HAT)."""
+    return dict(
+        upscale=scale,
+        in_chans=3,
+        img_size=64,
+        window_size=16,
+        compress_ratio=compress_ratio,
+        squeeze_factor=squeeze_factor,
+        conv_scale=0.01,
+        overlap_ratio=0.5,
+        img_range=1.0,
+        depths=[6] * groups,
+        embed_dim=embed_dim,
+        num_heads=[6] * groups,
+        mlp_ratio=2,
+        upsampler="pixelshuffle",
+        resi_connection="1conv",
+    )
+
+
+def rrdb_config(num_block: int, scale: int) -> dict[str, Any]:
+    """Constructor arguments of Real-ESRGAN's RRDBNet (spandrel's ESRGAN class).
+
+    Real-ESRGAN's x2/x1 nets pixel-unshuffle the input and then upscale it x4 internally.
+    """
+    shuffle = 4 // scale if scale < 4 else None
+    return dict(in_nc=3 * (shuffle or 1) ** 2, out_nc=3, num_filters=64, num_blocks=num_block,
+                scale=4 if shuffle else scale, shuffle_factor=shuffle)
+
+
+def compact_config(num_conv: int, scale: int) -> dict[str, Any]:
+    return dict(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=num_conv, upscale=scale, act_type="prelu")
+
+
+def _hat(name: str, scale: int, filename: str, sha256: str | None, config: Mapping[str, Any], description: str, aliases: tuple[str, ...] = ()) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        scale=scale,
+        traits=HAT_TRAITS,
+        config=config,
+        weights=WeightFile(filename, (HAT_DRIVE, HAT_BAIDU), sha256, aliases),
+        description=description,
+    )
+
+
+def _build_registry() -> dict[str, dict[int, ModelSpec]]:
+    specs: list[ModelSpec] = []
+    for scale in (2, 3, 4):
+        specs.append(_hat("hat-s", scale, f"HAT-S_SRx{scale}.pth",
+                          {4: "a92f81bd2c0c1aaa371a6e4d6cac69e749fde2e36196885ee47a4a3667542c9a"}.get(scale),
+                          hat_config(144, 6, 24, 24, scale), "HAT-S (small), bicubic-degradation SR"))
+        specs.append(_hat("hat", scale, f"HAT_SRx{scale}_ImageNet-pretrain.pth",
+                          {4: "4ee053c42461187846dc0e93aa5abd34591c0725a8e044a59000e92ee215e833"}.get(scale),
+                          hat_config(180, 6, 3, 30, scale), "HAT, ImageNet-pretrained, bicubic-degradation SR"))
+        specs.append(_hat("hat-l", scale, f"HAT-L_SRx{scale}_ImageNet-pretrain.pth",
+                          {4: "5992bd38522f2b8faf11ea4bd8ee08de92465bb66892166576999afc36d60043"}.get(scale),
+                          hat_config(180, 12, 3, 30, scale), "HAT-L (large), ImageNet-pretrained"))
+    specs.append(_hat("real-hat-gan", 4, "Real_HAT_GAN_SRx4.pth",
+                      "f5b1e3bbbb05147ca2beefcc715279cb647d7976cbda67d62ea7e6e20d5ffcc7",
+                      hat_config(180, 6, 3, 30, 4), "Real-HAT-GAN: real-world degradations (x4 only)"))
+    specs.append(_hat("real-hat-gan-sharper", 4, "Real_HAT_GAN_sharper.pth",
+                      "5800b67136006eb8cab3b4ed7c8d73b6a195bb18e6cc709b674f9aa069c00271",
+                      hat_config(180, 6, 3, 30, 4), "Real-HAT-GAN, sharper variant (x4 only)",
+                      aliases=("Real_HAT_GAN_SRx4_sharper.pth",)))
+
+    specs += [
+        ModelSpec("realesrgan-x4plus", 4, rrdb_traits(4), rrdb_config(23, 4),
+                  WeightFile("RealESRGAN_x4plus.pth", (f"{REALESRGAN_RELEASES}/v0.1.0/RealESRGAN_x4plus.pth",),
+                             "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1"),
+                  ncnn_stem="realesrgan-x4plus", description="Real-ESRGAN x4plus (RRDBNet, 23 blocks), general content"),
+        ModelSpec("realesrgan-x4plus-anime", 4, rrdb_traits(4), rrdb_config(6, 4),
+                  WeightFile("RealESRGAN_x4plus_anime_6B.pth",
+                             (f"{REALESRGAN_RELEASES}/v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth",),
+                             "f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da"),
+                  ncnn_stem="realesrgan-x4plus-anime", description="Real-ESRGAN x4plus anime (RRDBNet, 6 blocks)"),
+        ModelSpec("realesrgan-x2plus", 2, rrdb_traits(2), rrdb_config(23, 2),
+                  WeightFile("RealESRGAN_x2plus.pth", (f"{REALESRGAN_RELEASES}/v0.2.1/RealESRGAN_x2plus.pth",),
+                             "49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb"),
+                  description="Real-ESRGAN x2plus (RRDBNet, 23 blocks)"),
+        # The ncnn package also ships -x2/-x3 variants of this net: they are the x4 network
+        # followed by a bicubic downscale, not trained x2/x3 models, so they are not offered.
+        ModelSpec("realesr-animevideov3", 4, COMPACT_TRAITS, compact_config(16, 4),
+                  WeightFile("realesr-animevideov3.pth", (f"{REALESRGAN_RELEASES}/v0.2.5.0/realesr-animevideov3.pth",),
+                             "b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d"),
+                  ncnn_stem="realesr-animevideov3-x4", description="Real-ESRGAN anime video v3 (compact, fast)"),
+        ModelSpec("realesr-general-x4v3", 4, COMPACT_TRAITS, compact_config(32, 4),
+                  WeightFile("realesr-general-x4v3.pth", (f"{REALESRGAN_RELEASES}/v0.2.5.0/realesr-general-x4v3.pth",),
+                             "8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292"),
+                  description="Real-ESRGAN general v3 (compact, 32 convs), general content"),
+    ]
+    registry: dict[str, dict[int, ModelSpec]] = {}
+    for spec in specs:
+        registry.setdefault(spec.name, {})[spec.scale] = spec
+    return registry
+
+
+REGISTRY: dict[str, dict[int, ModelSpec]] = _build_registry()
+
+
+def list_models() -> list[str]:
+    """Names accepted by `Upscale(model=...)`, besides paths to .pth/.safetensors/.pt/.onnx files."""
+    return sorted(REGISTRY)
+
+
+def all_specs() -> list[ModelSpec]:
+    return [spec for name in list_models() for _, spec in sorted(REGISTRY[name].items())]

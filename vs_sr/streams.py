@@ -1,0 +1,26 @@
+"""A free pool of inference sessions: a frame takes any idle one and waits only when all are busy."""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from .backends.base import Session
+
+
+class StreamPool:
+    def __init__(self, sessions: Sequence[Session]) -> None:
+        self._free: queue.SimpleQueue[Session] = queue.SimpleQueue()
+        for session in sessions:
+            self._free.put(session)
+        self.size = len(sessions)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """Hold one session for the duration of the block (blocking releases the GIL)."""
+        session = self._free.get()
+        try:
+            yield session
+        finally:
+            self._free.put(session)
