@@ -9,7 +9,7 @@ import vapoursynth as vs
 
 from .backends import BACKEND_NAMES, Backend, SessionSpec, choose_backend
 from .errors import sr_error
-from .formats import check_clip, from_rgbs, output_size, sar_adjuster, to_rgbs
+from .formats import check_clip, from_rgbs, output_size, to_rgbs
 from .log import info
 from .models import Network, Precision, resolve
 from .models.spec import PRECISIONS
@@ -71,7 +71,7 @@ def Upscale(
 
     rgb = to_rgbs(clip)
     blank = rgb.std.BlankClip(width=clip.width * network.scale, height=clip.height * network.scale, keep=True)
-    upscaler = FrameUpscaler(plan, pool, batch, sar_adjuster(clip.width, clip.height, out_w, out_h))
+    upscaler = FrameUpscaler(plan, pool, batch)
     # A fresh ModifyFrame per request: one ModifyFrame node runs its callback for one frame at
     # a time, while separate nodes let num_streams frames run concurrently.
     upscaled = blank.std.FrameEval(lambda n: blank.std.ModifyFrame([blank, rgb], upscaler), clip_src=[blank, rgb])

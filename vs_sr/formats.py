@@ -100,23 +100,25 @@ def output_size(clip: vs.VideoNode, scale: int, width: int | None, height: int |
     return width, height
 
 
-def sar_adjuster(src_w: int, src_h: int, out_w: int, out_h: int) -> Callable[[MutableMapping], None] | None:
-    """A props hook that keeps the display aspect when the output changes the frame's shape."""
+def corrected_sar(props: MutableMapping, src_w: int, src_h: int, out_w: int, out_h: int) -> tuple[int, int] | None:
+    """The SAR that keeps a frame's display aspect at out_w x out_h; None when the shape is unchanged.
+
+    A frame without a SAR is taken to have square pixels.
+    """
     factor = Fraction(src_w * out_h, src_h * out_w)
     if factor == 1:
         return None
-
-    def adjust(props: MutableMapping) -> None:
-        num, den = int(props.get("_SARNum", 0)), int(props.get("_SARDen", 0))
-        sar = Fraction(num, den) if num > 0 and den > 0 else Fraction(1)
-        sar *= factor
-        props["_SARNum"], props["_SARDen"] = sar.numerator, sar.denominator
-
-    return adjust
+    num, den = int(props.get("_SARNum", 0)), int(props.get("_SARDen", 0))
+    sar = (Fraction(num, den) if num > 0 and den > 0 else Fraction(1)) * factor
+    return sar.numerator, sar.denominator
 
 
 def from_rgbs(upscaled: vs.VideoNode, source: vs.VideoNode, width: int, height: int) -> vs.VideoNode:
-    """`upscaled` (RGBS) at width x height in the source's format, frame by frame with its props."""
+    """`upscaled` (RGBS) at width x height in the source's format, frame by frame with its props.
+
+    Each frame is converted with its own source frame's matrix, range and chroma location, and
+    gets the SAR that keeps that frame's display aspect.
+    """
     fmt = source.format
     if fmt.id == vs.RGBS and (upscaled.width, upscaled.height) == (width, height):
         return upscaled
@@ -126,7 +128,7 @@ def from_rgbs(upscaled: vs.VideoNode, source: vs.VideoNode, width: int, height: 
     fallback_matrix = default_matrix(source.width, source.height)
 
     def convert(n: int, f: vs.VideoFrame) -> vs.VideoNode:
-        key = _output_key(f.props, fmt, fallback_matrix)
+        key = (*_output_key(f.props, fmt, fallback_matrix), corrected_sar(f.props, source.width, source.height, width, height))
         with lock:
             if key not in converters:
                 converters[key] = _convert(upscaled, fmt, width, height, key)
@@ -149,7 +151,7 @@ def _output_key(props: MutableMapping, fmt: vs.VideoFormat, fallback_matrix: int
 
 
 def _convert(clip: vs.VideoNode, fmt: vs.VideoFormat, width: int, height: int, key: tuple) -> vs.VideoNode:
-    matrix, range_, chromaloc = key
+    matrix, range_, chromaloc, sar = key
     kwargs: dict = dict(width=width, height=height, format=fmt.id, range_s=range_)
     if matrix is not None:
         kwargs["matrix"] = matrix
@@ -157,4 +159,6 @@ def _convert(clip: vs.VideoNode, fmt: vs.VideoFormat, width: int, height: int, k
         kwargs["chromaloc"] = chromaloc
     if fmt.sample_type == vs.INTEGER:
         kwargs["dither_type"] = "error_diffusion"
-    return getattr(core.resize, KERNEL)(clip, **kwargs)
+    converted = getattr(core.resize, KERNEL)(clip, **kwargs)
+    # Set the SAR from the source frame ourselves: resize's own correction differs between cores.
+    return converted if sar is None else converted.std.SetFrameProps(_SARNum=sar[0], _SARDen=sar[1])

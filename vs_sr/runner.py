@@ -14,17 +14,13 @@ import vapoursynth as vs
 from .streams import StreamPool
 from .tiling import TilePlan
 
-PropsHook = Callable[[MutableMapping], None]
-
-
 class FrameUpscaler:
     """The ModifyFrame selector that turns one planar float RGB frame into its upscaled frame."""
 
-    def __init__(self, plan: TilePlan, pool: StreamPool, batch: int, adjust_props: PropsHook | None = None) -> None:
+    def __init__(self, plan: TilePlan, pool: StreamPool, batch: int) -> None:
         self.plan = plan
         self.pool = pool
         self.batch = batch
-        self.adjust_props = adjust_props
 
     def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         blank, source = f
@@ -32,8 +28,6 @@ class FrameUpscaler:
         self.upscale_planes([np.asarray(source[p]) for p in range(3)], [np.asarray(out[p]) for p in range(3)])
         out.props.clear()
         out.props.update(source.props)
-        if self.adjust_props is not None:
-            self.adjust_props(out.props)
         return out
 
     def upscale_planes(self, planes: list[np.ndarray], dest: list[np.ndarray]) -> None:

@@ -60,11 +60,11 @@ def _blend_weights(starts: tuple[int, ...], tile: int, scale: int) -> tuple[np.n
         lo, hi = start * scale, (start + tile) * scale
         x = np.arange(lo, hi, dtype=np.float64) + 0.5
         ramp = np.ones(hi - lo)
-        if i > 0:  # rise across the overlap with the previous tile
-            prev_end = (starts[i - 1] + tile) * scale
+        prev_end = (starts[i - 1] + tile) * scale if i > 0 else lo
+        next_start = starts[i + 1] * scale if i + 1 < len(starts) else hi
+        if prev_end > lo:  # rise across the overlap with the previous tile
             ramp = np.minimum(ramp, (x - lo) / (prev_end - lo))
-        if i + 1 < len(starts):  # fall across the overlap with the next tile
-            next_start = starts[i + 1] * scale
+        if next_start < hi:  # fall across the overlap with the next tile
             ramp = np.minimum(ramp, (hi - x) / (hi - next_start))
         raw.append((lo, ramp))
     total = np.zeros(length)
