@@ -24,6 +24,8 @@ def isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     dirs = {"models": root / "models", "cache": root / "cache"}
     os.environ["VS_SR_MODEL_DIR"] = str(dirs["models"])
     os.environ["VS_SR_CACHE_DIR"] = str(dirs["cache"])
+    # The user data dir is searched after VS_SR_MODEL_DIR: point it into the session as well.
+    os.environ["XDG_DATA_HOME"] = str(root / "xdg-data")
     return dirs
 
 

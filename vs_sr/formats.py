@@ -9,7 +9,7 @@ whose props change mid-way still round-trips.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from fractions import Fraction
 
 import vapoursynth as vs

@@ -6,13 +6,12 @@ on different streams overlap; the result of a frame depends on that frame alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
-
 import numpy as np
 import vapoursynth as vs
 
 from .streams import StreamPool
 from .tiling import TilePlan
+
 
 class FrameUpscaler:
     """The ModifyFrame selector that turns one planar float RGB frame into its upscaled frame."""

@@ -1,0 +1,117 @@
+"""Each bad input gives a vs.Error that names the problem and what to do."""
+
+from __future__ import annotations
+
+import pytest
+import vapoursynth as vs
+
+import vs_sr as sr
+
+core = vs.core
+
+
+def small(fmt: int = vs.YUV420P8, width: int = 64, height: int = 48) -> vs.VideoNode:
+    return core.std.BlankClip(format=fmt, width=width, height=height, length=2)
+
+
+def expect_error(match: str, *args, **kwargs) -> None:
+    with pytest.raises(vs.Error, match=match):
+        sr.Upscale(*args, **kwargs)
+
+
+def test_not_a_clip():
+    expect_error(r"clip must be a video clip \(vs.VideoNode\), not str", "video.mkv", "realesr-animevideov3")
+
+
+def test_variable_format(ncnn_models):
+    mixed = core.std.Splice([small(vs.YUV420P8), small(vs.YUV444P8)], mismatch=True)
+    expect_error(r"variable format; convert it to one format first", mixed, "realesr-animevideov3")
+
+
+def test_variable_size(ncnn_models):
+    mixed = core.std.Splice([small(width=64), small(width=80)], mismatch=True)
+    expect_error(r"variable frame size; resize it to one size first", mixed, "realesr-animevideov3")
+
+
+def test_unknown_model():
+    expect_error(r"unknown model 'nope'. Known models: hat, hat-l, hat-s", small(), "nope")
+
+
+def test_missing_weights_names_file_url_and_directory(isolated_dirs):
+    with pytest.raises(vs.Error) as error:
+        sr.Upscale(small(), "hat", 4)
+    message = str(error.value)
+    assert "HAT_SRx4_ImageNet-pretrain.pth" in message
+    assert "https://drive.google.com/drive/folders/" in message
+    assert str(isolated_dirs["models"]) in message and "VS_SR_MODEL_DIR" in message
+
+
+def test_missing_offline_weights_mention_the_ncnn_import(tmp_path, monkeypatch):
+    monkeypatch.setenv("VS_SR_MODEL_DIR", str(tmp_path))
+    expect_error(r"realesr-animevideov3.pth.*vs-sr models import-ncnn", small(), "realesr-animevideov3", 4)
+
+
+def test_scale_the_model_does_not_have(ncnn_models):
+    expect_error(r"'realesr-animevideov3' has no trained x2 network \(it has x4\)", small(), "realesr-animevideov3", 2)
+    expect_error(r"'real-hat-gan' has no trained x3 network", small(), "real-hat-gan", 3)
+
+
+def test_scale_of_a_weight_file(hat_s_pth):
+    expect_error(r"is a x4 network; pass scale=4", small(), hat_s_pth, 2)
+
+
+def test_missing_model_file():
+    expect_error(r"model file not found: .*missing\.pth", small(), "/nonexistent/missing.pth")
+
+
+def test_tile_smaller_than_twice_the_overlap(ncnn_models):
+    expect_error(r"tile width 24 is smaller than twice the overlap \(16\)", small(), "realesr-animevideov3", tile=24, overlap=16)
+
+
+def test_bad_tile_and_overlap_types(ncnn_models):
+    expect_error(r"tile must be an int or a \(width, height\) pair", small(), "realesr-animevideov3", tile="big")
+    expect_error(r"overlap must not be negative", small(), "realesr-animevideov3", overlap=-1)
+
+
+def test_frame_smaller_than_the_model_minimum(hat_s_pth):
+    expect_error(r"needs frames of at least 16x16 pixels; the clip is 64x8", small(vs.RGBS, 64, 8), hat_s_pth, 4)
+
+
+def test_unknown_backend(ncnn_models):
+    expect_error(r"unknown backend 'cuda'; use one of auto, trt, torch, ort, openvino", small(), "realesr-animevideov3", backend="cuda")
+
+
+def test_backend_not_installed(ncnn_models):
+    pytest.importorskip("vs_sr")  # TensorRT is not installable here: the error must say what to install
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        expect_error(r"backend 'trt' cannot run here: TensorRT is not installed: pip install tensorrt",
+                     small(), "realesr-animevideov3", backend="trt")
+    else:
+        pytest.skip("TensorRT is installed on this machine")
+
+
+def test_precision_the_backend_cannot_run(ncnn_models):
+    expect_error(r"backend 'ort' runs fp32 on this machine, not bf16", small(), "realesr-animevideov3", backend="ort", precision="bf16")
+    expect_error(r"unknown precision 'half'", small(), "realesr-animevideov3", precision="half")
+
+
+def test_bad_stream_count_device_and_size(ncnn_models):
+    expect_error(r"num_streams must be a positive integer", small(), "realesr-animevideov3", num_streams=0)
+    expect_error(r"device_id must be a GPU index", small(), "realesr-animevideov3", device_id=-1)
+    expect_error(r"YUV420P8 needs width a multiple of 2", small(), "realesr-animevideov3", width=855, height=480)
+    expect_error(r"height must be a positive integer", small(), "realesr-animevideov3", height=0)
+
+
+def test_onnx_backend_mismatch(tmp_path):
+    onnx_path = tmp_path / "net.onnx"
+    onnx_path.write_bytes(b"not an onnx file")
+    expect_error(r"is not a readable ONNX file", small(vs.RGBS), onnx_path, 4)
+
+
+def test_official_file_with_wrong_content(isolated_dirs, tmp_path, monkeypatch):
+    monkeypatch.setenv("VS_SR_MODEL_DIR", str(tmp_path))
+    (tmp_path / "RealESRGAN_x4plus_anime_6B.pth").write_bytes(b"truncated download")
+    expect_error(r"is not the published RealESRGAN_x4plus_anime_6B.pth .* Re-download it from https://github.com/xinntao",
+                 small(), "realesrgan-x4plus-anime")
