@@ -17,6 +17,8 @@ from .runner import FrameUpscaler
 from .streams import StreamPool
 from .tiling import TilePlan, plan_tiles
 
+core = vs.core
+
 
 def Upscale(
     clip: vs.VideoNode,
@@ -69,14 +71,26 @@ def Upscale(
     pool = StreamPool(_open_sessions(runtime, SessionSpec(network, batch, *plan.tile_shape, chosen, num_streams, device)))
     info(_describe(network, runtime, chosen, plan, batch, num_streams, device))
 
-    rgb = to_rgbs(clip)
-    blank = rgb.std.BlankClip(width=clip.width * network.scale, height=clip.height * network.scale, keep=True)
-    upscaler = FrameUpscaler(plan, pool, batch)
-    # A fresh ModifyFrame per request: one ModifyFrame node runs its callback for one frame at
-    # a time, while separate nodes let num_streams frames run concurrently.
-    upscaled = blank.std.FrameEval(lambda n: blank.std.ModifyFrame([blank, rgb], upscaler), clip_src=[blank, rgb])
+    upscaled = _upscaled_rgbs(to_rgbs(clip), network.scale, FrameUpscaler(plan, pool, batch), num_streams)
     result = from_rgbs(upscaled, clip, out_w, out_h)
     return result.std.SetFrameProps(SRModel=network.label, SRBackend=runtime.name, SRPrecision=chosen)
+
+
+def _upscaled_rgbs(rgb: vs.VideoNode, scale: int, upscaler: FrameUpscaler, streams: int) -> vs.VideoNode:
+    """The upscaled RGBS clip, with up to `streams` frames in flight.
+
+    One ModifyFrame node runs its callback for one frame at a time, so frame n goes to node
+    n % streams and Interleave puts the frames back in order: concurrency without any per-frame
+    Python beyond the upscaler itself.
+    """
+    blank = rgb.std.BlankClip(width=rgb.width * scale, height=rgb.height * scale, keep=True)
+    if streams == 1:
+        return blank.std.ModifyFrame(rgb, upscaler)
+    nodes = [
+        blank.std.SelectEvery(streams, i).std.ModifyFrame(rgb.std.SelectEvery(streams, i), upscaler)
+        for i in range(streams)
+    ]
+    return core.std.Interleave(nodes)[: rgb.num_frames]
 
 
 def _single_device(device_id: int | Sequence[int]) -> int:

@@ -21,22 +21,26 @@ class FrameUpscaler:
         self.pool = pool
         self.batch = batch
 
-    def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        blank, source = f
-        out = blank.copy()
-        self.upscale_planes([np.asarray(source[p]) for p in range(3)], [np.asarray(out[p]) for p in range(3)])
-        out.props.clear()
-        out.props.update(source.props)
+    def __call__(self, n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        s = self.plan.scale
+        out = vs.core.create_video_frame(f.format, f.width * s, f.height * s)
+        dest = [np.asarray(out[p]) for p in range(3)]
+        if self.plan.blends:  # blended tiles accumulate into the planes
+            for plane in dest:
+                plane.fill(0)
+        self.upscale_planes([np.asarray(f[p]) for p in range(3)], dest)
+        out.props.update(f.props)
         return out
 
     def upscale_planes(self, planes: list[np.ndarray], dest: list[np.ndarray]) -> None:
-        """Upscale three float32 planes into three zeroed float32 planes `scale` times larger."""
+        """Upscale three float32 planes into three float32 planes `scale` times larger
+        (zeroed beforehand when the plan blends tiles)."""
         plan, batch = self.plan, self.batch
-        with self.pool.session() as session:
-            for first in range(0, plan.count, batch):
-                tiles = plan.extract(planes, first, batch)
-                valid = len(tiles)
-                if valid < batch:  # the last batch keeps the static shape
-                    tiles = np.concatenate([tiles, np.zeros((batch - valid, *tiles.shape[1:]), np.float32)])
+        for first in range(0, plan.count, batch):
+            tiles = plan.extract(planes, first, batch)
+            valid = len(tiles)
+            if valid < batch:  # the last batch keeps the static shape
+                tiles = np.concatenate([tiles, np.zeros((batch - valid, *tiles.shape[1:]), np.float32)])
+            with self.pool.session() as session:
                 plan.stitch(session.run(tiles)[:valid], first, dest)
         plan.finish(dest)

@@ -1,0 +1,187 @@
+"""Throughput side by side: the filter and vs-mlrt's OpenVINO / ONNX Runtime plugins, each run
+by vspipe on the same source and the same ONNX graph, and the bare runtime on the same tiles
+(which makes the difference the filter's own overhead). Runs are interleaved and repeated; the
+median counts."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import vapoursynth as vs
+
+from .backends import SessionSpec, choose_backend
+from .models import resolve
+from .models.export import export_onnx
+from .tiling import plan_tiles
+
+core = vs.core
+OV_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+RUNNERS = ("vs_sr", "vs-mlrt-ov", "vs-mlrt-ort")
+SCRIPT = """\
+from vs_sr import bench
+bench.pipeline(**{k: v.decode() if isinstance(v, bytes) else v for k, v in globals().items() if k in bench.ARGS}).set_output()
+"""
+ARGS = ("runner", "model", "scale", "backend", "precision", "width", "height", "streams", "frames", "fmt", "tile")
+
+
+@dataclass(frozen=True)
+class Setup:
+    model: str
+    scale: int
+    backend: str
+    precision: str
+    width: int
+    height: int
+    streams: int
+    frames: int
+    fmt: str = "RGBS"
+    tile: int | None = None
+
+    def label(self) -> str:
+        return (f"{self.model} x{self.scale}, {self.width}x{self.height} {self.fmt}, {self.precision}, "
+                f"{self.streams} stream(s)" + (f", tile {self.tile}" if self.tile else ""))
+
+
+def source_clip(width: int, height: int, frames: int, fmt: int) -> vs.VideoNode:
+    """`frames` frames cycling through 4 distinct textured ones, generated once and cached."""
+    rng = np.random.default_rng(0)
+    blank = core.std.BlankClip(format=vs.RGBS, width=width, height=height, length=4, fpsnum=25, fpsden=1)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+
+    def paint(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        for p in range(3):
+            wave = 0.5 + 0.25 * np.sin(x / (7 + p + n) + y / (5 + 2 * p)) + 0.1 * rng.random((height, width))
+            np.copyto(np.asarray(out[p]), wave.astype(np.float32))
+        return out
+
+    clip = blank.std.ModifyFrame(blank, paint).std.Loop(times=-(-frames // 4))[:frames]
+    return clip if fmt == vs.RGBS else clip.resize.Bicubic(format=fmt, matrix=vs.MATRIX_BT709)
+
+
+def pipeline(runner: str, model: str, scale: str, backend: str, precision: str, width: str, height: str,
+             streams: str, frames: str, fmt: str, tile: str) -> vs.VideoNode:
+    """The clip a vspipe benchmark run outputs (arguments arrive as strings from `vspipe -a`)."""
+    from .filter import Upscale
+
+    fmt_id = getattr(vs, fmt.upper())
+    source = source_clip(int(width), int(height), int(frames), fmt_id)
+    n_streams, tile_size = int(streams), int(tile) if tile != "none" else None
+    if runner == "vs_sr":
+        return Upscale(source, model, int(scale), backend=backend, precision=precision, tile=tile_size,
+                       num_streams=n_streams)
+    network = resolve(model, int(scale))
+    onnx = str(export_onnx(network, 1, int(height), int(width)))
+    rgbs = source if fmt_id == vs.RGBS else source.resize.Bicubic(format=vs.RGBS, matrix_in=vs.MATRIX_BT709)
+    if runner == "vs-mlrt-ov":
+        hint = OV_HINTS[precision]
+        out = core.ov.Model(rgbs, network_path=onnx, device="CPU", num_streams=n_streams,
+                            config=lambda: {"INFERENCE_PRECISION_HINT": hint, "NUM_STREAMS": n_streams})
+    else:
+        out = core.ort.Model(rgbs, network_path=onnx, provider="CPU", num_streams=n_streams)
+    if fmt_id == vs.RGBS:
+        return out
+    return out.resize.Spline36(format=fmt_id, matrix=vs.MATRIX_BT709, dither_type="error_diffusion")
+
+
+def vspipe_fps(setup: Setup, runner: str) -> float:
+    """Frames/s vspipe reports for one runner (a fresh process each time)."""
+    vspipe = shutil.which("vspipe") or str(Path(sys.executable).with_name("vspipe"))
+    with tempfile.NamedTemporaryFile("w", suffix=".vpy", delete=False) as script:
+        script.write(SCRIPT)
+    args = [vspipe, script.name, "--"]
+    values = {"runner": runner, **{k: getattr(setup, k) for k in ARGS if k != "runner"}}
+    for key, value in values.items():
+        args[1:1] = ["-a", f"{key}={'none' if value is None else value}"]
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=3600)
+    finally:
+        Path(script.name).unlink()
+    match = re.search(r"Output \d+ frames in [\d.]+ seconds \(([\d.]+) fps\)", done.stderr)
+    if done.returncode != 0 or not match:
+        raise RuntimeError(f"{runner}: vspipe failed: {done.stderr[-1500:]}")
+    return float(match.group(1))
+
+
+def bare_fps(setup: Setup) -> tuple[float, str]:
+    """Frames/s of the runtime alone: `streams` threads running the same tiles back to back."""
+    network = resolve(setup.model, setup.scale)
+    runtime = choose_backend(setup.backend, network)
+    plan = plan_tiles(setup.width, setup.height, network.scale, network.traits, setup.tile, None, network.fixed_shape)
+    batch = network.fixed_batch or runtime.batch_size(plan.count)
+    precision = runtime.auto_precision(network, 0) if setup.precision == "auto" else setup.precision
+    sessions = runtime.open(SessionSpec(network, batch, *plan.tile_shape, precision, setup.streams, 0))
+    tiles = np.random.default_rng(1).random((batch, 3, *plan.tile_shape), dtype=np.float32)
+    runs_per_frame = -(-plan.count // batch)
+    remaining = [setup.frames]
+    lock = threading.Lock()
+
+    def worker(session) -> None:
+        while True:
+            with lock:
+                if remaining[0] <= 0:
+                    return
+                remaining[0] -= 1
+            for _ in range(runs_per_frame):
+                session.run(tiles)
+
+    for session in sessions:
+        session.run(tiles)  # warm-up
+    threads = [threading.Thread(target=worker, args=(s,)) for s in sessions]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    note = f"{plan.count} tile(s) of {plan.tile_shape[1]}x{plan.tile_shape[0]}, batch {batch}, {runtime.name}"
+    return setup.frames / (time.perf_counter() - start), note
+
+
+def available_runners(setup: Setup) -> list[str]:
+    runners = ["vs_sr"]
+    if setup.tile is None and hasattr(core, "ov"):
+        runners.append("vs-mlrt-ov")
+    if setup.tile is None and hasattr(core, "ort") and setup.precision == "fp32":
+        runners.append("vs-mlrt-ort")
+    return runners
+
+
+def run(setup: Setup, repeat: int = 3, peers: bool = True) -> dict[str, float | str]:
+    """Median frames/s of each runner over `repeat` interleaved rounds, and the bare runtime."""
+    runners = available_runners(setup) if peers else ["vs_sr"]
+    samples: dict[str, list[float]] = {name: [] for name in [*runners, "bare"]}
+    note = ""
+    for _ in range(repeat):
+        for name in runners:
+            samples[name].append(vspipe_fps(setup, name))
+        fps, note = bare_fps(setup)
+        samples["bare"].append(fps)
+    result: dict[str, float | str] = {name: statistics.median(values) for name, values in samples.items()}
+    result["note"] = note
+    return result
+
+
+def table(rows: list[tuple[Setup, dict[str, float | str]]]) -> str:
+    lines = [
+        "| setup | vs_sr fps | bare runtime fps | vs_sr overhead | vs-mlrt ov fps | vs_sr / vs-mlrt ov | vs-mlrt ort fps | tiles |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for setup, result in rows:
+        ours, bare = float(result["vs_sr"]), float(result["bare"])
+        ov, ort = result.get("vs-mlrt-ov"), result.get("vs-mlrt-ort")
+        lines.append(
+            f"| {setup.label()} | {ours:.2f} | {bare:.2f} | {100 * (1 - ours / bare):.1f}% | "
+            f"{f'{ov:.2f}' if ov else '—'} | {f'{ours / ov:.2f}x' if ov else '—'} | "
+            f"{f'{ort:.2f}' if ort else '—'} | {result['note']} |"
+        )
+    return "\n".join(lines)
