@@ -5,6 +5,7 @@ median counts."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import statistics
@@ -121,8 +122,11 @@ def bare_fps(setup: Setup) -> tuple[float, str]:
     batch = network.fixed_batch or runtime.batch_size(plan.count)
     precision = runtime.auto_precision(network, 0) if setup.precision == "auto" else setup.precision
     sessions = runtime.open(SessionSpec(network, batch, *plan.tile_shape, precision, setup.streams, 0))
-    tiles = np.random.default_rng(1).random((batch, 3, *plan.tile_shape), dtype=np.float32)
-    runs_per_frame = -(-plan.count // batch)
+    # The filter's own input (runtimes can be content-dependent), cut into the same tiles.
+    source = source_clip(setup.width, setup.height, 4, vs.RGBS)
+    frames = [[np.asarray(source.get_frame(n)[p]) for p in range(3)] for n in range(4)]
+    batches = [[plan.extract(planes, first, batch) for first in range(0, plan.count, batch)] for planes in frames]
+    batches = [[b if len(b) == batch else np.resize(b, (batch, *b.shape[1:])) for b in frame] for frame in batches]
     remaining = [setup.frames]
     lock = threading.Lock()
 
@@ -132,11 +136,12 @@ def bare_fps(setup: Setup) -> tuple[float, str]:
                 if remaining[0] <= 0:
                     return
                 remaining[0] -= 1
-            for _ in range(runs_per_frame):
+                n = remaining[0] % len(batches)
+            for tiles in batches[n]:
                 session.run(tiles)
 
     for session in sessions:
-        session.run(tiles)  # warm-up
+        session.run(batches[0][0])  # warm-up
     threads = [threading.Thread(target=worker, args=(s,)) for s in sessions]
     start = time.perf_counter()
     for thread in threads:
@@ -156,6 +161,21 @@ def available_runners(setup: Setup) -> list[str]:
     return runners
 
 
+def bare_fps_in_subprocess(setup: Setup) -> tuple[float, str]:
+    """`bare_fps` in a fresh process that, like vspipe, creates the VapourSynth core first, so
+    the runtime libraries load in the same order as under vspipe."""
+    code = (
+        "import json, vapoursynth as vs; vs.core.std\n"
+        "from vs_sr import bench\n"
+        f"print(json.dumps(bench.bare_fps(bench.Setup(**{setup.__dict__!r}))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"bare runtime: {done.stderr[-1500:]}")
+    fps, note = json.loads(done.stdout.strip().splitlines()[-1])
+    return fps, note
+
+
 def run(setup: Setup, repeat: int = 3, peers: bool = True) -> dict[str, float | str]:
     """Median frames/s of each runner over `repeat` interleaved rounds, and the bare runtime."""
     runners = available_runners(setup) if peers else ["vs_sr"]
@@ -164,7 +184,7 @@ def run(setup: Setup, repeat: int = 3, peers: bool = True) -> dict[str, float | 
     for _ in range(repeat):
         for name in runners:
             samples[name].append(vspipe_fps(setup, name))
-        fps, note = bare_fps(setup)
+        fps, note = bare_fps_in_subprocess(setup)
         samples["bare"].append(fps)
     result: dict[str, float | str] = {name: statistics.median(values) for name, values in samples.items()}
     result["note"] = note
@@ -173,15 +193,15 @@ def run(setup: Setup, repeat: int = 3, peers: bool = True) -> dict[str, float | 
 
 def table(rows: list[tuple[Setup, dict[str, float | str]]]) -> str:
     lines = [
-        "| setup | vs_sr fps | bare runtime fps | vs_sr overhead | vs-mlrt ov fps | vs_sr / vs-mlrt ov | vs-mlrt ort fps | tiles |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| setup | vs_sr fps | bare runtime fps | vs_sr overhead | vs-mlrt ov fps | vs_sr / ov | vs-mlrt ort fps | vs_sr / ort | tiles, runtime |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for setup, result in rows:
         ours, bare = float(result["vs_sr"]), float(result["bare"])
-        ov, ort = result.get("vs-mlrt-ov"), result.get("vs-mlrt-ort")
-        lines.append(
-            f"| {setup.label()} | {ours:.2f} | {bare:.2f} | {100 * (1 - ours / bare):.1f}% | "
-            f"{f'{ov:.2f}' if ov else '—'} | {f'{ours / ov:.2f}x' if ov else '—'} | "
-            f"{f'{ort:.2f}' if ort else '—'} | {result['note']} |"
-        )
+        peers = []
+        for name in ("vs-mlrt-ov", "vs-mlrt-ort"):
+            fps = result.get(name)
+            peers.append(f"{fps:.2f} | {ours / float(fps):.2f}x" if fps else "— | —")
+        lines.append(f"| {setup.label()} | {ours:.2f} | {bare:.2f} | {100 * (1 - ours / bare):.1f}% | "
+                     f"{peers[0]} | {peers[1]} | {result['note']} |")
     return "\n".join(lines)

@@ -159,6 +159,7 @@ def _convert(clip: vs.VideoNode, fmt: vs.VideoFormat, width: int, height: int, k
         kwargs["chromaloc"] = chromaloc
     if fmt.sample_type == vs.INTEGER:
         kwargs["dither_type"] = "error_diffusion"
-    converted = getattr(core.resize, KERNEL)(clip, **kwargs)
+    # Bound to the clip, not to `vs.core`: this runs inside FrameEval on a worker thread.
+    converted = getattr(clip.resize, KERNEL)(**kwargs)
     # Set the SAR from the source frame ourselves: resize's own correction differs between cores.
     return converted if sar is None else converted.std.SetFrameProps(_SARNum=sar[0], _SARDen=sar[1])

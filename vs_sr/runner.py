@@ -20,10 +20,13 @@ class FrameUpscaler:
         self.plan = plan
         self.pool = pool
         self.batch = batch
+        # The core of the script that built the filter: callbacks run on worker threads, where
+        # the `vs.core` proxy may name another environment (previewers reload scripts).
+        self.core = vs.core.core
 
     def __call__(self, n: int, f: vs.VideoFrame) -> vs.VideoFrame:
         s = self.plan.scale
-        out = vs.core.create_video_frame(f.format, f.width * s, f.height * s)
+        out = self.core.create_video_frame(f.format, f.width * s, f.height * s)
         dest = [np.asarray(out[p]) for p in range(3)]
         if self.plan.blends:  # blended tiles accumulate into the planes
             for plane in dest:
