@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..models.spec import Network, Precision
+
+
+@functools.cache
+def import_runtime(module: str, missing: str) -> tuple[Any, str | None]:
+    """(the runtime's Python module, None), or (None, `missing`: what to install) if it is absent.
+
+    Cached: a native module that failed to import cannot be retried in the same process.
+    """
+    try:
+        return importlib.import_module(module), None
+    except ImportError:
+        return None, missing
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ overflow in plain fp16).
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
@@ -16,16 +15,11 @@ import numpy as np
 from ..errors import sr_error
 from ..models.export import INPUT_NAME, export_onnx
 from ..models.spec import Network, Precision
-from .base import Backend, Session, SessionSpec
+from .base import Backend, Session, SessionSpec, import_runtime
 
 
-@functools.cache
 def _import() -> tuple[Any, str | None]:
-    try:
-        import onnxruntime
-    except ImportError:
-        return None, "ONNX Runtime is not installed: pip install onnxruntime (or onnxruntime-gpu for CUDA)"
-    return onnxruntime, None
+    return import_runtime("onnxruntime", "ONNX Runtime is not installed: pip install onnxruntime (or onnxruntime-gpu for CUDA)")
 
 
 def _has_cuda() -> bool:
@@ -39,14 +33,11 @@ class OnnxRuntimeSession(Session):
     def __init__(self, session: Any, input_name: str) -> None:
         self._session = session
         self._input = input_name
+        self._dtype = np.float16 if session.get_inputs()[0].type == "tensor(float16)" else np.float32
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         out = self._session.run(None, {self._input: batch.astype(self._dtype, copy=False)})[0]
         return out if out.dtype == np.float32 else out.astype(np.float32)
-
-    @property
-    def _dtype(self) -> type:
-        return np.float16 if self._session.get_inputs()[0].type == "tensor(float16)" else np.float32
 
 
 class OnnxRuntimeBackend(Backend):

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from ..devices import cuda_device_count
 from ..errors import sr_error
 from ..models.spec import Precision
-from .base import Backend, Session, SessionSpec
+from .base import Backend, Session, SessionSpec, import_runtime
 
 
-@functools.cache
 def _import() -> tuple[Any, str | None]:
-    try:
-        import tensorrt
-    except ImportError:
-        return None, ("TensorRT is not installed: pip install tensorrt (needs an NVIDIA GPU and driver); "
-                      "or use backend='torch' / 'ort' on the GPU")
-    if cuda_device_count() == 0:
+    tensorrt, missing = import_runtime("tensorrt", "TensorRT is not installed: pip install tensorrt (needs an NVIDIA "
+                                       "GPU and driver); or use backend='torch' / 'ort' on the GPU")
+    if missing is None and cuda_device_count() == 0:
         return None, "no CUDA GPU found (TensorRT needs an NVIDIA GPU and its driver)"
-    return tensorrt, None
+    return tensorrt, missing
 
 
 class TensorRTBackend(Backend):

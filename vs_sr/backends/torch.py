@@ -8,7 +8,6 @@ bf16 (fp16 overflows in HAT's attention).
 from __future__ import annotations
 
 import copy
-import functools
 import threading
 from typing import Any
 
@@ -18,16 +17,11 @@ from ..devices import cuda_device_count
 from ..errors import sr_error
 from ..models.resolve import torch_module
 from ..models.spec import Network, Precision
-from .base import Backend, Session, SessionSpec
+from .base import Backend, Session, SessionSpec, import_runtime
 
 
-@functools.cache
 def _import() -> tuple[Any, str | None]:
-    try:
-        import torch
-    except ImportError:
-        return None, "PyTorch is not installed: pip install torch"
-    return torch, None
+    return import_runtime("torch", "PyTorch is not installed: pip install torch")
 
 
 def _cuda() -> bool:
