@@ -14,6 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_output(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds."""
@@ -21,6 +27,7 @@ def atomic_output(target: Path) -> Iterator[Path]:
     handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=f".part{target.suffix}")
     os.close(handle)
     temp = Path(name)
+    temp.chmod(0o666 & ~_umask())  # mkstemp's 0600 would otherwise reach the finished file
     try:
         yield temp
         os.replace(temp, target)

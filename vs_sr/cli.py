@@ -42,6 +42,22 @@ def cmd_models_path(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_upscale(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .pipeline import Job, parse_ffmpeg_args, run
+
+    job = Job(
+        input=Path(args.input), output=Path(args.output), model=args.model, scale=args.scale,
+        width=args.width, height=args.height, backend=args.backend, precision=args.precision,
+        tile=args.tile, overlap=args.overlap, num_streams=args.num_streams, codec=args.codec, crf=args.crf,
+        preset=args.preset, ffmpeg_args=parse_ffmpeg_args(args.ffmpeg_args), start=args.start, end=args.end,
+        overwrite=args.overwrite,
+    )
+    run(job, log=lambda line: print(line, flush=True))
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     import shutil
 
@@ -82,6 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
     path.add_argument("--scale", type=int, default=4)
     path.set_defaults(run=cmd_models_path)
 
+    upscale = commands.add_parser("upscale", help="upscale a video file (vspipe -> ffmpeg), keeping audio, "
+                                  "subtitles, attachments, chapters and metadata")
+    upscale.add_argument("input")
+    upscale.add_argument("output", help=".mkv, .mp4, .m4v or .mov")
+    upscale.add_argument("--model", default="realesr-animevideov3", help="registry name or weight/ONNX file")
+    upscale.add_argument("--scale", type=int, default=4)
+    upscale.add_argument("--width", type=int, help="exact output width (e.g. 854 for 144p -> 480p)")
+    upscale.add_argument("--height", type=int, help="exact output height")
+    upscale.add_argument("--backend", default="auto", choices=["auto", "trt", "torch", "ort", "openvino"])
+    upscale.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    upscale.add_argument("--tile", type=int, help="tile size in input pixels (default: automatic)")
+    upscale.add_argument("--overlap", type=int, help="tile overlap in input pixels")
+    upscale.add_argument("--num-streams", type=int, default=1, help="concurrent inference instances")
+    upscale.add_argument("--codec", default="x264", choices=["x264", "x265", "ffv1"])
+    upscale.add_argument("--crf", type=int, help="quality for x264/x265 (default 18/20)")
+    upscale.add_argument("--preset", help="x264/x265 preset (default medium)")
+    upscale.add_argument("--ffmpeg-args", help="extra ffmpeg output options, e.g. \"-tune animation\"")
+    upscale.add_argument("--start", type=int, help="first frame (inclusive), as vspipe -s")
+    upscale.add_argument("--end", type=int, help="last frame (inclusive), as vspipe -e")
+    upscale.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    upscale.set_defaults(run=cmd_upscale)
+
     commands.add_parser("info", help="what works on this machine").set_defaults(run=cmd_info)
     return parser
 
@@ -95,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vs-sr: error: {str(error).removeprefix('vs_sr: ')}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("vs-sr: interrupted", file=sys.stderr)
+        print("vs-sr: interrupted; nothing was written", file=sys.stderr)
         return 130
 
 

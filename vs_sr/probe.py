@@ -1,0 +1,124 @@
+"""What a media file holds, read with ffprobe: streams, durations, chapters, colour tags."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from .errors import sr_error
+
+
+@dataclass(frozen=True)
+class Stream:
+    index: int
+    kind: str  # video, audio, subtitle, attachment, data
+    codec: str
+    duration: float | None
+    start_time: float
+    info: dict = field(repr=False, default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Chapter:
+    start: float
+    end: float
+    title: str
+
+
+@dataclass(frozen=True)
+class Media:
+    path: Path
+    container: str
+    duration: float | None
+    start_time: float
+    streams: tuple[Stream, ...]
+    chapters: tuple[Chapter, ...]
+
+    def of_kind(self, kind: str) -> list[Stream]:
+        return [s for s in self.streams if s.kind == kind]
+
+    @property
+    def video(self) -> Stream:
+        videos = [s for s in self.of_kind("video") if not s.info.get("disposition", {}).get("attached_pic")]
+        if not videos:
+            raise sr_error(f"{self.path} has no video stream.")
+        return videos[0]
+
+    @property
+    def frame_rate(self) -> Fraction:
+        rate = self.video.info.get("avg_frame_rate") or self.video.info.get("r_frame_rate") or "0/1"
+        value = Fraction(rate) if rate != "0/0" else Fraction(0)
+        return value or Fraction(self.video.info.get("r_frame_rate", "25/1"))
+
+    @property
+    def sample_aspect(self) -> tuple[int, int] | None:
+        sar = self.video.info.get("sample_aspect_ratio", "0:1")
+        num, den = (int(x) for x in sar.split(":"))
+        return (num, den) if num > 0 and den > 0 else None
+
+
+def ffprobe() -> str:
+    path = shutil.which("ffprobe")
+    if path is None:
+        raise sr_error("ffprobe (part of ffmpeg) is not installed: install ffmpeg, e.g. `apt-get install ffmpeg`.")
+    return path
+
+
+def _seconds(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _tag_duration(tags: dict) -> float | None:
+    """Matroska keeps stream durations in a DURATION tag ("00:00:02.000000000")."""
+    text = tags.get("DURATION") or tags.get("duration")
+    if not text:
+        return None
+    hours, minutes, seconds = text.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def probe(path: Path) -> Media:
+    done = subprocess.run(
+        [ffprobe(), "-v", "error", "-show_format", "-show_streams", "-show_chapters", "-of", "json", str(path)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )
+    if done.returncode != 0:
+        raise sr_error(f"cannot read {path}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'ffprobe failed'}.")
+    data = json.loads(done.stdout)
+    streams = tuple(
+        Stream(
+            index=s["index"],
+            kind=s.get("codec_type", "data"),
+            codec=s.get("codec_name", "unknown"),
+            duration=_seconds(s.get("duration")) or _tag_duration(s.get("tags", {})),
+            start_time=_seconds(s.get("start_time")) or 0.0,
+            info=s,
+        )
+        for s in data.get("streams", [])
+    )
+    fmt = data.get("format", {})
+    chapters = tuple(
+        Chapter(float(c["start_time"]), float(c["end_time"]), c.get("tags", {}).get("title", ""))
+        for c in data.get("chapters", [])
+    )
+    return Media(path, fmt.get("format_name", ""), _seconds(fmt.get("duration")), _seconds(fmt.get("start_time")) or 0.0,
+                 streams, chapters)
+
+
+def count_frames(path: Path) -> int:
+    """Video frames in a file, counted from its packets (exact for the codecs we write)."""
+    done = subprocess.run(
+        [ffprobe(), "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
+         "stream=nb_read_packets", "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )
+    if done.returncode != 0:
+        raise sr_error(f"cannot count the frames of {path}: {done.stderr.strip()}")
+    return int(done.stdout.strip().split(",")[0])
