@@ -9,7 +9,6 @@ then renamed to the output path.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -142,8 +141,11 @@ def check_job(job: Job) -> str:
     directory = job.output.parent
     if not directory.is_dir():
         raise sr_error(f"output directory {directory} does not exist.")
-    if not os.access(directory, os.W_OK):
-        raise sr_error(f"cannot write to {directory}: permission denied.")
+    try:  # really try: permissions, read-only mounts and full disks all show here
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise sr_error(f"cannot write to {directory}: {error.strerror}.") from None
     return muxer
 
 
@@ -226,9 +228,9 @@ def vspipe_command(job: Job, plan: Plan, script: Path) -> list[str]:
 def chapters_for_range(media: Media, plan: Plan) -> str:
     """An FFMETADATA document with the chapters that overlap the frame range, cut and shifted to it.
 
-    ffmpeg would shift chapters by where its seek landed (an audio packet), not by the range.
+    ffmpeg would shift chapters by where its seek landed, not by the range.
     """
-    begin = plan.first / plan.rate + media.video.start_time - media.start_time
+    begin = range_start(media, plan)
     end = begin + plan.seconds
     lines = [";FFMETADATA1"]
     for chapter in media.chapters:
@@ -240,27 +242,51 @@ def chapters_for_range(media: Media, plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ffmpeg_command(job: Job, plan: Plan, media: Media, muxer: str, target: Path, chapters: Path | None = None) -> list[str]:
+def range_start(media: Media, plan: Plan) -> float:
+    """Where the first frame of the range sits on the input's timeline (seconds from its start)."""
+    return float(plan.first / plan.rate) + media.video.start_time - media.start_time
+
+
+def cut_command(job: Job, plan: Plan, media: Media, target: Path) -> list[str]:
+    """Copy the carried streams' packets within the frame range into `target` (Matroska), from 0.
+
+    A plain input seek with stream copy starts at the demuxer's seek point (a video keyframe),
+    which puts audio before the range; keeping the real timestamps (-copyts) and cutting on
+    the output side drops exactly the packets outside the range.
+    """
+    begin = range_start(media, plan)
+    command = [tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-ss", f"{begin:.6f}",
+               "-i", str(job.input), "-copyts", "-ss", f"{begin + media.start_time:.6f}", "-t", f"{plan.seconds:.6f}",
+               "-output_ts_offset", f"{-(begin + media.start_time):.6f}"]
+    for index in plan.maps:
+        command += ["-map", f"0:{index}"]
+    return [*command, "-c", "copy", "-map_chapters", "-1", "-f", "matroska", str(target)]
+
+
+def ffmpeg_command(job: Job, plan: Plan, media: Media, muxer: str, target: Path,
+                   cut: Path | None = None, chapters: Path | None = None) -> list[str]:
+    """The encoder: the y4m video from stdin, everything else from the input (or its cut)."""
     codec = VIDEO_CODECS[job.codec]
     video = media.video
     command = [tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     # Whole file: the video keeps its delay against the other streams. A range: the other
-    # streams are cut from the start frame's time, so the video starts at zero with them.
+    # streams were cut from the start frame's time, so the video starts at zero with them.
     offset = video.start_time - media.start_time
-    if offset > 0 and not plan.ranged:
+    if offset > 0 and cut is None:
         command += ["-itsoffset", f"{offset:.6f}"]
-    command += ["-f", "yuv4mpegpipe", "-i", "pipe:0"]
-    if plan.ranged:
-        command += ["-ss", f"{plan.first / plan.rate + video.start_time - media.start_time:.6f}", "-t", f"{plan.seconds:.6f}"]
-    command += ["-i", str(job.input)]
+    command += ["-f", "yuv4mpegpipe", "-i", "pipe:0", "-i", str(job.input)]  # input 1: tags, chapters
+    streams, indices = 1, list(plan.maps)
+    if cut is not None:
+        command += ["-i", str(cut)]
+        streams, indices = 2, list(range(len(plan.maps)))
     if chapters is not None:
         command += ["-f", "ffmetadata", "-i", str(chapters)]
-    command += ["-map", "0:v:0", "-map_metadata", "1", "-map_chapters", "2" if chapters else "1"]
+    command += ["-map", "0:v:0", "-map_metadata", "1", "-map_chapters", str(streams + 1) if chapters else "1"]
     # Any per-stream -map_metadata turns off ffmpeg's default copying of stream tags, so every
     # stream's tags (language, title, an attachment's mimetype) are mapped explicitly.
     command += ["-map_metadata:s:0", f"1:s:{video.index}"]
-    for out_index, in_index in enumerate(plan.maps, start=1):
-        command += ["-map", f"1:{in_index}", f"-map_metadata:s:{out_index}", f"1:s:{in_index}"]
+    for out_index, (in_index, original) in enumerate(zip(indices, plan.maps, strict=True), start=1):
+        command += ["-map", f"{streams}:{in_index}", f"-map_metadata:s:{out_index}", f"1:s:{original}"]
     # Exactly vspipe's frames: no duplicates or drops to fit a muxer's idea of the frame rate.
     command += ["-fps_mode:v:0", "passthrough", "-c:v:0", codec["encoder"]]
     if codec["crf"] is not None:
@@ -393,13 +419,16 @@ def run(job: Job, log: Any = print) -> Path:
     with tempfile.TemporaryDirectory(prefix="vs-sr-") as workdir, atomic_output(job.output) as target:
         script = Path(workdir) / "upscale.vpy"
         script.write_text(SCRIPT)
-        chapters = None
-        if plan.ranged and media.chapters:
-            chapters = Path(workdir) / "chapters.txt"
-            chapters.write_text(chapters_for_range(media, plan), encoding="utf-8")
+        cut = chapters = None
+        if plan.ranged:
+            cut = Path(workdir) / "streams.mkv"
+            _run_quietly(cut_command(job, plan, media, cut), "cutting the other streams to the range")
+            if media.chapters:
+                chapters = Path(workdir) / "chapters.txt"
+                chapters.write_text(chapters_for_range(media, plan), encoding="utf-8")
         progress = Progress(plan.frames)
-        runner = Runner(vspipe_command(job, plan, script), ffmpeg_command(job, plan, media, muxer, target, chapters),
-                        progress)
+        runner = Runner(vspipe_command(job, plan, script),
+                        ffmpeg_command(job, plan, media, muxer, target, cut, chapters), progress)
         previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             runner.wait()
@@ -413,6 +442,12 @@ def run(job: Job, log: Any = print) -> Path:
     log(f"wrote {job.output}: {plan.frames} frames at {plan.width}x{plan.height}, {len(plan.audio)} audio, "
         f"{plan.subtitles} subtitle stream(s); {fps:.2f} fps")
     return job.output
+
+
+def _run_quietly(command: list[str], what: str) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise sr_error(f"ffmpeg failed {what}: {' / '.join(done.stderr.strip().splitlines()[-3:])}")
 
 
 def _terminate(signum: int, frame: Any) -> None:
