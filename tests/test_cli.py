@@ -31,8 +31,10 @@ def test_models_import_ncnn_then_list_and_path(tmp_path):
 def test_info_reports_runtimes():
     info = vs_sr("info")
     assert info.returncode == 0, info.stderr
-    assert "VapourSynth" in info.stdout and "backend openvino  CPU" in info.stdout
-    assert "backend trt" in info.stdout
+    assert "VapourSynth: R" in info.stdout and "backend openvino  CPU" in info.stdout
+    assert "vspipe: " in info.stdout and "(works)" in info.stdout  # vapoursynth config was run
+    assert "ffmpeg: /" in info.stdout and "source plugin bestsource: yes" in info.stdout
+    assert "backend trt" in info.stdout and "CUDA GPUs:" in info.stdout
 
 
 def test_errors_are_one_line_with_exit_code_1(tmp_path):

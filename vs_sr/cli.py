@@ -58,19 +58,49 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     return 0
 
 
+def vspipe_status() -> str:
+    """Whether vspipe exists and can evaluate a script (it needs `vapoursynth config` once)."""
+    import subprocess
+    import tempfile
+
+    from .pipeline import tool
+
+    try:
+        vspipe = tool("vspipe")
+    except vs.Error as error:
+        return str(error).removeprefix("vs_sr: ")
+    with tempfile.NamedTemporaryFile("w", suffix=".vpy") as script:
+        script.write("import vapoursynth as vs\nvs.core.std.BlankClip(length=1).set_output()\n")
+        script.flush()
+        done = subprocess.run([vspipe, "--info", script.name, "-"], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=120)
+    if done.returncode != 0:
+        return f"{vspipe} cannot run scripts: run `vapoursynth config` once ({done.stderr.strip().splitlines()[-1:]})"
+    return f"{vspipe} (works)"
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     import shutil
 
     from . import __version__
     from .backends import BACKEND_MODULES, get_backend
-    from .devices import cpu_count, cuda_device_count
-    from .models.files import cache_dir, model_dirs
+    from .devices import cpu_count, cuda_device_names
+    from .models.files import cache_dir, find_weights, model_dirs
+    from .models.registry import all_specs
 
+    core = vs.core
     print(f"vs_sr {__version__}, Python {sys.version.split()[0]}")
-    print(f"VapourSynth: {vs.core.version().splitlines()[0]} (core {vs.core.core_version.release_major})")
-    vspipe = shutil.which("vspipe")
-    print(f"vspipe: {vspipe or 'not on PATH'}")
-    print(f"CPU cores: {cpu_count()}, CUDA GPUs: {cuda_device_count()}")
+    print(f"VapourSynth: R{core.core_version.release_major} (API {core.api_version.api_major}.{core.api_version.api_minor})")
+    print(f"vspipe: {vspipe_status()}")
+    for name in ("ffmpeg", "ffprobe"):
+        print(f"{name}: {shutil.which(name) or 'not found: install ffmpeg'}")
+    plugins = {p.namespace for p in core.plugins()}
+    print(f"source plugin bestsource: {'yes' if 'bs' in plugins else 'missing: pip install vapoursynth-bestsource'}")
+    peers = [name for name in ("ov", "ort", "trt") if name in plugins]
+    if peers:
+        print(f"vs-mlrt plugins loaded: {', '.join(peers)} (vs_sr runs beside them)")
+    gpus = cuda_device_names()
+    print(f"CPU cores: {cpu_count()}; CUDA GPUs: {', '.join(gpus) if gpus else 'none'}")
     for name in BACKEND_MODULES:
         backend = get_backend(name)
         reason = backend.unavailable()
@@ -78,8 +108,10 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"backend {name:<9} unavailable: {reason}")
         else:
             print(f"backend {name:<9} {backend.device_name(0)}; precisions {', '.join(backend.precisions(0))}")
-    print("model dirs: " + ", ".join(str(d) for d in model_dirs()))
-    print(f"cache dir: {cache_dir('')}")
+    installed = sum(find_weights(spec) is not None for spec in all_specs())
+    print(f"models: {installed} of {len(all_specs())} installed (`vs-sr models list`); "
+          f"searched: {', '.join(str(d) for d in model_dirs())}")
+    print(f"cache: {cache_dir('')}")
     return 0
 
 

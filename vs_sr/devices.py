@@ -8,18 +8,33 @@ import os
 
 
 @functools.cache
-def cuda_device_count() -> int:
-    """Number of CUDA GPUs the driver reports; 0 without a driver. Cheap: no torch import."""
+def _driver() -> ctypes.CDLL | None:
+    """The CUDA driver library, initialised; None without a driver or GPU."""
     for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
         try:
             cuda = ctypes.CDLL(name)
         except OSError:
             continue
-        count = ctypes.c_int(0)
-        if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
-            return 0
-        return count.value
-    return 0
+        return cuda if cuda.cuInit(0) == 0 else None
+    return None
+
+
+def cuda_device_count() -> int:
+    """Number of CUDA GPUs the driver reports; 0 without a driver. Cheap: no torch import."""
+    cuda, count = _driver(), ctypes.c_int(0)
+    if cuda is None or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
+
+
+def cuda_device_names() -> list[str]:
+    cuda = _driver()
+    names = []
+    for index in range(cuda_device_count()):
+        device, name = ctypes.c_int(), ctypes.create_string_buffer(256)
+        if cuda.cuDeviceGet(ctypes.byref(device), index) == 0 and cuda.cuDeviceGetName(name, 256, device) == 0:
+            names.append(name.value.decode())
+    return names
 
 
 def cpu_count() -> int:
