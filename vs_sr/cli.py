@@ -58,6 +58,69 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .errors import sr_error
+    from .progress import Progress
+    from .quality import evaluate as ev
+
+    if len(args.videos) > 2:
+        raise sr_error("give RESULT REFERENCE, or REFERENCE with --source LOW_RES.")
+    *result_path, reference_path = args.videos
+    if not result_path and args.source is None:
+        raise sr_error("give RESULT REFERENCE, or REFERENCE with --source LOW_RES (scored with models and baselines).")
+
+    def open_video(path: str) -> vs.VideoNode:
+        if not Path(path).is_file():
+            raise sr_error(f"video not found: {path}.")
+        return vs.core.bs.VideoSource(path)
+
+    reference = open_video(reference_path)
+    result = open_video(result_path[0]) if result_path else None
+    source = open_video(args.source) if args.source else None
+    scale = args.scale or (ev.source_scale(source, reference) if source else 4)
+    crop = args.crop if args.crop is not None else scale
+    baselines = [] if source is None or args.baselines == ["none"] else args.baselines
+    clips = ev.candidates(reference, result, source, args.model or [], baselines, scale,
+                          backend=args.backend, precision=args.precision)
+    total = len(range(0, reference.num_frames, args.every)) * len(clips)
+    progress = Progress(total, label="vs-sr eval")
+    done = [0]
+
+    def advance(name: str, count: int, of: int) -> None:
+        done[0] += 1
+        progress.update(done[0])
+
+    scores = ev.evaluate(reference, clips, args.channel, crop, args.every, advance)
+    progress.finish()
+    if args.csv:
+        ev.write_csv(Path(args.csv), scores)
+    if args.plot:
+        ev.write_plot(Path(args.plot), scores, f"per-frame PSNR ({args.channel.upper()}, crop {crop}) "
+                      f"against {Path(reference_path).name}")
+    print(ev.summary_json(scores, args.channel, crop) if args.json else ev.summary_table(scores, args.channel, crop))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .training.degrade import Degradation
+    from .training.trainer import TrainConfig, train
+
+    config = TrainConfig(
+        model=args.model, output=Path(args.output), hr=[Path(p) for p in args.hr], lr=[Path(p) for p in args.lr or []],
+        val_hr=[Path(p) for p in args.val_hr or []], val_lr=[Path(p) for p in args.val_lr or []], scale=args.scale,
+        every=args.every, iterations=args.iterations, batch=args.batch, patch=args.patch,
+        learning_rate=args.learning_rate, milestones=tuple(args.milestones), gamma=args.gamma, ema=args.ema,
+        val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed, device=args.device,
+        degradation=Degradation(blur=tuple(args.blur), noise=args.noise, crf=None if args.crf < 0 else args.crf),
+    )
+    train(config, resume=args.resume, log=lambda line: print(line, flush=True))
+    return 0
+
+
 def vspipe_status() -> str:
     """Whether vspipe exists and can evaluate a script (it needs `vapoursynth config` once)."""
     import subprocess
@@ -151,6 +214,51 @@ def build_parser() -> argparse.ArgumentParser:
     upscale.add_argument("--end", type=int, help="last frame (inclusive), as vspipe -e")
     upscale.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     upscale.set_defaults(run=cmd_upscale)
+
+    evaluate = commands.add_parser("eval", help="PSNR/SSIM of videos against a reference, frame by frame")
+    evaluate.add_argument("videos", nargs="+", metavar="[RESULT] REFERENCE",
+                          help="an upscaled video and its reference; or only the reference, with --source")
+    evaluate.add_argument("--source", help="the low-resolution video: scored through --model(s) and the baselines")
+    evaluate.add_argument("--model", action="append", help="a model to run on --source (repeatable)")
+    evaluate.add_argument("--baselines", nargs="+", default=["bicubic", "lanczos"],
+                          help="resizers scored beside the models (or 'none')")
+    evaluate.add_argument("--scale", type=int, help="model scale (default: from the sizes, else 4)")
+    evaluate.add_argument("--crop", type=int, help="border pixels ignored on each side (default: the scale)")
+    evaluate.add_argument("--channel", choices=["y", "rgb"], default="y", help="BT.601 luma (default) or RGB")
+    evaluate.add_argument("--every", type=int, default=1, help="score every Nth frame")
+    evaluate.add_argument("--backend", default="auto")
+    evaluate.add_argument("--precision", default="auto")
+    evaluate.add_argument("--csv", help="write per-frame scores here")
+    evaluate.add_argument("--plot", help="write a PNG of per-frame PSNR for each method here")
+    evaluate.add_argument("--json", action="store_true", help="print a JSON summary (psnr, ssim, frames) instead")
+    evaluate.set_defaults(run=cmd_eval)
+
+    training = commands.add_parser("train", help="fine-tune a network on your own footage (paired or high-res only)")
+    training.add_argument("--model", required=True, help="starting weights: registry name or .pth/.safetensors")
+    training.add_argument("--scale", type=int, default=4)
+    training.add_argument("--hr", action="append", required=True, help="high-res video (repeatable)")
+    training.add_argument("--lr", action="append", help="low-res video of the same footage, one per --hr; "
+                          "without it the high-res frames are degraded (blur, downscale, noise, x264)")
+    training.add_argument("--val-hr", action="append", help="held-out high-res video(s) for validation")
+    training.add_argument("--val-lr", action="append", help="their low-res videos (paired validation)")
+    training.add_argument("--output", required=True, help="run directory (checkpoint, model.pth, history.csv)")
+    training.add_argument("--every", type=int, default=250, help="use every Nth frame")
+    training.add_argument("--iterations", type=int, default=10_000)
+    training.add_argument("--batch", type=int, default=16)
+    training.add_argument("--patch", type=int, default=256, help="high-res crop size")
+    training.add_argument("--learning-rate", type=float, default=2e-5)
+    training.add_argument("--milestones", type=int, nargs="*", default=[5_000, 7_500], help="halve the rate here")
+    training.add_argument("--gamma", type=float, default=0.5)
+    training.add_argument("--ema", type=float, default=0.999, help="EMA decay of the saved weights")
+    training.add_argument("--val-every", type=int, default=500)
+    training.add_argument("--checkpoint-every", type=int, default=500)
+    training.add_argument("--blur", type=float, nargs=2, default=[0.0, 1.2], metavar=("MIN", "MAX"))
+    training.add_argument("--noise", type=float, default=3.0, help="largest noise sigma (8-bit levels)")
+    training.add_argument("--crf", type=int, default=28, help="x264 CRF of synthesized low-res frames (-1: none)")
+    training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    training.add_argument("--resume", action="store_true", help="continue the run in --output")
+    training.set_defaults(run=cmd_train)
 
     commands.add_parser("info", help="what works on this machine").set_defaults(run=cmd_info)
     return parser

@@ -13,8 +13,11 @@ def clock(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, total: int, stream: TextIO | None = None, interval: float = 10.0, label: str = "vs-sr") -> None:
+    def __init__(self, total: int, stream: TextIO | None = None, interval: float = 10.0, label: str = "vs-sr",
+                 unit: str = "frames") -> None:
         self.total = max(1, total)
+        self.unit = unit
+        self.status = ""
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty()
         self.interval = interval if not self.live else 0.1
@@ -23,8 +26,10 @@ class Progress:
         self.last_shown = 0.0
         self.done = 0
 
-    def update(self, done: int) -> None:
+    def update(self, done: int, status: str = "") -> None:
+        """`done` items finished; `status` is shown after the counts (a loss, say)."""
         self.done = done
+        self.status = status
         now = time.monotonic()
         if now - self.last_shown >= self.interval or done >= self.total:
             self.last_shown = now
@@ -34,7 +39,10 @@ class Progress:
         elapsed = max(now - self.start, 1e-9)
         fps = self.done / elapsed
         eta = (self.total - self.done) / fps if fps > 0 else 0.0
-        counts = f"{self.done}/{self.total} frames ({100 * self.done // self.total}%), {fps:.2f} fps, ETA {clock(eta)}"
+        rate = f"{fps:.2f} fps" if self.unit == "frames" else f"{fps:.2f} {self.unit}/s"
+        counts = f"{self.done}/{self.total} {self.unit} ({100 * self.done // self.total}%), {rate}, ETA {clock(eta)}"
+        if self.status:
+            counts += f", {self.status}"
         if self.live:
             width = 30
             filled = width * self.done // self.total

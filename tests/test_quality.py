@@ -1,0 +1,111 @@
+"""vs-sr eval: metrics equal an independent implementation, crop and Y conversion are the
+literature's, and the tool scores files, models and baselines consistently."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import photo
+from skimage.color import rgb2ycbcr
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from vs_sr.quality import metrics
+from vs_sr.quality.samples import make_pair
+
+VS_SR = str(Path(sys.executable).with_name("vs-sr"))
+
+
+def degraded(image: np.ndarray, sigma: float = 0.03) -> np.ndarray:
+    return np.clip(image + np.random.default_rng(0).normal(0, sigma, image.shape), 0, 1).astype(np.float32)
+
+
+def test_y_is_the_literatures_bt601_luma():
+    image = photo(48, 64)
+    skimage_y = rgb2ycbcr(image.transpose(1, 2, 0))[..., 0]  # MATLAB's rgb2ycbcr, 16-235
+    assert np.abs(metrics.luma(image) - skimage_y).max() < 1e-4
+
+
+@pytest.mark.parametrize("channel", ["y", "rgb"])
+@pytest.mark.parametrize("crop", [0, 4])
+def test_metrics_equal_scikit_image(channel, crop):
+    a, b = photo(96, 128), degraded(photo(96, 128))
+    x, y = metrics.prepare(a, channel, crop), metrics.prepare(b, channel, crop)
+    assert x.shape == (1 if channel == "y" else 3, 96 - 2 * crop, 128 - 2 * crop)
+    ref_psnr = peak_signal_noise_ratio(x, y, data_range=255)
+    ref_ssim = np.mean([structural_similarity(p, q, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                              data_range=255) for p, q in zip(x, y, strict=True)])
+    assert abs(metrics.psnr(x, y) - ref_psnr) < 1e-3
+    assert abs(metrics.ssim(x, y) - ref_ssim) < 1e-6
+
+
+def test_border_crop_ignores_the_border():
+    a = photo(64, 64)
+    b = a.copy()
+    b[:, :4, :] = 0  # damage only the 4-pixel border
+    assert metrics.psnr(metrics.prepare(a, "y", 4), metrics.prepare(b, "y", 4)) == float("inf")
+    assert metrics.psnr(metrics.prepare(a, "y", 0), metrics.prepare(b, "y", 0)) < 30
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory) -> tuple[Path, Path]:
+    return make_pair(tmp_path_factory.mktemp("pairs"), "hubble_deep_field", (256, 192), (64, 48), frames=8)
+
+
+def vs_sr(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([VS_SR, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900)
+
+
+def test_eval_scores_models_and_baselines_with_csv_plot_and_json(ncnn_models, pair, tmp_path):
+    high, low = pair
+    csv_path, plot = tmp_path / "frames.csv", tmp_path / "psnr.png"
+    done = vs_sr("eval", str(high), "--source", str(low), "--model", "realesr-animevideov3", "--csv", str(csv_path),
+                 "--plot", str(plot), "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["frames"] == 8 and summary["crop"] == 4 and summary["channel"] == "y"
+    assert [m["method"] for m in summary["methods"]] == ["bicubic", "lanczos", "realesr-animevideov3"]
+    assert all(20 < m["psnr"] < 50 and 0 < m["ssim"] < 1 for m in summary["methods"])
+    rows = csv_path.read_text().splitlines()
+    assert rows[0] == "frame,method,psnr,ssim" and len(rows) == 1 + 3 * 8
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = vs_sr("eval", str(high), "--source", str(low), "--baselines", "bicubic", "--every", "4", "--channel", "rgb")
+    assert "bicubic" in table.stdout and "(RGB, crop 4)" in table.stdout and "lanczos" not in table.stdout
+
+
+def test_an_upscaled_file_scores_like_the_model_run_in_eval(ncnn_models, pair, tmp_path):
+    """vs-sr upscale to an exact size (lossless), then eval the file: the same numbers as eval
+    running the model itself on the source."""
+    high, low = pair
+    result = tmp_path / "result.mkv"
+    assert vs_sr("upscale", str(low), str(result), "--codec", "ffv1", "--width", "256", "--height", "192").returncode == 0
+    from_file = json.loads(vs_sr("eval", str(result), str(high), "--json").stdout)
+    from_model = json.loads(vs_sr("eval", str(high), "--source", str(low), "--model", "realesr-animevideov3",
+                                  "--baselines", "none", "--json").stdout)
+    assert abs(from_file["psnr"] - from_model["psnr"]) < 1e-6 and abs(from_file["ssim"] - from_model["ssim"]) < 1e-9
+    itself = json.loads(vs_sr("eval", str(high), str(high), "--json").stdout)
+    assert itself["psnr"] == float("inf") and itself["ssim"] == 1.0
+
+
+def test_non_integer_ratio_goes_through_the_exact_size_path(ncnn_models, tmp_path):
+    high, low = make_pair(tmp_path, "retina", (856, 480), (214, 144), frames=3)
+    done = vs_sr("eval", str(high), "--source", str(low), "--model", "realesr-animevideov3", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["crop"] == 4 and summary["frames"] == 3  # x4 (856/214), then resized to 480 lines
+
+
+def test_eval_errors(pair, tmp_path):
+    high, low = pair
+    done = vs_sr("eval", str(low), str(high))
+    assert done.returncode == 1 and "is 64x48 but the reference is 256x192" in done.stderr
+    done = vs_sr("eval", str(high))
+    assert done.returncode == 1 and "give RESULT REFERENCE, or REFERENCE with --source" in done.stderr
+    short = tmp_path / "short.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(high), "-frames:v", "5", "-c:v", "ffv1", str(short)], check=True)
+    done = vs_sr("eval", str(short), str(high))
+    assert done.returncode == 1 and "not frame-aligned" in done.stderr

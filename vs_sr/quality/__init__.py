@@ -1,0 +1,1 @@
+"""Quality: PSNR/SSIM as the super-resolution literature computes them, and video evaluation."""
