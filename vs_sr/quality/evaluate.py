@@ -60,7 +60,8 @@ def candidates(reference: vs.VideoNode, result: vs.VideoNode | None, source: vs.
                 raise sr_error(f"unknown baseline '{name}'; use {', '.join(BASELINES)}.")
             clips[name] = BASELINES[name](source, reference.width, reference.height)
         for model in models:
-            clips[model] = Upscale(source, model, scale, width=reference.width, height=reference.height, **upscale)  # type: ignore[arg-type]
+            clip = Upscale(source, model, scale, width=reference.width, height=reference.height, **upscale)  # type: ignore[arg-type]
+            clips[_method_name(model)] = clip
     for name, clip in clips.items():
         if (clip.width, clip.height) != (reference.width, reference.height):
             raise sr_error(f"{name} is {clip.width}x{clip.height} but the reference is {reference.width}x"
@@ -69,6 +70,12 @@ def candidates(reference: vs.VideoNode, result: vs.VideoNode | None, source: vs.
             raise sr_error(f"{name} has {clip.num_frames} frames, the reference {reference.num_frames}: the videos "
                            "are not frame-aligned (cut them to the same frames first).")
     return clips
+
+
+def _method_name(model: str) -> str:
+    """A registry name as is; a weight file by its folder and name (runs all save model.pth)."""
+    path = Path(model)
+    return model if path.suffix == "" else str(Path(path.parent.name) / path.name)
 
 
 def _rgb(frame: vs.VideoFrame) -> np.ndarray:
