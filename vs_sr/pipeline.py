@@ -26,8 +26,9 @@ import vapoursynth as vs
 
 from .atomic import atomic_output
 from .errors import sr_error
-from .formats import corrected_sar
-from .probe import Media, count_frames, probe
+from .formats import corrected_sar, default_matrix, output_size
+from .models import resolve
+from .probe import Media, Stream, count_frames, probe
 from .progress import Progress
 
 CONTAINERS = {".mkv": "matroska", ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
@@ -84,7 +85,8 @@ class Plan:
     """Input-1 stream indices carried over, in output order after the video (output stream 0)."""
     codecs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    audio: list[tuple[int, float | None]] = field(default_factory=list)  # (output index, expected seconds)
+    audio: list[float | None] = field(default_factory=list)
+    """Expected length in seconds of each carried audio stream (None: unknown)."""
     subtitles: int = 0
 
     @property
@@ -108,7 +110,8 @@ def script_clip(args: dict[str, str]) -> vs.VideoNode:
                    precision=args["sr_precision"], tile=number("sr_tile"), overlap=number("sr_overlap"),
                    num_streams=int(args["sr_num_streams"]), width=number("sr_width"), height=number("sr_height"))
     if clip.format.color_family == vs.RGB:  # y4m carries YUV only
-        clip = clip.resize.Spline36(format=clip.format.replace(color_family=vs.YUV).id, matrix=vs.MATRIX_BT709)
+        yuv = clip.format.replace(color_family=vs.YUV).id
+        clip = clip.resize.Spline36(format=yuv, matrix=default_matrix(clip.width, clip.height))
     return clip
 
 
@@ -151,9 +154,6 @@ def check_job(job: Job) -> str:
 
 def plan_job(job: Job, media: Media, muxer: str) -> Plan:
     """Frame range, output size and stream mapping, with a note for everything not copied as is."""
-    from .formats import output_size
-    from .models import resolve
-
     resolve(job.model, job.scale)  # a bad model or missing weights fail here, before any work
     clip = vs.core.bs.VideoSource(str(media.path))
     first = job.start if job.start is not None else 0
@@ -181,7 +181,7 @@ def _plan_streams(plan: Plan, media: Media, muxer: str) -> None:
                 plan.notes.append(f"{label}: re-encoded to AAC ({muxer} cannot hold {stream.codec})")
             else:
                 plan.codecs += [f"-c:{out_index}", "copy"]
-            plan.audio.append((out_index, _expected_audio(stream, media, plan)))
+            plan.audio.append(_expected_audio(stream, media, plan))
         elif stream.kind == "subtitle":
             if mp4 and stream.codec not in TEXT_SUBTITLES:
                 plan.notes.append(f"{label}: dropped ({muxer} holds text subtitles only; use .mkv to keep it)")
@@ -204,7 +204,7 @@ def _plan_streams(plan: Plan, media: Media, muxer: str) -> None:
         out_index += 1
 
 
-def _expected_audio(stream: Any, media: Media, plan: Plan) -> float | None:
+def _expected_audio(stream: Stream, media: Media, plan: Plan) -> float | None:
     """How long an audio stream should come out: its own length, cut to the frame range."""
     if stream.duration is None or not plan.ranged:
         return stream.duration
@@ -401,7 +401,7 @@ def verify(target: Path, plan: Plan) -> None:
     if len(audio) != len(plan.audio):
         raise sr_error(f"the output has {len(audio)} audio streams, expected {len(plan.audio)}; nothing was written.")
     frame = float(1 / plan.rate)
-    for stream, (_, expected) in zip(audio, plan.audio, strict=True):
+    for stream, expected in zip(audio, plan.audio, strict=True):
         if expected is not None and stream.duration is not None and abs(stream.duration - expected) > frame:
             raise sr_error(f"audio stream {stream.index} lasts {stream.duration:.3f} s, expected {expected:.3f} s "
                            "(more than a frame off); nothing was written.")
