@@ -121,6 +121,99 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(text: str) -> tuple[int, int]:
+    """'WxH' -> (width, height)."""
+    from .errors import sr_error
+
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise sr_error(f"sizes are WIDTHxHEIGHT, e.g. 640x360, not {text!r}.") from None
+    return width, height
+
+
+def cmd_engines_build(args: argparse.Namespace) -> int:
+    from .backends import get_backend
+    from .errors import sr_error
+    from .models import resolve
+
+    backend = get_backend("trt")
+    reason = backend.unavailable()
+    if reason:
+        raise sr_error(f"cannot build TensorRT engines here: {reason}")
+    network = resolve(args.model, args.scale)
+    sizes = [_size(s) for s in args.profile] if args.profile else [_size(args.tile)] * 3
+    if len(sizes) != 3:
+        raise sr_error("--profile takes three sizes: MIN OPT MAX (each WIDTHxHEIGHT).")
+    shapes = tuple((args.batch, h, w) for w, h in sizes)
+    precision = args.precision or network.traits.precision.gpu_default
+    _, key = backend.engine(network, shapes, precision, args.device)  # type: ignore[attr-defined]
+    from .engines import EngineCache
+
+    print(EngineCache().paths(key)[0])
+    return 0
+
+
+def _stale_reason(entry, trt_version: str | None) -> str | None:
+    from .devices import cuda_compute_capability, cuda_device_names
+    from .engines import RECIPE
+
+    gpus = {(name, cuda_compute_capability(i)) for i, name in enumerate(cuda_device_names())}
+    if trt_version is None:
+        return "TensorRT not installed"
+    if entry.key.trt_version != trt_version:
+        return f"built with TensorRT {entry.key.trt_version}"
+    if (entry.key.gpu, entry.key.compute_capability) not in gpus:
+        return "for a GPU not in this machine"
+    if entry.key.recipe != RECIPE:
+        return "older vs_sr build settings"
+    return None
+
+
+def _trt_version() -> str | None:
+    from .backends.base import import_runtime
+
+    trt, _ = import_runtime("tensorrt", "")
+    return None if trt is None else trt.__version__
+
+
+def cmd_engines_list(args: argparse.Namespace) -> int:
+    import datetime
+
+    from .engines import EngineCache
+
+    cache = EngineCache()
+    entries = cache.entries()
+    print(f"engines in {cache.directory}: {len(entries)}")
+    version = _trt_version()
+    for entry in entries:
+        key = entry.key
+        shapes = "x".join(map(str, key.opt_shape)) if key.is_static else " .. ".join(
+            "x".join(map(str, s)) for s in (key.min_shape, key.opt_shape, key.max_shape))
+        built = datetime.datetime.fromtimestamp(entry.built_at).strftime("%Y-%m-%d %H:%M")
+        stale = _stale_reason(entry, version)
+        print(f"{key.model:<28} {shapes:<24} {key.precision:<5} TensorRT {key.trt_version:<8} {key.gpu} "
+              f"(sm {key.compute_capability}) {entry.size / 2**20:.1f} MiB, built {built}"
+              f"{f'  [stale: {stale}]' if stale else ''}")
+    return 0
+
+
+def cmd_engines_clean(args: argparse.Namespace) -> int:
+    from .engines import EngineCache
+
+    cache = EngineCache()
+    version = _trt_version()
+    removed = cache.clean(lambda entry: args.all or _stale_reason(entry, version) is not None)
+    if args.all:
+        for timing in cache.directory.glob("timing-*.cache"):
+            timing.unlink()
+            removed.append(timing)
+    for path in removed:
+        print(f"removed {path}")
+    print(f"{len(removed)} file(s) removed from {cache.directory}")
+    return 0
+
+
 def vspipe_status() -> str:
     """Whether vspipe exists and can evaluate a script (it needs `vapoursynth config` once)."""
     import subprocess
@@ -259,6 +352,24 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     training.add_argument("--resume", action="store_true", help="continue the run in --output")
     training.set_defaults(run=cmd_train)
+
+    engines = commands.add_parser("engines", help="TensorRT engines: build ahead of time, list, clean")
+    engine_commands = engines.add_subparsers(dest="engines_command", required=True)
+    build = engine_commands.add_parser("build", help="build (or find) the engine for a model and tile shape")
+    build.add_argument("--model", required=True)
+    build.add_argument("--scale", type=int, default=4)
+    build.add_argument("--tile", default="640x360", help="input tile WIDTHxHEIGHT of a static engine")
+    build.add_argument("--profile", nargs=3, metavar=("MIN", "OPT", "MAX"),
+                       help="one engine for a range of input sizes (conv nets only), each WIDTHxHEIGHT")
+    build.add_argument("--batch", type=int, default=1, help="tiles per launch")
+    build.add_argument("--precision", choices=["fp32", "fp16", "bf16"], help="default: the model's GPU precision")
+    build.add_argument("--device", type=int, default=0)
+    build.set_defaults(run=cmd_engines_build)
+    engine_commands.add_parser("list", help="cached engines and whether they still fit this machine").set_defaults(
+        run=cmd_engines_list)
+    clean = engine_commands.add_parser("clean", help="remove stale engines (other TensorRT version or GPU)")
+    clean.add_argument("--all", action="store_true", help="remove every engine and timing cache")
+    clean.set_defaults(run=cmd_engines_clean)
 
     commands.add_parser("info", help="what works on this machine").set_defaults(run=cmd_info)
     return parser

@@ -1,13 +1,36 @@
-"""TensorRT on NVIDIA GPUs (engines built from our ONNX export)."""
+"""TensorRT on NVIDIA GPUs: engines built from our ONNX export, one per static tile shape, cached.
+
+Written against the TensorRT 10 Python API. In reduced precision, transformer networks (HAT)
+keep LayerNorm, softmax and attention's activation MatMuls in fp32 (layer precision constraints
+the builder must obey), which is what keeps them from overflowing; conv nets run wholly in
+fp16/bf16. Each stream is an execution context with its own CUDA stream and pinned host buffers
+(device memory and streams come from PyTorch's CUDA allocator), so one frame's copies overlap
+another's compute. A cached engine whose min/opt/max profile covers the tile shape is used
+instead of building a static one (`vs-sr engines build --profile ...`).
+
+TensorRT cannot be installed in the workplace this was written in; everything around it (the
+ONNX it parses, the precision islands, the engine cache) is tested there without it.
+"""
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
 from typing import Any
 
-from ..devices import cuda_device_count
+import numpy as np
+
+from ..devices import cuda_compute_capability, cuda_device_count, cuda_device_names
+from ..engines import EngineCache, EngineKey, Entry
 from ..errors import sr_error
-from ..models.spec import Precision
+from ..log import info
+from ..models.export import export_onnx
+from ..models.files import file_digest
+from ..models.onnx_graph import fp32_island_nodes, tensorrt_problems
+from ..models.spec import Network, Precision
 from .base import Backend, Session, SessionSpec, import_runtime
+
+WORKSPACE_FRACTION = 0.5  # of free VRAM the builder may use for tactics
 
 
 def _import() -> tuple[Any, str | None]:
@@ -15,7 +38,156 @@ def _import() -> tuple[Any, str | None]:
                                        "GPU and driver); or use backend='torch' / 'ort' on the GPU")
     if missing is None and cuda_device_count() == 0:
         return None, "no CUDA GPU found (TensorRT needs an NVIDIA GPU and its driver)"
+    if missing is None and import_runtime("torch", "")[0] is None:
+        return None, "the TensorRT backend needs PyTorch (with CUDA) for device memory and streams: pip install torch"
     return tensorrt, missing
+
+
+_runtimes: dict[int, Any] = {}
+_lock = threading.Lock()
+
+
+def _runtime(trt: Any, logger: Any) -> Any:
+    with _lock:
+        if id(trt) not in _runtimes:
+            _runtimes[id(trt)] = trt.Runtime(logger)
+        return _runtimes[id(trt)]
+
+
+def engine_key(network: Network, onnx: Path, shapes: tuple[tuple[int, int, int], ...], precision: str,
+               device_id: int, trt_version: str) -> EngineKey:
+    low, opt, high = shapes
+    return EngineKey(network.label, file_digest(onnx), low, opt, high, precision, trt_version,
+                     cuda_device_names()[device_id], cuda_compute_capability(device_id))
+
+
+def progress_monitor(trt: Any) -> Any:
+    """A TensorRT IProgressMonitor reporting through VapourSynth's log (builds take minutes)."""
+
+    class Monitor(trt.IProgressMonitor):
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+            self.steps: dict[str, int] = {}
+
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            self.steps[phase_name] = num_steps
+            if parent_phase is None:
+                info(f"TensorRT build: {phase_name} ({num_steps} steps)")
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            total = self.steps.get(phase_name, 0)
+            if total >= 10 and (step + 1) % max(1, total // 10) == 0:
+                info(f"TensorRT build: {phase_name} {step + 1}/{total}")
+            return True  # never cancel
+
+        def phase_finish(self, phase_name: str) -> None:
+            self.steps.pop(phase_name, None)
+
+    return Monitor()
+
+
+def build_engine(trt: Any, onnx: Path, key: EngineKey, network: Network, cache: EngineCache, target: Path) -> None:
+    """Parse `onnx`, configure precision (with fp32 islands) and shapes, build, write the plan."""
+    import torch
+
+    problems = tensorrt_problems(onnx)
+    if problems:
+        raise sr_error(f"TensorRT cannot parse {onnx.name}: {', '.join(problems)}.")
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    graph = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    parser = trt.OnnxParser(graph, logger)
+    if not parser.parse_from_file(str(onnx)):
+        errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
+        raise sr_error(f"TensorRT's ONNX parser rejected {onnx.name}: {errors}")
+    config = builder.create_builder_config()
+    free, _ = torch.cuda.mem_get_info(torch.device("cuda", _device_index(key)))
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(free * WORKSPACE_FRACTION))
+    if key.precision != "fp32":
+        config.set_flag(trt.BuilderFlag.FP16 if key.precision == "fp16" else trt.BuilderFlag.BF16)
+        _keep_islands_fp32(trt, graph, config, onnx, network)
+    if not key.is_static:
+        profile = builder.create_optimization_profile()
+        name = graph.get_input(0).name
+        profile.set_shape(name, *[(b, 3, h, w) for b, h, w in (key.min_shape, key.opt_shape, key.max_shape)])
+        config.add_optimization_profile(profile)
+    timing_path = cache.timing_cache(key.trt_version, key.compute_capability)
+    timing = config.create_timing_cache(timing_path.read_bytes() if timing_path.is_file() else b"")
+    config.set_timing_cache(timing, ignore_mismatch=False)
+    config.progress_monitor = progress_monitor(trt)
+    plan = builder.build_serialized_network(graph, config)
+    if plan is None:
+        raise sr_error(f"TensorRT could not build an engine for {network.label} ({key.precision}); see its log above.")
+    target.write_bytes(bytes(plan))
+    from ..atomic import atomic_output
+
+    with atomic_output(timing_path) as temp:  # builds under the engine lock; the cache file is shared
+        temp.write_bytes(bytes(config.get_timing_cache().serialize()))
+
+
+def _keep_islands_fp32(trt: Any, graph: Any, config: Any, onnx: Path, network: Network) -> None:
+    policy = network.traits.precision
+    islands = set(fp32_island_nodes(onnx, policy.fp32_ops, policy.fp32_attention))
+    if not islands:
+        return
+    config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    kept = 0
+    for index in range(graph.num_layers):
+        layer = graph.get_layer(index)
+        # The parser names a layer after its ONNX node, with a suffix when a node becomes several.
+        if layer.name in islands or layer.name.split("_output")[0] in islands:
+            layer.precision = trt.float32
+            for output in range(layer.num_outputs):
+                layer.set_output_type(output, trt.float32)
+            kept += 1
+    info(f"{network.label}: {kept} layers kept in fp32 ({len(islands)} ONNX nodes: LayerNorm, softmax, attention)")
+
+
+def _device_index(key: EngineKey) -> int:
+    names = cuda_device_names()
+    for index, name in enumerate(names):
+        if name == key.gpu and cuda_compute_capability(index) == key.compute_capability:
+            return index
+    return 0
+
+
+def covers(entry: Entry, shape: tuple[int, int, int]) -> bool:
+    low, high = entry.key.min_shape, entry.key.max_shape
+    return all(lo <= s <= hi for lo, s, hi in zip(low, shape, high, strict=True))
+
+
+class TensorRTSession(Session):
+    def __init__(self, trt: Any, engine: Any, device_id: int, shape: tuple[int, ...], scale: int) -> None:
+        import torch
+
+        self.device = torch.device("cuda", device_id)
+        self.context = engine.create_execution_context()
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        self.input = next(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
+        self.output = next(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
+        batch, channels, height, width = shape
+        out_shape = (batch, channels, height * scale, width * scale)
+        self.context.set_input_shape(self.input, shape)
+        with torch.cuda.device(self.device):
+            self.stream = torch.cuda.Stream(self.device)
+            self.device_in = torch.empty(shape, dtype=torch.float32, device=self.device)
+            self.device_out = torch.empty(out_shape, dtype=torch.float32, device=self.device)
+        self.host_in = torch.empty(shape, dtype=torch.float32).pin_memory()
+        self.host_out = torch.empty(out_shape, dtype=torch.float32).pin_memory()
+        self.context.set_tensor_address(self.input, self.device_in.data_ptr())
+        self.context.set_tensor_address(self.output, self.device_out.data_ptr())
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        np.copyto(self.host_in.numpy(), batch)
+        with torch.cuda.stream(self.stream):
+            self.device_in.copy_(self.host_in, non_blocking=True)
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise RuntimeError("TensorRT execution failed")
+            self.host_out.copy_(self.device_out, non_blocking=True)
+        self.stream.synchronize()  # waits without the GIL; other streams keep going
+        return self.host_out.numpy()
 
 
 class TensorRTBackend(Backend):
@@ -26,10 +198,60 @@ class TensorRTBackend(Backend):
         return _import()[1]
 
     def precisions(self, device_id: int) -> tuple[Precision, ...]:
-        return ("fp32", "fp16", "bf16")
+        major = int(cuda_compute_capability(device_id).split(".")[0])
+        return ("fp32", "fp16", "bf16") if major >= 8 else ("fp32", "fp16")
+
+    def auto_precision(self, network: Network, device_id: int) -> Precision:
+        return network.traits.precision.gpu_default
+
+    def batch_size(self, tiles: int) -> int:
+        return tiles  # the tiles of a frame go in one launch
 
     def device_name(self, device_id: int) -> str:
-        return f"CUDA device {device_id} via TensorRT"
+        trt, _ = _import()
+        return f"{cuda_device_names()[device_id]} (CUDA {device_id}) via TensorRT {trt.__version__}"
 
     def open(self, spec: SessionSpec) -> list[Session]:
-        raise sr_error("the TensorRT backend is not built yet; use backend='torch' or 'ort'.")
+        trt, _ = _import()
+        cache = EngineCache()
+        shape = (spec.batch, spec.height, spec.width)
+        engine = self._profile_engine(trt, cache, spec, shape)
+        if engine is None:
+            engine, _ = self.engine(spec.network, (shape, shape, shape), spec.precision, spec.device_id)
+        return [TensorRTSession(trt, engine, spec.device_id, (spec.batch, 3, spec.height, spec.width), spec.network.scale)
+                for _ in range(spec.num_streams)]
+
+    def engine(self, network: Network, shapes: tuple[tuple[int, int, int], ...], precision: str,
+               device_id: int) -> tuple[Any, EngineKey]:
+        """The engine for these (min, opt, max) input shapes, from the cache or built now."""
+        trt, _ = _import()
+        runtime = _runtime(trt, trt.Logger(trt.Logger.WARNING))
+        cache = EngineCache()
+        low, opt, high = shapes
+        onnx = export_onnx(network, opt[0], opt[1], opt[2], dynamic=not low == opt == high)
+        key = engine_key(network, onnx, shapes, precision, device_id, trt.__version__)
+        engine = cache.get_or_build(key, lambda target: build_engine(trt, onnx, key, network, cache, target),
+                                    runtime.deserialize_cuda_engine, log=info)
+        return engine, key
+
+    @staticmethod
+    def _profile_engine(trt: Any, cache: EngineCache, spec: SessionSpec, shape: tuple[int, int, int]) -> Any:
+        """A cached engine built with a min/opt/max profile that covers `shape`, if any."""
+        gpu, capability = cuda_device_names()[spec.device_id], cuda_compute_capability(spec.device_id)
+        candidates = [
+            e for e in cache.entries()
+            if not e.key.is_static and e.key.model == spec.network.label and e.key.precision == spec.precision
+            and e.key.trt_version == trt.__version__ and e.key.gpu == gpu and e.key.compute_capability == capability
+            and covers(e, shape)
+        ]
+        if not candidates or spec.network.format != "torch":
+            return None
+        digest = file_digest(export_onnx(spec.network, spec.batch, spec.height, spec.width, dynamic=True))
+        for entry in candidates:
+            key = entry.key
+            if key.onnx_sha256 == digest:  # built from these very weights
+                engine = cache.load(key, _runtime(trt, trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine)
+                if engine is not None:
+                    info(f"using the profile engine {entry.engine.name}")
+                    return engine
+        return None

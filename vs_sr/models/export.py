@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from ..atomic import build_once
+from ..errors import sr_error
 from .files import cache_dir
 from .resolve import torch_module
 from .spec import Network
@@ -22,23 +23,33 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 
 
-def export_key(network: Network, batch: int, height: int, width: int, dtype: str) -> str:
+def export_key(network: Network, batch: int, height: int, width: int, dtype: str, dynamic: bool = False) -> str:
     import torch
 
     torch_version = ".".join(torch.__version__.split("+")[0].split(".")[:2])
-    return (f"{network.digest[:16]}-{network.arch}-x{network.scale}-b{batch}-{height}x{width}-{dtype}"
+    shape = "HxW" if dynamic else f"{height}x{width}"
+    return (f"{network.digest[:16]}-{network.arch}-x{network.scale}-b{batch}-{shape}-{dtype}"
             f"-opset{OPSET}-torch{torch_version}-r{RECIPE}")
 
 
-def export_onnx(network: Network, batch: int, height: int, width: int, dtype: str = "fp32") -> Path:
-    """The ONNX graph of `network` for input (batch, 3, height, width); ONNX networks are returned as is."""
+def export_onnx(network: Network, batch: int, height: int, width: int, dtype: str = "fp32",
+                dynamic: bool = False) -> Path:
+    """The ONNX graph of `network` for input (batch, 3, height, width); ONNX networks are returned as is.
+
+    `dynamic` leaves height and width open (traced at the given size), for TensorRT engines with
+    a min/opt/max profile. HAT cannot: its attention masks are computed for one size.
+    """
     if network.format == "onnx":
         return network.path
-    target = cache_dir("onnx") / f"{network.name}-{export_key(network, batch, height, width, dtype)}.onnx"
-    return build_once(target, lambda temp: _export(network, batch, height, width, dtype, temp))
+    if dynamic and network.arch == "hat":
+        raise sr_error("HAT exports for one input size only (its window-attention masks depend on it); "
+                       "build one engine per tile shape instead of a profile.")
+    target = cache_dir("onnx") / f"{network.name}-{export_key(network, batch, height, width, dtype, dynamic)}.onnx"
+    return build_once(target, lambda temp: _export(network, batch, height, width, dtype, temp, dynamic))
 
 
-def _export(network: Network, batch: int, height: int, width: int, dtype: str, destination: Path) -> None:
+def _export(network: Network, batch: int, height: int, width: int, dtype: str, destination: Path,
+            dynamic: bool = False) -> None:
     import copy
 
     import torch
@@ -60,5 +71,7 @@ def _export(network: Network, batch: int, height: int, width: int, dtype: str, d
             opset_version=OPSET,
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {2: "height", 3: "width"}, OUTPUT_NAME: {2: "out_height", 3: "out_width"}}
+            if dynamic else None,
             do_constant_folding=True,
         )

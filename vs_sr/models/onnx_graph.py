@@ -9,6 +9,23 @@ from ..errors import sr_error
 
 PROBE = 64  # side used to infer the scale of a graph with dynamic height/width
 
+# Operators the TensorRT 10 ONNX parser supports (onnx-tensorrt docs/operators.md, TensorRT 10.0).
+TENSORRT_OPS = frozenset("""
+Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast CastLike Ceil Celu
+Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DeformConv DepthToSpace DequantizeLinear Div
+Dropout Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor Gather GatherElements GatherND Gelu Gemm
+GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual GridSample GroupNormalization GRU HardSigmoid
+HardSwish Hardmax Identity If ImageScaler InstanceNormalization IsInf IsNaN LayerNormalization LeakyRelu Less
+LessOrEqual Log LogSoftmax Loop LRN LSTM LpNormalization LpPool MatMul Max MaxPool Mean MeanVarianceNormalization Min
+Mish Mod Mul Neg NonMaxSuppression NonZero Not OneHot Or Pad ParametricSoftplus Pow PRelu QuantizeLinear RandomNormal
+RandomNormalLike RandomUniform RandomUniformLike Range Reciprocal ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp
+ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize ReverseSequence RNN RoiAlign
+Round ScaledTanh Scan Scatter ScatterElements ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size Slice Softmax
+Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh ThresholdedRelu Tile TopK Transpose Trilu
+Unsqueeze Upsample Where Xor
+""".split())
+TENSORRT_MIN_OPSET, TENSORRT_MAX_OPSET = 9, 20
+
 
 @dataclass(frozen=True)
 class IOShapes:
@@ -80,3 +97,36 @@ def _probe_scale(model, hw: tuple[int, int]) -> int | None:
     if len(out) == 4 and out[2] and out[3]:
         return _ratio(out[2:], hw)
     return None
+
+
+def tensorrt_problems(path: Path) -> list[str]:
+    """What in an ONNX graph the TensorRT ONNX parser would reject: unsupported operators, custom
+    domains, opsets outside its range. Empty when the graph is fine."""
+    model = _load(path)
+    problems = []
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx") and not TENSORRT_MIN_OPSET <= opset.version <= TENSORRT_MAX_OPSET:
+            problems.append(f"opset {opset.version} (TensorRT parses {TENSORRT_MIN_OPSET}-{TENSORRT_MAX_OPSET})")
+    for op in sorted({(n.domain, n.op_type) for n in model.graph.node}):
+        domain, op_type = op
+        if domain not in ("", "ai.onnx"):
+            problems.append(f"{domain}::{op_type} (custom domain)")
+        elif op_type not in TENSORRT_OPS:
+            problems.append(f"{op_type} (not supported by TensorRT's ONNX parser)")
+    return problems
+
+
+def fp32_island_nodes(path: Path, fp32_ops: tuple[str, ...], attention: bool) -> list[str]:
+    """Names of the nodes to keep in fp32 when the rest of the graph runs in reduced precision:
+    the given op types, and (with `attention`) MatMuls of two computed tensors — attention's
+    Q.K^T and A.V — as opposed to MatMuls with a weight operand."""
+    model = _load(path)
+    constants = {init.name for init in model.graph.initializer}
+    constants |= {out for n in model.graph.node if n.op_type == "Constant" for out in n.output}
+    names = []
+    for node in model.graph.node:
+        if node.op_type in fp32_ops:
+            names.append(node.name)
+        elif attention and node.op_type == "MatMul" and not any(i in constants for i in node.input):
+            names.append(node.name)
+    return names

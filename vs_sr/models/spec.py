@@ -40,13 +40,18 @@ class PrecisionPolicy:
     """False where plain fp16 overflows (transformers): fp16 then needs `fp32_ops`."""
     fp32_ops: tuple[str, ...] = ()
     """ONNX op types kept in fp32 when the rest runs reduced (LayerNorm, Softmax, ...)."""
+    fp32_attention: bool = False
+    """Also keep attention's activation-by-activation MatMuls (Q.K^T, A.V) in fp32."""
 
 
 CONV_POLICY = PrecisionPolicy(gpu_default="fp16", fp16_safe=True)
 TRANSFORMER_POLICY = PrecisionPolicy(
     gpu_default="bf16",
     fp16_safe=False,
-    fp32_ops=("LayerNormalization", "Softmax", "ReduceMean", "Pow", "Sqrt", "Div", "Erf"),
+    # LayerNorm statistics, softmax's exponentials and attention scores are where fp16 overflows;
+    # ReduceMean/Pow/Sqrt cover layer norms that exporters spell out in elementary ops.
+    fp32_ops=("LayerNormalization", "Softmax", "ReduceMean", "Pow", "Sqrt"),
+    fp32_attention=True,
 )
 
 
