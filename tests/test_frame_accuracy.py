@@ -69,7 +69,7 @@ def test_same_bits_when_tiles_are_batched(ncnn_models, backend):
     for batch in (1, 3, plan.count):
         sessions = get_backend(backend).open(SessionSpec(network, batch, *plan.tile_shape, "fp32", 1, 0))
         dest = [np.zeros((48 * 4, 64 * 4), np.float32) for _ in range(3)]
-        FrameUpscaler(plan, StreamPool(sessions), batch).upscale_planes(planes, dest)
+        FrameUpscaler(plan, [StreamPool(sessions)], batch).upscale_planes(planes, dest)
         results.append(np.stack(dest))
     assert plan.count == 6
     assert all(np.array_equal(results[0], other) for other in results[1:])

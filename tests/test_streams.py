@@ -47,7 +47,7 @@ def test_frames_use_every_free_stream(ncnn_models, pick):
     plan = plan_tiles(64, 48, 4, network.traits)
     sessions = get_backend("ort").open(SessionSpec(network, 1, *plan.tile_shape, "fp32", 2, 0))
     pool = StreamPool([Recording(s) for s in sessions])
-    clip = _upscaled_rgbs(moving_photo_clip(64, 48, 12), 4, FrameUpscaler(plan, pool, 1), 2)
+    clip = _upscaled_rgbs(moving_photo_clip(64, 48, 12), 4, FrameUpscaler(plan, [pool], 1), 2)
     if pick == "even":  # a downstream filter that only wants every other frame
         clip = clip.std.SelectEvery(2, 0)
     threads = core.num_threads

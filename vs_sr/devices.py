@@ -58,3 +58,14 @@ def cuda_compute_capability(index: int) -> str:
     cuda.cuDeviceGetAttribute(ctypes.byref(major), CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device)
     cuda.cuDeviceGetAttribute(ctypes.byref(minor), CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device)
     return f"{major.value}.{minor.value}"
+
+
+def cuda_free_memory(index: int) -> int | None:
+    """Free memory of a CUDA device in bytes (through PyTorch, which every GPU backend uses)."""
+    if cuda_device_count() == 0:
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    return int(torch.cuda.mem_get_info(index)[0]) if torch.cuda.is_available() else None

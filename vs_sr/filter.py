@@ -15,7 +15,7 @@ from .models import Network, Precision, resolve
 from .models.spec import PRECISIONS
 from .runner import FrameUpscaler
 from .streams import StreamPool
-from .tiling import TilePlan, plan_tiles
+from .tiling import TilePlan, halved, memory_budget, plan_tiles
 
 
 def Upscale(
@@ -47,14 +47,15 @@ def Upscale(
                  (width, height) in input pixels, rounded up to the model's size multiple.
     overlap:     input pixels shared by neighbouring tiles (None: the model's default).
     num_streams: concurrent inference instances; frames wait only when all are busy.
-    device_id:   GPU index for GPU backends.
+    device_id:   GPU index for GPU backends, or a list of them: frame n goes to device_id[n % len].
     width, height: exact output size: the network runs at its own scale, then the result is
                  resized (Spline36) to this size; the display aspect (_SARNum/_SARDen) is kept.
     """
     clip = check_clip(clip)
     if not isinstance(num_streams, int) or isinstance(num_streams, bool) or num_streams < 1:
         raise sr_error(f"num_streams must be a positive integer, not {num_streams!r}.")
-    device = _single_device(device_id)
+    devices = _devices(device_id)
+    device = devices[0]
     if precision != "auto" and precision not in PRECISIONS:
         raise sr_error(f"unknown precision {precision!r}; use one of auto, {', '.join(PRECISIONS)}.")
     if not isinstance(backend, str) or backend not in BACKEND_NAMES:
@@ -63,13 +64,22 @@ def Upscale(
     network = resolve(model, scale)
     _check_frame_size(clip, network)
     runtime = choose_backend(backend, network)
+    if len(devices) > 1 and not runtime.gpu:
+        raise sr_error(f"device_id lists spread frames over GPUs; backend '{runtime.name}' runs on the CPU here.")
     chosen = _choose_precision(runtime, network, precision, device)
-    plan = plan_tiles(clip.width, clip.height, network.scale, network.traits, tile, overlap, network.fixed_shape)
-    batch = network.fixed_batch or runtime.batch_size(plan.count)
-    pool = StreamPool(_open_sessions(runtime, SessionSpec(network, batch, *plan.tile_shape, chosen, num_streams, device)))
-    info(_describe(network, runtime, chosen, plan, batch, num_streams, device))
+    free = runtime.free_memory(device)
+    budget = None if free is None else memory_budget(free // num_streams, network.traits, chosen)
+    plan = plan_tiles(clip.width, clip.height, network.scale, network.traits, tile, overlap, network.fixed_shape, budget)
+    area = plan.tile_shape[0] * plan.tile_shape[1]
+    batch = network.fixed_batch or min(runtime.batch_size(plan.count), max(1, (budget or area) // area))
+    pools = [StreamPool(_open_sessions(runtime, SessionSpec(network, batch, *plan.tile_shape, chosen, num_streams, d)))
+             for d in devices]
+    info(_describe(network, runtime, chosen, plan, batch, num_streams, devices))
 
-    upscaled = _upscaled_rgbs(to_rgbs(clip), network.scale, FrameUpscaler(plan, pool, batch), num_streams)
+    resizable = all(getattr(s, "dynamic_shapes", False) for pool in pools for s in pool.sessions)
+    shrink = (lambda failed: halved(failed, network.traits)) if resizable and network.fixed_shape is None else None
+    upscaler = FrameUpscaler(plan, pools, batch, shrink)
+    upscaled = _upscaled_rgbs(to_rgbs(clip), network.scale, upscaler, num_streams * len(devices))
     result = from_rgbs(upscaled, clip, out_w, out_h)
     return result.std.SetFrameProps(SRModel=network.label, SRBackend=runtime.name, SRPrecision=chosen)
 
@@ -88,10 +98,16 @@ def _upscaled_rgbs(rgb: vs.VideoNode, scale: int, upscaler: FrameUpscaler, strea
     return blank.std.FrameEval(lambda n: blank.std.ModifyFrame(rgb, upscaler), clip_src=[rgb])
 
 
-def _single_device(device_id: int | Sequence[int]) -> int:
-    if isinstance(device_id, int) and not isinstance(device_id, bool) and device_id >= 0:
-        return device_id
-    raise sr_error(f"device_id must be a GPU index (0, 1, ...), not {device_id!r}.")
+def _devices(device_id: int | Sequence[int]) -> list[int]:
+    """device_id as a list of GPU indices: one, or several that frames are spread over."""
+    ids = [device_id] if isinstance(device_id, int) and not isinstance(device_id, bool) else device_id
+    try:
+        ids = list(ids)  # type: ignore[arg-type]
+    except TypeError:
+        ids = []
+    if not ids or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids) or len(set(ids)) != len(ids):
+        raise sr_error(f"device_id must be a GPU index (0, 1, ...) or a list of distinct ones, not {device_id!r}.")
+    return ids
 
 
 def _check_frame_size(clip: vs.VideoNode, network: Network) -> None:
@@ -120,8 +136,10 @@ def _open_sessions(runtime: Backend, spec: SessionSpec) -> list:
                        f"{spec.width}x{spec.height} tiles at {spec.precision}: {error}") from error
 
 
-def _describe(network: Network, runtime: Backend, precision: str, plan: TilePlan, batch: int, streams: int, device: int) -> str:
+def _describe(network: Network, runtime: Backend, precision: str, plan: TilePlan, batch: int, streams: int,
+              devices: list[int]) -> str:
     nx, ny = len(plan.x.starts), len(plan.y.starts)
     th, tw = plan.tile_shape
-    return (f"{network.label} on {runtime.device_name(device)}, {precision}, {nx}x{ny} tiles of {tw}x{th} "
-            f"(overlap {plan.overlap}, batch {batch}), {streams} stream(s)")
+    where = " + ".join(runtime.device_name(d) for d in devices)
+    return (f"{network.label} on {where}, {precision}, {nx}x{ny} tiles of {tw}x{th} "
+            f"(overlap {plan.overlap}, batch {batch}), {streams} stream(s)" + (" per GPU" if len(devices) > 1 else ""))

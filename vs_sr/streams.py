@@ -11,10 +11,10 @@ from .backends.base import Session
 
 class StreamPool:
     def __init__(self, sessions: Sequence[Session]) -> None:
+        self.sessions = list(sessions)
         self._free: queue.SimpleQueue[Session] = queue.SimpleQueue()
-        for session in sessions:
+        for session in self.sessions:
             self._free.put(session)
-        self.size = len(sessions)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

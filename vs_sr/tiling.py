@@ -170,6 +170,26 @@ def auto_tile(size: int, other: int, budget: int, overlap: int, multiple: int) -
     return round_up(math.ceil((size + (count - 1) * overlap) / count), multiple)
 
 
+MEMORY_FRACTION = 0.5  # of free device memory that tiles in flight may use
+
+
+def memory_budget(free_bytes: int, traits: ArchTraits, precision: str) -> int:
+    """Input pixels that fit in MEMORY_FRACTION of `free_bytes` at this precision (GPU tile sizing)."""
+    per_pixel = traits.bytes_per_pixel * (1.0 if precision == "fp32" else 0.5)
+    return max(64 * 64, int(free_bytes * MEMORY_FRACTION / per_pixel))
+
+
+def halved(plan: TilePlan, traits: ArchTraits) -> TilePlan | None:
+    """The same frame in tiles of half the size (for a retry after running out of memory), or
+    None when the tiles cannot shrink any more."""
+    th, tw = plan.tile_shape
+    smaller = (max(traits.multiple, round_up(tw // 2, traits.multiple)), max(traits.multiple, round_up(th // 2, traits.multiple)))
+    overlap = min(plan.overlap or traits.overlap, min(smaller) // 2)
+    if smaller == (tw, th) or min(smaller) < max(32, 2 * overlap):
+        return None
+    return plan_tiles(plan.width, plan.height, plan.scale, traits, smaller, overlap)
+
+
 def plan_tiles(
     width: int,
     height: int,
@@ -178,8 +198,10 @@ def plan_tiles(
     tile: int | tuple[int, int] | None = None,
     overlap: int | tuple[int, int] | None = None,
     fixed_shape: tuple[int, int] | None = None,
+    budget: int | None = None,
 ) -> TilePlan:
-    """The tile plan for frames of `width` x `height`, from the caller's tile/overlap or automatically."""
+    """The tile plan for frames of `width` x `height`, from the caller's tile/overlap or automatically
+    (whole frames up to `budget` input pixels: the model's CPU budget unless given)."""
     m = traits.multiple
     if overlap is not None:
         ov_w, ov_h = _as_pair(overlap, "overlap")
@@ -197,7 +219,7 @@ def plan_tiles(
         if min(tile_w, tile_h) < max(m, 1):
             raise sr_error(f"tile must be positive, got {tile!r}.")
     else:
-        budget = traits.tile_pixels
+        budget = budget or traits.tile_pixels
         if width * height <= budget:
             tile_w, tile_h = round_up(width, m), round_up(height, m)
         else:

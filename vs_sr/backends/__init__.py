@@ -7,7 +7,7 @@ import importlib
 from ..errors import sr_error
 from ..log import warn
 from ..models.spec import Network
-from .base import Backend, Session, SessionSpec
+from .base import Backend, OutOfMemory, Session, SessionSpec
 
 BACKEND_MODULES = {
     "trt": ("tensorrt", "TensorRTBackend"),
@@ -63,4 +63,4 @@ def choose_backend(requested: str, network: Network) -> Backend:
         f"{name}: {get_backend(name).unavailable()}" for name in auto_order(network)))
 
 
-__all__ = ["Backend", "Session", "SessionSpec", "BACKEND_NAMES", "choose_backend", "get_backend"]
+__all__ = ["Backend", "OutOfMemory", "Session", "SessionSpec", "BACKEND_NAMES", "choose_backend", "get_backend"]

@@ -25,6 +25,10 @@ def import_runtime(module: str, missing: str) -> tuple[Any, str | None]:
         return None, missing
 
 
+class OutOfMemory(Exception):
+    """A session ran out of device memory; the runner may retry the frame with smaller tiles."""
+
+
 @dataclass(frozen=True)
 class SessionSpec:
     """Everything a backend needs to open its inference instances."""
@@ -41,6 +45,9 @@ class SessionSpec:
 class Session(ABC):
     """One inference instance (an infer request, a session slot, a CUDA stream). Not shared:
     the stream pool hands it to one frame at a time."""
+
+    dynamic_shapes = False
+    """True if `run` also accepts batches of another shape than the one it was opened for."""
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -71,6 +78,10 @@ class Backend(ABC):
     def batch_size(self, tiles: int) -> int:
         """How many tiles of a frame go to one `run`; CPU runtimes gain nothing from batching."""
         return 1
+
+    def free_memory(self, device_id: int) -> int | None:
+        """Free device memory in bytes for sizing tiles; None on the CPU (use the model's budget)."""
+        return None
 
     @abstractmethod
     def open(self, spec: SessionSpec) -> list[Session]:

@@ -60,6 +60,11 @@ class OnnxRuntimeBackend(Backend):
     def batch_size(self, tiles: int) -> int:
         return tiles if _has_cuda() else 1
 
+    def free_memory(self, device_id: int) -> int | None:
+        from ..devices import cuda_free_memory
+
+        return cuda_free_memory(device_id) if _has_cuda() else None
+
     def device_name(self, device_id: int) -> str:
         ort, _ = _import()
         where = f"CUDA device {device_id}" if _has_cuda() else "CPU"

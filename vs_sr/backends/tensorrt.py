@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..devices import cuda_compute_capability, cuda_device_count, cuda_device_names
+from ..devices import cuda_compute_capability, cuda_device_count, cuda_device_names, cuda_free_memory
 from ..engines import EngineCache, EngineKey, Entry
 from ..errors import sr_error
 from ..log import info
@@ -206,6 +206,9 @@ class TensorRTBackend(Backend):
 
     def batch_size(self, tiles: int) -> int:
         return tiles  # the tiles of a frame go in one launch
+
+    def free_memory(self, device_id: int) -> int | None:
+        return cuda_free_memory(device_id)
 
     def device_name(self, device_id: int) -> str:
         trt, _ = _import()

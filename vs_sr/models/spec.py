@@ -69,6 +69,8 @@ class ArchTraits:
     tile_pixels: int
     """Largest tile area, in input pixels, chosen automatically on a CPU."""
     precision: PrecisionPolicy
+    bytes_per_pixel: int = 20_000
+    """Peak activation memory per input pixel at fp32 (measured), for sizing tiles on a GPU."""
 
 
 @dataclass(frozen=True)
