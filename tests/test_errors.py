@@ -114,3 +114,13 @@ def test_official_file_with_wrong_content(isolated_dirs, tmp_path, monkeypatch):
     (tmp_path / "RealESRGAN_x4plus_anime_6B.pth").write_bytes(b"truncated download")
     expect_error(r"is not the published RealESRGAN_x4plus_anime_6B.pth .* Re-download it from https://github.com/xinntao",
                  small(), "realesrgan-x4plus-anime")
+
+
+def test_bad_scale_and_tile_types(ncnn_models):
+    import numpy as np
+
+    expect_error(r"scale must be a positive integer, not 0", small(), "realesr-animevideov3", 0, width=100)
+    expect_error(r"scale must be a positive integer, not '4'", small(), "realesr-animevideov3", "4", width=100)
+    expect_error(r"tile must be an int or a \(width, height\) pair of ints, not 32.0", small(), "realesr-animevideov3",
+                 tile=32.0)
+    assert sr.Upscale(small(), "realesr-animevideov3", tile=np.int64(32), overlap=8).width == 256  # numpy ints are ints

@@ -206,3 +206,18 @@ def test_example_pipe(ncnn_models, source, tmp_path):
     media = probe(output)
     assert [s.kind for s in media.streams] == ["video", "audio", "subtitle"]
     assert count_frames(output) == 50 and media.video.info["width"] == 512
+
+
+def test_rgb_source_and_a_range_of_a_video_only_file(ncnn_models, tmp_path):
+    """An RGB (FFV1 gbrp) file with nothing but video: converted to YUV for y4m and tagged as
+    such; a frame range needs no other streams to cut."""
+    rgb = tmp_path / "rgb.mkv"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=64x48:rate={FPS}:duration=1", "-c:v", "ffv1", "-pix_fmt", "gbrp",
+           str(rgb))
+    output = tmp_path / "out.mkv"
+    done = upscale(str(rgb), str(output), "--start", "5", "--end", "14")
+    assert done.returncode == 0, done.stderr
+    media = probe(output)
+    assert count_frames(output) == 10 and [s.kind for s in media.streams] == ["video"]
+    assert media.video.info["pix_fmt"] == "yuv444p" and media.video.info.get("color_space") == "smpte170m"
+    assert done.stdout.rstrip().endswith("fps") and "10 frames at 256x192" in done.stdout

@@ -14,10 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# Read once at import: reading it means setting it, which must not race other threads' files.
+UMASK = _read_umask()
 
 
 @contextmanager
@@ -27,7 +31,7 @@ def atomic_output(target: Path) -> Iterator[Path]:
     handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=f".part{target.suffix}")
     os.close(handle)
     temp = Path(name)
-    temp.chmod(0o666 & ~_umask())  # mkstemp's 0600 would otherwise reach the finished file
+    temp.chmod(0o666 & ~UMASK)  # mkstemp's 0600 would otherwise reach the finished file
     try:
         yield temp
         os.replace(temp, target)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -20,17 +19,18 @@ from pathlib import Path
 import numpy as np
 import vapoursynth as vs
 
-from .backends import SessionSpec, choose_backend
+from .backends import choose_backend
+from .backends.openvino import HINTS
 from .models import resolve
 from .models.export import export_onnx
-from .tiling import plan_tiles
+from .tools import find_tool
 
 core = vs.core
-OV_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 RUNNERS = ("vs_sr", "vs-mlrt-ov", "vs-mlrt-ort")
 SCRIPT = """\
 from vs_sr import bench
-bench.pipeline(**{k: v.decode() if isinstance(v, bytes) else v for k, v in globals().items() if k in bench.ARGS}).set_output()
+from vs_sr.tools import script_args
+bench.pipeline(**{k.removeprefix("bench_"): v for k, v in script_args(globals(), "bench_").items()}).set_output()
 """
 ARGS = ("runner", "model", "scale", "backend", "precision", "width", "height", "streams", "frames", "fmt", "tile")
 
@@ -55,12 +55,12 @@ class Setup:
 
 def source_clip(width: int, height: int, frames: int, fmt: int) -> vs.VideoNode:
     """`frames` frames cycling through 4 distinct textured ones, generated once and cached."""
-    rng = np.random.default_rng(0)
     blank = core.std.BlankClip(format=vs.RGBS, width=width, height=height, length=4, fpsnum=25, fpsden=1)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
 
     def paint(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
         out = f.copy()
+        rng = np.random.default_rng(n)  # per frame: the same pixels whatever order frames come in
         for p in range(3):
             wave = 0.5 + 0.25 * np.sin(x / (7 + p + n) + y / (5 + 2 * p)) + 0.1 * rng.random((height, width))
             np.copyto(np.asarray(out[p]), wave.astype(np.float32))
@@ -85,7 +85,7 @@ def pipeline(runner: str, model: str, scale: str, backend: str, precision: str, 
     onnx = str(export_onnx(network, 1, int(height), int(width)))
     rgbs = source if fmt_id == vs.RGBS else source.resize.Bicubic(format=vs.RGBS, matrix_in=vs.MATRIX_BT709)
     if runner == "vs-mlrt-ov":
-        hint = OV_HINTS[precision]
+        hint = HINTS[precision]
         out = core.ov.Model(rgbs, network_path=onnx, device="CPU", num_streams=n_streams,
                             config=lambda: {"INFERENCE_PRECISION_HINT": hint, "NUM_STREAMS": n_streams})
     else:
@@ -97,13 +97,13 @@ def pipeline(runner: str, model: str, scale: str, backend: str, precision: str, 
 
 def vspipe_fps(setup: Setup, runner: str) -> float:
     """Frames/s vspipe reports for one runner (a fresh process each time)."""
-    vspipe = shutil.which("vspipe") or str(Path(sys.executable).with_name("vspipe"))
+    vspipe = find_tool("vspipe")
     with tempfile.NamedTemporaryFile("w", suffix=".vpy", delete=False) as script:
         script.write(SCRIPT)
     args = [vspipe, script.name, "--"]
     values = {"runner": runner, **{k: getattr(setup, k) for k in ARGS if k != "runner"}}
     for key, value in values.items():
-        args[1:1] = ["-a", f"{key}={'none' if value is None else value}"]
+        args[1:1] = ["-a", f"bench_{key}={'none' if value is None else value}"]
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=3600)
     finally:
@@ -115,13 +115,14 @@ def vspipe_fps(setup: Setup, runner: str) -> float:
 
 
 def bare_fps(setup: Setup) -> tuple[float, str]:
-    """Frames/s of the runtime alone: `streams` threads running the same tiles back to back."""
+    """Frames/s of the runtime alone: `streams` threads running the filter's own tiles back to back."""
+    from .filter import prepare
+
     network = resolve(setup.model, setup.scale)
     runtime = choose_backend(setup.backend, network)
-    plan = plan_tiles(setup.width, setup.height, network.scale, network.traits, setup.tile, None, network.fixed_shape)
-    batch = network.fixed_batch or runtime.batch_size(plan.count)
-    precision = runtime.auto_precision(network, 0) if setup.precision == "auto" else setup.precision
-    sessions = runtime.open(SessionSpec(network, batch, *plan.tile_shape, precision, setup.streams, 0))
+    prepared = prepare(runtime, network, setup.width, setup.height, setup.precision, setup.tile, None,
+                       setup.streams, [0])
+    plan, batch, sessions = prepared.plan, prepared.batch, prepared.pools[0].sessions
     # The filter's own input (runtimes can be content-dependent), cut into the same tiles.
     source = source_clip(setup.width, setup.height, 4, vs.RGBS)
     frames = [[np.asarray(source.get_frame(n)[p]) for p in range(3)] for n in range(4)]

@@ -1,4 +1,4 @@
-"""The `vs-sr` command: models, info (and the pipelines built on the filter)."""
+"""The `vs-sr` command: upscale (file to file), eval, train, models, engines, info."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 import vapoursynth as vs
+
+from .backends import BACKEND_NAMES
+from .models.spec import PRECISIONS
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
@@ -64,17 +67,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .errors import sr_error
     from .progress import Progress
     from .quality import evaluate as ev
+    from .tools import open_video
 
     if len(args.videos) > 2:
         raise sr_error("give RESULT REFERENCE, or REFERENCE with --source LOW_RES.")
     *result_path, reference_path = args.videos
     if not result_path and args.source is None:
         raise sr_error("give RESULT REFERENCE, or REFERENCE with --source LOW_RES (scored with models and baselines).")
-
-    def open_video(path: str) -> vs.VideoNode:
-        if not Path(path).is_file():
-            raise sr_error(f"video not found: {path}.")
-        return vs.core.bs.VideoSource(path)
 
     reference = open_video(reference_path)
     result = open_video(result_path[0]) if result_path else None
@@ -145,9 +144,18 @@ def cmd_engines_build(args: argparse.Namespace) -> int:
     sizes = [_size(s) for s in args.profile] if args.profile else [_size(args.tile)] * 3
     if len(sizes) != 3:
         raise sr_error("--profile takes three sizes: MIN OPT MAX (each WIDTHxHEIGHT).")
-    shapes = tuple((args.batch, h, w) for w, h in sizes)
+    from .devices import cuda_device_count
+    from .tiling import round_up
+
+    if not 0 <= args.device < cuda_device_count():
+        raise sr_error(f"no GPU {args.device}: this machine has {cuda_device_count()}.")
+    step = network.traits.multiple  # the filter asks for tiles rounded up to it (16 for HAT)
+    shapes = tuple((args.batch, round_up(h, step), round_up(w, step)) for w, h in sizes)
     precision = args.precision or network.traits.precision.gpu_default
-    _, key = backend.engine(network, shapes, precision, args.device)  # type: ignore[attr-defined]
+    import torch
+
+    with torch.cuda.device(args.device):
+        _, key = backend.engine(network, shapes, precision, args.device)  # type: ignore[attr-defined]
     from .engines import EngineCache
 
     print(EngineCache().paths(key)[0])
@@ -219,10 +227,10 @@ def vspipe_status() -> str:
     import subprocess
     import tempfile
 
-    from .pipeline import tool
+    from .tools import find_tool
 
     try:
-        vspipe = tool("vspipe")
+        vspipe = find_tool("vspipe")
     except vs.Error as error:
         return str(error).removeprefix("vs_sr: ")
     with tempfile.NamedTemporaryFile("w", suffix=".vpy") as script:
@@ -271,6 +279,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vs-sr", description="Neural super-resolution for VapourSynth.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -294,8 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     upscale.add_argument("--scale", type=int, default=4)
     upscale.add_argument("--width", type=int, help="exact output width (e.g. 854 for 144p -> 480p)")
     upscale.add_argument("--height", type=int, help="exact output height")
-    upscale.add_argument("--backend", default="auto", choices=["auto", "trt", "torch", "ort", "openvino"])
-    upscale.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    upscale.add_argument("--backend", default="auto", choices=BACKEND_NAMES)
+    upscale.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS))
     upscale.add_argument("--tile", type=int, help="tile size in input pixels (default: automatic)")
     upscale.add_argument("--overlap", type=int, help="tile overlap in input pixels")
     upscale.add_argument("--num-streams", type=int, default=1, help="concurrent inference instances")
@@ -318,9 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--scale", type=int, help="model scale (default: from the sizes, else 4)")
     evaluate.add_argument("--crop", type=int, help="border pixels ignored on each side (default: the scale)")
     evaluate.add_argument("--channel", choices=["y", "rgb"], default="y", help="BT.601 luma (default) or RGB")
-    evaluate.add_argument("--every", type=int, default=1, help="score every Nth frame")
-    evaluate.add_argument("--backend", default="auto")
-    evaluate.add_argument("--precision", default="auto")
+    evaluate.add_argument("--every", type=positive, default=1, help="score every Nth frame")
+    evaluate.add_argument("--backend", default="auto", choices=BACKEND_NAMES)
+    evaluate.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS))
     evaluate.add_argument("--csv", help="write per-frame scores here")
     evaluate.add_argument("--plot", help="write a PNG of per-frame PSNR for each method here")
     evaluate.add_argument("--json", action="store_true", help="print a JSON summary (psnr, ssim, frames) instead")
@@ -335,16 +350,16 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--val-hr", action="append", help="held-out high-res video(s) for validation")
     training.add_argument("--val-lr", action="append", help="their low-res videos (paired validation)")
     training.add_argument("--output", required=True, help="run directory (checkpoint, model.pth, history.csv)")
-    training.add_argument("--every", type=int, default=250, help="use every Nth frame")
-    training.add_argument("--iterations", type=int, default=10_000)
-    training.add_argument("--batch", type=int, default=16)
-    training.add_argument("--patch", type=int, default=256, help="high-res crop size")
+    training.add_argument("--every", type=positive, default=250, help="use every Nth frame")
+    training.add_argument("--iterations", type=positive, default=10_000)
+    training.add_argument("--batch", type=positive, default=16)
+    training.add_argument("--patch", type=positive, default=256, help="high-res crop size")
     training.add_argument("--learning-rate", type=float, default=2e-5)
     training.add_argument("--milestones", type=int, nargs="*", default=[5_000, 7_500], help="halve the rate here")
     training.add_argument("--gamma", type=float, default=0.5)
     training.add_argument("--ema", type=float, default=0.999, help="EMA decay of the saved weights")
-    training.add_argument("--val-every", type=int, default=500)
-    training.add_argument("--checkpoint-every", type=int, default=500)
+    training.add_argument("--val-every", type=positive, default=500)
+    training.add_argument("--checkpoint-every", type=positive, default=500)
     training.add_argument("--blur", type=float, nargs=2, default=[0.0, 1.2], metavar=("MIN", "MAX"))
     training.add_argument("--noise", type=float, default=3.0, help="largest noise sigma (8-bit levels)")
     training.add_argument("--crf", type=int, default=28, help="x264 CRF of synthesized low-res frames (-1: none)")
@@ -362,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--profile", nargs=3, metavar=("MIN", "OPT", "MAX"),
                        help="one engine for a range of input sizes (conv nets only), each WIDTHxHEIGHT")
     build.add_argument("--batch", type=int, default=1, help="tiles per launch")
-    build.add_argument("--precision", choices=["fp32", "fp16", "bf16"], help="default: the model's GPU precision")
+    build.add_argument("--precision", choices=PRECISIONS, help="default: the model's GPU precision")
     build.add_argument("--device", type=int, default=0)
     build.set_defaults(run=cmd_engines_build)
     engine_commands.add_parser("list", help="cached engines and whether they still fit this machine").set_defaults(
@@ -382,6 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     except vs.Error as error:
         print(f"vs-sr: error: {str(error).removeprefix('vs_sr: ')}", file=sys.stderr)
+        return 1
+    except OSError as error:  # a disk full, a permission refused: say which file, not a traceback
+        print(f"vs-sr: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("vs-sr: interrupted; nothing was written", file=sys.stderr)

@@ -23,7 +23,7 @@ from typing import Any
 
 from .atomic import atomic_output
 from .errors import sr_error
-from .models.files import cache_dir
+from .models.files import cache_dir, file_digest
 
 ENGINE_DIR_ENV = "VS_SR_ENGINE_DIR"
 RECIPE = 1  # bump when the build settings change what an engine computes
@@ -73,14 +73,6 @@ def engine_dir() -> Path:
     return Path(override).expanduser() if override else cache_dir("engines")
 
 
-def file_sha256(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
 @dataclass(frozen=True)
 class Entry:
     """A cached engine as its manifest describes it."""
@@ -111,7 +103,7 @@ class EngineCache:
         entry = _read_manifest(manifest)
         if entry is None or entry.key != key or not engine.is_file():
             return None
-        if engine.stat().st_size != entry.size or file_sha256(engine) != entry.sha256:
+        if engine.stat().st_size != entry.size or file_digest(engine) != entry.sha256:
             return None
         return entry
 

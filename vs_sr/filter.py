@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import vapoursynth as vs
 
-from .backends import BACKEND_NAMES, Backend, SessionSpec, choose_backend
+from .backends import Backend, OutOfMemory, SessionSpec, check_backend_name, choose_backend
 from .errors import sr_error
 from .formats import check_clip, from_rgbs, output_size, to_rgbs
-from .log import info
+from .log import info, warn
 from .models import Network, Precision, resolve
 from .models.spec import PRECISIONS
-from .runner import FrameUpscaler
+from .runner import FrameUpscaler, Shrink
 from .streams import StreamPool
 from .tiling import TilePlan, halved, memory_budget, plan_tiles
 
@@ -52,36 +53,69 @@ def Upscale(
                  resized (Spline36) to this size; the display aspect (_SARNum/_SARDen) is kept.
     """
     clip = check_clip(clip)
-    if not isinstance(num_streams, int) or isinstance(num_streams, bool) or num_streams < 1:
-        raise sr_error(f"num_streams must be a positive integer, not {num_streams!r}.")
+    _check_positive("num_streams", num_streams)
+    _check_positive("scale", scale)
     devices = _devices(device_id)
-    device = devices[0]
+    check_backend_name(backend)
     if precision != "auto" and precision not in PRECISIONS:
         raise sr_error(f"unknown precision {precision!r}; use one of auto, {', '.join(PRECISIONS)}.")
-    if not isinstance(backend, str) or backend not in BACKEND_NAMES:
-        raise sr_error(f"unknown backend {backend!r}; use one of {', '.join(BACKEND_NAMES)}.")
     out_w, out_h = output_size(clip, scale, width, height)
     network = resolve(model, scale)
     _check_frame_size(clip, network)
     runtime = choose_backend(backend, network)
-    if len(devices) > 1 and not runtime.gpu:
-        raise sr_error(f"device_id lists spread frames over GPUs; backend '{runtime.name}' runs on the CPU here.")
-    chosen = _choose_precision(runtime, network, precision, device)
-    free = runtime.free_memory(device)
-    budget = None if free is None else memory_budget(free // num_streams, network.traits, chosen)
-    plan = plan_tiles(clip.width, clip.height, network.scale, network.traits, tile, overlap, network.fixed_shape, budget)
-    area = plan.tile_shape[0] * plan.tile_shape[1]
-    batch = network.fixed_batch or min(runtime.batch_size(plan.count), max(1, (budget or area) // area))
-    pools = [StreamPool(_open_sessions(runtime, SessionSpec(network, batch, *plan.tile_shape, chosen, num_streams, d)))
-             for d in devices]
-    info(_describe(network, runtime, chosen, plan, batch, num_streams, devices))
+    setup = prepare(runtime, network, clip.width, clip.height, precision, tile, overlap, num_streams, devices)
+    info(_describe(network, runtime, setup, num_streams, devices))
 
-    resizable = all(getattr(s, "dynamic_shapes", False) for pool in pools for s in pool.sessions)
-    shrink = (lambda failed: halved(failed, network.traits)) if resizable and network.fixed_shape is None else None
-    upscaler = FrameUpscaler(plan, pools, batch, shrink)
+    upscaler = FrameUpscaler(setup.plan, setup.pools, setup.batch, setup.shrink)
     upscaled = _upscaled_rgbs(to_rgbs(clip), network.scale, upscaler, num_streams * len(devices))
     result = from_rgbs(upscaled, clip, out_w, out_h)
-    return result.std.SetFrameProps(SRModel=network.label, SRBackend=runtime.name, SRPrecision=chosen)
+    return result.std.SetFrameProps(SRModel=network.label, SRBackend=runtime.name, SRPrecision=setup.precision)
+
+
+@dataclass
+class Setup:
+    """What runs: the precision, the tile plan and batch, and the open sessions per device."""
+
+    precision: Precision
+    plan: TilePlan
+    batch: int
+    pools: list[StreamPool]
+    shrink: Shrink | None
+
+
+def prepare(runtime: Backend, network: Network, width: int, height: int, precision: str,
+            tile: int | tuple[int, int] | None, overlap: int | tuple[int, int] | None, num_streams: int,
+            devices: list[int]) -> Setup:
+    """Precision, tiles sized for the device, and `num_streams` sessions on each device.
+
+    A device that runs out of memory while the sessions open (PyTorch captures and runs a first
+    tile then) gets halved tiles before any frame is made, so every frame uses the same tiles.
+    """
+    _check_devices(runtime, devices)
+    chosen = _choose_precision(runtime, network, precision, devices[0])
+    free = runtime.free_memory(devices[0])
+    budget = None if free is None else memory_budget(free // num_streams, network.traits, chosen)
+    plan = plan_tiles(width, height, network.scale, network.traits, tile, overlap, network.fixed_shape, budget)
+    shrink: Shrink | None = None
+    if network.fixed_shape is None:
+        shrink = lambda failed: halved(failed, network.traits, overlap)  # noqa: E731
+    while True:
+        area = plan.tile_shape[0] * plan.tile_shape[1]
+        batch = network.fixed_batch or min(runtime.batch_size(plan.count), max(1, (budget or area) // area))
+        try:
+            pools = [StreamPool(_open_sessions(runtime, SessionSpec(network, batch, *plan.tile_shape, chosen,
+                                                                    num_streams, d))) for d in devices]
+            break
+        except OutOfMemory as error:
+            smaller = shrink(plan) if shrink else None
+            if smaller is None:
+                raise sr_error(f"out of device memory opening {network.label} ({error}); pass a smaller tile= "
+                               "or fewer num_streams.") from None
+            warn(f"out of device memory with {plan.tile_shape[1]}x{plan.tile_shape[0]} tiles; using "
+                 f"{smaller.tile_shape[1]}x{smaller.tile_shape[0]}")
+            plan, budget = smaller, smaller.tile_shape[0] * smaller.tile_shape[1]
+    resizable = all(session.dynamic_shapes for pool in pools for session in pool.sessions)
+    return Setup(chosen, plan, batch, pools, shrink if resizable else None)
 
 
 def _upscaled_rgbs(rgb: vs.VideoNode, scale: int, upscaler: FrameUpscaler, streams: int) -> vs.VideoNode:
@@ -96,6 +130,23 @@ def _upscaled_rgbs(rgb: vs.VideoNode, scale: int, upscaler: FrameUpscaler, strea
     if streams == 1:
         return blank.std.ModifyFrame(rgb, upscaler)
     return blank.std.FrameEval(lambda n: blank.std.ModifyFrame(rgb, upscaler), clip_src=[rgb])
+
+
+def _check_positive(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise sr_error(f"{name} must be a positive integer, not {value!r}.")
+
+
+def _check_devices(runtime: Backend, devices: list[int]) -> None:
+    if len(devices) > 1 and not runtime.gpu:
+        raise sr_error(f"device_id lists spread frames over GPUs; backend '{runtime.name}' runs on the CPU here.")
+    if runtime.gpu:
+        from .devices import cuda_device_count
+
+        count = cuda_device_count()
+        missing = [d for d in devices if d >= count]
+        if missing:
+            raise sr_error(f"no GPU {missing[0]}: this machine has {count} (device_id counts from 0).")
 
 
 def _devices(device_id: int | Sequence[int]) -> list[int]:
@@ -119,27 +170,33 @@ def _check_frame_size(clip: vs.VideoNode, network: Network) -> None:
 
 def _choose_precision(runtime: Backend, network: Network, requested: str, device: int) -> Precision:
     supported = runtime.precisions(device)
-    chosen: Precision = runtime.auto_precision(network, device) if requested == "auto" else requested  # type: ignore[assignment]
-    if chosen not in supported:
-        raise sr_error(f"backend '{runtime.name}' runs {'/'.join(supported)} on this machine, not {chosen}; "
+    if requested == "auto":
+        chosen = runtime.auto_precision(network, device)
+        if chosen not in supported:  # e.g. bf16 for HAT on a GPU without bf16: stay exact
+            info(f"{network.label}: {chosen} is not available on this device; running fp32")
+            return "fp32"
+        return chosen
+    if requested not in supported:
+        raise sr_error(f"backend '{runtime.name}' runs {'/'.join(supported)} on this machine, not {requested}; "
                        "pass one of those as precision=.")
-    return chosen
+    return requested  # type: ignore[return-value]
 
 
 def _open_sessions(runtime: Backend, spec: SessionSpec) -> list:
     try:
         return runtime.open(spec)
-    except vs.Error:
+    except (vs.Error, OutOfMemory):
         raise
     except Exception as error:  # a runtime's own exception: say which step failed and on what
         raise sr_error(f"backend '{runtime.name}' could not load {spec.network.label} for "
                        f"{spec.width}x{spec.height} tiles at {spec.precision}: {error}") from error
 
 
-def _describe(network: Network, runtime: Backend, precision: str, plan: TilePlan, batch: int, streams: int,
-              devices: list[int]) -> str:
+def _describe(network: Network, runtime: Backend, setup: Setup, streams: int, devices: list[int]) -> str:
+    plan = setup.plan
     nx, ny = len(plan.x.starts), len(plan.y.starts)
     th, tw = plan.tile_shape
     where = " + ".join(runtime.device_name(d) for d in devices)
-    return (f"{network.label} on {where}, {precision}, {nx}x{ny} tiles of {tw}x{th} "
-            f"(overlap {plan.overlap}, batch {batch}), {streams} stream(s)" + (" per GPU" if len(devices) > 1 else ""))
+    return (f"{network.label} on {where}, {setup.precision}, {nx}x{ny} tiles of {tw}x{th} "
+            f"(overlap {plan.overlap}, batch {setup.batch}), {streams} stream(s)"
+            + (" per GPU" if len(devices) > 1 else ""))

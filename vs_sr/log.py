@@ -5,9 +5,10 @@ from __future__ import annotations
 import vapoursynth as vs
 
 
-def warn(message: str) -> None:
-    vs.core.log_message(vs.MESSAGE_TYPE_WARNING, f"vs_sr: {message}")
+def warn(message: str, core: vs.Core | None = None) -> None:
+    """A warning; pass the script's core when calling from a frame callback (worker thread)."""
+    (core or vs.core).log_message(vs.MESSAGE_TYPE_WARNING, f"vs_sr: {message}")
 
 
-def info(message: str) -> None:
-    vs.core.log_message(vs.MESSAGE_TYPE_INFORMATION, f"vs_sr: {message}")
+def info(message: str, core: vs.Core | None = None) -> None:
+    (core or vs.core).log_message(vs.MESSAGE_TYPE_INFORMATION, f"vs_sr: {message}")

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from .formats import corrected_sar, default_matrix, output_size
 from .models import resolve
 from .probe import Media, Stream, count_frames, probe
 from .progress import Progress
+from .tools import find_tool, open_video
 
 CONTAINERS = {".mkv": "matroska", ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
 VIDEO_CODECS = {
@@ -42,7 +41,8 @@ MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
 TEXT_SUBTITLES = {"subrip", "ass", "ssa", "mov_text", "webvtt", "text"}
 SCRIPT = """\
 from vs_sr.pipeline import script_clip
-script_clip({k: v.decode() if isinstance(v, bytes) else v for k, v in globals().items() if k.startswith("sr_")}).set_output()
+from vs_sr.tools import script_args
+script_clip(script_args(globals(), "sr_")).set_output()
 """
 
 
@@ -71,7 +71,7 @@ class Job:
 
 
 @dataclass
-class Plan:
+class OutputPlan:
     """What will be written: the frames, the size, and how every input stream is carried."""
 
     first: int
@@ -105,7 +105,7 @@ def script_clip(args: dict[str, str]) -> vs.VideoNode:
     def number(key: str) -> int | None:
         return int(args[key]) if args.get(key, "") not in ("", "none") else None
 
-    clip = vs.core.bs.VideoSource(args["sr_input"])
+    clip = open_video(args["sr_input"])
     clip = Upscale(clip, args["sr_model"], int(args["sr_scale"]), backend=args["sr_backend"],
                    precision=args["sr_precision"], tile=number("sr_tile"), overlap=number("sr_overlap"),
                    num_streams=int(args["sr_num_streams"]), width=number("sr_width"), height=number("sr_height"))
@@ -113,14 +113,6 @@ def script_clip(args: dict[str, str]) -> vs.VideoNode:
         yuv = clip.format.replace(color_family=vs.YUV).id
         clip = clip.resize.Spline36(format=yuv, matrix=default_matrix(clip.width, clip.height))
     return clip
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name) or (str(Path(sys.executable).with_name(name)) if name == "vspipe" else None)
-    if path is None or not Path(path).exists():
-        hint = "it comes with the vapoursynth wheel (run `vapoursynth config` once)" if name == "vspipe" else "install ffmpeg"
-        raise sr_error(f"{name} not found: {hint}.")
-    return path
 
 
 def check_job(job: Job) -> str:
@@ -152,22 +144,22 @@ def check_job(job: Job) -> str:
     return muxer
 
 
-def plan_job(job: Job, media: Media, muxer: str) -> Plan:
+def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
     """Frame range, output size and stream mapping, with a note for everything not copied as is."""
     resolve(job.model, job.scale)  # a bad model or missing weights fail here, before any work
-    clip = vs.core.bs.VideoSource(str(media.path))
+    clip = open_video(media.path)
     first = job.start if job.start is not None else 0
     last = job.end if job.end is not None else clip.num_frames - 1
     if not 0 <= first <= last < clip.num_frames:
         raise sr_error(f"frame range {first}-{last} is outside the input's 0-{clip.num_frames - 1}.")
     width, height = output_size(clip, job.scale, job.width, job.height)
     rate = Fraction(clip.fps_num, clip.fps_den) if clip.fps_num else media.frame_rate
-    plan = Plan(first, last, job.start is not None or job.end is not None, width, height, rate)
+    plan = OutputPlan(first, last, job.start is not None or job.end is not None, width, height, rate)
     _plan_streams(plan, media, muxer)
     return plan
 
 
-def _plan_streams(plan: Plan, media: Media, muxer: str) -> None:
+def _plan_streams(plan: OutputPlan, media: Media, muxer: str) -> None:
     mp4 = muxer in ("mp4", "mov")
     out_index = 1  # 0 is the upscaled video
     for stream in media.streams:
@@ -204,7 +196,7 @@ def _plan_streams(plan: Plan, media: Media, muxer: str) -> None:
         out_index += 1
 
 
-def _expected_audio(stream: Stream, media: Media, plan: Plan) -> float | None:
+def _expected_audio(stream: Stream, media: Media, plan: OutputPlan) -> float | None:
     """How long an audio stream should come out: its own length, cut to the frame range."""
     if stream.duration is None or not plan.ranged:
         return stream.duration
@@ -214,18 +206,18 @@ def _expected_audio(stream: Stream, media: Media, plan: Plan) -> float | None:
     return max(0.0, min(end, stream.start_time + stream.duration) - max(begin, stream.start_time))
 
 
-def vspipe_command(job: Job, plan: Plan, script: Path) -> list[str]:
+def vspipe_command(job: Job, plan: OutputPlan, script: Path) -> list[str]:
     values = {"sr_input": job.input.resolve(), "sr_model": job.model, "sr_scale": job.scale,
               "sr_width": job.width, "sr_height": job.height, "sr_backend": job.backend,
               "sr_precision": job.precision, "sr_tile": job.tile, "sr_overlap": job.overlap,
               "sr_num_streams": job.num_streams}
-    command = [tool("vspipe"), "-c", "y4m", "-p", "-s", str(plan.first), "-e", str(plan.last)]
+    command = [find_tool("vspipe"), "-c", "y4m", "-p", "-s", str(plan.first), "-e", str(plan.last)]
     for key, value in values.items():
         command += ["-a", f"{key}={'none' if value is None else value}"]
     return [*command, str(script), "-"]
 
 
-def chapters_for_range(media: Media, plan: Plan) -> str:
+def chapters_for_range(media: Media, plan: OutputPlan) -> str:
     """An FFMETADATA document with the chapters that overlap the frame range, cut and shifted to it.
 
     ffmpeg would shift chapters by where its seek landed, not by the range.
@@ -242,12 +234,12 @@ def chapters_for_range(media: Media, plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def range_start(media: Media, plan: Plan) -> float:
+def range_start(media: Media, plan: OutputPlan) -> float:
     """Where the first frame of the range sits on the input's timeline (seconds from its start)."""
     return float(plan.first / plan.rate) + media.video.start_time - media.start_time
 
 
-def cut_command(job: Job, plan: Plan, media: Media, target: Path) -> list[str]:
+def cut_command(job: Job, plan: OutputPlan, media: Media, target: Path) -> list[str]:
     """Copy the carried streams' packets within the frame range into `target` (Matroska), from 0.
 
     A plain input seek with stream copy starts at the demuxer's seek point (a video keyframe),
@@ -255,7 +247,7 @@ def cut_command(job: Job, plan: Plan, media: Media, target: Path) -> list[str]:
     the output side drops exactly the packets outside the range.
     """
     begin = range_start(media, plan)
-    command = [tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-ss", f"{begin:.6f}",
+    command = [find_tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-ss", f"{begin:.6f}",
                "-i", str(job.input), "-copyts", "-ss", f"{begin + media.start_time:.6f}", "-t", f"{plan.seconds:.6f}",
                "-output_ts_offset", f"{-(begin + media.start_time):.6f}"]
     for index in plan.maps:
@@ -263,12 +255,12 @@ def cut_command(job: Job, plan: Plan, media: Media, target: Path) -> list[str]:
     return [*command, "-c", "copy", "-map_chapters", "-1", "-f", "matroska", str(target)]
 
 
-def ffmpeg_command(job: Job, plan: Plan, media: Media, muxer: str, target: Path,
+def ffmpeg_command(job: Job, plan: OutputPlan, media: Media, muxer: str, target: Path,
                    cut: Path | None = None, chapters: Path | None = None) -> list[str]:
     """The encoder: the y4m video from stdin, everything else from the input (or its cut)."""
     codec = VIDEO_CODECS[job.codec]
     video = media.video
-    command = [tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+    command = [find_tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     # Whole file: the video keeps its delay against the other streams. A range: the other
     # streams were cut from the start frame's time, so the video starts at zero with them.
     offset = video.start_time - media.start_time
@@ -300,13 +292,24 @@ def ffmpeg_command(job: Job, plan: Plan, media: Media, muxer: str, target: Path,
     sar = sar or media.sample_aspect
     if sar:
         command += ["-vf", f"setsar={sar[0]}/{sar[1]}:max=65535"]
-    for option in ("color_range", "color_primaries", "color_trc", "colorspace"):
-        key = "color_space" if option == "colorspace" else option
-        value = video.info.get(key)
-        if value and value not in ("unknown", "reserved"):
-            command += [f"-{option}", value]
+    command += _colour_tags(video.info, plan)
     command += [*plan.codecs, *job.ffmpeg_args, "-f", muxer, str(target)]
     return command
+
+
+FFMPEG_MATRICES = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020nc"}
+
+
+def _colour_tags(info: dict, plan: OutputPlan) -> list[str]:
+    """The input's colour tags for the encoder; for an RGB input, those of the YUV it becomes
+    (y4m carries YUV only: `script_clip` converts with the default matrix, limited range)."""
+    tags = {"color_range": info.get("color_range"), "color_primaries": info.get("color_primaries"),
+            "color_trc": info.get("color_transfer"), "colorspace": info.get("color_space")}
+    if info.get("color_space") in ("gbr", "rgb") or str(info.get("pix_fmt", "")).startswith(("gbr", "rgb", "bgr")):
+        tags["colorspace"] = FFMPEG_MATRICES.get(default_matrix(plan.width, plan.height))
+        tags["color_range"] = "tv"
+    return [arg for option, value in tags.items() if value and value not in ("unknown", "reserved")
+            for arg in (f"-{option}", value)]
 
 
 def _sar_props(media: Media) -> dict:
@@ -314,13 +317,19 @@ def _sar_props(media: Media) -> dict:
     return {"_SARNum": sar[0], "_SARDen": sar[1]} if sar else {}
 
 
-class Runner:
+class EncodePipe:
     """vspipe piped into ffmpeg, with progress, clean termination and the tools' error messages."""
 
     def __init__(self, vspipe: list[str], ffmpeg: list[str], progress: Progress) -> None:
         self.progress = progress
         self.vspipe = subprocess.Popen(vspipe, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.ffmpeg = subprocess.Popen(ffmpeg, stdin=self.vspipe.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            self.ffmpeg = subprocess.Popen(ffmpeg, stdin=self.vspipe.stdout, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.PIPE)
+        except OSError:
+            self.vspipe.kill()
+            self.vspipe.wait()
+            raise
         assert self.vspipe.stdout is not None
         self.vspipe.stdout.close()  # ffmpeg owns the pipe: vspipe sees it break if ffmpeg dies
         self.vspipe_log: list[str] = []
@@ -387,7 +396,7 @@ def _vspipe_error(log: list[str]) -> str:
     return " / ".join(problems[-3:])
 
 
-def verify(target: Path, plan: Plan) -> None:
+def verify(target: Path, plan: OutputPlan) -> None:
     """The written file has the frames, size and audio length the plan promised."""
     frames = count_frames(target)
     if frames != plan.frames:
@@ -420,14 +429,14 @@ def run(job: Job, log: Any = print) -> Path:
         script = Path(workdir) / "upscale.vpy"
         script.write_text(SCRIPT)
         cut = chapters = None
-        if plan.ranged:
+        if plan.ranged and plan.maps:
             cut = Path(workdir) / "streams.mkv"
             _run_quietly(cut_command(job, plan, media, cut), "cutting the other streams to the range")
             if media.chapters:
                 chapters = Path(workdir) / "chapters.txt"
                 chapters.write_text(chapters_for_range(media, plan), encoding="utf-8")
         progress = Progress(plan.frames)
-        runner = Runner(vspipe_command(job, plan, script),
+        runner = EncodePipe(vspipe_command(job, plan, script),
                         ffmpeg_command(job, plan, media, muxer, target, cut, chapters), progress)
         previous = signal.signal(signal.SIGTERM, _terminate)
         try:
@@ -437,6 +446,7 @@ def run(job: Job, log: Any = print) -> Path:
             raise
         finally:
             signal.signal(signal.SIGTERM, previous)
+        progress.update(plan.frames)  # vspipe's last progress line may come before its last frame
         fps = progress.finish()
         verify(target, plan)
     log(f"wrote {job.output}: {plan.frames} frames at {plan.width}x{plan.height}, {len(plan.audio)} audio, "

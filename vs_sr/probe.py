@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 from .errors import sr_error
+from .tools import find_tool
 
 
 @dataclass(frozen=True)
@@ -50,22 +50,17 @@ class Media:
 
     @property
     def frame_rate(self) -> Fraction:
-        rate = self.video.info.get("avg_frame_rate") or self.video.info.get("r_frame_rate") or "0/1"
-        value = Fraction(rate) if rate != "0/0" else Fraction(0)
-        return value or Fraction(self.video.info.get("r_frame_rate", "25/1"))
+        for key in ("avg_frame_rate", "r_frame_rate"):
+            rate = self.video.info.get(key, "0/0")
+            if rate not in ("0/0", "0/1"):
+                return Fraction(rate)
+        raise sr_error(f"{self.path} does not say its frame rate.")
 
     @property
     def sample_aspect(self) -> tuple[int, int] | None:
         sar = self.video.info.get("sample_aspect_ratio", "0:1")
         num, den = (int(x) for x in sar.split(":"))
         return (num, den) if num > 0 and den > 0 else None
-
-
-def ffprobe() -> str:
-    path = shutil.which("ffprobe")
-    if path is None:
-        raise sr_error("ffprobe (part of ffmpeg) is not installed: install ffmpeg, e.g. `apt-get install ffmpeg`.")
-    return path
 
 
 def _seconds(value: object) -> float | None:
@@ -86,7 +81,7 @@ def _tag_duration(tags: dict) -> float | None:
 
 def probe(path: Path) -> Media:
     done = subprocess.run(
-        [ffprobe(), "-v", "error", "-show_format", "-show_streams", "-show_chapters", "-of", "json", str(path)],
+        [find_tool("ffprobe"), "-v", "error", "-show_format", "-show_streams", "-show_chapters", "-of", "json", str(path)],
         capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
     if done.returncode != 0:
@@ -115,10 +110,11 @@ def probe(path: Path) -> Media:
 def count_frames(path: Path) -> int:
     """Video frames in a file, counted from its packets (exact for the codecs we write)."""
     done = subprocess.run(
-        [ffprobe(), "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
+        [find_tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
          "stream=nb_read_packets", "-of", "csv=p=0", str(path)],
         capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
-    if done.returncode != 0:
-        raise sr_error(f"cannot count the frames of {path}: {done.stderr.strip()}")
-    return int(done.stdout.strip().split(",")[0])
+    count = done.stdout.strip().split(",")[0]
+    if done.returncode != 0 or not count.isdigit():
+        raise sr_error(f"cannot count the frames of {path}: {done.stderr.strip() or 'no video stream'}")
+    return int(count)

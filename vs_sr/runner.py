@@ -2,7 +2,9 @@
 
 Runs on VapourSynth's worker threads. The runtimes release the GIL while they infer, so frames
 on different streams overlap; the result of a frame depends on that frame alone. With several
-GPUs, frame n always goes to device n % count.
+GPUs, frame n always goes to device n % count. The one exception: a GPU that runs out of memory
+in the middle of a clip gets smaller tiles from then on (logged), which moves the tile seams of
+the frames after it.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class FrameUpscaler:
         planes = [np.asarray(f[p]) for p in range(3)]
         dest = [np.asarray(out[p]) for p in range(3)]
         pool = self.pools[n % len(self.pools)]
-        plan, batch = self.plan, self.batch
+        with self._lock:
+            plan, batch = self.plan, self.batch
         while True:
             try:
                 self.upscale_planes(planes, dest, pool, plan, batch)
@@ -81,5 +84,5 @@ class FrameUpscaler:
                 self.plan, self.batch = smaller, 1
                 sh, sw = smaller.tile_shape
                 warn(f"out of device memory with {tw}x{th} tiles: retrying with {sw}x{sh} tiles, one at a time "
-                     "(frames from here on use them too)")
+                     "(frames from here on use them too)", self.core)
             return self.plan, self.batch

@@ -10,6 +10,7 @@ to one, summed in a fixed order, so the result depends on the frame alone.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -154,11 +155,17 @@ def _reflect_pad(batch: np.ndarray, height: int, width: int) -> None:
 
 
 def _as_pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
-    """(width, height) from an int or a pair."""
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
+    """(width, height) from an int or a pair of ints (numpy integers included)."""
+    def integral(v: object) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    try:
+        pair = (value, value) if integral(value) else tuple(value)  # type: ignore[arg-type]
+    except TypeError:
+        pair = ()
+    if len(pair) != 2 or not all(integral(v) for v in pair):
         raise sr_error(f"{name} must be an int or a (width, height) pair of ints, not {value!r}.")
-    return pair  # type: ignore[return-value]
+    return int(pair[0]), int(pair[1])
 
 
 def auto_tile(size: int, other: int, budget: int, overlap: int, multiple: int) -> int:
@@ -179,12 +186,13 @@ def memory_budget(free_bytes: int, traits: ArchTraits, precision: str) -> int:
     return max(64 * 64, int(free_bytes * MEMORY_FRACTION / per_pixel))
 
 
-def halved(plan: TilePlan, traits: ArchTraits) -> TilePlan | None:
+def halved(plan: TilePlan, traits: ArchTraits, overlap: int | tuple[int, int] | None = None) -> TilePlan | None:
     """The same frame in tiles of half the size (for a retry after running out of memory), or
-    None when the tiles cannot shrink any more."""
+    None when the tiles cannot shrink any more. `overlap` is the caller's, if they gave one."""
     th, tw = plan.tile_shape
     smaller = (max(traits.multiple, round_up(tw // 2, traits.multiple)), max(traits.multiple, round_up(th // 2, traits.multiple)))
-    overlap = min(plan.overlap or traits.overlap, min(smaller) // 2)
+    wanted = traits.overlap if overlap is None else max(_as_pair(overlap, "overlap"))
+    overlap = min(wanted, min(smaller) // 2)
     if smaller == (tw, th) or min(smaller) < max(32, 2 * overlap):
         return None
     return plan_tiles(plan.width, plan.height, plan.scale, traits, smaller, overlap)

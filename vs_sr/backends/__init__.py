@@ -30,16 +30,23 @@ def auto_order(network: Network) -> tuple[str, ...]:
 
     if cuda_device_count() > 0:
         gpu = ("trt", "ort") if network.format == "onnx" else ("trt", "torch", "ort")
+        # ONNX Runtime belongs to the GPU tier only with its CUDA provider (onnxruntime-gpu).
+        ort = get_backend("ort")
+        gpu = tuple(name for name in gpu if name != "ort" or (ort.unavailable() is None and ort.gpu))
     else:
         gpu = ()
     cpu = ("openvino", "ort") if network.format == "onnx" else ("openvino", "ort", "torch")
     return (*gpu, *cpu)
 
 
+def check_backend_name(requested: object) -> None:
+    if not isinstance(requested, str) or requested not in BACKEND_NAMES:
+        raise sr_error(f"unknown backend {requested!r}; use one of {', '.join(BACKEND_NAMES)}.")
+
+
 def choose_backend(requested: str, network: Network) -> Backend:
     """The backend to run `network` on; explicit choices must work, "auto" falls back with a reason."""
-    if requested not in BACKEND_NAMES:
-        raise sr_error(f"unknown backend {requested!r}; use one of {', '.join(BACKEND_NAMES)}.")
+    check_backend_name(requested)
     if requested != "auto":
         backend = get_backend(requested)
         reason = backend.unavailable()
@@ -63,4 +70,5 @@ def choose_backend(requested: str, network: Network) -> Backend:
         f"{name}: {get_backend(name).unavailable()}" for name in auto_order(network)))
 
 
-__all__ = ["Backend", "OutOfMemory", "Session", "SessionSpec", "BACKEND_NAMES", "choose_backend", "get_backend"]
+__all__ = ["Backend", "OutOfMemory", "Session", "SessionSpec", "BACKEND_NAMES", "check_backend_name",
+           "choose_backend", "get_backend"]

@@ -76,6 +76,9 @@ class OnnxRuntimeBackend(Backend):
         if spec.precision == "fp16" and not spec.network.traits.precision.fp16_safe:
             raise sr_error(f"{spec.network.label} overflows in plain fp16 under ONNX Runtime; use precision='fp32' "
                  "(or backend='trt'/'torch', which keep its attention in fp32).")
+        if spec.precision == "fp16" and spec.network.format == "onnx":
+            raise sr_error(f"{spec.network.path.name} is run as given; ONNX Runtime cannot lower it to fp16. "
+                           "Export it in fp16 yourself, or use precision='fp32'.")
         dtype = "fp16" if spec.precision == "fp16" else "fp32"
         path = export_onnx(spec.network, spec.batch, spec.height, spec.width, dtype)
         options = ort.SessionOptions()

@@ -106,10 +106,12 @@ def build_engine(trt: Any, onnx: Path, key: EngineKey, network: Network, cache: 
     if key.precision != "fp32":
         config.set_flag(trt.BuilderFlag.FP16 if key.precision == "fp16" else trt.BuilderFlag.BF16)
         _keep_islands_fp32(trt, graph, config, onnx, network)
-    if not key.is_static:
+    image = graph.get_input(0)
+    if not key.is_static or any(d < 0 for d in image.shape):
+        # A range of sizes, or a user's graph with open dimensions built for one size: either
+        # way TensorRT needs a profile for the dynamic input.
         profile = builder.create_optimization_profile()
-        name = graph.get_input(0).name
-        profile.set_shape(name, *[(b, 3, h, w) for b, h, w in (key.min_shape, key.opt_shape, key.max_shape)])
+        profile.set_shape(image.name, *[(b, 3, h, w) for b, h, w in (key.min_shape, key.opt_shape, key.max_shape)])
         config.add_optimization_profile(profile)
     timing_path = cache.timing_cache(key.trt_version, key.compute_capability)
     timing = config.create_timing_cache(timing_path.read_bytes() if timing_path.is_file() else b"")
@@ -119,10 +121,21 @@ def build_engine(trt: Any, onnx: Path, key: EngineKey, network: Network, cache: 
     if plan is None:
         raise sr_error(f"TensorRT could not build an engine for {network.label} ({key.precision}); see its log above.")
     target.write_bytes(bytes(plan))
+    _save_timing_cache(config, timing_path)
+
+
+def _save_timing_cache(config: Any, path: Path) -> None:
+    """Merge this build's timings into the shared cache file (other engines may be building)."""
+    from filelock import FileLock
+
     from ..atomic import atomic_output
 
-    with atomic_output(timing_path) as temp:  # builds under the engine lock; the cache file is shared
-        temp.write_bytes(bytes(config.get_timing_cache().serialize()))
+    ours = config.get_timing_cache()
+    with FileLock(str(path) + ".lock"):
+        if path.is_file():
+            ours.combine(config.create_timing_cache(path.read_bytes()), ignore_mismatch=True)
+        with atomic_output(path) as temp:
+            temp.write_bytes(bytes(ours.serialize()))
 
 
 def _keep_islands_fp32(trt: Any, graph: Any, config: Any, onnx: Path, network: Network) -> None:
@@ -198,7 +211,7 @@ class TensorRTBackend(Backend):
         return _import()[1]
 
     def precisions(self, device_id: int) -> tuple[Precision, ...]:
-        major = int(cuda_compute_capability(device_id).split(".")[0])
+        major = int(cuda_compute_capability(device_id).split(".")[0])  # bf16 needs Ampere or later
         return ("fp32", "fp16", "bf16") if major >= 8 else ("fp32", "fp16")
 
     def auto_precision(self, network: Network, device_id: int) -> Precision:
@@ -215,6 +228,12 @@ class TensorRTBackend(Backend):
         return f"{cuda_device_names()[device_id]} (CUDA {device_id}) via TensorRT {trt.__version__}"
 
     def open(self, spec: SessionSpec) -> list[Session]:
+        import torch
+
+        with torch.cuda.device(spec.device_id):  # builder, runtime and contexts use the current device
+            return self._open(spec)
+
+    def _open(self, spec: SessionSpec) -> list[Session]:
         trt, _ = _import()
         cache = EngineCache()
         shape = (spec.batch, spec.height, spec.width)
@@ -226,7 +245,8 @@ class TensorRTBackend(Backend):
 
     def engine(self, network: Network, shapes: tuple[tuple[int, int, int], ...], precision: str,
                device_id: int) -> tuple[Any, EngineKey]:
-        """The engine for these (min, opt, max) input shapes, from the cache or built now."""
+        """The engine for these (min, opt, max) input shapes, from the cache or built now (on the
+        current CUDA device: callers enter `torch.cuda.device(device_id)`)."""
         trt, _ = _import()
         runtime = _runtime(trt, trt.Logger(trt.Logger.WARNING))
         cache = EngineCache()

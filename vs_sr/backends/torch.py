@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import weakref
 from typing import Any
 
 import numpy as np
@@ -127,7 +128,8 @@ class TorchCudaSession(Session):
 class TorchBackend(Backend):
     name = "torch"
     _lock = threading.Lock()
-    _converted: dict[tuple, Any] = {}
+    # GPU copies live as long as some clip's sessions use them (previewers reload scripts).
+    _converted: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
     def unavailable(self) -> str | None:
         return _import()[1]
@@ -139,7 +141,9 @@ class TorchBackend(Backend):
     def precisions(self, device_id: int) -> tuple[Precision, ...]:
         torch, _ = _import()
         if _cuda():
-            return ("fp32", "fp16", "bf16") if torch.cuda.is_bf16_supported() else ("fp32", "fp16")
+            with torch.cuda.device(device_id):
+                bf16 = torch.cuda.is_bf16_supported()
+            return ("fp32", "fp16", "bf16") if bf16 else ("fp32", "fp16")
         return ("fp32", "bf16")
 
     def auto_precision(self, network: Network, device_id: int) -> Precision:
@@ -182,7 +186,9 @@ class TorchBackend(Backend):
         torch, _ = _import()
         key = (network.digest, str(device), str(dtype), channels_last)
         with self._lock:
-            if key not in self._converted:
+            converted = self._converted.get(key)
+            if converted is None:
                 memory = torch.channels_last if channels_last else torch.contiguous_format
-                self._converted[key] = copy.deepcopy(module).to(device=device, dtype=dtype, memory_format=memory).eval()
-            return self._converted[key]
+                converted = copy.deepcopy(module).to(device=device, dtype=dtype, memory_format=memory).eval()
+                self._converted[key] = converted
+            return converted

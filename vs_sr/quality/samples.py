@@ -5,7 +5,6 @@ x264-compressed like an uploaded 144p video."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 
 from ..atomic import atomic_output
 from ..errors import sr_error
+from ..tools import find_tool
 
 PHOTOS = ("retina", "hubble_deep_field", "astronaut", "immunohistochemistry")
 
@@ -40,9 +40,7 @@ def pan(image: np.ndarray, width: int, height: int, frames: int) -> Iterator[np.
 def encode(frames: Iterator[np.ndarray], size: tuple[int, int], target: Path, video_args: list[str],
            scale: tuple[int, int] | None = None, fps: int = 25) -> Path:
     """Pipe RGB frames through ffmpeg into `target`, optionally scaled (bicubic) first."""
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise sr_error("ffmpeg not found: install ffmpeg.")
+    ffmpeg = find_tool("ffmpeg")
     filters = ["-vf", f"scale={scale[0]}:{scale[1]}:flags=bicubic"] if scale else []
     with atomic_output(target) as temp:
         process = subprocess.Popen(

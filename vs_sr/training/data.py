@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import vapoursynth as vs
 
 from ..atomic import build_once
 from ..errors import sr_error
 from ..formats import to_rgbs
 from ..models.files import cache_dir
+from ..tools import open_video
 from .degrade import Degradation, degrade
 
 RECIPE = 1  # bump when decoding or degrading changes what the cache holds
@@ -53,13 +53,11 @@ def _load(cached: Path) -> tuple[np.ndarray, list[int]]:
 
 def read_frames(path: Path, every: int, size: tuple[int, int] | None = None) -> tuple[np.ndarray, list[int]]:
     """Every `every`-th frame of a video as (n, h, w, 3) uint8 RGB, optionally resized; decoded once."""
-    if not path.is_file():
-        raise sr_error(f"video not found: {path}.")
     if every < 1:
         raise sr_error(f"every must be at least 1, not {every}.")
 
     def decode(target: Path) -> None:
-        clip = vs.core.bs.VideoSource(str(path))
+        clip = open_video(path)
         if size is not None and (clip.width, clip.height) != size:
             clip = to_rgbs(clip).resize.Spline36(*size)
         rgb = to_rgbs(clip)[::every]

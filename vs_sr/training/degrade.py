@@ -7,13 +7,13 @@ CRF as one video, as an upload would.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import sr_error
+from ..tools import find_tool
 
 KERNELS = ("bicubic", "bilinear", "area")
 
@@ -70,9 +70,7 @@ def degrade_frame(hr: np.ndarray, scale: int, degradation: Degradation, rng: np.
 
 def x264_roundtrip(frames: np.ndarray, crf: int, fps: int = 25) -> np.ndarray:
     """Encode (n, h, w, 3) uint8 RGB frames with libx264 (yuv420p) at `crf` and decode them back."""
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise sr_error("ffmpeg not found: install ffmpeg (the x264 degradation uses it).")
+    ffmpeg = find_tool("ffmpeg")
     n, h, w, _ = frames.shape
     if h % 2 or w % 2:
         raise sr_error(f"x264 (4:2:0) needs even low-res sizes, got {w}x{h}; adjust the patch or frame size.")

@@ -161,7 +161,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Outcome:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         sampler.restore(state["sampler"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())  # map_location moved it to the training device
         start, history = state["iteration"], state["history"]
         log(f"resumed at iteration {start}")
     else:
