@@ -8,7 +8,7 @@ hash, so tiling, backends and caches never re-derive sizes, scales or precision 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -114,7 +114,6 @@ class Network:
     fixed_shape: tuple[int, int] | None = None
     """(height, width) an ONNX graph was exported for, when its input is not dynamic."""
     fixed_batch: int | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def arch(self) -> str:
