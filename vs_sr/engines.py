@@ -26,7 +26,7 @@ from .errors import sr_error
 from .models.files import cache_dir, file_digest
 
 ENGINE_DIR_ENV = "VS_SR_ENGINE_DIR"
-RECIPE = 1  # bump when the build settings change what an engine computes
+RECIPE = 2  # bump when the build settings change what an engine computes (2: strongly typed)
 
 Shape = tuple[int, int, int]  # (batch, height, width) of the input
 

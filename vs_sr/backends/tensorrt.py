@@ -1,9 +1,10 @@
 """TensorRT on NVIDIA GPUs: engines built from our ONNX export, one per static tile shape, cached.
 
-Written against the TensorRT 10 Python API. In reduced precision, transformer networks (HAT)
-keep LayerNorm, softmax and attention's activation MatMuls in fp32 (layer precision constraints
-the builder must obey), which is what keeps them from overflowing; conv nets run wholly in
-fp16/bf16. Each stream is an execution context with its own CUDA stream and pinned host buffers
+Written against the TensorRT 10/11 Python API. Networks are strongly typed (the only kind
+TensorRT 11 builds; a creation flag on 10): the precision is in the ONNX graph, which
+`models.mixed_precision` rewrites for fp16/bf16. Transformer networks (HAT) keep LayerNorm, softmax
+and attention's activation MatMuls in fp32 there, which is what keeps them from overflowing;
+conv nets run wholly in fp16/bf16. Each stream is an execution context with its own CUDA stream and pinned host buffers
 (device memory and streams come from PyTorch's CUDA allocator), so one frame's copies overlap
 another's compute. A cached engine whose min/opt/max profile covers the tile shape is used
 instead of building a static one (`vs-sr engines build --profile ...`).
@@ -26,7 +27,8 @@ from ..errors import sr_error
 from ..log import info
 from ..models.export import export_onnx
 from ..models.files import file_digest
-from ..models.onnx_graph import fp32_island_nodes, tensorrt_problems
+from ..models.mixed_precision import mixed_precision_onnx
+from ..models.onnx_graph import tensorrt_problems
 from ..models.spec import Network, Precision
 from .base import Backend, Session, SessionSpec, import_runtime
 
@@ -86,8 +88,22 @@ def progress_monitor(trt: Any) -> Any:
     return Monitor()
 
 
+def engine_onnx(network: Network, shape: tuple[int, int, int], dynamic: bool, precision: str) -> Path:
+    """The ONNX an engine is built from: our export, rewritten for fp16/bf16 with its fp32 islands."""
+    onnx = export_onnx(network, *shape, dynamic=dynamic)
+    if precision == "fp32":
+        return onnx
+    return mixed_precision_onnx(onnx, "fp16" if precision == "fp16" else "bf16", network.traits.precision)
+
+
+def network_flags(trt: Any) -> int:
+    """Strongly typed: required on TensorRT 10 for a typed graph to be obeyed; 11 has no other kind."""
+    strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    return 0 if strongly_typed is None else 1 << int(strongly_typed)
+
+
 def build_engine(trt: Any, onnx: Path, key: EngineKey, network: Network, cache: EngineCache, target: Path) -> None:
-    """Parse `onnx`, configure precision (with fp32 islands) and shapes, build, write the plan."""
+    """Parse `onnx` (its precision is in its types), set the shapes, build, write the plan."""
     import torch
 
     problems = tensorrt_problems(onnx)
@@ -95,7 +111,7 @@ def build_engine(trt: Any, onnx: Path, key: EngineKey, network: Network, cache: 
         raise sr_error(f"TensorRT cannot parse {onnx.name}: {', '.join(problems)}.")
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    graph = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    graph = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(graph, logger)
     if not parser.parse_from_file(str(onnx)):
         errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
@@ -103,9 +119,6 @@ def build_engine(trt: Any, onnx: Path, key: EngineKey, network: Network, cache: 
     config = builder.create_builder_config()
     free, _ = torch.cuda.mem_get_info(torch.device("cuda", _device_index(key)))
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(free * WORKSPACE_FRACTION))
-    if key.precision != "fp32":
-        config.set_flag(trt.BuilderFlag.FP16 if key.precision == "fp16" else trt.BuilderFlag.BF16)
-        _keep_islands_fp32(trt, graph, config, onnx, network)
     image = graph.get_input(0)
     if not key.is_static or any(d < 0 for d in image.shape):
         # A range of sizes, or a user's graph with open dimensions built for one size: either
@@ -136,24 +149,6 @@ def _save_timing_cache(config: Any, path: Path) -> None:
             ours.combine(config.create_timing_cache(path.read_bytes()), ignore_mismatch=True)
         with atomic_output(path) as temp:
             temp.write_bytes(bytes(ours.serialize()))
-
-
-def _keep_islands_fp32(trt: Any, graph: Any, config: Any, onnx: Path, network: Network) -> None:
-    policy = network.traits.precision
-    islands = set(fp32_island_nodes(onnx, policy.fp32_ops, policy.fp32_attention))
-    if not islands:
-        return
-    config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-    kept = 0
-    for index in range(graph.num_layers):
-        layer = graph.get_layer(index)
-        # The parser names a layer after its ONNX node, with a suffix when a node becomes several.
-        if layer.name in islands or layer.name.split("_output")[0] in islands:
-            layer.precision = trt.float32
-            for output in range(layer.num_outputs):
-                layer.set_output_type(output, trt.float32)
-            kept += 1
-    info(f"{network.label}: {kept} layers kept in fp32 ({len(islands)} ONNX nodes: LayerNorm, softmax, attention)")
 
 
 def _device_index(key: EngineKey) -> int:
@@ -251,7 +246,7 @@ class TensorRTBackend(Backend):
         runtime = _runtime(trt, trt.Logger(trt.Logger.WARNING))
         cache = EngineCache()
         low, opt, high = shapes
-        onnx = export_onnx(network, opt[0], opt[1], opt[2], dynamic=not low == opt == high)
+        onnx = engine_onnx(network, opt, not low == opt == high, precision)
         key = engine_key(network, onnx, shapes, precision, device_id, trt.__version__)
         engine = cache.get_or_build(key, lambda target: build_engine(trt, onnx, key, network, cache, target),
                                     runtime.deserialize_cuda_engine, log=info)
@@ -269,7 +264,7 @@ class TensorRTBackend(Backend):
         ]
         if not candidates or spec.network.format != "torch":
             return None
-        digest = file_digest(export_onnx(spec.network, spec.batch, spec.height, spec.width, dynamic=True))
+        digest = file_digest(engine_onnx(spec.network, shape, True, spec.precision))
         for entry in candidates:
             key = entry.key
             if key.onnx_sha256 == digest:  # built from these very weights
