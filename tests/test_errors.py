@@ -109,6 +109,17 @@ def test_onnx_backend_mismatch(tmp_path):
     expect_error(r"is not a readable ONNX file", small(vs.RGBS), onnx_path, 4)
 
 
+def test_onnx_file_with_half_precision_io(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    image = [helper.make_tensor_value_info(name, TensorProto.FLOAT16, [1, 3, 8, 8]) for name in ("x", "y")]
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", image[:1], image[1:])
+    onnx.save(helper.make_model(graph), str(tmp_path / "half.onnx"))
+    expect_error(r"half.onnx takes float16 and gives float16; vs_sr needs float32 input and output .* "
+                 r"export the model with float32 I/O", small(vs.RGBS), tmp_path / "half.onnx", 1)
+
+
 def test_official_file_with_wrong_content(isolated_dirs, tmp_path, monkeypatch):
     monkeypatch.setenv("VS_SR_MODEL_DIR", str(tmp_path))
     (tmp_path / "RealESRGAN_x4plus_anime_6B.pth").write_bytes(b"truncated download")

@@ -58,6 +58,7 @@ def read_io_shapes(path: Path) -> IOShapes:
     if len(inputs) != 1 or len(graph.output) != 1:
         raise sr_error(f"{path.name} must have one image input and one output "
                        f"(it has {len(inputs)} and {len(graph.output)}).")
+    _require_float32(path, inputs[0], graph.output[0])
     in_dims, out_dims = _dims(inputs[0]), _dims(graph.output[0])
     if len(in_dims) != 4:
         raise sr_error(f"{path.name}: input must be NCHW (4 dimensions), not {len(in_dims)}.")
@@ -66,6 +67,17 @@ def read_io_shapes(path: Path) -> IOShapes:
     if fixed and len(out_dims) == 4 and out_dims[2] and out_dims[3]:
         return IOShapes(channels, batch, fixed, _ratio(out_dims[2:], fixed))
     return IOShapes(channels, batch, fixed, _probe_scale(model, fixed or (PROBE, PROBE)))
+
+
+def _require_float32(path: Path, image, result) -> None:
+    """vs_sr feeds fp32 tiles and reads fp32 results whatever precision runs inside."""
+    import onnx
+
+    types = [onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name
+             if v.type.tensor_type.elem_type else "undefined" for v in (image, result)]
+    if types != ["float32", "float32"]:
+        raise sr_error(f"{path.name} takes {types[0]} and gives {types[1]}; vs_sr needs float32 input and output "
+                       "(it picks the precision inside with precision=...): export the model with float32 I/O.")
 
 
 def _ratio(out_hw, in_hw) -> int | None:
