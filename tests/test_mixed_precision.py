@@ -136,3 +136,14 @@ def test_control_flow_is_refused_with_a_way_out():
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     with pytest.raises(Exception, match=r"control flow .* use precision='fp32'"):
         lower_precision(helper.make_model(graph), "fp16", set())
+
+
+def test_profile_export_rewrites_and_runs_at_several_sizes(ncnn_models):
+    network = resolve("realesr-animevideov3", 4)
+    path = mixed_precision_onnx(export_onnx(network, 1, 64, 64, dynamic=True), "fp16", network.traits.precision)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for height, width in ((32, 48), (40, 24)):
+        image = photo(height, width)[None]
+        out = session.run(None, {"input": image})[0]
+        assert out.dtype == np.float32 and out.shape == (1, 3, 4 * height, 4 * width)
+        assert psnr(out, fp32_output(export_onnx(network, 1, height, width), image)) > MIN_PSNR["fp16"]
