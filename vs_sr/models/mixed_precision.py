@@ -38,6 +38,8 @@ Reshape Transpose Slice Gather GatherElements GatherND Squeeze Unsqueeze Identit
 DepthToSpace SpaceToDepth ScatterND ScatterElements Concat
 """.split())
 ELEMENTWISE_OPS = frozenset("Add Sub Mul Div Where Max Min Sum Mean Equal Less Greater LessOrEqual GreaterOrEqual".split())
+# Both compute in fp32 when any computed input is fp32 (for one-input data movement: follow it).
+PROMOTING_OPS = FOLLOW_OPS | ELEMENTWISE_OPS
 # Float inputs that are parameters, not data: they keep the type the operator's schema fixes.
 PARAMETER_INPUTS = {"Resize": {1, 2}, "Upsample": {1}, "Shape": {0}, "Size": {0}, "Cast": {0}}
 
@@ -57,13 +59,13 @@ def mixed_precision_onnx(source: Path, precision: LowPrecision, policy: Precisio
     """`source` rewritten for `precision` with the policy's fp32 islands, cached beside our exports."""
     digest = file_digest(source)[:16]
     target = cache_dir("onnx") / f"{source.stem}-{digest}-{precision}-mixed-r{RECIPE}.onnx"
-    islands = set(fp32_island_nodes(source, policy.fp32_ops, policy.fp32_attention))
-    return build_once(target, lambda temp: _write(source, precision, islands, temp))
+    return build_once(target, lambda temp: _write(source, precision, policy, temp))
 
 
-def _write(source: Path, precision: LowPrecision, islands: set[str], destination: Path) -> None:
+def _write(source: Path, precision: LowPrecision, policy: PrecisionPolicy, destination: Path) -> None:
     import onnx
 
+    islands = set(fp32_island_nodes(source, policy.fp32_ops, policy.fp32_attention))
     model = onnx.load(str(source))
     onnx.save(lower_precision(model, precision, islands), str(destination))
 
@@ -84,8 +86,8 @@ def lower_precision(model, precision: LowPrecision, islands: set[str]):
     low = FLOAT16 if precision == "fp16" else BFLOAT16
     info = _Graph(low, _float_tensors(result), {i.name for i in graph.initializer if i.data_type == FLOAT})
     kinds = [_assign(node, info, islands) for node in graph.node]
-    stored = _store_initializers(graph, info, kinds)
-    nodes = _with_casts(graph, info, kinds, stored)
+    lowered = _store_initializers(graph, info, kinds)
+    nodes = _with_casts(graph, info, kinds, lowered)
     graph.ClearField("node")
     graph.node.extend(nodes)
     _cast_outputs_to_fp32(graph, info)
@@ -144,25 +146,27 @@ def _data_inputs(node, info: _Graph) -> list[tuple[int, str]]:
     return [(i, name) for i, name in enumerate(node.input) if name in info.floats and i not in skip]
 
 
+def _is_computed(name: str, info: _Graph) -> bool:
+    """A float tensor that depends on the image (graph inputs count, as fp32)."""
+    return name in info.floats and name not in info.constants and name not in info.exported
+
+
 def _computed_types(node, info: _Graph) -> set[int]:
-    """New types of the node's computed float inputs (graph inputs count as fp32)."""
-    return {info.computed.get(name, FLOAT) for _, name in _data_inputs(node, info)
-            if name not in info.constants and name not in info.exported}
+    """New types of the node's computed float inputs."""
+    return {info.computed.get(name, FLOAT) for _, name in _data_inputs(node, info) if _is_computed(name, info)}
 
 
 def _node_type(node, info: _Graph, islands: set[str]) -> int | None:
     """The float type the node computes in, or None to keep its exported types (constants only)."""
-    types = _computed_types(node, info)
     if node.name in islands:
         return FLOAT
     if node.op_type == "Cast":  # a float-to-float Cast follows its input; any other Cast is kept
         source = node.input[0]
-        if source in info.floats and source not in info.constants and source not in info.exported:
-            return info.computed.get(source, FLOAT)
-        return None
+        return info.computed.get(source, FLOAT) if _is_computed(source, info) else None
+    types = _computed_types(node, info)
     if not types:
         return None
-    if node.op_type in FOLLOW_OPS or node.op_type in ELEMENTWISE_OPS:
+    if node.op_type in PROMOTING_OPS:
         return FLOAT if FLOAT in types else info.low
     return info.low
 
@@ -179,8 +183,9 @@ def _assign(node, info: _Graph, islands: set[str]) -> int | None:
     return kind
 
 
-def _store_initializers(graph, info: _Graph, kinds: list[int | None]) -> dict[str, int]:
-    """Store an initializer in the low type when every consumer computes in it, else keep fp32."""
+def _store_initializers(graph, info: _Graph, kinds: list[int | None]) -> set[str]:
+    """Store an initializer in the low type when every consumer computes in it, else keep fp32;
+    the names of those stored low."""
     from onnx import numpy_helper
 
     wanted: dict[str, set[int]] = {name: set() for name in info.constants}
@@ -188,15 +193,13 @@ def _store_initializers(graph, info: _Graph, kinds: list[int | None]) -> dict[st
         for _, name in _data_inputs(node, info):
             if name in wanted:
                 wanted[name].add(FLOAT if kind is None else kind)
-    stored = {}
+    lowered = set()
     for index, initializer in enumerate(graph.initializer):
         if wanted.get(initializer.name) == {info.low}:
             values = numpy_helper.to_array(initializer)
             graph.initializer[index].CopyFrom(numpy_helper.from_array(_lowered(values, info.low), initializer.name))
-            stored[initializer.name] = info.low
-        elif initializer.name in wanted:
-            stored[initializer.name] = FLOAT
-    return stored
+            lowered.add(initializer.name)
+    return lowered
 
 
 def _lowered(values, low: int):
@@ -209,7 +212,7 @@ def _lowered(values, low: int):
     return values.astype(ml_dtypes.bfloat16)
 
 
-def _with_casts(graph, info: _Graph, kinds: list[int | None], stored: dict[str, int]) -> list:
+def _with_casts(graph, info: _Graph, kinds: list[int | None], lowered: set[str]) -> list:
     """The nodes with a Cast in front of every input whose type differs from the node's."""
     from onnx import helper
 
@@ -218,7 +221,7 @@ def _with_casts(graph, info: _Graph, kinds: list[int | None], stored: dict[str, 
     for node, kind in zip(graph.node, kinds, strict=True):
         want = FLOAT if kind is None else kind
         for position, name in _data_inputs(node, info):
-            have = stored.get(name, info.computed.get(name, FLOAT))
+            have = info.low if name in lowered else info.computed.get(name, FLOAT)
             if have != want:
                 if (name, want) not in casts:
                     casts[(name, want)] = f"{name}__to{want}"
