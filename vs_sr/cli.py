@@ -162,11 +162,16 @@ def cmd_engines_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stale_reason(entry, trt_version: str | None) -> str | None:
+def _machine_gpus() -> set[tuple[str, str]]:
+    """(name, compute capability) of this machine's GPUs, what an engine must have been built for."""
     from .devices import cuda_compute_capability, cuda_device_names
+
+    return {(name, cuda_compute_capability(i)) for i, name in enumerate(cuda_device_names())}
+
+
+def _stale_reason(entry, trt_version: str | None, gpus: set[tuple[str, str]]) -> str | None:
     from .engines import RECIPE
 
-    gpus = {(name, cuda_compute_capability(i)) for i, name in enumerate(cuda_device_names())}
     if trt_version is None:
         return "TensorRT not installed"
     if entry.key.trt_version != trt_version:
@@ -193,13 +198,13 @@ def cmd_engines_list(args: argparse.Namespace) -> int:
     cache = EngineCache()
     entries = cache.entries()
     print(f"engines in {cache.directory}: {len(entries)}")
-    version = _trt_version()
+    version, gpus = _trt_version(), _machine_gpus()
     for entry in entries:
         key = entry.key
         shapes = "x".join(map(str, key.opt_shape)) if key.is_static else " .. ".join(
             "x".join(map(str, s)) for s in (key.min_shape, key.opt_shape, key.max_shape))
         built = datetime.datetime.fromtimestamp(entry.built_at).strftime("%Y-%m-%d %H:%M")
-        stale = _stale_reason(entry, version)
+        stale = _stale_reason(entry, version, gpus)
         print(f"{key.model:<28} {shapes:<24} {key.precision:<5} TensorRT {key.trt_version:<8} {key.gpu} "
               f"(sm {key.compute_capability}) {entry.size / 2**20:.1f} MiB, built {built}"
               f"{f'  [stale: {stale}]' if stale else ''}")
@@ -210,12 +215,10 @@ def cmd_engines_clean(args: argparse.Namespace) -> int:
     from .engines import EngineCache
 
     cache = EngineCache()
-    version = _trt_version()
-    removed = cache.clean(lambda entry: args.all or _stale_reason(entry, version) is not None)
+    version, gpus = _trt_version(), _machine_gpus()
+    removed = cache.clean(lambda entry: args.all or _stale_reason(entry, version, gpus) is not None)
     if args.all:
-        for timing in cache.directory.glob("timing-*.cache"):
-            timing.unlink()
-            removed.append(timing)
+        removed += cache.clean_timing_caches()
     for path in removed:
         print(f"removed {path}")
     print(f"{len(removed)} file(s) removed from {cache.directory}")

@@ -97,6 +97,13 @@ class EngineCache:
         """One timing cache per TensorRT version and GPU architecture, shared by all builds."""
         return self.directory / f"timing-trt{trt_version}-sm{compute_capability.replace('.', '')}.cache"
 
+    def clean_timing_caches(self) -> list[Path]:
+        """Delete every timing cache (`timing_cache` names them); the paths removed."""
+        removed = sorted(self.directory.glob("timing-*.cache"))
+        for path in removed:
+            path.unlink()
+        return removed
+
     def entry(self, key: EngineKey) -> Entry | None:
         """The valid cached engine for `key`: manifest matching the key, bytes matching the hash."""
         engine, manifest = self.paths(key)
