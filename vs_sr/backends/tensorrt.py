@@ -104,8 +104,9 @@ def network_flags(trt: Any) -> int:
     return 0 if strongly_typed is None else 1 << int(strongly_typed)
 
 
-def build_engine(trt: Any, onnx: Path, key: EngineKey, network: Network, cache: EngineCache, target: Path) -> None:
-    """Parse `onnx` (its precision is in its types), set the shapes, build, write the plan."""
+def build_engine(trt: Any, onnx: Path, key: EngineKey, network: Network, cache: EngineCache, device_id: int,
+                 target: Path) -> None:
+    """Parse `onnx` (its precision is in its types), set the shapes, build on `device_id`, write the plan."""
     import torch
 
     problems = tensorrt_problems(onnx)
@@ -119,7 +120,7 @@ def build_engine(trt: Any, onnx: Path, key: EngineKey, network: Network, cache: 
         errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
         raise sr_error(f"TensorRT's ONNX parser rejected {onnx.name}: {errors}")
     config = builder.create_builder_config()
-    free, _ = torch.cuda.mem_get_info(torch.device("cuda", _device_index(key)))
+    free, _ = torch.cuda.mem_get_info(torch.device("cuda", device_id))
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(free * WORKSPACE_FRACTION))
     image = graph.get_input(0)
     if not key.is_static or any(d < 0 for d in image.shape):
@@ -151,14 +152,6 @@ def _save_timing_cache(config: Any, path: Path) -> None:
             ours.combine(config.create_timing_cache(path.read_bytes()), ignore_mismatch=True)
         with atomic_output(path) as temp:
             temp.write_bytes(bytes(ours.serialize()))
-
-
-def _device_index(key: EngineKey) -> int:
-    names = cuda_device_names()
-    for index, name in enumerate(names):
-        if name == key.gpu and cuda_compute_capability(index) == key.compute_capability:
-            return index
-    return 0
 
 
 def covers(entry: Entry, shape: tuple[int, int, int]) -> bool:
@@ -250,13 +243,15 @@ class TensorRTBackend(Backend):
         low, opt, high = shapes
         onnx = engine_onnx(network, opt, not low == opt == high, precision)
         key = engine_key(network, onnx, shapes, precision, device_id, trt.__version__)
-        engine = cache.get_or_build(key, lambda target: build_engine(trt, onnx, key, network, cache, target),
+        engine = cache.get_or_build(key, lambda target: build_engine(trt, onnx, key, network, cache, device_id, target),
                                     runtime.deserialize_cuda_engine, log=info)
         return engine, key
 
     @staticmethod
     def _profile_engine(trt: Any, cache: EngineCache, spec: SessionSpec, shape: tuple[int, int, int]) -> Any:
         """A cached engine built with a min/opt/max profile that covers `shape`, if any."""
+        if spec.network.format != "torch":  # only our own exports have dynamic-size profiles
+            return None
         gpu, capability = cuda_device_names()[spec.device_id], cuda_compute_capability(spec.device_id)
         candidates = [
             e for e in cache.entries()
@@ -264,7 +259,7 @@ class TensorRTBackend(Backend):
             and e.key.trt_version == trt.__version__ and e.key.gpu == gpu and e.key.compute_capability == capability
             and covers(e, shape)
         ]
-        if not candidates or spec.network.format != "torch":
+        if not candidates:
             return None
         digest = file_digest(engine_onnx(spec.network, shape, True, spec.precision))
         for entry in candidates:
