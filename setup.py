@@ -13,6 +13,7 @@ setup(
     license="MIT",
     python_requires=">=3.12",
     packages=find_packages(include=["vs_sr", "vs_sr.*"]),
+    package_data={"vs_sr": ["py.typed"]},
     install_requires=[
         "vapoursynth>=74",
         "numpy>=1.26",
@@ -30,7 +31,7 @@ setup(
     ],
     extras_require={
         # vapoursynth-mlrt-ov: the OpenVINO backend is tested beside vs-mlrt's plugin
-        "test": ["pytest>=8", "scikit-image>=0.22", "vapoursynth-mlrt-ov"],
+        "test": ["pytest>=8", "scikit-image>=0.22", "vapoursynth-mlrt-ov", "ruff>=0.6", "mypy>=1.11"],
         # peers measured side by side by scripts/benchmark.py
         "bench": ["vapoursynth-mlrt-ov", "vapoursynth-mlrt-ort"],
     },

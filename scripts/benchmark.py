@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Frames/s of vs_sr next to the bare runtime (its overhead) and vs-mlrt's plugins, in one run.
 
-Each runner is a separate vspipe process on the same generated source and ONNX graph; rounds
+Each contender is a separate vspipe process on the same generated source and ONNX graph; rounds
 are interleaved and repeated, and the median is reported.
 
     .venv/bin/python scripts/benchmark.py --model realesr-animevideov3 --size 176x144 \\
@@ -48,11 +48,11 @@ def main() -> int:
     rows = []
     for precision in args.precision:
         for streams in args.streams:
-            setup = bench.Setup(args.model, args.scale, args.backend, precision, width, height, streams,
+            case = bench.BenchCase(args.model, args.scale, args.backend, precision, width, height, streams,
                                 args.frames, args.format, args.tile)
-            result = bench.run(setup, args.repeat, not args.no_peers)
-            rows.append((setup, result))
-            print(setup.label(), {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}, flush=True)
+            result = bench.run(case, args.repeat, not args.no_peers)
+            rows.append((case, result))
+            print(case.label(), {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}, flush=True)
     text = f"Machine: {cpu_name()}, {cpu_count()} cores; median of {args.repeat} interleaved runs, {args.frames} frames each.\n\n"
     text += bench.table(rows) + "\n"
     print(text)

@@ -46,7 +46,7 @@ def random_weights(arch: str, name: str, scale: int, directory: Path) -> Path:
     import torch
 
     from vs_sr.models import REGISTRY
-    from vs_sr.models.architectures import build_module
+    from vs_sr.models.pytorch import build_module
 
     torch.manual_seed(1234)
     spec = REGISTRY[name][scale]

@@ -29,7 +29,9 @@ def cuda_device_count() -> int:
 
 def cuda_device_names() -> list[str]:
     cuda = _driver()
-    names = []
+    names: list[str] = []
+    if cuda is None:
+        return names
     for index in range(cuda_device_count()):
         device, name = ctypes.c_int(), ctypes.create_string_buffer(256)
         if cuda.cuDeviceGet(ctypes.byref(device), index) == 0 and cuda.cuDeviceGetName(name, 256, device) == 0:
@@ -69,3 +71,8 @@ def cuda_free_memory(index: int) -> int | None:
     except ImportError:
         return None
     return int(torch.cuda.mem_get_info(index)[0]) if torch.cuda.is_available() else None
+
+
+def cuda_gpus() -> set[tuple[str, str]]:
+    """(name, compute capability) of this machine's GPUs: what a TensorRT engine must be built for."""
+    return {(name, cuda_compute_capability(i)) for i, name in enumerate(cuda_device_names())}

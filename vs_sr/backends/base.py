@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..models.spec import Network, Precision
+from ..models import Network, Precision
 
 
 @functools.cache

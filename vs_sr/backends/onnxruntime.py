@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import sr_error
+from ..errors import SRError
+from ..models import Network, Precision
 from ..models.export import INPUT_NAME, export_onnx
-from ..models.spec import Network, Precision
 from .base import Backend, Session, SessionSpec, import_runtime
 
 
@@ -74,10 +74,10 @@ class OnnxRuntimeBackend(Backend):
         
         ort, _ = _import()
         if spec.precision == "fp16" and not spec.network.traits.precision.fp16_safe:
-            raise sr_error(f"{spec.network.label} overflows in plain fp16 under ONNX Runtime; use precision='fp32' "
+            raise SRError(f"{spec.network.label} overflows in plain fp16 under ONNX Runtime; use precision='fp32' "
                  "(or backend='trt'/'torch', which keep its attention in fp32).")
         if spec.precision == "fp16" and spec.network.format == "onnx":
-            raise sr_error(f"{spec.network.path.name} is run as given; ONNX Runtime cannot lower it to fp16. "
+            raise SRError(f"{spec.network.path.name} is run as given; ONNX Runtime cannot lower it to fp16. "
                            "Export it in fp16 yourself, or use precision='fp32'.")
         dtype = "fp16" if spec.precision == "fp16" else "fp32"
         path = export_onnx(spec.network, spec.batch, spec.height, spec.width, dtype)
@@ -89,7 +89,7 @@ class OnnxRuntimeBackend(Backend):
             # The cores are split between the streams, each session with its own thread pool.
             options.intra_op_num_threads = max(1, (os.cpu_count() or 1) // spec.num_streams)
             providers = ["CPUExecutionProvider"]
-        sessions = []
+        sessions: list[Session] = []
         for _ in range(spec.num_streams):
             session = ort.InferenceSession(str(path), options, providers=providers)
             name = session.get_inputs()[0].name if spec.network.format == "onnx" else INPUT_NAME

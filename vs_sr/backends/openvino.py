@@ -12,12 +12,12 @@ import functools
 
 import numpy as np
 
+from ..models import Precision
 from ..models.export import export_onnx
-from ..models.spec import Precision
 from .base import Backend, Session, SessionSpec
 
 HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
-CAPABILITIES = {"fp32": "FP32", "bf16": "BF16", "fp16": "FP16"}
+CAPABILITIES: dict[Precision, str] = {"fp32": "FP32", "bf16": "BF16", "fp16": "FP16"}
 DEVICE = "CPU"
 
 
@@ -43,7 +43,7 @@ class OpenVINOBackend(Backend):
         try:
             _core()
         except Exception as error:  # library missing or failing to load
-            return str(error).removeprefix("vs_sr: ")
+            return str(error)
         return None
 
     def precisions(self, device_id: int) -> tuple[Precision, ...]:

@@ -16,10 +16,11 @@ import importlib.util
 import sys
 from ctypes import POINTER, Structure, byref, c_bool, c_char_p, c_int, c_int64, c_size_t, c_void_p
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..errors import sr_error
+from ..errors import SRError
 
 F32 = 4  # ov_element_type_e
 
@@ -119,7 +120,7 @@ class OpenVINOLibrary:
             detail = self._last_error().decode(errors="replace").strip() if self._last_error else ""
             raise RuntimeError(f"{name} failed with status {status}" + (f": {detail}" if detail else ""))
 
-    def raw(self, name: str) -> ctypes._CFuncPtr:
+    def raw(self, name: str) -> Any:
         return getattr(self._lib, name)
 
     @functools.cached_property
@@ -136,7 +137,7 @@ def library() -> OpenVINOLibrary:
     """The OpenVINO C library this process should use (see the module docstring)."""
     path = _c_library_in(_loaded_openvino_dir()) or _c_library_in(_pip_libs_dir())
     if path is None:
-        raise sr_error("OpenVINO is not installed: pip install openvino")
+        raise SRError("OpenVINO is not installed: pip install openvino")
     return OpenVINOLibrary(path)
 
 
@@ -234,6 +235,7 @@ class InferRequest:
         finally:
             self.lib.raw("ov_tensor_free")(tensor)
         count = int(np.prod(dims))
+        assert data.value is not None
         return np.ctypeslib.as_array((ctypes.c_float * count).from_address(data.value)).reshape(dims)
 
     def __del__(self) -> None:

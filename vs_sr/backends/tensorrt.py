@@ -18,21 +18,23 @@ TensorRT name used here was checked against the TensorRT 11.4 bindings and 10.13
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..devices import cuda_compute_capability, cuda_device_count, cuda_device_names, cuda_free_memory
-from ..engines import EngineCache, EngineKey, Entry
-from ..errors import sr_error
+from ..errors import SRError
 from ..log import info
+from ..models import Network, Precision
+from ..models.architectures import round_up
 from ..models.export import export_onnx
-from ..models.files import file_digest
 from ..models.mixed_precision import mixed_precision_onnx
 from ..models.onnx_graph import tensorrt_problems
-from ..models.spec import Network, Precision
+from ..models.weights import file_digest
 from .base import Backend, Session, SessionSpec, import_runtime
+from .engine_cache import EngineCache, EngineKey, Entry
 
 WORKSPACE_FRACTION = 0.5  # of free VRAM the builder may use for tactics
 
@@ -111,14 +113,14 @@ def build_engine(trt: Any, onnx: Path, key: EngineKey, network: Network, cache: 
 
     problems = tensorrt_problems(onnx)
     if problems:
-        raise sr_error(f"TensorRT cannot parse {onnx.name}: {', '.join(problems)}.")
+        raise SRError(f"TensorRT cannot parse {onnx.name}: {', '.join(problems)}.")
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     graph = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(graph, logger)
     if not parser.parse_from_file(str(onnx)):
         errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
-        raise sr_error(f"TensorRT's ONNX parser rejected {onnx.name}: {errors}")
+        raise SRError(f"TensorRT's ONNX parser rejected {onnx.name}: {errors}")
     config = builder.create_builder_config()
     free, _ = torch.cuda.mem_get_info(torch.device("cuda", device_id))
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(free * WORKSPACE_FRACTION))
@@ -135,7 +137,7 @@ def build_engine(trt: Any, onnx: Path, key: EngineKey, network: Network, cache: 
     config.progress_monitor = progress_monitor(trt)
     plan = builder.build_serialized_network(graph, config)
     if plan is None:
-        raise sr_error(f"TensorRT could not build an engine for {network.label} ({key.precision}); see its log above.")
+        raise SRError(f"TensorRT could not build an engine for {network.label} ({key.precision}); see its log above.")
     target.write_bytes(bytes(plan))
     _save_timing_cache(config, timing_path)
 
@@ -191,6 +193,35 @@ class TensorRTSession(Session):
             self.host_out.copy_(self.device_out, non_blocking=True)
         self.stream.synchronize()  # waits without the GIL; other streams keep going
         return self.host_out.numpy()
+
+
+def installed_version() -> str | None:
+    """The installed TensorRT's version, whether or not this machine can run it."""
+    trt, _ = import_runtime("tensorrt", "")
+    return None if trt is None else str(trt.__version__)
+
+
+def build_ahead(network: Network, sizes: Sequence[tuple[int, int]], batch: int, precision: Precision | None,
+                device_id: int) -> Path:
+    """Build (or find) the engine the filter will ask for, before any clip needs it: one tile
+    size (width, height) for a static engine, or three for a min/opt/max profile; sizes are in
+    input pixels and rounded up as the filter rounds its tiles. Returns the engine file."""
+    import torch
+
+    reason = TensorRTBackend().unavailable()
+    if reason:
+        raise SRError(f"cannot build TensorRT engines here: {reason}")
+    if len(sizes) not in (1, 3):
+        raise SRError("give one tile size, or three (MIN OPT MAX) for a profile.")
+    if not 0 <= device_id < cuda_device_count():
+        raise SRError(f"no GPU {device_id}: this machine has {cuda_device_count()}.")
+    multiple = network.traits.multiple
+    shapes = tuple((batch, round_up(h, multiple), round_up(w, multiple)) for w, h in sizes)
+    if len(shapes) == 1:
+        shapes = shapes * 3
+    with torch.cuda.device(device_id):
+        _, key = TensorRTBackend().engine(network, shapes, precision or network.traits.precision.gpu_default, device_id)
+    return EngineCache().paths(key)[0]
 
 
 class TensorRTBackend(Backend):

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from ..devices import cuda_device_count, cuda_free_memory
-from ..errors import sr_error
+from ..errors import SRError
 from ..log import warn
+from ..models import Network, Precision
 from ..models.resolve import torch_module
-from ..models.spec import Network, Precision
 from .base import Backend, OutOfMemory, Session, SessionSpec, import_runtime
 
 
@@ -165,7 +165,7 @@ class TorchBackend(Backend):
         torch, _ = _import()
         policy = spec.network.traits.precision
         if spec.precision == "fp16" and not policy.fp16_safe:
-            raise sr_error(f"{spec.network.label} overflows in fp16; use precision='bf16' or 'fp32'.")
+            raise SRError(f"{spec.network.label} overflows in fp16; use precision='bf16' or 'fp32'.")
         dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[spec.precision]
         module = torch_module(spec.network)
         if not _cuda():

@@ -12,8 +12,8 @@ import warnings
 from pathlib import Path
 
 from ..atomic import build_once
-from ..errors import sr_error
-from .files import cache_dir
+from ..errors import SRError
+from ..paths import cache_dir
 from .resolve import torch_module
 from .spec import Network
 
@@ -42,7 +42,7 @@ def export_onnx(network: Network, batch: int, height: int, width: int, dtype: st
     if network.format == "onnx":
         return network.path
     if dynamic and network.arch == "hat":
-        raise sr_error("HAT exports for one input size only (its window-attention masks depend on it); "
+        raise SRError("HAT exports for one input size only (its window-attention masks depend on it); "
                        "build one engine per tile shape instead of a profile.")
     target = cache_dir("onnx") / f"{network.name}-{export_key(network, batch, height, width, dtype, dynamic)}.onnx"
     return build_once(target, lambda temp: _export(network, batch, height, width, dtype, temp, dynamic))

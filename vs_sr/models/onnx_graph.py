@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import sr_error
+from ..errors import SRError
 
 PROBE = 64  # side used to infer the scale of a graph with dynamic height/width
 
@@ -46,7 +46,7 @@ def _load(path: Path):
     try:
         return onnx.load(str(path), load_external_data=False)
     except Exception as error:
-        raise sr_error(f"{path} is not a readable ONNX file ({error}).") from None
+        raise SRError(f"{path} is not a readable ONNX file ({error}).") from None
 
 
 def read_io_shapes(path: Path) -> IOShapes:
@@ -56,12 +56,12 @@ def read_io_shapes(path: Path) -> IOShapes:
     initializers = {init.name for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
     if len(inputs) != 1 or len(graph.output) != 1:
-        raise sr_error(f"{path.name} must have one image input and one output "
+        raise SRError(f"{path.name} must have one image input and one output "
                        f"(it has {len(inputs)} and {len(graph.output)}).")
     _require_float32(path, inputs[0], graph.output[0])
     in_dims, out_dims = _dims(inputs[0]), _dims(graph.output[0])
     if len(in_dims) != 4:
-        raise sr_error(f"{path.name}: input must be NCHW (4 dimensions), not {len(in_dims)}.")
+        raise SRError(f"{path.name}: input must be NCHW (4 dimensions), not {len(in_dims)}.")
     batch, channels, height, width = in_dims
     fixed = (height, width) if height and width else None
     if fixed and len(out_dims) == 4 and out_dims[2] and out_dims[3]:
@@ -76,7 +76,7 @@ def _require_float32(path: Path, image, result) -> None:
     types = [onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name
              if v.type.tensor_type.elem_type else "undefined" for v in (image, result)]
     if types != ["float32", "float32"]:
-        raise sr_error(f"{path.name} takes {types[0]} and gives {types[1]}; vs_sr needs float32 input and output "
+        raise SRError(f"{path.name} takes {types[0]} and gives {types[1]}; vs_sr needs float32 input and output "
                        "(it picks the precision inside with precision=...): export the model with float32 I/O.")
 
 

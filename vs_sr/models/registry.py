@@ -9,36 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .spec import CONV_POLICY, TRANSFORMER_POLICY, ArchTraits, ModelSpec, WeightFile
+from .spec import ModelSpec, WeightFile
 
 HAT_DRIVE = "https://drive.google.com/drive/folders/1HpmReFfoUqUbnAOQ7rvOeNU3uf_m69w0"
 HAT_BAIDU = "https://pan.baidu.com/s/1u2r4Lc2_EEeQqra2-w85Xg (code qyrl)"
 REALESRGAN_RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
-
-# bytes_per_pixel: peak memory of a PyTorch forward per input pixel at fp32, measured on the CPU
-# (Compact 1.4 KB, RRDBNet-23 16.6 KB, HAT-S/HAT/HAT-L 49-68 KB), rounded up.
-COMPACT_TRAITS = ArchTraits(
-    arch="compact", multiple=1, min_size=4, overlap=16, tile_pixels=1024 * 1024, precision=CONV_POLICY,
-    bytes_per_pixel=1_600,
-)
-HAT_TRAITS = ArchTraits(
-    arch="hat", multiple=16, min_size=16, overlap=32, tile_pixels=256 * 256, precision=TRANSFORMER_POLICY,
-    bytes_per_pixel=70_000,
-)
-
-
-def rrdb_traits(scale: int) -> ArchTraits:
-    # Real-ESRGAN x2/x1 pixel-unshuffle their input by 4/scale, so sizes must divide by it.
-    return ArchTraits(
-        arch="rrdbnet",
-        multiple=4 // scale if scale < 4 else 1,
-        min_size=8,
-        overlap=32,
-        tile_pixels=512 * 512,
-        precision=CONV_POLICY,
-        bytes_per_pixel=18_000,
-    )
-
 
 def hat_config(embed_dim: int, groups: int, compress_ratio: int, squeeze_factor: int, scale: int) -> dict[str, Any]:
     """Constructor arguments of the official HAT family (options/test/*.yml in XPixelGroup/HAT)."""
@@ -79,7 +54,7 @@ def _hat(name: str, scale: int, filename: str, sha256: str | None, config: Mappi
     return ModelSpec(
         name=name,
         scale=scale,
-        traits=HAT_TRAITS,
+        arch="hat",
         config=config,
         weights=WeightFile(filename, (HAT_DRIVE, HAT_BAIDU), sha256, aliases),
         description=description,
@@ -107,26 +82,26 @@ def _build_registry() -> dict[str, dict[int, ModelSpec]]:
                       aliases=("Real_HAT_GAN_SRx4_sharper.pth",)))
 
     specs += [
-        ModelSpec("realesrgan-x4plus", 4, rrdb_traits(4), rrdb_config(23, 4),
+        ModelSpec("realesrgan-x4plus", 4, "rrdbnet", rrdb_config(23, 4),
                   WeightFile("RealESRGAN_x4plus.pth", (f"{REALESRGAN_RELEASES}/v0.1.0/RealESRGAN_x4plus.pth",),
                              "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1"),
                   ncnn_stem="realesrgan-x4plus", description="Real-ESRGAN x4plus (RRDBNet, 23 blocks), general content"),
-        ModelSpec("realesrgan-x4plus-anime", 4, rrdb_traits(4), rrdb_config(6, 4),
+        ModelSpec("realesrgan-x4plus-anime", 4, "rrdbnet", rrdb_config(6, 4),
                   WeightFile("RealESRGAN_x4plus_anime_6B.pth",
                              (f"{REALESRGAN_RELEASES}/v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth",),
                              "f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da"),
                   ncnn_stem="realesrgan-x4plus-anime", description="Real-ESRGAN x4plus anime (RRDBNet, 6 blocks)"),
-        ModelSpec("realesrgan-x2plus", 2, rrdb_traits(2), rrdb_config(23, 2),
+        ModelSpec("realesrgan-x2plus", 2, "rrdbnet", rrdb_config(23, 2),
                   WeightFile("RealESRGAN_x2plus.pth", (f"{REALESRGAN_RELEASES}/v0.2.1/RealESRGAN_x2plus.pth",),
                              "49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb"),
                   description="Real-ESRGAN x2plus (RRDBNet, 23 blocks)"),
         # The ncnn package also ships -x2/-x3 variants of this net: they are the x4 network
         # followed by a bicubic downscale, not trained x2/x3 models, so they are not offered.
-        ModelSpec("realesr-animevideov3", 4, COMPACT_TRAITS, compact_config(16, 4),
+        ModelSpec("realesr-animevideov3", 4, "compact", compact_config(16, 4),
                   WeightFile("realesr-animevideov3.pth", (f"{REALESRGAN_RELEASES}/v0.2.5.0/realesr-animevideov3.pth",),
                              "b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d"),
                   ncnn_stem="realesr-animevideov3-x4", description="Real-ESRGAN anime video v3 (compact, fast)"),
-        ModelSpec("realesr-general-x4v3", 4, COMPACT_TRAITS, compact_config(32, 4),
+        ModelSpec("realesr-general-x4v3", 4, "compact", compact_config(32, 4),
                   WeightFile("realesr-general-x4v3.pth", (f"{REALESRGAN_RELEASES}/v0.2.5.0/realesr-general-x4v3.pth",),
                              "8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292"),
                   description="Real-ESRGAN general v3 (compact, 32 convs), general content"),

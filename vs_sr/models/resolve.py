@@ -7,34 +7,23 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import sr_error
-from .files import check_official_digest, file_digest, find_weights, missing_weights_message
+from ..errors import SRError
+from .architectures import arch_traits
 from .registry import REGISTRY, list_models
-from .spec import ArchTraits, Network, PrecisionPolicy
+from .spec import Network
+from .weights import check_official_digest, file_digest, find_weights, missing_weights_message
 
 if TYPE_CHECKING:
     import torch
 
 TORCH_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt")
-ONNX_TRAITS = ArchTraits(
-    arch="onnx",
-    multiple=1,
-    min_size=1,
-    overlap=16,
-    tile_pixels=512 * 512,
-    precision=PrecisionPolicy(gpu_default="fp32", fp16_safe=True),
-)
-
 _modules: dict[str, "torch.nn.Module"] = {}
 _modules_lock = threading.Lock()
 
 
 def resolve(model: str | os.PathLike[str], scale: int) -> Network:
-    """The network for a registry name or a weight/ONNX file path, checked against `scale`."""
-    if not isinstance(model, (str, os.PathLike)):
-        raise sr_error(f"model must be a name or a file path, not {type(model).__name__}.")
-    if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
-        raise sr_error(f"scale must be a positive integer, not {scale!r}.")
+    """The network for a registry name or a weight/ONNX file path, checked against `scale`
+    (callers pass checked arguments: `Upscale` normalises them, the CLI's parser types them)."""
     text = os.fspath(model)
     path = Path(text).expanduser()
     if path.suffix.lower() == ".onnx":
@@ -47,12 +36,12 @@ def resolve(model: str | os.PathLike[str], scale: int) -> Network:
 def torch_module(network: Network) -> "torch.nn.Module":
     """The PyTorch module of a torch-format network, loaded once per process per file content."""
     if network.format != "torch":
-        raise sr_error(f"{network.path.name} is an ONNX graph; backend='torch' needs PyTorch weights. "
+        raise SRError(f"{network.path.name} is an ONNX graph; backend='torch' needs PyTorch weights. "
                        "Use backend='ort' or 'openvino' for .onnx files.")
     with _modules_lock:
         module = _modules.get(network.digest)
     if module is None:
-        from .architectures import load_module
+        from .pytorch import load_module
 
         module, _, _ = load_module(network.path)
         with _modules_lock:
@@ -63,20 +52,20 @@ def torch_module(network: Network) -> "torch.nn.Module":
 def _named_network(name: str, scale: int) -> Network:
     scales = REGISTRY.get(name)
     if scales is None:
-        raise sr_error(
+        raise SRError(
             f"unknown model '{name}'. Known models: {', '.join(list_models())}; "
             "or pass the path of a .pth/.safetensors/.onnx file."
         )
     spec = scales.get(scale)
     if spec is None:
         have = ", ".join(f"x{s}" for s in sorted(scales))
-        raise sr_error(
+        raise SRError(
             f"model '{name}' has no trained x{scale} network (it has {have}). "
             f"Pick one of those scales, and pass width=/height= for any other output size."
         )
     path = find_weights(spec)
     if path is None:
-        raise sr_error(missing_weights_message(spec))
+        raise SRError(missing_weights_message(spec))
     digest = file_digest(path)
     check_official_digest(spec, path, digest)
     return Network(name=spec.name, scale=spec.scale, path=path, digest=digest, traits=spec.traits, format="torch")
@@ -84,19 +73,19 @@ def _named_network(name: str, scale: int) -> Network:
 
 def _existing(path: Path) -> Path:
     if not path.is_file():
-        raise sr_error(f"model file not found: {path}. Check the path, or pass a registry name "
+        raise SRError(f"model file not found: {path}. Check the path, or pass a registry name "
                        f"({', '.join(list_models())}).")
     return path.resolve()
 
 
 def _file_network(path: Path, scale: int) -> Network:
-    from .architectures import load_module
+    from .pytorch import load_module
 
     path = _existing(path)
     digest = file_digest(path)
     module, traits, native = load_module(path)
     if native != scale:
-        raise sr_error(f"{path.name} is a x{native} network; pass scale={native} "
+        raise SRError(f"{path.name} is a x{native} network; pass scale={native} "
                        "(and width=/height= for another output size).")
     with _modules_lock:
         _modules.setdefault(digest, module)
@@ -109,16 +98,16 @@ def _onnx_network(path: Path, scale: int) -> Network:
     path = _existing(path)
     shapes = read_io_shapes(path)
     if shapes.channels not in (None, 3):
-        raise sr_error(f"{path.name} takes {shapes.channels} input channels; only RGB networks are supported.")
+        raise SRError(f"{path.name} takes {shapes.channels} input channels; only RGB networks are supported.")
     native = shapes.scale
     if native is not None and native != scale:
-        raise sr_error(f"{path.name} is a x{native} network; pass scale={native}.")
+        raise SRError(f"{path.name} is a x{native} network; pass scale={native}.")
     return Network(
         name=path.stem,
         scale=scale,
         path=path,
         digest=file_digest(path),
-        traits=ONNX_TRAITS,
+        traits=arch_traits("onnx", scale),
         format="onnx",
         fixed_shape=shapes.fixed_hw,
         fixed_batch=shapes.batch,

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-Precision = Literal["fp32", "fp16", "bf16"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "bf16")
+from .architectures import ArchTraits, arch_traits
 
 
 @dataclass(frozen=True)
@@ -31,55 +30,13 @@ class WeightFile:
 
 
 @dataclass(frozen=True)
-class PrecisionPolicy:
-    """How far a network can be pushed below fp32 without hurting its output."""
-
-    gpu_default: Precision
-    """What `precision="auto"` picks on a GPU (CPU backends always default to fp32)."""
-    fp16_safe: bool
-    """False where plain fp16 overflows (transformers): fp16 then needs `fp32_ops`."""
-    fp32_ops: tuple[str, ...] = ()
-    """ONNX op types kept in fp32 when the rest runs reduced (LayerNorm, Softmax, ...)."""
-    fp32_attention: bool = False
-    """Also keep attention's activation-by-activation MatMuls (Q.K^T, A.V) in fp32."""
-
-
-CONV_POLICY = PrecisionPolicy(gpu_default="fp16", fp16_safe=True)
-TRANSFORMER_POLICY = PrecisionPolicy(
-    gpu_default="bf16",
-    fp16_safe=False,
-    # LayerNorm statistics, softmax's exponentials and attention scores are where fp16 overflows;
-    # ReduceMean/Pow/Sqrt cover layer norms that exporters spell out in elementary ops.
-    fp32_ops=("LayerNormalization", "Softmax", "ReduceMean", "Pow", "Sqrt"),
-    fp32_attention=True,
-)
-
-
-@dataclass(frozen=True)
-class ArchTraits:
-    """What follows from an architecture alone, whatever the weights."""
-
-    arch: str
-    multiple: int
-    """Input width/height must be a multiple of this (HAT's attention window)."""
-    min_size: int
-    """Smallest frame side, in input pixels, the network makes sense on."""
-    overlap: int
-    """Tile overlap, in input pixels, that keeps tiled output within 45 dB of untiled."""
-    tile_pixels: int
-    """Largest tile area, in input pixels, chosen automatically on a CPU."""
-    precision: PrecisionPolicy
-    bytes_per_pixel: int = 20_000
-    """Peak activation memory per input pixel at fp32 (measured), for sizing tiles on a GPU."""
-
-
-@dataclass(frozen=True)
 class ModelSpec:
     """One registry entry: a named network at one scale."""
 
     name: str
     scale: int
-    traits: ArchTraits
+    arch: str
+    """A row of the architecture table (`architectures.ARCHITECTURES`)."""
     config: Mapping[str, Any]
     """Constructor arguments of the official network (used to build it from scratch)."""
     weights: WeightFile
@@ -89,8 +46,8 @@ class ModelSpec:
     description: str = ""
 
     @property
-    def arch(self) -> str:
-        return self.traits.arch
+    def traits(self) -> ArchTraits:
+        return arch_traits(self.arch, self.scale)
 
     @property
     def imported_filename(self) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +14,10 @@ import numpy as np
 import vapoursynth as vs
 
 from ..atomic import atomic_output
-from ..errors import sr_error
-from ..formats import to_rgbs
+from ..errors import SRError
+from ..filter.formats import to_rgbs
+from ..media.progress import Progress
+from ..media.tools import open_video
 from . import metrics
 
 BASELINES = {
@@ -57,17 +60,17 @@ def candidates(reference: vs.VideoNode, result: vs.VideoNode | None, source: vs.
     if source is not None:
         for name in baselines:
             if name not in BASELINES:
-                raise sr_error(f"unknown baseline '{name}'; use {', '.join(BASELINES)}.")
+                raise SRError(f"unknown baseline '{name}'; use {', '.join(BASELINES)}.")
             clips[name] = BASELINES[name](source, reference.width, reference.height)
         for model in models:
             clip = Upscale(source, model, scale, width=reference.width, height=reference.height, **upscale)  # type: ignore[arg-type]
             clips[_method_name(model)] = clip
     for name, clip in clips.items():
         if (clip.width, clip.height) != (reference.width, reference.height):
-            raise sr_error(f"{name} is {clip.width}x{clip.height} but the reference is {reference.width}x"
+            raise SRError(f"{name} is {clip.width}x{clip.height} but the reference is {reference.width}x"
                            f"{reference.height}; compare same-size videos, or pass the low-resolution --source.")
         if clip.num_frames != reference.num_frames:
-            raise sr_error(f"{name} has {clip.num_frames} frames, the reference {reference.num_frames}: the videos "
+            raise SRError(f"{name} has {clip.num_frames} frames, the reference {reference.num_frames}: the videos "
                            "are not frame-aligned (cut them to the same frames first).")
     return clips
 
@@ -86,9 +89,9 @@ def evaluate(reference: vs.VideoNode, clips: dict[str, vs.VideoNode], channel: s
              every: int = 1, progress=None) -> list[Scores]:
     """Per-frame PSNR/SSIM of each clip against the reference, every `every`-th frame."""
     if channel not in ("y", "rgb"):
-        raise sr_error(f"channel must be 'y' or 'rgb', not {channel!r}.")
+        raise SRError(f"channel must be 'y' or 'rgb', not {channel!r}.")
     if crop < 0 or 2 * crop >= min(reference.width, reference.height) - metrics.WINDOW:
-        raise sr_error(f"crop {crop} leaves nothing to compare in {reference.width}x{reference.height} frames.")
+        raise SRError(f"crop {crop} leaves nothing to compare in {reference.width}x{reference.height} frames.")
     sampled = list(range(0, reference.num_frames, every))
     ref = to_rgbs(reference)[::every]
     scores = []
@@ -104,6 +107,46 @@ def evaluate(reference: vs.VideoNode, clips: dict[str, vs.VideoNode], channel: s
                 progress(name, len(score.frames), len(sampled))
         scores.append(score)
     return scores
+
+
+@dataclass
+class Evaluation:
+    """The scores of every method, and how they were computed."""
+
+    scores: list[Scores]
+    channel: str
+    crop: int
+
+
+def evaluate_videos(reference: Path, result: Path | None = None, source: Path | None = None,
+                    models: Sequence[str] = (), baselines: Sequence[str] = tuple(BASELINES), scale: int | None = None,
+                    crop: int | None = None, channel: str = "y", every: int = 1, backend: str = "auto",
+                    precision: str = "auto", label: str = "vs-sr eval") -> Evaluation:
+    """Score an upscaled `result` and/or a low-resolution `source` run through `models` and
+    `baselines` against `reference`, with a progress display.
+
+    scale: the models' scale (default: from the sizes of source and reference, else 4);
+    crop: border pixels ignored on each side (default: the scale).
+    """
+    if result is None and source is None:
+        raise SRError("give RESULT REFERENCE, or REFERENCE with --source LOW_RES (scored with models and baselines).")
+    reference_clip = open_video(reference)
+    result_clip = open_video(result) if result else None
+    source_clip = open_video(source) if source else None
+    scale = scale or (source_scale(source_clip, reference_clip) if source_clip else 4)
+    crop = crop if crop is not None else scale
+    clips = candidates(reference_clip, result_clip, source_clip, list(models), list(baselines) if source_clip else [],
+                       scale, backend=backend, precision=precision)
+    progress = Progress(len(range(0, reference_clip.num_frames, every)) * len(clips), label=label)
+    done = [0]
+
+    def advance(name: str, count: int, of: int) -> None:
+        done[0] += 1
+        progress.update(done[0])
+
+    scores = evaluate(reference_clip, clips, channel, crop, every, advance)
+    progress.finish()
+    return Evaluation(scores, channel, crop)
 
 
 def write_csv(path: Path, scores: list[Scores]) -> None:

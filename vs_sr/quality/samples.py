@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_output
-from ..errors import sr_error
-from ..tools import find_tool
+from ..errors import SRError
+from ..media.tools import find_tool
 
 PHOTOS = ("retina", "hubble_deep_field", "astronaut", "immunohistochemistry")
 
@@ -22,14 +22,14 @@ def photo(name: str) -> np.ndarray:
     try:
         from skimage import data
     except ImportError:
-        raise sr_error("sample videos need scikit-image: pip install scikit-image") from None
+        raise SRError("sample videos need scikit-image: pip install scikit-image") from None
     return getattr(data, name)()
 
 
 def pan(image: np.ndarray, width: int, height: int, frames: int) -> Iterator[np.ndarray]:
     """`frames` crops of width x height sliding diagonally across the image."""
     if image.shape[0] < height or image.shape[1] < width:
-        raise sr_error(f"the photo ({image.shape[1]}x{image.shape[0]}) is smaller than {width}x{height}.")
+        raise SRError(f"the photo ({image.shape[1]}x{image.shape[0]}) is smaller than {width}x{height}.")
     span_y, span_x = image.shape[0] - height, image.shape[1] - width
     for n in range(frames):
         t = n / max(1, frames - 1)
@@ -53,7 +53,7 @@ def encode(frames: Iterator[np.ndarray], size: tuple[int, int], target: Path, vi
             process.stdin.write(frame.tobytes())
         process.stdin.close()
         if process.wait() != 0:
-            raise sr_error(f"ffmpeg could not write {target}.")
+            raise SRError(f"ffmpeg could not write {target}.")
     return target
 
 

@@ -13,14 +13,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..atomic import build_once
-from ..errors import sr_error
-from ..formats import to_rgbs
-from ..models.files import cache_dir
-from ..tools import open_video
+from ..errors import SRError
+from ..filter.formats import to_rgbs
+from ..media.tools import open_video
+from ..paths import cache_dir
 from .degrade import Degradation, degrade
 
 RECIPE = 1  # bump when decoding or degrading changes what the cache holds
@@ -54,7 +55,7 @@ def _load(cached: Path) -> tuple[np.ndarray, list[int]]:
 def read_frames(path: Path, every: int, size: tuple[int, int] | None = None) -> tuple[np.ndarray, list[int]]:
     """Every `every`-th frame of a video as (n, h, w, 3) uint8 RGB, optionally resized; decoded once."""
     if every < 1:
-        raise sr_error(f"every must be at least 1, not {every}.")
+        raise SRError(f"every must be at least 1, not {every}.")
 
     def decode(target: Path) -> None:
         clip = open_video(path)
@@ -77,7 +78,7 @@ def paired(lr_path: Path, hr_path: Path, every: int, scale: int) -> FramePairs:
     lr, frames = read_frames(lr_path, every)
     hr, hr_frames = read_frames(hr_path, every, (lr.shape[2] * scale, lr.shape[1] * scale))
     if frames != hr_frames:
-        raise sr_error(f"{lr_path.name} and {hr_path.name} have different frame counts; paired videos must be "
+        raise SRError(f"{lr_path.name} and {hr_path.name} have different frame counts; paired videos must be "
                        "frame-aligned (the same frames at two resolutions).")
     return FramePairs(lr, hr, frames)
 
@@ -108,16 +109,16 @@ class PatchSampler:
         self.batch = batch
         self.rng = np.random.default_rng(seed)
         if not self.pairs:
-            raise sr_error("no training frames: check the videos and --every.")
+            raise SRError("no training frames: check the videos and --every.")
         smallest = min(min(p.lr.shape[1:3]) for p in self.pairs)
         if self.lr_patch < 1 or self.lr_patch > smallest:
-            raise sr_error(f"patch {patch} needs low-res frames of at least {self.lr_patch} pixels (have {smallest}); "
+            raise SRError(f"patch {patch} needs low-res frames of at least {self.lr_patch} pixels (have {smallest}); "
                            "use a smaller --patch.")
         self.weights = np.array([len(p.frames) for p in self.pairs], np.float64)
         self.weights /= self.weights.sum()
 
-    def state(self) -> dict:
-        return self.rng.bit_generator.state
+    def state(self) -> dict[str, Any]:
+        return dict(self.rng.bit_generator.state)
 
     def restore(self, state: dict) -> None:
         self.rng.bit_generator.state = state

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import sr_error
-from ..tools import find_tool
+from ..errors import SRError
+from ..media.tools import find_tool
 
 KERNELS = ("bicubic", "bilinear", "area")
 
@@ -73,20 +73,20 @@ def x264_roundtrip(frames: np.ndarray, crf: int, fps: int = 25) -> np.ndarray:
     ffmpeg = find_tool("ffmpeg")
     n, h, w, _ = frames.shape
     if h % 2 or w % 2:
-        raise sr_error(f"x264 (4:2:0) needs even low-res sizes, got {w}x{h}; adjust the patch or frame size.")
+        raise SRError(f"x264 (4:2:0) needs even low-res sizes, got {w}x{h}; adjust the patch or frame size.")
     encode = subprocess.run(
         [ffmpeg, "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "pipe:0",
          "-c:v", "libx264", "-crf", str(crf), "-preset", "medium", "-pix_fmt", "yuv420p", "-f", "matroska", "pipe:1"],
         input=frames.tobytes(), capture_output=True,
     )
     if encode.returncode != 0:
-        raise sr_error(f"x264 degradation failed: {encode.stderr.decode(errors='replace').strip()}")
+        raise SRError(f"x264 degradation failed: {encode.stderr.decode(errors='replace').strip()}")
     decode = subprocess.run(
         [ffmpeg, "-v", "error", "-f", "matroska", "-i", "pipe:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
         input=encode.stdout, capture_output=True,
     )
     if decode.returncode != 0:
-        raise sr_error(f"x264 degradation failed decoding: {decode.stderr.decode(errors='replace').strip()}")
+        raise SRError(f"x264 degradation failed decoding: {decode.stderr.decode(errors='replace').strip()}")
     return np.frombuffer(decode.stdout, np.uint8).reshape(n, h, w, 3).copy()
 
 

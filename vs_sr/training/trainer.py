@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_output
-from ..errors import sr_error
-from ..progress import Progress
+from ..errors import SRError
+from ..media.progress import Progress
 from ..quality import metrics
 from .data import FramePairs, PatchSampler, paired, synthesized
 from .degrade import Degradation
@@ -65,7 +65,7 @@ class Outcome:
 
 def _pairs(config: TrainConfig, hr: list[Path], lr: list[Path], seed: int) -> list[FramePairs]:
     if lr and len(lr) != len(hr):
-        raise sr_error(f"{len(lr)} low-res videos for {len(hr)} high-res ones: give one --lr per --hr, in order.")
+        raise SRError(f"{len(lr)} low-res videos for {len(hr)} high-res ones: give one --lr per --hr, in order.")
     if lr:
         return [paired(low, high, config.every, config.scale) for low, high in zip(lr, hr, strict=True)]
     return [synthesized(high, config.every, config.scale, config.degradation, seed + i) for i, high in enumerate(hr)]
@@ -74,13 +74,13 @@ def _pairs(config: TrainConfig, hr: list[Path], lr: list[Path], seed: int) -> li
 def datasets(config: TrainConfig) -> tuple[list[FramePairs], list[FramePairs]]:
     """(training pairs, validation pairs)."""
     if not config.hr:
-        raise sr_error("give at least one high-res video (--hr).")
+        raise SRError("give at least one high-res video (--hr).")
     train = _pairs(config, config.hr, config.lr, config.seed)
     if config.val_hr:
         return train, _pairs(config, config.val_hr, config.val_lr, config.seed + 1000)
     held_out = [(np.arange(len(p.frames)) % 10) == 9 for p in train]
     if not any(mask.any() for mask in held_out):
-        raise sr_error("too few frames to hold some out for validation: lower --every or pass --val-hr.")
+        raise SRError("too few frames to hold some out for validation: lower --every or pass --val-hr.")
     return [p.take(~m) for p, m in zip(train, held_out, strict=True)], [p.take(m) for p, m in zip(train, held_out, strict=True)]
 
 
@@ -133,11 +133,11 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Outcome:
 
     network = resolve(config.model, config.scale)
     if network.format != "torch":
-        raise sr_error("training needs PyTorch weights (.pth/.safetensors or a registry name), not an ONNX file.")
+        raise SRError("training needs PyTorch weights (.pth/.safetensors or a registry name), not an ONNX file.")
     output = config.output
     checkpoint_path, weights_path = output / "checkpoint.pt", output / "model.pth"
     if checkpoint_path.exists() and not resume:
-        raise sr_error(f"{output} already holds a run; pass --resume to continue it, or choose another --output.")
+        raise SRError(f"{output} already holds a run; pass --resume to continue it, or choose another --output.")
     output.mkdir(parents=True, exist_ok=True)
 
     device = _device(config.device)

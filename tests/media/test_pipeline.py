@@ -1,0 +1,223 @@
+"""`vs-sr upscale` end to end with the real vspipe and ffmpeg: streams kept in sync, frame ranges
+frame-accurate, and failures or interruptions leave no output behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import vapoursynth as vs
+from conftest import frame_hash
+
+from vs_sr.media.probe import count_frames, probe
+
+core = vs.core
+VS_SR = str(Path(sys.executable).with_name("vs-sr"))
+FPS = 25
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-nostdin", *args], check=True)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-second 128x96 clip with AAC audio, an SRT subtitle track, an attachment, chapters and a title."""
+    folder = tmp_path_factory.mktemp("media")
+    (folder / "subs.srt").write_text("1\n00:00:00,200 --> 00:00:00,900\nHello\n\n2\n00:00:01,000 --> 00:00:01,800\nWorld\n")
+    (folder / "meta.txt").write_text(";FFMETADATA1\ntitle=Test clip\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=1000\n"
+                                     "title=One\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=1000\nEND=2000\ntitle=Two\n")
+    (folder / "notes.txt").write_text("an attachment")
+    path = folder / "source.mkv"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=128x96:rate={FPS}:duration=2", "-f", "lavfi", "-i",
+           "sine=frequency=440:duration=2", "-i", str(folder / "subs.srt"), "-i", str(folder / "meta.txt"),
+           "-map", "0", "-map", "1", "-map", "2", "-map_metadata", "3", "-map_chapters", "3",
+           "-c:v", "libx264", "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "aac", "-c:s", "srt",
+           "-metadata:s:a:0", "language=eng", "-attach", str(folder / "notes.txt"),
+           "-metadata:s:t", "mimetype=text/plain", str(path))
+    return path
+
+
+def upscale(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([VS_SR, "upscale", *args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=900, **kwargs)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".part" in p.name)
+
+
+def test_upscale_keeps_every_stream_in_sync(ncnn_models, source, tmp_path):
+    output = tmp_path / "out.mkv"
+    done = upscale(str(source), str(output))
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {output}: 50 frames at 512x384, 1 audio, 1 subtitle stream(s)" in done.stdout
+    assert "50/50 frames" in done.stderr or "frames (" in done.stderr  # progress lines when not a terminal
+    media = probe(output)
+    assert count_frames(output) == 50
+    assert (media.video.info["width"], media.video.info["height"], media.video.codec) == (512, 384, "h264")
+    kinds = [s.kind for s in media.tracks]
+    assert kinds == ["video", "audio", "subtitle", "attachment"]
+    audio, original = media.of_kind("audio")[0], probe(source).of_kind("audio")[0]
+    assert audio.codec == "aac" and audio.info["tags"]["language"] == "eng"  # copied, tags kept
+    assert abs(audio.duration - original.duration) <= 1 / FPS
+    assert abs(audio.start_time - original.start_time) <= 1 / FPS
+    assert media.of_kind("attachment")[0].info["tags"]["mimetype"] == "text/plain"
+    assert [c.title for c in media.chapters] == ["One", "Two"]
+    assert leftovers(tmp_path) == []
+
+
+def test_mp4_output_says_what_it_converts_or_drops(ncnn_models, source, tmp_path):
+    output = tmp_path / "out.mp4"
+    done = upscale(str(source), str(output), "--codec", "x265", "--width", "427", "--height", "320")
+    assert done.returncode != 0 and "needs width a multiple of 2" in done.stderr  # 4:2:0 output
+    done = upscale(str(source), str(output), "--codec", "x265", "--width", "428", "--height", "320")
+    assert done.returncode == 0, done.stderr
+    assert "subtitle #2 (subrip): converted to mov_text" in done.stdout
+    assert "attachment #3 (unknown): dropped (mp4 cannot hold attachments; use .mkv to keep it)" in done.stdout
+    media = probe(output)
+    assert [s.codec for s in media.tracks if s.kind != "data"] == ["hevc", "aac", "mov_text"]
+    assert media.video.info["sample_aspect_ratio"] == "320:321"  # 128x96 -> 428x320: same display aspect
+    assert count_frames(output) == 50
+
+
+def test_frame_range_matches_the_full_run(ncnn_models, source, tmp_path):
+    full, part = tmp_path / "full.mkv", tmp_path / "part.mkv"
+    assert upscale(str(source), str(full), "--codec", "ffv1").returncode == 0
+    done = upscale(str(source), str(part), "--codec", "ffv1", "--start", "10", "--end", "29")
+    assert done.returncode == 0, done.stderr
+    assert count_frames(part) == 20
+    whole = core.bs.VideoSource(str(full))
+    ranged = core.bs.VideoSource(str(part))
+    assert ranged.num_frames == 20
+    assert [frame_hash(ranged.get_frame(n)) for n in range(20)] == [frame_hash(whole.get_frame(n)) for n in range(10, 30)]
+    media = probe(part)
+    assert abs(media.of_kind("audio")[0].duration - 20 / FPS) <= 1 / FPS + 0.025  # cut to the span (+1 AAC packet)
+    # Chapters are cut to the range on the input's own timeline, where frame 10 starts at 0.4 s
+    # plus the video's start delay (the x264 stream starts a little after the audio).
+    original = probe(source)
+    begin = 10 / FPS + original.video.start_time - original.start_time
+    expected = [(0.0, round(1.0 - begin, 3), "One"), (round(1.0 - begin, 3), 0.8, "Two")]
+    assert [(round(c.start, 3), round(c.end, 3), c.title) for c in media.chapters] == expected
+
+
+def test_bad_model_leaves_nothing(source, tmp_path):
+    output = tmp_path / "out.mkv"
+    done = upscale(str(source), str(output), "--model", "no-such-model")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("vs-sr: error: unknown model 'no-such-model'")
+    assert not output.exists() and leftovers(tmp_path) == []
+
+
+def test_unwritable_output_is_refused(source, tmp_path):
+    # /proc refuses new files even to root; a 0500 folder refuses them to everyone else.
+    done = upscale(str(source), "/proc/out.mkv")
+    assert done.returncode == 1 and "vs-sr: error: cannot write to /proc:" in done.stderr
+    done = upscale(str(source), str(tmp_path / "missing-dir" / "out.mkv"))
+    assert done.returncode == 1 and "output directory" in done.stderr and "does not exist" in done.stderr
+
+
+def test_ffmpeg_failure_leaves_nothing(ncnn_models, source, tmp_path):
+    output = tmp_path / "out.mkv"
+    done = upscale(str(source), str(output), "--ffmpeg-args", "-no_such_option 1")
+    assert done.returncode == 1
+    assert "vs-sr: error: ffmpeg failed:" in done.stderr
+    assert not output.exists() and leftovers(tmp_path) == []
+
+
+def test_existing_output_needs_overwrite(source, tmp_path):
+    output = tmp_path / "out.mkv"
+    output.write_bytes(b"keep me")
+    done = upscale(str(source), str(output))
+    assert done.returncode == 1 and "--overwrite" in done.stderr
+    assert output.read_bytes() == b"keep me"
+
+
+def test_interrupt_leaves_nothing(ncnn_models, tmp_path):
+    longer = tmp_path / "long.mkv"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=128x96:rate={FPS}:duration=40", "-f", "lavfi", "-i",
+           "sine=duration=40", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(longer))
+    output = tmp_path / "out.mkv"
+    job = subprocess.Popen([VS_SR, "upscale", str(longer), str(output)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    assert job.stderr is not None
+    for line in job.stderr:  # wait until frames are flowing
+        if re.search(r"\d+/1000 frames", line):
+            break
+    time.sleep(1)
+    job.send_signal(signal.SIGINT)
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 130 and "interrupted; nothing was written" in err
+    assert not output.exists() and leftovers(tmp_path) == []
+    running = subprocess.run(["pgrep", "-f", "vs-sr-.*/job_clip.vpy"], capture_output=True, text=True)
+    assert running.stdout.strip() == ""  # vspipe and ffmpeg were stopped too
+
+
+VSPIPE = str(Path(sys.executable).with_name("vspipe"))
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def vspipe_info(script: str, *args: str) -> dict[str, str]:
+    done = subprocess.run([VSPIPE, "--info", *args, str(EXAMPLES / script), "-"], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    return dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
+
+
+def y4m_frames(script: str, *args: str) -> list[np.ndarray]:
+    done = subprocess.run([VSPIPE, "-c", "y4m", "-e", "1", *args, str(EXAMPLES / script), "-"], capture_output=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr.decode()
+    header, _, body = done.stdout.partition(b"\n")
+    return [np.frombuffer(chunk, np.uint8) for chunk in body.split(b"FRAME\n")[1:]], header.decode()
+
+
+def test_example_upscale(ncnn_models, source):
+    info = vspipe_info("upscale.vpy", "-a", f"input={source}")
+    assert (info["Width"], info["Height"], info["Frames"]) == ("512", "384", "50")
+
+
+def test_example_exact_480p(ncnn_models, source):
+    info = vspipe_info("exact_480p.vpy", "-a", f"input={source}", "-a", "width=856")
+    assert (info["Width"], info["Height"]) == ("856", "480")
+    frames, header = y4m_frames("exact_480p.vpy", "-a", f"input={source}", "-a", "width=856")
+    assert "W856 H480" in header and len(frames) == 2
+
+
+@pytest.mark.parametrize(("mode", "width", "frames"), [("side", "1024", "50"), ("interleave", "512", "100")])
+def test_example_compare(ncnn_models, source, mode, width, frames):
+    info = vspipe_info("compare.vpy", "-a", f"input={source}", "-a", f"mode={mode}")
+    assert (info["Width"], info["Height"], info["Frames"]) == (width, "384", frames)
+
+
+def test_example_pipe(ncnn_models, source, tmp_path):
+    output = tmp_path / "piped.mkv"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(EXAMPLES / "pipe.sh"), str(source), str(output)], capture_output=True,
+                          text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr
+    media = probe(output)
+    assert [s.kind for s in media.tracks] == ["video", "audio", "subtitle"]
+    assert count_frames(output) == 50 and media.video.info["width"] == 512
+
+
+def test_rgb_source_and_a_range_of_a_video_only_file(ncnn_models, tmp_path):
+    """An RGB (FFV1 gbrp) file with nothing but video: converted to YUV for y4m and tagged as
+    such; a frame range needs no other streams to cut."""
+    rgb = tmp_path / "rgb.mkv"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=64x48:rate={FPS}:duration=1", "-c:v", "ffv1", "-pix_fmt", "gbrp",
+           str(rgb))
+    output = tmp_path / "out.mkv"
+    done = upscale(str(rgb), str(output), "--start", "5", "--end", "14")
+    assert done.returncode == 0, done.stderr
+    media = probe(output)
+    assert count_frames(output) == 10 and [s.kind for s in media.tracks] == ["video"]
+    assert media.video.info["pix_fmt"] == "yuv444p" and media.video.info.get("color_space") == "smpte170m"
+    assert done.stdout.rstrip().endswith("fps") and "10 frames at 256x192" in done.stdout

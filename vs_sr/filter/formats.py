@@ -1,0 +1,163 @@
+"""Clip <-> planar float RGB for the network, frame props, output size and SAR.
+
+Conversions go through the resize plugin. On the way in, frame props (_Matrix, _Range,
+_ChromaLocation) decide, with defaults by resolution where they are missing. On the way out each
+frame is converted back with its own source frame's matrix, range and chroma location, so a clip
+whose props change mid-way still round-trips.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import MutableMapping
+from fractions import Fraction
+
+import vapoursynth as vs
+
+from ..errors import SRError
+
+core = vs.core
+MATRIX_UNSPECIFIED = 2
+RGB_MATRIX = 0
+KERNEL = "Spline36"
+
+
+def check_clip(clip: object) -> vs.VideoNode:
+    """The clip, if vs_sr can upscale it; otherwise a vs.Error saying what to change."""
+    if not isinstance(clip, vs.VideoNode):
+        raise SRError(f"clip must be a video clip (vs.VideoNode), not {type(clip).__name__}.")
+    fmt = clip.format
+    if fmt is None or fmt.id == vs.PresetVideoFormat.NONE:
+        raise SRError("clip has a variable format; convert it to one format first, e.g. "
+                       "clip.resize.Bicubic(format=vs.YUV420P8).")
+    if clip.width == 0 or clip.height == 0:
+        raise SRError("clip has a variable frame size; resize it to one size first, e.g. "
+                       "clip.resize.Bicubic(width=W, height=H).")
+    if fmt.color_family not in (vs.YUV, vs.RGB, vs.GRAY):
+        raise SRError(f"clip's color family {fmt.color_family.name} is not supported; use YUV, RGB or GRAY.")
+    if fmt.sample_type == vs.INTEGER and not 8 <= fmt.bits_per_sample <= 16:
+        raise SRError(f"clip has {fmt.bits_per_sample}-bit samples; integer clips must be 8 to 16 bit.")
+    return clip
+
+
+def default_matrix(width: int, height: int) -> int:
+    """The matrix assumed when a YUV frame does not say: BT.2020 for UHD, BT.709 for HD, BT.601 for SD."""
+    if width > 1920 or height > 1080:
+        return int(vs.MATRIX_BT2020_NCL)
+    if width > 1024 or height > 576:
+        return int(vs.MATRIX_BT709)
+    return int(vs.MATRIX_BT470_BG if height == 576 else vs.MATRIX_ST170_M)
+
+
+def default_range(fmt: vs.VideoFormat) -> str:
+    """Integer YUV/GRAY is limited range unless the frame says otherwise; RGB and float are full."""
+    return "limited" if fmt.sample_type == vs.INTEGER and fmt.color_family != vs.RGB else "full"
+
+
+def _frame_props_win() -> dict:
+    # Since R81 resize lets frame props override explicit *_in arguments; older cores needed
+    # prefer_props=True for that, so defaults passed as arguments apply only when props are absent.
+    return {"prefer_props": True} if "prefer_props" in str(core.resize.Bicubic) else {}
+
+
+def to_rgbs(clip: vs.VideoNode) -> vs.VideoNode:
+    """Planar float32 full-range RGB, what the networks take."""
+    fmt = clip.format
+    if fmt.id == vs.RGBS:
+        return clip
+    kwargs = dict(format=vs.RGBS, range_in_s=default_range(fmt), **_frame_props_win())
+    if fmt.color_family != vs.RGB:
+        kwargs["matrix_in"] = default_matrix(clip.width, clip.height)
+    return getattr(core.resize, KERNEL)(clip, **kwargs)
+
+
+def read_range(props: MutableMapping, fmt: vs.VideoFormat) -> str:
+    """'limited' or 'full' from _Range (R81+: 0 limited, 1 full) or legacy _ColorRange (0 full, 1 limited)."""
+    if "_Range" in props:
+        return "full" if int(props["_Range"]) == 1 else "limited"
+    if "_ColorRange" in props:
+        return "full" if int(props["_ColorRange"]) == 0 else "limited"
+    return default_range(fmt)
+
+
+def output_size(clip: vs.VideoNode, scale: int, width: int | None, height: int | None) -> tuple[int, int]:
+    """The output size: `scale` times the input, or the caller's exact width/height."""
+    native_w, native_h = clip.width * scale, clip.height * scale
+    fmt = clip.format
+    step_w, step_h = 1 << fmt.subsampling_w, 1 << fmt.subsampling_h
+    if width is None and height is None:
+        return native_w, native_h
+    if height is None:
+        assert width is not None
+        height = max(step_h, round(native_h * width / native_w / step_h) * step_h)
+    elif width is None:
+        width = max(step_w, round(native_w * height / native_h / step_w) * step_w)
+    if width % step_w or height % step_h:
+        raise SRError(f"{fmt.name} needs width a multiple of {step_w} and height a multiple of {step_h}; "
+                       f"got {width}x{height}.")
+    return width, height
+
+
+def corrected_sar(props: MutableMapping, src_w: int, src_h: int, out_w: int, out_h: int) -> tuple[int, int] | None:
+    """The SAR that keeps a frame's display aspect at out_w x out_h; None when the shape is unchanged.
+
+    A frame without a SAR is taken to have square pixels.
+    """
+    factor = Fraction(src_w * out_h, src_h * out_w)
+    if factor == 1:
+        return None
+    num, den = int(props.get("_SARNum", 0)), int(props.get("_SARDen", 0))
+    sar = (Fraction(num, den) if num > 0 and den > 0 else Fraction(1)) * factor
+    return sar.numerator, sar.denominator
+
+
+def from_rgbs(upscaled: vs.VideoNode, source: vs.VideoNode, width: int, height: int) -> vs.VideoNode:
+    """`upscaled` (RGBS) at width x height in the source's format, frame by frame with its props.
+
+    Each frame is converted with its own source frame's matrix, range and chroma location, and
+    gets the SAR that keeps that frame's display aspect.
+    """
+    fmt = source.format
+    if fmt.id == vs.RGBS and (upscaled.width, upscaled.height) == (width, height):
+        return upscaled
+    template = upscaled.std.BlankClip(width=width, height=height, format=fmt.id, keep=True)
+    converters: dict[tuple, vs.VideoNode] = {}
+    lock = threading.Lock()
+    fallback_matrix = default_matrix(source.width, source.height)
+
+    def convert(n: int, f: vs.VideoFrame) -> vs.VideoNode:
+        key = (*_output_key(f.props, fmt, fallback_matrix), corrected_sar(f.props, source.width, source.height, width, height))
+        with lock:
+            if key not in converters:
+                converters[key] = _convert(upscaled, fmt, width, height, key)
+            return converters[key]
+
+    return template.std.FrameEval(convert, prop_src=source, clip_src=upscaled)
+
+
+def _output_key(props: MutableMapping, fmt: vs.VideoFormat, fallback_matrix: int) -> tuple:
+    """(matrix, range, chroma location) of a source frame, the parts the output conversion needs."""
+    range_ = read_range(props, fmt) if fmt.sample_type == vs.INTEGER else "full"
+    if fmt.color_family == vs.RGB:
+        return (None, range_, None)
+    matrix = int(props.get("_Matrix", MATRIX_UNSPECIFIED))
+    if matrix in (MATRIX_UNSPECIFIED, RGB_MATRIX):
+        matrix = fallback_matrix
+    subsampled = fmt.subsampling_w or fmt.subsampling_h
+    chromaloc = int(props.get("_ChromaLocation", 0)) if subsampled else None
+    return (matrix, range_, chromaloc)
+
+
+def _convert(clip: vs.VideoNode, fmt: vs.VideoFormat, width: int, height: int, key: tuple) -> vs.VideoNode:
+    matrix, range_, chromaloc, sar = key
+    kwargs: dict = dict(width=width, height=height, format=fmt.id, range_s=range_)
+    if matrix is not None:
+        kwargs["matrix"] = matrix
+    if chromaloc is not None:
+        kwargs["chromaloc"] = chromaloc
+    if fmt.sample_type == vs.INTEGER:
+        kwargs["dither_type"] = "error_diffusion"
+    # Bound to the clip, not to `vs.core`: this runs inside FrameEval on a worker thread.
+    converted = getattr(clip.resize, KERNEL)(**kwargs)
+    # Set the SAR from the source frame ourselves: resize's own correction differs between cores.
+    return converted if sar is None else converted.std.SetFrameProps(_SARNum=sar[0], _SARDen=sar[1])

@@ -1,0 +1,175 @@
+"""`Upscale()`: check the arguments once, pick model, backend, precision and tiles, build the node graph."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import vapoursynth as vs
+
+from ..backends import Backend, OutOfMemory, Session, SessionSpec, choose_backend
+from ..errors import SRError
+from ..log import info
+from ..models import Network, Precision, resolve
+from .arguments import Arguments, BackendName, PrecisionName, normalise
+from .formats import check_clip, from_rgbs, output_size, to_rgbs
+from .frames import FrameUpscaler
+from .memory import Tiles, memory_budget
+from .sessions import SessionPool
+from .tiling import plan_tiles
+
+
+def Upscale(
+    clip: vs.VideoNode,
+    model: str | os.PathLike[str] = "hat",
+    scale: int = 4,
+    *,
+    backend: BackendName = "auto",
+    precision: PrecisionName = "auto",
+    tile: int | tuple[int, int] | None = None,
+    overlap: int | tuple[int, int] | None = None,
+    num_streams: int = 1,
+    device_id: int | Sequence[int] = 0,
+    width: int | None = None,
+    height: int | None = None,
+) -> vs.VideoNode:
+    """Upscale `clip` with a super-resolution network.
+
+    clip:        any constant-format YUV, RGB or GRAY clip, integer 8-16 bit or float16/32.
+                 The result has the same format at the new size; frame props are kept.
+    model:       a registry name (see `vs_sr.list_models()`), or the path of a .pth /
+                 .safetensors / .pt file (architecture detected) or of an .onnx file.
+    scale:       the network's scale; named models list the scales they were trained for.
+    backend:     "auto" | "trt" | "torch" | "ort" | "openvino". "auto" prefers GPU runtimes
+                 where a GPU exists, then OpenVINO, ONNX Runtime, PyTorch.
+    precision:   "auto" | "fp32" | "fp16" | "bf16". "auto" is fp32 on CPUs; on GPUs the model's
+                 tested reduced precision (fp16 for conv nets, bf16 for transformers).
+    tile:        None picks tiles automatically (whole frame where it fits); an int or
+                 (width, height) in input pixels, rounded up to the model's size multiple.
+    overlap:     input pixels shared by neighbouring tiles (None: the model's default).
+    num_streams: concurrent inference instances; frames wait only when all are busy.
+    device_id:   GPU index for GPU backends, or a list of them: frame n goes to device_id[n % len].
+    width, height: exact output size: the network runs at its own scale, then the result is
+                 resized (Spline36) to this size; the display aspect (_SARNum/_SARDen) is kept.
+    """
+    clip = check_clip(clip)
+    args = normalise(model, scale, backend, precision, tile, overlap, num_streams, device_id, width, height)
+    out_w, out_h = output_size(clip, args.scale, args.width, args.height)
+    network = resolve(args.model, args.scale)
+    _check_frame_size(clip, network)
+    runtime = choose_backend(args.backend, network)
+    deployment = deploy(runtime, network, clip.width, clip.height, args)
+    info(deployment.describe())
+    upscaler = FrameUpscaler(deployment.tiles, deployment.pools)
+    upscaled = upscaled_rgbs(to_rgbs(clip), network.scale, upscaler, args.num_streams * len(args.devices))
+    result = from_rgbs(upscaled, clip, out_w, out_h)
+    return result.std.SetFrameProps(SRModel=network.label, SRBackend=runtime.name, SRPrecision=deployment.precision)
+
+
+@dataclass
+class Deployment:
+    """What runs: the network on a runtime at a precision, its tiles, and the open sessions of
+    each device (`num_streams` per device)."""
+
+    network: Network
+    runtime: Backend
+    precision: Precision
+    tiles: Tiles
+    pools: list[SessionPool]
+    devices: tuple[int, ...]
+
+    def describe(self) -> str:
+        plan, batch = self.tiles.current()
+        nx, ny = len(plan.x.starts), len(plan.y.starts)
+        th, tw = plan.tile_shape
+        streams = len(self.pools[0].sessions)
+        where = " + ".join(self.runtime.device_name(d) for d in self.devices)
+        return (f"{self.network.label} on {where}, {self.precision}, {nx}x{ny} tiles of {tw}x{th} "
+                f"(overlap {plan.overlap}, batch {batch}), {streams} stream(s)"
+                + (" per GPU" if len(self.devices) > 1 else ""))
+
+
+def deploy(runtime: Backend, network: Network, width: int, height: int, args: Arguments) -> Deployment:
+    """Precision, tiles sized for the device, and `num_streams` sessions on each device.
+
+    A device that runs out of memory while the sessions open (PyTorch captures and runs a first
+    tile then) gets smaller tiles before any frame is made, so every frame uses the same tiles.
+    """
+    devices = args.devices
+    _check_devices(runtime, devices)
+    chosen = _choose_precision(runtime, network, args.precision, devices[0])
+    free = runtime.free_memory(devices[0])
+    budget = None if free is None else memory_budget(free // args.num_streams, network.traits, chosen)
+    plan = plan_tiles(width, height, network.scale, network.traits, args.tile, args.overlap, network.fixed_shape,
+                      budget)
+    area = plan.tile_shape[0] * plan.tile_shape[1]
+    batch = network.fixed_batch or min(runtime.batch_size(plan.count), max(1, (budget or area) // area))
+    tiles = Tiles(plan, batch, network.traits, args.overlap, resizable=network.fixed_shape is None)
+    while True:
+        plan, batch = tiles.current()
+        try:
+            pools = [SessionPool(_open_sessions(runtime, SessionSpec(network, batch, *plan.tile_shape, chosen,
+                                                                     args.num_streams, d))) for d in devices]
+            break
+        except OutOfMemory as error:
+            tiles.after_out_of_memory(plan, error)
+    tiles.resizable = tiles.resizable and all(s.dynamic_shapes for pool in pools for s in pool.sessions)
+    return Deployment(network, runtime, chosen, tiles, pools, devices)
+
+
+def upscaled_rgbs(rgb: vs.VideoNode, scale: int, upscaler: FrameUpscaler, streams: int) -> vs.VideoNode:
+    """The upscaled RGBS clip, with up to `streams` frames in flight.
+
+    One ModifyFrame node runs its callback for one frame at a time. With one stream that is all
+    we need; with more, each request gets a fresh ModifyFrame node, so any frames VapourSynth
+    asks for run at once and take whichever sessions are free, whatever the access pattern
+    (measured: 0.1 ms per frame, within the benchmark's noise).
+    """
+    blank = rgb.std.BlankClip(width=rgb.width * scale, height=rgb.height * scale, keep=True)
+    if streams == 1:
+        return blank.std.ModifyFrame(rgb, upscaler)
+    return blank.std.FrameEval(lambda n: blank.std.ModifyFrame(rgb, upscaler), clip_src=[rgb])
+
+
+def _check_devices(runtime: Backend, devices: tuple[int, ...]) -> None:
+    if len(devices) > 1 and not runtime.gpu:
+        raise SRError(f"device_id lists spread frames over GPUs; backend '{runtime.name}' runs on the CPU here.")
+    if runtime.gpu:
+        from ..devices import cuda_device_count
+
+        count = cuda_device_count()
+        missing = [d for d in devices if d >= count]
+        if missing:
+            raise SRError(f"no GPU {missing[0]}: this machine has {count} (device_id counts from 0).")
+
+
+def _check_frame_size(clip: vs.VideoNode, network: Network) -> None:
+    smallest = network.traits.min_size
+    if min(clip.width, clip.height) < smallest:
+        raise SRError(f"{network.label} needs frames of at least {smallest}x{smallest} pixels; the clip is "
+                      f"{clip.width}x{clip.height}. Pad or resize it first.")
+
+
+def _choose_precision(runtime: Backend, network: Network, requested: PrecisionName, device: int) -> Precision:
+    supported = runtime.precisions(device)
+    if requested == "auto":
+        chosen = runtime.auto_precision(network, device)
+        if chosen not in supported:  # e.g. bf16 for HAT on a GPU without bf16: stay exact
+            info(f"{network.label}: {chosen} is not available on this device; running fp32")
+            return "fp32"
+        return chosen
+    if requested not in supported:
+        raise SRError(f"backend '{runtime.name}' runs {'/'.join(supported)} on this machine, not {requested}; "
+                      "pass one of those as precision=.")
+    return requested
+
+
+def _open_sessions(runtime: Backend, spec: SessionSpec) -> list[Session]:
+    try:
+        return runtime.open(spec)
+    except (vs.Error, OutOfMemory):
+        raise
+    except Exception as error:  # a runtime's own exception: say which step failed and on what
+        raise SRError(f"backend '{runtime.name}' could not load {spec.network.label} for "
+                      f"{spec.width}x{spec.height} tiles at {spec.precision}: {error}") from error

@@ -1,0 +1,42 @@
+"""Where vs_sr keeps things on disk: weights, caches (ONNX exports, engines), each overridable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+MODEL_DIR_ENV = "VS_SR_MODEL_DIR"
+CACHE_DIR_ENV = "VS_SR_CACHE_DIR"
+ENGINE_DIR_ENV = "VS_SR_ENGINE_DIR"
+
+
+def user_model_dir() -> Path:
+    import platformdirs
+
+    return platformdirs.user_data_path("vs_sr", appauthor=False) / "models"
+
+
+def model_dirs() -> list[Path]:
+    """Directories searched for named weights, in order: $VS_SR_MODEL_DIR, then the user data dir."""
+    dirs = [Path(os.environ[MODEL_DIR_ENV]).expanduser()] if os.environ.get(MODEL_DIR_ENV) else []
+    return [*dirs, user_model_dir()]
+
+
+def install_dir() -> Path:
+    """Where imported or downloaded weights are written: the first searched directory."""
+    return model_dirs()[0]
+
+
+def cache_dir(kind: str) -> Path:
+    """A cache subdirectory (onnx exports, engines): $VS_SR_CACHE_DIR or the user cache dir."""
+    import platformdirs
+
+    root = os.environ.get(CACHE_DIR_ENV)
+    base = Path(root).expanduser() if root else platformdirs.user_cache_path("vs_sr", appauthor=False)
+    return base / kind
+
+
+def engine_dir() -> Path:
+    """$VS_SR_ENGINE_DIR, or `engines/` in the user cache directory."""
+    override = os.environ.get(ENGINE_DIR_ENV)
+    return Path(override).expanduser() if override else cache_dir("engines")
