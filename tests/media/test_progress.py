@@ -16,7 +16,7 @@ def test_terminal_gets_a_bar_with_frames_fps_and_eta():
     screen = Terminal()
     progress = Progress(200, screen)
     for done in (1, 50, 200):
-        progress.last_shown = 0.0  # redraw every update for the test
+        progress.last_shown = None  # redraw every update for the test
         progress.update(done)
     progress.finish()
     text = screen.getvalue()

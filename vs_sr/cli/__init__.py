@@ -1,37 +1,73 @@
+# PYTHON_ARGCOMPLETE_OK
 """The `vs-sr` command: a module per command group, each parsing its options, calling the
-library and printing. Errors are one line on stderr with a non-zero exit code."""
+library and printing. Errors are one line on stderr, in shell syntax, with a non-zero exit code;
+SIGINT, SIGTERM and SIGHUP stop any step, clean up, and exit 130."""
 
 from __future__ import annotations
 
 import argparse
+import re
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from types import FrameType
 
+from .. import __version__
 from ..errors import SRError
 from . import engines, evaluate, info, models, train, upscale
+
+INTERRUPTED = "interrupted; nothing was written"
+# Python keyword arguments in the library's messages, and the options they are on the command line.
+KEYWORD = re.compile(r"\b(width|height|tile|overlap|precision|backend|num_streams|scale|model|device_id|server|noise)="
+                     r"('[^']*'(?:/'[^']*')*|\w+)?|\b(num_streams|device_id)\b")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vs-sr", description="Neural super-resolution for VapourSynth.")
+    parser.add_argument("--version", action="version", version=f"vs-sr {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for group in (models, upscale, evaluate, train, engines, info):
         group.add_parser(commands)
     return parser
 
 
+def shell_syntax(message: str) -> str:
+    """A library message with `width=`, `precision='fp16'` ... written as command-line options."""
+    def option(match: re.Match[str]) -> str:
+        name, value = match.group(1) or match.group(3), (match.group(2) or "").replace("'", "")
+        return f"--{name.replace('_', '-')}" + (f" {value}" if value else "")
+
+    return KEYWORD.sub(option, message)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    except ImportError:  # completion is a nicety: without the package the command works the same
+        pass
+    args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
+    # A service manager's SIGTERM and a closed terminal's SIGHUP end a run the way Ctrl-C does:
+    # every step's clean-up runs (children stopped, temporaries removed), exit code 130.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     try:
         return run(args)
     except SRError as error:
-        print(f"vs-sr: error: {error.message}", file=sys.stderr)
+        print(f"vs-sr: error: {shell_syntax(error.message)}", file=sys.stderr)
         return 1
     except OSError as error:  # a disk full, a permission refused: say which file, not a traceback
         print(f"vs-sr: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("vs-sr: interrupted; nothing was written", file=sys.stderr)
+        print(f"vs-sr: {getattr(args, 'interrupted', INTERRUPTED)}", file=sys.stderr)
         return 130
 
 

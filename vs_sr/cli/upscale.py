@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ..filter.arguments import BACKENDS, PRECISION_CHOICES
-from ..media.codecs import CODECS
-from ..media.job import Job
+from ..media.codecs import CODECS, CRF_RANGE, PRESETS
+from ..media.job import DEINTERLACERS, Job
 from .common import default, non_negative, positive
 
 
@@ -29,12 +31,42 @@ def add_filter_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_encoder_options(parser: argparse.ArgumentParser) -> None:
-    """The options of the video encoder (shared with `vs-sr batch`)."""
+    """The options of the source and the video encoder (shared with `vs-sr batch`)."""
+    parser.add_argument("--deinterlace", choices=DEINTERLACERS,
+                        help="interlaced sources are refused unless told: bwdif deinterlaces them (BobWeaver, same "
+                        "frame rate); progressive treats frames flagged interlaced as progressive")
     parser.add_argument("--codec", default=default(Job, "codec"), choices=list(CODECS),
                         help="video codec (default x264; ffv1 is lossless)")
-    parser.add_argument("--crf", type=non_negative, help="quality for x264/x265 (default 18/20)")
-    parser.add_argument("--preset", help="x264/x265 preset (default medium)")
-    parser.add_argument("--ffmpeg-args", help="extra ffmpeg output options, e.g. \"-tune animation\"")
+    parser.add_argument("--crf", type=crf, help=f"quality for x264/x265, {CRF_RANGE[0]}-{CRF_RANGE[1]}, lower is better "
+                        "(default 18/20)")
+    parser.add_argument("--preset", choices=PRESETS, help="x264/x265 speed preset (default medium)")
+    parser.add_argument("--ffmpeg-args", type=ffmpeg_arguments,
+                        help="extra ffmpeg output options for the video, e.g. \"-tune animation\"")
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """How much the command prints (shared with `vs-sr batch`)."""
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    loudness.add_argument("-v", "--verbose", action="store_true",
+                          help="also print the filter's own lines (backend, precision, tiles) and vspipe's log")
+
+
+def crf(text: str) -> int:
+    value = non_negative(text)
+    if not CRF_RANGE[0] <= value <= CRF_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"x264/x265 take {CRF_RANGE[0]}-{CRF_RANGE[1]}, not {value}")
+    return value
+
+
+def ffmpeg_arguments(text: str) -> list[str]:
+    from ..errors import SRError
+    from ..media.upscale import parse_ffmpeg_args
+
+    try:
+        return parse_ffmpeg_args(text)
+    except SRError as error:
+        raise argparse.ArgumentTypeError(error.message) from None
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -46,19 +78,30 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_encoder_options(upscale)
     upscale.add_argument("--start", type=non_negative, help="first frame (inclusive), as vspipe -s")
     upscale.add_argument("--end", type=non_negative, help="last frame (inclusive), as vspipe -e")
-    upscale.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    upscale.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    add_output_options(upscale)
     upscale.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..media.upscale import parse_ffmpeg_args, upscale_file
+    from ..media.upscale import upscale_file
 
     job = Job(
         input=Path(args.input), output=Path(args.output), model=args.model, scale=args.scale,
         width=args.width, height=args.height, backend=args.backend, precision=args.precision,
         tile=args.tile, overlap=args.overlap, num_streams=args.num_streams, codec=args.codec, crf=args.crf,
-        preset=args.preset, ffmpeg_args=parse_ffmpeg_args(args.ffmpeg_args), start=args.start, end=args.end,
-        overwrite=args.overwrite,
+        preset=args.preset, ffmpeg_args=args.ffmpeg_args or [], start=args.start, end=args.end,
+        overwrite=args.overwrite, deinterlace=args.deinterlace,
     )
-    upscale_file(job, log=lambda line: print(line, flush=True))
+    upscale_file(job, log=printer(args), on_tool_log=tool_printer(args), quiet=args.quiet)
     return 0
+
+
+def printer(args: argparse.Namespace) -> Callable[[str], None]:
+    """Where progress lines go: stdout, or nowhere with --quiet."""
+    return (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
+
+
+def tool_printer(args: argparse.Namespace) -> Callable[[str], None] | None:
+    """vspipe's log lines (the filter's own line among them) on stderr with --verbose."""
+    return (lambda line: print(line, file=sys.stderr, flush=True)) if args.verbose else None

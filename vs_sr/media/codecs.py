@@ -25,6 +25,8 @@ class Codec:
         return self.crf is None
 
 
+CRF_RANGE = (0, 51)  # x264 and x265 (8-bit)
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 ANY_CONTAINER = frozenset({"matroska", "mp4", "mov"})
 CODECS = {
     "x264": Codec("x264", "libx264", 18, "medium", ANY_CONTAINER),

@@ -1,65 +1,40 @@
-"""The ffmpeg command lines: the encoder that takes vspipe's y4m and every other track from the
-input, and the packet-accurate cut of the other tracks to a frame range."""
+"""The ffmpeg command lines: the encoder that turns vspipe's y4m into a video-only file, the
+packet-accurate cut of the other tracks to a frame range, and the final mux.
+
+Paths reach ffmpeg absolute with a `file:` prefix: a relative name like `ep1:pilot.mkv` or
+`-dash.mkv` would otherwise be read as a protocol or an option.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..filter.formats import corrected_sar, default_matrix
-from .chapters import range_start
+from .codecs import Codec
 from .job import Job, OutputPlan
 from .probe import Media
 from .tools import find_tool
+from .tracks import Carried
 
 FFMPEG_MATRICES = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020nc"}
+
+
+def file_url(path: Path) -> str:
+    return f"file:{path.resolve()}"
 
 
 def ffmpeg_base() -> list[str]:
     return [find_tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
 
 
-def cut_command(job: Job, plan: OutputPlan, media: Media, target: Path) -> list[str]:
-    """Copy the carried tracks' packets within the frame range into `target` (Matroska), from 0.
-
-    A plain input seek with stream copy starts at the demuxer's seek point (a video keyframe),
-    which puts audio before the range; keeping the real timestamps (-copyts) and cutting on
-    the output side drops exactly the packets outside the range.
-    """
-    begin = range_start(media, plan)
-    command = [*ffmpeg_base(), "-ss", f"{begin:.6f}", "-i", str(job.input), "-copyts",
-               "-ss", f"{begin + media.start_time:.6f}", "-t", f"{plan.seconds:.6f}",
-               "-output_ts_offset", f"{-(begin + media.start_time):.6f}"]
-    for index in plan.tracks.maps:
-        command += ["-map", f"0:{index}"]
-    return [*command, "-c", "copy", "-map_chapters", "-1", "-f", "matroska", str(target)]
-
-
-def encode_command(job: Job, plan: OutputPlan, media: Media, muxer: str, target: Path,
-                   cut: Path | None = None, chapters: Path | None = None) -> list[str]:
-    """The encoder: the y4m video from stdin, everything else from the input (or its cut)."""
-    codec = job.video_codec
+def encode_command(job: Job, codec: Codec, plan: OutputPlan, media: Media, target: Path) -> list[str]:
+    """vspipe's y4m on stdin -> the video track alone in Matroska, with the output's SAR and
+    colour tags. Its timestamps are the y4m's constant rate; the source's come later (mkvmerge)."""
     video = media.video
-    command = ffmpeg_base()
-    # Whole file: the video keeps its delay against the other tracks. A range: the other
-    # tracks were cut from the start frame's time, so the video starts at zero with them.
-    offset = video.start_time - media.start_time
-    if offset > 0 and cut is None:
-        command += ["-itsoffset", f"{offset:.6f}"]
-    command += ["-f", "yuv4mpegpipe", "-i", "pipe:0", "-i", str(job.input)]  # input 1: tags, chapters
-    source, indices = 1, list(plan.tracks.maps)
-    if cut is not None:
-        command += ["-i", str(cut)]
-        source, indices = 2, list(range(len(plan.tracks.maps)))
-    if chapters is not None:
-        command += ["-f", "ffmetadata", "-i", str(chapters)]
-    command += ["-map", "0:v:0", "-map_metadata", "1", "-map_chapters", str(source + 1) if chapters else "1"]
-    # Any per-track -map_metadata turns off ffmpeg's default copying of track tags, so every
-    # track's tags (language, title, an attachment's mimetype) are mapped explicitly.
-    command += ["-map_metadata:s:0", f"1:s:{video.index}"]
-    for out_index, (in_index, original) in enumerate(zip(indices, plan.tracks.maps, strict=True), start=1):
-        command += ["-map", f"{source}:{in_index}", f"-map_metadata:s:{out_index}", f"1:s:{original}"]
-    # Exactly vspipe's frames: no duplicates or drops to fit a muxer's idea of the frame rate.
-    command += ["-fps_mode:v:0", "passthrough", "-c:v:0", codec.encoder]
+    command = [*ffmpeg_base(), "-f", "yuv4mpegpipe", "-i", "pipe:0", "-map", "0:v:0", "-fps_mode", "passthrough",
+               "-c:v", codec.encoder]
     if not codec.lossless:
         command += ["-crf", str(job.crf if job.crf is not None else codec.crf), "-preset", job.preset or str(codec.preset)]
     command += codec.options
@@ -68,8 +43,68 @@ def encode_command(job: Job, plan: OutputPlan, media: Media, muxer: str, target:
     if sar:
         command += ["-vf", f"setsar={sar[0]}/{sar[1]}:max=65535"]
     command += _colour_tags(video.info, plan)
-    command += [*plan.tracks.codecs, *job.ffmpeg_args, "-f", muxer, str(target)]
-    return command
+    return [*command, *job.ffmpeg_args, "-f", "matroska", file_url(target)]
+
+
+def cut_command(job: Job, plan: OutputPlan, media: Media, indices: Sequence[int], target: Path) -> list[str]:
+    """Copy the packets of tracks `indices` within the frame range into `target` (Matroska), on a
+    clock where the range starts at 0.
+
+    A plain input seek with stream copy starts at the demuxer's seek point (a video keyframe),
+    which puts audio before the range; keeping the real timestamps (-copyts) and cutting on the
+    output side drops exactly the packets outside the range (and, for copied packets, subtracts the
+    range start). Nothing else shifts them: an audio track that starts after the range start
+    keeps its delay (-avoid_negative_ts disabled).
+    """
+    seek = max(0.0, plan.begin - media.start_time)
+    command = [*ffmpeg_base(), "-ss", f"{seek:.6f}", "-i", file_url(job.input), "-copyts",
+               "-ss", f"{plan.begin:.6f}", "-t", f"{plan.seconds:.6f}"]
+    for index in indices:
+        command += ["-map", f"0:{index}"]
+    return [*command, "-c", "copy", "-map_chapters", "-1", "-avoid_negative_ts", "disabled", "-f", "matroska",
+            file_url(target)]
+
+
+@dataclass(frozen=True)
+class Input:
+    """A file the final mux reads, and how far its content must be delayed on the output's clock
+    (ffmpeg starts every input at 0; -itsoffset puts it back where it belongs)."""
+
+    path: Path
+    offset: float = 0.0
+    format: str | None = None
+
+    def arguments(self) -> list[str]:
+        offset = ["-itsoffset", f"{self.offset:.6f}"] if abs(self.offset) > 1e-9 else []
+        fmt = ["-f", self.format] if self.format else []
+        return [*offset, *fmt, "-i", file_url(self.path)]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the final mux takes one carried track from: an input number and a track index in it."""
+
+    input: int
+    index: int
+
+
+def mux_command(job: Job, media: Media, muxer: str, inputs: Sequence[Input],
+                sources: Sequence[tuple[Source, Carried]], chapters_input: int, target: Path) -> list[str]:
+    """The output: the video (input 0, timed) and each carried track from where its source says,
+    with the input's tags (input 1 is the input file itself) and chapters from `chapters_input`."""
+    command = ffmpeg_base()
+    for item in inputs:
+        command += item.arguments()
+    command += ["-map", "0:v:0", "-map_metadata", "1", "-map_chapters", str(chapters_input)]
+    # Any per-track -map_metadata turns off ffmpeg's default copying of track tags, so every
+    # track's tags (language, title, an attachment's mimetype) are mapped explicitly.
+    command += ["-map_metadata:s:0", f"1:s:{media.video.index}", "-c:v:0", "copy"]
+    for out, (source, carried) in enumerate(sources, start=1):
+        command += ["-map", f"{source.input}:{source.index}", f"-map_metadata:s:{out}", f"1:s:{carried.track.index}",
+                    f"-c:{out}", carried.codec]
+        for option, value in zip(carried.options[::2], carried.options[1::2], strict=True):
+            command += [f"{option}:{out}", value]
+    return [*command, "-f", muxer, file_url(target)]
 
 
 def _colour_tags(info: dict, plan: OutputPlan) -> list[str]:

@@ -1,11 +1,10 @@
 """One file to upscale: the job as the caller gives it, checked before any work, and the plan of
-what will be written (frame range, size, rate, tracks)."""
+what will be written (frame range, size, timeline, tracks)."""
 
 from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import vapoursynth as vs
@@ -14,7 +13,8 @@ from ..errors import SRError
 from ..filter.formats import default_matrix, output_size
 from ..models import resolve
 from .codecs import CODECS, CONTAINERS, Codec
-from .probe import Media, Track
+from .probe import Media, Track, count_frames
+from .timeline import Timeline, read_timeline
 from .tools import open_video
 from .tracks import TrackPlan, plan_tracks
 
@@ -41,21 +41,29 @@ class Job:
     start: int | None = None
     end: int | None = None
     overwrite: bool = False
+    deinterlace: str | None = None
+    """For interlaced sources: "bwdif" (BobWeaver, same frame rate) or "progressive" (the flags
+    are wrong: treat the frames as progressive). None refuses interlaced input."""
 
     @property
     def video_codec(self) -> Codec:
         return CODECS[self.codec]
 
+    @property
+    def output_muxer(self) -> str:
+        """ffmpeg's muxer for the output's extension (checked by `check_job`)."""
+        return CONTAINERS[self.output.suffix.lower()]
+
     def filter_arguments(self) -> dict[str, object]:
         """What the vspipe script needs to build the clip (see `job_clip`)."""
         return {"input": self.input.resolve(), "model": self.model, "scale": self.scale, "width": self.width,
                 "height": self.height, "backend": self.backend, "precision": self.precision, "tile": self.tile,
-                "overlap": self.overlap, "num_streams": self.num_streams}
+                "overlap": self.overlap, "num_streams": self.num_streams, "deinterlace": self.deinterlace}
 
 
 @dataclass
 class OutputPlan:
-    """What will be written: the frames, the size, and how every input track is carried."""
+    """What will be written: the frames, the size, their times, and how every input track is carried."""
 
     first: int
     last: int
@@ -63,16 +71,33 @@ class OutputPlan:
     """Only part of the input: the other tracks are cut to the same time span."""
     width: int
     height: int
-    rate: Fraction
+    timeline: Timeline
+    """The source's frame times: the output keeps them (variable frame rates included)."""
     tracks: TrackPlan
+    dropped: int = 0
+    """Frames in the file that the decoder could not produce (damaged); left out, the frames
+    after them keep their times."""
 
     @property
     def frames(self) -> int:
         return self.last - self.first + 1
 
     @property
+    def begin(self) -> float:
+        """When the first frame of the range is shown, on the input's clock."""
+        return self.timeline.starts[self.first]
+
+    @property
+    def end(self) -> float:
+        return self.timeline.stop(self.last)
+
+    @property
     def seconds(self) -> float:
-        return float(self.frames / self.rate)
+        return self.end - self.begin
+
+
+FIELD_ORDERS = {1: "bottom field first", 2: "top field first"}
+DEINTERLACERS = ("bwdif", "progressive")
 
 
 def job_clip(args: dict[str, str | None]) -> vs.VideoNode:
@@ -83,13 +108,26 @@ def job_clip(args: dict[str, str | None]) -> vs.VideoNode:
         value = args.get(key)
         return None if value is None else int(value)
 
-    clip = open_video(str(args["input"]))
+    clip = deinterlaced(open_video(str(args["input"])), args.get("deinterlace"))
     clip = Upscale(clip, str(args["model"]), int(str(args["scale"])), backend=args["backend"],  # type: ignore[arg-type]
                    precision=args["precision"], tile=number("tile"), overlap=number("overlap"),  # type: ignore[arg-type]
                    num_streams=int(str(args["num_streams"])), width=number("width"), height=number("height"))
     if clip.format.color_family == vs.RGB:  # y4m carries YUV only
         yuv = clip.format.replace(color_family=vs.YUV).id
         clip = clip.resize.Spline36(format=yuv, matrix=default_matrix(clip.width, clip.height))
+    return clip
+
+
+def deinterlaced(clip: vs.VideoNode, method: str | None) -> vs.VideoNode:
+    """The clip with interlaced frames deinterlaced (bwdif, same rate, each frame's own field
+    order) or marked progressive; as is without a method."""
+    if method == "progressive":
+        return clip.std.SetFieldBased(0)
+    if method == "bwdif":
+        tff = clip.bwdif.Bwdif(field=1).std.SetFieldBased(0)
+        bff = clip.bwdif.Bwdif(field=0).std.SetFieldBased(0)
+        return clip.std.FrameEval(lambda n, f: bff if f.props.get("_FieldBased") == 1 else tff if
+                                  f.props.get("_FieldBased") == 2 else clip, prop_src=clip)
     return clip
 
 
@@ -107,10 +145,14 @@ def check_job(job: Job) -> str:
         raise SRError(f"{job.codec} cannot be stored in {job.output.suffix}; use .mkv.")
     if codec.lossless and (job.crf is not None or job.preset is not None):
         raise SRError(f"{job.codec} is lossless: --crf and --preset do not apply.")
+    if job.deinterlace is not None and job.deinterlace not in DEINTERLACERS:
+        raise SRError(f"unknown deinterlacer '{job.deinterlace}'; use one of {', '.join(DEINTERLACERS)}.")
     if job.output.resolve() == job.input.resolve():
         raise SRError("the output would overwrite the input; choose another output path.")
+    if job.output.is_dir():
+        raise SRError(f"{job.output} is a folder; give the output file's name, e.g. {job.output / job.input.stem}.mkv.")
     if job.output.exists() and not job.overwrite:
-        raise SRError(f"{job.output} exists; pass --overwrite to replace it.")
+        raise SRError(f"{job.output} exists; pass --overwrite (-y) to replace it.")
     directory = job.output.parent
     if not directory.is_dir():
         raise SRError(f"output directory {directory} does not exist.")
@@ -123,24 +165,41 @@ def check_job(job: Job) -> str:
 
 
 def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
-    """Frame range, output size and track mapping, with a note for everything not copied as is."""
+    """Frame range, output size, timeline and track mapping, with a note for everything not
+    copied as is; refuses interlaced input without a --deinterlace choice."""
     resolve(job.model, job.scale)  # a bad model or missing weights fail here, before any work
-    clip = open_video(media.path)
+    clip, timeline = read_timeline(media.path)
     first = job.start if job.start is not None else 0
     last = job.end if job.end is not None else clip.num_frames - 1
     if not 0 <= first <= last < clip.num_frames:
         raise SRError(f"frame range {first}-{last} is outside the input's 0-{clip.num_frames - 1}.")
+    check_interlacing(clip, media, job)
     width, height = output_size(clip, job.scale, job.width, job.height)
-    rate = Fraction(clip.fps_num, clip.fps_den) if clip.fps_num else media.frame_rate
-    return OutputPlan(first, last, job.start is not None or job.end is not None, width, height, rate,
-                      plan_tracks(media, muxer))
+    plan = OutputPlan(first, last, job.start is not None or job.end is not None, width, height, timeline,
+                      plan_tracks(media, muxer), dropped=max(0, count_frames(media.path) - clip.num_frames))
+    if plan.dropped:
+        plan.tracks.notes.append(f"{plan.dropped} frame(s) of {media.path.name} could not be decoded (damaged); "
+                                 "they are left out and the frames after them keep their times")
+    return plan
 
 
-def expected_audio(track: Track, media: Media, plan: OutputPlan) -> float | None:
+def check_interlacing(clip: vs.VideoNode, media: Media, job: Job) -> None:
+    """Refuse an interlaced source (first frame, or the container's field order) unless the job
+    says what to do with it."""
+    field_based = int(clip.get_frame(0).props.get("_FieldBased", 0))
+    order = FIELD_ORDERS.get(field_based) or INTERLACED_ORDERS.get(str(media.video.info.get("field_order")))
+    if order and job.deinterlace is None:
+        raise SRError(f"{media.path.name} is interlaced ({order}); upscaling it as is turns combing into artefacts. "
+                      "Pass --deinterlace bwdif to deinterlace it (BobWeaver, same frame rate), or "
+                      "--deinterlace progressive if its frames are really progressive.")
+
+
+INTERLACED_ORDERS = {"tt": "top field first", "tb": "top field first", "bb": "bottom field first",
+                     "bt": "bottom field first"}
+
+
+def expected_audio(track: Track, plan: OutputPlan) -> float | None:
     """How long an audio track should come out: its own length, cut to the frame range."""
     if track.duration is None or not plan.ranged:
         return track.duration
-    video_start = media.video.start_time
-    begin = plan.first / plan.rate + video_start
-    end = (plan.last + 1) / plan.rate + video_start
-    return max(0.0, float(min(end, track.start_time + track.duration) - max(begin, track.start_time)))
+    return max(0.0, min(plan.end, track.start_time + track.duration) - max(plan.begin, track.start_time))

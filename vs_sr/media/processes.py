@@ -1,39 +1,129 @@
-"""Supervising vspipe piped into ffmpeg: progress from vspipe's lines, the tools' own error
-messages, and stopping both cleanly."""
+"""Supervising the tools we run (vspipe, ffmpeg, mkvmerge) so that none outlives us.
+
+Every pipeline runs in its own process group, which is signalled as a whole; every child also
+gets a parent-death signal (Linux `PR_SET_PDEATHSIG`), so it dies when the thread that started it
+dies, even when `vs-sr` itself is SIGKILLed. Children do not see a terminal's Ctrl-C directly (their
+group is not the terminal's foreground group): we stop them ourselves, after which the caller
+cleans up and exits 130.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
 import re
+import signal
 import subprocess
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
 from ..errors import SRError
-from .progress import Progress
+
+PR_SET_PDEATHSIG = 1
+STOP_GRACE = 10.0  # seconds a stopped group gets to exit on SIGTERM before SIGKILL
+
+
+def _prctl() -> Callable[..., int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name, use_errno=True).prctl if name else None
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+# Resolved before any fork: the child may only call it, never import or load anything.
+_PRCTL = _prctl()
+
+
+def _child_setup(parent: int) -> Callable[[], None]:
+    def setup() -> None:
+        if _PRCTL is not None:
+            _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return setup
+
+
+class ProcessGroup:
+    """Processes started into one new process group, stopped together."""
+
+    def __init__(self) -> None:
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.pgid: int | None = None
+
+    def start(self, command: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        # The first process leads a new group (in our session, so later ones may join it).
+        process = subprocess.Popen(list(command), preexec_fn=_child_setup(os.getpid()),  # type: ignore[call-overload]
+                                   process_group=self.pgid or 0, **kwargs)
+        if self.pgid is None:
+            self.pgid = process.pid
+        self.processes.append(process)
+        return process
+
+    def stop(self) -> None:
+        """SIGTERM the whole group, then SIGKILL whatever is left after a grace period; reap all."""
+        self._signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                process.wait()
+        self._signal(signal.SIGKILL)  # anything a tool forked and left behind in the group
+
+    def _signal(self, signum: int) -> None:
+        if self.pgid is not None:
+            try:
+                os.killpg(self.pgid, signum)
+            except ProcessLookupError:
+                pass
+
+
+def run_tool(command: Sequence[str], what: str) -> str:
+    """Run one tool to completion in its own group; its stdout, or an SRError naming `what` failed."""
+    group = ProcessGroup()
+    process = group.start(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = process.communicate()
+    except BaseException:
+        group.stop()
+        raise
+    if process.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines()
+        name = Path(command[0]).name
+        raise SRError(f"{name} failed {what}: {' / '.join(lines[-3:]) or f'exit code {process.returncode}'}")
+    return out.decode(errors="replace")
 
 
 class EncodePipe:
-    """vspipe piped into ffmpeg, with progress, clean termination and the tools' error messages."""
+    """vspipe piped into an encoder, in one process group: progress from vspipe's lines, the tools'
+    own error messages, and clean termination."""
 
-    def __init__(self, vspipe: list[str], ffmpeg: list[str], progress: Progress, error_report: Path) -> None:
+    def __init__(self, vspipe: list[str], encoder: list[str], progress: Callable[[int], None], error_report: Path,
+                 env: dict[str, str] | None = None, on_log: Callable[[str], None] | None = None) -> None:
         self.progress = progress
         self.error_report = error_report
-        self.vspipe = subprocess.Popen(vspipe, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.on_log = on_log
+        self.group = ProcessGroup()
+        self.vspipe = self.group.start(vspipe, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       env=env)
         try:
-            self.ffmpeg = subprocess.Popen(ffmpeg, stdin=self.vspipe.stdout, stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.PIPE)
+            self.encoder = self.group.start(encoder, stdin=self.vspipe.stdout, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.PIPE)
         except OSError:
-            self.vspipe.kill()
-            self.vspipe.wait()
+            self.group.stop()
             raise
         assert self.vspipe.stdout is not None
-        self.vspipe.stdout.close()  # ffmpeg owns the pipe: vspipe sees it break if ffmpeg dies
+        self.vspipe.stdout.close()  # the encoder owns the pipe: vspipe sees it break if the encoder dies
         self.vspipe_log: list[str] = []
-        self.ffmpeg_log: list[str] = []
+        self.encoder_log: list[str] = []
         self.readers = [
             threading.Thread(target=self._read_vspipe, daemon=True),
-            threading.Thread(target=_read_lines, args=(self.ffmpeg.stderr, self.ffmpeg_log), daemon=True),
+            threading.Thread(target=_read_lines, args=(self.encoder.stderr, self.encoder_log), daemon=True),
         ]
         for reader in self.readers:
             reader.start()
@@ -52,21 +142,28 @@ class EncodePipe:
     def _vspipe_line(self, line: str) -> None:
         match = re.match(r"Frame: (\d+)/(\d+)", line)
         if match:
-            self.progress.update(int(match.group(1)))
+            self.progress(int(match.group(1)))
         elif line.strip():
             self.vspipe_log.append(line)
+            if self.on_log is not None:
+                self.on_log(line)
 
     def wait(self) -> None:
-        ffmpeg_code = self.ffmpeg.wait()
-        vspipe_code = self.vspipe.wait()
+        """Wait for both; on any exception (Ctrl-C included) the group is stopped first."""
+        try:
+            encoder_code = self.encoder.wait()
+            vspipe_code = self.vspipe.wait()
+        except BaseException:
+            self.group.stop()
+            raise
         for reader in self.readers:
             reader.join()
         # When one side dies the other fails too (broken pipe, empty input): report the cause.
         vspipe_error = self._vspipe_error() if vspipe_code != 0 else None
-        if vspipe_code != 0 and (ffmpeg_code == 0 or vspipe_error):
-            raise SRError(f"vspipe failed: {vspipe_error or f'exit code {vspipe_code}'}")
-        if ffmpeg_code != 0:
-            raise SRError(f"ffmpeg failed: {' / '.join(self.ffmpeg_log[-3:]) or f'exit code {ffmpeg_code}'}")
+        if vspipe_code != 0 and (encoder_code == 0 or vspipe_error):
+            raise SRError(f"vspipe failed: {vspipe_error or _exit_status(vspipe_code)}")
+        if encoder_code != 0:
+            raise SRError(f"ffmpeg failed: {' / '.join(self.encoder_log[-3:]) or _exit_status(encoder_code)}")
 
     def _vspipe_error(self) -> str:
         """Our own message if the script reported one, else the useful lines of vspipe's output."""
@@ -75,16 +172,9 @@ class EncodePipe:
         problems = [line for line in self.vspipe_log if not line.startswith(("Information:", "Script evaluation done"))]
         return " / ".join(problems[-3:])
 
-    def stop(self) -> None:
-        for process in (self.vspipe, self.ffmpeg):
-            if process.poll() is None:
-                process.terminate()
-        for process in (self.vspipe, self.ffmpeg):
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+
+def _exit_status(code: int) -> str:
+    return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
 
 
 def _read_lines(pipe: IO[bytes], log: list[str]) -> None:

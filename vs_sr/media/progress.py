@@ -1,4 +1,9 @@
-"""Progress of a long job: a live bar on a terminal, plain periodic lines anywhere else."""
+"""Progress of a long job: a live bar on a terminal, plain periodic lines anywhere else.
+
+The rate counts from the first item finished in this run: model loading, an ONNX export or a
+TensorRT build before it, and items done by an earlier run (a resumed batch), do not dilute it.
+Only differences of the monotonic clock are used, never its value (it counts from boot).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ def clock(seconds: float) -> str:
 
 class Progress:
     def __init__(self, total: int, stream: TextIO | None = None, interval: float = 10.0, label: str = "vs-sr",
-                 unit: str = "frames") -> None:
+                 unit: str = "frames", done: int = 0, quiet: bool = False) -> None:
+        """`done`: items already finished before this run (counted, but not in the rate)."""
         self.total = max(1, total)
         self.unit = unit
         self.status = ""
@@ -22,25 +28,40 @@ class Progress:
         self.live = self.stream.isatty()
         self.interval = interval if not self.live else 0.1
         self.label = label
-        self.start = time.monotonic()
-        self.last_shown = 0.0
-        self.done = 0
+        self.quiet = quiet
+        self.done = done
+        self.first: tuple[float, int] | None = None
+        """(time, count) when the first item of this run finished: the rate counts from there."""
+        self.last_shown: float | None = None
 
     def update(self, done: int, status: str = "") -> None:
-        """`done` items finished; `status` is shown after the counts (a loss, say)."""
+        """`done` items finished in all; `status` is shown after the counts (a loss, say)."""
+        now = time.monotonic()
+        if self.first is None and done > self.done:
+            self.first = (now, done)
         self.done = done
         self.status = status
-        now = time.monotonic()
-        if now - self.last_shown >= self.interval or done >= self.total:
+        due = self.last_shown is None or now - self.last_shown >= self.interval
+        if due or done >= self.total:
             self.last_shown = now
             self._show(now)
 
+    def rate(self, now: float | None = None) -> float | None:
+        """Items per second since the first item of this run; None until there are two points."""
+        if self.first is None:
+            return None
+        elapsed = (time.monotonic() if now is None else now) - self.first[0]
+        counted = self.done - self.first[1]
+        return counted / elapsed if elapsed > 0 and counted > 0 else None
+
     def _show(self, now: float) -> None:
-        elapsed = max(now - self.start, 1e-9)
-        fps = self.done / elapsed
-        eta = (self.total - self.done) / fps if fps > 0 else 0.0
-        rate = f"{fps:.2f} fps" if self.unit == "frames" else f"{fps:.2f} {self.unit}/s"
-        counts = f"{self.done}/{self.total} {self.unit} ({100 * self.done // self.total}%), {rate}, ETA {clock(eta)}"
+        if self.quiet:
+            return
+        rate = self.rate(now)
+        speed = "— " if rate is None else f"{rate:.2f} "
+        speed += "fps" if self.unit == "frames" else f"{self.unit}/s"
+        eta = "—" if rate is None else clock((self.total - self.done) / rate)
+        counts = f"{self.done}/{self.total} {self.unit} ({100 * self.done // self.total}%), {speed}, ETA {eta}"
         if self.status:
             counts += f", {self.status}"
         if self.live:
@@ -52,9 +73,8 @@ class Progress:
         self.stream.flush()
 
     def finish(self) -> float:
-        """Close the display; returns the average frames/s."""
-        elapsed = max(time.monotonic() - self.start, 1e-9)
-        if self.live:
+        """Close the display; returns the rate of this run (0 if nothing was counted)."""
+        if self.live and not self.quiet:
             self.stream.write("\n")
             self.stream.flush()
-        return self.done / elapsed
+        return self.rate() or 0.0

@@ -3,7 +3,11 @@ video files with bestsource."""
 
 from __future__ import annotations
 
+import functools
+import os
+import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,37 +16,71 @@ import vapoursynth as vs
 from ..errors import SRError
 
 HINTS = {
-    "vspipe": "it comes with the vapoursynth wheel; run `vapoursynth config` once",
-    "ffmpeg": "install ffmpeg, e.g. `apt-get install ffmpeg`",
+    "vspipe": "it comes with the vapoursynth wheel (pip install vapoursynth)",
+    "ffmpeg": "install ffmpeg 5.1 or newer, e.g. `apt-get install ffmpeg`",
     "ffprobe": "it comes with ffmpeg: install ffmpeg, e.g. `apt-get install ffmpeg`",
+    "mkvmerge": "install MKVToolNix, e.g. `apt-get install mkvtoolnix`",
 }
+FFMPEG_MINIMUM = (5, 1)  # -fps_mode
 
 
 def find_tool(name: str) -> str:
-    """The path of an external program: on PATH, or (vspipe) beside this Python."""
-    path = shutil.which(name)
-    if path is None and name == "vspipe":
-        beside = Path(sys.executable).with_name(name)
-        path = str(beside) if beside.exists() else None
+    """The path of an external program.
+
+    vspipe: the native binary inside the vapoursynth wheel when there is one. The wheel's
+    `bin/vspipe` is a Python wrapper that runs it as a child: signalling the wrapper would orphan
+    the real vspipe, so we run the binary itself (see `tool_environment`).
+    """
+    path: str | None = None
+    if name == "vspipe":
+        native = Path(vs.__file__).with_name("vspipe")
+        path = str(native) if native.is_file() else None
+    path = path or shutil.which(name)
     if path is None:
         raise SRError(f"{name} not found: {HINTS.get(name, 'install it')}.")
+    if name == "ffmpeg":
+        check_ffmpeg_version(path)
     return path
 
 
-def open_video(path: str | Path) -> vs.VideoNode:
-    """A video file as a clip, through the bestsource plugin (frame-accurate seeking)."""
+def tool_environment() -> dict[str, str]:
+    """The environment for our vspipe runs: this Python first on PATH, which is how VapourSynth
+    finds the interpreter of a virtual environment without `vapoursynth config`."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+@functools.cache
+def ffmpeg_version(path: str) -> tuple[int, ...] | None:
+    """(major, minor) of an ffmpeg binary, None if it does not say (a git build)."""
+    done = subprocess.run([path, "-version"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    match = re.match(r"ffmpeg version n?(\d+)\.(\d+)", done.stdout)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def check_ffmpeg_version(path: str) -> None:
+    version = ffmpeg_version(path)
+    if version is not None and version < FFMPEG_MINIMUM:
+        raise SRError(f"{path} is ffmpeg {'.'.join(map(str, version))}; vs-sr needs 5.1 or newer (for -fps_mode): "
+                      "install a newer ffmpeg.")
+
+
+def open_video(path: str | Path, timecodes: Path | None = None) -> vs.VideoNode:
+    """A video file as a clip, through the bestsource plugin (frame-accurate seeking); with
+    `timecodes`, bestsource also writes every frame's presentation time there (from its index)."""
     path = Path(path)
     if not path.is_file():
         raise SRError(f"video not found: {path}.")
     core = vs.core
     if not hasattr(core, "bs"):
         raise SRError("the bestsource source plugin is missing: pip install vapoursynth-bestsource.")
-    return core.bs.VideoSource(str(path))
+    extra = {} if timecodes is None else {"timecodes": str(timecodes)}
+    return core.bs.VideoSource(str(path), **extra)
 
 
 def vspipe_status() -> str:
-    """Whether vspipe exists and can evaluate a script (it needs `vapoursynth config` once)."""
-    import subprocess
+    """Whether vspipe exists and can evaluate a script."""
     import tempfile
 
     try:
@@ -53,7 +91,7 @@ def vspipe_status() -> str:
         script.write("import vapoursynth as vs\nvs.core.std.BlankClip(length=1).set_output()\n")
         script.flush()
         done = subprocess.run([vspipe, "--info", script.name, "-"], capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=120)
+                              stdin=subprocess.DEVNULL, timeout=120, env=tool_environment())
     if done.returncode != 0:
-        return f"{vspipe} cannot run scripts: run `vapoursynth config` once ({done.stderr.strip().splitlines()[-1:]})"
+        return f"{vspipe} cannot run scripts: {' / '.join(done.stderr.strip().splitlines()[-2:])}"
     return f"{vspipe} (works)"

@@ -6,57 +6,73 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .probe import Media, Track
+from .subtitles import is_text
 
 # What MP4/MOV can carry as is; everything else is re-encoded (audio) or converted (text subtitles).
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
-TEXT_SUBTITLES = {"subrip", "ass", "ssa", "mov_text", "webvtt", "text"}
+# ffmpeg's encoder for a text subtitle codec, when an edited copy (a frame range) is written back.
+TEXT_ENCODERS = {"subrip": "srt", "srt": "srt", "ass": "ass", "ssa": "ssa", "webvtt": "webvtt", "mov_text": "mov_text",
+                 "text": "srt"}
+
+
+@dataclass(frozen=True)
+class Carried:
+    """One input track in the output: the ffmpeg codec it gets there ('copy' or an encoder)."""
+
+    track: Track
+    codec: str
+    options: tuple[str, ...] = ()
+    """Per-track encoder options, without the track specifier (e.g. ('-b', '192k'))."""
+
+    def rewritten(self, muxer: str) -> Carried:
+        """The same track taken from an edited text copy (a cut to a frame range), so encoded again."""
+        if self.codec != "copy":
+            return self
+        return Carried(self.track, "mov_text" if muxer in ("mp4", "mov") else TEXT_ENCODERS[self.track.codec])
 
 
 @dataclass
 class TrackPlan:
-    """How every input track is carried, output track 0 being the upscaled video."""
+    """The carried tracks in output order (output track 0 is the upscaled video), and notes."""
 
-    maps: list[int] = field(default_factory=list)
-    """Input track indices carried over, in output order after the video."""
-    codecs: list[str] = field(default_factory=list)
-    """ffmpeg codec options for the carried tracks."""
+    carried: list[Carried] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    audio: list[Track] = field(default_factory=list)
-    """The carried audio tracks, in output order."""
-    subtitles: int = 0
+
+    @property
+    def audio(self) -> list[Track]:
+        return [c.track for c in self.carried if c.track.kind == "audio"]
+
+    @property
+    def subtitles(self) -> int:
+        return sum(c.track.kind == "subtitle" for c in self.carried)
 
 
 def plan_tracks(media: Media, muxer: str) -> TrackPlan:
     plan = TrackPlan()
     mp4 = muxer in ("mp4", "mov")
     for track in media.tracks:
-        out = len(plan.maps) + 1  # output index this track would get
         label = f"{track.kind} #{track.index} ({track.codec})"
         if track.kind == "video":
             continue  # the first is replaced by the upscaled video; others (cover art, angles) are not carried
         if track.kind == "audio":
             if mp4 and track.codec not in MP4_AUDIO:
-                plan.codecs += [f"-c:{out}", "aac", f"-b:{out}", "192k"]
+                plan.carried.append(Carried(track, "aac", ("-b", "192k")))
                 plan.notes.append(f"{label}: re-encoded to AAC ({muxer} cannot hold {track.codec})")
             else:
-                plan.codecs += [f"-c:{out}", "copy"]
-            plan.audio.append(track)
+                plan.carried.append(Carried(track, "copy"))
         elif track.kind == "subtitle":
-            if mp4 and track.codec not in TEXT_SUBTITLES:
+            if mp4 and not is_text(track.codec):
                 plan.notes.append(f"{label}: dropped ({muxer} holds text subtitles only; use .mkv to keep it)")
                 continue
             codec = "mov_text" if mp4 and track.codec != "mov_text" else "copy"
-            plan.codecs += [f"-c:{out}", codec]
+            plan.carried.append(Carried(track, codec))
             if codec != "copy":
                 plan.notes.append(f"{label}: converted to mov_text ({muxer} subtitles); styling may be lost")
-            plan.subtitles += 1
         elif track.kind == "attachment":
             if mp4:
                 plan.notes.append(f"{label}: dropped ({muxer} cannot hold attachments; use .mkv to keep it)")
                 continue
-            plan.codecs += [f"-c:{out}", "copy"]
+            plan.carried.append(Carried(track, "copy"))
         else:
             plan.notes.append(f"{label}: not carried over")
-            continue
-        plan.maps.append(track.index)
     return plan

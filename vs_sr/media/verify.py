@@ -1,12 +1,17 @@
-"""The check before an output is renamed into place: the frames, size and audio the plan promised."""
+"""The check before an output is renamed into place: the frames, size, frame times and audio the
+plan promised."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from ..errors import SRError
 from .job import OutputPlan, expected_audio
 from .probe import Media, count_frames, probe
+from .tools import find_tool
+
+TIME_TOLERANCE = 0.002  # seconds: Matroska stores milliseconds
 
 
 def verify(target: Path, plan: OutputPlan, media: Media) -> None:
@@ -18,13 +23,43 @@ def verify(target: Path, plan: OutputPlan, media: Media) -> None:
     if (video.info["width"], video.info["height"]) != (plan.width, plan.height):
         raise SRError(f"the output is {video.info['width']}x{video.info['height']}, expected "
                       f"{plan.width}x{plan.height}; nothing was written.")
+    _check_frame_times(target, plan)
+    _check_audio(written, plan, media)
+
+
+def frame_times(path: Path) -> list[float]:
+    """Presentation times of the first video track's frames, in display order."""
+    done = subprocess.run([find_tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-show_entries",
+                           "packet=pts_time", "-of", "csv=p=0", str(path)], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise SRError(f"cannot read the frame times of {path}: {done.stderr.strip()}")
+    return sorted(float(line.split(",")[0]) for line in done.stdout.split() if line and line[0].isdigit())
+
+
+def _check_frame_times(target: Path, plan: OutputPlan) -> None:
+    times = frame_times(target)
+    expected = plan.timeline.starts[plan.first:plan.last + 1]
+    for n, (got, want) in enumerate(zip(times, expected, strict=True)):
+        if abs((got - times[0]) - (want - expected[0])) > TIME_TOLERANCE:
+            raise SRError(f"output frame {n} is shown at {got - times[0]:.3f} s, expected {want - expected[0]:.3f} s; "
+                          "nothing was written.")
+
+
+def _check_audio(written: Media, plan: OutputPlan, media: Media) -> None:
     audio = written.of_kind("audio")
     if len(audio) != len(plan.tracks.audio):
         raise SRError(f"the output has {len(audio)} audio tracks, expected {len(plan.tracks.audio)}; "
                       "nothing was written.")
-    frame = float(1 / plan.rate)
+    frame = max(b - a for a, b in zip((plan.begin, *plan.timeline.starts[plan.first + 1:plan.last + 1]),
+                                      (*plan.timeline.starts[plan.first + 1:plan.last + 1], plan.end), strict=True))
     for track, source in zip(audio, plan.tracks.audio, strict=True):
-        expected = expected_audio(source, media, plan)
+        expected = expected_audio(source, plan)
         if expected is not None and track.duration is not None and abs(track.duration - expected) > frame:
             raise SRError(f"audio track {track.index} lasts {track.duration:.3f} s, expected {expected:.3f} s "
                           "(more than a frame off); nothing was written.")
+        # In sync: the audio starts where it did against the video (clipped to the range).
+        shift = (track.start_time - written.video.start_time) - (max(source.start_time, plan.begin) - plan.begin
+                                                                  if plan.ranged else source.start_time - media.video.start_time)
+        if abs(shift) > frame:
+            raise SRError(f"audio track {track.index} is {shift:+.3f} s out of sync with the video; nothing was written.")
