@@ -11,6 +11,7 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="MIT",
+    license_files=["LICENSE"],
     python_requires=">=3.12",
     packages=find_packages(include=["vs_sr", "vs_sr.*"]),
     package_data={"vs_sr": ["py.typed"]},
@@ -28,10 +29,12 @@ setup(
         "matplotlib>=3.7",  # per-frame PSNR plots of `vs-sr eval`
         "filelock>=3.12",
         "vapoursynth-bestsource",
+        "vapoursynth-bwdif",  # --deinterlace bwdif
+        "argcomplete>=3",  # shell completion of vs-sr
     ],
     extras_require={
         # vapoursynth-mlrt-ov: the OpenVINO backend is tested beside vs-mlrt's plugin
-        "test": ["pytest>=8", "scikit-image>=0.22", "vapoursynth-mlrt-ov", "ruff>=0.6", "mypy>=1.11"],
+        "test": ["pytest>=8", "scikit-image>=0.22", "vapoursynth-mlrt-ov", "ruff>=0.6", "mypy>=1.11", "build>=1"],
         # peers measured side by side by scripts/benchmark.py
         "bench": ["vapoursynth-mlrt-ov", "vapoursynth-mlrt-ort"],
     },

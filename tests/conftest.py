@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,18 @@ import pytest
 import vapoursynth as vs
 
 core = vs.core
+VS_SR = str(Path(sys.executable).with_name("vs-sr"))
+
+
+def vs_sr(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """The real `vs-sr` command of this environment, run to completion (no stdin)."""
+    return subprocess.run([VS_SR, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def ffmpeg(*args: str) -> None:
+    """Generate a test file with the real ffmpeg."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-nostdin", *args], check=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -8,7 +8,6 @@ that reason where they are missing."""
 from __future__ import annotations
 
 import collections
-import os
 import subprocess
 import sys
 import textwrap
@@ -17,14 +16,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import vs_sr
 from onnx import helper
 
 from vs_sr.backends.engine_cache import EngineCache, EngineKey
 from vs_sr.models import resolve
 from vs_sr.models.export import export_onnx
 from vs_sr.models.onnx_graph import fp32_island_nodes, tensorrt_problems
-
-VS_SR = str(Path(sys.executable).with_name("vs-sr"))
 
 
 def key(**changes) -> EngineKey:
@@ -135,15 +133,15 @@ def test_engines_list_and_clean(tmp_path):
     cache.get_or_build(key(), Builder(), accept)
     cache.get_or_build(key(trt_version="8.6.1"), Builder(), accept)
     (tmp_path / "orphan.engine").write_bytes(b"no manifest")
-    env = {**os.environ, "VS_SR_ENGINE_DIR": str(tmp_path)}
-    listing = subprocess.run([VS_SR, "engines", "list"], capture_output=True, text=True, env=env)
+    env = {"VS_SR_ENGINE_DIR": str(tmp_path)}
+    listing = vs_sr("engines", "list", env=env)
     assert listing.returncode == 0 and f"engines in {tmp_path}: 2" in listing.stdout
     assert "TensorRT 10.13.0" in listing.stdout and "TensorRT 8.6.1" in listing.stdout
     try:
         import tensorrt  # noqa: F401
     except ImportError:
         assert listing.stdout.count("[stale: TensorRT not installed]") == 2
-    cleaned = subprocess.run([VS_SR, "engines", "clean"], capture_output=True, text=True, env=env)
+    cleaned = vs_sr("engines", "clean", env=env)
     assert cleaned.returncode == 0 and "orphan.engine" in cleaned.stdout
     assert cache.entries() == [] or all(e.key.trt_version != "8.6.1" for e in cache.entries())
 
@@ -154,8 +152,7 @@ def test_engine_build_without_tensorrt_says_what_to_install(tmp_path):
         pytest.skip("TensorRT is installed here")
     except ImportError:
         pass
-    done = subprocess.run([VS_SR, "engines", "build", "--model", "realesr-animevideov3"], capture_output=True, text=True,
-                          env={**os.environ, "VS_SR_ENGINE_DIR": str(tmp_path)})
+    done = vs_sr("engines", "build", "--model", "realesr-animevideov3", env={"VS_SR_ENGINE_DIR": str(tmp_path)})
     assert done.returncode == 1 and "cannot build TensorRT engines here: TensorRT is not installed: pip install tensorrt" in done.stderr
 
 

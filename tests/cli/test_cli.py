@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-VS_SR = str(Path(sys.executable).with_name("vs-sr"))
-
-
-def vs_sr(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([VS_SR, *args], capture_output=True, text=True, env={**os.environ, **(env or {})},
-                          stdin=subprocess.DEVNULL, timeout=600)
+from conftest import vs_sr
 
 
 def test_models_import_ncnn_then_list_and_path(tmp_path):

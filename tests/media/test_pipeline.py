@@ -14,17 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import frame_hash
+from conftest import VS_SR, ffmpeg, frame_hash, vs_sr
 
 from vs_sr.media.probe import count_frames, probe
 
 core = vs.core
-VS_SR = str(Path(sys.executable).with_name("vs-sr"))
 FPS = 25
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-nostdin", *args], check=True)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +40,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def upscale(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([VS_SR, "upscale", *args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          timeout=900, **kwargs)
+def upscale(*args: str) -> subprocess.CompletedProcess:
+    return vs_sr("upscale", *args)
 
 
 def leftovers(folder: Path) -> list[str]:

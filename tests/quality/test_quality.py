@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import photo
+from conftest import photo, vs_sr
 from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from vs_sr.quality import metrics
 from vs_sr.quality.samples import make_pair
-
-VS_SR = str(Path(sys.executable).with_name("vs-sr"))
 
 
 def degraded(image: np.ndarray, sigma: float = 0.03) -> np.ndarray:
@@ -54,10 +51,6 @@ def test_border_crop_ignores_the_border():
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> tuple[Path, Path]:
     return make_pair(tmp_path_factory.mktemp("pairs"), "hubble_deep_field", (256, 192), (64, 48), frames=8)
-
-
-def vs_sr(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([VS_SR, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900)
 
 
 def test_eval_scores_models_and_baselines_with_csv_plot_and_json(ncnn_models, pair, tmp_path):

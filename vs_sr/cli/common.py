@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from typing import Any
 
 
@@ -27,6 +28,38 @@ def integer(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+
+
+def number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
+
+
+def bounded(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Any:
+    """A float type accepting [low, high] (an open end excludes that bound)."""
+    def parse(text: str) -> float:
+        value = number(text)
+        if value < low or value > high or (low_open and value == low) or (high_open and value == high):
+            left, right = "(" if low_open else "[", ")" if high_open else "]"
+            raise argparse.ArgumentTypeError(f"must be in {left}{low:g}, {high:g}{right}, not {value:g}")
+        return value
+
+    return parse
+
+
+def folder_of(path: str | None) -> None:
+    """Refuse an output file whose folder does not exist (rather than create folders by surprise)."""
+    from pathlib import Path
+
+    from ..errors import SRError
+
+    if path is not None and not Path(path).absolute().parent.is_dir():
+        raise SRError(f"the folder of {path} does not exist; create it first or choose another path.")
 
 
 def default(record: type, name: str) -> Any:

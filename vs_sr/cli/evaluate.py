@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..filter.arguments import BACKENDS, PRECISION_CHOICES
 from ..quality.evaluate import BASELINES
-from .common import non_negative, positive
+from .common import folder_of, non_negative, positive
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     if len(args.videos) > 2:
         raise SRError("give RESULT REFERENCE, or REFERENCE with --source LOW_RES.")
+    folder_of(args.csv)
+    folder_of(args.plot)
     *result, reference = args.videos
     evaluation = ev.evaluate_videos(
         Path(reference), Path(result[0]) if result else None, Path(args.source) if args.source else None,

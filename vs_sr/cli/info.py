@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from typing import Any
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    commands.add_parser("info", help="what works on this machine").set_defaults(run=run)
+    info = commands.add_parser("info", help="what works on this machine")
+    info.add_argument("--json", action="store_true", help="print the report as JSON")
+    info.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def report() -> dict[str, Any]:
+    """Versions, tools, plugins, devices, backends and models, each with what to do if missing."""
     import shutil
 
     import vapoursynth as vs
@@ -18,33 +23,74 @@ def run(args: argparse.Namespace) -> int:
     from .. import __version__
     from ..backends import BACKEND_MODULES, get_backend
     from ..devices import cpu_count, cuda_device_names
-    from ..media.tools import vspipe_status
+    from ..media.tools import ffmpeg_version, vspipe_status
     from ..models.registry import all_specs
     from ..models.weights import find_weights
     from ..paths import cache_dir, model_dirs
 
     core = vs.core
-    print(f"vs_sr {__version__}, Python {sys.version.split()[0]}")
-    print(f"VapourSynth: R{core.core_version.release_major} (API {core.api_version.api_major}.{core.api_version.api_minor})")
-    print(f"vspipe: {vspipe_status()}")
-    for name in ("ffmpeg", "ffprobe"):
-        print(f"{name}: {shutil.which(name) or 'not found: install ffmpeg'}")
+    tools: dict[str, Any] = {}
+    for name, hint in (("ffmpeg", "install ffmpeg 5.1 or newer"), ("ffprobe", "install ffmpeg"),
+                       ("mkvmerge", "install mkvtoolnix")):
+        path = shutil.which(name)
+        tools[name] = {"path": path, "problem": None if path else f"not found: {hint}"}
+    if tools["ffmpeg"]["path"]:
+        version = ffmpeg_version(tools["ffmpeg"]["path"])
+        tools["ffmpeg"]["version"] = ".".join(map(str, version)) if version else "unknown"
+        if version and version < (5, 1):
+            tools["ffmpeg"]["problem"] = "older than 5.1: vs-sr upscale needs -fps_mode; install a newer ffmpeg"
     plugins = {p.namespace for p in core.plugins()}
-    print(f"source plugin bestsource: {'yes' if 'bs' in plugins else 'missing: pip install vapoursynth-bestsource'}")
-    peers = [name for name in ("ov", "ort", "trt") if name in plugins]
-    if peers:
-        print(f"vs-mlrt plugins loaded: {', '.join(peers)} (vs_sr runs beside them)")
-    gpus = cuda_device_names()
-    print(f"CPU cores: {cpu_count()}; CUDA GPUs: {', '.join(gpus) if gpus else 'none'}")
+    backends = {}
     for name in BACKEND_MODULES:
         backend = get_backend(name)
         reason = backend.unavailable()
-        if reason:
-            print(f"backend {name:<9} unavailable: {reason}")
+        backends[name] = ({"available": False, "problem": reason} if reason else
+                          {"available": True, "device": backend.device_name(0), "precisions": list(backend.precisions(0))})
+    specs = all_specs()
+    return {
+        "vs_sr": __version__,
+        "python": sys.version.split()[0],
+        "vapoursynth": {"release": core.core_version.release_major,
+                        "api": f"{core.api_version.api_major}.{core.api_version.api_minor}"},
+        "vspipe": vspipe_status(),
+        "tools": tools,
+        "plugins": {"bestsource": "bs" in plugins, "bwdif": "bwdif" in plugins,
+                    "vs-mlrt": [name for name in ("ov", "ort", "trt") if name in plugins]},
+        "cpu_cores": cpu_count(),
+        "cuda_gpus": cuda_device_names(),
+        "backends": backends,
+        "models": {"installed": sum(find_weights(spec) is not None for spec in specs), "known": len(specs),
+                   "searched": [str(d) for d in model_dirs()]},
+        "cache": str(cache_dir("")),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    data = report()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"vs_sr {data['vs_sr']}, Python {data['python']}")
+    vsinfo = data["vapoursynth"]
+    print(f"VapourSynth: R{vsinfo['release']} (API {vsinfo['api']})")
+    print(f"vspipe: {data['vspipe']}")
+    for name, tool in data["tools"].items():
+        version = f" (version {tool['version']})" if tool.get("version") else ""
+        print(f"{name}: {tool['path'] or ''}{version}" + (f"  [{tool['problem']}]" if tool["problem"] else ""))
+    plugins = data["plugins"]
+    print(f"source plugin bestsource: {'yes' if plugins['bestsource'] else 'missing: pip install vapoursynth-bestsource'}")
+    print(f"deinterlacer bwdif: {'yes' if plugins['bwdif'] else 'missing: pip install vapoursynth-bwdif'}")
+    if plugins["vs-mlrt"]:
+        print(f"vs-mlrt plugins loaded: {', '.join(plugins['vs-mlrt'])} (vs_sr runs beside them)")
+    gpus = data["cuda_gpus"]
+    print(f"CPU cores: {data['cpu_cores']}; CUDA GPUs: {', '.join(gpus) if gpus else 'none'}")
+    for name, backend in data["backends"].items():
+        if backend["available"]:
+            print(f"backend {name:<9} {backend['device']}; precisions {', '.join(backend['precisions'])}")
         else:
-            print(f"backend {name:<9} {backend.device_name(0)}; precisions {', '.join(backend.precisions(0))}")
-    installed = sum(find_weights(spec) is not None for spec in all_specs())
-    print(f"models: {installed} of {len(all_specs())} installed (`vs-sr models list`); "
-          f"searched: {', '.join(str(d) for d in model_dirs())}")
-    print(f"cache: {cache_dir('')}")
+            print(f"backend {name:<9} unavailable: {backend['problem']}")
+    models = data["models"]
+    print(f"models: {models['installed']} of {models['known']} installed (`vs-sr models list`); "
+          f"searched: {', '.join(models['searched'])}")
+    print(f"cache: {data['cache']}")
     return 0

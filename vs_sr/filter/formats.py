@@ -71,12 +71,22 @@ def to_rgbs(clip: vs.VideoNode) -> vs.VideoNode:
     return getattr(core.resize, KERNEL)(clip, **kwargs)
 
 
+def int_prop(props: MutableMapping, name: str, default: int) -> int:
+    """An integer frame prop; one of another type (a string '_Matrix', say) is a clear error."""
+    value = props.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SRError(f"frame prop {name} is {value!r}; VapourSynth's {name} is an integer (e.g. _Matrix=1 for "
+                      f"BT.709): fix it with clip.std.SetFrameProps({name}=...) or remove it with "
+                      f"clip.std.RemoveFrameProps('{name}').")
+    return value
+
+
 def read_range(props: MutableMapping, fmt: vs.VideoFormat) -> str:
     """'limited' or 'full' from _Range (R81+: 0 limited, 1 full) or legacy _ColorRange (0 full, 1 limited)."""
     if "_Range" in props:
-        return "full" if int(props["_Range"]) == 1 else "limited"
+        return "full" if int_prop(props, "_Range", 0) == 1 else "limited"
     if "_ColorRange" in props:
-        return "full" if int(props["_ColorRange"]) == 0 else "limited"
+        return "full" if int_prop(props, "_ColorRange", 0) == 0 else "limited"
     return default_range(fmt)
 
 
@@ -106,7 +116,7 @@ def corrected_sar(props: MutableMapping, src_w: int, src_h: int, out_w: int, out
     factor = Fraction(src_w * out_h, src_h * out_w)
     if factor == 1:
         return None
-    num, den = int(props.get("_SARNum", 0)), int(props.get("_SARDen", 0))
+    num, den = int_prop(props, "_SARNum", 0), int_prop(props, "_SARDen", 0)
     sar = (Fraction(num, den) if num > 0 and den > 0 else Fraction(1)) * factor
     return sar.numerator, sar.denominator
 
@@ -140,11 +150,11 @@ def _output_key(props: MutableMapping, fmt: vs.VideoFormat, fallback_matrix: int
     range_ = read_range(props, fmt) if fmt.sample_type == vs.INTEGER else "full"
     if fmt.color_family == vs.RGB:
         return (None, range_, None)
-    matrix = int(props.get("_Matrix", MATRIX_UNSPECIFIED))
+    matrix = int_prop(props, "_Matrix", MATRIX_UNSPECIFIED)
     if matrix in (MATRIX_UNSPECIFIED, RGB_MATRIX):
         matrix = fallback_matrix
     subsampled = fmt.subsampling_w or fmt.subsampling_h
-    chromaloc = int(props.get("_ChromaLocation", 0)) if subsampled else None
+    chromaloc = int_prop(props, "_ChromaLocation", 0) if subsampled else None
     return (matrix, range_, chromaloc)
 
 

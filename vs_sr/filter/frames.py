@@ -14,6 +14,7 @@ import numpy as np
 import vapoursynth as vs
 
 from ..backends import OutOfMemory
+from ..errors import SRError
 from .memory import Tiles
 from .sessions import SessionPool
 from .tiling import TilePlan
@@ -27,6 +28,7 @@ class FrameUpscaler:
         self.pools = list(pools)
 
     def __call__(self, n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        check_progressive(n, f)
         s = self.tiles.plan.scale
         out = self.tiles.core.create_video_frame(f.format, f.width * s, f.height * s)
         planes = [np.asarray(f[p]) for p in range(3)]
@@ -41,6 +43,20 @@ class FrameUpscaler:
                 plan, batch = self.tiles.after_out_of_memory(plan, error)
         out.props.update(f.props)
         return out
+
+
+FIELD_ORDERS = {1: ("bottom field first", 0), 2: ("top field first", 1)}
+
+
+def check_progressive(n: int, f: vs.VideoFrame) -> None:
+    """Interlaced frames hold two fields: a network would upscale their combing as detail."""
+    field_based = f.props.get("_FieldBased", 0)
+    if field_based in FIELD_ORDERS:
+        order, field = FIELD_ORDERS[field_based]
+        raise SRError(f"frame {n} is interlaced (_FieldBased={field_based}, {order}); upscaling it as one picture "
+                      f"turns combing into artefacts. Deinterlace first, e.g. clip = core.bwdif.Bwdif(clip, "
+                      f"field={field}) (pip install vapoursynth-bwdif), or, if the frames are really progressive, "
+                      "mark them: clip = core.std.SetFieldBased(clip, 0).")
 
 
 def upscale_planes(planes: Sequence[np.ndarray], dest: Sequence[np.ndarray], pool: SessionPool, plan: TilePlan,

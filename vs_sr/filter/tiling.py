@@ -180,7 +180,11 @@ def plan_tiles(
             raise SRError(f"this ONNX graph only accepts {fw}x{fh} tiles; pass tile=({fw}, {fh}) or leave tile unset.")
         tile_w, tile_h = fw, fh
     elif tile is not None:
-        tile_w, tile_h = (round_up(t, m) for t in tile)
+        if min(tile) < traits.min_size:
+            raise SRError(f"tile {tile[0]}x{tile[1]} is below the {traits.min_size}-pixel minimum of this network; "
+                          f"use tile={max(traits.min_size, 64)} or more (or leave tile unset).")
+        # A tile larger than the frame would only add padding: one tile covers the frame.
+        tile_w, tile_h = (round_up(min(t, side), m) for t, side in zip(tile, (width, height), strict=True))
     else:
         budget = budget or traits.tile_pixels
         if width * height <= budget:

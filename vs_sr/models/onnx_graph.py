@@ -63,10 +63,22 @@ def read_io_shapes(path: Path) -> IOShapes:
     if len(in_dims) != 4:
         raise SRError(f"{path.name}: input must be NCHW (4 dimensions), not {len(in_dims)}.")
     batch, channels, height, width = in_dims
+    _require_image(path, out_dims)
     fixed = (height, width) if height and width else None
     if fixed and len(out_dims) == 4 and out_dims[2] and out_dims[3]:
         return IOShapes(channels, batch, fixed, _ratio(out_dims[2:], fixed))
-    return IOShapes(channels, batch, fixed, _probe_scale(model, fixed or (PROBE, PROBE)))
+    inferred = _inferred_output(model, fixed or (PROBE, PROBE))
+    _require_image(path, inferred)
+    scale = _ratio(inferred[2:], fixed or (PROBE, PROBE)) if len(inferred) == 4 and inferred[2] and inferred[3] else None
+    return IOShapes(channels, batch, fixed, scale)
+
+
+def _require_image(path: Path, dims: list[int | None]) -> None:
+    """An output whose shape is known must be an N x 3 x H x W image (an empty list: not known)."""
+    if dims and (len(dims) != 4 or dims[1] not in (None, 3)):
+        shape = "x".join("?" if d is None else str(d) for d in dims)
+        raise SRError(f"{path.name}'s output ({shape}) is not an image: vs_sr needs NCHW output with 3 channels "
+                      "(N x 3 x H*scale x W*scale).")
 
 
 def _require_float32(path: Path, image, result) -> None:
@@ -87,8 +99,8 @@ def _ratio(out_hw, in_hw) -> int | None:
     return oh // ih
 
 
-def _probe_scale(model, hw: tuple[int, int]) -> int | None:
-    """Scale from ONNX shape inference with the input pinned to `hw`, or None if it cannot tell."""
+def _inferred_output(model, hw: tuple[int, int]) -> list[int | None]:
+    """The output's dims by ONNX shape inference with the input pinned to `hw` (empty if unknown)."""
     import onnx
 
     probe = onnx.ModelProto()
@@ -104,11 +116,8 @@ def _probe_scale(model, hw: tuple[int, int]) -> int | None:
     try:
         inferred = onnx.shape_inference.infer_shapes(probe, data_prop=True)
     except Exception:
-        return None
-    out = _dims(inferred.graph.output[0])
-    if len(out) == 4 and out[2] and out[3]:
-        return _ratio(out[2:], hw)
-    return None
+        return []
+    return _dims(inferred.graph.output[0])
 
 
 def tensorrt_problems(path: Path) -> list[str]:

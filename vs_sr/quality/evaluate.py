@@ -180,10 +180,19 @@ def write_plot(path: Path, scores: list[Scores], title: str) -> None:
 
 
 def summary_json(scores: list[Scores], channel: str, crop: int) -> str:
-    """The first method's psnr/ssim/frames at the top level (for scripts), every method below."""
-    rows = [s.summary() for s in scores]
-    head = {k: rows[0][k] for k in ("psnr", "ssim", "frames")}
-    return json.dumps({**head, "channel": channel, "crop": crop, "methods": rows}, indent=2)
+    """The first method's psnr/ssim/frames at the top level (for scripts), every method below.
+
+    Strict JSON: where every frame is identical to the reference, PSNR is infinite, which JSON
+    cannot write; it is then null with "identical": true.
+    """
+    rows = [_json_row(s.summary()) for s in scores]
+    head = {k: rows[0][k] for k in ("psnr", "identical", "ssim", "frames")}
+    return json.dumps({**head, "channel": channel, "crop": crop, "methods": rows}, indent=2, allow_nan=False)
+
+
+def _json_row(row: dict[str, float | int | str]) -> dict[str, float | int | str | bool | None]:
+    identical = row["psnr"] == float("inf")
+    return {**row, "psnr": None if identical else row["psnr"], "identical": identical}
 
 
 def summary_table(scores: list[Scores], channel: str, crop: int) -> str:

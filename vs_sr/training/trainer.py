@@ -105,7 +105,15 @@ def _device(name: str):
 
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SRError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N.") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise SRError(f"no CUDA device {name} here ({count} GPU(s) usable by PyTorch); use --device cpu.")
+    return device
 
 
 def _update_ema(ema, net, decay: float) -> None:
@@ -138,9 +146,9 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Outcome:
     checkpoint_path, weights_path = output / "checkpoint.pt", output / "model.pth"
     if checkpoint_path.exists() and not resume:
         raise SRError(f"{output} already holds a run; pass --resume to continue it, or choose another --output.")
+    device = _device(config.device)
     output.mkdir(parents=True, exist_ok=True)
 
-    device = _device(config.device)
     torch.manual_seed(config.seed)
     net = copy.deepcopy(torch_module(network)).to(device).train()
     ema = copy.deepcopy(net).eval()
