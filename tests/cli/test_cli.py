@@ -1,8 +1,14 @@
-"""The vs-sr command: models import/list/path and info; errors are one line with exit code 1."""
+"""The vs-sr command: models import/list/path and info; errors are one line with exit code 1, in
+shell syntax; bad numbers are refused by the parser; JSON outputs are strict."""
 
 from __future__ import annotations
 
-from conftest import vs_sr
+import json
+import re
+import subprocess
+
+import pytest
+from conftest import VS_SR, ffmpeg, vs_sr
 
 
 def test_models_import_ncnn_then_list_and_path(tmp_path):
@@ -32,3 +38,97 @@ def test_errors_are_one_line_with_exit_code_1(tmp_path):
     assert result.returncode == 1
     assert result.stdout == "" and result.stderr.count("\n") == 1
     assert result.stderr.startswith("vs-sr: error: weights for model 'hat' x4 not found: HAT_SRx4_ImageNet-pretrain.pth")
+
+
+def test_version_and_help_for_every_option():
+    done = vs_sr("--version")
+    assert done.returncode == 0 and done.stdout.strip().startswith("vs-sr 0.")
+    for command in (["upscale"], ["eval"], ["train"], ["models", "path"], ["engines", "build"], ["info"]):
+        text = vs_sr(*command, "--help").stdout
+        options = re.findall(r"^\s+(--[a-z-]+)", text, re.MULTILINE)
+        for option in options:
+            block = text.split(option, 1)[1].split("\n  -", 1)[0]
+            assert len(block.split()) > 1, f"{' '.join(command)} {option} has no help text"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["upscale", "in.mkv", "out.mkv", "--num-streams", "0"], "--num-streams: must be at least 1, not 0"),
+    (["upscale", "in.mkv", "out.mkv", "--crf", "99"], "--crf: x264/x265 take 0-51, not 99"),
+    (["upscale", "in.mkv", "out.mkv", "--tile", "-5"], "--tile: must be at least 1, not -5"),
+    (["upscale", "in.mkv", "out.mkv", "--preset", "fastest"], "--preset: invalid choice: 'fastest'"),
+    (["upscale", "in.mkv", "out.mkv", "--ffmpeg-args", "-tune 'animation"], "--ffmpeg-args: --ffmpeg-args"),
+    (["eval", "ref.mkv", "--source", "low.mkv", "--scale", "0"], "--scale: must be at least 1, not 0"),
+    (["train", "--model", "m", "--hr", "a.mkv", "--output", "o", "--ema", "2"], "--ema: must be in [0, 1), not 2"),
+    (["train", "--model", "m", "--hr", "a.mkv", "--output", "o", "--gamma", "0"], "--gamma: must be in (0, 1], not 0"),
+    (["train", "--model", "m", "--hr", "a.mkv", "--output", "o", "--learning-rate", "nan"],
+     "--learning-rate: must be a finite number, not 'nan'"),
+    (["train", "--model", "m", "--hr", "a.mkv", "--output", "o", "--noise", "-1"], "--noise: must be in [0, 255], not -1"),
+])
+def test_bad_numbers_are_refused_before_any_work(args, message):
+    done = vs_sr(*args, timeout=60)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_errors_are_in_shell_syntax(ncnn_models, tmp_path):
+    source = tmp_path / "in.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(source))
+    done = vs_sr("upscale", str(source), str(tmp_path / "out.mkv"), "--scale", "2")
+    assert done.returncode == 1
+    assert "pass --width/--height for any other output size" in done.stderr and "width=" not in done.stderr
+
+
+def test_json_reports_parse(tmp_path):
+    info = json.loads(vs_sr("info", "--json").stdout)
+    assert info["vapoursynth"]["release"] >= 74 and "openvino" in info["backends"]
+    assert info["tools"]["ffmpeg"]["version"] and info["tools"]["mkvmerge"]["path"]
+    listing = json.loads(vs_sr("models", "list", "--json", env={"VS_SR_MODEL_DIR": str(tmp_path)}).stdout)
+    hat = next(row for row in listing if row["name"] == "hat" and row["scale"] == 4)
+    assert hat == {**hat, "installed": False, "weights": None, "file": "HAT_SRx4_ImageNet-pretrain.pth"}
+
+
+def test_train_on_a_missing_gpu_is_a_clear_error_and_creates_nothing(ncnn_models, tmp_path):
+    video = tmp_path / "hr.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=128x96:rate=25:duration=1", "-c:v", "ffv1", str(video))
+    output = tmp_path / "run"
+    done = vs_sr("train", "--model", "realesr-animevideov3", "--hr", str(video), "--output", str(output),
+                 "--device", "cuda")
+    assert done.returncode == 1 and "no CUDA device cuda here" in done.stderr and "--device cpu" in done.stderr
+    assert not output.exists()
+
+
+def test_outputs_into_missing_folders_or_onto_folders_are_refused_first(ncnn_models, tmp_path):
+    source = tmp_path / "in.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=1", "-c:v", "ffv1", str(source))
+    plot = tmp_path / "missing" / "psnr.png"
+    done = vs_sr("eval", str(source), str(source), "--plot", str(plot))
+    assert done.returncode == 1 and "the folder of" in done.stderr and not plot.parent.exists()
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    done = vs_sr("upscale", str(source), str(folder), "--overwrite")
+    assert done.returncode == 1 and "is a folder; give the output file's name" in done.stderr
+
+
+@pytest.mark.parametrize("name", ["ep1:pilot.mkv", "-dash.mkv"])
+def test_file_names_that_look_like_protocols_or_options(ncnn_models, tmp_path, name):
+    source = tmp_path / name
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           f"file:{source}")
+    done = subprocess.run([VS_SR, "upscale", "--end", "2", "--", name, f"up-{name}"], capture_output=True, text=True,
+                          cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / f"up-{name}").is_file()
+
+
+def test_eval_json_is_strict_for_identical_videos(tmp_path):
+    video = tmp_path / "same.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.2", "-c:v", "ffv1", str(video))
+    done = vs_sr("eval", str(video), str(video), "--json")
+    assert done.returncode == 0, done.stderr
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    summary = json.loads(done.stdout, parse_constant=refuse)
+    assert summary["psnr"] is None and summary["identical"] is True and summary["ssim"] == 1.0

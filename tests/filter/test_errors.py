@@ -135,3 +135,46 @@ def test_bad_scale_and_tile_types(ncnn_models):
     expect_error(r"tile must be an int or a \(width, height\) pair of ints, not 32.0", small(), "realesr-animevideov3",
                  tile=32.0)
     assert sr.Upscale(small(), "realesr-animevideov3", tile=np.int64(32), overlap=8).width == 256  # numpy ints are ints
+
+
+def test_a_tile_larger_than_the_frame_is_capped(ncnn_models):
+    messages: list[str] = []
+    handler = core.add_log_handler(lambda kind, text: messages.append(text))
+    try:
+        out = sr.Upscale(small(vs.RGBS, 176, 144), "realesr-animevideov3", tile=4096)
+        out.get_frame(0)
+    finally:
+        core.remove_log_handler(handler)
+    assert any("1x1 tiles of 176x144" in m for m in messages)  # not one padded 4096x4096 tile
+
+
+def test_a_tile_below_the_model_minimum_is_refused(ncnn_models, hat_s_pth):
+    expect_error(r"tile 1x1 is below the 4-pixel minimum of this network", small(), "realesr-animevideov3", tile=1,
+                 overlap=0)
+    expect_error(r"tile 8x8 is below the 16-pixel minimum", small(vs.RGBS, 64, 64), hat_s_pth, 4, tile=8, overlap=0)
+
+
+def test_interlaced_frames_are_refused_with_advice(ncnn_models):
+    clip = small().std.SetFieldBased(2)
+    with pytest.raises(vs.Error, match=r"frame 0 is interlaced \(_FieldBased=2, top field first\).*"
+                       r"core.bwdif.Bwdif\(clip, field=1\).*core.std.SetFieldBased\(clip, 0\)"):
+        sr.Upscale(clip, "realesr-animevideov3").get_frame(0)
+    assert sr.Upscale(clip.std.SetFieldBased(0), "realesr-animevideov3").get_frame(0).width == 256
+
+
+def test_a_frame_prop_of_the_wrong_type_is_named(ncnn_models):
+    clip = small().std.SetFrameProps(_Matrix="bt709")
+    with pytest.raises(vs.Error, match=r"frame prop _Matrix is 'bt709'; VapourSynth's _Matrix is an integer"):
+        sr.Upscale(clip, "realesr-animevideov3").get_frame(0)
+
+
+def test_an_onnx_file_whose_output_is_not_an_image(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 192])
+    graph = helper.make_graph([helper.make_node("Flatten", ["x"], ["y"])], "g", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "flat.onnx"))
+    expect_error(r"flat.onnx's output \(1x192\) is not an image: vs_sr needs NCHW output with 3 channels",
+                 small(vs.RGBS), tmp_path / "flat.onnx", 1)

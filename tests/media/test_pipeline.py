@@ -4,17 +4,14 @@ frame-accurate, and failures or interruptions leave no output behind."""
 from __future__ import annotations
 
 import os
-import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import VS_SR, ffmpeg, frame_hash, vs_sr
+from conftest import ffmpeg, frame_hash, vs_sr
 
 from vs_sr.media.probe import count_frames, probe
 
@@ -45,7 +42,8 @@ def upscale(*args: str) -> subprocess.CompletedProcess:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if ".part" in p.name)
+    """Temporary files or work folders of a run (see media.output)."""
+    return sorted(p.name for p in folder.iterdir() if ".part" in p.name or ".vs-sr-" in p.name)
 
 
 def test_upscale_keeps_every_stream_in_sync(ncnn_models, source, tmp_path):
@@ -134,26 +132,6 @@ def test_existing_output_needs_overwrite(source, tmp_path):
     assert output.read_bytes() == b"keep me"
 
 
-def test_interrupt_leaves_nothing(ncnn_models, tmp_path):
-    longer = tmp_path / "long.mkv"
-    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=128x96:rate={FPS}:duration=40", "-f", "lavfi", "-i",
-           "sine=duration=40", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(longer))
-    output = tmp_path / "out.mkv"
-    job = subprocess.Popen([VS_SR, "upscale", str(longer), str(output)], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-    assert job.stderr is not None
-    for line in job.stderr:  # wait until frames are flowing
-        if re.search(r"\d+/1000 frames", line):
-            break
-    time.sleep(1)
-    job.send_signal(signal.SIGINT)
-    _, err = job.communicate(timeout=120)
-    assert job.returncode == 130 and "interrupted; nothing was written" in err
-    assert not output.exists() and leftovers(tmp_path) == []
-    running = subprocess.run(["pgrep", "-f", "vs-sr-.*/job_clip.vpy"], capture_output=True, text=True)
-    assert running.stdout.strip() == ""  # vspipe and ffmpeg were stopped too
-
-
 VSPIPE = str(Path(sys.executable).with_name("vspipe"))
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -215,3 +193,30 @@ def test_rgb_source_and_a_range_of_a_video_only_file(ncnn_models, tmp_path):
     assert count_frames(output) == 10 and [s.kind for s in media.tracks] == ["video"]
     assert media.video.info["pix_fmt"] == "yuv444p" and media.video.info.get("color_space") == "smpte170m"
     assert done.stdout.rstrip().endswith("fps") and "10 frames at 256x192" in done.stdout
+
+
+def test_interlaced_input_is_refused_or_deinterlaced(ncnn_models, tmp_path):
+    interlaced = tmp_path / "interlaced.mkv"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=64x48:rate={FPS}:duration=0.4", "-vf", "setfield=tff", "-c:v", "libx264",
+           "-flags", "+ildct+ilme", "-x264-params", "interlaced=1:tff=1", "-pix_fmt", "yuv420p", str(interlaced))
+    output = tmp_path / "out.mkv"
+    done = upscale(str(interlaced), str(output))
+    assert done.returncode == 1 and not output.exists()
+    assert "interlaced.mkv is interlaced (top field first)" in done.stderr
+    assert "--deinterlace bwdif" in done.stderr and "--deinterlace progressive" in done.stderr
+    done = upscale(str(interlaced), str(output), "--deinterlace", "bwdif")
+    assert done.returncode == 0, done.stderr
+    assert count_frames(output) == 10  # the same frame rate
+    assert probe(output).video.info.get("field_order") in (None, "progressive", "unknown")
+
+
+@pytest.mark.parametrize("script", ["upscale.vpy", "exact_480p.vpy", "compare.vpy"])
+def test_examples_say_what_they_need(script):
+    done = subprocess.run([VSPIPE, "--info", str(EXAMPLES / script), "-"], capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and "pass the video to read as an absolute path" in done.stderr
+
+
+def test_compare_refuses_an_unknown_mode(ncnn_models, source):
+    done = subprocess.run([VSPIPE, "--info", "-a", f"input={source}", "-a", "mode=bogus", str(EXAMPLES / "compare.vpy"),
+                           "-"], capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and "mode='bogus': use mode=side" in done.stderr

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from vs_sr.media.progress import Progress, clock
 
@@ -40,3 +46,51 @@ def test_log_gets_plain_lines_at_intervals():
 
 def test_clock():
     assert clock(0) == "0:00:00" and clock(3725.9) == "1:02:05"
+
+
+FRESH_BOOT_SCRIPT = """
+import io, time
+from vs_sr.media.progress import Progress
+log = io.StringIO()
+progress = Progress(100, log, interval=3600)
+for done in range(1, 101):
+    progress.update(done)
+print(round(time.monotonic(), 1))
+print(log.getvalue(), end="")
+"""
+
+
+def test_a_machine_booted_seconds_ago_shows_the_first_line_at_once():
+    """In a time namespace whose monotonic clock reads about 2 s, as on a CI machine booted
+    moments ago: the first update still shows (no 'last shown at 0' against the clock's value)."""
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    done = subprocess.run(["unshare", "--time", f"--monotonic={-(int(uptime) - 2)}", sys.executable, "-c",
+                           FRESH_BOOT_SCRIPT], capture_output=True, text=True)
+    if done.returncode != 0 and "unshare" in done.stderr:
+        pytest.skip(f"time namespaces are not available here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr
+    clock_value, *lines = done.stdout.splitlines()
+    assert float(clock_value) < 60  # really a fresh clock
+    assert lines[0].startswith("vs-sr: 1/100 frames (1%), ") and lines[-1].startswith("vs-sr: 100/100 frames")
+    assert len(lines) == 2
+
+
+def test_the_rate_counts_from_the_first_frame_not_from_model_loading():
+    log = io.StringIO()
+    progress = Progress(10, log, interval=0)
+    started = time.monotonic()
+    time.sleep(0.5)  # a slow start (an ONNX export, a TensorRT build) before the first frame
+    progress.update(1)
+    time.sleep(0.1)
+    progress.update(10)
+    rate = progress.rate()
+    since_start = 10 / (time.monotonic() - started)  # what counting from the start would say
+    assert rate is not None and rate > 3 * since_start  # 9 frames in ~0.1 s, not 10 in ~0.6 s
+    assert "—" in log.getvalue().splitlines()[0]  # no rate from a single frame
+
+
+def test_resumed_items_do_not_count_in_the_rate():
+    progress = Progress(100, io.StringIO(), interval=0, done=90)
+    progress.update(91)
+    progress.update(95)
+    assert progress.done == 95 and progress.first is not None and progress.first[1] == 91

@@ -1,9 +1,6 @@
 """The ffmpeg command lines: the encoder that turns vspipe's y4m into a video-only file, the
-packet-accurate cut of the other tracks to a frame range, and the final mux.
-
-Paths reach ffmpeg absolute with a `file:` prefix: a relative name like `ep1:pilot.mkv` or
-`-dash.mkv` would otherwise be read as a protocol or an option.
-"""
+packet-accurate cut of the other tracks to a frame range, and the final mux. Paths go through
+`tools.file_url`."""
 
 from __future__ import annotations
 
@@ -15,14 +12,10 @@ from ..filter.formats import corrected_sar, default_matrix
 from .codecs import Codec
 from .job import Job, OutputPlan
 from .probe import Media
-from .tools import find_tool
+from .tools import file_url, find_tool
 from .tracks import Carried
 
 FFMPEG_MATRICES = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020nc"}
-
-
-def file_url(path: Path) -> str:
-    return f"file:{path.resolve()}"
 
 
 def ffmpeg_base() -> list[str]:

@@ -135,6 +135,8 @@ def check_job(job: Job) -> str:
     """Validate what can be checked before any work; returns the output muxer."""
     if not job.input.is_file():
         raise SRError(f"input file not found: {job.input}.")
+    if job.output.is_dir():
+        raise SRError(f"{job.output} is a folder; give the output file's name, e.g. {job.output / job.input.stem}.mkv.")
     muxer = CONTAINERS.get(job.output.suffix.lower())
     if muxer is None:
         raise SRError(f"unsupported output container '{job.output.suffix}'; use one of {', '.join(CONTAINERS)}.")
@@ -149,8 +151,6 @@ def check_job(job: Job) -> str:
         raise SRError(f"unknown deinterlacer '{job.deinterlace}'; use one of {', '.join(DEINTERLACERS)}.")
     if job.output.resolve() == job.input.resolve():
         raise SRError("the output would overwrite the input; choose another output path.")
-    if job.output.is_dir():
-        raise SRError(f"{job.output} is a folder; give the output file's name, e.g. {job.output / job.input.stem}.mkv.")
     if job.output.exists() and not job.overwrite:
         raise SRError(f"{job.output} exists; pass --overwrite (-y) to replace it.")
     directory = job.output.parent

@@ -9,7 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import SRError
-from .tools import find_tool
+from .tools import file_url, find_tool
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,9 @@ def _seconds(value: object) -> float | None:
         return None
 
 
-def _tag_duration(tags: dict) -> float | None:
-    """Matroska keeps stream durations in a DURATION tag ("00:00:02.000000000")."""
+def _tag_end(tags: dict) -> float | None:
+    """Matroska keeps where a track ends in a DURATION tag ("00:00:02.000000000"): its last
+    timestamp, not its length (an audio track starting at 1 s and lasting 2 s says 3 s)."""
     text = tags.get("DURATION") or tags.get("duration")
     if not text:
         return None
@@ -79,9 +80,17 @@ def _tag_duration(tags: dict) -> float | None:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
+def _track_duration(info: dict) -> float | None:
+    duration = _seconds(info.get("duration"))
+    if duration is not None:
+        return duration
+    end = _tag_end(info.get("tags", {}))
+    return None if end is None else max(0.0, end - (_seconds(info.get("start_time")) or 0.0))
+
+
 def probe(path: Path) -> Media:
     done = subprocess.run(
-        [find_tool("ffprobe"), "-v", "error", "-show_format", "-show_streams", "-show_chapters", "-of", "json", str(path)],
+        [find_tool("ffprobe"), "-v", "error", "-show_format", "-show_streams", "-show_chapters", "-of", "json", file_url(path)],
         capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
     if done.returncode != 0:
@@ -92,7 +101,7 @@ def probe(path: Path) -> Media:
             index=s["index"],
             kind=s.get("codec_type", "data"),
             codec=s.get("codec_name", "unknown"),
-            duration=_seconds(s.get("duration")) or _tag_duration(s.get("tags", {})),
+            duration=_track_duration(s),
             start_time=_seconds(s.get("start_time")) or 0.0,
             info=s,
         )
@@ -107,11 +116,21 @@ def probe(path: Path) -> Media:
                  tracks, chapters)
 
 
+def packet_duration(path: Path, index: int) -> float:
+    """How long the first packet of track `index` lasts: the granularity a stream-copy cut has."""
+    done = subprocess.run(
+        [find_tool("ffprobe"), "-v", "error", "-select_streams", str(index), "-read_intervals", "%+#1", "-show_entries",
+         "packet=duration_time", "-of", "csv=p=0", file_url(path)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )
+    return _seconds(done.stdout.strip().split(",")[0]) or 0.0
+
+
 def count_frames(path: Path) -> int:
     """Video frames in a file, counted from its packets (exact for the codecs we write)."""
     done = subprocess.run(
         [find_tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
-         "stream=nb_read_packets", "-of", "csv=p=0", str(path)],
+         "stream=nb_read_packets", "-of", "csv=p=0", file_url(path)],
         capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
     count = done.stdout.strip().split(",")[0]

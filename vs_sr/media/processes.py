@@ -67,6 +67,7 @@ class ProcessGroup:
     def stop(self) -> None:
         """SIGTERM the whole group, then SIGKILL whatever is left after a grace period; reap all."""
         self._signal(signal.SIGTERM)
+        self._signal(signal.SIGCONT)  # a stopped (hung, suspended) tool must wake up to act on it
         for process in self.processes:
             try:
                 process.wait(timeout=STOP_GRACE)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .processes import run_tool
+from .tools import file_url
 
 # Text codecs and the format their events are edited in (ASS keeps ASS styling).
 TEXT_FORMATS = {"subrip": "srt", "srt": "srt", "mov_text": "srt", "webvtt": "srt", "text": "srt",
@@ -33,7 +34,8 @@ def cut_text_subtitles(ffmpeg: list[str], source: Path, index: int, codec: str, 
     fmt = TEXT_FORMATS[codec]
     extracted = folder / f"subtitle-{index}-full.{fmt}"
     # -copyts: the events keep the file's own clock, the one `begin` and `end` are on.
-    run_tool([*ffmpeg, "-copyts", "-i", str(source), "-map", f"0:{index}", "-c:s", fmt, "-f", fmt, str(extracted)],
+    run_tool([*ffmpeg, "-copyts", "-i", file_url(source), "-map", f"0:{index}", "-c:s", fmt, "-f", fmt,
+              file_url(extracted)],
              f"extracting subtitle track {index}")
     text = extracted.read_text(encoding="utf-8", errors="replace")
     cut, events = cut_srt(text, begin, end) if fmt == "srt" else cut_ass(text, begin, end)

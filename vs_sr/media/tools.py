@@ -24,6 +24,12 @@ HINTS = {
 FFMPEG_MINIMUM = (5, 1)  # -fps_mode
 
 
+def file_url(path: Path) -> str:
+    """A path as ffmpeg/ffprobe must get it: absolute, with `file:`. A relative name like
+    `ep1:pilot.mkv` or `-dash.mkv` would otherwise be read as a protocol or an option."""
+    return f"file:{Path(path).resolve()}"
+
+
 def find_tool(name: str) -> str:
     """The path of an external program.
 
@@ -76,7 +82,7 @@ def open_video(path: str | Path, timecodes: Path | None = None) -> vs.VideoNode:
     if not hasattr(core, "bs"):
         raise SRError("the bestsource source plugin is missing: pip install vapoursynth-bestsource.")
     extra = {} if timecodes is None else {"timecodes": str(timecodes)}
-    return core.bs.VideoSource(str(path), **extra)
+    return core.bs.VideoSource(str(path.resolve()), **extra)  # absolute: "ep1:x.mkv" is no protocol
 
 
 def vspipe_status() -> str:

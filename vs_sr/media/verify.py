@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ..errors import SRError
 from .job import OutputPlan, expected_audio
-from .probe import Media, count_frames, probe
-from .tools import find_tool
+from .probe import Media, count_frames, packet_duration, probe
+from .tools import file_url, find_tool
 
 TIME_TOLERANCE = 0.002  # seconds: Matroska stores milliseconds
 
@@ -30,7 +30,7 @@ def verify(target: Path, plan: OutputPlan, media: Media) -> None:
 def frame_times(path: Path) -> list[float]:
     """Presentation times of the first video track's frames, in display order."""
     done = subprocess.run([find_tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-show_entries",
-                           "packet=pts_time", "-of", "csv=p=0", str(path)], capture_output=True, text=True,
+                           "packet=pts_time", "-of", "csv=p=0", file_url(path)], capture_output=True, text=True,
                           stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         raise SRError(f"cannot read the frame times of {path}: {done.stderr.strip()}")
@@ -55,11 +55,13 @@ def _check_audio(written: Media, plan: OutputPlan, media: Media) -> None:
                                       (*plan.timeline.starts[plan.first + 1:plan.last + 1], plan.end), strict=True))
     for track, source in zip(audio, plan.tracks.audio, strict=True):
         expected = expected_audio(source, plan)
-        if expected is not None and track.duration is not None and abs(track.duration - expected) > frame:
+        # A cut keeps or drops whole audio packets (21 ms of AAC, 104 ms of FLAC).
+        slack = frame + (packet_duration(written.path, track.index) if plan.ranged else 0.0)
+        if expected is not None and track.duration is not None and abs(track.duration - expected) > slack:
             raise SRError(f"audio track {track.index} lasts {track.duration:.3f} s, expected {expected:.3f} s "
                           "(more than a frame off); nothing was written.")
         # In sync: the audio starts where it did against the video (clipped to the range).
         shift = (track.start_time - written.video.start_time) - (max(source.start_time, plan.begin) - plan.begin
                                                                   if plan.ranged else source.start_time - media.video.start_time)
-        if abs(shift) > frame:
+        if abs(shift) > slack:
             raise SRError(f"audio track {track.index} is {shift:+.3f} s out of sync with the video; nothing was written.")
