@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import ffmpeg, frame_hash, vs_sr
+from conftest import VS_SR, ffmpeg, frame_hash, vs_sr
 
 from vs_sr.media.probe import count_frames, probe
 
@@ -220,3 +220,34 @@ def test_compare_refuses_an_unknown_mode(ncnn_models, source):
     done = subprocess.run([VSPIPE, "--info", "-a", f"input={source}", "-a", "mode=bogus", str(EXAMPLES / "compare.vpy"),
                            "-"], capture_output=True, text=True, timeout=600)
     assert done.returncode != 0 and "mode='bogus': use mode=side" in done.stderr
+
+
+def test_verbose_shows_the_filter_line_and_quiet_shows_nothing(ncnn_models, source, tmp_path):
+    loud = upscale(str(source), str(tmp_path / "loud.mkv"), "--end", "1", "-v")
+    assert loud.returncode == 0, loud.stderr
+    assert "vs_sr: realesr-animevideov3 x4 on CPU" in loud.stderr and "tiles of 128x96" in loud.stderr
+    quiet = upscale(str(source), str(tmp_path / "quiet.mkv"), "--end", "1", "-q")
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
+
+
+def test_an_old_ffmpeg_is_named():
+    from vs_sr.errors import SRError
+    from vs_sr.media.tools import check_ffmpeg_version, ffmpeg_version
+
+    assert ffmpeg_version("/usr/bin/ffmpeg") >= (5, 1)  # the real one here
+    with pytest.raises(SRError, match=r"/opt/ffmpeg is ffmpeg 4.4; vs-sr needs 5.1 or newer \(for -fps_mode\)"):
+        check_ffmpeg_version("/opt/ffmpeg", (4, 4))
+
+
+def test_a_full_disk_is_reported_as_such(ncnn_models, source, tmp_path):
+    """The output folder on a 2 MB tmpfs (a private mount namespace: nothing outside sees it)."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    script = (f"mount -t tmpfs -o size=2m tmpfs {folder} && exec {VS_SR} upscale {source} {folder}/out.mkv "
+              "--codec ffv1")
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=900)
+    if "unshare" in done.stderr or "mount:" in done.stderr:
+        pytest.skip(f"private mounts are not available here: {done.stderr.strip()}")
+    assert done.returncode == 1
+    assert "No space left on device" in done.stderr and "cannot count" not in done.stderr

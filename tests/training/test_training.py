@@ -103,3 +103,27 @@ def test_paired_non_integer_ratio_resizes_the_reference_to_the_scale(tmp_path):
     high, low = make_pair(tmp_path, "retina", (856, 480), (214, 144), frames=2)
     pairs = paired(low, high, every=1, scale=4)
     assert pairs.lr.shape == (2, 144, 214, 3) and pairs.hr.shape == (2, 576, 856, 3)
+
+
+def test_ctrl_c_in_training_points_at_the_checkpoint(small_compact, clips, tmp_path):
+    import signal
+    import subprocess
+
+    from conftest import VS_SR
+
+    output = tmp_path / "run"
+    job = subprocess.Popen([VS_SR, "train", "--model", str(small_compact), "--hr", str(clips["train_hr"]), "--output",
+                            str(output), "--every", "1", "--iterations", "100000", "--batch", "2", "--patch", "64",
+                            "--checkpoint-every", "5", "--val-every", "100000"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    assert job.stdout is not None
+    for line in job.stdout:
+        if "validation PSNR before training" in line:
+            break
+    while not (output / "checkpoint.pt").exists() and job.poll() is None:
+        pass
+    job.send_signal(signal.SIGINT)
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 130
+    assert "the last checkpoint in --output continues with --resume" in err and "nothing was written" not in err
+    assert (output / "checkpoint.pt").is_file()

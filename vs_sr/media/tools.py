@@ -45,7 +45,7 @@ def find_tool(name: str) -> str:
     if path is None:
         raise SRError(f"{name} not found: {HINTS.get(name, 'install it')}.")
     if name == "ffmpeg":
-        check_ffmpeg_version(path)
+        check_ffmpeg_version(path, ffmpeg_version(path))
     return path
 
 
@@ -65,8 +65,7 @@ def ffmpeg_version(path: str) -> tuple[int, ...] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def check_ffmpeg_version(path: str) -> None:
-    version = ffmpeg_version(path)
+def check_ffmpeg_version(path: str, version: tuple[int, ...] | None) -> None:
     if version is not None and version < FFMPEG_MINIMUM:
         raise SRError(f"{path} is ffmpeg {'.'.join(map(str, version))}; vs-sr needs 5.1 or newer (for -fps_mode): "
                       "install a newer ffmpeg.")
