@@ -22,12 +22,18 @@ def ffmpeg_base() -> list[str]:
     return [find_tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
 
 
-def encode_command(job: Job, codec: Codec, plan: OutputPlan, media: Media, target: Path) -> list[str]:
-    """vspipe's y4m on stdin -> the video track alone in Matroska, with the output's SAR and
-    colour tags. Its timestamps are the y4m's constant rate; the source's come later (mkvmerge)."""
+def encode_command(options: Sequence[str], target: Path) -> list[str]:
+    """vspipe's y4m on stdin -> the video track alone in Matroska. Its timestamps are the y4m's
+    constant rate; the source's come later (mkvmerge)."""
+    return [*ffmpeg_base(), "-f", "yuv4mpegpipe", "-i", "pipe:0", "-map", "0:v:0", *options, "-f", "matroska",
+            file_url(target)]
+
+
+def encoder_options(job: Job, codec: Codec, plan: OutputPlan, media: Media) -> list[str]:
+    """The encoder's options for the output video: codec, quality, the output's SAR and colour
+    tags, and the caller's extra arguments (plain data: batch chunks carry them to workers)."""
     video = media.video
-    command = [*ffmpeg_base(), "-f", "yuv4mpegpipe", "-i", "pipe:0", "-map", "0:v:0", "-fps_mode", "passthrough",
-               "-c:v", codec.encoder]
+    command = ["-fps_mode", "passthrough", "-c:v", codec.encoder]
     if not codec.lossless:
         command += ["-crf", str(job.crf if job.crf is not None else codec.crf), "-preset", job.preset or str(codec.preset)]
     command += codec.options
@@ -36,7 +42,7 @@ def encode_command(job: Job, codec: Codec, plan: OutputPlan, media: Media, targe
     if sar:
         command += ["-vf", f"setsar={sar[0]}/{sar[1]}:max=65535"]
     command += _colour_tags(video.info, plan)
-    return [*command, *job.ffmpeg_args, "-f", "matroska", file_url(target)]
+    return [*command, *job.ffmpeg_args]
 
 
 def cut_command(job: Job, plan: OutputPlan, media: Media, indices: Sequence[int], target: Path) -> list[str]:
@@ -81,17 +87,22 @@ class Source:
     index: int
 
 
+COPY_VIDEO = ("-c:v", "copy")
+
+
 def mux_command(job: Job, media: Media, muxer: str, inputs: Sequence[Input],
-                sources: Sequence[tuple[Source, Carried]], chapters_input: int, target: Path) -> list[str]:
-    """The output: the video (input 0, timed) and each carried track from where its source says,
-    with the input's tags (input 1 is the input file itself) and chapters from `chapters_input`."""
+                sources: Sequence[tuple[Source, Carried]], chapters_input: int, target: Path,
+                video: Sequence[str] = COPY_VIDEO) -> list[str]:
+    """The output: the video (input 0, timed; copied, or encoded with `video` options) and each
+    carried track from where its source says, with the input's tags (input 1 is the input file
+    itself) and chapters from `chapters_input`."""
     command = ffmpeg_base()
     for item in inputs:
         command += item.arguments()
     command += ["-map", "0:v:0", "-map_metadata", "1", "-map_chapters", str(chapters_input)]
     # Any per-track -map_metadata turns off ffmpeg's default copying of track tags, so every
     # track's tags (language, title, an attachment's mimetype) are mapped explicitly.
-    command += ["-map_metadata:s:0", f"1:s:{media.video.index}", "-c:v:0", "copy"]
+    command += ["-map_metadata:s:0", f"1:s:{media.video.index}", *video]
     for out, (source, carried) in enumerate(sources, start=1):
         command += ["-map", f"{source.input}:{source.index}", f"-map_metadata:s:{out}", f"1:s:{carried.track.index}",
                     f"-c:{out}", carried.codec]

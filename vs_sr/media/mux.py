@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .chapters import chapters_for_range
-from .ffmpeg import Input, Source, cut_command, ffmpeg_base, mux_command
+from .ffmpeg import COPY_VIDEO, Input, Source, cut_command, ffmpeg_base, mux_command
 from .job import Job, OutputPlan
 from .probe import Media, probe
 from .processes import run_tool
@@ -37,9 +37,11 @@ def join_video(parts: Sequence[Path], plan: OutputPlan, folder: Path) -> Path:
     return target
 
 
-def mux(job: Job, plan: OutputPlan, media: Media, folder: Path, target: Path) -> list[Carried]:
-    """The final file at `target`: the joined video (folder/video.mkv) with every carried track.
-    Returns the tracks it holds after the video (a range may leave a subtitle track empty)."""
+def mux(job: Job, plan: OutputPlan, media: Media, folder: Path, target: Path,
+        video: Sequence[str] = COPY_VIDEO) -> list[Carried]:
+    """The final file at `target`: the joined video (folder/video.mkv, copied or encoded with
+    `video` options) with every carried track. Returns the tracks it holds after the video (a
+    range may leave a subtitle track empty)."""
     video_delay = media.video.start_time - media.start_time
     inputs = [Input(folder / "video.mkv", offset=0.0 if plan.ranged else video_delay), Input(job.input)]
     if plan.ranged:
@@ -52,7 +54,8 @@ def mux(job: Job, plan: OutputPlan, media: Media, folder: Path, target: Path) ->
         chapters.write_text(chapters_for_range(media, plan), encoding="utf-8")
         inputs.append(Input(chapters, format="ffmetadata"))
         chapters_input = len(inputs) - 1
-    run_tool(mux_command(job, media, job.output_muxer, inputs, sources, chapters_input, target), "writing the output")
+    run_tool(mux_command(job, media, job.output_muxer, inputs, sources, chapters_input, target, video),
+             "writing the output")
     return [carried for _, carried in sources]
 
 

@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
@@ -24,6 +25,21 @@ from ..errors import SRError
 
 PR_SET_PDEATHSIG = 1
 STOP_GRACE = 10.0  # seconds a stopped group gets to exit on SIGTERM before SIGKILL
+POLL = 0.2  # seconds between checks while waiting for a pipeline
+
+
+class ToolFailed(SRError):
+    """A tool of a pipeline failed. `transient`: a tool was killed by a signal (SIGKILL, the
+    out-of-memory killer, a crash), which another attempt may not meet; an exit with an error
+    (bad input, bad options, our script refusing the job) would fail the same way again."""
+
+    def __init__(self, message: str, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class Cancelled(SRError):
+    """The pipeline was stopped on request."""
 
 
 def _prctl() -> Callable[..., int] | None:
@@ -149,22 +165,30 @@ class EncodePipe:
             if self.on_log is not None:
                 self.on_log(line)
 
-    def wait(self) -> None:
-        """Wait for both; on any exception (Ctrl-C included) the group is stopped first."""
+    def wait(self, cancel: threading.Event | None = None) -> None:
+        """Wait for both; on any exception (Ctrl-C included) or when `cancel` is set, the group is
+        stopped first. The wait polls: an interrupt delivered between bytecodes (a Ray task's
+        cancel) must not find this thread blocked in a system call."""
         try:
-            encoder_code = self.encoder.wait()
-            vspipe_code = self.vspipe.wait()
+            while self.encoder.poll() is None or self.vspipe.poll() is None:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("stopped")
+                time.sleep(POLL)
+            encoder_code, vspipe_code = self.encoder.returncode, self.vspipe.returncode
         except BaseException:
             self.group.stop()
             raise
         for reader in self.readers:
             reader.join()
-        # When one side dies the other fails too (broken pipe, empty input): report the cause.
+        # When one side dies the other fails too (broken pipe, empty input): report the cause, a
+        # killed vspipe first (the encoder then only saw its output end).
         vspipe_error = self._vspipe_error() if vspipe_code != 0 else None
-        if vspipe_code != 0 and (encoder_code == 0 or vspipe_error):
-            raise SRError(f"vspipe failed: {vspipe_error or _exit_status(vspipe_code)}")
+        killed = vspipe_code < 0 or encoder_code < 0  # a signal (SIGKILL, the OOM killer, a crash)
+        if vspipe_code < 0 or (vspipe_code != 0 and (encoder_code == 0 or vspipe_error)):
+            raise ToolFailed(f"vspipe failed: {vspipe_error or _exit_status(vspipe_code)}", transient=killed)
         if encoder_code != 0:
-            raise SRError(f"ffmpeg failed: {' / '.join(self.encoder_log[-3:]) or _exit_status(encoder_code)}")
+            raise ToolFailed(f"ffmpeg failed: {' / '.join(self.encoder_log[-3:]) or _exit_status(encoder_code)}",
+                             transient=killed)
 
     def _vspipe_error(self) -> str:
         """Our own message if the script reported one, else the useful lines of vspipe's output."""

@@ -39,10 +39,11 @@ class Progress:
         now = time.monotonic()
         if self.first is None and done > self.done:
             self.first = (now, done)
+        completed = done >= self.total > self.done  # reaching the end shows once, at once
         self.done = done
         self.status = status
         due = self.last_shown is None or now - self.last_shown >= self.interval
-        if due or done >= self.total:
+        if due or completed:
             self.last_shown = now
             self._show(now)
 

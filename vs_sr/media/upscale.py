@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import SRError
 from .encode import encode_video
+from .ffmpeg import encoder_options
 from .job import Job, check_job, plan_job
 from .mux import join_video, mux
 from .output import OutputSlot
@@ -39,7 +40,8 @@ def upscale_file(job: Job, log: Callable[[str], None] = print, on_tool_log: Call
             log(f"note: {note}")
         progress = Progress(plan.frames, quiet=quiet)
         encoded = slot.work / "encoded.mkv"
-        encode_video(job, job.video_codec, plan, media, plan.first, plan.last, encoded, progress.update, on_tool_log)
+        options = encoder_options(job, job.video_codec, plan, media)
+        encode_video(job, options, plan.first, plan.last, encoded, progress.update, on_tool_log)
         progress.update(plan.frames)  # vspipe's last progress line may come before its last frame
         fps = progress.finish()
         join_video([encoded], plan, slot.work)

@@ -8,6 +8,7 @@ share one export.
 
 from __future__ import annotations
 
+import importlib.metadata
 import warnings
 from pathlib import Path
 
@@ -24,9 +25,9 @@ OUTPUT_NAME = "output"
 
 
 def export_key(network: Network, batch: int, height: int, width: int, dtype: str, dynamic: bool = False) -> str:
-    import torch
-
-    torch_version = ".".join(torch.__version__.split("+")[0].split(".")[:2])
+    # From the package metadata: importing torch (seconds) only to name a cached file would
+    # slow every vspipe start, a batch's chunks above all.
+    torch_version = ".".join(importlib.metadata.version("torch").split("+")[0].split(".")[:2])
     shape = "HxW" if dynamic else f"{height}x{width}"
     return (f"{network.digest[:16]}-{network.arch}-x{network.scale}-b{batch}-{shape}-{dtype}"
             f"-opset{OPSET}-torch{torch_version}-r{RECIPE}")

@@ -1,0 +1,229 @@
+"""vs-sr batch with the real vspipe, ffmpeg and mkvmerge: chunks concatenate to exactly the full
+run, timestamps stay exact across chunk borders, and killed processes or files lose nothing.
+
+Clips are tiny (32x24, 64x48) so that many chunks stay fast; faults are real signals to real
+processes and real damage to real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import VS_SR, ffmpeg, vs_sr
+
+from vs_sr.media.probe import count_frames, probe
+from vs_sr.media.timeline import read_timeline
+from vs_sr.media.verify import frame_times
+
+
+def framemd5(path: Path) -> list[str]:
+    done = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "framemd5", "-"],
+                          capture_output=True, text=True, check=True)
+    return [line.rsplit(",", 1)[1].strip() for line in done.stdout.splitlines() if not line.startswith("#")]
+
+
+def status(directory: Path) -> dict:
+    done = vs_sr("batch", "status", str(directory), "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def open_gop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """x264 with open GOPs and B-frames, keyframes every 24 frames (chunk borders fall between),
+    AAC audio, subtitles, chapters."""
+    folder = tmp_path_factory.mktemp("gop")
+    (folder / "subs.srt").write_text("1\n00:00:00,300 --> 00:00:01,500\nHello\n")
+    (folder / "meta.txt").write_text(";FFMETADATA1\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=1000\ntitle=One\n"
+                                     "[CHAPTER]\nTIMEBASE=1/1000\nSTART=1000\nEND=2400\ntitle=Two\n")
+    path = folder / "gop.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=2.4", "-f", "lavfi", "-i",
+           "sine=frequency=440:duration=2.4", "-i", str(folder / "subs.srt"), "-i", str(folder / "meta.txt"),
+           "-map", "0", "-map", "1", "-map", "2", "-map_chapters", "3", "-c:v", "libx264", "-bf", "3", "-g", "24",
+           "-x264-params", "open_gop=1:scenecut=0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-c:s", "srt", str(path))
+    return path
+
+
+def test_chunks_concatenate_to_exactly_the_full_run(ncnn_models, open_gop, tmp_path):
+    single = tmp_path / "single.mkv"
+    done = vs_sr("upscale", str(open_gop), str(single), "--codec", "ffv1")
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    done = vs_sr("batch", str(open_gop), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "17",
+                 "--jobs", "2")
+    assert done.returncode == 0, done.stderr
+    result = out / "gop.mkv"
+    assert framemd5(result) == framemd5(single)  # 60 frames in 4 chunks, borders not on keyframes
+    media, source = probe(result), probe(open_gop)
+    assert [t.kind for t in media.tracks] == ["video", "audio", "subtitle"]
+    assert [c.title for c in media.chapters] == ["One", "Two"]
+    audio, original = media.of_kind("audio")[0], source.of_kind("audio")[0]
+    assert abs(audio.duration - original.duration) <= 0.04
+    assert abs((audio.start_time - media.video.start_time) - (original.start_time - source.video.start_time)) <= 0.04
+    report = status(out)
+    assert report["frames_total"] == report["frames_done"] == 60
+    assert [(c["first"], c["last"], c["state"], c["attempts"]) for c in report["videos"][0]["chunks"]] == [
+        (0, 16, "done", 1), (17, 33, "done", 1), (34, 50, "done", 1), (51, 59, "done", 1)]
+    assert not (out / ".vs-sr-batch" / "chunks" / "video-00001").exists()  # chunks removed after assembly
+
+
+def test_many_chunks_at_ntsc_rate_keep_exact_time(ncnn_models, tmp_path):
+    source = tmp_path / "ntsc.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=24000/1001:duration=5", "-c:v", "libx264", "-pix_fmt",
+           "yuv420p", str(source))
+    out = tmp_path / "out"
+    done = vs_sr("batch", str(source), "--output-dir", str(out), "--chunk-frames", "3", "--jobs", "2",
+                 "--intermediate", "final", "--crf", "30", "--preset", "ultrafast")
+    assert done.returncode == 0, done.stderr
+    result = out / "ntsc.mkv"
+    frames = count_frames(result)
+    assert frames == 120 and len(status(out)["videos"][0]["chunks"]) == 40
+    times = frame_times(result)
+    duration = times[-1] - times[0] + 1001 / 24000
+    assert abs(duration - frames * 1001 / 24000) <= 1001 / 24000  # within one frame over 40 borders
+    _, timeline = read_timeline(source)
+    assert max(abs((a - times[0]) - (b - timeline.starts[0])) for a, b in zip(times, timeline.starts, strict=True)) <= 0.002
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def processes(token: str) -> list[tuple[int, str]]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if token in cmdline and state != "Z":
+                found.append((int(entry.name), cmdline))
+    return found
+
+
+def vspipes(out: Path) -> list[int]:
+    """The native vspipe processes rendering chunks of the batch in `out`."""
+    return [pid for pid, cmdline in processes(str(out)) if "vspipe" in cmdline.split()[0]]
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("long") / "long.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=8", "-f", "lavfi", "-i", "sine=duration=8",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path))
+    return path
+
+
+def start_batch(source: Path, out: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            start_new_session=True)
+
+
+def test_a_killed_chunk_is_retried_and_the_output_is_the_same(ncnn_models, long_clip, tmp_path):
+    out = tmp_path / "out"
+    job = start_batch(long_clip, out, "--chunk-frames", "70")
+    victim = wait_for(lambda: vspipes(out), 300, "a chunk's vspipe")[0]
+    time.sleep(1)
+    os.kill(victim, signal.SIGKILL)
+    printed, err = job.communicate(timeout=900)
+    assert job.returncode == 0, err
+    assert "attempt 1 failed (vspipe failed: killed by signal 9); retrying in 2 s" in printed
+    chunks = status(out)["videos"][0]["chunks"]
+    assert sorted(c["attempts"] for c in chunks) == [1, 1, 2]
+    single = tmp_path / "single.mkv"
+    assert vs_sr("upscale", str(long_clip), str(single), "--codec", "ffv1").returncode == 0
+    assert framemd5(out / "long.mkv") == framemd5(single)
+
+
+def test_killing_the_whole_batch_then_running_again_completes(ncnn_models, long_clip, tmp_path):
+    out = tmp_path / "out"
+    job = start_batch(long_clip, out, "--chunk-frames", "60", "--keep-chunks")
+    wait_for(lambda: any(c["state"] == "done" for c in status(out)["videos"][0]["chunks"])
+             if (out / ".vs-sr-batch" / "state.db").exists() else False, 600, "a finished chunk")
+    os.killpg(job.pid, signal.SIGKILL)  # the whole process group: the driver and everything it started
+    job.wait(timeout=60)
+    wait_for(lambda: not processes(str(out)), 30, "every process of the batch to die")
+    before = {c["first"]: c for c in status(out)["videos"][0]["chunks"]}
+    finished = [first for first, c in before.items() if c["state"] == "done"]
+    assert finished
+    # Damage one finished chunk: it is found and done again.
+    damaged = out / ".vs-sr-batch" / "chunks" / "video-00001" / "chunk-00000.mkv"
+    if before[0]["state"] == "done":
+        damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    done = vs_sr("batch", str(long_clip), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "60",
+                 "--keep-chunks")
+    assert done.returncode == 0, done.stderr
+    after = {c["first"]: c for c in status(out)["videos"][0]["chunks"]}
+    assert all(c["state"] == "done" for c in after.values())
+    for first in finished:
+        assert after[first]["attempts"] == (2 if first == 0 else 1)  # untouched chunks were not redone
+    assert count_frames(out / "long.mkv") == 200
+
+
+def test_changed_settings_are_refused_and_restart_starts_over(ncnn_models, open_gop, tmp_path):
+    out = tmp_path / "out"
+    assert vs_sr("batch", str(open_gop), "--output-dir", str(out), "--codec", "ffv1").returncode == 0
+    done = vs_sr("batch", str(open_gop), "--output-dir", str(out), "--codec", "x264", "--crf", "20")
+    assert done.returncode == 1
+    assert "other settings (--codec ffv1 -> x264; --crf (default) -> 20)" in done.stderr
+    assert "--restart" in done.stderr
+    (out / "gop.mkv").unlink()
+    done = vs_sr("batch", str(open_gop), "--output-dir", str(out), "--codec", "x264", "--crf", "20", "--restart")
+    assert done.returncode == 0, done.stderr
+    assert probe(out / "gop.mkv").video.codec == "h264"
+
+
+def test_a_broken_file_fails_alone_and_is_named(ncnn_models, open_gop, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.mkv").write_bytes(open_gop.read_bytes())
+    broken = folder / "broken.mkv"
+    broken.write_bytes(open_gop.read_bytes()[:4000])  # the header survives, the frames do not
+    (folder / "readme.txt").write_text("not a video")
+    out = tmp_path / "out"
+    done = vs_sr("batch", str(folder), "--output-dir", str(out), "--codec", "ffv1")
+    assert done.returncode == 1
+    assert f"skipped {folder / 'readme.txt'}: not a video file" in done.stdout
+    assert "1 of 2 video(s) failed" in done.stderr and str(broken) in done.stderr
+    assert count_frames(out / "good.mkv") == 60
+    states = {Path(v["input"]).name: v["state"] for v in status(out)["videos"]}
+    assert states == {"broken.mkv": "failed", "good.mkv": "done"}
+
+
+def test_a_stalled_chunk_is_stopped_and_retried(ncnn_models, long_clip, tmp_path):
+    out = tmp_path / "out"
+    job = start_batch(long_clip, out, "--chunk-frames", "100", "--stall-seconds", "5")
+    victim = wait_for(lambda: vspipes(out), 300, "a chunk's vspipe")[0]
+    time.sleep(1)
+    os.kill(victim, signal.SIGSTOP)  # a hung decoder: alive, silent
+    _, err = job.communicate(timeout=900)
+    assert job.returncode == 0, err
+    assert sorted(c["attempts"] for c in status(out)["videos"][0]["chunks"]) == [1, 2]
+    assert count_frames(out / "long.mkv") == 200
+
+
+def test_ctrl_c_stops_every_child_and_keeps_the_state(ncnn_models, long_clip, tmp_path):
+    out = tmp_path / "out"
+    job = start_batch(long_clip, out, "--chunk-frames", "100", "--jobs", "2")
+    wait_for(lambda: len(vspipes(out)) == 2, 300, "two running chunks")
+    job.send_signal(signal.SIGINT)
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 130 and "continues where it stopped" in err
+    wait_for(lambda: not processes(str(out)), 30, "every process of the batch to end")
+    chunks = status(out)["videos"][0]["chunks"]
+    assert all(c["state"] in ("pending", "done") and c["attempts"] <= 1 for c in chunks)

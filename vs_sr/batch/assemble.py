@@ -1,0 +1,58 @@
+"""A video's verified chunks into its output: joined with the source's frame times, encoded to
+the final codec when the chunks are FFV1 intermediates, muxed with every other track of the
+input (the mapping `vs-sr upscale` uses), checked, and renamed into place.
+
+Assembly can be repeated: it writes beside the output (media.output.OutputSlot) and only the
+final rename makes the result visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import SRError
+from ..media.ffmpeg import COPY_VIDEO, encoder_options
+from ..media.job import Job, plan_job
+from ..media.mux import join_video, mux
+from ..media.output import OutputSlot
+from ..media.probe import probe
+from ..media.verify import verify
+from ..models.weights import file_digest
+from .settings import BatchSettings
+from .state import Chunk
+
+
+class DamagedChunks(SRError):
+    """Chunk files that no longer match their recorded hash (they are redone)."""
+
+    def __init__(self, chunks: list[Chunk]) -> None:
+        super().__init__(f"{len(chunks)} chunk file(s) changed since they were verified")
+        self.chunks = chunks
+
+
+def damaged(chunks: Sequence[Chunk], files: Sequence[Path], full: bool) -> list[Chunk]:
+    """Chunks whose file is missing or not what was verified: by size, and (`full`) by sha256."""
+    bad = []
+    for chunk, path in zip(chunks, files, strict=True):
+        if not path.is_file() or path.stat().st_size != chunk.size or (full and file_digest(path) != chunk.sha256):
+            bad.append(chunk)
+    return bad
+
+
+def assemble(job: Job, settings: BatchSettings, chunks: Sequence[Chunk], files: Sequence[Path]) -> None:
+    """Write `job.output` from the chunk `files` (in frame order); raises DamagedChunks first if
+    any chunk file changed since it was verified."""
+    bad = damaged(chunks, files, full=True)
+    if bad:
+        raise DamagedChunks(bad)
+    with OutputSlot(job.output, overwrite=True) as slot:
+        media = probe(job.input)
+        plan = plan_job(job, media, job.output_muxer)
+        join_video(files, plan, slot.work)
+        video: Sequence[str] = COPY_VIDEO
+        if settings.intermediate == "ffv1" and not job.video_codec.lossless:
+            video = encoder_options(job, job.video_codec, plan, media)  # the final codec, from the FFV1
+        mux(job, plan, media, slot.work, slot.target, video)
+        verify(slot.target, plan, media)
+        slot.commit()

@@ -1,0 +1,70 @@
+"""One chunk of a video, on whichever worker runs it: frames first..last through vspipe into the
+encoder (the same step as `vs-sr upscale`), verified and renamed into place, with its sha256.
+
+A task is plain data (it travels to Ray workers); each attempt writes its own temporary file, so
+a lost attempt on another machine can never overwrite a later one's result.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import SRError
+from ..media.encode import encode_video
+from ..media.job import Job
+from ..media.probe import probe
+from ..models.weights import file_digest
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    key: tuple[int, int]
+    """(video id, chunk index) in the batch's state."""
+    attempt: int
+    job: Job
+    options: tuple[str, ...]
+    """The encoder's options (media.ffmpeg.encoder_options)."""
+    first: int
+    last: int
+    width: int
+    height: int
+    target: Path
+    environment: dict[str, str] = field(default_factory=dict)
+    """Extra variables for vspipe (a local worker pinned to a GPU)."""
+
+    @property
+    def frames(self) -> int:
+        return self.last - self.first + 1
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    key: tuple[int, int]
+    attempt: int
+    sha256: str
+    size: int
+
+
+def run_chunk(task: ChunkTask, progress: Callable[[int], None], cancel: threading.Event | None = None) -> ChunkResult:
+    """Encode, verify (frame count, frame size) and rename the chunk; its sha256 and size."""
+    work = task.target.with_name(f".{task.target.stem}.attempt{task.attempt}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        encoded = work / task.target.name
+        encode_video(task.job, task.options, task.first, task.last, encoded, progress, cancel=cancel,
+                     environment=task.environment)
+        video = probe(encoded).video
+        if (video.info.get("width"), video.info.get("height")) != (task.width, task.height):
+            raise SRError(f"chunk {task.key[1]} is {video.info.get('width')}x{video.info.get('height')}, expected "
+                          f"{task.width}x{task.height}.")
+        digest, size = file_digest(encoded), encoded.stat().st_size
+        os.replace(encoded, task.target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ChunkResult(task.key, task.attempt, digest, size)

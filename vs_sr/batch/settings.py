@@ -1,0 +1,72 @@
+"""What a batch does to every video: the filter and encoder options of `vs-sr upscale` plus how
+videos are cut into chunks. A batch directory remembers its settings; a run with others is refused
+(naming what changed) unless it starts over."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..media.job import Job
+
+# Job fields that are per video or per run, not settings of the batch.
+PER_VIDEO = ("input", "output", "start", "end", "overwrite")
+CONTAINERS = {"mkv": ".mkv", "mp4": ".mp4"}
+INTERMEDIATES = ("ffv1", "final")
+AUTO_CHUNK_MINIMUM = 1000  # frames: model start-up (seconds) amortised over minutes of work
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    job: dict[str, Any] = field(default_factory=dict)
+    """`vs-sr upscale` options (Job fields other than PER_VIDEO); missing ones take Job's defaults
+    when a video's job is made (the command line always gives them all)."""
+    container: str = "mkv"
+    chunk_frames: int | None = None
+    """Frames per chunk; None: max(AUTO_CHUNK_MINIMUM, a quarter of a video per worker)."""
+    intermediate: str = "ffv1"
+    """Chunks in FFV1 (lossless; the final codec encodes the joined video) or in the final codec
+    (each chunk an independent encode, joined as is)."""
+
+    def __post_init__(self) -> None:
+        known = {f.name for f in dataclasses.fields(Job)} - set(PER_VIDEO)
+        unknown = set(self.job) - known
+        if unknown:
+            raise ValueError(f"not batch settings: {', '.join(sorted(unknown))}")
+
+    def job_for(self, source: Path, output: Path) -> Job:
+        return Job(input=source, output=output, overwrite=True, **self.job)
+
+    def chunk_length(self, frames: int, workers: int) -> int:
+        if self.chunk_frames is not None:
+            return self.chunk_frames
+        return max(AUTO_CHUNK_MINIMUM, -(-frames // (4 * max(1, workers))))
+
+    def as_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> BatchSettings:
+        return cls(**json.loads(text))
+
+    def differences(self, other: BatchSettings) -> list[str]:
+        """What changed from `self` to `other`, as command-line options (`--crf 18 -> 20`)."""
+        mine, theirs = _flat(self), _flat(other)
+        return [f"--{name.replace('_', '-')} {_shown(mine.get(name))} -> {_shown(theirs.get(name))}"
+                for name in sorted(set(mine) | set(theirs)) if mine.get(name) != theirs.get(name)]
+
+
+def _flat(settings: BatchSettings) -> dict[str, Any]:
+    values = {**settings.job, **{k: v for k, v in dataclasses.asdict(settings).items() if k != "job"}}
+    return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()}
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(default)"
+    if isinstance(value, list):
+        return " ".join(map(str, value)) or "(none)"
+    return str(value)

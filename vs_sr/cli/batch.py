@@ -1,0 +1,98 @@
+"""`vs-sr batch`: remaster many files, in chunks, resumable; `vs-sr batch status DIR`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .common import default, positive
+from .upscale import add_encoder_options, add_filter_options, add_output_options, printer
+
+STATUS = "status"
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    from ..batch.run import RunOptions
+    from ..batch.settings import CONTAINERS, INTERMEDIATES
+
+    batch = commands.add_parser(
+        "batch", help="upscale many files in chunks, in parallel, resumable after any crash (also: batch status DIR)",
+        description="Upscale every video of INPUT... into --output-dir, cut into chunks that run in parallel on this "
+        "machine or a Ray cluster. Running the same command again continues where it stopped. "
+        "`vs-sr batch status DIR [--json]` shows a batch's progress.")
+    batch.add_argument("inputs", nargs="+", metavar="INPUT", help="video files and/or folders of them")
+    batch.add_argument("--output-dir", metavar="DIR", help="where the results go (DIR/<relative path>/<name>.mkv); "
+                       "the batch's state lives in DIR/.vs-sr-batch/")
+    add_filter_options(batch)
+    add_encoder_options(batch)
+    batch.add_argument("--container", choices=list(CONTAINERS), default="mkv", help="output container (default mkv)")
+    batch.add_argument("--jobs", type=positive, help="chunks at once (default: one per GPU the model runs on, else 1; "
+                       "with --ray: the cluster's CPUs or GPUs)")
+    batch.add_argument("--chunk-frames", type=positive,
+                       help="frames per chunk (default: max(1000, a quarter of a video per worker))")
+    batch.add_argument("--intermediate", choices=INTERMEDIATES, default="ffv1",
+                       help="chunks in lossless FFV1, encoded to --codec when joined (default), or in the final "
+                       "codec (smaller, joined as they are)")
+    batch.add_argument("--max-tries", type=positive, default=default(RunOptions, "max_tries"),
+                       help="attempts per chunk when a process is killed, crashes or stalls (default 3)")
+    batch.add_argument("--stall-seconds", type=positive, default=int(default(RunOptions, "stall_seconds")),
+                       help="a chunk with no new frame for this long is stopped and retried (default 600)")
+    batch.add_argument("--recursive", action="store_true", help="descend into subfolders of folder inputs")
+    batch.add_argument("--restart", action="store_true", help="forget DIR's batch state and start over")
+    batch.add_argument("--keep-chunks", action="store_true", help="keep chunk files after a video is assembled")
+    batch.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                       help="run chunks as Ray tasks: on a Ray started here, or on the cluster at HOST:PORT "
+                       "(inputs and DIR must be on a file system every node shares)")
+    add_output_options(batch)
+    batch.add_argument("--json", action="store_true", help="with `status`: print the state as JSON")
+    batch.set_defaults(run=run, interrupted="interrupted; the batch continues where it stopped when run again")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import SRError
+
+    if args.inputs[0] == STATUS and args.output_dir is None:
+        if len(args.inputs) != 2:
+            raise SRError("usage: vs-sr batch status DIR [--json]")
+        return status(Path(args.inputs[1]), args.json)
+    if args.output_dir is None:
+        raise SRError("give --output-dir DIR: where the results and the batch's state go.")
+    from ..batch import BatchSettings, RunOptions, run_batch
+
+    job = {name: getattr(args, name) for name in ("model", "scale", "width", "height", "backend", "precision", "tile",
+                                                   "overlap", "num_streams", "codec", "crf", "preset", "deinterlace")}
+    job["ffmpeg_args"] = args.ffmpeg_args or []
+    settings = BatchSettings(job=job, container=args.container, chunk_frames=args.chunk_frames,
+                             intermediate=args.intermediate)
+    options = RunOptions(max_tries=args.max_tries, stall_seconds=float(args.stall_seconds),
+                         keep_chunks=args.keep_chunks)
+    log = printer(args)
+    outcome = run_batch([Path(p) for p in args.inputs], Path(args.output_dir), settings, options, jobs=args.jobs,
+                        recursive=args.recursive, restart=args.restart, ray=args.ray, log=log, quiet=args.quiet)
+    total = len(outcome.done) + len(outcome.failed)
+    if outcome.failed:
+        print(f"vs-sr batch: {len(outcome.failed)} of {total} video(s) failed:", file=sys.stderr)
+        for video in outcome.failed:
+            print(f"  {video.input}: {video.error}", file=sys.stderr)
+        return 1
+    log(f"all {total} video(s) done in {args.output_dir}")
+    return 0
+
+
+def status(directory: Path, as_json: bool) -> int:
+    from ..batch import batch_status
+
+    data = batch_status(directory)
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"{data['frames_done']}/{data['frames_total']} frames verified")
+    for video in data["videos"]:
+        chunks = video["chunks"]
+        done = sum(c["state"] == "done" for c in chunks)
+        line = f"{video['state']:<8} {video['frames_done']}/{video['frames_total']} frames, {done}/{len(chunks)} chunks  " \
+               f"{video['input']}"
+        print(line + (f"  ({video['error']})" if video["error"] else ""))
+    return 0
