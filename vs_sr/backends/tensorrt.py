@@ -27,7 +27,7 @@ import numpy as np
 from ..devices import cuda_compute_capability, cuda_device_count, cuda_device_names, cuda_free_memory
 from ..errors import SRError
 from ..log import info
-from ..models import Network, Precision
+from ..models import Network, Precision, resolve
 from ..models.architectures import round_up
 from ..models.export import export_onnx
 from ..models.mixed_precision import mixed_precision_onnx
@@ -201,7 +201,7 @@ def installed_version() -> str | None:
     return None if trt is None else str(trt.__version__)
 
 
-def build_ahead(network: Network, sizes: Sequence[tuple[int, int]], batch: int, precision: Precision | None,
+def build_ahead(model: str, scale: int, sizes: Sequence[tuple[int, int]], batch: int, precision: Precision | None,
                 device_id: int) -> Path:
     """Build (or find) the engine the filter will ask for, before any clip needs it: one tile
     size (width, height) for a static engine, or three for a min/opt/max profile; sizes are in
@@ -215,6 +215,7 @@ def build_ahead(network: Network, sizes: Sequence[tuple[int, int]], batch: int, 
         raise SRError("give one tile size, or three (MIN OPT MAX) for a profile.")
     if not 0 <= device_id < cuda_device_count():
         raise SRError(f"no GPU {device_id}: this machine has {cuda_device_count()}.")
+    network = resolve(model, scale)
     multiple = network.traits.multiple
     shapes = tuple((batch, round_up(h, multiple), round_up(w, multiple)) for w, h in sizes)
     if len(shapes) == 1:

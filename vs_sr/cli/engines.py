@@ -41,10 +41,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def build_engine(args: argparse.Namespace) -> int:
     from ..backends.tensorrt import build_ahead
-    from ..models import resolve
 
-    network = resolve(args.model, args.scale)
-    print(build_ahead(network, args.profile or [args.tile], args.batch, args.precision, args.device))
+    print(build_ahead(args.model, args.scale, args.profile or [args.tile], args.batch, args.precision, args.device))
     return 0
 
 
