@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,9 +49,12 @@ class ChunkResult:
     attempt: int
     sha256: str
     size: int
+    node: str
+    """Where it ran: the host, or the Ray node's id."""
 
 
-def run_chunk(task: ChunkTask, progress: Callable[[int], None], cancel: threading.Event | None = None) -> ChunkResult:
+def run_chunk(task: ChunkTask, progress: Callable[[int], None], cancel: threading.Event | None = None,
+              node: str | None = None) -> ChunkResult:
     """Encode, verify (frame count, frame size) and rename the chunk; its sha256 and size."""
     work = task.target.with_name(f".{task.target.stem}.attempt{task.attempt}")
     shutil.rmtree(work, ignore_errors=True)
@@ -67,4 +71,4 @@ def run_chunk(task: ChunkTask, progress: Callable[[int], None], cancel: threadin
         os.replace(encoded, task.target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return ChunkResult(task.key, task.attempt, digest, size)
+    return ChunkResult(task.key, task.attempt, digest, size, node or socket.gethostname())

@@ -240,7 +240,7 @@ class BatchRun:
         self.attempts.pop(event.key)
         self.encoded.pop(event.key, None)
         if event.kind == "done" and event.result is not None:
-            self.state.finish_chunk(event.key, event.result.sha256, event.result.size)
+            self.state.finish_chunk(event.key, event.result.sha256, event.result.size, event.result.node)
             return
         chunk = next(c for c in self.state.chunks(event.key[0]) if c.idx == event.key[1])
         final = not event.transient or chunk.attempts >= self.options.max_tries

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS videos (
 CREATE TABLE IF NOT EXISTS chunks (
     video INTEGER NOT NULL REFERENCES videos(id), idx INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, sha256 TEXT, size INTEGER,
-    progress INTEGER NOT NULL DEFAULT 0, error TEXT, PRIMARY KEY (video, idx));
+    progress INTEGER NOT NULL DEFAULT 0, error TEXT, node TEXT, PRIMARY KEY (video, idx));
 """
 # Video states: pending, running, assembling (output renamed, not yet recorded), done, failed.
 # `status` shows assembling as running.
@@ -54,6 +54,7 @@ class Chunk:
     size: int | None
     progress: int
     error: str | None
+    node: str | None
 
     @property
     def frames(self) -> int:
@@ -138,7 +139,7 @@ class State:
         args = () if video_id is None else (video_id,)
         rows = self.db.execute(f"SELECT * FROM chunks{where} ORDER BY video, idx", args).fetchall()
         return [Chunk(r["video"], r["idx"], r["first"], r["last"], r["state"], r["attempts"], r["sha256"], r["size"],
-                      r["progress"], r["error"]) for r in rows]
+                      r["progress"], r["error"], r["node"]) for r in rows]
 
     def start_chunk(self, key: tuple[int, int]) -> int:
         """Mark a chunk running; returns its attempt number."""
@@ -149,10 +150,10 @@ class State:
             row = db.execute("SELECT attempts FROM chunks WHERE video = ? AND idx = ?", key).fetchone()
         return int(row["attempts"])
 
-    def finish_chunk(self, key: tuple[int, int], sha256: str, size: int) -> None:
+    def finish_chunk(self, key: tuple[int, int], sha256: str, size: int, node: str) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE chunks SET state = 'done', sha256 = ?, size = ?, progress = last - first + 1, "
-                       "error = NULL WHERE video = ? AND idx = ?", (sha256, size, *key))
+            db.execute("UPDATE chunks SET state = 'done', sha256 = ?, size = ?, node = ?, progress = last - first + 1, "
+                       "error = NULL WHERE video = ? AND idx = ?", (sha256, size, node, *key))
 
     def fail_chunk(self, key: tuple[int, int], error: str, final: bool) -> None:
         """A failed attempt: the chunk waits for another unless this was its last."""

@@ -25,8 +25,8 @@ def batch_status(directory: Path) -> dict[str, Any]:
                 "frames_done": sum(c.frames for c in chunks if c.state == "done"),
                 "frames_encoding": sum(c.progress for c in chunks if c.state == "running"),
                 "error": video.error,
-                "chunks": [{"first": c.first, "last": c.last, "state": c.state, "attempts": c.attempts}
-                           for c in chunks],
+                "chunks": [{"first": c.first, "last": c.last, "state": c.state, "attempts": c.attempts,
+                            "node": c.node} for c in chunks],
             })
     finally:
         state.close()

@@ -1,0 +1,158 @@
+"""vs-sr batch on Ray: a Ray started for the run, a killed Ray worker, and a real two-node cluster
+on this machine (`ray start --head` plus a second `ray start --address` with its own temp dir)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import VS_SR, ffmpeg, vs_sr
+
+pytest.importorskip("ray")
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def framemd5(path: Path) -> list[str]:
+    done = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "framemd5", "-"],
+                          capture_output=True, text=True, check=True)
+    return [line.rsplit(",", 1)[1].strip() for line in done.stdout.splitlines() if not line.startswith("#")]
+
+
+def chunks(out: Path) -> list[dict]:
+    return json.loads(vs_sr("batch", "status", str(out), "--json").stdout)["videos"][0]["chunks"]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A clip, and the frames `vs-sr upscale` makes of it (FFV1)."""
+    folder = tmp_path_factory.mktemp("ray")
+    path = folder / "clip.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=4", "-f", "lavfi", "-i", "sine=duration=4",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path))
+    single = folder / "single.mkv"
+    done = vs_sr("upscale", str(path), str(single), "--codec", "ffv1")
+    assert done.returncode == 0, done.stderr
+    return path, framemd5(single)
+
+
+def short_temp() -> str:
+    """Ray's temp dir: its socket paths must stay under 108 bytes."""
+    return tempfile.mkdtemp(prefix="vsr-ray-", dir="/tmp")
+
+
+def ray_processes(temp: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if temp in cmdline:
+                found.append(cmdline)
+    return found
+
+
+def test_local_ray_gives_the_same_frames(ncnn_models, clip, tmp_path):
+    source, expected = clip
+    out = tmp_path / "out"
+    env = {"RAY_TMPDIR": short_temp()}
+    done = vs_sr("batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "30", "--ray",
+                 env=env)
+    assert done.returncode == 0, done.stderr
+    assert framemd5(out / "clip.mkv") == expected
+    assert all(c["state"] == "done" and c["node"] for c in chunks(out))
+
+
+def test_a_killed_ray_worker_is_retried(ncnn_models, clip, tmp_path):
+    source, expected = clip
+    out = tmp_path / "out"
+    job = subprocess.Popen([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames",
+                            "50", "--jobs", "1", "--ray"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           stdin=subprocess.DEVNULL, text=True, env={**os.environ, "RAY_TMPDIR": short_temp()})
+    worker = None
+    deadline = time.monotonic() + 300
+    while worker is None and time.monotonic() < deadline:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError):
+                continue
+            if cmdline[0].endswith(b"vspipe") and str(out).encode() in b" ".join(cmdline):
+                worker = parent  # the Ray worker that started this chunk's vspipe
+        time.sleep(0.05)
+    assert worker is not None, "no chunk started"
+    time.sleep(1)
+    os.kill(worker, signal.SIGKILL)
+    printed, err = job.communicate(timeout=900)
+    assert job.returncode == 0, err
+    assert "attempt 1 failed (the Ray worker running it died); retrying" in printed
+    assert "(raylet)" not in printed + err  # Ray's own worker-death notices do not reach the user
+    assert sorted(c["attempts"] for c in chunks(out)) == [1, 2]
+    assert framemd5(out / "clip.mkv") == expected
+
+
+def start_node(temp: str, *args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`ray start` in its own session, so that this node alone can be stopped (`ray stop` would
+    stop every Ray on the machine)."""
+    return subprocess.Popen([RAY, "start", "--temp-dir", temp, "--num-cpus", "1", "--disable-usage-stats", "--block",
+                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+
+
+def stop_node(node: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(node.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    node.wait()
+
+
+def test_a_two_node_cluster_runs_chunks_on_both_nodes(ncnn_models, clip, tmp_path):
+    source, expected = clip
+    head_temp, node_temp = short_temp(), short_temp()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+    head = start_node(head_temp, "--head", "--port", "0", "--include-dashboard", "false", env=env)
+    nodes = [head]
+    try:
+        address_file = Path(head_temp) / "ray_current_cluster"
+        deadline = time.monotonic() + 180
+        while not address_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = address_file.read_text().strip()
+        nodes.append(start_node(node_temp, "--address", address, env=env))
+        out = tmp_path / "out"
+        done = subprocess.run([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1",
+                               "--chunk-frames", "10", "--jobs", "2", "--ray", address], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=900, env=env)
+        assert done.returncode == 0, done.stderr
+        assert framemd5(out / "clip.mkv") == expected
+        assert len({c["node"] for c in chunks(out)}) == 2  # both nodes ran chunks
+    finally:
+        for node in reversed(nodes):
+            stop_node(node)
+        deadline = time.monotonic() + 60
+        while (ray_processes(head_temp) or ray_processes(node_temp)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not ray_processes(head_temp) and not ray_processes(node_temp)
+        shutil.rmtree(head_temp, ignore_errors=True)
+        shutil.rmtree(node_temp, ignore_errors=True)
+
+
+def test_an_address_where_no_ray_answers_is_one_clear_line(tmp_path, clip):
+    source, _ = clip
+    done = vs_sr("batch", str(source), "--output-dir", str(tmp_path / "out"), "--ray", "127.0.0.1:1", timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0 and "no Ray head answers at 127.0.0.1:1" in done.stderr
