@@ -14,7 +14,7 @@ setup(
     license_files=["LICENSE"],
     python_requires=">=3.12",
     packages=find_packages(include=["vs_sr", "vs_sr.*"]),
-    package_data={"vs_sr": ["py.typed"]},
+    package_data={"vs_sr": ["py.typed"], "vs_sr.studio": ["static/*"]},
     install_requires=[
         "vapoursynth>=74",
         "numpy>=1.26",
@@ -34,11 +34,14 @@ setup(
     ],
     extras_require={
         # vapoursynth-mlrt-ov: the OpenVINO backend is tested beside vs-mlrt's plugin
-        "test": ["pytest>=8", "scikit-image>=0.22", "vapoursynth-mlrt-ov", "ruff>=0.6", "mypy>=1.11", "build>=1"],
+        "test": ["pytest>=8", "scikit-image>=0.22", "vapoursynth-mlrt-ov", "ruff>=0.6", "mypy>=1.11", "build>=1",
+                 "httpx>=0.27", "playwright>=1.45"],
         # peers measured side by side by scripts/benchmark.py
         "bench": ["vapoursynth-mlrt-ov", "vapoursynth-mlrt-ort"],
         # vs-sr batch --ray: chunks as Ray tasks on this machine or a cluster
         "ray": ["ray>=2.40"],
+        # vs-sr studio: the web page and its API
+        "studio": ["fastapi>=0.110", "uvicorn>=0.30", "python-multipart>=0.0.13", "pillow>=10"],
     },
     entry_points={"console_scripts": ["vs-sr = vs_sr.cli:main"]},
     classifiers=[

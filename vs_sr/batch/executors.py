@@ -41,7 +41,11 @@ class Executor(Protocol):
 
     def cancel(self, key: tuple[int, int]) -> None: ...
 
-    def close(self) -> None: ...
+    def stop_all(self) -> None:
+        """Stop every running chunk and return when their tools are gone."""
+
+    def close(self) -> None:
+        """Stop everything and release the executor (a Ray connection)."""
 
 
 def failure(task: ChunkTask, error: BaseException) -> Event:
@@ -108,12 +112,14 @@ class LocalExecutor:
         if cancel is not None:
             cancel.set()
 
-    def close(self) -> None:
-        """Stop every running chunk and wait until its tools are gone."""
+    def stop_all(self) -> None:
         for cancel in list(self._cancels.values()):
             cancel.set()
         for thread in list(self._threads.values()):
             thread.join()
+
+    def close(self) -> None:
+        self.stop_all()
 
 
 def ray_module() -> Any:
@@ -242,13 +248,17 @@ class RayExecutor:
         if running is not None:
             self.ray.cancel(running[0])
 
-    def close(self) -> None:
+    def stop_all(self) -> None:
+        # force: the worker exits, and its tools with it (parent-death signal)
         for generator, _ in list(self._running.values()):
             try:
                 self.ray.cancel(generator, force=True)
             except Exception:  # already finished or gone with its node
                 pass
         self._running.clear()
+
+    def close(self) -> None:
+        self.stop_all()
         self.ray.shutdown()
 
 

@@ -196,7 +196,7 @@ class BatchRun:
                 if not self.attempts and not assembling and not self._pending():
                     break
         except BaseException:
-            self.executor.close()
+            self.executor.stop_all()
             for key in list(self.attempts):
                 self.state.release_chunk(key, count_attempt=False)
             for thread in assembling.values():

@@ -25,16 +25,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def list_models(args: argparse.Namespace) -> int:
-    from ..models.registry import all_specs
-    from ..models.weights import find_weights
+    from ..models.catalog import catalog
     from ..paths import model_dirs
 
-    rows = []
-    for spec in all_specs():
-        path = find_weights(spec)
-        rows.append({"name": spec.name, "scale": spec.scale, "arch": spec.arch, "installed": path is not None,
-                     "weights": str(path) if path else None, "file": spec.weights.filename,
-                     "description": spec.description})
+    rows = catalog()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -1,0 +1,39 @@
+"""`vs-sr studio`: the web page (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import non_negative, positive
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    studio = commands.add_parser("studio", help="a web page to upload, upscale, compare and download videos",
+                                 description="Serve the studio page and its API (OpenAPI docs at /docs).")
+    studio.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; any other needs --token)")
+    studio.add_argument("--port", type=non_negative, default=8008, help="port (default 8008; 0 picks a free one)")
+    studio.add_argument("--data", default="studio-data", help="folder for uploads, jobs and results "
+                        "(default ./studio-data)")
+    studio.add_argument("--jobs", type=positive, default=1, help="chunks of a job at once (default 1)")
+    studio.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                        help="run chunks on Ray: started here, or the cluster at HOST:PORT")
+    studio.add_argument("--token", help="require this access token on every API call (Authorization: Bearer)")
+    studio.add_argument("--max-upload-mb", type=positive, default=2048, help="largest upload in MB (default 2048)")
+    studio.add_argument("--max-queued", type=positive, default=20, help="jobs that may wait at once (default 20)")
+    studio.set_defaults(run=run, interrupted="stopped; unfinished jobs continue when the studio starts again")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import SRError
+
+    try:
+        from ..studio.app import StudioConfig
+        from ..studio.server import serve
+    except ImportError as error:
+        raise SRError(f"the studio needs its extra: pip install 'vs_sr[studio]' ({error.name} is missing).") from None
+    config = StudioConfig(Path(args.data).resolve(), jobs=args.jobs, token=args.token,
+                          max_upload_mb=args.max_upload_mb, max_queued=args.max_queued)
+    serve(config, args.host, args.port, args.ray, announce=lambda line: print(line, flush=True))
+    return 0

@@ -1,0 +1,148 @@
+"""Upscale jobs, run one after another through the batch layer (its state, executors, retries,
+assembly and output check): a job is a one-video batch in DATA/jobs/<id>/. A server restart
+re-queues unfinished jobs, and their batches continue where they stopped."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..batch import BatchSettings, RunOptions, batch_status, run_batch
+from ..batch.executors import Executor
+from ..errors import SRError
+from .library import ACTIVE, Job, Library
+
+log = logging.getLogger("vs_sr.studio")
+RESULT_NAME = "source.mkv"  # the batch names its output after the input, stored as source.<ext>
+CHUNK_MINIMUM = 250  # frames: a job spreads over the workers, and a chunk's model load stays small beside its work
+
+
+@dataclasses.dataclass
+class Rate:
+    """Frames per second of a running job, from the first frame this server saw."""
+
+    first: tuple[float, int] | None = None
+    last: tuple[float, int] | None = None
+
+    def add(self, frames: int) -> None:
+        now = time.monotonic()
+        if self.first is None and frames > 0:
+            self.first = (now, frames)
+        if self.first is not None:
+            self.last = (now, frames)
+
+    def fps(self) -> float | None:
+        if self.first is None or self.last is None or self.last[0] <= self.first[0] or self.last[1] <= self.first[1]:
+            return None
+        return (self.last[1] - self.first[1]) / (self.last[0] - self.first[0])
+
+
+class JobQueue:
+    def __init__(self, library: Library, workers: int, executor: Executor | None = None) -> None:
+        self.library = library
+        self.workers = workers
+        self.executor = executor
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._stops: dict[str, threading.Event] = {}
+        self._cancelled: set[str] = set()
+        self._rates: dict[str, Rate] = {}
+        self._thread = threading.Thread(target=self._work, name="studio-jobs", daemon=True)
+
+    def start(self) -> None:
+        """Re-queue what a stopped or killed server left unfinished, in order, and start working."""
+        for job in self.library.jobs():
+            if job.state in ACTIVE:
+                self.library.set_job(job.id, "queued")
+                self._queue.put(job.id)
+        self._thread.start()
+
+    def submit(self, job_id: str) -> None:
+        self._queue.put(job_id)
+
+    def queued(self) -> int:
+        return sum(job.state in ACTIVE for job in self.library.jobs())
+
+    def cancel(self, job_id: str) -> None:
+        """A queued job is skipped; a running one is stopped (its tools too) and its files removed."""
+        self._cancelled.add(job_id)
+        stop = self._stops.get(job_id)
+        if stop is not None:
+            stop.set()
+        job = self.library.job(job_id)
+        if job is not None and job.state == "queued":
+            self.library.set_job(job_id, "cancelled")
+
+    def wait_stopped(self, job_id: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while job_id in self._stops and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def shutdown(self) -> None:
+        """Stop the running job (it stays queued: the next server start continues it) and the worker."""
+        for stop in list(self._stops.values()):
+            stop.set()
+        self._queue.put(None)
+        self._thread.join(timeout=120)
+
+    def result(self, job: Job) -> Path:
+        return self.library.job_dir(job.id) / RESULT_NAME
+
+    def view(self, job: Job) -> dict[str, Any]:
+        """The job as the API shows it: state, frames, frames per second, seconds left, error."""
+        video = self.library.video(job.video)
+        total = video.frames if video else 0
+        done = total if job.state == "done" else 0
+        if job.state == "running" and (self.library.job_dir(job.id) / ".vs-sr-batch" / "state.db").exists():
+            status = batch_status(self.library.job_dir(job.id))
+            total = status["frames_total"] or total
+            done = min(total, status["frames_done"] + sum(v["frames_encoding"] for v in status["videos"]))
+            self._rates.setdefault(job.id, Rate()).add(done)
+        fps = self._rates[job.id].fps() if job.state == "running" and job.id in self._rates else None
+        eta = None if not fps else round((total - done) / fps, 1)
+        return {"id": job.id, "video": job.video, "state": job.state, "frames_done": done, "frames_total": total,
+                "fps": None if fps is None else round(fps, 2), "eta_s": eta, "error": job.error, **job.settings}
+
+    def _work(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            if job_id is None:
+                return
+            job = self.library.job(job_id)
+            if job is None or job.state != "queued" or job_id in self._cancelled:
+                continue
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        video = self.library.video(job.video)
+        if video is None:
+            self.library.set_job(job.id, "failed", "the video was deleted")
+            return
+        stop = self._stops[job.id] = threading.Event()
+        self.library.set_job(job.id, "running")
+        settings = BatchSettings(job=dict(job.settings), chunk_frames=max(CHUNK_MINIMUM, -(-video.frames // self.workers)))
+        try:
+            outcome = run_batch([video.file], self.library.job_dir(job.id), settings, RunOptions(), jobs=self.workers,
+                                log=lambda line: log.info("job %s: %s", job.id, line), quiet=True, stop=stop,
+                                executor=self.executor)
+            failed = outcome.failed[0].error if outcome.failed else None
+            self.library.set_job(job.id, "failed" if failed else "done", failed)
+        except KeyboardInterrupt:  # stopped: cancelled by a user, or the server is shutting down
+            if job.id in self._cancelled:
+                self.library.set_job(job.id, "cancelled")
+                shutil.rmtree(self.library.job_dir(job.id), ignore_errors=True)
+            else:
+                self.library.set_job(job.id, "queued")
+        except SRError as error:
+            self.library.set_job(job.id, "failed", error.message)
+        except Exception as error:  # a job's failure must not end the queue
+            log.exception("job %s failed", job.id)
+            self.library.set_job(job.id, "failed", f"{type(error).__name__}: {error}")
+        finally:
+            self._stops.pop(job.id, None)
+            self._rates.pop(job.id, None)

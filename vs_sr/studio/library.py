@@ -1,0 +1,137 @@
+"""The studio's records: uploaded videos and upscale jobs, in SQLite under the data directory.
+
+Files live under server-made ids only (DATA/videos/<id>/, DATA/jobs/<id>/): nothing a client
+sends is ever part of a path; an upload's file name is display text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS videos (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, file TEXT NOT NULL, width INTEGER, height INTEGER, frames INTEGER,
+    fps REAL, duration REAL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, video TEXT NOT NULL REFERENCES videos(id), settings TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued', error TEXT, created REAL NOT NULL, seq INTEGER NOT NULL);
+"""
+ID = re.compile(r"^[0-9a-f]{16}$")
+ACTIVE = ("queued", "running")
+
+
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+def valid_id(text: str) -> bool:
+    return bool(ID.match(text))
+
+
+@dataclass(frozen=True)
+class Video:
+    id: str
+    name: str
+    file: Path
+    width: int
+    height: int
+    frames: int
+    fps: float
+    duration: float
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "width": self.width, "height": self.height, "frames": self.frames,
+                "fps": self.fps, "duration": self.duration}
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    video: str
+    settings: dict[str, Any]
+    state: str
+    error: str | None
+
+
+class Library:
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        data.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self.db = sqlite3.connect(str(data / "studio.db"), check_same_thread=False, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+        self.db.row_factory = sqlite3.Row
+
+    def video_dir(self, video_id: str) -> Path:
+        return self.data / "videos" / video_id
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.data / "jobs" / job_id
+
+    def _write(self, query: str, args: tuple[Any, ...]) -> None:
+        with self._lock, self.db:
+            self.db.execute(query, args)
+
+    def _read(self, query: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self.db.execute(query, args).fetchall()
+
+    # videos
+    def add_video(self, video: Video) -> None:
+        self._write("INSERT INTO videos VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (video.id, video.name, str(video.file), video.width, video.height, video.frames, video.fps,
+                     video.duration, time.time()))
+
+    def video(self, video_id: str) -> Video | None:
+        rows = self._read("SELECT * FROM videos WHERE id = ?", (video_id,))
+        return _video(rows[0]) if rows else None
+
+    def videos(self) -> list[Video]:
+        return [_video(row) for row in self._read("SELECT * FROM videos ORDER BY created")]
+
+    def remove_video(self, video_id: str) -> None:
+        self._write("DELETE FROM videos WHERE id = ?", (video_id,))
+
+    # jobs
+    def add_job(self, job_id: str, video_id: str, settings: dict[str, Any]) -> None:
+        with self._lock, self.db:
+            seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
+            self.db.execute("INSERT INTO jobs (id, video, settings, created, seq) VALUES (?, ?, ?, ?, ?)",
+                            (job_id, video_id, json.dumps(settings), time.time(), seq))
+
+    def job(self, job_id: str) -> Job | None:
+        rows = self._read("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return _job(rows[0]) if rows else None
+
+    def jobs(self, video_id: str | None = None) -> list[Job]:
+        if video_id is None:
+            return [_job(row) for row in self._read("SELECT * FROM jobs ORDER BY seq")]
+        return [_job(row) for row in self._read("SELECT * FROM jobs WHERE video = ? ORDER BY seq", (video_id,))]
+
+    def set_job(self, job_id: str, state: str, error: str | None = None) -> None:
+        self._write("UPDATE jobs SET state = ?, error = ? WHERE id = ?", (state, error, job_id))
+
+    def remove_job(self, job_id: str) -> None:
+        self._write("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+
+def _video(row: sqlite3.Row) -> Video:
+    return Video(row["id"], row["name"], Path(row["file"]), row["width"], row["height"], row["frames"], row["fps"],
+                 row["duration"])
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(row["id"], row["video"], json.loads(row["settings"]), row["state"], row["error"])

@@ -1,0 +1,54 @@
+"""Running the studio: uvicorn on a socket we bind first (so a port of 0 is told back), refusing
+to listen beyond loopback without a token."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable
+
+from ..errors import SRError
+from .app import StudioConfig, create_app
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(config: StudioConfig, host: str, port: int, ray: str | None = None,
+          announce: Callable[[str], None] = print) -> None:
+    """Serve until SIGINT/SIGTERM; `announce` gets the URL once the socket listens."""
+    import uvicorn
+
+    if not is_loopback(host) and not config.token:
+        raise SRError(f"listening on {host} lets other machines in: pass --token TOKEN (every API call then needs "
+                      "it), or keep the default --host 127.0.0.1.")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise SRError(f"cannot listen on {host}:{port}: {error.strerror}.") from None
+    executor = None
+    if ray is not None:
+        from ..batch.batch import RAY_LOCAL
+        from ..batch.executors import RayExecutor
+
+        executor = RayExecutor(None if ray == RAY_LOCAL else ray, config.jobs, gpu=ray != RAY_LOCAL)
+    try:
+        app = create_app(config, executor)
+        bound = sock.getsockname()
+        shown = f"[{bound[0]}]" if family == socket.AF_INET6 else bound[0]
+        announce(f"vs-sr studio: http://{shown}:{bound[1]}/ (API docs at /docs; Ctrl-C stops)")
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    finally:
+        sock.close()
+        if executor is not None:
+            executor.close()

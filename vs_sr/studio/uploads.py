@@ -1,0 +1,127 @@
+"""Receiving an upload: the multipart body streamed to disk under a server-made id, with a size
+cap enforced while it arrives, then probed: content decides what is a video, not the name."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from ..errors import SRError
+from ..media.probe import probe
+from ..media.tools import open_video
+from .library import Video
+
+EXTENSION = re.compile(r"^\.[a-z0-9]{1,5}$")
+FIELD = "file"
+
+
+class UploadError(Exception):
+    """A refused upload: the HTTP status and the reason, in words for a person."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def receive(body: AsyncIterator[bytes], content_type: str, folder: Path, limit: int) -> tuple[Path, str]:
+    """Write the multipart field `file` of the request into `folder`; (the file, the name the client gave)."""
+    kind, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
+        raise UploadError(400, "send the video as multipart/form-data with a field named 'file'.")
+    part = _Part(folder, limit)
+    parser = MultipartParser(boundary, callbacks=part.callbacks())
+    try:
+        async for chunk in body:
+            parser.write(chunk)
+            if part.too_large:
+                raise UploadError(413, f"the file is larger than the server's limit of {limit // 2**20} MB.")
+        parser.finalize()
+    finally:
+        part.close()
+    if part.path is None or part.size == 0:
+        raise UploadError(422, "the upload has no file in its 'file' field, or the file is empty.")
+    return part.path, part.name
+
+
+class _Part:
+    """Collects one multipart part: headers first, then its data, into a file when it is `file`."""
+
+    def __init__(self, folder: Path, limit: int) -> None:
+        self.folder, self.limit = folder, limit
+        self.header_name = b""
+        self.header_value = b""
+        self.headers: dict[bytes, bytes] = {}
+        self.handle: BinaryIO | None = None
+        self.path: Path | None = None
+        self.name = ""
+        self.size = 0
+        self.too_large = False
+
+    def callbacks(self) -> Any:  # python_multipart's MultipartCallbacks (a TypedDict)
+        def on_part_begin() -> None:
+            self.headers = {}
+
+        def on_header_field(data: bytes, start: int, end: int) -> None:
+            self.header_name += data[start:end]
+
+        def on_header_value(data: bytes, start: int, end: int) -> None:
+            self.header_value += data[start:end]
+
+        def on_header_end() -> None:
+            self.headers[self.header_name.lower()] = self.header_value
+            self.header_name, self.header_value = b"", b""
+
+        def on_headers_finished() -> None:
+            _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
+            if options.get(b"name") == FIELD.encode() and self.handle is None:
+                self.name = options.get(b"filename", b"video").decode(errors="replace")[:200]
+                suffix = Path(self.name).suffix.lower()
+                self.path = self.folder / f"source{suffix if EXTENSION.match(suffix) else '.bin'}"
+                self.handle = open(self.path, "wb")  # noqa: SIM115 -- closed in close()
+
+        def on_part_data(data: bytes, start: int, end: int) -> None:
+            if self.handle is None or self.too_large:
+                return
+            self.size += end - start
+            if self.size > self.limit:
+                self.too_large = True
+                return
+            self.handle.write(data[start:end])
+
+        def on_part_end() -> None:
+            if self.handle is not None and not self.handle.closed:
+                self.handle.close()
+
+        return {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
+                "on_header_value": on_header_value, "on_header_end": on_header_end,
+                "on_headers_finished": on_headers_finished, "on_part_data": on_part_data, "on_part_end": on_part_end}
+
+    def close(self) -> None:
+        if self.handle is not None and not self.handle.closed:
+            self.handle.close()
+
+
+def describe(video_id: str, name: str, path: Path) -> Video:
+    """The uploaded file as a library video, or an UploadError (422) saying why it is not one."""
+    try:
+        media = probe(path)
+        track = media.video
+        clip = open_video(path)
+    except SRError as error:  # the reason, with our storage path shown as the client's file name
+        reason = error.message.replace(f"file:{path.resolve()}", name).replace(str(path), name)
+        raise UploadError(422, f"this is not a video we can read: {reason}") from None
+    fps = float(clip.fps) if clip.fps_num else float(media.frame_rate)
+    duration = media.duration or clip.num_frames / fps
+    return Video(video_id, name, path, int(track.info.get("width") or clip.width),
+                 int(track.info.get("height") or clip.height), clip.num_frames, round(fps, 3), round(duration, 3))
+
+
+def discard(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
