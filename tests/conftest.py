@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +135,51 @@ def bare_network(path_or_name: str, scale: int, image: np.ndarray) -> np.ndarray
     module = torch_module(resolve(path_or_name, scale))
     with torch.inference_mode():
         return module(torch.from_numpy(image)[None]).clamp(0, 1)[0].numpy()
+
+
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    parent: int
+    state: str
+    """R, S, T (stopped), Z (a zombie) ..."""
+    cmdline: str
+
+
+def processes(token: str = "") -> list[Process]:
+    """Running processes (zombies left out) whose command line mentions `token`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or entry.name == str(os.getpid()):
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if token in cmdline and fields[0] != "Z":
+            found.append(Process(int(entry.name), int(fields[1]), fields[0], cmdline))
+    return found
+
+
+def wait_until(condition, timeout: float = 60.0, what: str = "a condition"):
+    """Poll `condition` until it gives something true; that value, or an AssertionError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def on_a_small_disk(folder: Path, megabytes: int, command: list[str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """Run `command` with `folder` on a tmpfs of `megabytes` (in a private mount namespace: nothing
+    outside sees it); skips the test where such mounts are not allowed."""
+    script = f"mount -t tmpfs -o size={megabytes}m tmpfs {folder} && exec " + " ".join(map(shlex.quote, command))
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=timeout)
+    if "unshare" in done.stderr or "mount:" in done.stderr:
+        pytest.skip(f"private mounts are not available here: {done.stderr.strip()}")
+    return done

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import VS_SR, ffmpeg, vs_sr
+from conftest import VS_SR, ffmpeg, on_a_small_disk, processes, vs_sr, wait_until
 
 from vs_sr.media.probe import count_frames, probe
 from vs_sr.media.timeline import read_timeline
@@ -90,34 +90,9 @@ def test_many_chunks_at_ntsc_rate_keep_exact_time(ncnn_models, tmp_path):
     assert max(abs((a - times[0]) - (b - timeline.starts[0])) for a, b in zip(times, timeline.starts, strict=True)) <= 0.002
 
 
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def processes(token: str) -> list[tuple[int, str]]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if token in cmdline and state != "Z":
-                found.append((int(entry.name), cmdline))
-    return found
-
-
 def vspipes(out: Path) -> list[int]:
     """The native vspipe processes rendering chunks of the batch in `out`."""
-    return [pid for pid, cmdline in processes(str(out)) if "vspipe" in cmdline.split()[0]]
+    return [p.pid for p in processes(str(out)) if "vspipe" in p.cmdline.split()[0]]
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +112,7 @@ def start_batch(source: Path, out: Path, *args: str) -> subprocess.Popen[str]:
 def test_a_killed_chunk_is_retried_and_the_output_is_the_same(ncnn_models, long_clip, tmp_path):
     out = tmp_path / "out"
     job = start_batch(long_clip, out, "--chunk-frames", "70")
-    victim = wait_for(lambda: vspipes(out), 300, "a chunk's vspipe")[0]
+    victim = wait_until(lambda: vspipes(out), 300, "a chunk's vspipe")[0]
     time.sleep(1)
     os.kill(victim, signal.SIGKILL)
     printed, err = job.communicate(timeout=900)
@@ -153,11 +128,11 @@ def test_a_killed_chunk_is_retried_and_the_output_is_the_same(ncnn_models, long_
 def test_killing_the_whole_batch_then_running_again_completes(ncnn_models, long_clip, tmp_path):
     out = tmp_path / "out"
     job = start_batch(long_clip, out, "--chunk-frames", "60", "--keep-chunks")
-    wait_for(lambda: any(c["state"] == "done" for c in status(out)["videos"][0]["chunks"])
+    wait_until(lambda: any(c["state"] == "done" for c in status(out)["videos"][0]["chunks"])
              if (out / ".vs-sr-batch" / "state.db").exists() else False, 600, "a finished chunk")
     os.killpg(job.pid, signal.SIGKILL)  # the whole process group: the driver and everything it started
     job.wait(timeout=60)
-    wait_for(lambda: not processes(str(out)), 30, "every process of the batch to die")
+    wait_until(lambda: not processes(str(out)), 30, "every process of the batch to die")
     before = {c["first"]: c for c in status(out)["videos"][0]["chunks"]}
     finished = [first for first, c in before.items() if c["state"] == "done"]
     assert finished
@@ -208,7 +183,7 @@ def test_a_broken_file_fails_alone_and_is_named(ncnn_models, open_gop, tmp_path)
 def test_a_stalled_chunk_is_stopped_and_retried(ncnn_models, long_clip, tmp_path):
     out = tmp_path / "out"
     job = start_batch(long_clip, out, "--chunk-frames", "100", "--stall-seconds", "5")
-    victim = wait_for(lambda: vspipes(out), 300, "a chunk's vspipe")[0]
+    victim = wait_until(lambda: vspipes(out), 300, "a chunk's vspipe")[0]
     time.sleep(1)
     os.kill(victim, signal.SIGSTOP)  # a hung decoder: alive, silent
     _, err = job.communicate(timeout=900)
@@ -220,11 +195,11 @@ def test_a_stalled_chunk_is_stopped_and_retried(ncnn_models, long_clip, tmp_path
 def test_ctrl_c_stops_every_child_and_keeps_the_state(ncnn_models, long_clip, tmp_path):
     out = tmp_path / "out"
     job = start_batch(long_clip, out, "--chunk-frames", "100", "--jobs", "2")
-    wait_for(lambda: len(vspipes(out)) == 2, 300, "two running chunks")
+    wait_until(lambda: len(vspipes(out)) == 2, 300, "two running chunks")
     job.send_signal(signal.SIGINT)
     _, err = job.communicate(timeout=120)
     assert job.returncode == 130 and "continues where it stopped" in err
-    wait_for(lambda: not processes(str(out)), 30, "every process of the batch to end")
+    wait_until(lambda: not processes(str(out)), 30, "every process of the batch to end")
     chunks = status(out)["videos"][0]["chunks"]
     assert all(c["state"] in ("pending", "done") and c["attempts"] <= 1 for c in chunks)
 
@@ -247,12 +222,7 @@ def test_too_little_disk_is_refused_before_any_work(ncnn_models, open_gop, tmp_p
     """The batch directory on a 1 MB tmpfs (a private mount namespace): refused at once, by size."""
     out = tmp_path / "small"
     out.mkdir()
-    script = (f"mount -t tmpfs -o size=1m tmpfs {out} && exec {VS_SR} batch {open_gop} --output-dir {out} "
-              "--codec ffv1")
-    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=600)
-    if "unshare" in done.stderr or "mount:" in done.stderr:
-        pytest.skip(f"private mounts are not available here: {done.stderr.strip()}")
+    done = on_a_small_disk(out, 1, [VS_SR, "batch", str(open_gop), "--output-dir", str(out), "--codec", "ffv1"])
     assert done.returncode == 1
     assert "the remaining work needs about" in done.stderr and "GB are free" in done.stderr
     assert "vs-sr batch:" not in done.stderr  # no chunk was started

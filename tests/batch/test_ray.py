@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import VS_SR, ffmpeg, vs_sr
+from conftest import VS_SR, ffmpeg, processes, vs_sr, wait_until
 
 pytest.importorskip("ray")
 
@@ -50,16 +50,7 @@ def short_temp() -> str:
 
 
 def ray_processes(temp: str) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if temp in cmdline:
-                found.append(cmdline)
-    return found
+    return [p.cmdline for p in processes(temp)]
 
 
 def test_local_ray_gives_the_same_frames(ncnn_models, clip, tmp_path):
@@ -79,21 +70,9 @@ def test_a_killed_ray_worker_is_retried(ncnn_models, clip, tmp_path):
     job = subprocess.Popen([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames",
                             "50", "--jobs", "1", "--ray"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            stdin=subprocess.DEVNULL, text=True, env={**os.environ, "RAY_TMPDIR": short_temp()})
-    worker = None
-    deadline = time.monotonic() + 300
-    while worker is None and time.monotonic() < deadline:
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError):
-                continue
-            if cmdline[0].endswith(b"vspipe") and str(out).encode() in b" ".join(cmdline):
-                worker = parent  # the Ray worker that started this chunk's vspipe
-        time.sleep(0.05)
-    assert worker is not None, "no chunk started"
+    vspipe = wait_until(lambda: [p for p in processes(str(out)) if p.cmdline.split()[0].endswith("vspipe")], 300,
+                        "a chunk's vspipe")[0]
+    worker = vspipe.parent  # the Ray worker that started this chunk's vspipe
     time.sleep(1)
     os.kill(worker, signal.SIGKILL)
     printed, err = job.communicate(timeout=900)

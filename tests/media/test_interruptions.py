@@ -12,11 +12,10 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from conftest import VS_SR, ffmpeg
+from conftest import VS_SR, ffmpeg, processes, wait_until
 
 FPS = 25
 
@@ -35,26 +34,7 @@ def long_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def processes_mentioning(token: str) -> list[str]:
     """Command lines of running processes that mention `token` (our output's name is in every
     command of the job: the work folder is named after it)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if token in cmdline and state != "Z" and entry.name != str(os.getpid()):
-            found.append(cmdline)
-    return found
-
-
-def wait_until(condition, timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    return [p.cmdline for p in processes(token)]
 
 
 def ours(folder: Path, name: str) -> list[str]:
@@ -126,16 +106,7 @@ def hung_tool(folder: Path, tool: str, pattern: str) -> dict[str, str]:
 
 
 def stopped(token: str) -> bool:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if token in cmdline and state == "T":
-                return True
-    return False
+    return any(p.state == "T" for p in processes(token))
 
 
 @pytest.mark.parametrize(("step", "tool", "pattern", "signum"), [

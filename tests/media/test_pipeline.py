@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import VS_SR, ffmpeg, frame_hash, vs_sr
+from conftest import VS_SR, ffmpeg, frame_hash, on_a_small_disk, vs_sr
 
 from vs_sr.media.probe import count_frames, probe
 
@@ -243,11 +243,6 @@ def test_a_full_disk_is_reported_as_such(ncnn_models, source, tmp_path):
     """The output folder on a 2 MB tmpfs (a private mount namespace: nothing outside sees it)."""
     folder = tmp_path / "small-disk"
     folder.mkdir()
-    script = (f"mount -t tmpfs -o size=2m tmpfs {folder} && exec {VS_SR} upscale {source} {folder}/out.mkv "
-              "--codec ffv1")
-    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=900)
-    if "unshare" in done.stderr or "mount:" in done.stderr:
-        pytest.skip(f"private mounts are not available here: {done.stderr.strip()}")
+    done = on_a_small_disk(folder, 2, [VS_SR, "upscale", str(source), f"{folder}/out.mkv", "--codec", "ffv1"])
     assert done.returncode == 1
     assert "No space left on device" in done.stderr and "cannot count" not in done.stderr

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from conftest import VS_SR, ffmpeg
+from conftest import VS_SR, ffmpeg, processes
 
 
 @dataclass
@@ -76,13 +76,8 @@ def make_upload(folder: Path) -> Path:
 def processes_of(pid: int) -> list[int]:
     """Every process whose parent chain leads to `pid`."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
+    for process in processes():
+        children.setdefault(process.parent, []).append(process.pid)
     found, stack = [], [pid]
     while stack:
         for child in children.get(stack.pop(), []):
