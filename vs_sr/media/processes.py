@@ -183,8 +183,10 @@ class EncodePipe:
         # When one side dies the other fails too (broken pipe, empty input): report the cause, a
         # killed vspipe first (the encoder then only saw its output end).
         vspipe_error = self._vspipe_error() if vspipe_code != 0 else None
-        killed = vspipe_code < 0 or encoder_code < 0  # a signal (SIGKILL, the OOM killer, a crash)
-        if vspipe_code < 0 or (vspipe_code != 0 and (encoder_code == 0 or vspipe_error)):
+        broken_pipe = vspipe_code == -signal.SIGPIPE  # the encoder stopped reading: it is the cause
+        vspipe_killed = vspipe_code < 0 and not broken_pipe
+        killed = vspipe_killed or encoder_code < 0  # a signal (SIGKILL, the OOM killer, a crash)
+        if vspipe_killed or (vspipe_code != 0 and not broken_pipe and (encoder_code == 0 or vspipe_error)):
             raise ToolFailed(f"vspipe failed: {vspipe_error or _exit_status(vspipe_code)}", transient=killed)
         if encoder_code != 0:
             raise ToolFailed(f"ffmpeg failed: {' / '.join(self.encoder_log[-3:]) or _exit_status(encoder_code)}",
