@@ -226,3 +226,25 @@ def test_too_little_disk_is_refused_before_any_work(ncnn_models, open_gop, tmp_p
     assert done.returncode == 1
     assert "the remaining work needs about" in done.stderr and "GB are free" in done.stderr
     assert "vs-sr batch:" not in done.stderr  # no chunk was started
+
+
+def test_an_input_that_changed_is_done_again(ncnn_models, tmp_path):
+    source = tmp_path / "clip.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25:duration=1", "-c:v", "ffv1", str(source))
+    out = tmp_path / "out"
+    assert vs_sr("batch", str(source), "--output-dir", str(out), "--codec", "ffv1").returncode == 0
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25:duration=2", "-c:v", "ffv1", str(source))
+    done = vs_sr("batch", str(source), "--output-dir", str(out), "--codec", "ffv1")
+    assert done.returncode == 0, done.stderr
+    assert "changed since the batch last saw it" in done.stdout
+    assert count_frames(out / "clip.mkv") == 50  # the batch's own earlier output was replaced
+    (out / "clip.mkv").unlink()
+    done = vs_sr("batch", str(source), "--output-dir", str(out), "--codec", "ffv1")
+    assert done.returncode == 0 and "clip.mkv is gone; it is made again" in done.stdout
+    assert count_frames(out / "clip.mkv") == 50
+    (out / "stranger.mkv").write_bytes(b"not ours")
+    other = tmp_path / "stranger.mkv"
+    other.write_bytes(source.read_bytes())
+    done = vs_sr("batch", str(source), str(other), "--output-dir", str(out), "--codec", "ffv1")
+    assert done.returncode == 1 and "stranger.mkv exists and was not written by this batch" in done.stderr
+    assert (out / "stranger.mkv").read_bytes() == b"not ours"

@@ -113,7 +113,12 @@ class BatchRun:
                               "the same options to continue, or pass --restart to start over with the new ones.")
         self.state.set_setting("settings", self.settings.as_json())
         for source in sources:
-            self.state.add_video(source.path, source.output)
+            if self.state.add_video(source.path, source.output):
+                self.log(f"{source.path} changed since the batch last saw it; it is done again from the start")
+        for video in self.state.videos():
+            if video.state == "done" and not video.output.exists():
+                self.log(f"{video.output} is gone; it is made again")
+                self.state.reset_video(video.id)
         self.state.recover()
 
     def plan(self, workers: int) -> None:
@@ -124,7 +129,7 @@ class BatchRun:
                 continue
             job = self.settings.job_for(video.input, video.output)
             try:
-                if video.output.exists() and video.state != "assembling" and not self.state.chunks(video.id):
+                if video.output.exists() and not video.written:
                     raise SRError(f"{video.output} exists and was not written by this batch; move it away or choose "
                                   "another --output-dir.")
                 video.output.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS videos (
     id INTEGER PRIMARY KEY, input TEXT NOT NULL UNIQUE, output TEXT NOT NULL, frames INTEGER,
-    state TEXT NOT NULL DEFAULT 'pending', error TEXT);
+    state TEXT NOT NULL DEFAULT 'pending', error TEXT, signature TEXT, written INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS chunks (
     video INTEGER NOT NULL REFERENCES videos(id), idx INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, sha256 TEXT, size INTEGER,
@@ -40,6 +40,8 @@ class Video:
     frames: int | None
     state: str
     error: str | None
+    written: bool
+    """This batch has written (or is writing) the output file: it may replace it."""
 
 
 @dataclass(frozen=True)
@@ -112,13 +114,33 @@ class State:
             db.execute("DELETE FROM meta")
 
     # videos
-    def add_video(self, source: Path, output: Path) -> None:
+    def add_video(self, source: Path, output: Path) -> bool:
+        """Record an input (its size and modification time as its signature). An input already
+        recorded whose file changed since is planned again from scratch; returns True then."""
+        stat = source.stat()
+        signature = f"{stat.st_size}:{stat.st_mtime_ns}"
         with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO videos (input, output) VALUES (?, ?)", (str(source), str(output)))
+            row = db.execute("SELECT id, signature FROM videos WHERE input = ?", (str(source),)).fetchone()
+            if row is None:
+                db.execute("INSERT INTO videos (input, output, signature) VALUES (?, ?, ?)",
+                           (str(source), str(output), signature))
+                return False
+            if row["signature"] == signature:
+                return False
+            db.execute("UPDATE videos SET signature = ? WHERE id = ?", (signature, row["id"]))
+        self.reset_video(row["id"])
+        return True
+
+    def reset_video(self, video_id: int) -> None:
+        """Forget a video's chunks and plan: it is done again from the start."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM chunks WHERE video = ?", (video_id,))
+            db.execute("UPDATE videos SET frames = NULL, state = 'pending', error = NULL WHERE id = ?", (video_id,))
 
     def videos(self) -> list[Video]:
         rows = self.db.execute("SELECT * FROM videos ORDER BY id").fetchall()
-        return [Video(r["id"], Path(r["input"]), Path(r["output"]), r["frames"], r["state"], r["error"]) for r in rows]
+        return [Video(r["id"], Path(r["input"]), Path(r["output"]), r["frames"], r["state"], r["error"],
+                      bool(r["written"])) for r in rows]
 
     def video(self, video_id: int) -> Video:
         return next(v for v in self.videos() if v.id == video_id)
@@ -130,8 +152,10 @@ class State:
                            [(video_id, i, first, last) for i, (first, last) in enumerate(ranges)])
 
     def set_video(self, video_id: int, state: str, error: str | None = None) -> None:
+        """A video's state; from 'assembling' on, its output is the batch's to replace."""
         with self.transaction() as db:
-            db.execute("UPDATE videos SET state = ?, error = ? WHERE id = ?", (state, error, video_id))
+            db.execute("UPDATE videos SET state = ?, error = ?, written = written OR ? WHERE id = ?",
+                       (state, error, state in ("assembling", "done"), video_id))
 
     # chunks
     def chunks(self, video_id: int | None = None) -> list[Chunk]:
