@@ -8,13 +8,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import SRError
-from . import engines, evaluate, info, models, train, upscale
+from . import engines, evaluate, info, models, train, triton, upscale
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vs-sr", description="Neural super-resolution for VapourSynth.")
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (models, upscale, evaluate, train, engines, info):
+    for group in (models, upscale, evaluate, train, engines, triton, info):
         group.add_parser(commands)
     return parser
 
