@@ -34,6 +34,10 @@ setup(
         "test": ["pytest>=8", "scikit-image>=0.22", "vapoursynth-mlrt-ov", "ruff>=0.6", "mypy>=1.11"],
         # peers measured side by side by scripts/benchmark.py
         "bench": ["vapoursynth-mlrt-ov", "vapoursynth-mlrt-ort"],
+        # backend="triton" and `vs-sr triton export`; `vs-sr triton serve` also needs the server from
+        # nvidia-pytriton, installed with --no-deps (its numpy<2 pin is for pytriton, which vs_sr does
+        # not import): scripts/setup.sh does that
+        "triton": ["tritonclient[grpc,http]>=2.50"],
     },
     entry_points={"console_scripts": ["vs-sr = vs_sr.cli:main"]},
     classifiers=[
