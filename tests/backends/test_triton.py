@@ -133,24 +133,40 @@ sr.Upscale(clip, "realesr-animevideov3", 4, backend="triton", server=str(server)
 """
 
 
-def test_server_killed_mid_clip(triton_repo, tmp_path):
+@pytest.fixture(scope="module")
+def lone_repo(triton_repo, tmp_path_factory) -> Path:
+    """A repository of the one model, for servers that a test hurts (quick to start)."""
+    import shutil
+
+    repo = tmp_path_factory.mktemp("lone") / "repo"
+    shutil.copytree(triton_repo / "realesr-animevideov3-x4", repo / "realesr-animevideov3-x4")
+    return repo
+
+
+def wait_for_frames(client: subprocess.Popen) -> str:
+    """vspipe's progress output until frames flow (then requests are in flight)."""
+    assert client.stderr is not None
+    seen = ""
+    while not re.search(r"Frame: [1-9]\d*/", seen):
+        chunk = client.stderr.read(16)
+        assert chunk, f"vspipe ended early: {seen[-2000:]}"
+        seen += chunk
+    return seen
+
+
+def test_server_killed_mid_clip(lone_repo, tmp_path):
     """SIGKILL the server while vspipe pulls frames: vspipe fails with our message, nothing hangs,
     and no shared memory is left."""
     from vs_sr.serving import TritonServer
 
     script = tmp_path / "client.vpy"
     script.write_text(SCRIPT)
-    with TritonServer(triton_repo) as server:
+    with TritonServer(lone_repo) as server:
         assert server.process is not None
         client = subprocess.Popen([VSPIPE, "-p", "-a", "frames=100000", "-a", f"server={server.grpc_url}",
                                    str(script), "--"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, text=True)
-        assert client.stderr is not None
-        seen = ""
-        while not re.search(r"Frame: [1-9]\d*/", seen):  # frames flow: requests are in flight now
-            chunk = client.stderr.read(16)
-            assert chunk, f"vspipe ended early: {seen[-2000:]}"
-            seen += chunk
+        seen = wait_for_frames(client)
         os.killpg(server.process.pid, signal.SIGKILL)
         try:
             _, rest = client.communicate(timeout=120)  # the deadline and retries end it well before
@@ -159,3 +175,53 @@ def test_server_killed_mid_clip(triton_repo, tmp_path):
     assert client.returncode != 0
     assert f"cannot reach Triton server {server.grpc_url}" in seen + rest
     assert not [p for p in os.listdir("/dev/shm") if p.startswith(("vs_sr-", server.shm_prefix))]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_hung_server_times_out(lone_repo, monkeypatch, protocol):
+    """A server that stops answering (SIGSTOP) fails a frame in flight, and a new clip, after
+    $VS_SR_TRITON_TIMEOUT seconds."""
+    from vs_sr.serving import TritonServer
+
+    monkeypatch.setenv("VS_SR_TRITON_TIMEOUT", "3")
+    clip = moving_photo_clip(64, 48, 2)
+    with TritonServer(lone_repo) as server:
+        assert server.process is not None
+        url = server.grpc_url if protocol == "grpc" else server.http_url
+        running = sr.Upscale(clip, "realesr-animevideov3", 4, backend="triton", server=url)
+        running.get_frame(0)
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            message = rf"Triton server {url} gave no answer within 3 s .*raise \$VS_SR_TRITON_TIMEOUT"
+            with pytest.raises(vs.Error, match=message):
+                running.get_frame(1)
+            with pytest.raises(vs.Error, match=message):
+                sr.Upscale(clip, "realesr-animevideov3", 4, backend="triton", server=url)
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        del running
+
+
+def test_regions_of_killed_clients_are_dropped(triton_server, monkeypatch, tmp_path):
+    """A vspipe client SIGKILLed with shared memory registered leaves nothing in /dev/shm, and the
+    next client on this host unregisters what the server still held for it."""
+    monkeypatch.setenv("VS_SR_TRITON_SHM", "on")
+    script = tmp_path / "client.vpy"
+    script.write_text(SCRIPT)
+    client = subprocess.Popen([VSPIPE, "-p", "-a", "frames=100000", "-a", f"server={triton_server.grpc_url}",
+                               str(script), "--"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for_frames(client)
+        regions = registered_regions(triton_server)
+        assert len(regions) == 2  # one per stream
+    finally:
+        os.killpg(client.pid, signal.SIGKILL)
+        client.wait()
+    assert not [p for p in os.listdir("/dev/shm") if p.startswith("vs_sr-")]
+    assert set(regions) <= set(registered_regions(triton_server))  # the server still holds them
+    next_client = sr.Upscale(moving_photo_clip(), "realesr-animevideov3", 4, backend="triton",
+                             server=triton_server.grpc_url)
+    left = registered_regions(triton_server)
+    assert not set(regions) & set(left) and len(left) == 1  # only the new client's
+    del next_client

@@ -109,13 +109,14 @@ def test_python_model_batches_requests_by_shape(ncnn_models, triton_repo):
     gets its own tiles back (equal to running it alone), in the wire's dtype."""
     from vs_sr.serving.python_model import Runner
 
-    runner = Runner(triton_repo / "realesr-animevideov3-x4" / "1" / "model.onnx", 4, runtime="ort")
+    runner = Runner(triton_repo / "realesr-animevideov3-x4" / "1" / "model.onnx", 4, runtime="openvino")
     rng = np.random.default_rng(1)
     small = [rng.random((1, 3, 16, 24), dtype=np.float32) for _ in range(3)]
     large = rng.random((2, 3, 20, 20), dtype=np.float32)
-    outputs = runner.run_all([small[0], large, small[1], small[2]], np.dtype(np.float16))
+    outputs = runner.run_all([small[0], large, small[1], small[2]], np.dtype(np.float32))
     assert [o.shape for o in outputs] == [(1, 3, 64, 96), (2, 3, 80, 80), (1, 3, 64, 96), (1, 3, 64, 96)]
-    assert all(o.dtype == np.float16 for o in outputs)
-    alone = runner.run_all([small[1]], np.dtype(np.float32))[0]
-    assert np.abs(outputs[2].astype(np.float32) - alone).max() < 2e-3
-    assert sorted(runner._sessions) == [(1, 3, 16, 24), (2, 3, 20, 20), (3, 3, 16, 24)]
+    assert sorted(runner._sessions) == [(2, 3, 20, 20), (3, 3, 16, 24)]
+    # A tile's result does not depend on the batch it ran in: frames stay bit-exact under batching.
+    assert np.array_equal(outputs[2], runner.run_all([small[1]], np.dtype(np.float32))[0])
+    half = runner.run_all([small[1].astype(np.float16)], np.dtype(np.float16))[0]
+    assert half.dtype == np.float16 and np.abs(half.astype(np.float32) - outputs[2]).max() < 2e-3

@@ -310,7 +310,7 @@ def _user_graph(network: Network, options: ExportOptions) -> tuple[Path, TensorS
     """A user's ONNX file as it is: its own tensor names, batch and size."""
     import onnx
 
-    if options.precision == "fp16":
+    if options.precision == "fp16" and options.platform != "python":  # the python platform casts on the wire
         raise SRError(f"{network.path.name} is served as given; vs_sr cannot lower it to fp16. Export it in fp16 "
                       "yourself, or use --precision fp32.")
     graph = onnx.load(str(network.path), load_external_data=False).graph
