@@ -177,8 +177,8 @@ def needs_triton() -> None:
 
 @pytest.fixture(scope="session")
 def triton_repo(ncnn_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The python-platform export of realesr-animevideov3 (FP32, and FP16 on the wire as
-    `anime-fp16`), plus stand-ins with configs vs_sr must refuse: grayscale (`gray`), UINT8
+    """The python-platform export of realesr-animevideov3 (FP32, FP16 on the wire as `anime-fp16`,
+    and a graph of one fixed shape and batch as `fixed-b1`), plus stand-ins with configs vs_sr must refuse: grayscale (`gray`), UINT8
     tensors (`uint8`), and an x2 model under an x4 name (`realesrgan-x4plus-anime-x4`)."""
     needs_triton()
     from vs_sr.models import resolve
@@ -192,6 +192,9 @@ def triton_repo(ncnn_models: dict[str, Path], tmp_path_factory: pytest.TempPathF
     graph.write_bytes(export_onnx(resolve("realesr-animevideov3", 4), 2, 64, 64, dynamic=True,
                                   dynamic_batch=True).read_bytes())
     export_model(graph, 4, repository, ExportOptions(precision="fp16"))
+    fixed = graph.with_name("fixed-b1.onnx")  # one 64x48 tile per request: max_batch_size 0, dims [1, 3, 48, 64]
+    fixed.write_bytes(export_onnx(resolve("realesr-animevideov3", 4), 1, 48, 64).read_bytes())
+    export_model(fixed, 4, repository)
     nearest_model(repository, "gray", 4, channels=1)
     nearest_model(repository, "uint8", 4, dtype="TYPE_UINT8")
     nearest_model(repository, "realesrgan-x4plus-anime-x4", 2)

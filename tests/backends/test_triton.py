@@ -79,6 +79,20 @@ def test_fp16_on_the_wire(triton_server, tmp_path):
         sr.Upscale(clip, model, 4, backend="triton", server=triton_server.grpc_url, precision="fp32")
 
 
+def test_graph_of_one_fixed_shape(triton_server, triton_repo):
+    """A model without a batch dimension and with fixed dims (max_batch_size 0, [1, 3, 48, 64]):
+    tiles take its shape, one per request, and the result equals the same graph run locally."""
+    from vs_sr.serving import read_config
+
+    config = read_config(triton_repo / "fixed-b1" / "config.pbtxt")
+    assert config.max_batch_size == 0 and list(config.input[0].dims) == [1, 3, 48, 64]
+    clip = moving_photo_clip(96, 64, 1)
+    served = sr.Upscale(clip, "/elsewhere/fixed-b1.onnx", 4, backend="triton", server=triton_server.grpc_url,
+                        overlap=8)
+    local = sr.Upscale(clip, triton_repo / "fixed-b1" / "1" / "model.onnx", 4, backend="openvino", overlap=8)
+    assert psnr(frames(served)[0], frames(local)[0]) >= 60
+
+
 def free_port() -> int:
     with socket.socket() as handle:
         handle.bind(("127.0.0.1", 0))
