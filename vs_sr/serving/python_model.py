@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import ctypes
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+SESSIONS = 16  # input shapes (batch sizes x tile sizes) kept open per instance
 ENTRY_POINT = '''\
 """Triton python-backend entry point written by `vs-sr triton export`: vs_sr's own session."""
 import os
@@ -43,10 +45,11 @@ class Runner:
                           else precision)
         self.threads = threads
         self.device_id = device_id
-        self._sessions: dict[tuple[int, ...], Any] = {}
+        self._sessions: OrderedDict[tuple[int, ...], Any] = OrderedDict()
 
     def session(self, shape: tuple[int, ...]) -> Any:
-        """The session for input shape (N, 3, h, w), opened on first use."""
+        """The session for input shape (N, 3, h, w), opened on first use; the least recently used
+        one is closed beyond SESSIONS (clients with many tile sizes must not exhaust memory)."""
         session = self._sessions.get(shape)
         if session is None:
             from ..backends import SessionSpec
@@ -55,6 +58,9 @@ class Runner:
             spec = SessionSpec(self.network, batch, height, width, self.precision, 1, self.device_id,  # type: ignore[arg-type]
                                self.threads)
             session = self._sessions[shape] = self.backend.open(spec)[0]
+            while len(self._sessions) > SESSIONS:
+                self._sessions.popitem(last=False)
+        self._sessions.move_to_end(shape)
         return session
 
     def run_all(self, arrays: Sequence[np.ndarray], wire: np.dtype) -> list[np.ndarray | Exception]:
