@@ -120,3 +120,24 @@ def test_python_model_batches_requests_by_shape(ncnn_models, triton_repo):
     assert np.array_equal(outputs[2], runner.run_all([small[1]], np.dtype(np.float32))[0])
     half = runner.run_all([small[1].astype(np.float16)], np.dtype(np.float16))[0]
     assert half.dtype == np.float16 and np.abs(half.astype(np.float32) - outputs[2]).max() < 2e-3
+
+
+@pytest.mark.slow
+def test_hat_exports_one_tile_size_one_tile_per_request(hat_s_pth, tmp_path):
+    """HAT's attention fixes the size, and its traced graph mixes up the tiles of a batch other
+    than the traced one: the export has static dims, no batching, and computes the network."""
+    from conftest import bare_network, photo
+
+    from vs_sr.serving import ExportOptions, export_model
+    from vs_sr.serving.python_model import Runner
+
+    exported = export_model(hat_s_pth, 4, tmp_path, ExportOptions(tile=(32, 32)))
+    assert exported.name == hat_s_pth.stem
+    config = exported.config
+    assert config.max_batch_size == 0 and not config.HasField("dynamic_batching")
+    assert list(config.input[0].dims) == [1, 3, 32, 32] and list(config.output[0].dims) == [1, 3, 128, 128]
+    assert any("one tile per request" in note for note in exported.notes)
+    image = photo(32, 32)
+    runner = Runner(exported.directory / "1" / "model.onnx", 4, runtime="openvino")
+    got = runner.run_all([image[None]], np.dtype(np.float32))[0][0].clip(0, 1)
+    assert np.abs(got - bare_network(str(hat_s_pth), 4, image)).max() < 1e-4

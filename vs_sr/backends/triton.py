@@ -248,8 +248,11 @@ class Connection:
                 done.notify()
 
         for index, (inputs, outputs) in enumerate(requests):
-            self.client().async_infer(self.model, inputs, functools.partial(finished, index), outputs=outputs,
-                                      client_timeout=self.timeout)
+            try:
+                self.client().async_infer(self.model, inputs, functools.partial(finished, index), outputs=outputs,
+                                          client_timeout=self.timeout)
+            except Exception as error:  # refused before sending: recorded like an answer
+                finished(index, None, error)
         with done:
             # client_timeout ends every call; the margin only guards against a lost callback.
             if not done.wait_for(lambda: remaining[0] == 0, timeout=self.timeout + CONTROL_TIMEOUT):

@@ -298,12 +298,35 @@ def _onnx_graph(network: Network, options: ExportOptions) -> tuple[Path, TensorS
         width, height = (round_up(t, network.traits.multiple) for t in (options.tile or (side, side)))
     else:
         width = height = round_up(TRACE_SIDE, network.traits.multiple)
-    path = export_onnx(network, 2, height, width, precision, dynamic=not static, dynamic_batch=True)
-    shape = TensorShape(INPUT_NAME, OUTPUT_NAME, None, height if static else None, width if static else None,
-                        network.scale)
-    notes = (f"{network.label} takes {width}x{height} tiles only (its attention windows fix the size)",) \
-        if network.arch == "hat" and options.tile is None else ()
-    return path, shape, notes
+    notes = [f"{network.label} takes {width}x{height} tiles only (its attention windows fix the size)"] \
+        if network.arch == "hat" and options.tile is None else []
+    batched = batch_independent(export_onnx(network, 2, height, width, "fp32", dynamic=not static, dynamic_batch=True),
+                                height, width)
+    if not batched:
+        notes.append(f"{network.label}'s graph is only right at the batch size it was traced at (the exporter fixed "
+                     "a batch-dependent size), so it is served one tile per request, without dynamic batching")
+    path = export_onnx(network, 2 if batched else 1, height, width, precision, dynamic=not static, dynamic_batch=batched)
+    shape = TensorShape(INPUT_NAME, OUTPUT_NAME, None if batched else 1, height if static else None,
+                        width if static else None, network.scale)
+    return path, shape, tuple(notes)
+
+
+def batch_independent(path: Path, height: int, width: int) -> bool:
+    """Whether a graph with a dynamic batch gives each tile the same result alone as in a batch
+    of two. Tracing can fix a size that depends on the batch (HAT's window_reverse computes the
+    batch with int()); such a graph still runs at other batch sizes, but mixes up the tiles."""
+    import numpy as np
+    import onnxruntime as ort
+
+    tiles = np.random.default_rng(0).random((2, 3, height, width), dtype=np.float32)
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        together = session.run(None, {name: tiles})[0]
+        alone = session.run(None, {name: tiles[1:]})[0]
+    except Exception:  # a graph that cannot even run two tiles is no batching graph either
+        return False
+    return together.shape[0] == 2 and bool(np.allclose(together[1:], alone, rtol=0, atol=1e-4))
 
 
 def _user_graph(network: Network, options: ExportOptions) -> tuple[Path, TensorShape, tuple[str, ...]]:
@@ -321,6 +344,10 @@ def _user_graph(network: Network, options: ExportOptions) -> tuple[Path, TensorS
         raise SRError(f"{network.path.name} takes {width}x{height} tiles only; drop --tile or pass --tile {width}x{height}.")
     batch = network.fixed_batch
     notes = (f"{network.path.name} has a fixed batch of {batch}: served without dynamic batching",) if batch else ()
+    if batch is None and not batch_independent(network.path, height or TRACE_SIDE, width or TRACE_SIDE):
+        batch = 1
+        notes = (f"{network.path.name} mixes up the tiles of a batch (its batch dimension only works at one size): "
+                 "served one tile per request, without dynamic batching",)
     return network.path, TensorShape(image.name, graph.output[0].name, batch, height, width, network.scale), notes
 
 
