@@ -577,16 +577,22 @@ class TritonBackend(Backend):
     name = "triton"
 
     def __init__(self, server: str | None = None) -> None:
-        self.server = server or os.environ.get(URL_ENV)
+        """`server`: the server's URL (default $VS_SR_TRITON_URL)."""
+        text = server or os.environ.get(URL_ENV) or None
+        self.server: str | None = None
+        self.problem = None if text else f"no server given: pass server='grpc://host:8001' or set ${URL_ENV}"
+        if text:
+            try:
+                self.server = normalise_server(text)
+            except SRError as error:
+                self.problem = error.message
 
     def unavailable(self) -> str | None:
         try:
             _modules()
         except SRError as error:
             return error.message
-        if not self.server:
-            return f"no server given: pass server='grpc://host:8001' or set ${URL_ENV}"
-        return None
+        return self.problem
 
     def precisions(self, device_id: int) -> tuple[Precision, ...]:
         return ("fp32", "fp16")  # what the wire carries; the model on the server decides which
