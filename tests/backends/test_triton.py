@@ -42,6 +42,7 @@ def test_output_equals_local_openvino(triton_server, monkeypatch, protocol, shm)
     monkeypatch.setenv("VS_SR_TRITON_SHM", shm)
     clip = moving_photo_clip(64, 48, 3)
     url = triton_server.grpc_url if protocol == "grpc" else triton_server.http_url
+    before = set(registered_regions(triton_server))
     served = sr.Upscale(clip, "realesr-animevideov3", 4, backend="triton", server=url)
     local = sr.Upscale(clip, "realesr-animevideov3", 4, backend="openvino", precision="fp32")
     for got, expected in zip(frames(served), frames(local), strict=True):
@@ -49,11 +50,12 @@ def test_output_equals_local_openvino(triton_server, monkeypatch, protocol, shm)
         assert psnr(got, expected) >= 60
     props = served.get_frame(0).props
     assert props["SRBackend"] == "triton" and props["SRPrecision"] == "fp32"
-    assert bool(registered_regions(triton_server)) == (shm == "on")  # one region per stream, while the clip lives
+    ours = set(registered_regions(triton_server)) - before
+    assert len(ours) == (1 if shm == "on" else 0)  # one region per stream, while the clip lives
     del served, props
     gc.collect()
-    assert registered_regions(triton_server) == []  # dropped with the clip
-    assert not [p for p in os.listdir("/dev/shm") if p.startswith("vs_sr-")]  # unlinked once the server mapped it
+    assert not ours & set(registered_regions(triton_server))  # dropped with the clip
+    assert not set(os.listdir("/dev/shm")) & ours  # unlinked once the server mapped it
 
 
 def test_tiles_and_yuv_equal_local_openvino(triton_server):
@@ -157,6 +159,14 @@ def lone_repo(triton_repo, tmp_path_factory) -> Path:
     return repo
 
 
+def orphaned_shm() -> list[str]:
+    """/dev/shm entries of vs_sr clients whose process is gone."""
+    from vs_sr.backends.triton import _alive
+
+    return [p for p in os.listdir("/dev/shm")
+            if (match := re.match(r"vs_sr-\w+-(\d+)-", p)) and not _alive(int(match.group(1)))]
+
+
 def wait_for_frames(client: subprocess.Popen) -> str:
     """vspipe's progress output until frames flow (then requests are in flight)."""
     assert client.stderr is not None
@@ -188,7 +198,8 @@ def test_server_killed_mid_clip(lone_repo, tmp_path):
             client.kill()
     assert client.returncode != 0
     assert f"cannot reach Triton server {server.grpc_url}" in seen + rest
-    assert not [p for p in os.listdir("/dev/shm") if p.startswith(("vs_sr-", server.shm_prefix))]
+    assert not [p for p in os.listdir("/dev/shm") if p.startswith(server.shm_prefix)]
+    assert orphaned_shm() == []
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
@@ -232,10 +243,9 @@ def test_regions_of_killed_clients_are_dropped(triton_server, monkeypatch, tmp_p
     finally:
         os.killpg(client.pid, signal.SIGKILL)
         client.wait()
-    assert not [p for p in os.listdir("/dev/shm") if p.startswith("vs_sr-")]
+    assert not set(os.listdir("/dev/shm")) & set(regions) and orphaned_shm() == []
     assert set(regions) <= set(registered_regions(triton_server))  # the server still holds them
     next_client = sr.Upscale(moving_photo_clip(), "realesr-animevideov3", 4, backend="triton",
                              server=triton_server.grpc_url)
-    left = registered_regions(triton_server)
-    assert not set(regions) & set(left) and len(left) == 1  # only the new client's
+    assert not set(regions) & set(registered_regions(triton_server))
     del next_client
