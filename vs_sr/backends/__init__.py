@@ -14,13 +14,15 @@ BACKEND_MODULES = {
     "torch": ("torch", "TorchBackend"),
     "ort": ("onnxruntime", "OnnxRuntimeBackend"),
     "openvino": ("openvino", "OpenVINOBackend"),
+    "triton": ("triton", "TritonBackend"),
 }
 
 
-def get_backend(name: str) -> Backend:
+def get_backend(name: str, server: str | None = None) -> Backend:
+    """The backend called `name`; "triton" talks to `server` (default $VS_SR_TRITON_URL)."""
     module_name, class_name = BACKEND_MODULES[name]
-    module = importlib.import_module(f"{__name__}.{module_name}")
-    return getattr(module, class_name)()
+    backend_class = getattr(importlib.import_module(f"{__name__}.{module_name}"), class_name)
+    return backend_class(server) if name == "triton" else backend_class()
 
 
 def auto_order(network: Network) -> tuple[str, ...]:
@@ -37,10 +39,11 @@ def auto_order(network: Network) -> tuple[str, ...]:
     return (*gpu, *cpu)
 
 
-def choose_backend(requested: str, network: Network) -> Backend:
-    """The backend to run `network` on; explicit choices must work, "auto" falls back with a reason."""
+def choose_backend(requested: str, network: Network, server: str | None = None) -> Backend:
+    """The backend to run `network` on; explicit choices must work, "auto" falls back with a reason
+    ("auto" never picks "triton": a server is always asked for by name)."""
     if requested != "auto":
-        backend = get_backend(requested)
+        backend = get_backend(requested, server)
         reason = backend.unavailable()
         if reason:
             raise SRError(f"backend '{requested}' cannot run here: {reason}")

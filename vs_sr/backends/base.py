@@ -40,6 +40,9 @@ class SessionSpec:
     precision: Precision
     num_streams: int
     device_id: int
+    threads: int | None = None
+    """CPU threads per session (None: the runtime's choice); set where several processes share
+    the cores, e.g. the instances of a Triton model."""
 
 
 class Session(ABC):
@@ -48,6 +51,10 @@ class Session(ABC):
 
     dynamic_shapes = False
     """True if `run` also accepts batches of another shape than the one it was opened for."""
+
+    partial_batches = False
+    """True if `run` takes a frame's last batch short (fewer tiles than it was opened for) rather
+    than padded with blank tiles: a server should not compute tiles nobody reads."""
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:

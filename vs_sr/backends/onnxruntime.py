@@ -71,7 +71,6 @@ class OnnxRuntimeBackend(Backend):
         return f"{where} via ONNX Runtime {ort.__version__}"
 
     def open(self, spec: SessionSpec) -> list[Session]:
-        
         ort, _ = _import()
         if spec.precision == "fp16" and not spec.network.traits.precision.fp16_safe:
             raise SRError(f"{spec.network.label} overflows in plain fp16 under ONNX Runtime; use precision='fp32' "
@@ -87,7 +86,7 @@ class OnnxRuntimeBackend(Backend):
             providers: list[Any] = [("CUDAExecutionProvider", {"device_id": spec.device_id}), "CPUExecutionProvider"]
         else:
             # The cores are split between the streams, each session with its own thread pool.
-            options.intra_op_num_threads = max(1, (os.cpu_count() or 1) // spec.num_streams)
+            options.intra_op_num_threads = spec.threads or max(1, (os.cpu_count() or 1) // spec.num_streams)
             providers = ["CPUExecutionProvider"]
         sessions: list[Session] = []
         for _ in range(spec.num_streams):

@@ -57,6 +57,8 @@ class OpenVINOBackend(Backend):
     def open(self, spec: SessionSpec) -> list[Session]:
         shape = (spec.batch, 3, spec.height, spec.width)
         config = {"INFERENCE_PRECISION_HINT": HINTS[spec.precision]}
+        if spec.threads:
+            config["INFERENCE_NUM_THREADS"] = str(spec.threads)
         if spec.num_streams == 1:
             config["PERFORMANCE_HINT"] = "LATENCY"
         else:

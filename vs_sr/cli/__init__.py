@@ -14,7 +14,7 @@ from types import FrameType
 
 from .. import __version__
 from ..errors import SRError
-from . import batch, engines, evaluate, info, models, studio, train, upscale
+from . import batch, engines, evaluate, info, models, studio, train, triton, upscale
 
 INTERRUPTED = "interrupted; nothing was written"
 # Python keyword arguments in the library's messages, and the options they are on the command line.
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vs-sr", description="Neural super-resolution for VapourSynth.")
     parser.add_argument("--version", action="version", version=f"vs-sr {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (models, upscale, batch, studio, evaluate, train, engines, info):
+    for group in (models, upscale, batch, studio, evaluate, train, engines, triton, info):
         group.add_parser(commands)
     return parser
 

@@ -62,6 +62,17 @@ def folder_of(path: str | None) -> None:
         raise SRError(f"the folder of {path} does not exist; create it first or choose another path.")
 
 
+def size(text: str) -> tuple[int, int]:
+    """'WxH' -> (width, height)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes are WIDTHxHEIGHT, e.g. 640x360, not {text!r}") from None
+    if min(width, height) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, not {text!r}")
+    return width, height
+
+
 def default(record: type, name: str) -> Any:
     """The default of field `name` of a dataclass: the library's default is the command's."""
     for field in dataclasses.fields(record):

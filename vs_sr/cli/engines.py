@@ -5,18 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..models.architectures import PRECISIONS
-from .common import non_negative, positive
-
-
-def size(text: str) -> tuple[int, int]:
-    """'WxH' -> (width, height)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"sizes are WIDTHxHEIGHT, e.g. 640x360, not {text!r}") from None
-    if min(width, height) < 1:
-        raise argparse.ArgumentTypeError(f"sizes must be positive, not {text!r}")
-    return width, height
+from .common import non_negative, positive, size
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

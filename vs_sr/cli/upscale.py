@@ -28,6 +28,9 @@ def add_filter_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlap", type=non_negative, help="tile overlap in input pixels (default: the model's)")
     parser.add_argument("--num-streams", type=positive, default=default(Job, "num_streams"),
                         help="concurrent inference instances (default 1)")
+    parser.add_argument("--server", default=default(Job, "server"), metavar="URL",
+                        help="Triton server for --backend triton: grpc://host:8001 or http://host:8000 (default "
+                        "$VS_SR_TRITON_URL); giving it with --backend auto means triton")
 
 
 def add_encoder_options(parser: argparse.ArgumentParser) -> None:
@@ -89,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
     job = Job(
         input=Path(args.input), output=Path(args.output), model=args.model, scale=args.scale,
         width=args.width, height=args.height, backend=args.backend, precision=args.precision,
-        tile=args.tile, overlap=args.overlap, num_streams=args.num_streams, codec=args.codec, crf=args.crf,
-        preset=args.preset, ffmpeg_args=args.ffmpeg_args or [], start=args.start, end=args.end,
+        tile=args.tile, overlap=args.overlap, num_streams=args.num_streams, server=args.server, codec=args.codec,
+        crf=args.crf, preset=args.preset, ffmpeg_args=args.ffmpeg_args or [], start=args.start, end=args.end,
         overwrite=args.overwrite, deinterlace=args.deinterlace,
     )
     upscale_file(job, log=printer(args), on_tool_log=tool_printer(args), quiet=args.quiet)

@@ -10,11 +10,11 @@ import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 from ..errors import SRError
 
-BackendName = Literal["auto", "trt", "torch", "ort", "openvino"]
+BackendName = Literal["auto", "trt", "torch", "ort", "openvino", "triton"]
 PrecisionName = Literal["auto", "fp32", "fp16", "bf16"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
 PRECISION_CHOICES: tuple[str, ...] = get_args(PrecisionName)
@@ -37,6 +37,8 @@ class Arguments:
     devices: tuple[int, ...]
     width: int | None
     height: int | None
+    server: str | None = None
+    """The Triton server's canonical URL (backend "triton" only)."""
 
 
 def as_integer(value: object) -> int | None:
@@ -113,12 +115,35 @@ def model_reference(value: object) -> str | os.PathLike[str]:
     return value
 
 
+def backend_and_server(backend: object, server: object) -> tuple[BackendName, str | None]:
+    """The backend, and the server URL for backend "triton": server= (default $VS_SR_TRITON_URL)
+    as "grpc://host:port" or "http://host:port". A server given with backend "auto" means Triton."""
+    from ..backends.triton import URL_ENV, normalise_server
+
+    name = choice("backend", backend, BACKENDS)
+    if server is not None and name == "auto":
+        name = "triton"
+    if name != "triton":
+        if server is not None:
+            raise SRError(f"server= is for backend='triton'; backend '{name}' runs here. Drop server= or pass "
+                          "backend='triton'.")
+        return cast(BackendName, name), None
+    if server is None:
+        server = os.environ.get(URL_ENV) or None
+        if server is None:
+            raise SRError(f"backend='triton' needs a server: pass server='grpc://host:8001' (or http://host:8000), "
+                          f"or set ${URL_ENV}.")
+    return "triton", normalise_server(server)
+
+
 def normalise(model: object, scale: object, backend: object, precision: object, tile: object, overlap: object,
-              num_streams: object, device_id: object, width: object, height: object) -> Arguments:
+              num_streams: object, device_id: object, width: object, height: object,
+              server: object = None) -> Arguments:
+    name, url = backend_and_server(backend, server)
     return Arguments(
         model=model_reference(model),
         scale=positive("scale", scale),
-        backend=choice("backend", backend, BACKENDS),  # type: ignore[arg-type]
+        backend=name,
         precision=choice("precision", precision, PRECISION_CHOICES),  # type: ignore[arg-type]
         tile=tile_pair(tile),
         overlap=overlap_pair(overlap),
@@ -126,4 +151,5 @@ def normalise(model: object, scale: object, backend: object, precision: object, 
         devices=device_list(device_id),
         width=optional_positive("width", width),
         height=optional_positive("height", height),
+        server=url,
     )

@@ -68,8 +68,8 @@ def upscale_planes(planes: Sequence[np.ndarray], dest: Sequence[np.ndarray], poo
     for first in range(0, plan.count, batch):
         tiles = plan.extract(planes, first, batch)
         valid = len(tiles)
-        if valid < batch:  # the last batch keeps the static shape
-            tiles = np.concatenate([tiles, np.zeros((batch - valid, *tiles.shape[1:]), np.float32)])
         with pool.session() as session:
+            if valid < batch and not session.partial_batches:  # the last batch keeps the static shape
+                tiles = np.concatenate([tiles, np.zeros((batch - valid, *tiles.shape[1:]), np.float32)])
             plan.stitch(session.run(tiles)[:valid], first, dest)
     plan.finish(dest)

@@ -33,6 +33,7 @@ def Upscale(
     device_id: int | Sequence[int] = 0,
     width: int | None = None,
     height: int | None = None,
+    server: str | None = None,
 ) -> vs.VideoNode:
     """Upscale `clip` with a super-resolution network.
 
@@ -41,8 +42,9 @@ def Upscale(
     model:       a registry name (see `vs_sr.list_models()`), or the path of a .pth /
                  .safetensors / .pt file (architecture detected) or of an .onnx file.
     scale:       the network's scale; named models list the scales they were trained for.
-    backend:     "auto" | "trt" | "torch" | "ort" | "openvino". "auto" prefers GPU runtimes
-                 where a GPU exists, then OpenVINO, ONNX Runtime, PyTorch.
+    backend:     "auto" | "trt" | "torch" | "ort" | "openvino" | "triton". "auto" prefers GPU
+                 runtimes where a GPU exists, then OpenVINO, ONNX Runtime, PyTorch; "triton"
+                 sends the tiles to a Triton Inference Server (see server=).
     precision:   "auto" | "fp32" | "fp16" | "bf16". "auto" is fp32 on CPUs; on GPUs the model's
                  tested reduced precision (fp16 for conv nets, bf16 for transformers).
     tile:        None picks tiles automatically (whole frame where it fits); an int or
@@ -52,13 +54,17 @@ def Upscale(
     device_id:   GPU index for GPU backends, or a list of them: frame n goes to device_id[n % len].
     width, height: exact output size: the network runs at its own scale, then the result is
                  resized (Spline36) to this size; the display aspect (_SARNum/_SARDen) is kept.
+    server:      the Triton server of backend="triton": "grpc://host:8001" or "http://host:8000"
+                 (default $VS_SR_TRITON_URL). It must serve the model as "<name>-x<scale>" (or
+                 the file's stem), e.g. exported by `vs-sr triton export`. Giving server= with
+                 backend="auto" means "triton".
     """
     clip = check_clip(clip)
-    args = normalise(model, scale, backend, precision, tile, overlap, num_streams, device_id, width, height)
+    args = normalise(model, scale, backend, precision, tile, overlap, num_streams, device_id, width, height, server)
     out_w, out_h = output_size(clip, args.scale, args.width, args.height)
-    network = resolve(args.model, args.scale)
+    network = _network(args)
     _check_frame_size(clip, network)
-    runtime = choose_backend(args.backend, network)
+    runtime = choose_backend(args.backend, network, args.server)
     deployment = deploy(runtime, network, clip.width, clip.height, args)
     info(deployment.describe())
     upscaler = FrameUpscaler(deployment.tiles, deployment.pools)
@@ -104,7 +110,8 @@ def deploy(runtime: Backend, network: Network, width: int, height: int, args: Ar
     plan = plan_tiles(width, height, network.scale, network.traits, args.tile, args.overlap, network.fixed_shape,
                       budget)
     area = plan.tile_shape[0] * plan.tile_shape[1]
-    batch = network.fixed_batch or min(runtime.batch_size(plan.count), max(1, (budget or area) // area))
+    fits = plan.count if budget is None else max(1, budget // area)  # tiles a device's memory holds at once
+    batch = network.fixed_batch or min(runtime.batch_size(plan.count), fits)
     tiles = Tiles(plan, batch, network.traits, args.overlap, resizable=network.fixed_shape is None)
     while True:
         plan, batch = tiles.current()
@@ -130,6 +137,16 @@ def upscaled_rgbs(rgb: vs.VideoNode, scale: int, upscaler: FrameUpscaler, stream
     if streams == 1:
         return blank.std.ModifyFrame(rgb, upscaler)
     return blank.std.FrameEval(lambda n: blank.std.ModifyFrame(rgb, upscaler), clip_src=[rgb])
+
+
+def _network(args: Arguments) -> Network:
+    """The network to run: from local weights, or as the Triton server runs it (no weights here)."""
+    if args.backend == "triton":
+        from ..backends.triton import served_network
+
+        assert args.server is not None  # normalise() gives triton a server or fails
+        return served_network(args.model, args.scale, args.server)
+    return resolve(args.model, args.scale)
 
 
 def _check_devices(runtime: Backend, devices: tuple[int, ...]) -> None:

@@ -24,33 +24,46 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 
 
-def export_key(network: Network, batch: int, height: int, width: int, dtype: str, dynamic: bool = False) -> str:
+def export_key(network: Network, batch: int, height: int, width: int, dtype: str, dynamic: bool = False,
+               dynamic_batch: bool = False) -> str:
     # From the package metadata: importing torch (seconds) only to name a cached file would
     # slow every vspipe start, a batch's chunks above all.
     torch_version = ".".join(importlib.metadata.version("torch").split("+")[0].split(".")[:2])
     shape = "HxW" if dynamic else f"{height}x{width}"
-    return (f"{network.digest[:16]}-{network.arch}-x{network.scale}-b{batch}-{shape}-{dtype}"
+    tiles = "N" if dynamic_batch else str(batch)
+    return (f"{network.digest[:16]}-{network.arch}-x{network.scale}-b{tiles}-{shape}-{dtype}"
             f"-opset{OPSET}-torch{torch_version}-r{RECIPE}")
 
 
 def export_onnx(network: Network, batch: int, height: int, width: int, dtype: str = "fp32",
-                dynamic: bool = False) -> Path:
+                dynamic: bool = False, dynamic_batch: bool = False) -> Path:
     """The ONNX graph of `network` for input (batch, 3, height, width); ONNX networks are returned as is.
 
     `dynamic` leaves height and width open (traced at the given size), for TensorRT engines with
     a min/opt/max profile. HAT cannot: its attention masks are computed for one size.
+    `dynamic_batch` leaves the batch open (traced at `batch`), for Triton's dynamic batcher.
     """
     if network.format == "onnx":
         return network.path
     if dynamic and network.arch == "hat":
         raise SRError("HAT exports for one input size only (its window-attention masks depend on it); "
                        "build one engine per tile shape instead of a profile.")
-    target = cache_dir("onnx") / f"{network.name}-{export_key(network, batch, height, width, dtype, dynamic)}.onnx"
-    return build_once(target, lambda temp: _export(network, batch, height, width, dtype, temp, dynamic))
+    key = export_key(network, batch, height, width, dtype, dynamic, dynamic_batch)
+    target = cache_dir("onnx") / f"{network.name}-{key}.onnx"
+    return build_once(target, lambda temp: _export(network, batch, height, width, dtype, temp, dynamic, dynamic_batch))
+
+
+def _dynamic_axes(dynamic: bool, dynamic_batch: bool) -> dict[str, dict[int, str]] | None:
+    inputs = {0: "batch"} if dynamic_batch else {}
+    outputs = dict(inputs)
+    if dynamic:
+        inputs |= {2: "height", 3: "width"}
+        outputs |= {2: "out_height", 3: "out_width"}
+    return {INPUT_NAME: inputs, OUTPUT_NAME: outputs} if inputs else None
 
 
 def _export(network: Network, batch: int, height: int, width: int, dtype: str, destination: Path,
-            dynamic: bool = False) -> None:
+            dynamic: bool = False, dynamic_batch: bool = False) -> None:
     import copy
 
     import torch
@@ -72,7 +85,6 @@ def _export(network: Network, batch: int, height: int, width: int, dtype: str, d
             opset_version=OPSET,
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {2: "height", 3: "width"}, OUTPUT_NAME: {2: "out_height", 3: "out_width"}}
-            if dynamic else None,
+            dynamic_axes=_dynamic_axes(dynamic, dynamic_batch),
             do_constant_folding=True,
         )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..errors import SRError
 from .architectures import arch_traits
 from .registry import REGISTRY, list_models
-from .spec import Network
+from .spec import ModelSpec, Network
 from .weights import check_official_digest, file_digest, find_weights, missing_weights_message
 
 if TYPE_CHECKING:
@@ -49,7 +49,18 @@ def torch_module(network: Network) -> "torch.nn.Module":
     return module
 
 
-def _named_network(name: str, scale: int) -> Network:
+def served_name(model: str | os.PathLike[str], scale: int) -> str:
+    """The name a model has on a Triton server (what `vs-sr triton export` calls it and
+    `backend="triton"` asks for): `<registry name>-x<scale>`, or a file's stem."""
+    path = Path(os.fspath(model)).expanduser()
+    if path.suffix.lower() in (".onnx", *TORCH_SUFFIXES):
+        return path.stem
+    spec = named_spec(os.fspath(model).lower(), scale)
+    return f"{spec.name}-x{spec.scale}"
+
+
+def named_spec(name: str, scale: int) -> ModelSpec:
+    """The registry entry for `name` at `scale`, or an error listing what exists."""
     scales = REGISTRY.get(name)
     if scales is None:
         raise SRError(
@@ -63,6 +74,11 @@ def _named_network(name: str, scale: int) -> Network:
             f"model '{name}' has no trained x{scale} network (it has {have}). "
             f"Pick one of those scales, and pass width=/height= for any other output size."
         )
+    return spec
+
+
+def _named_network(name: str, scale: int) -> Network:
+    spec = named_spec(name, scale)
     path = find_weights(spec)
     if path is None:
         raise SRError(missing_weights_message(spec))

@@ -67,7 +67,9 @@ class Network:
     digest: str
     """sha256 of the file's bytes: the identity used by every cache."""
     traits: ArchTraits
-    format: Literal["torch", "onnx"]
+    format: Literal["torch", "onnx", "served"]
+    """A local PyTorch or ONNX file, or a network that runs on a Triton server ("served", see
+    `backends.triton.ServedNetwork`): then `path` is the caller's reference and `digest` is empty."""
     fixed_shape: tuple[int, int] | None = None
     """(height, width) an ONNX graph was exported for, when its input is not dynamic."""
     fixed_batch: int | None = None

@@ -1,0 +1,326 @@
+"""Start and stop the real `tritonserver` that PyPI's nvidia-pytriton wheel bundles (2.51, python
+backend only), without importing pytriton itself (it pins numpy<2).
+
+What the binary needs, each learnt the hard way: the python backend's stub copied into a backend
+folder we own (the wheel keeps one per Python version elsewhere, and the backend may chmod it);
+the Python shared library's folder on LD_LIBRARY_PATH (else model loading hangs forever: checked
+before starting); this venv's bin first on PATH (the stub's embedded Python finds its packages
+through the `python3` there). The server runs in its own session, so one signal to the process
+group also reaches the stubs; it gets SIGTERM if we die (PDEATHSIG); stopping removes the stubs'
+/dev/shm regions (our prefix) and our work folder. Ports are chosen free and retried on a clash.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import importlib.util
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SRError
+
+STARTUP_TIMEOUT = 120.0  # seconds for the models to load
+STOP_TIMEOUT = 15.0  # seconds for a graceful stop before the process group is killed
+EXIT_TIMEOUT = 5  # seconds tritonserver itself waits for requests in flight when stopping
+PR_SET_PDEATHSIG = 1
+INSTALL = "pip install --no-deps nvidia-pytriton (its numpy<2 pin is not needed; vs_sr uses only its server)"
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """The parts of the server inside the installed nvidia-pytriton wheel."""
+
+    binary: Path
+    libraries: Path
+    backends: Path
+    caches: Path
+    stub: Path
+
+    @classmethod
+    def find(cls) -> Distribution:
+        found = importlib.util.find_spec("pytriton")  # locates the package without importing it
+        if found is None or not found.submodule_search_locations:
+            raise SRError(f"the Triton server is not installed: {INSTALL}.")
+        package = Path(next(iter(found.submodule_search_locations)))
+        root = package / "tritonserver"
+        version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        distribution = cls(root / "bin" / "tritonserver", package.parent / "nvidia_pytriton.libs", root / "backends",
+                           root / "caches", root / "python_backend_stubs" / version / "triton_python_backend_stub")
+        if not distribution.binary.is_file():
+            raise SRError(f"{distribution.binary} is missing: reinstall the server ({INSTALL}).")
+        if not distribution.stub.is_file():
+            raise SRError(f"nvidia-pytriton has no python backend for Python {version}; run vs_sr on Python 3.8-3.13.")
+        return distribution
+
+
+def server_environment(distribution: Distribution, base: dict[str, str] | None = None) -> dict[str, str]:
+    environment = dict(os.environ if base is None else base)
+    library_path = [str(distribution.libraries), str(sysconfig.get_config_var("LIBDIR"))]
+    if environment.get("LD_LIBRARY_PATH"):
+        library_path.append(environment["LD_LIBRARY_PATH"])
+    environment["LD_LIBRARY_PATH"] = ":".join(library_path)
+    # The stub's embedded Python looks for `python3` on PATH to find its prefix: this venv's.
+    environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '/usr/bin:/bin')}"
+    environment.pop("PYTHONHOME", None)
+    return environment
+
+
+def check_stub(distribution: Distribution, environment: dict[str, str]) -> None:
+    """Fail now rather than hang at model load: the stub, run bare, must find libpython (it
+    then exits 1, asking for its arguments; 127 means the library is missing)."""
+    if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
+        raise SRError(f"{sys.executable} is built without a shared libpython, which the python backend's stub "
+                      "needs: use a Python built with --enable-shared (pyenv: PYTHON_CONFIGURE_OPTS=--enable-shared).")
+    done = subprocess.run([str(distribution.stub)], env=environment, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    if done.returncode != 1:
+        output = done.stdout.decode(errors="replace").strip().splitlines()
+        raise SRError(f"the python backend's stub cannot run here (exit {done.returncode}: "
+                      f"{output[-1] if output else 'no output'}).")
+
+
+def backend_directory(distribution: Distribution, work: Path) -> Path:
+    """<work>/backends/python with the backend library, its utilities and a copy of the stub
+    (a copy: the backend chmods a stub it finds broken, which must not touch the wheel)."""
+    python = work / "backends" / "python"
+    python.mkdir(parents=True, exist_ok=True)
+    for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
+        (python / name).symlink_to(distribution.backends / "python" / name)
+    shutil.copy2(distribution.stub, python / distribution.stub.name)
+    return work / "backends"
+
+
+def free_ports(count: int, host: str) -> list[int]:
+    """`count` distinct ports the kernel calls free now (held together, so they differ)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            handle = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(handle)
+            handle.bind((host, 0))
+        return [handle.getsockname()[1] for handle in sockets]
+    finally:
+        for handle in sockets:
+            handle.close()
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class TritonServer:
+    """tritonserver on a model repository: `start()` returns when every model is ready, `stop()`
+    leaves no process, shared-memory region or work folder behind. A context manager.
+
+    PDEATHSIG follows the thread that started the server: start it from a thread that lives as
+    long as the server should (the main thread, typically).
+    """
+
+    def __init__(self, repository: Path, *, host: str = "127.0.0.1", http_port: int | None = None,
+                 grpc_port: int | None = None, log: Path | None = None,
+                 startup_timeout: float = STARTUP_TIMEOUT) -> None:
+        """`log`: the file the server's own log is appended to (default: in the work folder,
+        which `stop()` removes). Ports left None are chosen free."""
+        self.repository = repository.expanduser().absolute()
+        self.host = host
+        self.requested = (http_port, grpc_port)
+        self.http_port, self.grpc_port = http_port or 0, grpc_port or 0
+        self.log = log
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self.work: Path | None = None
+        self.shm_prefix = f"vs_sr_triton_{os.getpid()}_{secrets.token_hex(3)}_"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"grpc://{self._url_host}:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self._url_host}:{self.http_port}"
+
+    @property
+    def _url_host(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"[{host}]" if ":" in host else host
+
+    @property
+    def log_path(self) -> Path | None:
+        if self.log is not None:
+            return self.log
+        return None if self.work is None else self.work / "tritonserver.log"
+
+    def __enter__(self) -> TritonServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> TritonServer:
+        if not (self.repository / ".").is_dir():
+            raise SRError(f"model repository not found: {self.repository}.")
+        if not _models(self.repository):
+            raise SRError(f"{self.repository} holds no models (folders with a config.pbtxt): "
+                          "fill it with `vs-sr triton export MODEL --repo DIR`.")
+        distribution = Distribution.find()
+        environment = server_environment(distribution)
+        check_stub(distribution, environment)
+        chosen = all(self.requested)
+        for _ in range(1 if chosen else 3):  # free ports can be taken before the server binds
+            self.work = Path(tempfile.mkdtemp(prefix="vs-sr-triton-"))
+            try:
+                if not chosen:
+                    ports = iter(free_ports(2, self.host))
+                    self.http_port, self.grpc_port = (p or next(ports) for p in self.requested)
+                self._launch(distribution, environment)
+                self._wait_ready()
+                return self
+            except _PortTaken:
+                self.stop()
+                if chosen:
+                    raise SRError(f"a port of {self.http_url} / {self.grpc_url} is taken: choose others.") from None
+            except BaseException:
+                self.stop()
+                raise
+        raise SRError("no free ports for the server after three tries.")
+
+    def _launch(self, distribution: Distribution, environment: dict[str, str]) -> None:
+        assert self.work is not None
+        backends = backend_directory(distribution, self.work)
+        command = [
+            str(distribution.binary),
+            f"--model-repository={self.repository}",
+            f"--backend-directory={backends}",
+            f"--cache-directory={distribution.caches}",
+            f"--http-address={self.host}", f"--http-port={self.http_port}",
+            f"--grpc-address={self.host}", f"--grpc-port={self.grpc_port}",
+            "--allow-metrics=false", "--allow-gpu-metrics=false", "--allow-sagemaker=false", "--allow-vertex-ai=false",
+            "--exit-on-error=true", "--strict-readiness=true",
+            "--disable-auto-complete-config",  # our configs are complete; saves a stub start per model
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+            # room for big tiles without growing the stubs' region step by step
+            "--backend-config=python,shm-default-byte-size=16777216",
+            "--backend-config=python,shm-growth-byte-size=67108864",
+            "--pinned-memory-pool-byte-size=0",
+            f"--exit-timeout-secs={EXIT_TIMEOUT}",
+            "--log-verbose=0",
+        ]
+        assert self.log_path is not None
+        with open(self.log_path, "ab") as output:
+            self.process = subprocess.Popen(command, env=environment, cwd=self.work, stdin=subprocess.DEVNULL,
+                                            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                                            preexec_fn=_die_with_parent)
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        url = f"http://{self._url_host}:{self.http_port}/v2/health/ready"
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = self.log_tail()
+                if "already in use" in log:
+                    raise _PortTaken()
+                raise SRError(f"tritonserver stopped while starting (exit {self.process.returncode}): "
+                              f"{_failure(log)}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise SRError(f"tritonserver was not ready within {self.startup_timeout:g} s: {_failure(self.log_tail())}")
+
+    def failure(self) -> str:
+        """Why the server stopped or did not start, from its log."""
+        return _failure(self.log_tail())
+
+    def log_tail(self, characters: int = 20000) -> str:
+        path = self.log_path
+        if path is None or not path.is_file():
+            return ""
+        return path.read_bytes()[-characters:].decode(errors="replace")
+
+    def session_pids(self) -> list[int]:
+        """Live processes of the server's session: the server and its stubs."""
+        if self.process is None:
+            return []
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.getsid(int(entry.name)) == self.process.pid and _alive(int(entry.name)):
+                    pids.append(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                continue
+        return pids
+
+    def shm_regions(self) -> list[Path]:
+        return sorted(Path("/dev/shm").glob(f"{self.shm_prefix}*"))
+
+    def stop(self) -> None:
+        """SIGTERM (the server unloads its models and waits for requests in flight), then SIGKILL to
+        the whole process group; wait for the stubs to go; remove our /dev/shm regions and folder."""
+        process = self.process
+        if process is not None:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    pass
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # stubs that outlived the server
+            except (ProcessLookupError, PermissionError):
+                pass
+            process.wait()
+            deadline = time.monotonic() + 10
+            while self.session_pids() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        for region in self.shm_regions():
+            region.unlink(missing_ok=True)
+        if self.work is not None:
+            shutil.rmtree(self.work, ignore_errors=True)
+            self.work = None
+
+    def models(self) -> list[str]:
+        return _models(self.repository)
+
+
+class _PortTaken(Exception):
+    pass
+
+
+def _models(repository: Path) -> list[str]:
+    return sorted(p.name for p in repository.iterdir() if (p / "config.pbtxt").is_file() and not p.name.startswith("."))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _failure(log: str) -> str:
+    """The lines of the server's log that say why it stopped."""
+    lines = [line for line in log.splitlines() if line.startswith("E") or "failed to load" in line
+             or "error" in line.lower()]
+    keep = [line for line in lines if "CudaDriverHelper" not in line]  # harmless without a GPU
+    return " / ".join(line.strip()[:300] for line in keep[-4:]) or (log.strip().splitlines() or ["no log"])[-1]
