@@ -281,7 +281,7 @@ class TensorRTBackend(Backend):
     @staticmethod
     def _profile_engine(trt: Any, cache: EngineCache, spec: SessionSpec, shape: tuple[int, int, int]) -> Any:
         """A cached engine built with a min/opt/max profile that covers `shape`, if any."""
-        if spec.network.format != "torch":  # only our own exports have dynamic-size profiles
+        if spec.network.format == "onnx":  # only our own graphs have dynamic-size profiles
             return None
         gpu, capability = cuda_device_names()[spec.device_id], cuda_compute_capability(spec.device_id)
         candidates = [

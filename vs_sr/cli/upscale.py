@@ -7,17 +7,21 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..filter.arguments import BACKENDS, PRECISION_CHOICES
+from ..filter.arguments import BACKENDS, NOISE_LEVELS, PRECISION_CHOICES
 from ..media.codecs import CODECS, CRF_RANGE, PRESETS
 from ..media.job import DEINTERLACERS, Job
-from .common import default, non_negative, positive
+from .common import default, integer, non_negative, positive
 
 
 def add_filter_options(parser: argparse.ArgumentParser) -> None:
     """The options that choose the network and how it runs (shared with `vs-sr batch`)."""
     parser.add_argument("--model", default=default(Job, "model"),
                         help=f"registry name or weight/ONNX file (default {default(Job, 'model')})")
-    parser.add_argument("--scale", type=positive, default=default(Job, "scale"), help="the network's scale (default 4)")
+    parser.add_argument("--scale", type=positive, default=default(Job, "scale"),
+                        help="the network's scale (default 4; `vs-sr models list` shows each model's)")
+    parser.add_argument("--noise", type=integer, choices=NOISE_LEVELS, metavar="{-1,0,1,2,3}",
+                        help="denoise level of models that have levels (realcugan, waifu2x-*): -1 conservative/none, "
+                        "0 no denoise ... 3 strongest (default: the model's)")
     parser.add_argument("--width", type=positive, help="exact output width (e.g. 854 for 144p -> 480p)")
     parser.add_argument("--height", type=positive, help="exact output height")
     parser.add_argument("--backend", default=default(Job, "backend"), choices=BACKENDS,
@@ -89,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     job = Job(
         input=Path(args.input), output=Path(args.output), model=args.model, scale=args.scale,
         width=args.width, height=args.height, backend=args.backend, precision=args.precision,
-        tile=args.tile, overlap=args.overlap, num_streams=args.num_streams, codec=args.codec, crf=args.crf,
+        tile=args.tile, overlap=args.overlap, num_streams=args.num_streams, noise=args.noise, codec=args.codec,
+        crf=args.crf,
         preset=args.preset, ffmpeg_args=args.ffmpeg_args or [], start=args.start, end=args.end,
         overwrite=args.overwrite, deinterlace=args.deinterlace,
     )

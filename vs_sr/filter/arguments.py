@@ -37,6 +37,8 @@ class Arguments:
     devices: tuple[int, ...]
     width: int | None
     height: int | None
+    noise: int | None
+    """Denoise level (-1 ... 3) of a model that has levels; None: the model's default."""
 
 
 def as_integer(value: object) -> int | None:
@@ -107,6 +109,18 @@ def choice(name: str, value: object, choices: Sequence[str]) -> str:
     return value
 
 
+NOISE_LEVELS = (-1, 0, 1, 2, 3)
+
+
+def noise_level(value: object) -> int | None:
+    """None, or a denoise level of the range models use (each model checks its own levels)."""
+    number = as_integer(value)
+    if value is not None and number not in NOISE_LEVELS:
+        raise SRError(f"noise must be None (the model's default) or a level from -1 (conservative) to 3 "
+                      f"(strongest), not {value!r}.")
+    return number
+
+
 def model_reference(value: object) -> str | os.PathLike[str]:
     if not isinstance(value, (str, os.PathLike)):
         raise SRError(f"model must be a name or a file path, not {type(value).__name__}.")
@@ -114,7 +128,7 @@ def model_reference(value: object) -> str | os.PathLike[str]:
 
 
 def normalise(model: object, scale: object, backend: object, precision: object, tile: object, overlap: object,
-              num_streams: object, device_id: object, width: object, height: object) -> Arguments:
+              num_streams: object, device_id: object, width: object, height: object, noise: object = None) -> Arguments:
     return Arguments(
         model=model_reference(model),
         scale=positive("scale", scale),
@@ -126,4 +140,5 @@ def normalise(model: object, scale: object, backend: object, precision: object, 
         devices=device_list(device_id),
         width=optional_positive("width", width),
         height=optional_positive("height", height),
+        noise=noise_level(noise),
     )

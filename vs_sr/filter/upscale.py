@@ -10,14 +10,14 @@ import vapoursynth as vs
 
 from ..backends import Backend, OutOfMemory, Session, SessionSpec, choose_backend
 from ..errors import SRError
-from ..log import info
+from ..log import info, warn
 from ..models import Network, Precision, resolve
 from .arguments import Arguments, BackendName, PrecisionName, normalise
 from .formats import check_clip, from_rgbs, output_size, to_rgbs
 from .frames import FrameUpscaler
 from .memory import Tiles, memory_budget
 from .sessions import SessionPool
-from .tiling import plan_tiles
+from .tiling import TilePlan, plan_tiles
 
 
 def Upscale(
@@ -33,6 +33,7 @@ def Upscale(
     device_id: int | Sequence[int] = 0,
     width: int | None = None,
     height: int | None = None,
+    noise: int | None = None,
 ) -> vs.VideoNode:
     """Upscale `clip` with a super-resolution network.
 
@@ -40,7 +41,8 @@ def Upscale(
                  The result has the same format at the new size; frame props are kept.
     model:       a registry name (see `vs_sr.list_models()`), or the path of a .pth /
                  .safetensors / .pt file (architecture detected) or of an .onnx file.
-    scale:       the network's scale; named models list the scales they were trained for.
+    scale:       the network's scale; named models list the scales they were trained for
+                 (1 for denoise-only models such as waifu2x-cunet x1).
     backend:     "auto" | "trt" | "torch" | "ort" | "openvino". "auto" prefers GPU runtimes
                  where a GPU exists, then OpenVINO, ONNX Runtime, PyTorch.
     precision:   "auto" | "fp32" | "fp16" | "bf16". "auto" is fp32 on CPUs; on GPUs the model's
@@ -52,11 +54,13 @@ def Upscale(
     device_id:   GPU index for GPU backends, or a list of them: frame n goes to device_id[n % len].
     width, height: exact output size: the network runs at its own scale, then the result is
                  resized (Spline36) to this size; the display aspect (_SARNum/_SARDen) is kept.
+    noise:       denoise level of models that have levels (realcugan, waifu2x-*): -1
+                 (conservative / none), 0 (no denoise) ... 3 (strongest); None: the model's default.
     """
     clip = check_clip(clip)
-    args = normalise(model, scale, backend, precision, tile, overlap, num_streams, device_id, width, height)
+    args = normalise(model, scale, backend, precision, tile, overlap, num_streams, device_id, width, height, noise)
     out_w, out_h = output_size(clip, args.scale, args.width, args.height)
-    network = resolve(args.model, args.scale)
+    network = resolve(args.model, args.scale, args.noise)
     _check_frame_size(clip, network)
     runtime = choose_backend(args.backend, network)
     deployment = deploy(runtime, network, clip.width, clip.height, args)
@@ -115,7 +119,19 @@ def deploy(runtime: Backend, network: Network, width: int, height: int, args: Ar
         except OutOfMemory as error:
             tiles.after_out_of_memory(plan, error)
     tiles.resizable = tiles.resizable and all(s.dynamic_shapes for pool in pools for s in pool.sessions)
+    _check_tile_safety(network, plan)
     return Deployment(network, runtime, chosen, tiles, pools, devices)
+
+
+def _check_tile_safety(network: Network, plan: TilePlan) -> None:
+    """Say so when tiles change a tile-dependent network's picture, not just its seams."""
+    traits = network.traits
+    if not traits.tile_safe and plan.split_below(traits.min_tile):
+        th, tw = plan.tile_shape
+        warn(f"{network.label}: {tw}x{th} tiles are smaller than the {traits.min_tile}-pixel tiles this network "
+             "needs to look like whole frames (its squeeze-and-excitation blocks average over each tile: 128-pixel "
+             f"tiles differ by 31-38 dB, brightness shifting per tile); use tile={traits.min_tile} or more, or "
+             "leave tile unset")
 
 
 def upscaled_rgbs(rgb: vs.VideoNode, scale: int, upscaler: FrameUpscaler, streams: int) -> vs.VideoNode:

@@ -34,6 +34,8 @@ class Job:
     tile: int | None = None
     overlap: int | None = None
     num_streams: int = 1
+    noise: int | None = None
+    """Denoise level of models that have levels (realcugan, waifu2x-*); None: the model's default."""
     codec: str = "x264"
     crf: int | None = None
     preset: str | None = None
@@ -58,7 +60,8 @@ class Job:
         """What the vspipe script needs to build the clip (see `job_clip`)."""
         return {"input": self.input.resolve(), "model": self.model, "scale": self.scale, "width": self.width,
                 "height": self.height, "backend": self.backend, "precision": self.precision, "tile": self.tile,
-                "overlap": self.overlap, "num_streams": self.num_streams, "deinterlace": self.deinterlace}
+                "overlap": self.overlap, "num_streams": self.num_streams, "noise": self.noise,
+                "deinterlace": self.deinterlace}
 
 
 @dataclass
@@ -111,7 +114,8 @@ def job_clip(args: dict[str, str | None]) -> vs.VideoNode:
     clip = deinterlaced(open_video(str(args["input"])), args.get("deinterlace"))
     clip = Upscale(clip, str(args["model"]), int(str(args["scale"])), backend=args["backend"],  # type: ignore[arg-type]
                    precision=args["precision"], tile=number("tile"), overlap=number("overlap"),  # type: ignore[arg-type]
-                   num_streams=int(str(args["num_streams"])), width=number("width"), height=number("height"))
+                   num_streams=int(str(args["num_streams"])), width=number("width"), height=number("height"),
+                   noise=number("noise"))
     if clip.format.color_family == vs.RGB:  # y4m carries YUV only
         yuv = clip.format.replace(color_family=vs.YUV).id
         clip = clip.resize.Spline36(format=yuv, matrix=default_matrix(clip.width, clip.height))
@@ -167,7 +171,7 @@ def check_job(job: Job) -> str:
 def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
     """Frame range, output size, timeline and track mapping, with a note for everything not
     copied as is; refuses interlaced input without a --deinterlace choice."""
-    resolve(job.model, job.scale)  # a bad model or missing weights fail here, before any work
+    resolve(job.model, job.scale, job.noise)  # a bad model, level or missing weights fail here, before any work
     clip, timeline = read_timeline(media.path)
     first = job.start if job.start is not None else 0
     last = job.end if job.end is not None else clip.num_frames - 1
