@@ -345,19 +345,24 @@ def frame(g: GraphBuilder, network: NcnnNetwork, framing: Framing, scale: int,
     return result
 
 
-def to_onnx(network: NcnnNetwork, framing: Framing, scale: int, shape: tuple[int, int, int] | None,
+def to_onnx(network: NcnnNetwork, framing: Framing | None, scale: int, shape: tuple[int, int, int] | None,
             name: str = "ncnn") -> Any:
     """The ONNX model of `network` in its `framing`, for input (batch, 3, height, width) = `shape`,
-    or with batch, height and width left open when `shape` is None."""
+    or with batch, height and width left open when `shape` is None. `framing=None` gives the bare
+    network: the input goes straight to ncnn's input blob, the output's size is the network's."""
     from onnx import TensorProto, checker, helper
 
     if network.channels != 3:
         raise SRError(f"{name} takes {network.channels} input channels; vs_sr runs RGB networks.")
     g = GraphBuilder()
-    result = frame(g, network, framing, scale, shape[1:] if shape else None)
+    if framing is None:
+        result = emit_layers(g, network, INPUT_NAME)
+    else:
+        result = frame(g, network, framing, scale, shape[1:] if shape else None)
     g.node("Identity", [result], "output", output=OUTPUT_NAME)
     batch, height, width = shape or ("N", "H", "W")
-    out_h, out_w = (shape[1] * scale, shape[2] * scale) if shape else ("outH", "outW")
+    known = shape is not None and framing is not None
+    out_h, out_w = (shape[1] * scale, shape[2] * scale) if known and shape else ("outH", "outW")
     graph = helper.make_graph(
         g.nodes, name,
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [batch, 3, height, width])],
