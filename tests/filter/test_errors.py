@@ -87,7 +87,7 @@ def test_backend_not_installed(ncnn_models):
     try:  # TensorRT is not installable here: the error must say what to install
         import tensorrt  # noqa: F401
     except ImportError:
-        expect_error(r"backend 'trt' cannot run here: TensorRT is not installed: pip install tensorrt",
+        expect_error(r"backend 'trt' cannot run here: TensorRT is not installed: pip install 'vs_sr\[tensorrt\]'",
                      small(), "realesr-animevideov3", backend="trt")
     else:
         pytest.skip("TensorRT is installed on this machine")

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..devices import cuda_compute_capability, cuda_device_count, cuda_device_names, cuda_free_memory
 from ..errors import SRError
+from ..extras import install_line
 from ..log import info
 from ..models import Network, Precision
 from ..models.architectures import round_up
@@ -40,12 +41,13 @@ WORKSPACE_FRACTION = 0.5  # of free VRAM the builder may use for tactics
 
 
 def _import() -> tuple[Any, str | None]:
-    tensorrt, missing = import_runtime("tensorrt", "TensorRT is not installed: pip install tensorrt (needs an NVIDIA "
-                                       "GPU and driver); or use backend='torch' / 'ort' on the GPU")
+    tensorrt, missing = import_runtime("tensorrt", f"TensorRT is not installed: {install_line('tensorrt')} (needs an "
+                                       "NVIDIA GPU and driver); or use backend='torch' / 'ort' on the GPU")
     if missing is None and cuda_device_count() == 0:
         return None, "no CUDA GPU found (TensorRT needs an NVIDIA GPU and its driver)"
     if missing is None and import_runtime("torch", "")[0] is None:
-        return None, "the TensorRT backend needs PyTorch (with CUDA) for device memory and streams: pip install torch"
+        return None, ("the TensorRT backend needs PyTorch (with CUDA) for device memory and streams: "
+                      f"{install_line('tensorrt')}")
     return tensorrt, missing
 
 
