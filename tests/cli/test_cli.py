@@ -48,3 +48,16 @@ def test_errors_are_one_line_with_exit_code_1(tmp_path):
     assert result.returncode == 1
     assert result.stdout == "" and result.stderr.count("\n") == 1
     assert result.stderr.startswith("vs-sr: error: weights for model 'hat' x4 not found: HAT_SRx4_ImageNet-pretrain.pth")
+
+
+def test_upscale_noise_option_is_checked_before_any_work(tmp_path):
+    from conftest import ffmpeg
+
+    source = tmp_path / "in.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=5:duration=1", "-c:v", "ffv1", str(source))
+    missing = vs_sr("upscale", str(source), str(tmp_path / "out.mkv"), "--model", "realcugan", "--scale", "3",
+                    "--noise", "2")
+    assert missing.returncode == 1 and not (tmp_path / "out.mkv").exists()
+    assert missing.stderr.startswith("vs-sr: error: model 'realcugan' x3 has no --noise 2; its levels are -1 ")
+    out_of_range = vs_sr("upscale", str(source), str(tmp_path / "out.mkv"), "--model", "realcugan", "--noise", "5")
+    assert out_of_range.returncode == 2 and "--noise: invalid choice: 5" in out_of_range.stderr

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..filter.arguments import NOISE_LEVELS
 from ..models.architectures import PRECISIONS
-from .common import non_negative, positive
+from .common import integer, non_negative, positive
 
 
 def size(text: str) -> tuple[int, int]:
@@ -25,6 +26,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     build = engine_commands.add_parser("build", help="build (or find) the engine for a model and tile shape")
     build.add_argument("--model", required=True, help="registry name or weight/ONNX file")
     build.add_argument("--scale", type=positive, default=4, help="the network's scale (default 4)")
+    build.add_argument("--noise", type=integer, choices=NOISE_LEVELS, metavar="{-1,0,1,2,3}",
+                       help="denoise level of models that have levels (default: the model's)")
     build.add_argument("--tile", type=size, default=(640, 360), help="input tile WIDTHxHEIGHT of a static engine")
     build.add_argument("--profile", type=size, nargs=3, metavar=("MIN", "OPT", "MAX"),
                        help="one engine for a range of input sizes (conv nets only), each WIDTHxHEIGHT")
@@ -43,7 +46,7 @@ def build_engine(args: argparse.Namespace) -> int:
     from ..backends.tensorrt import build_ahead
     from ..models import resolve
 
-    network = resolve(args.model, args.scale)
+    network = resolve(args.model, args.scale, args.noise)
     print(build_ahead(network, args.profile or [args.tile], args.batch, args.precision, args.device))
     return 0
 
