@@ -69,7 +69,8 @@ class ModelSpec:
     ncnn: Mapping[int | None, NcnnFiles] = field(default_factory=dict)
     """The network as ncnn files, per denoise level (None for models without levels)."""
     default_noise: int | None = None
-    """The level `noise=None` picks (the ncnn programs' default)."""
+    """The level `noise=None` picks: vs-mlrt's defaults (-1: Real-CUGAN's conservative model,
+    waifu2x without denoising; 0 for waifu2x x1, which only denoises)."""
     description: str = ""
 
     @property
