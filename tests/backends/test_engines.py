@@ -153,7 +153,7 @@ def test_engine_build_without_tensorrt_says_what_to_install(tmp_path):
     except ImportError:
         pass
     done = vs_sr("engines", "build", "--model", "realesr-animevideov3", env={"VS_SR_ENGINE_DIR": str(tmp_path)})
-    assert done.returncode == 1 and "cannot build TensorRT engines here: TensorRT is not installed: pip install tensorrt" in done.stderr
+    assert done.returncode == 1 and "cannot build TensorRT engines here: TensorRT is not installed: pip install 'vs_sr[tensorrt]'" in done.stderr
 
 
 @pytest.mark.parametrize("name", ["realesr-animevideov3", "realesrgan-x4plus-anime"])

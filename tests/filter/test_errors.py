@@ -46,9 +46,11 @@ def test_missing_weights_names_file_url_and_directory(isolated_dirs):
     assert str(isolated_dirs["models"]) in message and "VS_SR_MODEL_DIR" in message
 
 
-def test_missing_offline_weights_mention_the_ncnn_import(tmp_path, monkeypatch):
+def test_missing_downloadable_weights_name_the_download_command(tmp_path, monkeypatch):
     monkeypatch.setenv("VS_SR_MODEL_DIR", str(tmp_path))
-    expect_error(r"realesr-animevideov3.pth.*vs-sr models import-ncnn", small(), "realesr-animevideov3", 4)
+    expect_error(r"RealESRGAN_x2plus.pth. Run `vs-sr models download realesrgan-x2plus --scale 2` \(it fetches "
+                 r"https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.1/RealESRGAN_x2plus.pth\)",
+                 small(), "realesrgan-x2plus", 2)
 
 
 def test_scale_the_model_does_not_have(ncnn_models):
@@ -85,7 +87,7 @@ def test_backend_not_installed(ncnn_models):
     try:  # TensorRT is not installable here: the error must say what to install
         import tensorrt  # noqa: F401
     except ImportError:
-        expect_error(r"backend 'trt' cannot run here: TensorRT is not installed: pip install tensorrt",
+        expect_error(r"backend 'trt' cannot run here: TensorRT is not installed: pip install 'vs_sr\[tensorrt\]'",
                      small(), "realesr-animevideov3", backend="trt")
     else:
         pytest.skip("TensorRT is installed on this machine")
@@ -123,7 +125,8 @@ def test_onnx_file_with_half_precision_io(tmp_path):
 def test_official_file_with_wrong_content(isolated_dirs, tmp_path, monkeypatch):
     monkeypatch.setenv("VS_SR_MODEL_DIR", str(tmp_path))
     (tmp_path / "RealESRGAN_x4plus_anime_6B.pth").write_bytes(b"truncated download")
-    expect_error(r"is not the published RealESRGAN_x4plus_anime_6B.pth .* Re-download it from https://github.com/xinntao",
+    expect_error(r"is not the published RealESRGAN_x4plus_anime_6B.pth .* Re-download it "
+                 r"\(vs-sr models download realesrgan-x4plus-anime --scale 4\)",
                  small(), "realesrgan-x4plus-anime")
 
 

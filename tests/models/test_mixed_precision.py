@@ -147,3 +147,19 @@ def test_profile_export_rewrites_and_runs_at_several_sizes(ncnn_models):
         out = session.run(None, {"input": image})[0]
         assert out.dtype == np.float32 and out.shape == (1, 3, 4 * height, 4 * width)
         assert psnr(out, fp32_output(export_onnx(network, 1, height, width), image)) > MIN_PSNR["fp16"]
+
+
+@pytest.mark.parametrize("name,scale,dynamic", [("realcugan", 2, False), ("realcugan", 4, True),
+                                                ("waifu2x-cunet", 2, True), ("waifu2x-photo", 2, False)])
+def test_imported_ncnn_graphs_lower_to_fp16_for_tensorrt(name, scale, dynamic):
+    """The graphs TensorRT would build Real-CUGAN and waifu2x engines from: fp16 convolutions, the
+    framing's integer shape arithmetic untouched, only operators TensorRT parses, close to fp32."""
+    network = resolve(name, scale)
+    source = export_onnx(network, 1, 36, 44, dynamic=dynamic)
+    path = export_onnx(network, 1, 36, 44, "fp16", dynamic=dynamic)
+    assert path != source and tensorrt_problems(source) == tensorrt_problems(path) == []
+    types = tensor_types(path)
+    convs = [n for n in onnx.load(str(path)).graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    assert convs and all(types[n.input[1]] == TensorProto.FLOAT16 for n in convs)
+    image = photo(36, 44)[None]
+    assert psnr(openvino_output(path, image), fp32_output(source, image)) > MIN_PSNR["fp16"]

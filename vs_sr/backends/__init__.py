@@ -31,11 +31,11 @@ def auto_order(network: Network) -> tuple[str, ...]:
 
     gpu: tuple[str, ...] = ()
     if cuda_device_count() > 0:
-        gpu = ("trt", "ort") if network.format == "onnx" else ("trt", "torch", "ort")
+        gpu = ("trt", "torch", "ort") if network.has_torch_network else ("trt", "ort")
         # ONNX Runtime belongs to the GPU tier only with its CUDA provider (onnxruntime-gpu).
         ort = get_backend("ort")
         gpu = tuple(name for name in gpu if name != "ort" or (ort.unavailable() is None and ort.gpu))
-    cpu = ("openvino", "ort") if network.format == "onnx" else ("openvino", "ort", "torch")
+    cpu = ("openvino", "ort", "torch") if network.has_torch_network else ("openvino", "ort")
     return (*gpu, *cpu)
 
 
@@ -47,8 +47,10 @@ def choose_backend(requested: str, network: Network, server: str | None = None) 
         reason = backend.unavailable()
         if reason:
             raise SRError(f"backend '{requested}' cannot run here: {reason}")
-        if network.format == "onnx" and requested == "torch":
-            raise SRError("backend='torch' needs PyTorch weights, not an .onnx file; use 'ort' or 'openvino'.")
+        if requested == "torch" and not network.has_torch_network:
+            from ..models import torch_module
+
+            torch_module(network)  # raises the error that says which backends run this network
         return backend
     skipped: list[tuple[str, str | None]] = []
     for name in auto_order(network):

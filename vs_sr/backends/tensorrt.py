@@ -26,6 +26,7 @@ import numpy as np
 
 from ..devices import cuda_compute_capability, cuda_device_count, cuda_device_names, cuda_free_memory
 from ..errors import SRError
+from ..extras import install_line
 from ..log import info
 from ..models import Network, Precision, resolve
 from ..models.architectures import round_up
@@ -40,12 +41,13 @@ WORKSPACE_FRACTION = 0.5  # of free VRAM the builder may use for tactics
 
 
 def _import() -> tuple[Any, str | None]:
-    tensorrt, missing = import_runtime("tensorrt", "TensorRT is not installed: pip install tensorrt (needs an NVIDIA "
-                                       "GPU and driver); or use backend='torch' / 'ort' on the GPU")
+    tensorrt, missing = import_runtime("tensorrt", f"TensorRT is not installed: {install_line('tensorrt')} (needs an "
+                                       "NVIDIA GPU and driver); or use backend='torch' / 'ort' on the GPU")
     if missing is None and cuda_device_count() == 0:
         return None, "no CUDA GPU found (TensorRT needs an NVIDIA GPU and its driver)"
     if missing is None and import_runtime("torch", "")[0] is None:
-        return None, "the TensorRT backend needs PyTorch (with CUDA) for device memory and streams: pip install torch"
+        return None, ("the TensorRT backend needs PyTorch (with CUDA) for device memory and streams: "
+                      f"{install_line('tensorrt')}")
     return tensorrt, missing
 
 
@@ -201,7 +203,7 @@ def installed_version() -> str | None:
     return None if trt is None else str(trt.__version__)
 
 
-def build_ahead(model: str, scale: int, sizes: Sequence[tuple[int, int]], batch: int, precision: Precision | None,
+def build_ahead(model: str, scale: int, noise: int | None, sizes: Sequence[tuple[int, int]], batch: int, precision: Precision | None,
                 device_id: int) -> Path:
     """Build (or find) the engine the filter will ask for, before any clip needs it: one tile
     size (width, height) for a static engine, or three for a min/opt/max profile; sizes are in
@@ -215,7 +217,7 @@ def build_ahead(model: str, scale: int, sizes: Sequence[tuple[int, int]], batch:
         raise SRError("give one tile size, or three (MIN OPT MAX) for a profile.")
     if not 0 <= device_id < cuda_device_count():
         raise SRError(f"no GPU {device_id}: this machine has {cuda_device_count()}.")
-    network = resolve(model, scale)
+    network = resolve(model, scale, noise)
     multiple = network.traits.multiple
     shapes = tuple((batch, round_up(h, multiple), round_up(w, multiple)) for w, h in sizes)
     if len(shapes) == 1:
@@ -282,7 +284,7 @@ class TensorRTBackend(Backend):
     @staticmethod
     def _profile_engine(trt: Any, cache: EngineCache, spec: SessionSpec, shape: tuple[int, int, int]) -> Any:
         """A cached engine built with a min/opt/max profile that covers `shape`, if any."""
-        if spec.network.format != "torch":  # only our own exports have dynamic-size profiles
+        if spec.network.format == "onnx":  # only our own graphs have dynamic-size profiles
             return None
         gpu, capability = cuda_device_names()[spec.device_id], cuda_compute_capability(spec.device_id)
         candidates = [

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..devices import cuda_device_count, cuda_free_memory
 from ..errors import SRError
+from ..extras import install_line
 from ..log import warn
 from ..models import Network, Precision
 from ..models.resolve import torch_module
@@ -26,7 +27,7 @@ from .base import Backend, OutOfMemory, Session, SessionSpec, import_runtime
 
 
 def _import() -> tuple[Any, str | None]:
-    return import_runtime("torch", "PyTorch is not installed: pip install torch")
+    return import_runtime("torch", f"PyTorch is not installed: {install_line('torch')}")
 
 
 def _cuda() -> bool:

@@ -400,12 +400,12 @@ def _binary(connection: Connection) -> dict[str, bool]:
     return {"binary_data": True} if connection.address.protocol == "http" else {}
 
 
-def served_network(model: str | os.PathLike[str], scale: int, server: str) -> ServedNetwork:
-    """The network `model` at `scale` as the server at `server` runs it, checked: the server is
+def served_network(model: str | os.PathLike[str], scale: int, server: str, noise: int | None = None) -> ServedNetwork:
+    """The network `model` at `scale` (and denoise level `noise`) as the server at `server` runs it, checked: the server is
     ready, the model is loaded, its config fits what vs_sr sends, and its scale is `scale`."""
     name, traits = _traits_for(model, scale)
     address = Address.parse(server)
-    connection = Connection(address, served_name(model, scale))
+    connection = Connection(address, served_name(model, scale, noise))
     _check_ready(connection)
     facts = check_config(_model_config(connection), connection.model, address)
     native = facts.scale or _probe_scale(connection, facts, traits)

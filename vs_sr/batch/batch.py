@@ -71,5 +71,6 @@ def _gpus(settings: BatchSettings) -> list[int]:
     count = cuda_device_count()
     if count == 0:
         return []
-    network = resolve(settings.job.get("model", "realesr-animevideov3"), int(settings.job.get("scale", 4)))
-    return list(range(count)) if choose_backend(settings.job.get("backend", "auto"), network).gpu else []
+    job = settings.job
+    network = resolve(job.get("model", "realesr-animevideov3"), int(job.get("scale", 4)), job.get("noise"))
+    return list(range(count)) if choose_backend(job.get("backend", "auto"), network).gpu else []

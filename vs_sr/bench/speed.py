@@ -42,6 +42,7 @@ class BenchCase:
     frames: int
     fmt: str = "RGBS"
     tile: int | None = None
+    noise: int | None = None
 
     @classmethod
     def from_text(cls, args: dict[str, str | None]) -> BenchCase:
@@ -53,7 +54,8 @@ class BenchCase:
         return cls(**values)  # type: ignore[arg-type]
 
     def label(self) -> str:
-        return (f"{self.model} x{self.scale}, {self.width}x{self.height} {self.fmt}, {self.precision}, "
+        level = "" if self.noise is None else f" noise {self.noise}"
+        return (f"{self.model} x{self.scale}{level}, {self.width}x{self.height} {self.fmt}, {self.precision}, "
                 f"{self.streams} stream(s)" + (f", tile {self.tile}" if self.tile else ""))
 
 
@@ -84,8 +86,8 @@ def contender_clip(args: dict[str, str | None]) -> vs.VideoNode:
     contender = args["contender"]
     if contender == "vs_sr":
         return Upscale(source, case.model, case.scale, backend=case.backend, precision=case.precision,  # type: ignore[arg-type]
-                       tile=case.tile, num_streams=case.streams)
-    network = resolve(case.model, case.scale)
+                       tile=case.tile, num_streams=case.streams, noise=case.noise)
+    network = resolve(case.model, case.scale, case.noise)
     onnx = str(export_onnx(network, 1, case.height, case.width))
     rgbs = source if fmt_id == vs.RGBS else source.resize.Bicubic(format=vs.RGBS, matrix_in=vs.MATRIX_BT709)
     if contender == "vs-mlrt-ov":
@@ -117,9 +119,10 @@ def bare_fps(case: BenchCase) -> tuple[float, str]:
     from ..filter.arguments import normalise
     from ..filter.upscale import deploy
 
-    network = resolve(case.model, case.scale)
+    network = resolve(case.model, case.scale, case.noise)
     runtime = choose_backend(case.backend, network)
-    args = normalise(case.model, case.scale, case.backend, case.precision, case.tile, None, case.streams, 0, None, None)
+    args = normalise(case.model, case.scale, case.backend, case.precision, case.tile, None, case.streams, 0, None, None,
+                     case.noise)
     deployment = deploy(runtime, network, case.width, case.height, args)
     plan, batch = deployment.tiles.current()
     sessions = deployment.pools[0].sessions

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from ..batch import BatchSettings, RunOptions, run_batch
 
     job = {name: getattr(args, name) for name in ("model", "scale", "width", "height", "backend", "precision", "tile",
-                                                   "overlap", "num_streams", "server", "codec", "crf", "preset",
+                                                   "overlap", "num_streams", "server", "noise", "codec", "crf", "preset",
                                                    "deinterlace")}
     job["ffmpeg_args"] = args.ffmpeg_args or []
     settings = BatchSettings(job=job, container=args.container, chunk_frames=args.chunk_frames,

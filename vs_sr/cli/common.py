@@ -82,3 +82,12 @@ def default(record: type, name: str) -> Any:
             if field.default_factory is not dataclasses.MISSING:
                 return field.default_factory()
     raise KeyError(name)
+
+
+def add_noise_option(parser: argparse.ArgumentParser, extra_help: str = "") -> None:
+    """--noise: the denoise level of models that have levels (checked against the model later)."""
+    from ..filter.arguments import NOISE_LEVELS
+
+    parser.add_argument("--noise", type=integer, choices=NOISE_LEVELS, metavar="{-1,0,1,2,3}",
+                        help="denoise level of models that have levels (realcugan, waifu2x-*): -1 conservative/none, "
+                        f"0 no denoise ... 3 strongest (default: the model's){extra_help}")

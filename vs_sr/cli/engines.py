@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..models.architectures import PRECISIONS
-from .common import non_negative, positive, size
+from .common import add_noise_option, non_negative, positive, size
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -14,6 +14,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     build = engine_commands.add_parser("build", help="build (or find) the engine for a model and tile shape")
     build.add_argument("--model", required=True, help="registry name or weight/ONNX file")
     build.add_argument("--scale", type=positive, default=4, help="the network's scale (default 4)")
+    add_noise_option(build)
     build.add_argument("--tile", type=size, default=(640, 360), help="input tile WIDTHxHEIGHT of a static engine")
     build.add_argument("--profile", type=size, nargs=3, metavar=("MIN", "OPT", "MAX"),
                        help="one engine for a range of input sizes (conv nets only), each WIDTHxHEIGHT")
@@ -31,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def build_engine(args: argparse.Namespace) -> int:
     from ..backends.tensorrt import build_ahead
 
-    print(build_ahead(args.model, args.scale, args.profile or [args.tile], args.batch, args.precision, args.device))
+    print(build_ahead(args.model, args.scale, args.noise, args.profile or [args.tile], args.batch, args.precision, args.device))
     return 0
 
 

@@ -20,12 +20,11 @@ def report() -> dict[str, Any]:
 
     import vapoursynth as vs
 
-    from .. import __version__
+    from .. import __version__, extras
     from ..backends import BACKEND_MODULES, get_backend
     from ..devices import cpu_count, cuda_device_names
     from ..media.tools import ffmpeg_version, vspipe_status
-    from ..models.registry import all_specs
-    from ..models.weights import find_weights
+    from ..models.catalog import catalog
     from ..paths import cache_dir, model_dirs
 
     core = vs.core
@@ -46,7 +45,7 @@ def report() -> dict[str, Any]:
         reason = backend.unavailable()
         backends[name] = ({"available": False, "problem": reason} if reason else
                           {"available": True, "device": backend.device_name(0), "precisions": list(backend.precisions(0))})
-    specs = all_specs()
+    rows = catalog()
     return {
         "vs_sr": __version__,
         "python": sys.version.split()[0],
@@ -59,8 +58,9 @@ def report() -> dict[str, Any]:
         "cpu_cores": cpu_count(),
         "cuda_gpus": cuda_device_names(),
         "backends": backends,
-        "models": {"installed": sum(find_weights(spec) is not None for spec in specs), "known": len(specs),
+        "models": {"installed": sum(row["installed"] for row in rows), "known": len(rows),
                    "searched": [str(d) for d in model_dirs()]},
+        "extras": {name: {"installed": extras.has(name), "install": extras.install_line(name)} for name in extras.EXTRAS},
         "cache": str(cache_dir("")),
     }
 
@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"backend {name:<9} {backend['device']}; precisions {', '.join(backend['precisions'])}")
         else:
             print(f"backend {name:<9} unavailable: {backend['problem']}")
+    print("extras: " + ", ".join(name if extra["installed"] else f"{name} (missing: {extra['install']})"
+                                 for name, extra in data["extras"].items()))
     models = data["models"]
     print(f"models: {models['installed']} of {models['known']} installed (`vs-sr models list`); "
           f"searched: {', '.join(models['searched'])}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..backends import BACKEND_MODULES
 from ..serving.export import KINDS, PLATFORMS, WIRE_PRECISIONS, ExportOptions
-from .common import default, non_negative, positive, size
+from .common import add_noise_option, default, non_negative, positive, size
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -31,6 +31,7 @@ def add_export_parser(commands: argparse._SubParsersAction) -> None:
         "backend='triton' asks for. An earlier export of that name is replaced.")
     export.add_argument("model", metavar="MODEL", help="registry name or weight/ONNX file")
     export.add_argument("--scale", type=positive, metavar="N", default=4, help="the network's scale (default 4)")
+    add_noise_option(export, "; the served name ends in -noise<level>")
     export.add_argument("--repo", type=Path, required=True, metavar="DIR", help="the model repository (created if missing)")
     export.add_argument("--platform", choices=PLATFORMS, default=default(ExportOptions, "platform"),
                         help="python: Triton's python backend runs vs_sr's own session (the only platform the PyPI "
@@ -88,7 +89,7 @@ def run_export(args: argparse.Namespace) -> int:
         preferred_batch_sizes=tuple(args.preferred_batch_size), max_queue_delay_us=args.max_queue_delay_us,
         instances=args.instances, kind=args.kind, precision=args.precision, tile=args.tile, runtime=args.runtime,
         threads=args.threads, tensorrt_accelerator=args.tensorrt_accelerator)
-    exported = export_model(args.model, args.scale, args.repo, options)
+    exported = export_model(args.model, args.scale, args.repo, options, args.noise)
     if args.json:
         print(json.dumps({"name": exported.name, "directory": str(exported.directory), "platform": args.platform,
                           "files": [str(f) for f in exported.files], "replaced": exported.replaced,

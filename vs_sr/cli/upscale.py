@@ -10,14 +10,16 @@ from pathlib import Path
 from ..filter.arguments import BACKENDS, PRECISION_CHOICES
 from ..media.codecs import CODECS, CRF_RANGE, PRESETS
 from ..media.job import DEINTERLACERS, Job
-from .common import default, non_negative, positive
+from .common import add_noise_option, default, non_negative, positive
 
 
 def add_filter_options(parser: argparse.ArgumentParser) -> None:
     """The options that choose the network and how it runs (shared with `vs-sr batch`)."""
     parser.add_argument("--model", default=default(Job, "model"),
                         help=f"registry name or weight/ONNX file (default {default(Job, 'model')})")
-    parser.add_argument("--scale", type=positive, default=default(Job, "scale"), help="the network's scale (default 4)")
+    parser.add_argument("--scale", type=positive, default=default(Job, "scale"),
+                        help="the network's scale (default 4; `vs-sr models list` shows each model's)")
+    add_noise_option(parser)
     parser.add_argument("--width", type=positive, help="exact output width (e.g. 854 for 144p -> 480p)")
     parser.add_argument("--height", type=positive, help="exact output height")
     parser.add_argument("--backend", default=default(Job, "backend"), choices=BACKENDS,
@@ -92,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
     job = Job(
         input=Path(args.input), output=Path(args.output), model=args.model, scale=args.scale,
         width=args.width, height=args.height, backend=args.backend, precision=args.precision,
-        tile=args.tile, overlap=args.overlap, num_streams=args.num_streams, server=args.server, codec=args.codec,
-        crf=args.crf, preset=args.preset, ffmpeg_args=args.ffmpeg_args or [], start=args.start, end=args.end,
+        tile=args.tile, overlap=args.overlap, num_streams=args.num_streams, server=args.server, noise=args.noise,
+        codec=args.codec, crf=args.crf, preset=args.preset, ffmpeg_args=args.ffmpeg_args or [], start=args.start,
+        end=args.end,
         overwrite=args.overwrite, deinterlace=args.deinterlace,
     )
     upscale_file(job, log=printer(args), on_tool_log=tool_printer(args), quiet=args.quiet)

@@ -39,6 +39,8 @@ class Arguments:
     height: int | None
     server: str | None = None
     """The Triton server's canonical URL (backend "triton" only)."""
+    noise: int | None = None
+    """Denoise level (-1 ... 3) of a model that has levels; None: the model's default."""
 
 
 def as_integer(value: object) -> int | None:
@@ -109,6 +111,18 @@ def choice(name: str, value: object, choices: Sequence[str]) -> str:
     return value
 
 
+NOISE_LEVELS = (-1, 0, 1, 2, 3)
+
+
+def noise_level(value: object) -> int | None:
+    """None, or a denoise level of the range models use (each model checks its own levels)."""
+    number = as_integer(value)
+    if value is not None and number not in NOISE_LEVELS:
+        raise SRError(f"noise must be None (the model's default) or a level from -1 (conservative) to 3 "
+                      f"(strongest), not {value!r}.")
+    return number
+
+
 def model_reference(value: object) -> str | os.PathLike[str]:
     if not isinstance(value, (str, os.PathLike)):
         raise SRError(f"model must be a name or a file path, not {type(value).__name__}.")
@@ -138,7 +152,7 @@ def backend_and_server(backend: object, server: object) -> tuple[BackendName, st
 
 def normalise(model: object, scale: object, backend: object, precision: object, tile: object, overlap: object,
               num_streams: object, device_id: object, width: object, height: object,
-              server: object = None) -> Arguments:
+              server: object = None, noise: object = None) -> Arguments:
     name, url = backend_and_server(backend, server)
     return Arguments(
         model=model_reference(model),
@@ -152,4 +166,5 @@ def normalise(model: object, scale: object, backend: object, precision: object, 
         width=optional_positive("width", width),
         height=optional_positive("height", height),
         server=url,
+        noise=noise_level(noise),
     )

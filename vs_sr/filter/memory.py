@@ -36,6 +36,9 @@ def halved(plan: TilePlan, traits: ArchTraits, overlap: Pair | None = None) -> T
     shared = min(wanted, min(smaller) // 2)
     if smaller == (tw, th) or min(smaller) < max(32, 2 * shared):
         return None
+    if not traits.tile_safe and plan_tiles(plan.width, plan.height, plan.scale, traits, smaller).split_below(
+            traits.min_tile):
+        return None  # smaller tiles would change the picture, not just the seams
     return plan_tiles(plan.width, plan.height, plan.scale, traits, smaller, (shared, shared))
 
 

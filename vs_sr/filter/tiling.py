@@ -94,6 +94,10 @@ class TilePlan:
     def blends(self) -> bool:
         return self.count > 1
 
+    def split_below(self, side: int) -> bool:
+        """Whether an axis that is cut into several tiles has tiles shorter than `side`."""
+        return any(len(axis.starts) > 1 and axis.tile < side for axis in (self.x, self.y))
+
     def _grid(self) -> list[tuple[int, int]]:
         return [(iy, ix) for iy in range(len(self.y.starts)) for ix in range(len(self.x.starts))]
 
@@ -150,13 +154,15 @@ def _reflect_pad(batch: np.ndarray, height: int, width: int) -> None:
                                          mode="reflect" if height > 1 else "edge")[:, :, height:, :]
 
 
-def auto_tile(size: int, other: int, budget: int, overlap: int, multiple: int) -> int:
-    """A tile length for an axis of `size` so that tiles stay within `budget` pixels and balance."""
-    side = max(multiple, math.isqrt(budget))
+def auto_tile(size: int, other: int, budget: int, overlap: int, multiple: int, floor: int = 0) -> int:
+    """A tile length for an axis of `size` so that tiles stay within `budget` pixels and balance,
+    and are at least `floor` long (networks whose output depends on the tile: `tile_safe`)."""
+    side = max(multiple, math.isqrt(budget), floor)
     if size <= side and size * other <= budget:
         return round_up(size, multiple)
     count = math.ceil((size - overlap) / max(1, side - overlap))
-    return round_up(math.ceil((size + (count - 1) * overlap) / count), multiple)
+    balanced = round_up(math.ceil((size + (count - 1) * overlap) / count), multiple)
+    return max(balanced, round_up(min(floor, size), multiple))
 
 
 def plan_tiles(
@@ -171,7 +177,7 @@ def plan_tiles(
 ) -> TilePlan:
     """The tile plan for frames of `width` x `height`, from the caller's tile/overlap ((width,
     height) pairs) or automatically (whole frames up to `budget` input pixels: the model's CPU
-    budget unless given)."""
+    budget unless given; never tiles below `traits.min_tile` for networks that are not tile-safe)."""
     m = traits.multiple
     ov_w, ov_h = overlap if overlap is not None else (traits.overlap, traits.overlap)
     if fixed_shape is not None:
@@ -190,8 +196,9 @@ def plan_tiles(
         if width * height <= budget:
             tile_w, tile_h = round_up(width, m), round_up(height, m)
         else:
-            tile_w = auto_tile(width, height, budget, ov_w, m)
-            tile_h = auto_tile(height, width, budget, ov_h, m)
+            floor = 0 if traits.tile_safe else traits.min_tile
+            tile_w = auto_tile(width, height, budget, ov_w, m, floor)
+            tile_h = auto_tile(height, width, budget, ov_h, m, floor)
     # An overlap only matters on axes that are actually split.
     ov_w = ov_w if tile_w < width else 0
     ov_h = ov_h if tile_h < height else 0

@@ -10,14 +10,14 @@ import vapoursynth as vs
 
 from ..backends import Backend, OutOfMemory, Session, SessionSpec, choose_backend
 from ..errors import SRError
-from ..log import info
+from ..log import info, warn
 from ..models import Network, Precision, resolve
 from .arguments import Arguments, BackendName, PrecisionName, normalise
 from .formats import check_clip, from_rgbs, output_size, to_rgbs
 from .frames import FrameUpscaler
 from .memory import Tiles, memory_budget
 from .sessions import SessionPool
-from .tiling import plan_tiles
+from .tiling import TilePlan, plan_tiles
 
 
 def Upscale(
@@ -34,6 +34,7 @@ def Upscale(
     width: int | None = None,
     height: int | None = None,
     server: str | None = None,
+    noise: int | None = None,
 ) -> vs.VideoNode:
     """Upscale `clip` with a super-resolution network.
 
@@ -41,7 +42,8 @@ def Upscale(
                  The result has the same format at the new size; frame props are kept.
     model:       a registry name (see `vs_sr.list_models()`), or the path of a .pth /
                  .safetensors / .pt file (architecture detected) or of an .onnx file.
-    scale:       the network's scale; named models list the scales they were trained for.
+    scale:       the network's scale; named models list the scales they were trained for
+                 (1 for denoise-only models such as waifu2x-cunet x1).
     backend:     "auto" | "trt" | "torch" | "ort" | "openvino" | "triton". "auto" prefers GPU
                  runtimes where a GPU exists, then OpenVINO, ONNX Runtime, PyTorch; "triton"
                  sends the tiles to a Triton Inference Server (see server=).
@@ -58,9 +60,12 @@ def Upscale(
                  (default $VS_SR_TRITON_URL). It must serve the model as "<name>-x<scale>" (or
                  the file's stem), e.g. exported by `vs-sr triton export`. Giving server= with
                  backend="auto" means "triton".
+    noise:       denoise level of models that have levels (realcugan, waifu2x-*): -1
+                 (conservative / none), 0 (no denoise) ... 3 (strongest); None: the model's default.
     """
     clip = check_clip(clip)
-    args = normalise(model, scale, backend, precision, tile, overlap, num_streams, device_id, width, height, server)
+    args = normalise(model, scale, backend, precision, tile, overlap, num_streams, device_id, width, height, server,
+                     noise)
     out_w, out_h = output_size(clip, args.scale, args.width, args.height)
     network = _network(args)
     _check_frame_size(clip, network)
@@ -122,7 +127,19 @@ def deploy(runtime: Backend, network: Network, width: int, height: int, args: Ar
         except OutOfMemory as error:
             tiles.after_out_of_memory(plan, error)
     tiles.resizable = tiles.resizable and all(s.dynamic_shapes for pool in pools for s in pool.sessions)
+    _check_tile_safety(network, plan)
     return Deployment(network, runtime, chosen, tiles, pools, devices)
+
+
+def _check_tile_safety(network: Network, plan: TilePlan) -> None:
+    """Say so when tiles change a tile-dependent network's picture, not just its seams."""
+    traits = network.traits
+    if not traits.tile_safe and plan.split_below(traits.min_tile):
+        th, tw = plan.tile_shape
+        warn(f"{network.label}: {tw}x{th} tiles are smaller than the {traits.min_tile}-pixel tiles this network "
+             "needs to look like whole frames (its squeeze-and-excitation blocks average over each tile: 128-pixel "
+             f"tiles differ by 31-38 dB, brightness shifting per tile); use tile={traits.min_tile} or more, or "
+             "leave tile unset")
 
 
 def upscaled_rgbs(rgb: vs.VideoNode, scale: int, upscaler: FrameUpscaler, streams: int) -> vs.VideoNode:
@@ -145,8 +162,8 @@ def _network(args: Arguments) -> Network:
         from ..backends.triton import served_network
 
         assert args.server is not None  # normalise() gives triton a server or fails
-        return served_network(args.model, args.scale, args.server)
-    return resolve(args.model, args.scale)
+        return served_network(args.model, args.scale, args.server, args.noise)
+    return resolve(args.model, args.scale, args.noise)
 
 
 def _check_devices(runtime: Backend, devices: tuple[int, ...]) -> None:

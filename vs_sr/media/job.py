@@ -37,6 +37,8 @@ class Job:
     num_streams: int = 1
     server: str | None = None
     """The Triton server of backend "triton" (None: $VS_SR_TRITON_URL)."""
+    noise: int | None = None
+    """Denoise level of models that have levels (realcugan, waifu2x-*); None: the model's default."""
     codec: str = "x264"
     crf: int | None = None
     preset: str | None = None
@@ -61,7 +63,7 @@ class Job:
         """What the vspipe script needs to build the clip (see `job_clip`)."""
         return {"input": self.input.resolve(), "model": self.model, "scale": self.scale, "width": self.width,
                 "height": self.height, "backend": self.backend, "precision": self.precision, "tile": self.tile,
-                "overlap": self.overlap, "num_streams": self.num_streams, "server": self.server,
+                "overlap": self.overlap, "num_streams": self.num_streams, "server": self.server, "noise": self.noise,
                 "deinterlace": self.deinterlace}
 
 
@@ -116,7 +118,7 @@ def job_clip(args: dict[str, str | None]) -> vs.VideoNode:
     clip = Upscale(clip, str(args["model"]), int(str(args["scale"])), backend=args["backend"],  # type: ignore[arg-type]
                    precision=args["precision"], tile=number("tile"), overlap=number("overlap"),  # type: ignore[arg-type]
                    num_streams=int(str(args["num_streams"])), width=number("width"), height=number("height"),
-                   server=args.get("server"))
+                   server=args.get("server"), noise=number("noise"))
     if clip.format.color_family == vs.RGB:  # y4m carries YUV only
         yuv = clip.format.replace(color_family=vs.YUV).id
         clip = clip.resize.Spline36(format=yuv, matrix=default_matrix(clip.width, clip.height))
@@ -177,9 +179,9 @@ def check_model(job: Job) -> None:
         from ..backends.triton import served_network
 
         assert server is not None
-        served_network(job.model, job.scale, server)
+        served_network(job.model, job.scale, server, job.noise)
     else:
-        resolve(job.model, job.scale)
+        resolve(job.model, job.scale, job.noise)
 
 
 def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:

@@ -1,8 +1,9 @@
 """The one table of architecture facts: size multiple, minimum size, default tile and overlap,
-memory per pixel and precision policy, keyed by architecture.
+memory per pixel, precision policy, whether tiles change the result, and the framing an imported
+ncnn network runs in, keyed by architecture.
 
-The registry, `.pth` detection and ONNX-file networks all take their traits from here, so no
-layer re-derives them.
+The registry, `.pth` detection, ncnn imports and ONNX-file networks all take their traits from
+here, so no layer re-derives them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 Precision = Literal["fp32", "fp16", "bf16"]
+PadMode = Literal["reflect", "edge"]
 PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "bf16")
 
 
@@ -29,6 +31,42 @@ class PrecisionPolicy:
 
 
 @dataclass(frozen=True)
+class Framing:
+    """What an ncnn program does around its network, reproduced inside the imported ONNX graph so
+    that the graph maps an unpadded tile (N, 3, H, W) to exactly (N, 3, scale*H, scale*W).
+
+    Real-CUGAN's and waifu2x's U-Nets use unpadded convolutions: they shrink their input and
+    need even (or multiple-of-4) sides, so the programs pad every tile first. The padding of the
+    frame's border decides its pixels, so it is reproduced exactly (the programs' C++ code:
+    realcugan-ncnn-vulkan, waifu2x-ncnn-vulkan).
+    """
+
+    pad: int = 0
+    """Input pixels synthesised on every side before the network."""
+    mode: PadMode = "reflect"
+    """How: "reflect" mirrors without repeating the edge pixel (OpenCV's BORDER_REFLECT_101),
+    "edge" repeats it (BORDER_REPLICATE)."""
+    align: int = 1
+    """The padded sides are brought up to a multiple of this by extra bottom/right padding."""
+    crop: int = 0
+    """Output pixels skipped at the top-left before the scale*H x scale*W window is taken."""
+    residual: bool = False
+    """Add the input enlarged by nearest neighbour (Real-CUGAN x4 predicts a residual)."""
+
+    def min_side(self) -> int:
+        """The smallest input side the framing accepts: a reflection must stay inside the image."""
+        if self.mode == "edge":
+            return 1
+        side = self.pad + 1
+        while self.pad + (-side) % self.align >= side:
+            side += 1
+        return side
+
+
+NO_FRAMING = Framing()
+
+
+@dataclass(frozen=True)
 class ArchTraits:
     """What follows from an architecture alone, whatever the weights."""
 
@@ -44,6 +82,15 @@ class ArchTraits:
     precision: PrecisionPolicy
     bytes_per_pixel: int = 20_000
     """Peak activation memory per input pixel at fp32 (measured), for sizing tiles on a GPU."""
+    tile_safe: bool = True
+    """False where a tile's output depends on the whole tile so much that small tiles miss the
+    45 dB line: Real-CUGAN's squeeze-and-excitation blocks scale channels by averages over the
+    tile, so 64-128 pixel tiles differ from a whole frame by 31-38 dB (waifu2x CUNet's milder
+    ones stay above 54 dB). Such networks run whole frames up to `tile_pixels`, and automatic
+    tiles are at least `min_tile` pixels a side."""
+    min_tile: int = 0
+    """Smallest automatic tile side for a network that is not `tile_safe`."""
+    framing: Framing = NO_FRAMING
 
 
 
@@ -66,6 +113,17 @@ ARCHITECTURES: dict[str, ArchTraits] = {
                           precision=CONV_POLICY, bytes_per_pixel=18_000),
     "hat": ArchTraits(arch="hat", multiple=16, min_size=16, overlap=32, tile_pixels=256 * 256,
                       precision=TRANSFORMER_POLICY, bytes_per_pixel=70_000),
+    # Imported from ncnn (vs_sr has no PyTorch code for them). Their graphs pad and align tiles
+    # themselves (see FRAMINGS), so any side from the minimum up is accepted. bytes_per_pixel:
+    # peak of an ONNX Runtime CPU run, measured (OpenVINO needs about half).
+    # Real-CUGAN: whole frames up to 720p (OpenVINO ~2.9 KB per input pixel); larger frames get
+    # tiles of 512+ pixels, which stay 48-57 dB from a whole frame (256: 42-49, 128: 38 dB).
+    "realcugan": ArchTraits(arch="realcugan", multiple=1, min_size=4, overlap=32, tile_pixels=1280 * 736,
+                            precision=CONV_POLICY, bytes_per_pixel=8_000, tile_safe=False, min_tile=512),
+    "waifu2x-cunet": ArchTraits(arch="waifu2x-cunet", multiple=1, min_size=4, overlap=16, tile_pixels=768 * 768,
+                                precision=CONV_POLICY, bytes_per_pixel=6_000),
+    "waifu2x-upconv7": ArchTraits(arch="waifu2x-upconv7", multiple=1, min_size=4, overlap=8,
+                                  tile_pixels=1024 * 1024, precision=CONV_POLICY, bytes_per_pixel=4_000),
     # A user's ONNX graph: nothing is known about it beyond what its shapes say.
     "onnx": ArchTraits(arch="onnx", multiple=1, min_size=1, overlap=16, tile_pixels=512 * 512,
                        precision=PrecisionPolicy(gpu_default="fp32", fp16_safe=True)),
@@ -77,15 +135,32 @@ def round_up(side: int, multiple: int) -> int:
     return -(-side // multiple) * multiple
 
 
+# What realcugan-ncnn-vulkan and waifu2x-ncnn-vulkan do around each network (their `prepadding`,
+# tile alignment and border mode; Real-CUGAN x4 adds the nearest-enlarged input). Real-ESRGAN's
+# nets run bare, like its official Python inference (pre_pad 0): same-padded convolutions need
+# no framing, and vs_sr's output for them stays what it was before the ncnn importer.
+FRAMINGS: dict[tuple[str, int], Framing] = {
+    ("realcugan", 2): Framing(pad=18, mode="reflect", align=2),
+    ("realcugan", 3): Framing(pad=14, mode="reflect", align=4),
+    ("realcugan", 4): Framing(pad=19, mode="reflect", align=2, residual=True),
+    ("waifu2x-cunet", 1): Framing(pad=28, mode="edge", align=4),
+    ("waifu2x-cunet", 2): Framing(pad=18, mode="edge", align=2),
+    ("waifu2x-upconv7", 2): Framing(pad=7, mode="edge", align=2),
+}
+
+
 def arch_traits(arch: str, scale: int) -> ArchTraits:
     """The traits of a known architecture at one scale.
 
     Real-ESRGAN's x2/x1 RRDBNets pixel-unshuffle their input by 4/scale, so their input sides
-    must divide by it.
+    must divide by it. Imported ncnn networks carry their framing, which sets their minimum side.
     """
     traits = ARCHITECTURES[arch]
     if arch == "rrdbnet" and scale < 4:
         return replace(traits, multiple=4 // scale)
+    framing = FRAMINGS.get((arch, scale))
+    if framing is not None:
+        return replace(traits, framing=framing, min_size=max(traits.min_size, framing.min_side()))
     return traits
 
 

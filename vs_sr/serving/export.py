@@ -225,13 +225,13 @@ def _tensorrt_accelerator(config: Any, shape: TensorShape, options: ExportOption
 
 
 def export_model(model: str | os.PathLike[str], scale: int, repository: Path,
-                 options: ExportOptions | None = None) -> Exported:
-    """Write `model` at `scale` into `repository` as `options` say (replacing an earlier export of
-    the same name, which appears only once complete)."""
+                 options: ExportOptions | None = None, noise: int | None = None) -> Exported:
+    """Write `model` at `scale` (and denoise level `noise`) into `repository` as `options` say
+    (replacing an earlier export of the same name, which appears only once complete)."""
     options = options or ExportOptions()
     options.check()
-    network = resolve(model, scale)
-    name = served_name(model, scale)
+    network = resolve(model, scale, noise)
+    name = served_name(model, scale, noise)
     repository = repository.expanduser().absolute()
     if options.platform == "python" and any(c.isspace() for c in str(repository / name)):
         # The python backend starts its stub through `bash -c` without quoting the model path.

@@ -135,13 +135,17 @@ def _save(obj, target: Path) -> None:
 
 
 def train(config: TrainConfig, resume: bool = False, log=print) -> Outcome:
+    from .. import extras
+
+    extras.require("torch", "training")
     import torch
 
     from ..models import resolve, torch_module
 
     network = resolve(config.model, config.scale)
-    if network.format != "torch":
-        raise SRError("training needs PyTorch weights (.pth/.safetensors or a registry name), not an ONNX file.")
+    if not network.has_torch_network:
+        raise SRError(f"training needs a network PyTorch can build (.pth/.safetensors, HAT, Real-ESRGAN), not "
+                      f"{network.label}, which runs as an ONNX graph only.")
     output = config.output
     checkpoint_path, weights_path = output / "checkpoint.pt", output / "model.pth"
     if checkpoint_path.exists() and not resume:
