@@ -9,8 +9,6 @@ cleans up and exits 130.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import re
 import signal
@@ -21,9 +19,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
+from ..children import die_with_parent
 from ..errors import SRError
 
-PR_SET_PDEATHSIG = 1
 STOP_GRACE = 10.0  # seconds a stopped group gets to exit on SIGTERM before SIGKILL
 POLL = 0.2  # seconds between checks while waiting for a pipeline
 
@@ -42,28 +40,6 @@ class Cancelled(SRError):
     """The pipeline was stopped on request."""
 
 
-def _prctl() -> Callable[..., int] | None:
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name, use_errno=True).prctl if name else None
-    except (OSError, AttributeError):  # not Linux
-        return None
-
-
-# Resolved before any fork: the child may only call it, never import or load anything.
-_PRCTL = _prctl()
-
-
-def _child_setup(parent: int) -> Callable[[], None]:
-    def setup() -> None:
-        if _PRCTL is not None:
-            _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            os._exit(1)
-
-    return setup
-
-
 class ProcessGroup:
     """Processes started into one new process group, stopped together."""
 
@@ -73,7 +49,7 @@ class ProcessGroup:
 
     def start(self, command: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
         # The first process leads a new group (in our session, so later ones may join it).
-        process = subprocess.Popen(list(command), preexec_fn=_child_setup(os.getpid()),  # type: ignore[call-overload]
+        process = subprocess.Popen(list(command), preexec_fn=die_with_parent(),  # type: ignore[call-overload]
                                    process_group=self.pgid or 0, **kwargs)
         if self.pgid is None:
             self.pgid = process.pid

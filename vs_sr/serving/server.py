@@ -12,8 +12,6 @@ group also reaches the stubs; it gets SIGTERM if we die (PDEATHSIG); stopping re
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import importlib.util
 import os
 import secrets
@@ -30,12 +28,12 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..children import die_with_parent
 from ..errors import SRError
 
 STARTUP_TIMEOUT = 120.0  # seconds for the models to load
 STOP_TIMEOUT = 15.0  # seconds for a graceful stop before the process group is killed
 EXIT_TIMEOUT = 5  # seconds tritonserver itself waits for requests in flight when stopping
-PR_SET_PDEATHSIG = 1
 INSTALL = "pip install --no-deps nvidia-pytriton (its numpy<2 pin is not needed; vs_sr uses only its server)"
 
 
@@ -115,11 +113,6 @@ def free_ports(count: int, host: str) -> list[int]:
     finally:
         for handle in sockets:
             handle.close()
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class TritonServer:
@@ -223,7 +216,7 @@ class TritonServer:
         with open(self.log_path, "ab") as output:
             self.process = subprocess.Popen(command, env=environment, cwd=self.work, stdin=subprocess.DEVNULL,
                                             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-                                            preexec_fn=_die_with_parent)
+                                            preexec_fn=die_with_parent(signal.SIGTERM))
 
     def _wait_ready(self) -> None:
         assert self.process is not None

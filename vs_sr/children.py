@@ -1,0 +1,42 @@
+"""Child processes that die with us: Linux's parent-death signal, armed between fork and exec.
+
+Every long-lived helper vs_sr starts (vspipe and ffmpeg, the Triton server, the int8 quantizer)
+uses this, so a SIGKILLed vs_sr leaves no process behind. The signal follows the *thread* that
+started the child: start children from a thread that lives as long as they should.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import signal
+from collections.abc import Callable
+
+PR_SET_PDEATHSIG = 1
+
+
+def _prctl() -> Callable[..., int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name, use_errno=True).prctl if name else None
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+# Resolved before any fork: the child may only call it, never import or load anything.
+_PRCTL = _prctl()
+
+
+def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> Callable[[], None]:
+    """A `preexec_fn` that makes the child receive `sig` when its parent dies (and exit at once
+    if the parent is already gone)."""
+    parent = os.getpid()
+
+    def setup() -> None:
+        if _PRCTL is not None:
+            _PRCTL(PR_SET_PDEATHSIG, sig)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return setup
