@@ -43,6 +43,8 @@ def build_once(target: Path, build: Callable[[Path], None], *, valid: Callable[[
     """Return `target`, building it with `build(temp_path)` under an inter-process lock if needed.
 
     A second process waiting on the lock finds the finished file and does not build it again.
+    Temporary files of builders that were killed are removed by the next builder (it holds the
+    lock, so no live builder owns them).
     """
     from filelock import FileLock
 
@@ -51,6 +53,8 @@ def build_once(target: Path, build: Callable[[Path], None], *, valid: Callable[[
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if not valid(target):
+            for leftover in target.parent.glob(f".{target.stem}.*.part{target.suffix}"):
+                leftover.unlink(missing_ok=True)
             with atomic_output(target) as temp:
                 build(temp)
     return target
