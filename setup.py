@@ -17,9 +17,11 @@ EXTRAS = {
     # nvidia-pytriton, installed with --no-deps (its numpy<2 pin is for pytriton, which vs_sr does
     # not import): scripts/setup.sh does that
     "triton": ["tritonclient[grpc,http]>=2.50"],
+    # precision="int8": NNCF's post-training quantization, calibrated on scikit-image's photographs
+    "int8": ["nncf>=3.4", "scikit-image>=0.22", "pillow>=10"],
 }
 # Everything that installs on any machine: every extra but tensorrt, which needs an NVIDIA GPU.
-EXTRAS["all"] = sorted({r for name in ("torch", "ray", "studio", "triton") for r in EXTRAS[name]})
+EXTRAS["all"] = sorted({r for name in ("torch", "ray", "studio", "triton", "int8") for r in EXTRAS[name]})
 EXTRAS["test"] = [
     "pytest>=8", "scikit-image>=0.22", "ruff>=0.6", "mypy>=1.11", "build>=1",
     "vapoursynth-mlrt-ov",  # the OpenVINO backend is tested beside vs-mlrt's plugin

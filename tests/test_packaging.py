@@ -66,7 +66,7 @@ def test_extras_are_the_documented_install_lines():
     table = namespace["EXTRAS"]
     assert isinstance(table, dict)
     assert set(extras.EXTRAS) | {"all", "test", "bench"} == set(table)
-    assert set(table["all"]) == {r for name in ("torch", "ray", "studio", "triton") for r in table[name]}
+    assert set(table["all"]) == {r for name in ("torch", "ray", "studio", "triton", "int8") for r in table[name]}
     assert extras.install_line("torch") == "pip install 'vs_sr[torch]'"
 
 

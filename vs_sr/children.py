@@ -11,7 +11,9 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 
@@ -40,3 +42,16 @@ def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> Callable[[], None]:
             os._exit(1)
 
     return setup
+
+
+def python_executable() -> str:
+    """This environment's Python interpreter, for helper scripts. Inside an application that
+    embeds Python (VapourSynth Editor, for one) `sys.executable` is the application itself."""
+    executable = Path(sys.executable)
+    if executable.name.startswith("python"):
+        return str(executable)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (Path(sys.prefix) / "bin" / version, Path(sys.prefix) / "bin" / "python3"):
+        if candidate.exists():
+            return str(candidate)
+    return str(executable)

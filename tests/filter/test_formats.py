@@ -9,6 +9,7 @@ import vapoursynth as vs
 from conftest import moving_photo_clip, psnr
 
 import vs_sr as sr
+from vs_sr.backends import get_backend
 
 core = vs.core
 MODEL = "realesr-animevideov3"
@@ -45,7 +46,9 @@ def test_format_round_trip(ncnn_models, fmt):
     frame = out.get_frame(1)
     assert frame.format.id == fmt
     assert frame.props["MyProp"] == 42 and frame.props["_Transfer"] == 1 and frame.props["_Primaries"] == 1
-    assert frame.props["SRModel"] == f"{MODEL} x4" and frame.props["SRPrecision"] == "fp32"
+    # precision="auto": bf16 on CPUs with native bf16, else fp32
+    native_bf16 = "bf16" in get_backend("openvino").precisions(0)
+    assert frame.props["SRModel"] == f"{MODEL} x4" and frame.props["SRPrecision"] == ("bf16" if native_bf16 else "fp32")
     fmt_info = core.get_video_format(fmt)
     peak = (1 << fmt_info.bits_per_sample) - 1 if fmt_info.sample_type == vs.INTEGER else 1.0
     got = [np.asarray(frame[p]) for p in range(fmt_info.num_planes)]

@@ -64,7 +64,7 @@ def test_ncnn_import_reproduces_ncnn_itself(ncnn_models, name):
 @pytest.mark.parametrize("name", ["realesr-animevideov3", "realesrgan-x4plus-anime", "realesrgan-x4plus"])
 def test_named_models_run_after_the_import(ncnn_models, name):
     image = photo(32, 40)
-    out = frame_planes(sr.Upscale(rgb_clip([image]), name, 4, backend="openvino").get_frame(0))
+    out = frame_planes(sr.Upscale(rgb_clip([image]), name, 4, backend="openvino", precision="fp32").get_frame(0))
     assert np.abs(out - bare_network(name, 4, image)).max() < 1e-4
 
 
@@ -158,7 +158,7 @@ def test_openvino_runs_beside_vs_mlrt(ncnn_models, core_first):
         from vs_sr.models.export import export_onnx
         from vs_sr.models import resolve
         clip = core.std.BlankClip(format=vs.RGBS, width=48, height=32, length=1, color=[0.2, 0.5, 0.7])
-        ours = sr.Upscale(clip, "realesr-animevideov3", 4, backend="openvino").get_frame(0)
+        ours = sr.Upscale(clip, "realesr-animevideov3", 4, backend="openvino", precision="fp32").get_frame(0)
         theirs = core.ov.Model(clip, network_path=str(export_onnx(resolve("realesr-animevideov3", 4), 1, 32, 48)),
                                config=lambda: dict(INFERENCE_PRECISION_HINT="f32")).get_frame(0)
         print(float(np.abs(np.asarray(ours[0]) - np.asarray(theirs[0])).max()))

@@ -1,9 +1,11 @@
 """OpenVINO on the CPU: the fastest CPU runtime measured here.
 
-OpenVINO picks bf16 by default on CPUs with avx512_bf16/AMX; we always pass the precision
-explicitly so that `precision="auto"` stays fp32. One compiled model serves all streams: with one
-stream it uses every core, with N streams OpenVINO splits the cores between N infer requests.
-It is driven through its C API (see ov_capi), so it runs beside vs-mlrt's ov plugin.
+We always pass the precision explicitly: `precision="auto"` is bf16 for networks whose policy
+allows it on CPUs with native bf16 (avx512_bf16, AMX), else fp32. "int8" runs the network
+quantized by NNCF (`models.int8`); the parts left in float run in fp32. One compiled model
+serves all streams: with one stream it uses every core, with N streams OpenVINO splits the cores
+between N infer requests. It is driven through its C API (see ov_capi), so it runs beside
+vs-mlrt's ov plugin.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import functools
 
 import numpy as np
 
-from ..models import Precision
+from ..log import info
+from ..models import Network, Precision
 from ..models.export import export_onnx
 from .base import Backend, Session, SessionSpec
 
-HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
-CAPABILITIES: dict[Precision, str] = {"fp32": "FP32", "bf16": "BF16", "fp16": "FP16"}
+# int8: the quantized operations run in int8 whatever the hint; the rest (the float final Add)
+# stays exact in f32.
+HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+CAPABILITIES: dict[Precision, str] = {"fp32": "FP32", "bf16": "BF16", "fp16": "FP16", "int8": "INT8"}
 DEVICE = "CPU"
 
 
@@ -50,6 +55,10 @@ class OpenVINOBackend(Backend):
         caps = set(_core().property(DEVICE, "OPTIMIZATION_CAPABILITIES").split())
         return tuple(p for p, cap in CAPABILITIES.items() if cap in caps)
 
+    def auto_precision(self, network: Network, device_id: int) -> Precision:
+        native_bf16 = "BF16" in _core().property(DEVICE, "OPTIMIZATION_CAPABILITIES").split()
+        return "bf16" if native_bf16 and network.traits.precision.cpu_bf16 else "fp32"
+
     def device_name(self, device_id: int) -> str:
         core = _core()
         return f"CPU ({core.property(DEVICE, 'FULL_DEVICE_NAME')}) via OpenVINO {core.lib.version}"
@@ -63,5 +72,10 @@ class OpenVINOBackend(Backend):
             config["PERFORMANCE_HINT"] = "LATENCY"
         else:
             config["NUM_STREAMS"] = str(spec.num_streams)
-        compiled = _core().compile(export_onnx(spec.network, *shape[:1], *shape[2:]), shape, DEVICE, config)
+        model = export_onnx(spec.network, *shape[:1], *shape[2:])
+        if spec.precision == "int8":
+            from ..models.int8 import quantized_model
+
+            model = quantized_model(spec.network, model, spec.height, spec.width, info)
+        compiled = _core().compile(model, shape, DEVICE, config)
         return [OpenVINOSession(compiled.infer_request()) for _ in range(spec.num_streams)]

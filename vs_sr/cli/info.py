@@ -44,7 +44,8 @@ def report() -> dict[str, Any]:
         backend = get_backend(name)
         reason = backend.unavailable()
         backends[name] = ({"available": False, "problem": reason} if reason else
-                          {"available": True, "device": backend.device_name(0), "precisions": list(backend.precisions(0))})
+                          {"available": True, "device": backend.device_name(0), "precisions": list(backend.precisions(0)),
+                           "auto": auto_precisions(backend)})
     rows = catalog()
     return {
         "vs_sr": __version__,
@@ -63,6 +64,17 @@ def report() -> dict[str, Any]:
         "extras": {name: {"installed": extras.has(name), "install": extras.install_line(name)} for name in extras.EXTRAS},
         "cache": str(cache_dir("")),
     }
+
+
+def auto_precisions(backend: Any) -> dict[str, str]:
+    """What precision="auto" picks on `backend` for a conv net and for a transformer."""
+    from pathlib import Path
+
+    from ..models import Network, arch_traits
+
+    return {kind: backend.auto_precision(Network(name=arch, scale=4, path=Path(arch), digest="",
+                                                 traits=arch_traits(arch, 4), format="onnx"), 0)
+            for kind, arch in (("conv", "compact"), ("transformer", "hat"))}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"CPU cores: {data['cpu_cores']}; CUDA GPUs: {', '.join(gpus) if gpus else 'none'}")
     for name, backend in data["backends"].items():
         if backend["available"]:
-            print(f"backend {name:<9} {backend['device']}; precisions {', '.join(backend['precisions'])}")
+            auto = backend["auto"]
+            exact = " (--precision fp32 for fp32)" if set(auto.values()) != {"fp32"} else ""
+            print(f"backend {name:<9} {backend['device']}; precisions {', '.join(backend['precisions'])}; auto: "
+                  f"{auto['conv']} for conv nets, {auto['transformer']} for transformers{exact}")
         else:
             print(f"backend {name:<9} unavailable: {backend['problem']}")
     print("extras: " + ", ".join(name if extra["installed"] else f"{name} (missing: {extra['install']})"

@@ -15,7 +15,7 @@ from typing import Literal, cast, get_args
 from ..errors import SRError
 
 BackendName = Literal["auto", "trt", "torch", "ort", "openvino", "triton"]
-PrecisionName = Literal["auto", "fp32", "fp16", "bf16"]
+PrecisionName = Literal["auto", "fp32", "fp16", "bf16", "int8"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
 PRECISION_CHOICES: tuple[str, ...] = get_args(PrecisionName)
 Pair = tuple[int, int]
@@ -154,11 +154,14 @@ def normalise(model: object, scale: object, backend: object, precision: object, 
               num_streams: object, device_id: object, width: object, height: object,
               server: object = None, noise: object = None) -> Arguments:
     name, url = backend_and_server(backend, server)
+    chosen = choice("precision", precision, PRECISION_CHOICES)
+    if chosen == "int8" and name == "auto":
+        name = "openvino"  # the one runtime that runs int8 (NNCF's quantized models)
     return Arguments(
         model=model_reference(model),
         scale=positive("scale", scale),
         backend=name,
-        precision=choice("precision", precision, PRECISION_CHOICES),  # type: ignore[arg-type]
+        precision=chosen,  # type: ignore[arg-type]
         tile=tile_pair(tile),
         overlap=overlap_pair(overlap),
         num_streams=positive("num_streams", num_streams),

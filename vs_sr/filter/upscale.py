@@ -12,6 +12,7 @@ from ..backends import Backend, OutOfMemory, Session, SessionSpec, choose_backen
 from ..errors import SRError
 from ..log import info, warn
 from ..models import Network, Precision, resolve
+from ..models.int8 import int8_recipe
 from .arguments import Arguments, BackendName, PrecisionName, normalise
 from .formats import check_clip, from_rgbs, output_size, to_rgbs
 from .frames import FrameUpscaler
@@ -47,8 +48,12 @@ def Upscale(
     backend:     "auto" | "trt" | "torch" | "ort" | "openvino" | "triton". "auto" prefers GPU
                  runtimes where a GPU exists, then OpenVINO, ONNX Runtime, PyTorch; "triton"
                  sends the tiles to a Triton Inference Server (see server=).
-    precision:   "auto" | "fp32" | "fp16" | "bf16". "auto" is fp32 on CPUs; on GPUs the model's
-                 tested reduced precision (fp16 for conv nets, bf16 for transformers).
+    precision:   "auto" | "fp32" | "fp16" | "bf16" | "int8". "auto" is the model's tested reduced
+                 precision: on GPUs fp16 for conv nets, bf16 for transformers; on CPUs with native
+                 bf16 (avx512_bf16, AMX) bf16 for conv nets (55 dB from fp32), else fp32. "int8"
+                 (OpenVINO, opt-in): a network quantized with NNCF on first use (about a minute,
+                 then cached), 40-45 dB from fp32; offered where a recipe was measured
+                 (realesr-animevideov3), refused with the measurement elsewhere.
     tile:        None picks tiles automatically (whole frame where it fits); an int or
                  (width, height) in input pixels, rounded up to the model's size multiple.
     overlap:     input pixels shared by neighbouring tiles (None: the model's default).
@@ -193,6 +198,11 @@ def _choose_precision(runtime: Backend, network: Network, requested: PrecisionNa
             info(f"{network.label}: {chosen} is not available on this device; running fp32")
             return "fp32"
         return chosen
+    if requested == "int8":
+        if runtime.name != "openvino":
+            raise SRError(f"precision='int8' runs on OpenVINO's CPU device, not backend '{runtime.name}': pass "
+                          "backend='openvino' (or leave backend='auto').")
+        int8_recipe(network)  # refuses networks without a measured recipe, saying why
     if requested not in supported:
         raise SRError(f"backend '{runtime.name}' runs {'/'.join(supported)} on this machine, not {requested}; "
                       "pass one of those as precision=.")

@@ -11,9 +11,29 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-Precision = Literal["fp32", "fp16", "bf16"]
+Precision = Literal["fp32", "fp16", "bf16", "int8"]
 PadMode = Literal["reflect", "edge"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "bf16")
+PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "bf16", "int8")
+
+
+@dataclass(frozen=True)
+class Int8Recipe:
+    """How a network is quantized to int8 (NNCF post-training quantization, `models.int8`).
+    Chosen by measurement: see docs/benchmarks.md, "INT8"."""
+
+    preset: str = "mixed"
+    """Symmetric weights, asymmetric activations (the network's activations are not centred)."""
+    ranges: str = "histogram"
+    """Activation ranges from histograms: min/max lets rare outliers widen every quantization step."""
+    smooth_quant: float = 0.5
+    """SmoothQuant's convolution alpha: activation outliers moved into the weights."""
+    float_final_add: bool = True
+    """Keep the global skip connection (input + network output) in float: quantized, it clips highlights."""
+    samples: int = 96
+    """Calibration images: 32 left ground-truth PSNR-Y 0.01-0.4 dB below fp32's, 96 none below."""
+    seed: int = 0
+    version: int = 1
+    """Bump when the calibration images or the worker change what they make."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +48,13 @@ class PrecisionPolicy:
     """ONNX op types kept in fp32 when the rest runs reduced (LayerNorm, Softmax, ...)."""
     fp32_attention: bool = False
     """Also keep attention's activation-by-activation MatMuls (Q.K^T, A.V) in fp32."""
+    cpu_bf16: bool = False
+    """`precision="auto"` picks bf16 on CPUs with native bf16 (avx512_bf16, AMX): measured 1.8-1.9x
+    fp32 at 55 dB from fp32 for conv nets. False keeps fp32 (transformers: untested there)."""
+    int8: Int8Recipe | None = None
+    """The measured recipe that keeps int8 within 40 dB of fp32, or None: int8 is refused."""
+    int8_refusal: str = "no int8 recipe has been measured for it"
+    """Why int8 is refused (the measurement), for the error message."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +121,7 @@ class ArchTraits:
 
 
 
-CONV_POLICY = PrecisionPolicy(gpu_default="fp16", fp16_safe=True)
+CONV_POLICY = PrecisionPolicy(gpu_default="fp16", fp16_safe=True, cpu_bf16=True)
 TRANSFORMER_POLICY = PrecisionPolicy(
     gpu_default="bf16",
     fp16_safe=False,
@@ -102,15 +129,32 @@ TRANSFORMER_POLICY = PrecisionPolicy(
     # ReduceMean/Pow/Sqrt cover layer norms that exporters spell out in elementary ops.
     fp32_ops=("LayerNormalization", "Softmax", "ReduceMean", "Pow", "Sqrt"),
     fp32_attention=True,
+    int8_refusal="no tested int8 recipe for transformers (attention and layer norms)",
 )
+# Real-ESRGAN Compact at 176x144, photographs the calibration never saw: 40.4-45.6 dB from fp32,
+# ground-truth PSNR-Y 0.0 to +0.17 dB from fp32's (NNCF's defaults: 32 dB, clipped highlights).
+COMPACT_POLICY = replace(CONV_POLICY, int8=Int8Recipe())
+RRDB_POLICY = replace(CONV_POLICY, int8_refusal=(
+    "measured 34-39 dB from fp32 with the best recipe found (ground-truth PSNR-Y 0.73 dB below fp32's), "
+    "under the 40 dB line"))
+# The ncnn imports with Compact's recipe, same photos: close to fp32's output (41-46 dB) but not to
+# the truth, where the networks' own error is tiny (waifu2x x2: fp32 53 dB PSNR-Y on the sample).
+CUGAN_POLICY = replace(CONV_POLICY, int8_refusal=(
+    "measured 44-45 dB from fp32, but ground-truth PSNR-Y 0.16 (x4) to 1.2 dB (x2) below fp32's, over "
+    "the 0.1 dB line"))
+CUNET_POLICY = replace(CONV_POLICY, int8_refusal=(
+    "measured 44 dB from fp32, but ground-truth PSNR-Y 4.7 dB below fp32's, over the 0.1 dB line"))
+UPCONV7_POLICY = replace(CONV_POLICY, int8_refusal=(
+    "measured 43 dB from fp32, but ground-truth PSNR-Y 7.6 dB below fp32's (and a colour cast), over the "
+    "0.1 dB line"))
 
 # bytes_per_pixel: peak memory of a PyTorch forward per input pixel at fp32, measured on the CPU
 # (Compact 1.4 KB, RRDBNet-23 16.6 KB, HAT-S/HAT/HAT-L 49-68 KB), rounded up.
 ARCHITECTURES: dict[str, ArchTraits] = {
     "compact": ArchTraits(arch="compact", multiple=1, min_size=4, overlap=16, tile_pixels=1024 * 1024,
-                          precision=CONV_POLICY, bytes_per_pixel=1_600),
+                          precision=COMPACT_POLICY, bytes_per_pixel=1_600),
     "rrdbnet": ArchTraits(arch="rrdbnet", multiple=1, min_size=8, overlap=32, tile_pixels=512 * 512,
-                          precision=CONV_POLICY, bytes_per_pixel=18_000),
+                          precision=RRDB_POLICY, bytes_per_pixel=18_000),
     "hat": ArchTraits(arch="hat", multiple=16, min_size=16, overlap=32, tile_pixels=256 * 256,
                       precision=TRANSFORMER_POLICY, bytes_per_pixel=70_000),
     # Imported from ncnn (vs_sr has no PyTorch code for them). Their graphs pad and align tiles
@@ -119,11 +163,11 @@ ARCHITECTURES: dict[str, ArchTraits] = {
     # Real-CUGAN: whole frames up to 720p (OpenVINO ~2.9 KB per input pixel); larger frames get
     # tiles of 512+ pixels, which stay 48-57 dB from a whole frame (256: 42-49, 128: 38 dB).
     "realcugan": ArchTraits(arch="realcugan", multiple=1, min_size=4, overlap=32, tile_pixels=1280 * 736,
-                            precision=CONV_POLICY, bytes_per_pixel=8_000, tile_safe=False, min_tile=512),
+                            precision=CUGAN_POLICY, bytes_per_pixel=8_000, tile_safe=False, min_tile=512),
     "waifu2x-cunet": ArchTraits(arch="waifu2x-cunet", multiple=1, min_size=4, overlap=16, tile_pixels=768 * 768,
-                                precision=CONV_POLICY, bytes_per_pixel=6_000),
+                                precision=CUNET_POLICY, bytes_per_pixel=6_000),
     "waifu2x-upconv7": ArchTraits(arch="waifu2x-upconv7", multiple=1, min_size=4, overlap=8,
-                                  tile_pixels=1024 * 1024, precision=CONV_POLICY, bytes_per_pixel=4_000),
+                                  tile_pixels=1024 * 1024, precision=UPCONV7_POLICY, bytes_per_pixel=4_000),
     # A user's ONNX graph: nothing is known about it beyond what its shapes say.
     "onnx": ArchTraits(arch="onnx", multiple=1, min_size=1, overlap=16, tile_pixels=512 * 512,
                        precision=PrecisionPolicy(gpu_default="fp32", fp16_safe=True)),

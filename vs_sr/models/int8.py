@@ -1,0 +1,87 @@
+"""precision="int8": a network quantized once per tile shape with NNCF, cached like every export.
+
+The recipe decides the quality, so it is per architecture and picked by measurement
+(`architectures.PrecisionPolicy.int8`; docs/benchmarks.md, "INT8"). Quantizing runs in a
+separate Python process (`int8_worker.py`, which says why). The result is a QDQ ONNX graph,
+keyed by the source graph's hash, the tile shape, the recipe and the NNCF and ONNX Runtime
+versions (NNCF collects its statistics with ONNX Runtime); the calibration images are fixed, so
+the same key always means the same model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import json
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .. import extras
+from ..atomic import build_once
+from ..children import die_with_parent, python_executable
+from ..errors import SRError
+from ..paths import cache_dir
+from .architectures import Int8Recipe
+from .spec import Network
+from .weights import file_digest
+
+WORKER = Path(__file__).with_name("int8_worker.py")
+
+
+def int8_recipe(network: Network) -> Int8Recipe:
+    """The network's measured recipe, or the error that says why it has none."""
+    policy = network.traits.precision
+    if policy.int8 is None:
+        raise SRError(f"{network.label} has no int8: {policy.int8_refusal}. int8 is offered for Real-ESRGAN Compact "
+                      "(realesr-animevideov3) only; pass precision='bf16' or 'fp32'.")
+    return policy.int8
+
+
+def quantized_model(network: Network, onnx: Path, height: int, width: int,
+                    log: Callable[[str], None] = lambda message: None) -> Path:
+    """The graph `onnx` of `network` quantized for (1, 3, height, width) tiles: quantized on first
+    use (half a minute to a few minutes), then read from the cache."""
+    recipe = int8_recipe(network)
+    extras.require("int8", "precision='int8'")
+    target = cache_dir("int8") / f"{cache_key(onnx, height, width, recipe)}.onnx"
+    return build_once(target, lambda temp: _quantize(onnx, height, width, recipe, temp, log))
+
+
+def cache_key(onnx: Path, height: int, width: int, recipe: Int8Recipe) -> str:
+    recipe_hash = hashlib.sha256(json.dumps(dataclasses.asdict(recipe), sort_keys=True).encode()).hexdigest()[:12]
+    versions = f"nncf{importlib.metadata.version('nncf')}-ort{importlib.metadata.version('onnxruntime')}"
+    return f"{onnx.stem[:40]}-{file_digest(onnx)[:16]}-{height}x{width}-r{recipe_hash}-{versions}"
+
+
+def _quantize(onnx: Path, height: int, width: int, recipe: Int8Recipe, output: Path, log: Callable[[str], None]) -> None:
+    request = {"onnx": str(onnx), "output": str(output), "height": height, "width": width,
+               **dataclasses.asdict(recipe)}
+    log(f"int8: quantizing {onnx.stem} for {width}x{height} tiles, once (half a minute to a few minutes; cached "
+        "afterwards)")
+    started = time.monotonic()
+    # Dies with us (a killed vspipe leaves no quantizer running); its output is a temporary file
+    # that only becomes the cached model once complete.
+    # stderr (NNCF's progress bars) goes to a file: a pipe nobody reads while we follow stdout could fill up.
+    with tempfile.TemporaryFile("w+") as stderr_file, subprocess.Popen(
+            [python_executable(), str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr_file,
+            text=True, preexec_fn=die_with_parent()) as worker:
+        assert worker.stdin is not None and worker.stdout is not None
+        worker.stdin.write(json.dumps(request))
+        worker.stdin.close()
+        errors = []
+        for line in worker.stdout:
+            if line.startswith("step "):
+                log(f"int8: {line.removeprefix('step ').strip()}")
+            elif line.startswith("error: "):
+                errors.append(line.removeprefix("error: ").strip())
+        worker.wait()
+        stderr_file.seek(0)
+        stderr = stderr_file.read()
+    if worker.returncode != 0:
+        reason = errors[0] if errors else " / ".join(stderr.strip().splitlines()[-3:]) or f"exit {worker.returncode}"
+        raise SRError(f"int8 quantization of {onnx.name} failed: {reason}")
+    log(f"int8: model ready in {time.monotonic() - started:.0f} s")
