@@ -25,11 +25,13 @@ def add_filter_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=default(Job, "backend"), choices=BACKENDS,
                         help="inference runtime (default auto: GPU runtimes first, then OpenVINO)")
     parser.add_argument("--precision", default=default(Job, "precision"), choices=PRECISION_CHOICES,
-                        help="compute precision (default auto: fp32 on CPUs)")
+                        help="compute precision (default auto: bf16 for conv nets on CPUs with native bf16, else "
+                        "fp32 on CPUs; fp16/bf16 on GPUs). int8: OpenVINO, quantized once on first use "
+                        "(realesr-animevideov3)")
     parser.add_argument("--tile", type=positive, help="tile size in input pixels (default: automatic)")
     parser.add_argument("--overlap", type=non_negative, help="tile overlap in input pixels (default: the model's)")
     parser.add_argument("--num-streams", type=positive, default=default(Job, "num_streams"),
-                        help="concurrent inference instances (default 1)")
+                        help="frames in flight (default 2: the encoder shares the CPU)")
     parser.add_argument("--server", default=default(Job, "server"), metavar="URL",
                         help="Triton server for --backend triton: grpc://host:8001 or http://host:8000 (default "
                         "$VS_SR_TRITON_URL); giving it with --backend auto means triton")

@@ -34,7 +34,9 @@ class Job:
     precision: str = "auto"
     tile: int | None = None
     overlap: int | None = None
-    num_streams: int = 1
+    num_streams: int = 2
+    """Frames in flight. Two, not one: the encoder shares the CPU, and with one stream it steals a
+    core from one of OpenVINO's lock-stepped threads (measured +5% fp32, +13% int8 on 2 cores)."""
     server: str | None = None
     """The Triton server of backend "triton" (None: $VS_SR_TRITON_URL)."""
     noise: int | None = None

@@ -41,7 +41,8 @@ def upscale_file(job: Job, log: Callable[[str], None] = print, on_tool_log: Call
         progress = Progress(plan.frames, quiet=quiet)
         encoded = slot.work / "encoded.mkv"
         options = encoder_options(job, job.video_codec, plan, media)
-        encode_video(job, options, plan.first, plan.last, encoded, progress.update, on_tool_log)
+        encode_video(job, options, plan.first, plan.last, encoded, progress.update,
+                     loading_status(progress, on_tool_log))
         progress.update(plan.frames)  # vspipe's last progress line may come before its last frame
         fps = progress.finish()
         join_video([encoded], plan, slot.work)
@@ -53,6 +54,20 @@ def upscale_file(job: Job, log: Callable[[str], None] = print, on_tool_log: Call
     log(f"wrote {job.output}: {plan.frames} frames at {plan.width}x{plan.height}, {len(plan.tracks.audio)} audio, "
         f"{subtitles} subtitle stream(s); {fps:.2f} fps")
     return job.output
+
+
+def loading_status(progress: Progress, on_tool_log: Callable[[str], None] | None) -> Callable[[str], None]:
+    """vspipe's log lines go to `on_tool_log`; until the first frame, the filter's own lines
+    ("vs_sr: ...") also show as the progress line's status, so a first int8 use (quantizing takes
+    a minute or more) or an engine build says what it is doing."""
+    def relay(line: str) -> None:
+        if on_tool_log is not None:
+            on_tool_log(line)
+        _, mark, message = line.partition("vs_sr: ")
+        if mark and progress.done == 0:
+            progress.update(0, message)
+
+    return relay
 
 
 def parse_ffmpeg_args(text: str | None) -> list[str]:
