@@ -1,7 +1,8 @@
 """Throughput side by side: the filter and vs-mlrt's OpenVINO / ONNX Runtime plugins, each run
 by vspipe on the same source and the same ONNX graph, and the bare runtime on the same tiles
 (which makes the difference the filter's own overhead). Runs are interleaved and repeated; the
-median counts."""
+median counts. vs-mlrt has no int8 of its own: an int8 case runs its OpenVINO plugin at bf16
+(its fastest setting on CPUs with native bf16) and at fp32."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from ..models import resolve
 from ..models.export import export_onnx
 
 core = vs.core
-CONTENDERS = ("vs_sr", "vs-mlrt-ov", "vs-mlrt-ort")
+OV_PEER = "vs-mlrt-ov"
+"""vs-mlrt's OpenVINO plugin; a contender name "vs-mlrt-ov:bf16" runs it at that precision."""
 
 
 @dataclass(frozen=True)
@@ -83,15 +85,15 @@ def contender_clip(args: dict[str, str | None]) -> vs.VideoNode:
     case = BenchCase.from_text(args)
     fmt_id = getattr(vs, case.fmt.upper())
     source = source_clip(case.width, case.height, case.frames, fmt_id)
-    contender = args["contender"]
+    contender = str(args["contender"])
     if contender == "vs_sr":
         return Upscale(source, case.model, case.scale, backend=case.backend, precision=case.precision,  # type: ignore[arg-type]
                        tile=case.tile, num_streams=case.streams, noise=case.noise)
     network = resolve(case.model, case.scale, case.noise)
     onnx = str(export_onnx(network, 1, case.height, case.width))
     rgbs = source if fmt_id == vs.RGBS else source.resize.Bicubic(format=vs.RGBS, matrix_in=vs.MATRIX_BT709)
-    if contender == "vs-mlrt-ov":
-        hint, streams = HINTS[case.precision], case.streams
+    if contender.startswith(OV_PEER):
+        hint, streams = HINTS[contender.partition(":")[2]], case.streams
         out = core.ov.Model(rgbs, network_path=onnx, device="CPU", num_streams=streams,
                             config=lambda: {"INFERENCE_PRECISION_HINT": hint, "NUM_STREAMS": streams})
     else:
@@ -120,9 +122,9 @@ def bare_fps(case: BenchCase) -> tuple[float, str]:
     from ..filter.upscale import deploy
 
     network = resolve(case.model, case.scale, case.noise)
-    runtime = choose_backend(case.backend, network)
     args = normalise(case.model, case.scale, case.backend, case.precision, case.tile, None, case.streams, 0, None, None,
-                     case.noise)
+                     None, case.noise)
+    runtime = choose_backend(args.backend, network)
     deployment = deploy(runtime, network, case.width, case.height, args)
     plan, batch = deployment.tiles.current()
     sessions = deployment.pools[0].sessions
@@ -159,7 +161,8 @@ def bare_fps(case: BenchCase) -> tuple[float, str]:
 def available_contenders(case: BenchCase) -> list[str]:
     contenders = ["vs_sr"]
     if case.tile is None and hasattr(core, "ov"):
-        contenders.append("vs-mlrt-ov")
+        peer_precisions = ["bf16", "fp32"] if case.precision == "int8" else [case.precision]
+        contenders += [f"{OV_PEER}:{precision}" for precision in peer_precisions]
     if case.tile is None and hasattr(core, "ort") and case.precision == "fp32":
         contenders.append("vs-mlrt-ort")
     return contenders
@@ -196,16 +199,22 @@ def run(case: BenchCase, repeat: int = 3, peers: bool = True) -> dict[str, float
 
 
 def table(rows: list[tuple[BenchCase, dict[str, float | str]]]) -> str:
+    """One line per case; the vs-mlrt ov columns list every precision it ran at, and vs_sr's
+    ratio is to the fastest of them."""
     lines = [
-        "| setup | vs_sr fps | bare runtime fps | vs_sr overhead | vs-mlrt ov fps | vs_sr / ov | vs-mlrt ort fps | vs_sr / ort | tiles, runtime |",
+        "| setup | vs_sr fps | bare runtime fps | vs_sr overhead | vs-mlrt ov fps | vs_sr / fastest ov | vs-mlrt ort fps | vs_sr / ort | tiles, runtime |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for case, result in rows:
         ours, bare = float(result["vs_sr"]), float(result["bare"])
-        peers = []
-        for name in ("vs-mlrt-ov", "vs-mlrt-ort"):
-            fps = result.get(name)
-            peers.append(f"{fps:.2f} | {ours / float(fps):.2f}x" if fps else "— | —")
+        ov = {name.partition(":")[2]: float(fps) for name, fps in result.items() if name.startswith(OV_PEER)}
+        if ov:
+            shown = ", ".join(f"{fps:.2f} ({precision})" for precision, fps in ov.items())
+            ov_cells = f"{shown} | {ours / max(ov.values()):.2f}x"
+        else:
+            ov_cells = "— | —"
+        ort = result.get("vs-mlrt-ort")
+        ort_cells = f"{float(ort):.2f} | {ours / float(ort):.2f}x" if ort else "— | —"
         lines.append(f"| {case.label()} | {ours:.2f} | {bare:.2f} | {100 * (1 - ours / bare):.1f}% | "
-                     f"{peers[0]} | {peers[1]} | {result['note']} |")
+                     f"{ov_cells} | {ort_cells} | {result['note']} |")
     return "\n".join(lines)
