@@ -51,7 +51,7 @@ def assemble(job: Job, settings: BatchSettings, chunks: Sequence[Chunk], files: 
         plan = plan_job(job, media, job.output_muxer)
         join_video(files, plan, slot.work)
         video: Sequence[str] = COPY_VIDEO
-        if settings.intermediate == "ffv1" and not job.video_codec.lossless:
+        if settings.chunk_codec(job, len(chunks)) != job.codec:
             video = encoder_options(job, job.video_codec, plan, media)  # the final codec, from the FFV1
         mux(job, plan, media, slot.work, slot.target, video)
         verify(slot.target, plan, media)

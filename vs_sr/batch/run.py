@@ -139,17 +139,18 @@ class BatchRun:
             except SRError as error:
                 self._fail_video(video, error.message)
                 continue
-            chunk_job = job
-            if self.settings.intermediate == "ffv1":  # lossless chunks; the final codec encodes the joined video
-                chunk_job = dataclasses.replace(job, codec="ffv1", crf=None, preset=None, ffmpeg_args=[])
-            options = tuple(encoder_options(chunk_job, CODECS[chunk_job.codec], plan, media))
-            self.plans[video.id] = Planned(job, options, plan.width, plan.height)
-            for note in plan.tracks.notes:
-                self.log(f"{video.input.name}: note: {note}")
             if not self.state.chunks(video.id):
                 length = self.settings.chunk_length(plan.frames, workers)
                 ranges = [(first, min(first + length, plan.frames) - 1) for first in range(0, plan.frames, length)]
                 self.state.plan_video(video.id, plan.frames, ranges)
+            chunk_codec = self.settings.chunk_codec(job, len(self.state.chunks(video.id)))
+            chunk_job = job
+            if chunk_codec != job.codec:  # lossless chunks; the final codec encodes the joined video
+                chunk_job = dataclasses.replace(job, codec=chunk_codec, crf=None, preset=None, ffmpeg_args=[])
+            options = tuple(encoder_options(chunk_job, CODECS[chunk_job.codec], plan, media))
+            self.plans[video.id] = Planned(job, options, plan.width, plan.height)
+            for note in plan.tracks.notes:
+                self.log(f"{video.input.name}: note: {note}")
         self._check_chunk_files()
 
     def _check_chunk_files(self) -> None:
@@ -169,8 +170,9 @@ class BatchRun:
             planned = self.plans.get(video.id)
             if planned is None or video.state in ("done", "failed"):
                 continue
-            frames = sum(c.frames for c in self.state.chunks(video.id) if c.state != "done")
-            chunk_codec = "ffv1" if self.settings.intermediate == "ffv1" else planned.job.codec
+            chunks = self.state.chunks(video.id)
+            frames = sum(c.frames for c in chunks if c.state != "done")
+            chunk_codec = self.settings.chunk_codec(planned.job, len(chunks))
             needed += frames * planned.width * planned.height * (BYTES_PER_PIXEL[chunk_codec] + FINAL_BYTES_PER_PIXEL)
         free = shutil.disk_usage(self.directory).free
         if needed > free:

@@ -34,7 +34,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help="frames per chunk (default: max(1000, a quarter of a video per worker))")
     batch.add_argument("--intermediate", choices=INTERMEDIATES, default="ffv1",
                        help="chunks in lossless FFV1, encoded to --codec when joined (default), or in the final "
-                       "codec (smaller, joined as they are)")
+                       "codec (smaller, joined as they are); a video of one chunk is always in the final codec")
     batch.add_argument("--max-tries", type=positive, default=default(RunOptions, "max_tries"),
                        help="attempts per chunk when a process is killed, crashes or stalls (default 3)")
     batch.add_argument("--stall-seconds", type=positive, default=int(default(RunOptions, "stall_seconds")),
