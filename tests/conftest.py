@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,6 +174,21 @@ def wait_until(condition, timeout: float = 60.0, what: str = "a condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def signal_one(find: Callable[[], list[int]], sig: signal.Signals, what: str, timeout: float = 300) -> int:
+    """Send `sig` to the first process `find` lists, as soon as there is one, and return its pid;
+    one that ended in between is skipped (small test chunks can end within a second)."""
+    def send() -> int | None:
+        for pid in find():
+            try:
+                os.kill(pid, sig)
+                return pid
+            except ProcessLookupError:
+                continue
+        return None
+
+    return wait_until(send, timeout, what)
 
 
 def on_a_small_disk(folder: Path, megabytes: int, command: list[str], timeout: float = 900) -> subprocess.CompletedProcess[str]:

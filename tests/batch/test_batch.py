@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import VS_SR, ffmpeg, on_a_small_disk, processes, vs_sr, wait_until
+from conftest import VS_SR, ffmpeg, on_a_small_disk, processes, signal_one, vs_sr, wait_until
 
 from vs_sr.media.probe import count_frames, probe
 from vs_sr.media.timeline import read_timeline
@@ -112,9 +112,7 @@ def start_batch(source: Path, out: Path, *args: str) -> subprocess.Popen[str]:
 def test_a_killed_chunk_is_retried_and_the_output_is_the_same(ncnn_models, long_clip, tmp_path):
     out = tmp_path / "out"
     job = start_batch(long_clip, out, "--chunk-frames", "70")
-    victim = wait_until(lambda: vspipes(out), 300, "a chunk's vspipe")[0]
-    time.sleep(1)
-    os.kill(victim, signal.SIGKILL)
+    signal_one(lambda: vspipes(out), signal.SIGKILL, "a chunk's vspipe")
     printed, err = job.communicate(timeout=900)
     assert job.returncode == 0, err
     assert "attempt 1 failed (vspipe failed: killed by signal 9); retrying in 2 s" in printed
@@ -182,7 +180,10 @@ def test_a_broken_file_fails_alone_and_is_named(ncnn_models, open_gop, tmp_path)
 
 def test_a_stalled_chunk_is_stopped_and_retried(ncnn_models, long_clip, tmp_path):
     out = tmp_path / "out"
-    job = start_batch(long_clip, out, "--chunk-frames", "100", "--stall-seconds", "5")
+    # fp32 on one stream keeps a chunk running for seconds: the stop must come after its first
+    # frame (the first frame is allowed far longer than --stall-seconds: model start-up).
+    job = start_batch(long_clip, out, "--chunk-frames", "100", "--stall-seconds", "5", "--precision", "fp32",
+                      "--num-streams", "1")
     victim = wait_until(lambda: vspipes(out), 300, "a chunk's vspipe")[0]
     time.sleep(1)
     os.kill(victim, signal.SIGSTOP)  # a hung decoder: alive, silent

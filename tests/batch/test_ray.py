@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import VS_SR, ffmpeg, processes, vs_sr, wait_until
+from conftest import VS_SR, ffmpeg, processes, signal_one, vs_sr
 
 pytest.importorskip("ray")
 
@@ -70,11 +70,9 @@ def test_a_killed_ray_worker_is_retried(ncnn_models, clip, tmp_path):
     job = subprocess.Popen([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames",
                             "50", "--jobs", "1", "--ray"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            stdin=subprocess.DEVNULL, text=True, env={**os.environ, "RAY_TMPDIR": short_temp()})
-    vspipe = wait_until(lambda: [p for p in processes(str(out)) if p.cmdline.split()[0].endswith("vspipe")], 300,
-                        "a chunk's vspipe")[0]
-    worker = vspipe.parent  # the Ray worker that started this chunk's vspipe
-    time.sleep(1)
-    os.kill(worker, signal.SIGKILL)
+    # the Ray worker that started a chunk's vspipe, at once: small test chunks end within a second
+    signal_one(lambda: [p.parent for p in processes(str(out)) if p.cmdline.split()[0].endswith("vspipe")],
+               signal.SIGKILL, "a chunk's vspipe")
     printed, err = job.communicate(timeout=900)
     assert job.returncode == 0, err
     assert "attempt 1 failed (the Ray worker running it died); retrying" in printed

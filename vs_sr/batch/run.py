@@ -200,8 +200,8 @@ class BatchRun:
                     self._assembled(assembled.pop(), assembling)
                 progress.update(self._verified(), self._status())
                 self.state.record_progress({k: v for k, v in self.encoded.items() if k in self.attempts})
-                if not self.attempts and not assembling and not self._pending():
-                    break
+                if not self.attempts and not assembling and not self._pending(due_only=False):
+                    break  # (a chunk waiting out its retry back-off is still to do)
         except BaseException:
             self.executor.stop_all()
             for key in list(self.attempts):
@@ -214,12 +214,13 @@ class BatchRun:
         videos = self.state.videos()
         return Outcome([v for v in videos if v.state == "done"], [v for v in videos if v.state == "failed"])
 
-    def _pending(self) -> list[Chunk]:
-        """Chunks that may start, longest videos first (they set the batch's end), then in order."""
+    def _pending(self, due_only: bool = True) -> list[Chunk]:
+        """Chunks to do, longest videos first (they set the batch's end), then in order; with
+        `due_only`, only those that may start now (not waiting out a retry's back-off)."""
         frames = {v.id: v.frames or 0 for v in self.state.videos() if v.state not in ("done", "failed")}
         now = time.monotonic()
         waiting = [c for c in self.state.chunks() if c.state == "pending" and c.video in frames
-                   and c.video in self.plans and self.retry_at.get(c.key, now) <= now]
+                   and c.video in self.plans and (not due_only or self.retry_at.get(c.key, now) <= now)]
         return sorted(waiting, key=lambda c: (-frames[c.video], c.video, c.idx))
 
     def _start_chunks(self) -> None:
