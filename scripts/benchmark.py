@@ -28,6 +28,14 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def publish(text: str, markdown: str | None) -> None:
+    """Print a report and append it to the markdown file, if one was named."""
+    print(text)
+    if markdown:
+        with open(markdown, "a", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", nargs="+", default=["realesr-animevideov3"],
@@ -60,10 +68,7 @@ def main() -> int:
                       flush=True)
     text = f"Machine: {cpu_name()}, {cpu_count()} cores; median of {args.repeat} interleaved runs, {args.frames} frames each.\n\n"
     text += bench.table(rows) + "\n"
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "a", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+    publish(text, args.markdown)
     return 0
 
 

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmark import cpu_name
+from benchmark import cpu_name, publish
 
 VS_SR = str(Path(sys.executable).with_name("vs-sr"))
 
@@ -106,11 +106,7 @@ def main() -> int:
                   "| run | wall time (s) |", "| --- | ---: |", f"| uninterrupted | {whole:.1f} |",
                   f"| killed at {whole / 2:.0f} s + resumed | {interrupted:.1f} |",
                   f"| lost to the kill | {interrupted - whole:.1f} (one chunk takes about {chunk_seconds:.1f}) |"]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "a", encoding="utf-8") as handle:
-            handle.write("\n" + text)
+    publish("\n".join(lines) + "\n", args.markdown)
     return 0
 
 

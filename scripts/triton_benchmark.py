@@ -25,6 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from benchmark import cpu_name, publish
 
 from vs_sr.bench.speed import BenchCase
 from vs_sr.media.script import vspipe_arguments, write_script
@@ -35,13 +36,6 @@ MODES = {  # mode: (backend, extra environment)
     "Triton gRPC": ("triton", {"VS_SR_TRITON_SHM": "off"}),
     "Triton gRPC + shm": ("triton", {"VS_SR_TRITON_SHM": "on"}),
 }
-
-
-def cpu_name() -> str:
-    for line in open("/proc/cpuinfo", encoding="utf-8"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def run_clients(case: BenchCase, clients: int, environment: dict[str, str], folder: Path) -> list[float]:
@@ -161,11 +155,7 @@ def main() -> int:
               "(client round trip, and the part of it the server did not account for):", "",
               "| path | median round trip (ms) | wire + client overhead per tile (ms) |", "| --- | ---: | ---: |"]
     lines += [f"| {label} | {trip:.1f} | {overhead:.1f} |" for label, (trip, overhead) in wire.items()]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "a", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+    publish("\n".join(lines) + "\n", args.markdown)
     return 0
 
 
