@@ -3,6 +3,7 @@
 Every long-lived helper vs_sr starts (vspipe and ffmpeg, the Triton server, the int8 quantizer)
 uses this, so a SIGKILLed vs_sr leaves no process behind. The signal follows the *thread* that
 started the child: start children from a thread that lives as long as they should.
+Also: whether a process is alive (zombies are not), and the Python to run helper scripts with.
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> Callable[[], None]:
             os._exit(1)
 
     return setup
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie does not: it only waits to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 def python_executable() -> str:

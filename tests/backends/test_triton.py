@@ -161,10 +161,10 @@ def lone_repo(triton_repo, tmp_path_factory) -> Path:
 
 def orphaned_shm() -> list[str]:
     """/dev/shm entries of vs_sr clients whose process is gone."""
-    from vs_sr.backends.triton import _alive
+    from vs_sr.children import alive
 
     return [p for p in os.listdir("/dev/shm")
-            if (match := re.match(r"vs_sr-\w+-(\d+)-", p)) and not _alive(int(match.group(1)))]
+            if (match := re.match(r"vs_sr-\w+-(\d+)-", p)) and not alive(int(match.group(1)))]
 
 
 def wait_for_frames(client: subprocess.Popen) -> str:

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from ..children import alive
 from ..errors import SRError
 from ..log import info
 from ..models import Network, Precision
@@ -480,19 +481,10 @@ def forget_dead_regions(connection: Connection) -> list[str]:
     dropped = []
     for region in regions:
         match = pattern.match(region.get("name", ""))
-        if match and not _alive(int(match.group(1))):
+        if match and not alive(int(match.group(1))):
             _unregister(connection, region["name"])
             dropped.append(region["name"])
     return dropped
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` runs (a zombie does not: it only waits to be reaped)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def use_shared_memory(address: Address) -> bool | None:

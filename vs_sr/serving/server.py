@@ -28,7 +28,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..children import die_with_parent
+from ..children import alive, die_with_parent
 from ..errors import SRError
 
 STARTUP_TIMEOUT = 120.0  # seconds for the models to load
@@ -257,7 +257,7 @@ class TritonServer:
             if not entry.name.isdigit():
                 continue
             try:
-                if os.getsid(int(entry.name)) == self.process.pid and _alive(int(entry.name)):
+                if os.getsid(int(entry.name)) == self.process.pid and alive(int(entry.name)):
                     pids.append(int(entry.name))
             except (ProcessLookupError, PermissionError):
                 continue
@@ -301,14 +301,6 @@ class _PortTaken(Exception):
 
 def _models(repository: Path) -> list[str]:
     return sorted(p.name for p in repository.iterdir() if (p / "config.pbtxt").is_file() and not p.name.startswith("."))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def _failure(log: str) -> str:
