@@ -17,6 +17,7 @@ import vapoursynth as vs
 from conftest import frame_hash, frame_planes, processes, psnr, rgb_clip, wait_until
 
 import vs_sr as sr
+from vs_sr.quality import metrics
 
 pytest.importorskip("nncf")
 
@@ -74,16 +75,11 @@ def test_int8_scores_as_fp32_against_ground_truth(int8_log):
     truths = [photo[y:y + 4 * HEIGHT, x:x + 4 * WIDTH] for y, x in ((300, 300), (500, 150), (700, 600))]
     smalls = [np.asarray(Image.fromarray(t).resize((WIDTH, HEIGHT), Image.Resampling.BICUBIC)) for t in truths]
     clip = rgb_clip([np.ascontiguousarray(s.transpose(2, 0, 1).astype(np.float32) / 255) for s in smalls])
-    weights = np.array([65.481, 128.553, 24.966]).reshape(3, 1, 1) / 255
-
-    def luma(rgb: np.ndarray) -> np.ndarray:
-        return (rgb * weights).sum(0)[4:-4, 4:-4]  # BT.601 Y in [16/255, 235/255], border cut
+    reference = np.stack([metrics.prepare(t.transpose(2, 0, 1) / 255, "y", 4) for t in truths])
 
     def psnr_y(precision: str) -> float:
         outs = outputs(sr.Upscale(clip, "realesr-animevideov3", 4, precision=precision))
-        ours = np.stack([luma(np.clip(o, 0, 1)) for o in outs])
-        reference = np.stack([luma(t.transpose(2, 0, 1).astype(np.float64) / 255) for t in truths])
-        return psnr(ours, reference)
+        return metrics.psnr(np.stack([metrics.prepare(np.clip(o, 0, 1), "y", 4) for o in outs]), reference)
 
     int8, fp32 = psnr_y("int8"), psnr_y("fp32")
     assert int8 >= fp32 - 0.1, (int8, fp32)
