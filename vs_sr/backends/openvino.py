@@ -56,7 +56,7 @@ class OpenVINOBackend(Backend):
         return tuple(p for p, cap in CAPABILITIES.items() if cap in caps)
 
     def auto_precision(self, network: Network, device_id: int) -> Precision:
-        native_bf16 = "BF16" in _core().property(DEVICE, "OPTIMIZATION_CAPABILITIES").split()
+        native_bf16 = "bf16" in self.precisions(device_id)
         return "bf16" if native_bf16 and network.traits.precision.cpu_bf16 else "fp32"
 
     def device_name(self, device_id: int) -> str:
