@@ -36,7 +36,8 @@ class Job:
     overlap: int | None = None
     num_streams: int = 2
     """Frames in flight. Two, not one: the encoder shares the CPU, and with one stream it steals a
-    core from one of OpenVINO's lock-stepped threads (measured +5% fp32, +13% int8 on 2 cores)."""
+    core from one of OpenVINO's lock-stepped threads (measured +3-6% with x264 on 2 cores;
+    docs/benchmarks.md, "The platform case")."""
     server: str | None = None
     """The Triton server of backend "triton" (None: $VS_SR_TRITON_URL)."""
     noise: int | None = None
