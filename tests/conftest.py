@@ -232,7 +232,7 @@ def nearest_model(repository: Path, name: str, scale: int, dtype: str = "TYPE_FP
     """A model of the nearest-neighbour stand-in, with a config vs_sr may have to refuse."""
     from tritonclient.grpc import model_config_pb2 as mc
 
-    from vs_sr.serving.export import write_config
+    from vs_sr.serving.model_repository import write_config
 
     directory = repository / name
     (directory / "1").mkdir(parents=True)
@@ -249,7 +249,7 @@ def needs_triton() -> None:
     """Skip where the Triton client or the server wheel is missing (scripts/setup.sh installs both)."""
     pytest.importorskip("tritonclient.grpc")
     from vs_sr.errors import SRError
-    from vs_sr.serving.server import Distribution
+    from vs_sr.serving.triton_server import Distribution
 
     try:
         Distribution.find()
@@ -264,7 +264,7 @@ def triton_repo(ncnn_models: dict[str, Path], tmp_path_factory: pytest.TempPathF
     tensors (`uint8`), and an x2 model under an x4 name (`realesrgan-x4plus-anime-x4`)."""
     needs_triton()
     from vs_sr.models import resolve
-    from vs_sr.models.export import export_onnx
+    from vs_sr.models.onnx_export import export_onnx
     from vs_sr.serving import ExportOptions, export_model
 
     repository = tmp_path_factory.mktemp("triton") / "repo"

@@ -19,9 +19,9 @@ import pytest
 from conftest import vs_sr
 from onnx import helper
 
-from vs_sr.backends.engine_cache import EngineCache, EngineKey
+from vs_sr.backends.tensorrt.engine_cache import EngineCache, EngineKey
 from vs_sr.models import resolve
-from vs_sr.models.export import export_onnx
+from vs_sr.models.onnx_export import export_onnx
 from vs_sr.models.onnx_graph import fp32_island_nodes, tensorrt_problems
 
 
@@ -110,7 +110,7 @@ def test_two_processes_build_one_engine(tmp_path):
     script = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from vs_sr.backends.engine_cache import EngineCache, EngineKey
+        from vs_sr.backends.tensorrt.engine_cache import EngineCache, EngineKey
         key = EngineKey.static("m", "ab" * 32, (1, 64, 64), precision="fp16", trt_version="10", gpu="g",
                                compute_capability="9.0")
         def build(target):

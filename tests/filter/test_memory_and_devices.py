@@ -17,7 +17,7 @@ from vs_sr.filter.frames import FrameUpscaler
 from vs_sr.filter.memory import Tiles, halved, memory_budget
 from vs_sr.filter.sessions import SessionPool
 from vs_sr.filter.tiling import plan_tiles
-from vs_sr.filter.upscale import upscaled_rgbs
+from vs_sr.filter.upscale_clip import upscaled_rgbs
 from vs_sr.models import arch_traits, resolve
 
 COMPACT_TRAITS, HAT_TRAITS = arch_traits("compact", 4), arch_traits("hat", 4)

@@ -13,7 +13,7 @@ from conftest import frame_planes, photo, psnr, rgb_clip
 import vs_sr as sr
 from vs_sr.filter.tiling import plan_tiles
 from vs_sr.models import arch_traits, resolve
-from vs_sr.models.export import export_onnx
+from vs_sr.models.onnx_export import export_onnx
 
 NEW_MODELS = [("realcugan", 2), ("realcugan", 3), ("realcugan", 4), ("realcugan-pro", 2), ("realcugan-pro", 3),
               ("waifu2x-cunet", 1), ("waifu2x-cunet", 2), ("waifu2x-anime", 2), ("waifu2x-photo", 2)]

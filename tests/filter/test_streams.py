@@ -15,7 +15,7 @@ from vs_sr.filter.frames import FrameUpscaler
 from vs_sr.filter.memory import Tiles
 from vs_sr.filter.sessions import SessionPool
 from vs_sr.filter.tiling import plan_tiles
-from vs_sr.filter.upscale import upscaled_rgbs
+from vs_sr.filter.upscale_clip import upscaled_rgbs
 from vs_sr.models import resolve
 
 core = vs.core

@@ -100,8 +100,8 @@ def test_int8_frames_are_the_same_bits_in_any_order_and_stream_count(int8_log):
 def test_the_quantized_model_is_reused_and_redone_when_graph_or_recipe_change(int8_log, tmp_path):
     from vs_sr.models import resolve
     from vs_sr.models.architectures import Int8Recipe
-    from vs_sr.models.export import export_onnx
     from vs_sr.models.int8 import cache_key, quantized_model
+    from vs_sr.models.onnx_export import export_onnx
 
     clip = rgb_clip([held_out_frames()["retina-crop"]])
     sr.Upscale(clip, "realesr-animevideov3", 4, precision="int8").get_frame(0)  # quantized (here or before)

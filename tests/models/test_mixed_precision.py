@@ -17,11 +17,11 @@ from conftest import photo, psnr
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 
-from vs_sr.backends.ov_capi import Core
+from vs_sr.backends.openvino.capi import Core
 from vs_sr.models import resolve
 from vs_sr.models.architectures import TRANSFORMER_POLICY
-from vs_sr.models.export import export_onnx
 from vs_sr.models.mixed_precision import lower_precision, mixed_precision_onnx
+from vs_sr.models.onnx_export import export_onnx
 from vs_sr.models.onnx_graph import fp32_island_nodes, tensorrt_problems
 
 LOW = {"fp16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16}

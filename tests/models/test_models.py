@@ -120,7 +120,7 @@ def test_static_onnx_file_fixes_the_tile(tmp_path, ncnn_models):
 
 
 def test_onnx_export_is_cached_by_content_and_shape(ncnn_models):
-    from vs_sr.models.export import export_onnx
+    from vs_sr.models.onnx_export import export_onnx
 
     network = resolve("realesr-animevideov3", 4)
     first = export_onnx(network, 1, 32, 48)
@@ -135,7 +135,7 @@ def test_hat_exports_to_onnx_with_window_attention(hat_s_pth):
     """HAT's roll/unfold/masked window attention survives export: ONNX Runtime matches PyTorch."""
     import onnxruntime
 
-    from vs_sr.models.export import export_onnx
+    from vs_sr.models.onnx_export import export_onnx
 
     network = resolve(hat_s_pth, 4)
     path = export_onnx(network, 1, 32, 48)
@@ -155,7 +155,7 @@ def test_openvino_runs_beside_vs_mlrt(ncnn_models, core_first):
         if {core_first}:
             assert hasattr(core, "ov"), "vs-mlrt's ov plugin is not installed"
         import vs_sr as sr
-        from vs_sr.models.export import export_onnx
+        from vs_sr.models.onnx_export import export_onnx
         from vs_sr.models import resolve
         clip = core.std.BlankClip(format=vs.RGBS, width=48, height=32, length=1, color=[0.2, 0.5, 0.7])
         ours = sr.Upscale(clip, "realesr-animevideov3", 4, backend="openvino", precision="fp32").get_frame(0)
@@ -164,7 +164,7 @@ def test_openvino_runs_beside_vs_mlrt(ncnn_models, core_first):
         print(float(np.abs(np.asarray(ours[0]) - np.asarray(theirs[0])).max()))
     """)
     if not core_first:
-        script = script.replace("core = vs.core\n", "", 1).replace("import vs_sr as sr\n", "import vs_sr as sr\nfrom vs_sr.backends.ov_capi import library\nlibrary()\ncore = vs.core\n", 1)
+        script = script.replace("core = vs.core\n", "", 1).replace("import vs_sr as sr\n", "import vs_sr as sr\nfrom vs_sr.backends.openvino.capi import library\nlibrary()\ncore = vs.core\n", 1)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ, timeout=300)
     if "ov plugin is not installed" in result.stderr:
         pytest.skip("vapoursynth-mlrt-ov is not installed")

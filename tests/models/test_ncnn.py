@@ -13,8 +13,8 @@ from conftest import photo, psnr
 
 from vs_sr.models import all_specs, resolve
 from vs_sr.models.architectures import Framing
-from vs_sr.models.export import export_onnx
 from vs_sr.models.ncnn_format import read_network
+from vs_sr.models.onnx_export import export_onnx
 
 ncnn = pytest.importorskip("ncnn")
 NETWORKS = [pytest.param(spec.name, spec.scale, level, id=f"{spec.name}-x{spec.scale}-n{level}")

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import SRError
 from ..models import Network, Precision
-from ..models.export import INPUT_NAME, export_onnx
+from ..models.onnx_export import INPUT_NAME, export_onnx
 from .base import Backend, Session, SessionSpec, import_runtime
 
 

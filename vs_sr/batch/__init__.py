@@ -3,8 +3,8 @@
 `run_batch` is what `vs-sr batch` and the studio call; `batch_status` reads a directory's state.
 """
 
-from .batch import run_batch
-from .run import Outcome, RunOptions
+from .driver import Outcome, RunOptions
+from .launch import run_batch
 from .settings import BatchSettings
 from .status import batch_status
 

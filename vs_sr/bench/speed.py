@@ -25,7 +25,7 @@ from ..backends.openvino import HINTS
 from ..media.script import vspipe_arguments, write_script
 from ..media.tools import find_tool
 from ..models import resolve
-from ..models.export import export_onnx
+from ..models.onnx_export import export_onnx
 
 core = vs.core
 OV_PEER = "vs-mlrt-ov"
@@ -119,7 +119,7 @@ def vspipe_fps(case: BenchCase, contender: str) -> float:
 def bare_fps(case: BenchCase) -> tuple[float, str]:
     """Frames/s of the runtime alone: `streams` threads running the filter's own tiles back to back."""
     from ..filter.arguments import normalise
-    from ..filter.upscale import deploy
+    from ..filter.upscale_clip import deploy
 
     network = resolve(case.model, case.scale, case.noise)
     args = normalise(case.model, case.scale, case.backend, case.precision, case.tile, None, case.streams, 0, None, None,

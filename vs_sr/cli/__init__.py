@@ -14,7 +14,17 @@ from types import FrameType
 
 from .. import __version__
 from ..errors import SRError
-from . import batch, engines, evaluate, info, models, studio, train, triton, upscale
+from . import (
+    batch_command,
+    engines_command,
+    evaluate_command,
+    info_command,
+    models_command,
+    studio_command,
+    train_command,
+    triton_command,
+    upscale_command,
+)
 
 INTERRUPTED = "interrupted; nothing was written"
 # Python keyword arguments in the library's messages, and the options they are on the command line.
@@ -26,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vs-sr", description="Neural super-resolution for VapourSynth.")
     parser.add_argument("--version", action="version", version=f"vs-sr {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (models, upscale, batch, studio, evaluate, train, engines, triton, info):
+    for group in (models_command, upscale_command, batch_command, studio_command, evaluate_command, train_command,
+                  engines_command, triton_command, info_command):
         group.add_parser(commands)
     return parser
 

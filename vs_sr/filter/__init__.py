@@ -4,6 +4,6 @@ arguments (checked once) -> formats (clip <-> planar float RGB) -> tiling (one s
 shape) -> frames (per-frame work on a free session) -> formats (back to the caller's format).
 """
 
-from .upscale import Upscale
+from .upscale_clip import Upscale
 
 __all__ = ["Upscale"]

@@ -2,6 +2,6 @@
 supervision, output verification and progress, put together by `upscale_file`."""
 
 from .job import Job
-from .upscale import upscale_file
+from .upscale_file import upscale_file
 
 __all__ = ["Job", "upscale_file"]

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import SRError
-from ..media.progress import Progress
 from ..paths import install_dir
+from ..progress import Progress
 from .spec import ModelSpec, WeightFile
 
 MIRROR_ENV = "VS_SR_MODEL_MIRROR"

@@ -16,8 +16,8 @@ import vapoursynth as vs
 from ..atomic import atomic_output
 from ..errors import SRError
 from ..filter.formats import to_rgbs
-from ..media.progress import Progress
 from ..media.tools import open_video
+from ..progress import Progress
 from . import metrics
 
 BASELINES = {

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..atomic import atomic_output
 from ..errors import SRError
-from ..media.progress import Progress
+from ..progress import Progress
 from ..quality import metrics
 from .data import FramePairs, PatchSampler, paired, synthesized
 from .degrade import Degradation

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_output
-from ..errors import SRError
-from ..models.weights import file_digest
-from ..paths import engine_dir
+from ...atomic import atomic_output
+from ...errors import SRError
+from ...models.weights import file_digest
+from ...paths import engine_dir
 
 RECIPE = 2  # bump when the build settings change what an engine computes (2: strongly typed)
 

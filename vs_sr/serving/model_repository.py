@@ -28,7 +28,7 @@ from typing import Any, Literal, get_args
 from ..errors import SRError
 from ..models import Network, resolve
 from ..models.architectures import round_up
-from ..models.export import INPUT_NAME, OUTPUT_NAME, export_onnx
+from ..models.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
 from ..models.resolve import served_name
 from .python_model import ENTRY_POINT
 

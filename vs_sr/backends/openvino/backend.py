@@ -4,7 +4,7 @@ We always pass the precision explicitly: `precision="auto"` is bf16 for networks
 allows it on CPUs with native bf16 (avx512_bf16, AMX), else fp32. "int8" runs the network
 quantized by NNCF (`models.int8`); the parts left in float run in fp32. One compiled model
 serves all streams: with one stream it uses every core, with N streams OpenVINO splits the cores
-between N infer requests. It is driven through its C API (see ov_capi), so it runs beside
+between N infer requests. It is driven through its C API (see `capi`), so it runs beside
 vs-mlrt's ov plugin.
 """
 
@@ -14,10 +14,10 @@ import functools
 
 import numpy as np
 
-from ..log import info
-from ..models import Network, Precision
-from ..models.export import export_onnx
-from .base import Backend, Session, SessionSpec
+from ...log import info
+from ...models import Network, Precision
+from ...models.export import export_onnx
+from ..base import Backend, Session, SessionSpec
 
 # int8: the quantized operations run in int8 whatever the hint; the rest (the float final Add)
 # stays exact in f32.
@@ -28,7 +28,7 @@ DEVICE = "CPU"
 
 @functools.cache
 def _core():
-    from .ov_capi import Core
+    from .capi import Core
 
     return Core()
 

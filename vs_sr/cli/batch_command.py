@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 from .common import default, positive
-from .upscale import add_encoder_options, add_filter_options, add_output_options, printer
+from .upscale_command import add_encoder_options, add_filter_options, add_output_options, printer
 
 STATUS = "status"
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    from ..batch.run import RunOptions
+    from ..batch.driver import RunOptions
     from ..batch.settings import CONTAINERS, INTERMEDIATES
 
     batch = commands.add_parser(

@@ -23,7 +23,7 @@ from ..media.codecs import CODECS
 from ..media.ffmpeg import encoder_options
 from ..media.job import Job, check_job, plan_job
 from ..media.probe import probe
-from ..media.progress import Progress
+from ..progress import Progress
 from .assemble import DamagedChunks, assemble, damaged
 from .chunk import ChunkTask
 from .executors import Event, Executor

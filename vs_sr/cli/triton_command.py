@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from ..backends import BACKEND_MODULES
-from ..serving.export import KINDS, PLATFORMS, WIRE_PRECISIONS, ExportOptions
+from ..serving.model_repository import KINDS, PLATFORMS, WIRE_PRECISIONS, ExportOptions
 from .common import add_noise_option, default, non_negative, positive, size
 
 
@@ -82,7 +82,7 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
 def run_export(args: argparse.Namespace) -> int:
     from google.protobuf import text_format
 
-    from ..serving.export import export_model
+    from ..serving.model_repository import export_model
 
     options = ExportOptions(
         platform=args.platform, max_batch_size=args.max_batch_size,
@@ -108,7 +108,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     from ..errors import SRError
-    from ..serving.server import TritonServer
+    from ..serving.triton_server import TritonServer
 
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vs_sr.media.progress import Progress, clock
+from vs_sr.progress import Progress, clock
 
 
 class Terminal(io.StringIO):
@@ -50,7 +50,7 @@ def test_clock():
 
 FRESH_BOOT_SCRIPT = """
 import io, time
-from vs_sr.media.progress import Progress
+from vs_sr.progress import Progress
 log = io.StringIO()
 progress = Progress(100, log, interval=3600)
 for done in range(1, 101):

@@ -24,17 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from ..devices import cuda_compute_capability, cuda_device_count, cuda_device_names, cuda_free_memory
-from ..errors import SRError
-from ..extras import install_line
-from ..log import info
-from ..models import Network, Precision, resolve
-from ..models.architectures import round_up
-from ..models.export import export_onnx
-from ..models.mixed_precision import mixed_precision_onnx
-from ..models.onnx_graph import tensorrt_problems
-from ..models.weights import file_digest
-from .base import Backend, Session, SessionSpec, import_runtime
+from ...devices import cuda_compute_capability, cuda_device_count, cuda_device_names, cuda_free_memory
+from ...errors import SRError
+from ...extras import install_line
+from ...log import info
+from ...models import Network, Precision, resolve
+from ...models.architectures import round_up
+from ...models.export import export_onnx
+from ...models.mixed_precision import mixed_precision_onnx
+from ...models.onnx_graph import tensorrt_problems
+from ...models.weights import file_digest
+from ..base import Backend, Session, SessionSpec, import_runtime
 from .engine_cache import EngineCache, EngineKey, Entry
 
 WORKSPACE_FRACTION = 0.5  # of free VRAM the builder may use for tactics
@@ -148,7 +148,7 @@ def _save_timing_cache(config: Any, path: Path) -> None:
     """Merge this build's timings into the shared cache file (other engines may be building)."""
     from filelock import FileLock
 
-    from ..atomic import atomic_output
+    from ...atomic import atomic_output
 
     ours = config.get_timing_cache()
     with FileLock(str(path) + ".lock"):

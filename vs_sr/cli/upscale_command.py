@@ -68,7 +68,7 @@ def crf(text: str) -> int:
 
 def ffmpeg_arguments(text: str) -> list[str]:
     from ..errors import SRError
-    from ..media.upscale import parse_ffmpeg_args
+    from ..media.upscale_file import parse_ffmpeg_args
 
     try:
         return parse_ffmpeg_args(text)
@@ -91,7 +91,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..media.upscale import upscale_file
+    from ..media.upscale_file import upscale_file
 
     job = Job(
         input=Path(args.input), output=Path(args.output), model=args.model, scale=args.scale,

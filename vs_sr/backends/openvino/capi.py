@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SRError
+from ...errors import SRError
 
 F32 = 4  # ov_element_type_e
 

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import SRError
+from ..progress import Progress
 from .encode import encode_video
 from .ffmpeg import encoder_options
 from .job import Job, check_job, plan_job
 from .mux import join_video, mux
 from .output import OutputSlot
 from .probe import probe
-from .progress import Progress
 from .verify import verify
 
 

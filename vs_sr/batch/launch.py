@@ -10,9 +10,9 @@ from ..backends import choose_backend
 from ..devices import cuda_device_count
 from ..errors import SRError
 from ..models import resolve
+from .driver import BatchRun, Outcome, RunOptions, lock_directory
 from .executors import Executor, LocalExecutor, RayExecutor
 from .inputs import find_sources
-from .run import BatchRun, Outcome, RunOptions, lock_directory
 from .settings import CONTAINERS, BatchSettings
 
 RAY_LOCAL = "local"

@@ -38,8 +38,8 @@ def serve(config: StudioConfig, host: str, port: int, ray: str | None = None,
         raise SRError(f"cannot listen on {host}:{port}: {error.strerror}.") from None
     executor = None
     if ray is not None:
-        from ..batch.batch import RAY_LOCAL
         from ..batch.executors import RayExecutor
+        from ..batch.launch import RAY_LOCAL
 
         executor = RayExecutor(None if ray == RAY_LOCAL else ray, config.jobs, gpu=ray != RAY_LOCAL)
     try:

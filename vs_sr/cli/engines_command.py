@@ -39,8 +39,8 @@ def build_engine(args: argparse.Namespace) -> int:
 def list_engines(args: argparse.Namespace) -> int:
     import datetime
 
-    from ..backends.engine_cache import EngineCache
     from ..backends.tensorrt import installed_version
+    from ..backends.tensorrt.engine_cache import EngineCache
     from ..devices import cuda_gpus
 
     cache = EngineCache()
@@ -60,8 +60,8 @@ def list_engines(args: argparse.Namespace) -> int:
 
 
 def clean_engines(args: argparse.Namespace) -> int:
-    from ..backends.engine_cache import EngineCache
     from ..backends.tensorrt import installed_version
+    from ..backends.tensorrt.engine_cache import EngineCache
     from ..devices import cuda_gpus
 
     cache = EngineCache()

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         from ..studio.app import StudioConfig
-        from ..studio.server import serve
+        from ..studio.web_server import serve
     except ImportError as error:
         raise SRError(f"the studio needs its extra: pip install 'vs_sr[studio]' ({error.name} is missing).") from None
     config = StudioConfig(Path(args.data).resolve(), jobs=args.jobs, token=args.token,
