@@ -16,7 +16,7 @@ import numpy as np
 
 from ...log import info
 from ...models import Network, Precision
-from ...models.export import export_onnx
+from ...models.onnx_export import export_onnx
 from ..base import Backend, Session, SessionSpec
 
 # int8: the quantized operations run in int8 whatever the hint; the rest (the float final Add)
