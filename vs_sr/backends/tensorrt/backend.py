@@ -30,8 +30,8 @@ from ...extras import install_line
 from ...log import info
 from ...models import Network, Precision, resolve
 from ...models.architectures import round_up
-from ...models.onnx_export import export_onnx
 from ...models.mixed_precision import mixed_precision_onnx
+from ...models.onnx_export import export_onnx
 from ...models.onnx_graph import tensorrt_problems
 from ...models.weights import file_digest
 from ..base import Backend, Session, SessionSpec, import_runtime
