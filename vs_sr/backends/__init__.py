@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 
 from ..errors import SRError
 from ..log import warn
@@ -23,7 +24,7 @@ BACKEND_MODULES = {
 def get_backend(name: str, server: str | None = None) -> Backend:
     """The backend called `name`; "triton" talks to `server` (default $VS_SR_TRITON_URL)."""
     module_name, class_name = BACKEND_MODULES[name]
-    backend_class = getattr(importlib.import_module(f"{__name__}.{module_name}"), class_name)
+    backend_class: Callable[..., Backend] = getattr(importlib.import_module(f"{__name__}.{module_name}"), class_name)
     return backend_class(server) if name == "triton" else backend_class()
 
 

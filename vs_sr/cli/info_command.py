@@ -6,7 +6,7 @@ import argparse
 import json
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     info = commands.add_parser("info", help="what works on this machine")
     info.add_argument("--json", action="store_true", help="print the report as JSON")
     info.set_defaults(run=run)
