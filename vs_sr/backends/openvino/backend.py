@@ -78,7 +78,7 @@ class OpenVINOBackend(Backend):
             config["NUM_STREAMS"] = str(spec.num_streams)
         model = export_onnx(spec.network, *shape[:1], *shape[2:])
         if spec.precision == "int8":
-            from ..models.int8 import quantized_model
+            from ...models.int8 import quantized_model
 
             model = quantized_model(spec.network, model, spec.height, spec.width, info)
         compiled = _core().compile(model, shape, DEVICE, config)
