@@ -10,7 +10,7 @@ from __future__ import annotations
 import vapoursynth as vs
 
 
-class SRError(vs.Error):
+class SRError(vs.Error):  # type: ignore[misc]  # vapoursynth has no py.typed: mypy sees Any
     """Something the caller can fix: `raise SRError("what is wrong; what to do")`."""
 
     def __init__(self, message: str) -> None:

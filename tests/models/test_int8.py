@@ -130,12 +130,13 @@ def test_the_quantized_model_is_reused_and_redone_when_graph_or_recipe_change(in
 
 def test_networks_without_a_measured_recipe_refuse_int8(ncnn_models, hat_s_pth, rrdb_pth):
     clip = core.std.BlankClip(format=vs.RGBS, width=64, height=48, length=1)
-    with pytest.raises(vs.Error, match=r"realcugan x2 noise -1 has no int8: measured 44-45 dB from fp32, but "
-                                       r"ground-truth PSNR-Y"):
+    with pytest.raises(vs.Error, match=r"realcugan x2 noise -1 has no int8: quantized, it lands further from the "
+                                       r"ground truth .*docs/benchmarks.md, \"Networks that refuse int8\""):
         sr.Upscale(clip, "realcugan", 2, precision="int8")
     with pytest.raises(vs.Error, match="no tested int8 recipe for transformers"):
         sr.Upscale(clip, str(hat_s_pth), 4, precision="int8")
-    with pytest.raises(vs.Error, match=r"has no int8: measured 34-39 dB from fp32.*precision=.bf16."):
+    with pytest.raises(vs.Error, match=r"has no int8: the best recipe found moves its output too far from fp32's "
+                                       r"\(docs/benchmarks.md.*precision=.bf16."):
         sr.Upscale(clip, str(rrdb_pth), 4, precision="int8")
     with pytest.raises(vs.Error, match="precision='int8' runs on OpenVINO's CPU device, not backend 'ort'"):
         sr.Upscale(clip, "realesr-animevideov3", 4, backend="ort", precision="int8")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import os
+from collections.abc import Callable
 
 from ..errors import SRError
 from ..log import warn
+from ..models.resolve import resolve
 from ..models.spec import Network
 from .base import Backend, OutOfMemory, Session, SessionSpec
 
@@ -21,8 +24,22 @@ BACKEND_MODULES = {
 def get_backend(name: str, server: str | None = None) -> Backend:
     """The backend called `name`; "triton" talks to `server` (default $VS_SR_TRITON_URL)."""
     module_name, class_name = BACKEND_MODULES[name]
-    backend_class = getattr(importlib.import_module(f"{__name__}.{module_name}"), class_name)
+    backend_class: Callable[..., Backend] = getattr(importlib.import_module(f"{__name__}.{module_name}"), class_name)
     return backend_class(server) if name == "triton" else backend_class()
+
+
+def network_for(model: str | os.PathLike[str], scale: int, noise: int | None, backend: str,
+                server: str | None) -> Network:
+    """The network to run: as the Triton server at `server` runs it for backend "triton" (no
+    weights here; the server is asked), else from local weights. The one place this is decided:
+    the filter and the pre-flight check of `vs-sr upscale` both ask here."""
+    if backend == "triton":
+        from .triton import served_network
+
+        if server is None:
+            raise SRError("backend='triton' needs a server: pass server='grpc://host:8001' (or http://host:8000).")
+        return served_network(model, scale, server, noise)
+    return resolve(model, scale, noise)
 
 
 def auto_order(network: Network) -> tuple[str, ...]:
@@ -67,4 +84,5 @@ def choose_backend(requested: str, network: Network, server: str | None = None) 
         f"{name}: {get_backend(name).unavailable()}" for name in auto_order(network)))
 
 
-__all__ = ["BACKEND_MODULES", "Backend", "OutOfMemory", "Session", "SessionSpec", "choose_backend", "get_backend"]
+__all__ = ["BACKEND_MODULES", "Backend", "OutOfMemory", "Session", "SessionSpec", "choose_backend", "get_backend",
+           "network_for"]

@@ -36,7 +36,7 @@ class OnnxRuntimeSession(Session):
         self._dtype = np.float16 if session.get_inputs()[0].type == "tensor(float16)" else np.float32
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        out = self._session.run(None, {self._input: batch.astype(self._dtype, copy=False)})[0]
+        out: np.ndarray = self._session.run(None, {self._input: batch.astype(self._dtype, copy=False)})[0]
         return out if out.dtype == np.float32 else out.astype(np.float32)
 
 

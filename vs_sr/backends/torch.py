@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import threading
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -26,6 +26,8 @@ from ..models.resolve import torch_module
 from .base import Backend, OutOfMemory, Session, SessionSpec, import_runtime
 
 
+# torch is imported at run time through import_runtime, so it is untyped (Any) here: what comes
+# back from it is cast to what it is where our signatures name a type.
 def _import() -> tuple[Any, str | None]:
     return import_runtime("torch", f"PyTorch is not installed: {install_line('torch')}")
 
@@ -50,8 +52,8 @@ class TorchSession(Session):
             x = torch.from_numpy(batch)
             if self._dtype == torch.bfloat16:
                 with torch.autocast("cpu", dtype=torch.bfloat16):
-                    return self._module(x).float().numpy()
-            return self._module(x).float().numpy()
+                    return cast(np.ndarray, self._module(x).float().numpy())
+            return cast(np.ndarray, self._module(x).float().numpy())
 
 
 class TorchCudaSession(Session):
@@ -114,7 +116,7 @@ class TorchCudaSession(Session):
                     self._compute()
                 self.host_out.copy_(self.device_out, non_blocking=True)
             self.stream.synchronize()  # waits without the GIL: other streams keep going
-            return self.host_out.numpy()
+            return cast(np.ndarray, self.host_out.numpy())
         except torch.cuda.OutOfMemoryError as error:
             raise OutOfMemory(str(error)) from error
 
@@ -123,14 +125,14 @@ class TorchCudaSession(Session):
         with torch.inference_mode(), torch.cuda.stream(self.stream):
             x = torch.from_numpy(batch).pin_memory().to(self.device, non_blocking=True)
             y = self._forward(x).cpu()
-        return y.numpy()
+        return cast(np.ndarray, y.numpy())
 
 
 class TorchBackend(Backend):
     name = "torch"
     _lock = threading.Lock()
     # GPU copies live as long as some clip's sessions use them (previewers reload scripts).
-    _converted: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+    _converted: weakref.WeakValueDictionary[tuple[str, str, str, bool], Any] = weakref.WeakValueDictionary()
 
     def unavailable(self) -> str | None:
         return _import()[1]

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..backends import choose_backend
 from ..devices import cuda_device_count
 from ..errors import SRError
-from ..models import resolve
+from ..models import DEFAULT_MODEL, resolve
 from .driver import BatchRun, Outcome, RunOptions, lock_directory
 from .executors import Executor, LocalExecutor, RayExecutor
 from .inputs import find_sources
@@ -72,5 +72,5 @@ def _gpus(settings: BatchSettings) -> list[int]:
     if count == 0:
         return []
     job = settings.job
-    network = resolve(job.get("model", "realesr-animevideov3"), int(job.get("scale", 4)), job.get("noise"))
+    network = resolve(job.get("model", DEFAULT_MODEL), int(job.get("scale", 4)), job.get("noise"))
     return list(range(count)) if choose_backend(job.get("backend", "auto"), network).gpu else []

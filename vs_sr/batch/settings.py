@@ -44,7 +44,7 @@ class BatchSettings:
         """The codec a video's chunks are written in: FFV1 where the joined video is encoded again
         (--intermediate ffv1 and several chunks), else the final codec. A video that is one chunk
         (every short file) has nothing to join, so it is encoded once, as `vs-sr upscale` does:
-        an FFV1 pass and a second encode would cost it 15-20% on a small CPU."""
+        an FFV1 pass and a second encode would cost it a noticeable share on a small CPU (docs/benchmarks.md)."""
         return "ffv1" if self.intermediate == "ffv1" and chunks > 1 else job.codec
 
     def chunk_length(self, frames: int, workers: int) -> int:

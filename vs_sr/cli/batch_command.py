@@ -13,7 +13,7 @@ from .upscale_command import add_encoder_options, add_filter_options, add_output
 STATUS = "status"
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from ..batch.driver import RunOptions
     from ..batch.settings import CONTAINERS, INTERMEDIATES
 

@@ -8,7 +8,7 @@ from ..models.architectures import PRECISIONS
 from .common import add_noise_option, non_negative, positive, size
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     engines = commands.add_parser("engines", help="TensorRT engines: build ahead of time, list, clean")
     engine_commands = engines.add_subparsers(dest="engines_command", required=True)
     build = engine_commands.add_parser("build", help="build (or find) the engine for a model and tile shape")

@@ -10,7 +10,7 @@ from ..quality.evaluate import BASELINES
 from .common import folder_of, non_negative, positive
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     evaluate = commands.add_parser("eval", help="PSNR/SSIM of videos against a reference, frame by frame")
     evaluate.add_argument("videos", nargs="+", metavar="[RESULT] REFERENCE",
                           help="an upscaled video and its reference; or only the reference, with --source")

@@ -4,81 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from typing import Any
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     info = commands.add_parser("info", help="what works on this machine")
     info.add_argument("--json", action="store_true", help="print the report as JSON")
     info.set_defaults(run=run)
 
 
-def report() -> dict[str, Any]:
-    """Versions, tools, plugins, devices, backends and models, each with what to do if missing."""
-    import shutil
-
-    import vapoursynth as vs
-
-    from .. import __version__, extras
-    from ..backends import BACKEND_MODULES, get_backend
-    from ..devices import cpu_count, cuda_device_names
-    from ..media.tools import ffmpeg_version, vspipe_status
-    from ..models.catalog import catalog
-    from ..paths import cache_dir, model_dirs
-
-    core = vs.core
-    tools: dict[str, Any] = {}
-    for name, hint in (("ffmpeg", "install ffmpeg 5.1 or newer"), ("ffprobe", "install ffmpeg"),
-                       ("mkvmerge", "install mkvtoolnix")):
-        path = shutil.which(name)
-        tools[name] = {"path": path, "problem": None if path else f"not found: {hint}"}
-    if tools["ffmpeg"]["path"]:
-        version = ffmpeg_version(tools["ffmpeg"]["path"])
-        tools["ffmpeg"]["version"] = ".".join(map(str, version)) if version else "unknown"
-        if version and version < (5, 1):
-            tools["ffmpeg"]["problem"] = "older than 5.1: vs-sr upscale needs -fps_mode; install a newer ffmpeg"
-    plugins = {p.namespace for p in core.plugins()}
-    backends = {}
-    for name in BACKEND_MODULES:
-        backend = get_backend(name)
-        reason = backend.unavailable()
-        backends[name] = ({"available": False, "problem": reason} if reason else
-                          {"available": True, "device": backend.device_name(0), "precisions": list(backend.precisions(0)),
-                           "auto": auto_precisions(backend)})
-    rows = catalog()
-    return {
-        "vs_sr": __version__,
-        "python": sys.version.split()[0],
-        "vapoursynth": {"release": core.core_version.release_major,
-                        "api": f"{core.api_version.api_major}.{core.api_version.api_minor}"},
-        "vspipe": vspipe_status(),
-        "tools": tools,
-        "plugins": {"bestsource": "bs" in plugins, "bwdif": "bwdif" in plugins,
-                    "vs-mlrt": [name for name in ("ov", "ort", "trt") if name in plugins]},
-        "cpu_cores": cpu_count(),
-        "cuda_gpus": cuda_device_names(),
-        "backends": backends,
-        "models": {"installed": sum(row["installed"] for row in rows), "known": len(rows),
-                   "searched": [str(d) for d in model_dirs()]},
-        "extras": {name: {"installed": extras.has(name), "install": extras.install_line(name)} for name in extras.EXTRAS},
-        "cache": str(cache_dir("")),
-    }
-
-
-def auto_precisions(backend: Any) -> dict[str, str]:
-    """What precision="auto" picks on `backend` for a conv net and for a transformer."""
-    from pathlib import Path
-
-    from ..models import Network, arch_traits
-
-    return {kind: backend.auto_precision(Network(name=arch, scale=4, path=Path(arch), digest="",
-                                                 traits=arch_traits(arch, 4), format="onnx"), 0)
-            for kind, arch in (("conv", "compact"), ("transformer", "hat"))}
-
-
 def run(args: argparse.Namespace) -> int:
-    data = report()
+    from ..report import machine_report
+
+    data = machine_report()
     if args.json:
         print(json.dumps(data, indent=2))
         return 0

@@ -9,7 +9,7 @@ import json
 from .common import integer, positive
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     models = commands.add_parser("models", help="list, import, download and locate model weights")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     listing = model_commands.add_parser("list", help="registry models, their scales and denoise levels, and where "

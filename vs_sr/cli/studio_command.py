@@ -8,7 +8,7 @@ from pathlib import Path
 from .common import non_negative, positive
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     studio = commands.add_parser("studio", help="a web page to upload, upscale, compare and download videos",
                                  description="Serve the studio page and its API (OpenAPI docs at /docs).")
     studio.add_argument("--host", default="127.0.0.1",

@@ -10,7 +10,7 @@ from ..training.trainer import TrainConfig
 from .common import bounded, default, integer, positive
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     def train_default(name: str) -> object:
         return default(TrainConfig, name)
 

@@ -14,7 +14,7 @@ from ..serving.model_repository import KINDS, PLATFORMS, WIRE_PRECISIONS, Export
 from .common import add_noise_option, default, non_negative, positive, size
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     triton = commands.add_parser("triton", help="Triton Inference Server: export models, serve a repository",
                                  description="Share inference between many encoders: export models into a Triton "
                                  "model repository, serve it, and point Upscale(backend='triton', server=...) or "
@@ -24,7 +24,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_serve_parser(triton_commands)
 
 
-def add_export_parser(commands: argparse._SubParsersAction) -> None:
+def add_export_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export = commands.add_parser(
         "export", help="write a model into a Triton model repository",
         description="Write MODEL into the repository DIR as <name>-x<scale> (a file: its stem), the name "
@@ -63,7 +63,7 @@ def add_export_parser(commands: argparse._SubParsersAction) -> None:
     export.set_defaults(run=run_export)
 
 
-def add_serve_parser(commands: argparse._SubParsersAction) -> None:
+def add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser(
         "serve", help="serve a model repository (Triton from PyPI, python backend) until Ctrl-C",
         description="Start tritonserver (from the nvidia-pytriton wheel) on DIR, print its URLs when every "

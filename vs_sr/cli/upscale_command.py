@@ -76,7 +76,7 @@ def ffmpeg_arguments(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(error.message) from None
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     upscale = commands.add_parser("upscale", help="upscale a video file (vspipe -> ffmpeg), keeping audio, "
                                   "subtitles, attachments, chapters and metadata")
     upscale.add_argument("input", help="the video file to upscale")

@@ -111,6 +111,14 @@ def choice(name: str, value: object, choices: Sequence[str]) -> str:
     return value
 
 
+def backend_name(value: object) -> BackendName:
+    return cast(BackendName, choice("backend", value, BACKENDS))
+
+
+def precision_name(value: object) -> PrecisionName:
+    return cast(PrecisionName, choice("precision", value, PRECISION_CHOICES))
+
+
 NOISE_LEVELS = (-1, 0, 1, 2, 3)
 
 
@@ -134,14 +142,14 @@ def backend_and_server(backend: object, server: object) -> tuple[BackendName, st
     as "grpc://host:port" or "http://host:port". A server given with backend "auto" means Triton."""
     from ..backends.triton import URL_ENV, normalise_server
 
-    name = choice("backend", backend, BACKENDS)
+    name = backend_name(backend)
     if server is not None and name == "auto":
         name = "triton"
     if name != "triton":
         if server is not None:
             raise SRError(f"server= is for backend='triton'; backend '{name}' runs here. Drop server= or pass "
                           "backend='triton'.")
-        return cast(BackendName, name), None
+        return name, None
     if server is None:
         server = os.environ.get(URL_ENV) or None
         if server is None:
@@ -154,14 +162,14 @@ def normalise(model: object, scale: object, backend: object, precision: object, 
               num_streams: object, device_id: object, width: object, height: object,
               server: object = None, noise: object = None) -> Arguments:
     name, url = backend_and_server(backend, server)
-    chosen = choice("precision", precision, PRECISION_CHOICES)
+    chosen = precision_name(precision)
     if chosen == "int8" and name == "auto":
         name = "openvino"  # the one runtime that runs int8 (NNCF's quantized models)
     return Arguments(
         model=model_reference(model),
         scale=positive("scale", scale),
         backend=name,
-        precision=chosen,  # type: ignore[arg-type]
+        precision=chosen,
         tile=tile_pair(tile),
         overlap=overlap_pair(overlap),
         num_streams=positive("num_streams", num_streams),

@@ -9,7 +9,7 @@ whose props change mid-way still round-trips.
 from __future__ import annotations
 
 import threading
-from collections.abc import MutableMapping
+from collections.abc import Mapping
 from fractions import Fraction
 
 import vapoursynth as vs
@@ -20,6 +20,11 @@ core = vs.core
 MATRIX_UNSPECIFIED = 2
 RGB_MATRIX = 0
 KERNEL = "Spline36"
+
+# (matrix, range, chroma location) of a source frame; None where the output format has no use for it.
+OutputKey = tuple[int | None, str, int | None]
+# An OutputKey plus the corrected SAR (None: unchanged): what one output conversion depends on.
+ConversionKey = tuple[int | None, str, int | None, tuple[int, int] | None]
 
 
 def check_clip(clip: object) -> vs.VideoNode:
@@ -54,7 +59,7 @@ def default_range(fmt: vs.VideoFormat) -> str:
     return "limited" if fmt.sample_type == vs.INTEGER and fmt.color_family != vs.RGB else "full"
 
 
-def _frame_props_win() -> dict:
+def _frame_props_win() -> dict[str, bool]:
     # Since R81 resize lets frame props override explicit *_in arguments; older cores needed
     # prefer_props=True for that, so defaults passed as arguments apply only when props are absent.
     return {"prefer_props": True} if "prefer_props" in str(core.resize.Bicubic) else {}
@@ -71,7 +76,7 @@ def to_rgbs(clip: vs.VideoNode) -> vs.VideoNode:
     return getattr(core.resize, KERNEL)(clip, **kwargs)
 
 
-def int_prop(props: MutableMapping, name: str, default: int) -> int:
+def int_prop(props: Mapping[str, object], name: str, default: int) -> int:
     """An integer frame prop; one of another type (a string '_Matrix', say) is a clear error."""
     value = props.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -81,7 +86,7 @@ def int_prop(props: MutableMapping, name: str, default: int) -> int:
     return value
 
 
-def read_range(props: MutableMapping, fmt: vs.VideoFormat) -> str:
+def read_range(props: Mapping[str, object], fmt: vs.VideoFormat) -> str:
     """'limited' or 'full' from _Range (R81+: 0 limited, 1 full) or legacy _ColorRange (0 full, 1 limited)."""
     if "_Range" in props:
         return "full" if int_prop(props, "_Range", 0) == 1 else "limited"
@@ -108,7 +113,8 @@ def output_size(clip: vs.VideoNode, scale: int, width: int | None, height: int |
     return width, height
 
 
-def corrected_sar(props: MutableMapping, src_w: int, src_h: int, out_w: int, out_h: int) -> tuple[int, int] | None:
+def corrected_sar(props: Mapping[str, object], src_w: int, src_h: int, out_w: int,
+                  out_h: int) -> tuple[int, int] | None:
     """The SAR that keeps a frame's display aspect at out_w x out_h; None when the shape is unchanged.
 
     A frame without a SAR is taken to have square pixels.
@@ -131,7 +137,7 @@ def from_rgbs(upscaled: vs.VideoNode, source: vs.VideoNode, width: int, height: 
     if fmt.id == vs.RGBS and (upscaled.width, upscaled.height) == (width, height):
         return upscaled
     template = upscaled.std.BlankClip(width=width, height=height, format=fmt.id, keep=True)
-    converters: dict[tuple, vs.VideoNode] = {}
+    converters: dict[ConversionKey, vs.VideoNode] = {}
     lock = threading.Lock()
     fallback_matrix = default_matrix(source.width, source.height)
 
@@ -145,7 +151,7 @@ def from_rgbs(upscaled: vs.VideoNode, source: vs.VideoNode, width: int, height: 
     return template.std.FrameEval(convert, prop_src=source, clip_src=upscaled)
 
 
-def _output_key(props: MutableMapping, fmt: vs.VideoFormat, fallback_matrix: int) -> tuple:
+def _output_key(props: Mapping[str, object], fmt: vs.VideoFormat, fallback_matrix: int) -> OutputKey:
     """(matrix, range, chroma location) of a source frame, the parts the output conversion needs."""
     range_ = read_range(props, fmt) if fmt.sample_type == vs.INTEGER else "full"
     if fmt.color_family == vs.RGB:
@@ -158,9 +164,9 @@ def _output_key(props: MutableMapping, fmt: vs.VideoFormat, fallback_matrix: int
     return (matrix, range_, chromaloc)
 
 
-def _convert(clip: vs.VideoNode, fmt: vs.VideoFormat, width: int, height: int, key: tuple) -> vs.VideoNode:
+def _convert(clip: vs.VideoNode, fmt: vs.VideoFormat, width: int, height: int, key: ConversionKey) -> vs.VideoNode:
     matrix, range_, chromaloc, sar = key
-    kwargs: dict = dict(width=width, height=height, format=fmt.id, range_s=range_)
+    kwargs: dict[str, object] = dict(width=width, height=height, format=fmt.id, range_s=range_)
     if matrix is not None:
         kwargs["matrix"] = matrix
     if chromaloc is not None:

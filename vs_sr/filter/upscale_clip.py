@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import vapoursynth as vs
 
-from ..backends import Backend, OutOfMemory, Session, SessionSpec, choose_backend
+from ..backends import Backend, OutOfMemory, Session, SessionSpec, choose_backend, network_for
 from ..errors import SRError
 from ..log import info, warn
-from ..models import Network, Precision, resolve
+from ..models import Network, Precision
 from ..models.int8 import int8_recipe
 from .arguments import Arguments, BackendName, PrecisionName, normalise
 from .formats import check_clip, from_rgbs, output_size, to_rgbs
@@ -50,10 +50,10 @@ def Upscale(
                  sends the tiles to a Triton Inference Server (see server=).
     precision:   "auto" | "fp32" | "fp16" | "bf16" | "int8". "auto" is the model's tested reduced
                  precision: on GPUs fp16 for conv nets, bf16 for transformers; on CPUs with native
-                 bf16 (avx512_bf16, AMX) bf16 for conv nets (55 dB from fp32), else fp32. "int8"
-                 (OpenVINO, opt-in): a network quantized with NNCF on first use (about a minute,
-                 then cached), 40-45 dB from fp32; offered where a recipe was measured
-                 (realesr-animevideov3), refused with the measurement elsewhere.
+                 bf16 (avx512_bf16, AMX) bf16 for conv nets, else fp32. "int8" (OpenVINO, opt-in):
+                 a network quantized with NNCF on first use (a minute or so, then cached); offered
+                 where a recipe meets the quality bar (realesr-animevideov3), refused with the reason
+                 elsewhere. Speed and quality of each: docs/benchmarks.md.
     tile:        None picks tiles automatically (whole frame where it fits); an int or
                  (width, height) in input pixels, rounded up to the model's size multiple.
     overlap:     input pixels shared by neighbouring tiles (None: the model's default).
@@ -72,7 +72,7 @@ def Upscale(
     args = normalise(model, scale, backend, precision, tile, overlap, num_streams, device_id, width, height, server,
                      noise)
     out_w, out_h = output_size(clip, args.scale, args.width, args.height)
-    network = _network(args)
+    network = network_for(args.model, args.scale, args.noise, args.backend, args.server)
     _check_frame_size(clip, network)
     runtime = choose_backend(args.backend, network, args.server)
     deployment = deploy(runtime, network, clip.width, clip.height, args)
@@ -142,9 +142,8 @@ def _check_tile_safety(network: Network, plan: TilePlan) -> None:
     if not traits.tile_safe and plan.split_below(traits.min_tile):
         th, tw = plan.tile_shape
         warn(f"{network.label}: {tw}x{th} tiles are smaller than the {traits.min_tile}-pixel tiles this network "
-             "needs to look like whole frames (its squeeze-and-excitation blocks average over each tile: 128-pixel "
-             f"tiles differ by 31-38 dB, brightness shifting per tile); use tile={traits.min_tile} or more, or "
-             "leave tile unset")
+             "needs to look like whole frames (its squeeze-and-excitation blocks average over each tile, so "
+             f"brightness shifts from tile to tile); use tile={traits.min_tile} or more, or leave tile unset")
 
 
 def upscaled_rgbs(rgb: vs.VideoNode, scale: int, upscaler: FrameUpscaler, streams: int) -> vs.VideoNode:
@@ -159,16 +158,6 @@ def upscaled_rgbs(rgb: vs.VideoNode, scale: int, upscaler: FrameUpscaler, stream
     if streams == 1:
         return blank.std.ModifyFrame(rgb, upscaler)
     return blank.std.FrameEval(lambda n: blank.std.ModifyFrame(rgb, upscaler), clip_src=[rgb])
-
-
-def _network(args: Arguments) -> Network:
-    """The network to run: from local weights, or as the Triton server runs it (no weights here)."""
-    if args.backend == "triton":
-        from ..backends.triton import served_network
-
-        assert args.server is not None  # normalise() gives triton a server or fails
-        return served_network(args.model, args.scale, args.server, args.noise)
-    return resolve(args.model, args.scale, args.noise)
 
 
 def _check_devices(runtime: Backend, devices: tuple[int, ...]) -> None:

@@ -27,7 +27,7 @@ def encode_video(job: Job, options: Sequence[str], first: int, last: int, target
     number of frames vspipe has output so far; setting `cancel` stops the tools; `environment`
     adds variables for vspipe (a worker pinned to one GPU: CUDA_VISIBLE_DEVICES)."""
     folder = target.parent
-    script = write_script(folder, "vs_sr.media.job", "job_clip")
+    script = write_script(folder, "vs_sr.media.job_clip", "job_clip")
     report = folder / f"{target.stem}.error.txt"
     report.unlink(missing_ok=True)
     arguments = vspipe_arguments({**job.filter_arguments(), ERROR_REPORT: report.resolve()})

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..filter.formats import corrected_sar, default_matrix
 from .codecs import Codec
@@ -111,7 +112,7 @@ def mux_command(job: Job, media: Media, muxer: str, inputs: Sequence[Input],
     return [*command, "-f", muxer, file_url(target)]
 
 
-def _colour_tags(info: dict, plan: OutputPlan) -> list[str]:
+def _colour_tags(info: dict[str, Any], plan: OutputPlan) -> list[str]:
     """The input's colour tags for the encoder; for an RGB input, those of the YUV it becomes
     (y4m carries YUV only: `job_clip` converts with the default matrix, limited range)."""
     tags = {"color_range": info.get("color_range"), "color_primaries": info.get("color_primaries"),
@@ -123,6 +124,6 @@ def _colour_tags(info: dict, plan: OutputPlan) -> list[str]:
             for arg in (f"-{option}", value)]
 
 
-def _sar_props(media: Media) -> dict:
+def _sar_props(media: Media) -> dict[str, int]:
     sar = media.sample_aspect
     return {"_SARNum": sar[0], "_SARDen": sar[1]} if sar else {}

@@ -4,19 +4,20 @@ what will be written (frame range, size, timeline, tracks)."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import vapoursynth as vs
 
+from ..backends import network_for
 from ..errors import SRError
-from ..filter.arguments import backend_and_server
-from ..filter.formats import default_matrix, output_size
-from ..models import resolve
+from ..filter.arguments import BackendName, PrecisionName, backend_and_server, backend_name, precision_name
+from ..filter.formats import output_size
+from ..models import DEFAULT_MODEL
 from .codecs import CODECS, CONTAINERS, Codec
 from .probe import Media, Track, count_frames
 from .timeline import Timeline, read_timeline
-from .tools import open_video
 from .tracks import TrackPlan, plan_tracks
 
 
@@ -26,17 +27,17 @@ class Job:
 
     input: Path
     output: Path
-    model: str = "realesr-animevideov3"
+    model: str = DEFAULT_MODEL
     scale: int = 4
     width: int | None = None
     height: int | None = None
-    backend: str = "auto"
-    precision: str = "auto"
+    backend: BackendName = "auto"
+    precision: PrecisionName = "auto"
     tile: int | None = None
     overlap: int | None = None
     num_streams: int = 2
     """Frames in flight. Two, not one: the encoder shares the CPU, and with one stream it steals a
-    core from one of OpenVINO's lock-stepped threads (measured +3-6% with x264 on 2 cores;
+    core from one of OpenVINO's lock-stepped threads (measured faster with x264 on 2 cores:
     docs/benchmarks.md, "The platform case")."""
     server: str | None = None
     """The Triton server of backend "triton" (None: $VS_SR_TRITON_URL)."""
@@ -63,11 +64,30 @@ class Job:
         return CONTAINERS[self.output.suffix.lower()]
 
     def filter_arguments(self) -> dict[str, object]:
-        """What the vspipe script needs to build the clip (see `job_clip`)."""
-        return {"input": self.input.resolve(), "model": self.model, "scale": self.scale, "width": self.width,
-                "height": self.height, "backend": self.backend, "precision": self.precision, "tile": self.tile,
-                "overlap": self.overlap, "num_streams": self.num_streams, "server": self.server, "noise": self.noise,
-                "deinterlace": self.deinterlace}
+        """What the vspipe script needs to build the clip (read back by `from_script_arguments`)."""
+        return {"input": self.input.resolve(), "output": self.output, "model": self.model, "scale": self.scale,
+                "width": self.width, "height": self.height, "backend": self.backend, "precision": self.precision,
+                "tile": self.tile, "overlap": self.overlap, "num_streams": self.num_streams, "server": self.server,
+                "noise": self.noise, "deinterlace": self.deinterlace}
+
+    @classmethod
+    def from_script_arguments(cls, arguments: Mapping[str, str | None]) -> Job:
+        """The job as `filter_arguments` sent it through vspipe, where every value arrives as text."""
+        def text(name: str) -> str:
+            value = arguments.get(name)
+            if value is None:
+                raise SRError(f"the vspipe script was given no {name} (it is run by vs-sr, with its arguments).")
+            return value
+
+        def number(name: str) -> int | None:
+            value = arguments.get(name)
+            return None if value is None else int(value)
+
+        return cls(Path(text("input")), Path(text("output")), model=text("model"), scale=int(text("scale")),
+                   width=number("width"), height=number("height"), backend=backend_name(text("backend")),
+                   precision=precision_name(text("precision")), tile=number("tile"), overlap=number("overlap"),
+                   num_streams=int(text("num_streams")), server=arguments.get("server"), noise=number("noise"),
+                   deinterlace=arguments.get("deinterlace"))
 
 
 @dataclass
@@ -109,38 +129,6 @@ FIELD_ORDERS = {1: "bottom field first", 2: "top field first"}
 DEINTERLACERS = ("bwdif", "progressive")
 
 
-def job_clip(args: dict[str, str | None]) -> vs.VideoNode:
-    """The clip vspipe outputs for a job (arguments arrive as text: see `media.script`)."""
-    from ..filter import Upscale
-
-    def number(key: str) -> int | None:
-        value = args.get(key)
-        return None if value is None else int(value)
-
-    clip = deinterlaced(open_video(str(args["input"])), args.get("deinterlace"))
-    clip = Upscale(clip, str(args["model"]), int(str(args["scale"])), backend=args["backend"],  # type: ignore[arg-type]
-                   precision=args["precision"], tile=number("tile"), overlap=number("overlap"),  # type: ignore[arg-type]
-                   num_streams=int(str(args["num_streams"])), width=number("width"), height=number("height"),
-                   server=args.get("server"), noise=number("noise"))
-    if clip.format.color_family == vs.RGB:  # y4m carries YUV only
-        yuv = clip.format.replace(color_family=vs.YUV).id
-        clip = clip.resize.Spline36(format=yuv, matrix=default_matrix(clip.width, clip.height))
-    return clip
-
-
-def deinterlaced(clip: vs.VideoNode, method: str | None) -> vs.VideoNode:
-    """The clip with interlaced frames deinterlaced (bwdif, same rate, each frame's own field
-    order) or marked progressive; as is without a method."""
-    if method == "progressive":
-        return clip.std.SetFieldBased(0)
-    if method == "bwdif":
-        tff = clip.bwdif.Bwdif(field=1).std.SetFieldBased(0)
-        bff = clip.bwdif.Bwdif(field=0).std.SetFieldBased(0)
-        return clip.std.FrameEval(lambda n, f: bff if f.props.get("_FieldBased") == 1 else tff if
-                                  f.props.get("_FieldBased") == 2 else clip, prop_src=clip)
-    return clip
-
-
 def check_job(job: Job) -> str:
     """Validate what can be checked before any work; returns the output muxer."""
     if not job.input.is_file():
@@ -178,13 +166,7 @@ def check_model(job: Job) -> None:
     """A bad model, missing weights, or a Triton server that is down or lacks the model fail here,
     before any work."""
     backend, server = backend_and_server(job.backend, job.server)
-    if backend == "triton":
-        from ..backends.triton import served_network
-
-        assert server is not None
-        served_network(job.model, job.scale, server, job.noise)
-    else:
-        resolve(job.model, job.scale, job.noise)
+    network_for(job.model, job.scale, job.noise, backend, server)
 
 
 def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:

@@ -7,6 +7,7 @@ import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from ..errors import SRError
 from .tools import file_url, find_tool
@@ -19,7 +20,7 @@ class Track:
     codec: str
     duration: float | None
     start_time: float
-    info: dict = field(repr=False, default_factory=dict)
+    info: dict[str, Any] = field(repr=False, default_factory=dict)  # ffprobe's JSON for the track
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def _seconds(value: object) -> float | None:
         return None
 
 
-def _tag_end(tags: dict) -> float | None:
+def _tag_end(tags: dict[str, Any]) -> float | None:
     """Matroska keeps where a track ends in a DURATION tag ("00:00:02.000000000"): its last
     timestamp, not its length (an audio track starting at 1 s and lasting 2 s says 3 s)."""
     text = tags.get("DURATION") or tags.get("duration")
@@ -80,7 +81,7 @@ def _tag_end(tags: dict) -> float | None:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
-def _track_duration(info: dict) -> float | None:
+def _track_duration(info: dict[str, Any]) -> float | None:
     duration = _seconds(info.get("duration"))
     if duration is not None:
         return duration

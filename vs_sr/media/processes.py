@@ -49,8 +49,9 @@ class ProcessGroup:
 
     def start(self, command: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
         # The first process leads a new group (in our session, so later ones may join it).
-        process = subprocess.Popen(list(command), preexec_fn=die_with_parent(),  # type: ignore[call-overload]
-                                   process_group=self.pgid or 0, **kwargs)
+        # Popen's overloads cannot be matched against **kwargs of unknown types (callers never ask for text).
+        process: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]
+            list(command), preexec_fn=die_with_parent(), process_group=self.pgid or 0, **kwargs)
         if self.pgid is None:
             self.pgid = process.pid
         self.processes.append(process)

@@ -91,7 +91,8 @@ def _seconds(pattern: re.Pattern[str], text: str) -> float:
     if match is None:
         raise ValueError(f"not a subtitle time: {text!r}")
     hours, minutes, seconds, fraction = match.groups()
-    return int(hours) * 3600 + int(minutes) * 60 + int(seconds) + int(fraction) / 10 ** len(fraction)
+    scale: int = 10 ** len(fraction)  # int ** int is typed Any (a negative power is a float); len() is not negative
+    return int(hours) * 3600 + int(minutes) * 60 + int(seconds) + int(fraction) / scale
 
 
 def _formatter(separator: str, digits: int) -> Callable[[float], str]:

@@ -2,11 +2,11 @@
 import and ONNX export."""
 
 from .architectures import ARCHITECTURES, PRECISIONS, ArchTraits, Precision, PrecisionPolicy, arch_traits
-from .registry import REGISTRY, all_specs, list_models
+from .registry import DEFAULT_MODEL, REGISTRY, all_specs, list_models
 from .resolve import resolve, torch_module
 from .spec import ModelSpec, Network, WeightFile
 
 __all__ = [
-    "ARCHITECTURES", "PRECISIONS", "REGISTRY", "all_specs", "arch_traits", "list_models", "resolve", "torch_module",
+    "ARCHITECTURES", "DEFAULT_MODEL", "PRECISIONS", "REGISTRY", "all_specs", "arch_traits", "list_models", "resolve", "torch_module",
     "ArchTraits", "ModelSpec", "Network", "Precision", "PrecisionPolicy", "WeightFile",
 ]

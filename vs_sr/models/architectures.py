@@ -30,7 +30,7 @@ class Int8Recipe:
     float_final_add: bool = True
     """Keep the global skip connection (input + network output) in float: quantized, it clips highlights."""
     samples: int = 96
-    """Calibration images: 32 left ground-truth PSNR-Y 0.01-0.4 dB below fp32's, 96 none below."""
+    """Calibration images: fewer left ground truth below fp32's (docs/benchmarks.md, "How the recipe was chosen")."""
     seed: int = 0
     version: int = 1
     """Bump when the calibration images or the worker change what they make."""
@@ -49,10 +49,11 @@ class PrecisionPolicy:
     fp32_attention: bool = False
     """Also keep attention's activation-by-activation MatMuls (Q.K^T, A.V) in fp32."""
     cpu_bf16: bool = False
-    """`precision="auto"` picks bf16 on CPUs with native bf16 (avx512_bf16, AMX): measured 1.8-1.9x
-    fp32 at 55 dB from fp32 for conv nets. False keeps fp32 (transformers: untested there)."""
+    """`precision="auto"` picks bf16 on CPUs with native bf16 (avx512_bf16, AMX): measured faster
+    than fp32 and close to it for conv nets (docs/benchmarks.md). False keeps fp32 (transformers:
+    untested there)."""
     int8: Int8Recipe | None = None
-    """The measured recipe that keeps int8 within 40 dB of fp32, or None: int8 is refused."""
+    """The measured recipe that keeps int8 within the quality bar (docs/benchmarks.md), or None: refused."""
     int8_refusal: str = "no int8 recipe has been measured for it"
     """Why int8 is refused (the measurement), for the error message."""
 
@@ -131,22 +132,20 @@ TRANSFORMER_POLICY = PrecisionPolicy(
     fp32_attention=True,
     int8_refusal="no tested int8 recipe for transformers (attention and layer norms)",
 )
-# Real-ESRGAN Compact at 176x144, photographs the calibration never saw: 40.4-45.6 dB from fp32,
-# ground-truth PSNR-Y 0.0 to +0.17 dB from fp32's (NNCF's defaults: 32 dB, clipped highlights).
+# Real-ESRGAN Compact meets the int8 bar on photographs the calibration never saw (docs/benchmarks.md,
+# "Quality"); the measurements behind each refusal below are in "Networks that refuse int8".
 COMPACT_POLICY = replace(CONV_POLICY, int8=Int8Recipe())
+INT8_MEASUREMENTS = "docs/benchmarks.md, \"Networks that refuse int8\""
 RRDB_POLICY = replace(CONV_POLICY, int8_refusal=(
-    "measured 34-39 dB from fp32 with the best recipe found (ground-truth PSNR-Y 0.73 dB below fp32's), "
-    "under the 40 dB line"))
-# The ncnn imports with Compact's recipe, same photos: close to fp32's output (41-46 dB) but not to
-# the truth, where the networks' own error is tiny (waifu2x x2: fp32 53 dB PSNR-Y on the sample).
+    f"the best recipe found moves its output too far from fp32's ({INT8_MEASUREMENTS})"))
+# The ncnn imports with Compact's recipe stay close to fp32's output but not to the truth, where
+# the networks' own error is tiny.
 CUGAN_POLICY = replace(CONV_POLICY, int8_refusal=(
-    "measured 44-45 dB from fp32, but ground-truth PSNR-Y 0.16 (x4) to 1.2 dB (x2) below fp32's, over "
-    "the 0.1 dB line"))
-CUNET_POLICY = replace(CONV_POLICY, int8_refusal=(
-    "measured 44 dB from fp32, but ground-truth PSNR-Y 4.7 dB below fp32's, over the 0.1 dB line"))
+    f"quantized, it lands further from the ground truth than fp32 by more than the project's bar ({INT8_MEASUREMENTS})"))
+CUNET_POLICY = CUGAN_POLICY
 UPCONV7_POLICY = replace(CONV_POLICY, int8_refusal=(
-    "measured 43 dB from fp32, but ground-truth PSNR-Y 7.6 dB below fp32's (and a colour cast), over the "
-    "0.1 dB line"))
+    "quantized, it lands far from the ground truth, with a colour cast "
+    f"({INT8_MEASUREMENTS})"))
 
 # bytes_per_pixel: peak memory of a PyTorch forward per input pixel at fp32, measured on the CPU
 # (Compact 1.4 KB, RRDBNet-23 16.6 KB, HAT-S/HAT/HAT-L 49-68 KB), rounded up.

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .ncnn import locate, origin
-from .registry import all_specs
+from .registry import DEFAULT_MODEL, all_specs
 from .weights import find_weights
 
 
@@ -31,5 +31,6 @@ def catalog() -> list[dict[str, Any]]:
             "download": (spec.weights.urls[0] if spec.weights.direct else "manual: " + spec.weights.urls[0])
             if spec.weights else None,
             "ncnn_package": files.package if files else None, "description": spec.description,
+            "default": spec.name == DEFAULT_MODEL,
         })
     return rows

@@ -20,8 +20,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "colorwheel", "logo",
           "hubble_deep_field", "camera", "moon", "brick", "grass", "coins", "text")
@@ -80,7 +84,7 @@ def calibration(height: int, width: int, count: int, seed: int) -> list[np.ndarr
 PASS_THROUGH = ("Identity", "Slice")  # ops between a network's last Add and its output (crop, naming)
 
 
-def final_residual_adds(model) -> list[str]:
+def final_residual_adds(model: onnx.ModelProto) -> list[str]:
     """The Add nodes that make a network's output from two computed tensors: its global skip
     connection (the upsampled input added to the network's output), which quantized clips
     highlights. Constants and shapes are not computed; the graph input is."""
@@ -111,7 +115,7 @@ def final_residual_adds(model) -> list[str]:
     return names
 
 
-def quantize(request: dict) -> None:
+def quantize(request: dict[str, Any]) -> None:  # the JSON request main() reads
     import nncf
     import onnx
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters

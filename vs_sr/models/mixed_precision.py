@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..atomic import build_once
 from ..errors import SRError
@@ -29,6 +29,11 @@ from ..paths import cache_dir
 from .architectures import PrecisionPolicy
 from .onnx_graph import fp32_island_nodes
 from .weights import file_digest
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import onnx
 
 LowPrecision = Literal["fp16", "bf16"]
 RECIPE = 1  # bump when the rewrite changes what it writes
@@ -71,7 +76,7 @@ def _write(source: Path, precision: LowPrecision, policy: PrecisionPolicy, desti
     onnx.save(lower_precision(model, precision, islands), str(destination))
 
 
-def lower_precision(model, precision: LowPrecision, islands: set[str]):
+def lower_precision(model: onnx.ModelProto, precision: LowPrecision, islands: set[str]) -> onnx.ModelProto:
     """A copy of the ONNX `model` computing in `precision` except for the `islands` (node names)."""
     import onnx
 
@@ -96,7 +101,7 @@ def lower_precision(model, precision: LowPrecision, islands: set[str]):
     return result
 
 
-def _constants_to_initializers(graph) -> None:
+def _constants_to_initializers(graph: onnx.GraphProto) -> None:
     """Float Constant nodes become initializers, so one rule decides how every constant is stored."""
     kept = []
     for node in graph.node:
@@ -111,7 +116,7 @@ def _constants_to_initializers(graph) -> None:
     graph.node.extend(kept)
 
 
-def _bypass_constant_identities(graph) -> None:
+def _bypass_constant_identities(graph: onnx.GraphProto) -> None:
     """Consumers of Identity(initializer) read the initializer itself, so shared weights (which
     exporters alias through Identity) are stored in the low type rather than cast at run time."""
     initializers = {i.name for i in graph.initializer}
@@ -127,7 +132,7 @@ def _bypass_constant_identities(graph) -> None:
     graph.node.extend(kept)
 
 
-def _float_tensors(model) -> set[str]:
+def _float_tensors(model: onnx.ModelProto) -> set[str]:
     import onnx
 
     graph = onnx.shape_inference.infer_shapes(model).graph
@@ -141,7 +146,7 @@ def _float_tensors(model) -> set[str]:
             | {i.name for i in graph.initializer if i.data_type == FLOAT})
 
 
-def _data_inputs(node, info: _Graph) -> list[tuple[int, str]]:
+def _data_inputs(node: onnx.NodeProto, info: _Graph) -> list[tuple[int, str]]:
     """(position, name) of the node's float inputs that carry data rather than parameters."""
     skip = PARAMETER_INPUTS.get(node.op_type, set())
     return [(i, name) for i, name in enumerate(node.input) if name in info.floats and i not in skip]
@@ -152,12 +157,12 @@ def _is_computed(name: str, info: _Graph) -> bool:
     return name in info.floats and name not in info.constants and name not in info.exported
 
 
-def _computed_types(node, info: _Graph) -> set[int]:
+def _computed_types(node: onnx.NodeProto, info: _Graph) -> set[int]:
     """New types of the node's computed float inputs."""
     return {info.computed.get(name, FLOAT) for _, name in _data_inputs(node, info) if _is_computed(name, info)}
 
 
-def _node_type(node, info: _Graph, islands: set[str]) -> int | None:
+def _node_type(node: onnx.NodeProto, info: _Graph, islands: set[str]) -> int | None:
     """The float type the node computes in, or None to keep its exported types (constants only)."""
     if node.name in islands:
         return FLOAT
@@ -172,7 +177,7 @@ def _node_type(node, info: _Graph, islands: set[str]) -> int | None:
     return info.low
 
 
-def _assign(node, info: _Graph, islands: set[str]) -> int | None:
+def _assign(node: onnx.NodeProto, info: _Graph, islands: set[str]) -> int | None:
     """Decide the node's type and record it on its float outputs."""
     kind = _node_type(node, info, islands)
     for out in node.output:
@@ -184,7 +189,7 @@ def _assign(node, info: _Graph, islands: set[str]) -> int | None:
     return kind
 
 
-def _store_initializers(graph, info: _Graph, kinds: list[int | None]) -> set[str]:
+def _store_initializers(graph: onnx.GraphProto, info: _Graph, kinds: list[int | None]) -> set[str]:
     """Store an initializer in the low type when every consumer computes in it, else keep fp32;
     the names of those stored low."""
     from onnx import numpy_helper
@@ -203,7 +208,8 @@ def _store_initializers(graph, info: _Graph, kinds: list[int | None]) -> set[str
     return lowered
 
 
-def _lowered(values, low: int):
+# The result's dtype is float16 or ml_dtypes' bfloat16, which numpy's types cannot name: Any.
+def _lowered(values: npt.NDArray[np.float32], low: int) -> npt.NDArray[Any]:
     """fp32 values rounded to the low type (fp16 saturates at its largest finite value)."""
     import ml_dtypes
     import numpy as np
@@ -213,7 +219,8 @@ def _lowered(values, low: int):
     return values.astype(ml_dtypes.bfloat16)
 
 
-def _with_casts(graph, info: _Graph, kinds: list[int | None], lowered: set[str]) -> list:
+def _with_casts(graph: onnx.GraphProto, info: _Graph, kinds: list[int | None],
+                lowered: set[str]) -> list[onnx.NodeProto]:
     """The nodes with a Cast in front of every input whose type differs from the node's."""
     from onnx import helper
 
@@ -237,7 +244,7 @@ def _with_casts(graph, info: _Graph, kinds: list[int | None], lowered: set[str])
     return nodes
 
 
-def _cast_outputs_to_fp32(graph, info: _Graph) -> None:
+def _cast_outputs_to_fp32(graph: onnx.GraphProto, info: _Graph) -> None:
     """Graph outputs computed in the low type get a final Cast, keeping the caller's fp32 buffers."""
     from onnx import helper
 

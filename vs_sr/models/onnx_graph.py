@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import SRError
+
+if TYPE_CHECKING:
+    import onnx
 
 PROBE = 64  # side used to infer the scale of a graph with dynamic height/width
 
@@ -35,12 +40,12 @@ class IOShapes:
     scale: int | None
 
 
-def _dims(value_info) -> list[int | None]:
+def _dims(value_info: onnx.ValueInfoProto) -> list[int | None]:
     dims = value_info.type.tensor_type.shape.dim
     return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
 
 
-def _load(path: Path):
+def _load(path: Path) -> onnx.ModelProto:
     import onnx
 
     try:
@@ -81,7 +86,7 @@ def _require_image(path: Path, dims: list[int | None]) -> None:
                       "(N x 3 x H*scale x W*scale).")
 
 
-def _require_float32(path: Path, image, result) -> None:
+def _require_float32(path: Path, image: onnx.ValueInfoProto, result: onnx.ValueInfoProto) -> None:
     """vs_sr feeds fp32 tiles and reads fp32 results whatever precision runs inside."""
     import onnx
 
@@ -92,14 +97,15 @@ def _require_float32(path: Path, image, result) -> None:
                        "(it picks the precision inside with precision=...): export the model with float32 I/O.")
 
 
-def _ratio(out_hw, in_hw) -> int | None:
+def _ratio(out_hw: Sequence[int | None], in_hw: tuple[int, int]) -> int | None:
+    """The one integer factor from in_hw to out_hw; None where there is none or out_hw is unknown."""
     (oh, ow), (ih, iw) = out_hw, in_hw
-    if oh % ih or ow % iw or oh // ih != ow // iw:
+    if oh is None or ow is None or oh % ih or ow % iw or oh // ih != ow // iw:
         return None
     return oh // ih
 
 
-def _inferred_output(model, hw: tuple[int, int]) -> list[int | None]:
+def _inferred_output(model: onnx.ModelProto, hw: tuple[int, int]) -> list[int | None]:
     """The output's dims by ONNX shape inference with the input pinned to `hw` (empty if unknown)."""
     import onnx
 

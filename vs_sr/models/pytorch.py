@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import torch
 
 
-def _classes() -> dict[str, type]:
+def _classes() -> dict[str, type[torch.nn.Module]]:
     from spandrel.architectures.Compact import Compact
     from spandrel.architectures.ESRGAN import ESRGAN
     from spandrel.architectures.HAT import HAT

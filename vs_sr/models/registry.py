@@ -18,6 +18,9 @@ from .spec import ModelSpec, NcnnFiles, WeightFile
 HAT_DRIVE = "https://drive.google.com/drive/folders/1HpmReFfoUqUbnAOQ7rvOeNU3uf_m69w0"
 HAT_BAIDU = "https://pan.baidu.com/s/1u2r4Lc2_EEeQqra2-w85Xg (code qyrl)"
 REALESRGAN_RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
+# The command line's and the studio's model: its weights install offline. (The Python API keeps
+# model="hat", the public contract, whose weights are a download.)
+DEFAULT_MODEL = "realesr-animevideov3"
 
 def hat_config(embed_dim: int, groups: int, compress_ratio: int, squeeze_factor: int, scale: int) -> dict[str, Any]:
     """Constructor arguments of the official HAT family (options/test/*.yml in XPixelGroup/HAT)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +46,8 @@ class Scores:
 
 def source_scale(source: vs.VideoNode, reference: vs.VideoNode) -> int:
     """The integer scale that reaches the reference: the larger of the two axis ratios, rounded."""
-    return max(1, round(max(reference.width / source.width, reference.height / source.height)))
+    ratio: float = max(reference.width / source.width, reference.height / source.height)
+    return max(1, round(ratio))
 
 
 def candidates(reference: vs.VideoNode, result: vs.VideoNode | None, source: vs.VideoNode | None,
@@ -86,8 +87,11 @@ def _rgb(frame: vs.VideoFrame) -> np.ndarray:
 
 
 def evaluate(reference: vs.VideoNode, clips: dict[str, vs.VideoNode], channel: str = "y", crop: int = 4,
-             every: int = 1, progress=None) -> list[Scores]:
-    """Per-frame PSNR/SSIM of each clip against the reference, every `every`-th frame."""
+             every: int = 1, progress: Callable[[str, int, int], None] | None = None) -> list[Scores]:
+    """Per-frame PSNR/SSIM of each clip against the reference, every `every`-th frame.
+
+    progress(name, frames scored for that clip, frames to score per clip) is called after each frame.
+    """
     if channel not in ("y", "rgb"):
         raise SRError(f"channel must be 'y' or 'rgb', not {channel!r}.")
     if crop < 0 or 2 * crop >= min(reference.width, reference.height) - metrics.WINDOW:

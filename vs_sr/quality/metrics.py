@@ -9,6 +9,7 @@ of `crop` pixels is removed from every side first (the usual choice is the scale
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 PEAK = 255.0
@@ -16,13 +17,14 @@ WINDOW = 11
 SIGMA = 1.5
 
 
-def luma(rgb: np.ndarray) -> np.ndarray:
+def luma(rgb: np.ndarray) -> npt.NDArray[np.float64]:
     """BT.601 Y on 0-255 (16-235 nominal) from (3, h, w) RGB in [0, 1]."""
     r, g, b = (rgb[i].astype(np.float64) for i in range(3))
-    return 16.0 + 65.481 * r + 128.553 * g + 24.966 * b
+    y: npt.NDArray[np.float64] = 16.0 + 65.481 * r + 128.553 * g + 24.966 * b  # numpy types rgb[i] as Any
+    return y
 
 
-def prepare(rgb: np.ndarray, channel: str, crop: int) -> np.ndarray:
+def prepare(rgb: np.ndarray, channel: str, crop: int) -> npt.NDArray[np.float64]:
     """(c, h, w) float64 on 0-255: Y alone, or R, G, B; with `crop` pixels removed at each border."""
     planes = luma(rgb)[None] if channel == "y" else rgb.astype(np.float64) * PEAK
     if crop:
@@ -36,16 +38,17 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(PEAK**2 / mse)
 
 
-def _gaussian() -> np.ndarray:
+def _gaussian() -> npt.NDArray[np.float64]:
     x = np.arange(WINDOW) - WINDOW // 2
-    kernel = np.exp(-(x**2) / (2 * SIGMA**2))
-    return kernel / kernel.sum()
+    kernel: npt.NDArray[np.float64] = np.exp(-(x**2) / (2 * SIGMA**2))
+    return kernel / float(kernel.sum())
 
 
-def _blur(plane: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+def _blur(plane: npt.NDArray[np.float64], kernel: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Separable 'valid' filtering: only where the whole window fits."""
-    rows = sliding_window_view(plane, WINDOW, axis=0) @ kernel
-    return sliding_window_view(rows, WINDOW, axis=1) @ kernel
+    rows: npt.NDArray[np.float64] = sliding_window_view(plane, WINDOW, axis=0) @ kernel
+    filtered: npt.NDArray[np.float64] = sliding_window_view(rows, WINDOW, axis=1) @ kernel
+    return filtered
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

@@ -23,7 +23,7 @@ def photo(name: str) -> np.ndarray:
         from skimage import data
     except ImportError:
         raise SRError("sample videos need scikit-image: pip install scikit-image") from None
-    return getattr(data, name)()
+    return np.asarray(getattr(data, name)())
 
 
 def pan(image: np.ndarray, width: int, height: int, frames: int) -> Iterator[np.ndarray]:

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from ..filter.formats import to_rgbs
 from ..media.tools import open_video
 from ..paths import cache_dir
 from .degrade import Degradation, degrade
+
+if TYPE_CHECKING:
+    import torch
 
 RECIPE = 1  # bump when decoding or degrading changes what the cache holds
 
@@ -120,10 +123,10 @@ class PatchSampler:
     def state(self) -> dict[str, Any]:
         return dict(self.rng.bit_generator.state)
 
-    def restore(self, state: dict) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state
 
-    def next(self):
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(lr, hr) float32 tensors of shape (batch, 3, p, p) and (batch, 3, p*s, p*s) in [0, 1]."""
         import torch
 
@@ -136,14 +139,14 @@ class PatchSampler:
             x = self.rng.integers(pairs.lr.shape[2] - p + 1)
             low = pairs.lr[n, y : y + p, x : x + p]
             high = pairs.hr[n, y * s : (y + p) * s, x * s : (x + p) * s]
-            turns, flip = self.rng.integers(4), self.rng.integers(2)
+            turns, flip = int(self.rng.integers(4)), int(self.rng.integers(2))
             low, high = np.rot90(low, turns), np.rot90(high, turns)
             if flip:
                 low, high = low[:, ::-1], high[:, ::-1]
             lows.append(np.ascontiguousarray(low))
             highs.append(np.ascontiguousarray(high))
 
-        def tensor(images: list[np.ndarray]):
+        def tensor(images: list[np.ndarray]) -> torch.Tensor:
             return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255)
 
         return tensor(lows), tensor(highs)

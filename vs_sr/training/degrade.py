@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import SRError
 from ..media.tools import find_tool
+
+if TYPE_CHECKING:
+    import torch
 
 KERNELS = ("bicubic", "bilinear", "area")
 
@@ -32,7 +36,7 @@ class Degradation:
         return f"blur{self.blur[0]}-{self.blur[1]}_noise{self.noise}_crf{self.crf}_{'+'.join(self.kernels)}"
 
 
-def _gaussian_blur(image, sigma: float):
+def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     import torch
     import torch.nn.functional as F
 

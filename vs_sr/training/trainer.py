@@ -10,8 +10,10 @@ from __future__ import annotations
 import copy
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import numpy as np
 
@@ -21,6 +23,9 @@ from ..progress import Progress
 from ..quality import metrics
 from .data import FramePairs, PatchSampler, paired, synthesized
 from .degrade import Degradation
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -49,9 +54,17 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        return json.loads(json.dumps(data, default=str))
+        return cast(dict[str, Any], json.loads(json.dumps(data, default=str)))
+
+
+class HistoryRow(TypedDict):
+    """One line of history.csv: the validation PSNR at an iteration, and the mean loss since the last."""
+
+    iteration: int
+    loss: float | None  # None before training
+    val_psnr: float
 
 
 @dataclass
@@ -84,7 +97,7 @@ def datasets(config: TrainConfig) -> tuple[list[FramePairs], list[FramePairs]]:
     return [p.take(~m) for p, m in zip(train, held_out, strict=True)], [p.take(m) for p, m in zip(train, held_out, strict=True)]
 
 
-def validation_psnr(module, pairs: list[FramePairs], scale: int, device) -> float:
+def validation_psnr(module: torch.nn.Module, pairs: list[FramePairs], scale: int, device: torch.device) -> float:
     """Mean Y PSNR (crop = scale) of the network on whole held-out frames."""
     import torch
 
@@ -100,7 +113,7 @@ def validation_psnr(module, pairs: list[FramePairs], scale: int, device) -> floa
     return float(np.mean(values))
 
 
-def _device(name: str):
+def _device(name: str) -> torch.device:
     import torch
 
     if name == "auto":
@@ -116,7 +129,7 @@ def _device(name: str):
     return device
 
 
-def _update_ema(ema, net, decay: float) -> None:
+def _update_ema(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
     import torch
 
     with torch.no_grad():
@@ -127,14 +140,14 @@ def _update_ema(ema, net, decay: float) -> None:
                 e.copy_(p)
 
 
-def _save(obj, target: Path) -> None:
+def _save(obj: object, target: Path) -> None:
     import torch
 
     with atomic_output(target) as temp:
         torch.save(obj, temp)
 
 
-def train(config: TrainConfig, resume: bool = False, log=print) -> Outcome:
+def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> Outcome:
     from .. import extras
 
     extras.require("torch", "training")
@@ -165,7 +178,8 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Outcome:
     log(f"training {network.label} on {sum(len(p.frames) for p in train_pairs)} frames "
         f"({sum(len(p.frames) for p in val_pairs)} held out) on {device}")
 
-    start, history = 0, []
+    start = 0
+    history: list[HistoryRow] = []
     if resume and checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
         net.load_state_dict(state["net"])
@@ -215,7 +229,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Outcome:
     return outcome
 
 
-def _write_history(path: Path, history: list[dict]) -> None:
+def _write_history(path: Path, history: list[HistoryRow]) -> None:
     with atomic_output(path) as temp, open(temp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, ["iteration", "loss", "val_psnr"])
         writer.writeheader()

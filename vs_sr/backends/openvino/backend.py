@@ -11,6 +11,7 @@ vs-mlrt's ov plugin.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from ...log import info
 from ...models import Network, Precision
 from ...models.onnx_export import export_onnx
 from ..base import Backend, Session, SessionSpec
+
+if TYPE_CHECKING:
+    from .capi import Core, InferRequest
 
 # int8: the quantized operations run in int8 whatever the hint; the rest (the float final Add)
 # stays exact in f32.
@@ -27,14 +31,14 @@ DEVICE = "CPU"
 
 
 @functools.cache
-def _core():
+def _core() -> Core:
     from .capi import Core
 
     return Core()
 
 
 class OpenVINOSession(Session):
-    def __init__(self, request) -> None:
+    def __init__(self, request: InferRequest) -> None:
         self._request = request
 
     def run(self, batch: np.ndarray) -> np.ndarray:

@@ -127,7 +127,7 @@ class OpenVINOLibrary:
     def version(self) -> str:
         version = Version()
         self.call("ov_get_openvino_version", byref(version))
-        text = version.buildNumber.decode()
+        text: str = version.buildNumber.decode()  # a ctypes field: bytes, which ctypes leaves untyped
         self.raw("ov_version_free")(byref(version))
         return text
 

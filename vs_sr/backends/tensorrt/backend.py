@@ -30,8 +30,8 @@ from ...extras import install_line
 from ...log import info
 from ...models import Network, Precision, resolve
 from ...models.architectures import round_up
-from ...models.onnx_export import export_onnx
 from ...models.mixed_precision import mixed_precision_onnx
+from ...models.onnx_export import export_onnx
 from ...models.onnx_graph import tensorrt_problems
 from ...models.weights import file_digest
 from ..base import Backend, Session, SessionSpec, import_runtime
@@ -72,7 +72,7 @@ def engine_key(network: Network, onnx: Path, shapes: tuple[tuple[int, int, int],
 def progress_monitor(trt: Any) -> Any:
     """A TensorRT IProgressMonitor reporting through VapourSynth's log (builds take minutes)."""
 
-    class Monitor(trt.IProgressMonitor):
+    class Monitor(trt.IProgressMonitor):  # type: ignore[misc]  # tensorrt is imported at run time, untyped
         def __init__(self) -> None:
             trt.IProgressMonitor.__init__(self)
             self.steps: dict[str, int] = {}
@@ -176,7 +176,7 @@ class TensorRTSession(Session):
         out_shape = (batch, channels, height * scale, width * scale)
         self.context.set_input_shape(self.input, shape)
         with torch.cuda.device(self.device):
-            self.stream = torch.cuda.Stream(self.device)
+            self.stream = torch.cuda.Stream(self.device)  # type: ignore[no-untyped-call]  # unannotated in torch
             self.device_in = torch.empty(shape, dtype=torch.float32, device=self.device)
             self.device_out = torch.empty(out_shape, dtype=torch.float32, device=self.device)
         self.host_in = torch.empty(shape, dtype=torch.float32).pin_memory()

@@ -70,7 +70,7 @@ class TritonSession(Session):
     def _get(self, slot: int, result: Any) -> np.ndarray:
         name = self.network.output_name
         if self.region is None:
-            data = result.as_numpy(name)
+            data: np.ndarray | None = result.as_numpy(name)  # tritonclient is untyped
             shape = tuple(data.shape) if data is not None else ()
         else:
             output = result.get_output(name)

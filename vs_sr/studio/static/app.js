@@ -118,7 +118,8 @@ async function loadModels() {
   choice.innerHTML = "";
   const names = [...new Set(state.models.map((m) => m.name))];
   for (const name of names) choice.add(new Option(name, name));
-  if (names.includes("realesr-animevideov3")) choice.value = "realesr-animevideov3";
+  const preferred = state.models.find((m) => m.default);
+  if (preferred) choice.value = preferred.name;
   if (!names.length) show("No model is installed on the server (run `vs-sr models import-ncnn` there).");
 }
 

@@ -1,0 +1,80 @@
+"""What every route of the studio shares: its configuration, the library, the job queue and the
+preview cache (one `Studio` on `app.state`), the access-token check, and lookups that answer 404."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query, Request
+
+from .job_queue import JobQueue
+from .library import Job, Library, Video, valid_id
+from .previews import Previews
+from .uploads import discard
+
+
+@dataclass(frozen=True)
+class StudioConfig:
+    data: Path
+    jobs: int = 1
+    """Chunks of a job at once (jobs themselves run one after another)."""
+    token: str | None = None
+    max_upload_mb: int = 2048
+    max_queued: int = 20
+
+
+@dataclass
+class Studio:
+    """The server's state: made once by `create_app`, reached by every route as a dependency."""
+
+    config: StudioConfig
+    library: Library
+    jobs: JobQueue
+    previews: Previews
+
+    def video_or_404(self, video_id: str) -> Video:
+        video = self.library.video(video_id) if valid_id(video_id) else None
+        if video is None:
+            raise HTTPException(404, f"no video {video_id!r}.")
+        return video
+
+    def job_or_404(self, job_id: str) -> Job:
+        job = self.library.job(job_id) if valid_id(job_id) else None
+        if job is None:
+            raise HTTPException(404, f"no job {job_id!r}.")
+        return job
+
+    def remove_job(self, job: Job) -> None:
+        """Stop the job if it runs, then forget it and remove its files."""
+        if job.state in ("queued", "running"):
+            self.jobs.cancel(job.id)
+            self.jobs.wait_stopped(job.id)
+        self.library.remove_job(job.id)
+        discard(self.library.job_dir(job.id))
+
+
+def current_studio(request: Request) -> Studio:
+    studio: Studio = request.app.state.studio
+    return studio
+
+
+StudioDep = Annotated[Studio, Depends(current_studio)]
+
+
+def authorised(request: Request, studio: StudioDep, access_token: Annotated[str | None, Query()] = None) -> None:
+    """With a token set, every API call carries it: `Authorization: Bearer TOKEN`, or
+    `access_token=TOKEN` where a browser cannot send headers (downloads, images)."""
+    token = studio.config.token
+    if token is None:
+        return
+    header = request.headers.get("authorization", "")
+    given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else access_token or ""
+    if not secrets.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(401, "this server needs its access token (Authorization: Bearer ...).",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+GUARD = [Depends(authorised)]

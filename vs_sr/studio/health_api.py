@@ -1,0 +1,31 @@
+"""Routes about the server itself: whether it is up, what its machine runs, and its models."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter
+
+from ..models.catalog import catalog
+from ..report import machine_report
+from .context import GUARD
+
+router = APIRouter(prefix="/api")
+
+
+@router.get("/health")
+def health() -> dict[str, bool]:
+    return {"ok": True}
+
+
+@router.get("/models", dependencies=GUARD)
+def models() -> list[dict[str, Any]]:
+    """Every named model at every scale; `default` marks the one the page preselects."""
+    return catalog()
+
+
+@router.get("/info", dependencies=GUARD)
+async def info() -> dict[str, Any]:
+    """What `vs-sr info --json` prints for the server's machine: backends, precisions, tools, extras."""
+    return await asyncio.to_thread(machine_report)

@@ -1,0 +1,112 @@
+"""Routes for upscale jobs: create, list, look at, follow (server-sent events), cancel, download, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from ..errors import SRError
+from ..media.codecs import CRF_RANGE
+from ..models import DEFAULT_MODEL, REGISTRY, resolve
+from .context import GUARD, Studio, StudioDep
+from .library import new_id
+
+EVENT_INTERVAL = 0.5  # seconds between looks at a job's progress for its event stream
+
+router = APIRouter(prefix="/api/jobs", dependencies=GUARD)
+
+
+class JobRequest(BaseModel):
+    video: str
+    model: str = DEFAULT_MODEL
+    scale: int = Field(4, ge=1, le=8)
+    width: int | None = Field(None, ge=16, le=8192)
+    height: int | None = Field(None, ge=16, le=8192)
+    codec: Literal["x264", "x265", "ffv1"] = "x264"
+    crf: int | None = Field(None, ge=CRF_RANGE[0], le=CRF_RANGE[1])
+
+
+@router.post("")
+def create_job(request: JobRequest, studio: StudioDep) -> dict[str, Any]:
+    video = studio.video_or_404(request.video)
+    limit = studio.config.max_queued
+    if studio.jobs.queued() >= limit:
+        raise HTTPException(429, f"{limit} jobs are waiting already; try again when some are done.")
+    if request.model not in REGISTRY:
+        raise HTTPException(422, f"unknown model '{request.model}'; see /api/models.")
+    try:
+        resolve(request.model, request.scale)  # the weights are there, the scale exists
+    except SRError as error:
+        raise HTTPException(422, error.message) from None
+    if request.codec == "ffv1" and request.crf is not None:
+        raise HTTPException(422, "ffv1 is lossless: crf does not apply.")
+    job_id = new_id()
+    studio.library.add_job(job_id, video.id, request.model_dump(exclude={"video"}))
+    studio.jobs.submit(job_id)
+    return studio.jobs.view(studio.job_or_404(job_id))
+
+
+@router.get("")
+def list_jobs(studio: StudioDep) -> list[dict[str, Any]]:
+    return [studio.jobs.view(job) for job in studio.library.jobs()]
+
+
+@router.get("/{job_id}")
+def get_job(job_id: str, studio: StudioDep) -> dict[str, Any]:
+    return studio.jobs.view(studio.job_or_404(job_id))
+
+
+@router.get("/{job_id}/events")
+async def job_events(job_id: str, studio: StudioDep) -> StreamingResponse:
+    studio.job_or_404(job_id)
+    return StreamingResponse(_events(studio, job_id), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})
+
+
+async def _events(studio: Studio, job_id: str) -> AsyncIterator[str]:
+    """The job's view each time it changes, until it is no longer queued or running."""
+    last = None
+    while True:
+        job = studio.library.job(job_id)
+        if job is None:
+            return
+        view = await asyncio.to_thread(studio.jobs.view, job)
+        if view != last:
+            yield f"data: {json.dumps(view)}\n\n"
+            last = view
+        if view["state"] not in ("queued", "running"):
+            return
+        await asyncio.sleep(EVENT_INTERVAL)
+
+
+@router.post("/{job_id}/cancel")
+async def cancel_job(job_id: str, studio: StudioDep) -> dict[str, Any]:
+    job = studio.job_or_404(job_id)
+    if job.state in ("queued", "running"):
+        studio.jobs.cancel(job.id)
+        await asyncio.to_thread(studio.jobs.wait_stopped, job.id)
+    return studio.jobs.view(studio.job_or_404(job_id))
+
+
+@router.get("/{job_id}/result")
+def result(job_id: str, studio: StudioDep) -> FileResponse:
+    job = studio.job_or_404(job_id)
+    path = studio.jobs.result(job)
+    if job.state != "done" or not path.is_file():
+        raise HTTPException(409, f"job {job_id} has no result yet (it is {job.state}).")
+    video = studio.library.video(job.video)
+    stem = Path(video.name).stem if video else "video"
+    return FileResponse(path, media_type="video/x-matroska", filename=f"{stem}-upscaled.mkv")
+
+
+@router.delete("/{job_id}")
+def delete_job(job_id: str, studio: StudioDep) -> dict[str, bool]:
+    studio.remove_job(studio.job_or_404(job_id))
+    return {"deleted": True}

@@ -1,0 +1,52 @@
+"""Routes for uploaded videos: upload (streamed, capped, probed), list, delete."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+
+from .context import GUARD, StudioDep
+from .library import new_id
+from .uploads import UploadError, describe, discard, receive
+
+router = APIRouter(prefix="/api/videos", dependencies=GUARD)
+
+
+@router.post("")
+async def upload(request: Request, studio: StudioDep) -> dict[str, Any]:
+    limit_mb = studio.config.max_upload_mb
+    limit = limit_mb * 2**20
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+        raise HTTPException(413, f"the file is larger than the server's limit of {limit_mb} MB.")
+    video_id = new_id()
+    folder = studio.library.video_dir(video_id)
+    folder.mkdir(parents=True)
+    try:
+        path, name = await receive(request.stream(), request.headers.get("content-type", ""), folder, limit)
+        video = await asyncio.to_thread(describe, video_id, name, path)
+    except UploadError as error:
+        discard(folder)
+        raise HTTPException(error.status, error.reason) from None
+    except BaseException:
+        discard(folder)
+        raise
+    studio.library.add_video(video)
+    return video.public()
+
+
+@router.get("")
+def videos(studio: StudioDep) -> list[dict[str, Any]]:
+    return [video.public() for video in studio.library.videos()]
+
+
+@router.delete("/{video_id}")
+def delete_video(video_id: str, studio: StudioDep) -> dict[str, bool]:
+    video = studio.video_or_404(video_id)
+    for job in studio.library.jobs(video.id):
+        studio.remove_job(job)
+    studio.library.remove_video(video.id)
+    discard(studio.library.video_dir(video.id))
+    return {"deleted": True}
