@@ -94,6 +94,19 @@ def test_imports_point_down(path: Path) -> None:
     assert not upward, "\n".join(upward)
 
 
+def exists(module: str) -> bool:
+    """Whether a dotted vs_sr module (or a name imported from one) is there: a lazy import that
+    points one level short fails only when its function first runs."""
+    path = PACKAGE.parent.joinpath(*module.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+@pytest.mark.parametrize("path", sources(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_name_modules_that_exist(path: Path) -> None:
+    missing = [f"line {line}: {target}" for line, target in imports(path) if not exists(target)]
+    assert not missing, "\n".join(missing)
+
+
 def test_functions_stay_short() -> None:
     """No function over 80 lines: a longer one is several jobs that want names of their own."""
     long = []
