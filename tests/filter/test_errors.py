@@ -37,20 +37,34 @@ def test_unknown_model():
     expect_error(r"unknown model 'nope'. Known models: hat, hat-l, hat-s", small(), "nope")
 
 
-def test_missing_weights_names_file_url_and_directory(isolated_dirs):
+def test_missing_weights_of_the_default_model_name_the_one_command(isolated_dirs):
+    """The default model="hat" on a fresh install: the command that fetches it, and the official
+    pages for a download by hand."""
     with pytest.raises(vs.Error) as error:
-        sr.Upscale(small(), "hat", 4)
+        sr.Upscale(small())
     message = str(error.value)
-    assert "HAT_SRx4_ImageNet-pretrain.pth" in message
-    assert "https://drive.google.com/drive/folders/" in message
+    assert message.startswith("weights for model 'hat' x4 not found: HAT_SRx4_ImageNet-pretrain.pth. Run "
+                              "`vs-sr models download hat`: it fetches https://huggingface.co/Acly/hat/resolve/main/"
+                              f"HAT_SRx4_ImageNet-pretrain.pth (a copy of the official file) into {isolated_dirs['models']}"
+                              " and checks its sha256.")
+    assert "https://drive.google.com/drive/folders/" in message and "pan.baidu.com" in message
+    assert "VS_SR_MODEL_DIR" in message
+
+
+def test_missing_weights_without_an_address_name_the_pages_and_directory(isolated_dirs):
+    with pytest.raises(vs.Error) as error:
+        sr.Upscale(small(), "hat-l", 2)
+    message = str(error.value)
+    assert "HAT-L_SRx2_ImageNet-pretrain.pth" in message and "https://drive.google.com/drive/folders/" in message
+    assert "`vs-sr models download hat-l --scale 2 --mirror URL`" in message
     assert str(isolated_dirs["models"]) in message and "VS_SR_MODEL_DIR" in message
 
 
 def test_missing_downloadable_weights_name_the_download_command(tmp_path, monkeypatch):
     monkeypatch.setenv("VS_SR_MODEL_DIR", str(tmp_path))
-    expect_error(r"RealESRGAN_x2plus.pth. Run `vs-sr models download realesrgan-x2plus --scale 2` \(it fetches "
-                 r"https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.1/RealESRGAN_x2plus.pth\)",
-                 small(), "realesrgan-x2plus", 2)
+    expect_error(r"RealESRGAN_x2plus.pth. Run `vs-sr models download realesrgan-x2plus`: it fetches "
+                 r"https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.1/RealESRGAN_x2plus.pth into "
+                 rf"{tmp_path} and checks its sha256. VS_SR_MODEL_DIR", small(), "realesrgan-x2plus", 2)
 
 
 def test_scale_the_model_does_not_have(ncnn_models):
@@ -125,8 +139,8 @@ def test_onnx_file_with_half_precision_io(tmp_path):
 def test_official_file_with_wrong_content(isolated_dirs, tmp_path, monkeypatch):
     monkeypatch.setenv("VS_SR_MODEL_DIR", str(tmp_path))
     (tmp_path / "RealESRGAN_x4plus_anime_6B.pth").write_bytes(b"truncated download")
-    expect_error(r"is not the published RealESRGAN_x4plus_anime_6B.pth .* Re-download it "
-                 r"\(vs-sr models download realesrgan-x4plus-anime --scale 4\)",
+    expect_error(r"is not the published RealESRGAN_x4plus_anime_6B.pth .* Replace it "
+                 r"\(`vs-sr models download realesrgan-x4plus-anime`\)",
                  small(), "realesrgan-x4plus-anime")
 
 

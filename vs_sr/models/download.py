@@ -1,5 +1,5 @@
-"""Fetching official weight files into the model directory: from the publisher's direct address,
-or from a mirror (`--mirror URL` or $VS_SR_MODEL_MIRROR: files looked up by their file name under
+"""Fetching official weight files into the model directory: from their direct address (the
+publisher's, or a copy whose hash is pinned: HAT's on Hugging Face), or from a mirror (`--mirror URL` or $VS_SR_MODEL_MIRROR: files looked up by their file name under
 that base URL), with a progress bar, resume, sha256 check and an atomic rename.
 
 The bytes go to a hidden `.<file>.part` beside the target. A dropped connection is resumed with
@@ -43,16 +43,26 @@ class Source:
     mirrored: bool
 
 
+def mirror_of(mirror: str | None) -> str | None:
+    """The mirror named by --mirror, else by $VS_SR_MODEL_MIRROR (an empty one is none)."""
+    return mirror or os.environ.get(MIRROR_ENV) or None
+
+
+def fetchable(spec: ModelSpec, mirror: str | None) -> bool:
+    """Whether `download` can fetch the official file of `spec` without a person's help."""
+    return spec.weights is not None and (spec.weights.direct or mirror_of(mirror) is not None)
+
+
 def source_of(weights: WeightFile, mirror: str | None) -> Source:
-    """The address of `weights`: under the mirror by file name, else the publisher's direct one."""
-    mirror = mirror or os.environ.get(MIRROR_ENV) or None
+    """The address of `weights`: under the mirror by file name, else its direct address."""
+    mirror = mirror_of(mirror)
     if mirror:
         return Source(f"{mirror.rstrip('/')}/{urllib.parse.quote(weights.filename)}", True)
-    if not weights.direct:
+    if weights.fetched_from is None:
         raise SRError(f"{weights.filename} has no direct download address (its publisher serves it through "
-                      f"{weights.urls[0]}, which needs a browser): download it there and put it in {install_dir()}, "
-                      f"or name a mirror that holds it with --mirror URL or ${MIRROR_ENV}.")
-    return Source(weights.urls[0], False)
+                      f"{' or '.join(weights.by_hand)}, which need a browser): download it there and put it in "
+                      f"{install_dir()}, or name a mirror that holds it with --mirror URL or ${MIRROR_ENV}.")
+    return Source(weights.fetched_from, False)
 
 
 def download(spec: ModelSpec, mirror: str | None = None, destination: Path | None = None,

