@@ -266,3 +266,16 @@ def test_cli_download_hat_from_a_mirror_checks_the_pinned_hash(server, tmp_path)
     assert result.returncode == 1
     assert "is not the published HAT_SRx4_ImageNet-pretrain.pth" in result.stderr and "expected 4ee053c42461" in result.stderr
     assert not (tmp_path / "HAT_SRx4_ImageNet-pretrain.pth").exists()
+
+
+def test_every_command_the_listing_suggests_can_fetch(monkeypatch):
+    """`vs-sr models list` once suggested `vs-sr models download hat --scale 2`, which refuses: a
+    suggested command without --mirror must name a file that has a direct address."""
+    from vs_sr.models.download import fetchable
+    from vs_sr.models.weights import how_to_get
+
+    monkeypatch.delenv("VS_SR_MODEL_MIRROR", raising=False)
+    for spec in (s for scales in REGISTRY.values() for s in scales.values() if s.weights):
+        hint = how_to_get(spec)
+        assert fetchable(spec, None) == ("--mirror URL" not in hint), hint
+        assert fetchable(spec, None) or "drive.google.com" in hint
