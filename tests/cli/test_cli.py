@@ -44,12 +44,16 @@ def test_models_list_before_and_after_import_ncnn(tmp_path):
 
 
 def test_info_reports_runtimes():
-    info = vs_sr("info")
+    """The report in the command's own language: options as typed in a shell (--server URL),
+    never Python keywords (server='...'), as in every other message of `vs-sr`."""
+    info = vs_sr("info", env={"VS_SR_TRITON_URL": ""})
     assert info.returncode == 0, info.stderr
     assert "VapourSynth: R" in info.stdout and "backend openvino  CPU" in info.stdout
     assert "vspipe: " in info.stdout and "(works)" in info.stdout  # vapoursynth config was run
     assert "ffmpeg: /" in info.stdout and "source plugin bestsource: yes" in info.stdout
     assert "backend trt" in info.stdout and "CUDA GPUs:" in info.stdout
+    assert "backend triton    unavailable: no server given: pass --server grpc://host:8001" in info.stdout
+    assert not re.search(r"\b[a-z_]+='", info.stdout), info.stdout
 
 
 def test_errors_are_one_line_with_exit_code_1(tmp_path):

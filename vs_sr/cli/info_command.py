@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,32 +20,43 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
-    print(f"vs_sr {data['vs_sr']}, Python {data['python']}")
+    print_report(data)
+    return 0
+
+
+def print_report(data: dict[str, Any]) -> None:
+    """The report for people. The library's reasons speak Python (backend='torch'); here they are
+    written as the options a shell user types (--backend torch), as in the command's errors."""
+    from . import shell_syntax
+
+    def say(line: str) -> None:
+        print(shell_syntax(line))
+
+    say(f"vs_sr {data['vs_sr']}, Python {data['python']}")
     vsinfo = data["vapoursynth"]
-    print(f"VapourSynth: R{vsinfo['release']} (API {vsinfo['api']})")
-    print(f"vspipe: {data['vspipe']}")
+    say(f"VapourSynth: R{vsinfo['release']} (API {vsinfo['api']})")
+    say(f"vspipe: {data['vspipe']}")
     for name, tool in data["tools"].items():
         version = f" (version {tool['version']})" if tool.get("version") else ""
-        print(f"{name}: {tool['path'] or ''}{version}" + (f"  [{tool['problem']}]" if tool["problem"] else ""))
+        say(f"{name}: {tool['path'] or ''}{version}" + (f"  [{tool['problem']}]" if tool["problem"] else ""))
     plugins = data["plugins"]
-    print(f"source plugin bestsource: {'yes' if plugins['bestsource'] else 'missing: pip install vapoursynth-bestsource'}")
-    print(f"deinterlacer bwdif: {'yes' if plugins['bwdif'] else 'missing: pip install vapoursynth-bwdif'}")
+    say(f"source plugin bestsource: {'yes' if plugins['bestsource'] else 'missing: pip install vapoursynth-bestsource'}")
+    say(f"deinterlacer bwdif: {'yes' if plugins['bwdif'] else 'missing: pip install vapoursynth-bwdif'}")
     if plugins["vs-mlrt"]:
-        print(f"vs-mlrt plugins loaded: {', '.join(plugins['vs-mlrt'])} (vs_sr runs beside them)")
+        say(f"vs-mlrt plugins loaded: {', '.join(plugins['vs-mlrt'])} (vs_sr runs beside them)")
     gpus = data["cuda_gpus"]
-    print(f"CPU cores: {data['cpu_cores']}; CUDA GPUs: {', '.join(gpus) if gpus else 'none'}")
+    say(f"CPU cores: {data['cpu_cores']}; CUDA GPUs: {', '.join(gpus) if gpus else 'none'}")
     for name, backend in data["backends"].items():
         if backend["available"]:
             auto = backend["auto"]
             exact = " (--precision fp32 for fp32)" if set(auto.values()) != {"fp32"} else ""
-            print(f"backend {name:<9} {backend['device']}; precisions {', '.join(backend['precisions'])}; auto: "
+            say(f"backend {name:<9} {backend['device']}; precisions {', '.join(backend['precisions'])}; auto: "
                   f"{auto['conv']} for conv nets, {auto['transformer']} for transformers{exact}")
         else:
-            print(f"backend {name:<9} unavailable: {backend['problem']}")
-    print("extras: " + ", ".join(name if extra["installed"] else f"{name} (missing: {extra['install']})"
+            say(f"backend {name:<9} unavailable: {backend['problem']}")
+    say("extras: " + ", ".join(name if extra["installed"] else f"{name} (missing: {extra['install']})"
                                  for name, extra in data["extras"].items()))
     models = data["models"]
-    print(f"models: {models['installed']} of {models['known']} installed (`vs-sr models list`); "
+    say(f"models: {models['installed']} of {models['known']} installed (`vs-sr models list`); "
           f"searched: {', '.join(models['searched'])}")
-    print(f"cache: {data['cache']}")
-    return 0
+    say(f"cache: {data['cache']}")

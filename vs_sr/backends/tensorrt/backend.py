@@ -42,7 +42,7 @@ WORKSPACE_FRACTION = 0.5  # of free VRAM the builder may use for tactics
 
 def _import() -> tuple[Any, str | None]:
     tensorrt, missing = import_runtime("tensorrt", f"TensorRT is not installed: {install_line('tensorrt')} (needs an "
-                                       "NVIDIA GPU and driver); or use backend='torch' / 'ort' on the GPU")
+                                       "NVIDIA GPU and driver); or use backend='torch'/'ort' on the GPU")
     if missing is None and cuda_device_count() == 0:
         return None, "no CUDA GPU found (TensorRT needs an NVIDIA GPU and its driver)"
     if missing is None and import_runtime("torch", "")[0] is None:
