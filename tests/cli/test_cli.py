@@ -3,9 +3,12 @@ shell syntax; bad numbers are refused by the parser; JSON outputs are strict."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import VS_SR, ffmpeg, vs_sr
@@ -85,12 +88,74 @@ def test_version_and_help_for_every_option():
     (["train", "--model", "m", "--hr", "a.mkv", "--output", "o", "--gamma", "0"], "--gamma: must be in (0, 1], not 0"),
     (["train", "--model", "m", "--hr", "a.mkv", "--output", "o", "--learning-rate", "nan"],
      "--learning-rate: must be a finite number, not 'nan'"),
-    (["train", "--model", "m", "--hr", "a.mkv", "--output", "o", "--noise", "-1"], "--noise: must be in [0, 255], not -1"),
+    (["train", "--model", "m", "--hr", "a.mkv", "--output", "o", "--noise-sigma", "-1"],
+     "--noise-sigma: must be in [0, 255], not -1"),
+    (["upscale", "in.mkv", "out.mkv", "--tile", "0x64"], "--tile: sizes must be positive, not '0x64'"),
+    (["engines", "build", "--model", "m", "--tile", "big"], "--tile: must be a whole number, not 'big'"),
 ])
 def test_bad_numbers_are_refused_before_any_work(args, message):
     done = vs_sr(*args, timeout=60)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def subcommands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every (sub)command's parser, with its command line ("engines build")."""
+    yield " ".join(path), parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from subcommands(child, (*path, name))
+
+
+def test_one_option_name_means_one_thing_in_every_command():
+    """--noise is a denoise level, --tile a tile in input pixels (N or WxH), --device-id a GPU index
+    and --device a PyTorch device, in every command that has them; train's noise sigma is
+    --noise-sigma (its old name --noise is only a deprecated alias there)."""
+    from vs_sr.cli import build_parser, common
+
+    seen = {}
+    for command, parser in subcommands(build_parser()):
+        for action in parser._actions:
+            for option in action.option_strings:
+                seen.setdefault(option, []).append((command, action))
+    for command, action in seen["--tile"]:
+        assert action.type is common.tile and action.metavar == common.TILE_METAVAR, command
+    for command, action in seen["--noise"]:
+        levels = action.choices is not None and set(action.choices) == {-1, 0, 1, 2, 3}
+        assert levels or (command == "train" and action.dest == "noise_sigma" and "old name" in action.help), command
+    assert [command for command, _ in seen["--device"]] == ["train"]
+    assert [command for command, _ in seen["--device-id"]] == ["engines build"]
+    parser = build_parser()
+    assert parser.parse_args(["upscale", "a.mkv", "b.mkv", "--tile", "320x192"]).tile == (320, 192)
+    assert parser.parse_args(["batch", "dir", "--tile", "256"]).tile == 256
+    assert parser.parse_args(["triton", "export", "m", "--repo", "r", "--tile", "256"]).tile == 256
+
+
+def test_the_old_name_of_train_noise_sigma_works_with_a_note(capsys):
+    from vs_sr.cli import build_parser
+
+    train = ["train", "--model", "m", "--hr", "a.mkv", "--output", "o"]
+    assert build_parser().parse_args([*train, "--noise-sigma", "5"]).noise_sigma == 5
+    assert capsys.readouterr().err == ""
+    assert build_parser().parse_args([*train, "--noise", "7"]).noise_sigma == 7
+    assert "--noise is now --noise-sigma (until 0.2 the old name still works)" in capsys.readouterr().err
+
+
+def test_a_tile_of_width_and_height_reaches_the_filter_through_a_batch_and_vspipe():
+    """WxH survives the batch's JSON settings and the text of vspipe's arguments."""
+    from vs_sr.batch.settings import BatchSettings
+    from vs_sr.media.job import Job
+    from vs_sr.media.script import script_arguments, vspipe_arguments
+
+    settings = BatchSettings.from_json(BatchSettings(job={"tile": (320, 192)}).as_json())
+    for tile in (settings.job_for(Path("a.mkv"), Path("b.mkv")).tile, 256, None):
+        job = Job(Path("a.mkv"), Path("b.mkv"), tile=tile)
+        sent = vspipe_arguments(job.filter_arguments())
+        pairs = dict(item.split("=", 1) for item in sent[1::2])
+        received = Job.from_script_arguments(script_arguments(pairs))
+        assert received.tile == (tuple(tile) if isinstance(tile, list) else tile)
+    assert settings.differences(BatchSettings(job={"tile": (320, 192)})) == []
 
 
 def test_errors_are_in_shell_syntax(ncnn_models, tmp_path):

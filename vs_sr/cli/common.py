@@ -73,6 +73,35 @@ def size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def tile(text: str) -> int | tuple[int, int]:
+    """--tile in every command: N (N x N input pixels) or WIDTHxHEIGHT, as `Upscale(tile=)` takes
+    an int or a (width, height) pair."""
+    return size(text) if "x" in text.lower() else positive(text)
+
+
+def pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of a --tile value."""
+    return (value, value) if isinstance(value, int) else value
+
+
+TILE_METAVAR = "N|WxH"
+
+
+def deprecated(new: str, until: str) -> type[argparse.Action]:
+    """An action for an option's old name: it still sets the new option's value, and says on
+    stderr that the name changed (for one release; then the old name goes)."""
+    class Deprecated(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                     option_string: str | None = None) -> None:
+            import sys
+
+            print(f"{parser.prog}: {option_string} is now {new} (until {until} the old name still works)",
+                  file=sys.stderr)
+            setattr(namespace, self.dest, values)
+
+    return Deprecated
+
+
 def default(record: type, name: str) -> Any:
     """The default of field `name` of a dataclass: the library's default is the command's."""
     for field in dataclasses.fields(record):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..models.architectures import PRECISIONS
-from .common import add_noise_option, non_negative, positive, size
+from .common import TILE_METAVAR, add_noise_option, non_negative, pair, positive, size, tile
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,12 +15,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     build.add_argument("--model", required=True, help="registry name or weight/ONNX file")
     build.add_argument("--scale", type=positive, default=4, help="the network's scale (default 4)")
     add_noise_option(build)
-    build.add_argument("--tile", type=size, default=(640, 360), help="input tile WIDTHxHEIGHT of a static engine")
+    build.add_argument("--tile", type=tile, default=(640, 360), metavar=TILE_METAVAR,
+                       help="input tile of a static engine: N (NxN) or WIDTHxHEIGHT (default 640x360)")
     build.add_argument("--profile", type=size, nargs=3, metavar=("MIN", "OPT", "MAX"),
                        help="one engine for a range of input sizes (conv nets only), each WIDTHxHEIGHT")
     build.add_argument("--batch", type=positive, default=1, help="tiles per launch")
     build.add_argument("--precision", choices=PRECISIONS, help="default: the model's GPU precision")
-    build.add_argument("--device", type=non_negative, default=0, help="GPU index")
+    build.add_argument("--device-id", type=non_negative, default=0, help="GPU index (device_id= in Python; default 0)")
     build.set_defaults(run=build_engine)
     engine_commands.add_parser("list", help="cached engines and whether they still fit this machine").set_defaults(
         run=list_engines)
@@ -32,7 +33,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def build_engine(args: argparse.Namespace) -> int:
     from ..backends.tensorrt import build_ahead
 
-    print(build_ahead(args.model, args.scale, args.noise, args.profile or [args.tile], args.batch, args.precision, args.device))
+    print(build_ahead(args.model, args.scale, args.noise, args.profile or [pair(args.tile)], args.batch, args.precision,
+                      args.device_id))
     return 0
 
 

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from .common import integer, positive
+from .common import add_noise_option, positive
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,7 +40,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     path = model_commands.add_parser("path", help="print the weight file a model name resolves to")
     path.add_argument("name", help="a registry name (see `vs-sr models list`)")
     path.add_argument("--scale", type=positive, default=4, help="the model's scale (default 4)")
-    path.add_argument("--noise", type=integer, help="the denoise level (default: the model's)")
+    add_noise_option(path)
     path.set_defaults(run=model_path)
 
 

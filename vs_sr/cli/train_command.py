@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..training.degrade import Degradation
 from ..training.trainer import TrainConfig
-from .common import bounded, default, integer, positive
+from .common import bounded, default, deprecated, integer, positive
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,8 +40,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     training.add_argument("--checkpoint-every", type=positive, default=train_default("checkpoint_every"))
     training.add_argument("--blur", type=bounded(0, 10), nargs=2, default=list(degradation.blur),  # type: ignore[attr-defined]
                           metavar=("MIN", "MAX"), help="range of the Gaussian blur sigma before downscaling, 0-10")
-    training.add_argument("--noise", type=bounded(0, 255), default=degradation.noise,  # type: ignore[attr-defined]
-                          help="largest noise sigma (8-bit levels), 0-255")
+    training.add_argument("--noise-sigma", type=bounded(0, 255), default=degradation.noise,  # type: ignore[attr-defined]
+                          help="largest Gaussian noise sigma added to synthesized low-res frames (8-bit levels), 0-255")
+    # Its name until 0.1: `--noise` is the denoise level in every other command.
+    training.add_argument("--noise", dest="noise_sigma", type=bounded(0, 255), action=deprecated("--noise-sigma", "0.2"),
+                          help="the old name of --noise-sigma (works until vs_sr 0.2)")
     training.add_argument("--crf", type=crf_or_none, default=degradation.crf,  # type: ignore[attr-defined]
                           help="x264 CRF of synthesized low-res frames, 0-51 (-1: no compression)")
     training.add_argument("--seed", type=integer, default=train_default("seed"))
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         every=args.every, iterations=args.iterations, batch=args.batch, patch=args.patch,
         learning_rate=args.learning_rate, milestones=tuple(args.milestones), gamma=args.gamma, ema=args.ema,
         val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed, device=args.device,
-        degradation=Degradation(blur=tuple(args.blur), noise=args.noise, crf=None if args.crf < 0 else args.crf),
+        degradation=Degradation(blur=tuple(args.blur), noise=args.noise_sigma, crf=None if args.crf < 0 else args.crf),
     )
     train(config, resume=args.resume, log=lambda line: print(line, flush=True))
     return 0

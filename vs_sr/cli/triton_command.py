@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..backends import BACKEND_MODULES
 from ..serving.model_repository import KINDS, PLATFORMS, WIRE_PRECISIONS, ExportOptions
-from .common import add_noise_option, default, non_negative, positive, size
+from .common import TILE_METAVAR, add_noise_option, default, non_negative, pair, positive, tile
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,8 +51,9 @@ def add_export_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     export.add_argument("--precision", choices=WIRE_PRECISIONS, default=default(ExportOptions, "precision"),
                         help="tensor type on the wire and of the graph (python: the wire only); fp16 halves the "
                         "bytes per tile (default fp32)")
-    export.add_argument("--tile", type=size, metavar="WxH",
-                        help="serve one tile size only (default: any size where the network allows; HAT: 256x256)")
+    export.add_argument("--tile", type=tile, metavar=TILE_METAVAR,
+                        help="serve one tile size only: N (NxN) or WIDTHxHEIGHT (default: any size where the network "
+                        "allows; HAT: 256x256)")
     export.add_argument("--runtime", choices=[b for b in ["auto", *BACKEND_MODULES] if b != "triton"],
                         default=default(ExportOptions, "runtime"),
                         help="python platform: the vs_sr backend inside the server (default auto)")
@@ -87,7 +88,7 @@ def run_export(args: argparse.Namespace) -> int:
     options = ExportOptions(
         platform=args.platform, max_batch_size=args.max_batch_size,
         preferred_batch_sizes=tuple(args.preferred_batch_size), max_queue_delay_us=args.max_queue_delay_us,
-        instances=args.instances, kind=args.kind, precision=args.precision, tile=args.tile, runtime=args.runtime,
+        instances=args.instances, kind=args.kind, precision=args.precision, tile=None if args.tile is None else pair(args.tile), runtime=args.runtime,
         threads=args.threads, tensorrt_accelerator=args.tensorrt_accelerator)
     exported = export_model(args.model, args.scale, args.repo, options, args.noise)
     if args.json:

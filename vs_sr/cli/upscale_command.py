@@ -10,7 +10,7 @@ from pathlib import Path
 from ..filter.arguments import BACKENDS, PRECISION_CHOICES
 from ..media.codecs import CODECS, CRF_RANGE, PRESETS
 from ..media.job import DEINTERLACERS, Job
-from .common import add_noise_option, default, non_negative, positive
+from .common import TILE_METAVAR, add_noise_option, default, non_negative, positive, tile
 
 
 def add_filter_options(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +28,8 @@ def add_filter_options(parser: argparse.ArgumentParser) -> None:
                         help="compute precision (default auto: bf16 for conv nets on CPUs with native bf16, else "
                         "fp32 on CPUs; fp16/bf16 on GPUs). int8: OpenVINO, quantized once on first use "
                         "(realesr-animevideov3)")
-    parser.add_argument("--tile", type=positive, help="tile size in input pixels (default: automatic)")
+    parser.add_argument("--tile", type=tile, metavar=TILE_METAVAR,
+                        help="tile size in input pixels: N (NxN) or WIDTHxHEIGHT (default: automatic)")
     parser.add_argument("--overlap", type=non_negative, help="tile overlap in input pixels (default: the model's)")
     parser.add_argument("--num-streams", type=positive, default=default(Job, "num_streams"),
                         help="frames in flight (default 2: the encoder shares the CPU)")

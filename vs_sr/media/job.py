@@ -4,7 +4,7 @@ what will be written (frame range, size, timeline, tracks)."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +33,8 @@ class Job:
     height: int | None = None
     backend: BackendName = "auto"
     precision: PrecisionName = "auto"
-    tile: int | None = None
+    tile: int | tuple[int, int] | None = None
+    """Input pixels: N (N x N) or (width, height); None: automatic."""
     overlap: int | None = None
     num_streams: int = 2
     """Frames in flight. Two, not one: the encoder shares the CPU, and with one stream it steals a
@@ -67,7 +68,7 @@ class Job:
         """What the vspipe script needs to build the clip (read back by `from_script_arguments`)."""
         return {"input": self.input.resolve(), "output": self.output, "model": self.model, "scale": self.scale,
                 "width": self.width, "height": self.height, "backend": self.backend, "precision": self.precision,
-                "tile": self.tile, "overlap": self.overlap, "num_streams": self.num_streams, "server": self.server,
+                "tile": tile_text(self.tile), "overlap": self.overlap, "num_streams": self.num_streams, "server": self.server,
                 "noise": self.noise, "deinterlace": self.deinterlace}
 
     @classmethod
@@ -85,9 +86,28 @@ class Job:
 
         return cls(Path(text("input")), Path(text("output")), model=text("model"), scale=int(text("scale")),
                    width=number("width"), height=number("height"), backend=backend_name(text("backend")),
-                   precision=precision_name(text("precision")), tile=number("tile"), overlap=number("overlap"),
+                   precision=precision_name(text("precision")), tile=tile_value(arguments.get("tile")),
+                   overlap=number("overlap"),
                    num_streams=int(text("num_streams")), server=arguments.get("server"), noise=number("noise"),
                    deinterlace=arguments.get("deinterlace"))
+
+
+def tile_text(tile: int | Sequence[int] | None) -> str | None:
+    """A job's tile as vspipe's argument text: "N", or "WxH" for a pair (a list once a batch's
+    settings went through JSON)."""
+    if tile is None or isinstance(tile, int):
+        return None if tile is None else str(tile)
+    return "x".join(str(side) for side in tile)
+
+
+def tile_value(text: str | None) -> int | tuple[int, int] | None:
+    """The tile `tile_text` wrote."""
+    if text is None:
+        return None
+    if "x" not in text:
+        return int(text)
+    width, height = text.split("x")
+    return int(width), int(height)
 
 
 @dataclass
