@@ -20,6 +20,10 @@ EXTRAS = {
     # precision="int8": NNCF's post-training quantization, calibrated on scikit-image's photographs
     "int8": ["nncf>=3.4", "scikit-image>=0.22", "pillow>=10"],
 }
+# A previewer for .vpy scripts (examples/compare.vpy): vspreview, a Qt desktop program. vspreview
+# 0.20 imports vstools.vs_object, which vsjetpack 2 no longer has (checked: vsjetpack 2.2.6 breaks
+# `vspreview --help`, 1.5.0 runs it). Not in [all]: a batch or serving machine needs no Qt.
+EXTRAS["preview"] = ["vspreview>=0.20", "vsjetpack<2"]
 # Everything that installs on any machine: every extra but tensorrt, which needs an NVIDIA GPU.
 EXTRAS["all"] = sorted({r for name in ("torch", "ray", "studio", "triton", "int8") for r in EXTRAS[name]})
 EXTRAS["test"] = [

@@ -2,6 +2,8 @@
 # The pipe by hand: vspipe writes the upscaled video as y4m, ffmpeg encodes it and takes the
 # audio (and subtitles) straight from the source file.
 #   bash examples/pipe.sh in.mkv out.mkv [model]
+# y4m carries one constant frame rate and no colour matrix/primaries/transfer: a variable-frame-rate
+# source loses its frame times (audio drifts) and the output is untagged. `vs-sr upscale` keeps both.
 set -euo pipefail
 input=$(realpath "$1")
 output=$2

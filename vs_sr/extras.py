@@ -19,6 +19,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "studio": ("fastapi", "uvicorn", "python_multipart", "PIL"),  # vs-sr studio
     "triton": ("tritonclient",),  # backend="triton", vs-sr triton
     "int8": ("nncf", "skimage", "PIL"),  # precision="int8": NNCF, its calibration photographs
+    "preview": ("vspreview",),  # a previewer for .vpy scripts (examples/compare.vpy); not in [all]
 }
 
 
