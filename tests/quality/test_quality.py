@@ -102,3 +102,25 @@ def test_eval_errors(pair, tmp_path):
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(high), "-frames:v", "5", "-c:v", "ffv1", str(short)], check=True)
     done = vs_sr("eval", str(short), str(high))
     assert done.returncode == 1 and "not frame-aligned" in done.stderr
+
+
+@pytest.mark.slow  # about a minute on two busy cores: four networks on a 128x128 frame
+def test_the_comparison_picture_script_draws_eight_distinct_crops(ncnn_models, tmp_path):
+    """scripts/comparison_picture.py (docs/comparison.png): reference, input, two baselines and
+    four models, each crop its own picture, in a 4x2 sheet of the asked size."""
+    import sys
+
+    from PIL import Image
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "comparison_picture.py"
+    output = tmp_path / "comparison.png"
+    done = subprocess.run([sys.executable, str(script), "--crop", "176,64,64", "--zoom", "1", "--output", str(output)],
+                          capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stderr[-2000:]
+    sheet = np.asarray(Image.open(output).convert("RGB"))
+    label, gap, side = 22, 4, 64
+    assert sheet.shape == (2 * (label + side) + gap, 4 * side + 3 * gap, 3)
+    crops = [sheet[row * (label + side + gap) + label:][:side, col * (side + gap):][:, :side]
+             for row in range(2) for col in range(4)]
+    assert all(crop.std() > 5 for crop in crops)  # a photograph, not an empty tile
+    assert len({crop.tobytes() for crop in crops}) == 8
