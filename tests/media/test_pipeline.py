@@ -246,3 +246,10 @@ def test_a_full_disk_is_reported_as_such(ncnn_models, source, tmp_path):
     done = on_a_small_disk(folder, 2, [VS_SR, "upscale", str(source), f"{folder}/out.mkv", "--codec", "ffv1"])
     assert done.returncode == 1
     assert "No space left on device" in done.stderr and "cannot count" not in done.stderr
+
+
+def test_a_tile_of_width_and_height_reaches_the_filter(ncnn_models, source, tmp_path):
+    """--tile WxH, as `tile=(w, h)` in Python, through vspipe's arguments to the filter."""
+    done = upscale(str(source), str(tmp_path / "tiled.mkv"), "--end", "1", "--tile", "64x48", "--overlap", "8", "-v")
+    assert done.returncode == 0, done.stderr
+    assert "tiles of 64x48 (overlap 8" in done.stderr
