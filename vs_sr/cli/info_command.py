@@ -51,12 +51,12 @@ def print_report(data: dict[str, Any]) -> None:
             auto = backend["auto"]
             exact = " (--precision fp32 for fp32)" if set(auto.values()) != {"fp32"} else ""
             say(f"backend {name:<9} {backend['device']}; precisions {', '.join(backend['precisions'])}; auto: "
-                  f"{auto['conv']} for conv nets, {auto['transformer']} for transformers{exact}")
+                f"{auto['conv']} for conv nets, {auto['transformer']} for transformers{exact}")
         else:
             say(f"backend {name:<9} unavailable: {backend['problem']}")
     say("extras: " + ", ".join(name if extra["installed"] else f"{name} (missing: {extra['install']})"
-                                 for name, extra in data["extras"].items()))
+                               for name, extra in data["extras"].items()))
     models = data["models"]
     say(f"models: {models['installed']} of {models['known']} installed (`vs-sr models list`); "
-          f"searched: {', '.join(models['searched'])}")
+        f"searched: {', '.join(models['searched'])}")
     say(f"cache: {data['cache']}")

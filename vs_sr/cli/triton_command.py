@@ -88,8 +88,9 @@ def run_export(args: argparse.Namespace) -> int:
     options = ExportOptions(
         platform=args.platform, max_batch_size=args.max_batch_size,
         preferred_batch_sizes=tuple(args.preferred_batch_size), max_queue_delay_us=args.max_queue_delay_us,
-        instances=args.instances, kind=args.kind, precision=args.precision, tile=None if args.tile is None else pair(args.tile), runtime=args.runtime,
-        threads=args.threads, tensorrt_accelerator=args.tensorrt_accelerator)
+        instances=args.instances, kind=args.kind, precision=args.precision,
+        tile=None if args.tile is None else pair(args.tile), runtime=args.runtime, threads=args.threads,
+        tensorrt_accelerator=args.tensorrt_accelerator)
     exported = export_model(args.model, args.scale, args.repo, options, args.noise)
     if args.json:
         print(json.dumps({"name": exported.name, "directory": str(exported.directory), "platform": args.platform,
