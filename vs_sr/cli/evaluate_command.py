@@ -1,4 +1,5 @@
-"""`vs-sr eval`: PSNR/SSIM of videos against a reference, frame by frame."""
+"""`vs-sr eval`: PSNR/SSIM of videos against a reference and their warping error (flicker), frame
+by frame."""
 
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ from .common import folder_of, non_negative, positive
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    evaluate = commands.add_parser("eval", help="PSNR/SSIM of videos against a reference, frame by frame")
-    evaluate.add_argument("videos", nargs="+", metavar="[RESULT] REFERENCE",
-                          help="an upscaled video and its reference; or only the reference, with --source")
+    evaluate = commands.add_parser("eval", help="PSNR/SSIM against a reference and warping error (flicker), "
+                                                "frame by frame")
+    evaluate.add_argument("videos", nargs="*", metavar="[RESULT] REFERENCE",
+                          help="an upscaled video and its reference; or only the reference, with --source; "
+                               "with --no-reference, only the RESULT (or nothing, with --source)")
     evaluate.add_argument("--source", help="the low-resolution video: scored through --model(s) and the baselines")
+    evaluate.add_argument("--no-reference", action="store_true",
+                          help="there is no ground truth: score only the warping error, under the motion of --source "
+                               "upscaled bicubic (--scale, default 4, or the RESULT's size)")
     evaluate.add_argument("--model", action="append", default=[], help="a model to run on --source (repeatable)")
     evaluate.add_argument("--baselines", nargs="+", default=list(BASELINES),
                           help=f"resizers scored beside the models: {', '.join(BASELINES)} (default), or 'none'")
@@ -25,8 +31,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     evaluate.add_argument("--backend", default="auto", choices=BACKENDS, help="inference runtime for --model")
     evaluate.add_argument("--precision", default="auto", choices=PRECISION_CHOICES, help="precision for --model")
     evaluate.add_argument("--csv", help="write per-frame scores here")
-    evaluate.add_argument("--plot", help="write a PNG of per-frame PSNR for each method here")
-    evaluate.add_argument("--json", action="store_true", help="print a JSON summary (psnr, ssim, frames) instead")
+    evaluate.add_argument("--plot", help="write a PNG of per-frame PSNR and warping error for each method here")
+    evaluate.add_argument("--json", action="store_true",
+                          help="print a JSON summary (psnr, ssim, frames, warp, warp_added, guide) instead")
     evaluate.set_defaults(run=run)
 
 
@@ -34,20 +41,26 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import SRError
     from ..quality import evaluate as ev
 
-    if len(args.videos) > 2:
-        raise SRError("give RESULT REFERENCE, or REFERENCE with --source LOW_RES.")
+    if args.no_reference:
+        if len(args.videos) > 1:
+            raise SRError("with --no-reference give at most one video, the RESULT.")
+        result, reference = args.videos, None
+    else:
+        if not 1 <= len(args.videos) <= 2:
+            raise SRError("give RESULT REFERENCE, or REFERENCE with --source LOW_RES (or --no-reference).")
+        *result, reference = args.videos
     folder_of(args.csv)
     folder_of(args.plot)
-    *result, reference = args.videos
     evaluation = ev.evaluate_videos(
-        Path(reference), Path(result[0]) if result else None, Path(args.source) if args.source else None,
+        Path(reference) if reference else None, Path(result[0]) if result else None,
+        Path(args.source) if args.source else None,
         models=args.model, baselines=[] if args.baselines == ["none"] else args.baselines, scale=args.scale,
         crop=args.crop, channel=args.channel, every=args.every, backend=args.backend, precision=args.precision)
     if args.csv:
-        ev.write_csv(Path(args.csv), evaluation.scores)
+        ev.write_csv(Path(args.csv), evaluation)
     if args.plot:
-        ev.write_plot(Path(args.plot), evaluation.scores, f"per-frame PSNR ({args.channel.upper()}, crop "
-                      f"{evaluation.crop}) against {Path(reference).name}")
+        against = f"against {Path(reference).name}" if reference else "(no reference)"
+        ev.write_plot(Path(args.plot), evaluation, f"per frame ({args.channel.upper()}, crop {evaluation.crop}) {against}")
     summary = ev.summary_json if args.json else ev.summary_table
-    print(summary(evaluation.scores, evaluation.channel, evaluation.crop))
+    print(summary(evaluation))
     return 0

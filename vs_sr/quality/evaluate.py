@@ -1,14 +1,17 @@
-"""Score videos against a reference, frame by frame: an upscaled file, or a low-resolution source
-run through models and baselines (bicubic, lanczos) to the reference's exact size, in one run."""
+"""Score videos frame by frame: PSNR/SSIM against a reference, and the warping error (flicker) of
+each pair of consecutive frames under the motion of the reference, or without a reference under
+the motion of the source upscaled bicubic. The videos: an upscaled file, and/or a low-resolution
+source run through models and baselines (bicubic, lanczos) to the reference's exact size."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import vapoursynth as vs
@@ -20,28 +23,63 @@ from ..media.tools import open_video
 from ..progress import Progress
 from . import metrics
 
+if TYPE_CHECKING:  # temporal imports OpenCV: loaded when a score needs it, not with the CLI
+    from .temporal import Motion
+
 BASELINES = {
     # MATLAB-style bicubic (a = -0.5, i.e. Catmull-Rom), as SR papers compare against.
     "bicubic": lambda clip, w, h: clip.resize.Bicubic(w, h, filter_param_a=0, filter_param_b=0.5),
     "lanczos": lambda clip, w, h: clip.resize.Lanczos(w, h, filter_param_a=3),
 }
+# Whose motion the warping error follows, by whether there is a reference.
+GUIDES = {True: "reference", False: "source upscaled bicubic"}
+
+Summary = dict[str, float | int | str | None]
 
 
 @dataclass
 class Scores:
+    """Per-frame scores of one video: PSNR/SSIM of frame n (with a reference), and the warping
+    error of the pair (n-1, n) (`pairs` holds the n of each pair scored)."""
+
     method: str
     frames: list[int] = field(default_factory=list)
     psnr: list[float] = field(default_factory=list)
     ssim: list[float] = field(default_factory=list)
+    pairs: list[int] = field(default_factory=list)
+    warp: list[float] = field(default_factory=list)
 
-    def summary(self) -> dict[str, float | int | str]:
+    @property
+    def warp_mean(self) -> float:
+        return float(np.mean(self.warp)) if self.warp else float("nan")
+
+    def summary(self, guide_warp: float = float("nan")) -> Summary:
+        """Means over the frames; psnr/ssim None without a reference; warp nan without a pair."""
         finite = [p for p in self.psnr if math.isfinite(p)]
+        psnr = (float(np.mean(finite)) if finite else float("inf")) if self.psnr else None
         return {
             "method": self.method,
-            "psnr": float(np.mean(finite)) if finite else float("inf"),
-            "ssim": float(np.mean(self.ssim)),
+            "psnr": psnr,
+            "ssim": float(np.mean(self.ssim)) if self.ssim else None,
             "frames": len(self.frames),
+            "warp": self.warp_mean,
+            "warp_added": self.warp_mean - guide_warp,
+            "pairs": len(self.pairs),
         }
+
+
+@dataclass
+class Evaluation:
+    """The scores of every method, the guide's own warping error, and how they were computed."""
+
+    scores: list[Scores]
+    channel: str
+    crop: int
+    guide: Scores  # the reference (or the source upscaled bicubic) scored under its own motion
+
+    @property
+    def has_reference(self) -> bool:
+        return self.guide.method == GUIDES[True]
 
 
 def source_scale(source: vs.VideoNode, reference: vs.VideoNode) -> int:
@@ -51,8 +89,10 @@ def source_scale(source: vs.VideoNode, reference: vs.VideoNode) -> int:
 
 
 def candidates(reference: vs.VideoNode, result: vs.VideoNode | None, source: vs.VideoNode | None,
-               models: list[str], baselines: list[str], scale: int, **upscale: object) -> dict[str, vs.VideoNode]:
-    """The clips to score, by name, each at the reference's size."""
+               models: list[str], baselines: list[str], scale: int, target: str = "the reference",
+               **upscale: object) -> dict[str, vs.VideoNode]:
+    """The clips to score, by name, each at the size of `reference` (called `target` in errors:
+    without a reference, the clip that sets the size)."""
     from ..filter import Upscale
 
     clips: dict[str, vs.VideoNode] = {}
@@ -66,13 +106,15 @@ def candidates(reference: vs.VideoNode, result: vs.VideoNode | None, source: vs.
         for model in models:
             clip = Upscale(source, model, scale, width=reference.width, height=reference.height, **upscale)  # type: ignore[arg-type]
             clips[_method_name(model)] = clip
+    if not clips:
+        raise SRError("nothing to score: give a --model, or leave the --baselines on.")
     for name, clip in clips.items():
         if (clip.width, clip.height) != (reference.width, reference.height):
-            raise SRError(f"{name} is {clip.width}x{clip.height} but the reference is {reference.width}x"
-                           f"{reference.height}; compare same-size videos, or pass the low-resolution --source.")
+            raise SRError(f"{name} is {clip.width}x{clip.height} but {target} is {reference.width}x"
+                          f"{reference.height}; compare same-size videos, or pass the low-resolution --source.")
         if clip.num_frames != reference.num_frames:
-            raise SRError(f"{name} has {clip.num_frames} frames, the reference {reference.num_frames}: the videos "
-                           "are not frame-aligned (cut them to the same frames first).")
+            raise SRError(f"{name} has {clip.num_frames} frames, {target} {reference.num_frames}: the videos "
+                          "are not frame-aligned (cut them to the same frames first).")
     return clips
 
 
@@ -86,122 +128,217 @@ def _rgb(frame: vs.VideoFrame) -> np.ndarray:
     return np.stack([np.asarray(frame[p]) for p in range(3)])
 
 
-def evaluate(reference: vs.VideoNode, clips: dict[str, vs.VideoNode], channel: str = "y", crop: int = 4,
-             every: int = 1, progress: Callable[[str, int, int], None] | None = None) -> list[Scores]:
-    """Per-frame PSNR/SSIM of each clip against the reference, every `every`-th frame.
+Frame = tuple[np.ndarray, np.ndarray, np.ndarray | None]  # (RGB, Y, the previous frame's Y or None)
+
+
+def _frames(clip: vs.VideoNode, every: int) -> Iterator[Frame]:
+    """Every `every`-th frame n of the clip as planar RGB in [0, 1] and Y (float32, 0-255, for the
+    warping error), with the Y of frame n-1 (None for frame 0), each frame decoded once when
+    every is 1."""
+    rgbs = to_rgbs(clip)
+    before = rgbs[every - 1 :: every].frames() if every > 1 else None
+    previous: np.ndarray | None = None
+    for n, frame in zip(range(0, clip.num_frames, every), rgbs[::every].frames(), strict=True):
+        rgb = _rgb(frame)
+        y = metrics.luma(rgb).astype(np.float32)
+        if before is not None:
+            previous = metrics.luma(_rgb(next(before))).astype(np.float32) if n else None
+        yield rgb, y, previous
+        previous = y
+
+
+def _check_settings(channel: str, crop: int, clip: vs.VideoNode) -> None:
+    if channel not in ("y", "rgb"):
+        raise SRError(f"channel must be 'y' or 'rgb', not {channel!r}.")
+    if crop < 0 or 2 * crop >= min(clip.width, clip.height) - metrics.WINDOW:
+        raise SRError(f"crop {crop} leaves nothing to compare in {clip.width}x{clip.height} frames.")
+
+
+def _score_warp(score: Scores, n: int, frame: Frame, motion: Motion | None) -> None:
+    """The warping error of the pair (n-1, n) under the guide's motion (none for frame 0; a pair
+    with no valid pixel, a scene cut, is left out)."""
+    from . import temporal
+
+    _, y, previous = frame
+    if previous is None or motion is None:
+        return
+    error = temporal.pair_error(previous, y, motion)
+    if math.isfinite(error):
+        score.pairs.append(n)
+        score.warp.append(error)
+
+
+def evaluate(reference: vs.VideoNode | None, clips: dict[str, vs.VideoNode], channel: str = "y", crop: int = 4,
+             every: int = 1, progress: Callable[[str, int, int], None] | None = None,
+             guide: vs.VideoNode | None = None) -> Evaluation:
+    """Per-frame PSNR/SSIM of each clip against the reference, every `every`-th frame n, and the
+    warping error of each pair (n-1, n) under the reference's motion; without a reference, under
+    the motion of `guide` (the source upscaled bicubic) and with no PSNR/SSIM.
 
     progress(name, frames scored for that clip, frames to score per clip) is called after each frame.
     """
-    if channel not in ("y", "rgb"):
-        raise SRError(f"channel must be 'y' or 'rgb', not {channel!r}.")
-    if crop < 0 or 2 * crop >= min(reference.width, reference.height) - metrics.WINDOW:
-        raise SRError(f"crop {crop} leaves nothing to compare in {reference.width}x{reference.height} frames.")
-    sampled = list(range(0, reference.num_frames, every))
-    ref = to_rgbs(reference)[::every]
-    scores = []
-    for name, clip in clips.items():
-        score = Scores(name)
-        for n, (want, got) in zip(sampled, zip(ref.frames(), to_rgbs(clip)[::every].frames(), strict=True), strict=True):
-            a = metrics.prepare(_rgb(want), channel, crop)
-            b = metrics.prepare(_rgb(got), channel, crop)
+    from . import temporal
+
+    motion_clip = reference if reference is not None else guide
+    if motion_clip is None:
+        raise SRError("the warping error needs a reference, or a guide video that shows the motion.")
+    _check_settings(channel, crop, motion_clip)
+    sampled = range(0, motion_clip.num_frames, every)
+    own = Scores(GUIDES[reference is not None])
+    scores = [Scores(name) for name in clips]
+    streams = [_frames(motion_clip, every), *(_frames(clip, every) for clip in clips.values())]
+    for n, (want, *got) in zip(sampled, zip(*streams, strict=True), strict=True):
+        motion = None if want[2] is None else temporal.estimate_motion(want[2], want[1], crop)
+        own.frames.append(n)
+        _score_warp(own, n, want, motion)
+        for score, frame in zip(scores, got, strict=True):
             score.frames.append(n)
-            score.psnr.append(metrics.psnr(a, b))
-            score.ssim.append(metrics.ssim(a, b))
+            if reference is not None:
+                a, b = metrics.prepare(want[0], channel, crop), metrics.prepare(frame[0], channel, crop)
+                score.psnr.append(metrics.psnr(a, b))
+                score.ssim.append(metrics.ssim(a, b))
+            _score_warp(score, n, frame, motion)
             if progress:
-                progress(name, len(score.frames), len(sampled))
-        scores.append(score)
-    return scores
+                progress(score.method, len(score.frames), len(sampled))
+    return Evaluation(scores, channel, crop, own)
 
 
-@dataclass
-class Evaluation:
-    """The scores of every method, and how they were computed."""
-
-    scores: list[Scores]
-    channel: str
-    crop: int
-
-
-def evaluate_videos(reference: Path, result: Path | None = None, source: Path | None = None,
+def evaluate_videos(reference: Path | None, result: Path | None = None, source: Path | None = None,
                     models: Sequence[str] = (), baselines: Sequence[str] = tuple(BASELINES), scale: int | None = None,
                     crop: int | None = None, channel: str = "y", every: int = 1, backend: str = "auto",
                     precision: str = "auto", label: str = "vs-sr eval") -> Evaluation:
     """Score an upscaled `result` and/or a low-resolution `source` run through `models` and
-    `baselines` against `reference`, with a progress display.
+    `baselines` against `reference`, with a progress display. Without a reference (None) only the
+    warping error is scored, under the motion of the source upscaled bicubic, which is then needed.
 
-    scale: the models' scale (default: from the sizes of source and reference, else 4);
+    scale: the models' scale (default: from the sizes of source and reference or result, else 4);
     crop: border pixels ignored on each side (default: the scale).
     """
+    if reference is None and source is None:
+        raise SRError("without a reference, give the low-resolution --source: the warping error follows the motion "
+                      "of its bicubic upscale.")
     if result is None and source is None:
         raise SRError("give RESULT REFERENCE, or REFERENCE with --source LOW_RES (scored with models and baselines).")
-    reference_clip = open_video(reference)
+    reference_clip = open_video(reference) if reference else None
     result_clip = open_video(result) if result else None
     source_clip = open_video(source) if source else None
-    scale = scale or (source_scale(source_clip, reference_clip) if source_clip else 4)
+    sized = reference_clip or result_clip
+    scale = scale or (source_scale(source_clip, sized) if source_clip and sized else 4)
     crop = crop if crop is not None else scale
-    clips = candidates(reference_clip, result_clip, source_clip, list(models), list(baselines) if source_clip else [],
-                       scale, backend=backend, precision=precision)
-    progress = Progress(len(range(0, reference_clip.num_frames, every)) * len(clips), label=label)
+    guide = None
+    if reference_clip is None:
+        assert source_clip is not None
+        width, height = (sized.width, sized.height) if sized else (source_clip.width * scale, source_clip.height * scale)
+        guide = BASELINES["bicubic"](source_clip, width, height)
+    target, target_name = (reference_clip, "the reference") if reference_clip else (result_clip or guide, "the result")
+    assert target is not None
+    clips = candidates(target, result_clip, source_clip, list(models), list(baselines) if source_clip else [],
+                       scale, target_name, backend=backend, precision=precision)
+    progress = Progress(len(range(0, target.num_frames, every)) * len(clips), label=label)
     done = [0]
 
     def advance(name: str, count: int, of: int) -> None:
         done[0] += 1
         progress.update(done[0])
 
-    scores = evaluate(reference_clip, clips, channel, crop, every, advance)
+    evaluation = evaluate(reference_clip, clips, channel, crop, every, advance, guide)
     progress.finish()
-    return Evaluation(scores, channel, crop)
+    return evaluation
 
 
-def write_csv(path: Path, scores: list[Scores]) -> None:
+def _number(value: float | None, digits: int) -> str:
+    return "" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def write_csv(path: Path, evaluation: Evaluation) -> None:
+    """Rows frame,method,psnr,ssim,warp: the guide's own rows first (no PSNR/SSIM), then every
+    method's; warp is the pair (frame-1, frame), empty where not scored (frame 0, a scene cut)."""
     with atomic_output(path) as temp, open(temp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["frame", "method", "psnr", "ssim"])
-        for score in scores:
-            for n, p, s in zip(score.frames, score.psnr, score.ssim, strict=True):
-                writer.writerow([n, score.method, f"{p:.4f}", f"{s:.6f}"])
+        writer.writerow(["frame", "method", "psnr", "ssim", "warp"])
+        for score in [evaluation.guide, *evaluation.scores]:
+            psnr = dict(zip(score.frames, score.psnr, strict=False))
+            ssim = dict(zip(score.frames, score.ssim, strict=False))
+            warp = dict(zip(score.pairs, score.warp, strict=True))
+            for n in score.frames:
+                writer.writerow([n, score.method, _number(psnr.get(n), 4), _number(ssim.get(n), 6),
+                                 _number(warp.get(n), 4)])
 
 
-def write_plot(path: Path, scores: list[Scores], title: str) -> None:
+def write_plot(path: Path, evaluation: Evaluation, title: str) -> None:
+    """Per-frame PSNR per method (with a reference) above the warping error of each pair, the
+    guide's own as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(10, 4.5), dpi=100)
-    for score in scores:
-        summary = score.summary()
-        axis.plot(score.frames, score.psnr, label=f"{score.method} ({summary['psnr']:.2f} dB)", linewidth=1.2)
-    axis.set_xlabel("frame")
-    axis.set_ylabel("PSNR (dB)")
-    axis.set_title(title)
-    axis.grid(alpha=0.3)
-    axis.legend()
+    rows = 2 if evaluation.has_reference else 1
+    figure, axes = plt.subplots(rows, 1, figsize=(10, 3.2 + 2.8 * rows), dpi=100, sharex=True, squeeze=False)
+    if evaluation.has_reference:
+        for score in evaluation.scores:
+            psnr = score.summary()["psnr"]
+            axes[0, 0].plot(score.frames, score.psnr, label=f"{score.method} ({psnr:.2f} dB)", linewidth=1.2)
+        axes[0, 0].set_ylabel("PSNR (dB)")
+    warp = axes[-1, 0]
+    guide = evaluation.guide
+    warp.plot(guide.pairs, guide.warp, "k--", label=f"{guide.method} ({guide.warp_mean:.3f})", linewidth=1.2)
+    for score in evaluation.scores:
+        warp.plot(score.pairs, score.warp, label=f"{score.method} ({score.warp_mean:.3f})", linewidth=1.2)
+    warp.set_ylabel("warping error (Y levels)")
+    warp.set_xlabel("frame (pairs: frame - 1, frame)")
+    axes[0, 0].set_title(title)
+    for axis in axes[:, 0]:
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small")
     figure.tight_layout()
     with atomic_output(path) as temp:
         figure.savefig(temp, format="png")
     plt.close(figure)
 
 
-def summary_json(scores: list[Scores], channel: str, crop: int) -> str:
-    """The first method's psnr/ssim/frames at the top level (for scripts), every method below.
+def summary_json(evaluation: Evaluation) -> str:
+    """The first method's scores at the top level (for scripts), every method below, the guide's
+    own warping error under "guide".
 
     Strict JSON: where every frame is identical to the reference, PSNR is infinite, which JSON
-    cannot write; it is then null with "identical": true.
+    cannot write; it is then null with "identical": true. Without a reference psnr, ssim and
+    identical are null; a warping error with no pair to score is null.
     """
-    rows = [_json_row(s.summary()) for s in scores]
-    head = {k: rows[0][k] for k in ("psnr", "identical", "ssim", "frames")}
-    return json.dumps({**head, "channel": channel, "crop": crop, "methods": rows}, indent=2, allow_nan=False)
+    guide_warp = evaluation.guide.warp_mean
+    rows = [_json_row(s.summary(guide_warp)) for s in evaluation.scores]
+    head = {k: rows[0][k] for k in ("psnr", "identical", "ssim", "frames", "warp", "warp_added")}
+    guide = {"video": evaluation.guide.method, "warp": _finite(guide_warp), "pairs": len(evaluation.guide.pairs)}
+    return json.dumps({**head, "channel": evaluation.channel, "crop": evaluation.crop, "guide": guide,
+                       "methods": rows}, indent=2, allow_nan=False)
 
 
-def _json_row(row: dict[str, float | int | str]) -> dict[str, float | int | str | bool | None]:
-    identical = row["psnr"] == float("inf")
-    return {**row, "psnr": None if identical else row["psnr"], "identical": identical}
+def _finite(value: float | int | str | None) -> float | int | str | None:
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def summary_table(scores: list[Scores], channel: str, crop: int) -> str:
-    lines = [f"{'method':<28} {'frames':>6} {'PSNR (dB)':>10} {'SSIM':>8}   ({channel.upper()}, crop {crop})"]
-    for score in scores:
-        row = score.summary()
-        lines.append(f"{row['method']:<28} {row['frames']:>6} {row['psnr']:>10.3f} {row['ssim']:>8.4f}")
+def _json_row(row: Summary) -> dict[str, float | int | str | bool | None]:
+    identical = None if row["psnr"] is None else row["psnr"] == float("inf")
+    return {**{k: _finite(v) for k, v in row.items()}, "psnr": None if identical else row["psnr"],
+            "identical": identical}
+
+
+def summary_table(evaluation: Evaluation) -> str:
+    guide = evaluation.guide
+    lines = [f"{'method':<28} {'frames':>6} {'PSNR (dB)':>10} {'SSIM':>8} {'warp':>7} {'added':>7}   "
+             f"({evaluation.channel.upper()}, crop {evaluation.crop})"]
+    for score in evaluation.scores:
+        row = score.summary(guide.warp_mean)
+        lines.append(f"{row['method']:<28} {row['frames']:>6} {_cell(row['psnr'], 10, '.3f')} "
+                     f"{_cell(row['ssim'], 8, '.4f')} {_cell(row['warp'], 7, '.3f')} {_cell(row['warp_added'], 7, '+.3f')}")
+    if not evaluation.has_reference:
+        lines.append("no reference: PSNR/SSIM not scored.")
+    lines.append(f"warp: warping error (mean |frame - previous frame motion-compensated|, Y levels) under the motion "
+                 f"of the {guide.method}, whose own is {_cell(guide.warp_mean, 0, '.3f').strip()}; added = warp - that.")
     return "\n".join(lines)
+
+
+def _cell(value: float | int | str | None, width: int, spec: str) -> str:
+    if not isinstance(value, float) or math.isnan(value):
+        return "–".rjust(width)
+    return format(value, spec).rjust(width)
