@@ -184,6 +184,18 @@ def test_non_integer_ratio_goes_through_the_exact_size_path(ncnn_models, tmp_pat
     assert summary["crop"] == 4 and summary["frames"] == 3  # x4 (856/214), then resized to 480 lines
 
 
+@pytest.mark.parametrize(("every", "frames", "pairs"), [(3, 3, 2), (20, 1, 0)])
+def test_eval_every_nth_frame_scores_the_pair_ending_there(pair, every, frames, pairs):
+    """--every N: PSNR of frames 0, N, 2N.., the warping error of the pairs (N-1, N), (2N-1, 2N)..;
+    an N beyond the clip scores frame 0 alone and no pair (null, not an error)."""
+    high, low = pair
+    done = vs_sr("eval", str(high), "--source", str(low), "--baselines", "bicubic", "--every", str(every), "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["frames"] == frames and summary["methods"][0]["pairs"] == pairs == summary["guide"]["pairs"]
+    assert (summary["warp"] is None) == (pairs == 0)
+
+
 def test_eval_errors(pair, tmp_path):
     high, low = pair
     done = vs_sr("eval", str(low), str(high))

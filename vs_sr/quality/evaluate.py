@@ -136,13 +136,13 @@ def _frames(clip: vs.VideoNode, every: int) -> Iterator[Frame]:
     warping error), with the Y of frame n-1 (None for frame 0), each frame decoded once when
     every is 1."""
     rgbs = to_rgbs(clip)
-    before = rgbs[every - 1 :: every].frames() if every > 1 else None
+    before = rgbs[every - 1 :: every].frames() if 1 < every < clip.num_frames else None  # frames n-1 of n = every..
     previous: np.ndarray | None = None
     for n, frame in zip(range(0, clip.num_frames, every), rgbs[::every].frames(), strict=True):
         rgb = _rgb(frame)
         y = metrics.luma(rgb).astype(np.float32)
-        if before is not None:
-            previous = metrics.luma(_rgb(next(before))).astype(np.float32) if n else None
+        if every > 1:
+            previous = metrics.luma(_rgb(next(before))).astype(np.float32) if n and before is not None else None
         yield rgb, y, previous
         previous = y
 
