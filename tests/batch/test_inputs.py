@@ -41,7 +41,7 @@ def test_damaged_inputs_fail_and_are_named(ncnn_models, library, tmp_path):
     assert "3 of 4 video(s) failed" in done.stderr
     assert f"{library / 'cut.mp4'}: cut.mp4 is incomplete or damaged: its container declares 100 frames (4.00 s)" \
            in done.stderr
-    assert f"{library / 'broken.mp4'}: broken.mp4 is damaged: it cannot be decoded" in done.stderr
+    assert f"{library / 'broken.mp4'}: cannot decode broken.mp4 (damaged, or not indexable by bestsource)" in done.stderr
     assert f"{library / 'head.mp4'}: cannot read {library / 'head.mp4'}" in done.stderr
     states = {Path(v["input"]).name: v["state"] for v in status(out)["videos"]}
     assert states == {"broken.mp4": "failed", "cut.mp4": "failed", "good.mkv": "done", "head.mp4": "failed"}

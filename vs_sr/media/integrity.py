@@ -33,7 +33,7 @@ class Decodable:
     seconds: float
     """From the first decoded frame to the end of the last."""
     rate: float
-    """Decoded frames per second on average (the allowance for rounding is two frames)."""
+    """Frames per second on average (the allowance for rounding is two frames)."""
 
     @property
     def damaged(self) -> int:
@@ -72,8 +72,12 @@ def decodable(media: Media, frames: int, timeline: Timeline) -> Decodable:
     listed = str(video.info.get("nb_frames", ""))
     readable, discarded = readable_frames(media.path, video.index)
     seconds = timeline.end - timeline.starts[0]
+    try:
+        rate = float(media.frame_rate)  # the container's (a cut file's decoded average is skewed by its end)
+    except SRError:
+        rate = frames / seconds if seconds > 0 else 0.0
     return Decodable(media.path.name, declared, int(listed) - discarded if listed.isdigit() else None, readable, frames,
-                     seconds, frames / seconds if seconds > 0 else 0.0)
+                     seconds, rate)
 
 
 def readable_frames(path: Path, index: int) -> tuple[int, int]:

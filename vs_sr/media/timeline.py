@@ -63,8 +63,8 @@ def read_timeline(path: Path) -> tuple[vs.VideoNode, Timeline]:
         except vs.Error as error:
             if isinstance(error, SRError):
                 raise
-            # bestsource could not index it: a damaged file (cut short where its index needs data)
-            raise SRError(f"{path.name} is damaged: it cannot be decoded ({error}).") from None
+            # bestsource could not index it: most often a damaged file (cut short inside a frame)
+            raise SRError(f"cannot decode {path.name} (damaged, or not indexable by bestsource): {error}.") from None
         starts = parse_timecodes(timecodes.read_text(encoding="ascii"))
     if len(starts) != clip.num_frames:
         raise SRError(f"{path}: bestsource indexed {clip.num_frames} frames but gave {len(starts)} timestamps; "
