@@ -128,6 +128,24 @@ def test_a_moved_batch_folder_is_continued_where_it_is_now(ncnn_models, clip, tm
     assert status(after)["videos"][0]["output"] == str(after.resolve() / "clip.mkv")
 
 
+def test_a_chunk_failed_without_its_video_is_tried_again_and_never_reads_done(ncnn_models, clip, tmp_path):
+    """What a full disk can leave: a chunk recorded as failed, its video's failure never written.
+    The next run tries the chunk again (here: taken back from its record) instead of ending with
+    nothing to do and "all 0 video(s) done"."""
+    out = tmp_path / "out"
+    assert batch(clip, out, "--keep-chunks").returncode == 0
+    (out / "clip.mkv").unlink()
+    state = State(state_path(out))
+    try:
+        state.fail_chunk((1, 2), "ffmpeg failed: No space left on device", final=True)
+        state.set_video(1, "running")
+    finally:
+        state.close()
+    done = batch(clip, out, "--keep-chunks")
+    assert done.returncode == 0, done.stderr
+    assert "all 1 video(s) done" in done.stdout and count_frames(out / "clip.mkv") == 100
+
+
 def on_small_disk(small: SmallDisk, out: Path) -> list[dict]:
     """The videos of the batch in `out` on the small disk, as `vs-sr batch status` inside its
     namespace sees them (nothing while there is no state). (From outside, through /proc/PID/root,
@@ -154,11 +172,12 @@ def test_a_full_disk_while_a_chunk_encodes_stops_the_batch_and_the_same_command_
     disk.mkdir()
     with small_disk(disk, 128) as small:
         out = disk / "out"
-        command = [VS_SR, "batch", str(clip), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "25"]
-        job = subprocess.Popen(small.command(*command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                               text=True, start_new_session=True)
-        try:
-            wait_until(lambda: verified(small, out), 600, "a verified chunk")
+        command = [VS_SR, "batch", str(clip), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "10"]
+        job = subprocess.Popen(small.command(*command), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        records = small.outside(out / ".vs-sr-batch" / "chunks" / "video-00001")
+        try:  # ten chunks, one at a time: after the first is verified (its record written), nine are to come
+            wait_until(lambda: list(records.glob("chunk-*.json")), 600, "a verified chunk")
             victim = signal_one(lambda: vspipes(out), signal.SIGSTOP, "a chunk's vspipe")
             filler = small.fill()
             os.kill(victim, signal.SIGCONT)

@@ -30,7 +30,7 @@ from ..media.probe import Media, probe
 from ..models.weights import file_digest
 from ..progress import Progress
 from .assemble import DamagedChunks, assemble, damaged
-from .chunk import ChunkResult, ChunkTask
+from .chunk import ChunkResult, ChunkTask, space_note
 from .executors import Event, Executor
 from .inputs import Source
 from .records import (
@@ -345,7 +345,12 @@ class BatchRun:
         finally:
             progress.finish()
         videos = self.state.videos()
-        return Outcome([v for v in videos if v.state == "done"], [v for v in videos if v.state == "failed"])
+        # Every video ends done or failed; one that did not (a state write lost to a full disk) is
+        # not made, whatever else: it counts as failed, so the exit status cannot say "all done".
+        return Outcome([v for v in videos if v.state == "done"],
+                       [v if v.state == "failed" else dataclasses.replace(v, error=v.error or "not finished: run the same "
+                                                                            "command again") for v in videos
+                        if v.state != "done"])
 
     def _pending(self, due_only: bool = True) -> list[Chunk]:
         """Chunks to do, longest videos first (they set the batch's end), then in order; with
@@ -416,6 +421,7 @@ class BatchRun:
             raise
 
     def _no_space(self, what: str) -> OutOfSpace:
+        what = " / ".join(line.strip() for line in what.splitlines() if line.strip())  # a tool's lines: one line
         return OutOfSpace(f"no space left on the disk of {self.directory} ({what}); free some space and run the same "
                           "command again: every verified chunk is kept.")
 
@@ -444,7 +450,7 @@ class BatchRun:
                 except DamagedChunks as error:
                     done.append(Assembled(video.id, error.message, [c.key for c in error.chunks]))
                 except SRError as error:
-                    done.append(Assembled(video.id, error.message))
+                    done.append(Assembled(video.id, space_note(error, job.output.parent).message))
                 except Exception as error:  # the video fails with the reason; the batch goes on
                     done.append(Assembled(video.id, f"{type(error).__name__}: {error}"))
 

@@ -230,9 +230,9 @@ class State:
         """Failed videos are tried again (a full disk or a missing tool is not permanent): their
         chunks that are not done wait again, with their attempts counted afresh; done ones stay."""
         failed = [v for v in self.videos() if v.state == "failed"]
-        with self.transaction() as db:
-            db.execute("UPDATE chunks SET state = 'pending', attempts = 0, progress = 0 WHERE state != 'done' AND "
-                       "video IN (SELECT id FROM videos WHERE state = 'failed')")
+        with self.transaction() as db:  # (a failed chunk whose video's failure was never recorded: a full disk)
+            db.execute("UPDATE chunks SET state = 'pending', attempts = 0, progress = 0 WHERE state = 'failed' OR "
+                       "(state != 'done' AND video IN (SELECT id FROM videos WHERE state = 'failed'))")
             db.execute("UPDATE videos SET state = 'pending' WHERE state = 'failed'")
         return failed
 
