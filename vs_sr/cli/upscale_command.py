@@ -10,7 +10,7 @@ from pathlib import Path
 from ..filter.arguments import BACKENDS, PRECISION_CHOICES
 from ..media.codecs import CODECS, CRF_RANGE, PRESETS
 from ..media.job import DEINTERLACERS, Job
-from .common import INCOMPLETE, add_noise_option, default, non_negative, positive
+from .common import add_noise_option, default, non_negative, positive
 
 
 def add_filter_options(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +39,8 @@ def add_filter_options(parser: argparse.ArgumentParser) -> None:
 
 def add_encoder_options(parser: argparse.ArgumentParser) -> None:
     """The options of the source and the video encoder (shared with `vs-sr batch`)."""
+    from .common import INCOMPLETE
+
     parser.add_argument("--deinterlace", choices=DEINTERLACERS,
                         help="interlaced sources are refused unless told: bwdif deinterlaces them (BobWeaver, same "
                         "frame rate); progressive treats frames flagged interlaced as progressive")
@@ -95,6 +97,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from ..media.upscale_file import upscale_file
+    from .common import INCOMPLETE
 
     job = Job(
         input=Path(args.input), output=Path(args.output), model=args.model, scale=args.scale,
