@@ -6,6 +6,7 @@ configured networks; model and cache directories point into a per-session tempor
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shlex
@@ -13,7 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,16 @@ def vs_sr(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -
 def ffmpeg(*args: str) -> None:
     """Generate a test file with the real ffmpeg."""
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-nostdin", *args], check=True)
+
+
+def cut_short(source: Path, target: Path, frames: int, partial: bool = False) -> Path:
+    """`source` as a copy that stopped early leaves it: its bytes up to the end of the video
+    packet of frame number `frames` (in file order), or with `partial` up to the middle of it."""
+    packets = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pos,size",
+                              "-of", "csv=p=0", str(source)], capture_output=True, text=True, check=True).stdout.split()
+    position, size = (int(x) for x in packets[frames - 1].split(",")[:2])
+    target.write_bytes(source.read_bytes()[: position + (size // 2 if partial else size)])
+    return target
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -200,6 +212,61 @@ def on_a_small_disk(folder: Path, megabytes: int, command: list[str], timeout: f
     if "unshare" in done.stderr or "mount:" in done.stderr:
         pytest.skip(f"private mounts are not available here: {done.stderr.strip()}")
     return done
+
+
+@dataclass(frozen=True)
+class SmallDisk:
+    """A tmpfs over `folder` in a private mount namespace that stays while the test runs: commands
+    run inside it (`command`), and the test reaches its files from outside through /proc/PID/root
+    (`outside`), to fill the disk or free it at the moment it chooses."""
+
+    holder: int
+    """The process that holds the namespace open."""
+    folder: Path
+
+    def command(self, *args: str) -> list[str]:
+        return ["nsenter", "-t", str(self.holder), "-m", "--", *args]
+
+    def run(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.command(*args), capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              timeout=timeout)
+
+    def outside(self, path: Path) -> Path:
+        return Path(f"/proc/{self.holder}/root{path}")
+
+    def fill(self, leave: int = 0) -> Path:
+        """Write a file until the disk is full, then give back `leave` bytes; returns the file
+        (delete it to free the space)."""
+        filler = self.outside(self.folder / "filler")
+        with open(filler, "ab", buffering=0) as handle:
+            for size in (1 << 16, 4096):
+                try:
+                    while True:
+                        handle.write(bytes(size))
+                except OSError as error:
+                    assert error.errno == errno.ENOSPC, error
+            handle.truncate(max(0, handle.tell() - leave))
+        return filler
+
+
+@contextmanager
+def small_disk(folder: Path, megabytes: int) -> Iterator[SmallDisk]:
+    """`folder` on a tmpfs of `megabytes` that only commands run through the SmallDisk see; skips
+    the test where such mounts are not allowed. The namespace ends with the block."""
+    script = f"mount -t tmpfs -o size={megabytes}m tmpfs {shlex.quote(str(folder))} && echo mounted && exec cat"
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert holder.stdin is not None and holder.stdout is not None and holder.stderr is not None
+    if holder.stdout.readline().strip() != "mounted":
+        holder.kill()
+        problem = holder.stderr.read().strip()
+        holder.wait()
+        pytest.skip(f"private mounts are not available here: {problem}")
+    try:
+        yield SmallDisk(holder.pid, folder)
+    finally:
+        holder.stdin.close()  # `cat` ends, and the namespace with it once nothing else runs inside
+        holder.wait(timeout=60)
 
 
 # --- Triton: a real server on loopback, with a repository exported by vs_sr -------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -231,3 +232,24 @@ def test_upscale_noise_option_is_checked_before_any_work(tmp_path):
     assert missing.stderr.startswith("vs-sr: error: model 'realcugan' x3 has no --noise 2; its levels are -1 ")
     out_of_range = vs_sr("upscale", str(source), str(tmp_path / "out.mkv"), "--model", "realcugan", "--noise", "5")
     assert out_of_range.returncode == 2 and "--noise: invalid choice: 5" in out_of_range.stderr
+
+
+@pytest.mark.parametrize("args", [["models", "list", "--json"], ["info", "--json"], ["batch", "status", "{dir}", "--json"]])
+def test_a_reader_that_stops_reading_ends_the_command_quietly(args, tmp_path):
+    """`vs-sr ... | head`: standard output is a pipe whose reader is gone (closed before the command
+    writes a byte, so the write fails whatever the pipe's buffer); the command exits as SIGPIPE
+    ends other Unix tools (141), saying nothing."""
+    if "{dir}" in args:
+        state = tmp_path / "batch" / ".vs-sr-batch" / "state.db"
+        from vs_sr.batch.state import State
+
+        State(state).close()
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([VS_SR, *(a.replace("{dir}", str(tmp_path / "batch")) for a in args)], stdout=write,
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, timeout=300)
+    finally:
+        os.close(write)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == ""

@@ -1,5 +1,5 @@
 """Every output frame keeps its source time: variable frame rates, frame ranges, audio that starts
-late, subtitles that straddle a range's ends, and frames the decoder has to drop."""
+late, subtitles that straddle a range's ends, and frames the decoder has to drop (--salvage)."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def test_offset_audio_keeps_its_delay_in_a_range(ncnn_models, tmp_path):
     assert abs(shift - (audio_start - 10 / 25)) <= 0.03  # within an audio packet
 
 
-def test_frames_the_decoder_drops_are_reported_and_the_rest_keep_their_times(ncnn_models, tmp_path):
+def test_frames_the_decoder_drops_are_refused_or_salvaged_and_the_rest_keep_their_times(ncnn_models, tmp_path):
     source = tmp_path / "damaged.mkv"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=2", "-f", "lavfi", "-i", "sine=duration=2",
            "-c:v", "mjpeg", "-q:v", "3", "-c:a", "pcm_s16le", str(source))
@@ -123,8 +123,13 @@ def test_frames_the_decoder_drops_are_reported_and_the_rest_keep_their_times(ncn
     assert timeline.frames < 50
     output = tmp_path / "out.mkv"
     done = vs_sr("upscale", str(source), str(output), "--codec", "ffv1")
-    assert done.returncode == 0, done.stderr
-    assert f"{50 - timeline.frames} frame(s) of damaged.mkv could not be decoded (damaged)" in done.stdout
+    assert done.returncode == 1 and not output.exists()
+    assert f"damaged.mkv is incomplete or damaged: it holds 50 frames but only {timeline.frames} (2.00 s) decode; " \
+           f"{50 - timeline.frames} of the 50 frames that could be read are damaged. Pass --salvage" in done.stderr
+    done = vs_sr("upscale", str(source), str(output), "--codec", "ffv1", "--salvage")
+    assert done.returncode == 3, done.stderr  # written, but incomplete
+    assert f"{50 - timeline.frames} of the 50 frames that could be read are damaged" in done.stdout
+    assert "vs-sr: incomplete: damaged.mkv is incomplete or damaged" in done.stderr
     assert_times(output, list(timeline.starts))  # the frames after the gap are not pulled forward
     audio = probe(output).of_kind("audio")[0]
     assert abs(audio.duration - 2.0) <= 0.05

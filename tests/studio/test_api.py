@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,3 +171,48 @@ def test_a_server_killed_mid_job_finishes_it_after_a_restart(ncnn_models, tmp_pa
         final = events(second.client(), job["id"])[-1]
         assert final["state"] == "done" and final["frames_done"] == 50
         assert second.client().get(f"/api/jobs/{job['id']}/result").status_code == 200
+
+
+def hammer_while_starting(studio: Studio, job_id: str) -> list[str]:
+    """Two threads GET the job and two open its event stream, over and over, until its batch state
+    exists and has been read (or the job ended); what went wrong."""
+    state = studio.data / "jobs" / job_id / ".vs-sr-batch" / "state.db"
+    failures: list[str] = []
+    started = threading.Event()
+
+    def poll() -> None:
+        with studio.client() as mine:
+            while not started.is_set():
+                existed = state.exists()
+                answer = mine.get(f"/api/jobs/{job_id}")
+                if answer.status_code != 200:
+                    failures.append(f"GET: {answer.status_code} {answer.text}")
+                elif answer.json()["state"] not in ("queued", "running") or existed:
+                    started.set()
+
+    def stream() -> None:
+        with studio.client() as mine:
+            while not started.is_set():
+                with mine.stream("GET", f"/api/jobs/{job_id}/events") as response:
+                    lines = (line for line in response.iter_lines() if line.startswith("data: "))
+                    if next(lines, None) is None:
+                        failures.append("an event stream closed with no event")
+
+    readers = [threading.Thread(target=poll) for _ in range(2)] + [threading.Thread(target=stream) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+    return failures
+
+
+def test_readers_hammering_a_starting_job_never_get_an_error(studio, upload_clip):
+    """GET /api/jobs/{id} and event streams from four threads while jobs start: every answer is a
+    200 and every stream gives an event (a reader never meets a half-made batch state)."""
+    client = studio.client()
+    video = upload(client, upload_clip).json()
+    for _ in range(3):
+        job = client.post("/api/jobs", json={"video": video["id"], "model": "realesr-animevideov3", "scale": 4}).json()
+        failures = hammer_while_starting(studio, job["id"])
+        assert client.post(f"/api/jobs/{job['id']}/cancel").json()["state"] in ("cancelled", "done", "failed")
+        assert not failures, failures[:3]

@@ -2,7 +2,9 @@
 encoder (the same step as `vs-sr upscale`), verified and renamed into place, with its sha256.
 
 A task is plain data (it travels to Ray workers); each attempt writes its own temporary file, so
-a lost attempt on another machine can never overwrite a later one's result.
+a lost attempt on another machine can never overwrite a later one's result. A failure on a disk
+that is (nearly) full says so, whatever the tool said (ffmpeg may end its write errors with a
+file that is only found short when counted).
 """
 
 from __future__ import annotations
@@ -19,7 +21,20 @@ from ..errors import SRError
 from ..media.encode import encode_video
 from ..media.job import Job
 from ..media.probe import probe
+from ..media.processes import Cancelled, ToolFailed
 from ..models.weights import file_digest
+
+LOW_SPACE = 64 << 20  # bytes free, after a failed write, below which the disk is taken as the cause
+NO_SPACE = "No space left on device"
+
+
+def space_note(error: SRError, folder: Path) -> SRError:
+    """`error`, or when `folder`'s disk is (nearly) full, the same failure saying so."""
+    free = shutil.disk_usage(folder).free
+    if free >= LOW_SPACE or NO_SPACE in error.message or isinstance(error, Cancelled):
+        return error
+    message = f"{error.message} ({NO_SPACE}: {free // 1024} KiB free in {folder})"
+    return ToolFailed(message, error.transient) if isinstance(error, ToolFailed) else SRError(message)
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,8 @@ def run_chunk(task: ChunkTask, progress: Callable[[int], None], cancel: threadin
                           f"{task.width}x{task.height}.")
         digest, size = file_digest(encoded), encoded.stat().st_size
         os.replace(encoded, task.target)
+    except SRError as error:
+        raise space_note(error, work) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return ChunkResult(task.key, task.attempt, digest, size, node or socket.gethostname())

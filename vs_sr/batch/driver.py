@@ -3,13 +3,17 @@ stall detection, assemble each video when its chunks are verified, and keep the 
 that running the same command again continues where it stopped.
 
 Chunks need no overlap: output frame n depends only on input frame n, so a video's chunks,
-concatenated, are exactly the full run.
+concatenated, are exactly the full run. A failed video is tried again by the next run; a full disk
+stops the run (nothing is marked failed), so the same command continues once space is freed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,18 +25,42 @@ from filelock import FileLock, Timeout
 from ..errors import SRError
 from ..media.codecs import CODECS
 from ..media.ffmpeg import encoder_options
-from ..media.job import Job, check_job, plan_job
-from ..media.probe import probe
+from ..media.job import Job, OutputPlan, check_job, plan_job
+from ..media.probe import Media, probe
+from ..models.weights import file_digest
 from ..progress import Progress
 from .assemble import DamagedChunks, assemble, damaged
-from .chunk import ChunkTask
+from .chunk import ChunkResult, ChunkTask, space_note
 from .executors import Event, Executor
 from .inputs import Source
+from .records import (
+    ChunkRecord,
+    Origin,
+    OutputRecord,
+    chunk_record_path,
+    chunk_records,
+    matches,
+    output_record,
+    output_record_path,
+    write_record,
+)
 from .settings import BatchSettings
-from .state import STATE_DIR, Chunk, State, Video, state_path
+from .state import STATE_DIR, Chunk, State, StateError, Video, remove_state, state_path
 
 STARTUP_ALLOWANCE = 1800.0  # seconds before a chunk's first frame (an ONNX export, a TensorRT build)
 RETRY_DELAY_CAP = 60.0
+# How tools and the system say a disk is full (the C library's words and this locale's; SQLite's;
+# mkvmerge's "No space left to write to ... The drive may be full").
+OUT_OF_SPACE = {"No space left", "Disk quota exceeded", "database or disk is full", "drive may be full",
+                os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT)}
+
+
+class OutOfSpace(SRError):
+    """The batch directory's disk is full: the run stops, and the same command continues later."""
+
+
+def out_of_space(error: str) -> bool:
+    return any(words in error for words in OUT_OF_SPACE)
 
 
 @dataclass
@@ -41,6 +69,8 @@ class RunOptions:
     stall_seconds: float = 600.0
     """A running chunk that produces no frame for this long is stopped and retried."""
     keep_chunks: bool = False
+    salvage: bool = False
+    """Upscale what decodes of damaged or cut-short inputs (media.job.Job.salvage) instead of failing them."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +89,8 @@ class Assembled:
     error: str | None = None
     redo: list[tuple[int, int]] = field(default_factory=list)
     """Chunks whose files changed since they were verified: done again, then assembled again."""
+    written: tuple[str, int] | None = None
+    """The output's sha256 and size (for its record)."""
 
 
 @dataclass
@@ -67,8 +99,14 @@ class Outcome:
     failed: list[Video] = field(default_factory=list)
 
     @property
+    def salvaged(self) -> list[Video]:
+        """Done from damaged or cut-short inputs (--salvage): written, but not complete."""
+        return [v for v in self.done if v.salvaged]
+
+    @property
     def ok(self) -> bool:
-        return not self.failed
+        """Every input was made completely."""
+        return not self.failed and not self.salvaged
 
 
 def chunk_dir(directory: Path, video_id: int) -> Path:
@@ -79,11 +117,34 @@ def chunk_file(directory: Path, chunk: Chunk) -> Path:
     return chunk_dir(directory, chunk.video) / f"chunk-{chunk.idx:05d}.mkv"
 
 
+def staged_chunks(directory: Path) -> Path:
+    """Where --restart puts the chunks of the forgotten state until verified ones are taken back."""
+    return directory / STATE_DIR / "chunks.restart"
+
+
+def chunk_ranges(frames: int, length: int, kept: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Ranges of at most `length` frames over 0..frames-1 that use the `kept` ranges (chunks made
+    earlier, perhaps with another length) where they fit."""
+    starts = {first: last for first, last in kept if 0 <= first <= last < frames}
+    ranges: list[tuple[int, int]] = []
+    first = 0
+    while first < frames:
+        last = starts.get(first)
+        if last is None:
+            last = min([first + length - 1, frames - 1, *(start - 1 for start in starts if start > first)])
+        ranges.append((first, last))
+        first = last + 1
+    return ranges
+
+
 class BatchRun:
     """One run over a batch directory; `run()` returns when every video is done or failed."""
 
     def __init__(self, directory: Path, settings: BatchSettings, executor: Executor, options: RunOptions,
-                 log: Callable[[str], None] = print, quiet: bool = False, stop: threading.Event | None = None) -> None:
+                 log: Callable[[str], None] = print, quiet: bool = False, stop: threading.Event | None = None,
+                 restart: bool = False) -> None:
+        """restart: forget the directory's state (damaged, lost or of other settings); what still
+        verifies against its record is taken back while planning (records.py)."""
         self.directory = directory.resolve()
         self.settings = settings
         self.executor = executor
@@ -92,6 +153,8 @@ class BatchRun:
         self.quiet = quiet
         self.stop = stop or threading.Event()
         """Set from another thread to end the run as Ctrl-C would (the studio's cancel)."""
+        if restart:
+            self._forget_state()
         self.state = State(state_path(self.directory))
         self.plans: dict[int, Planned] = {}
         self.retry_at: dict[tuple[int, int], float] = {}
@@ -100,13 +163,20 @@ class BatchRun:
         self.attempts: dict[tuple[int, int], int] = {}
 
     # setup
-    def prepare(self, sources: Sequence[Source], restart: bool) -> None:
-        """Check the settings against the directory's, record new videos, recover from a crash."""
+    def _forget_state(self) -> None:
+        """--restart: the state goes; its chunks wait aside, to be taken back where they verify."""
+        remove_state(state_path(self.directory))
+        chunks = self.directory / STATE_DIR / "chunks"
+        if chunks.is_dir():
+            staged = staged_chunks(self.directory)
+            staged.mkdir(parents=True, exist_ok=True)
+            os.replace(chunks, Path(tempfile.mkdtemp(dir=staged)) / "chunks")
+
+    def prepare(self, sources: Sequence[Source]) -> None:
+        """Check the settings against the directory's, record new videos, recover from a crash,
+        and give videos that failed last time another try."""
         stored = self.state.setting("settings")
-        if restart:
-            self.state.clear()
-            shutil.rmtree(self.directory / STATE_DIR / "chunks", ignore_errors=True)
-        elif stored is not None:
+        if stored is not None:
             changes = BatchSettings.from_json(stored).differences(self.settings)
             if changes:
                 raise SRError(f"{self.directory} holds a batch with other settings ({'; '.join(changes)}); run it with "
@@ -119,44 +189,104 @@ class BatchRun:
             if video.state == "done" and not video.output.exists():
                 self.log(f"{video.output} is gone; it is made again")
                 self.state.reset_video(video.id)
+        for video in self.state.retry_failed():
+            self.log(f"{video.input.name}: failed last time ({video.error}); trying again")
         self.state.recover()
 
     def plan(self, workers: int) -> None:
         """Frames and chunks of every video not planned yet, through the same source the render
-        uses (bestsource, whose index is built once here); a bad input fails its video only."""
+        uses (bestsource, whose index is built once here); a bad input fails its video only.
+        Chunks made earlier that still verify against their records are taken back."""
+        records = chunk_records([self.directory / STATE_DIR / "chunks", staged_chunks(self.directory)])
         for video in self.state.videos():
             if video.state in ("done", "failed"):
                 continue
-            job = self.settings.job_for(video.input, video.output)
             try:
-                if video.output.exists() and not video.written:
-                    raise SRError(f"{video.output} exists and was not written by this batch; move it away or choose "
-                                  "another --output-dir.")
+                if self._output_kept(video):
+                    continue
+                job = dataclasses.replace(self.settings.job_for(video.input, video.output), salvage=self.options.salvage)
                 video.output.parent.mkdir(parents=True, exist_ok=True)
                 check_job(job)
                 media = probe(video.input)
                 plan = plan_job(job, media, job.output_muxer)
+            except StateError:
+                raise
             except SRError as error:
                 self._fail_video(video, error.message)
                 continue
-            if not self.state.chunks(video.id):
-                length = self.settings.chunk_length(plan.frames, workers)
-                ranges = [(first, min(first + length, plan.frames) - 1) for first in range(0, plan.frames, length)]
-                self.state.plan_video(video.id, plan.frames, ranges)
-            chunk_codec = self.settings.chunk_codec(job, len(self.state.chunks(video.id)))
-            chunk_job = job
-            if chunk_codec != job.codec:  # lossless chunks; the final codec encodes the joined video
-                chunk_job = dataclasses.replace(job, codec=chunk_codec, crf=None, preset=None, ffmpeg_args=[])
-            options = tuple(encoder_options(chunk_job, CODECS[chunk_job.codec], plan, media))
-            self.plans[video.id] = Planned(job, options, plan.width, plan.height)
-            for note in plan.tracks.notes:
-                self.log(f"{video.input.name}: note: {note}")
+            self._plan_chunks(video, job, media, plan, workers, records)
+        shutil.rmtree(staged_chunks(self.directory), ignore_errors=True)  # what was not taken back
         self._check_chunk_files()
+
+    def _origin(self, video: Video) -> Origin:
+        return Origin(str(video.input), video.signature or "", self.settings.as_json())
+
+    def _output_kept(self, video: Video) -> bool:
+        """An output the state does not know as the batch's is refused, unless its record shows
+        this batch made it: then it is the video's result if made from this input with these
+        settings (the state was lost), else the batch's to replace."""
+        if video.written or not video.output.exists():
+            return False
+        record = output_record(self.directory, video.output)
+        if record is None:
+            raise SRError(f"{video.output} exists and was not written by this batch; move it away or choose another "
+                          "--output-dir.")
+        if record.origin != self._origin(video):
+            self.state.set_written(video.id)
+            return False
+        self.state.adopt_output(video.id, record.frames, record.salvaged)
+        self.log(f"kept {video.output}: this batch made it from the same input with the same settings")
+        return True
+
+    def _plan_chunks(self, video: Video, job: Job, media: Media, plan: OutputPlan, workers: int,
+                     records: list[tuple[ChunkRecord, Path]]) -> None:
+        """The video's chunks (new ones reuse the ranges of chunks made earlier), their encoder
+        options, and the earlier chunks taken back."""
+        origin = self._origin(video)
+        mine = [(record, file) for record, file in records if record.origin == origin]
+        if not self.state.chunks(video.id):
+            length = self.settings.chunk_length(plan.frames, workers)
+            kept = [(record.first, record.last) for record, file in mine if file.is_file()]
+            self.state.plan_video(video.id, plan.frames, chunk_ranges(plan.frames, length, kept))
+        self.state.set_salvaged(video.id, plan.salvaged)
+        chunks = self.state.chunks(video.id)
+        chunk_codec = self.settings.chunk_codec(job, len(chunks))
+        chunk_job = job
+        if chunk_codec != job.codec:  # lossless chunks; the final codec encodes the joined video
+            chunk_job = dataclasses.replace(job, codec=chunk_codec, crf=None, preset=None, ffmpeg_args=[])
+        options = tuple(encoder_options(chunk_job, CODECS[chunk_job.codec], plan, media))
+        self.plans[video.id] = Planned(job, options, plan.width, plan.height)
+        for note in plan.tracks.notes:
+            self.log(f"{video.input.name}: note: {note}")
+        self._take_back(video, [c for c in chunks if c.state == "pending"], list(options), mine)
+
+    def _take_back(self, video: Video, chunks: list[Chunk], options: list[str],
+                   records: list[tuple[ChunkRecord, Path]]) -> None:
+        """Pending chunks made and verified before (a record of the same range and encoder options
+        whose file still has its size and sha256) are done without running again."""
+        taken = 0
+        for chunk in chunks:
+            for record, file in records:
+                if (record.first, record.last, record.options) != (chunk.first, chunk.last, options) or \
+                        not matches(file, record.size, record.sha256):
+                    continue
+                target = chunk_file(self.directory, chunk)
+                if file != target:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(file, target)
+                    os.replace(chunk_record_path(file), chunk_record_path(target))
+                self.state.finish_chunk(chunk.key, record.sha256, record.size, record.node)
+                taken += 1
+                break
+        if taken:
+            self.log(f"{video.input.name}: {taken} chunk(s) made earlier still verify; they are kept")
 
     def _check_chunk_files(self) -> None:
         """A verified chunk whose file is missing or truncated is redone (hashes are checked again
-        before assembly)."""
+        before assembly). A finished video's chunks are gone on purpose."""
         for video in self.state.videos():
+            if video.id not in self.plans:
+                continue
             chunks = [c for c in self.state.chunks(video.id) if c.state == "done"]
             for chunk in damaged(chunks, [chunk_file(self.directory, c) for c in chunks], full=False):
                 self.log(f"{video.input.name}: chunk {chunk.idx} (frames {chunk.first}-{chunk.last}) is missing or "
@@ -204,15 +334,23 @@ class BatchRun:
                     break  # (a chunk waiting out its retry back-off is still to do)
         except BaseException:
             self.executor.stop_all()
-            for key in list(self.attempts):
-                self.state.release_chunk(key, count_attempt=False)
+            try:
+                for key in list(self.attempts):
+                    self.state.release_chunk(key, count_attempt=False)
+            except StateError:  # a full disk: the next run recovers them as interrupted chunks
+                pass
             for thread in assembling.values():
                 thread.join()
             raise
         finally:
             progress.finish()
         videos = self.state.videos()
-        return Outcome([v for v in videos if v.state == "done"], [v for v in videos if v.state == "failed"])
+        # Every video ends done or failed; one that did not (a state write lost to a full disk) is
+        # not made, whatever else: it counts as failed, so the exit status cannot say "all done".
+        return Outcome([v for v in videos if v.state == "done"],
+                       [v if v.state == "failed" else dataclasses.replace(v, error=v.error or "not finished: run the same "
+                                                                            "command again") for v in videos
+                        if v.state != "done"])
 
     def _pending(self, due_only: bool = True) -> list[Chunk]:
         """Chunks to do, longest videos first (they set the batch's end), then in order; with
@@ -248,9 +386,12 @@ class BatchRun:
         self.attempts.pop(event.key)
         self.encoded.pop(event.key, None)
         if event.kind == "done" and event.result is not None:
-            self.state.finish_chunk(event.key, event.result.sha256, event.result.size, event.result.node)
+            self._chunk_made(event.key, event.result)
             return
         chunk = next(c for c in self.state.chunks(event.key[0]) if c.idx == event.key[1])
+        if out_of_space(event.error):  # not the chunk's fault: it waits for the next run
+            self.state.release_chunk(event.key, count_attempt=False)
+            raise self._no_space(f"chunk {chunk.idx} of {self.state.video(event.key[0]).input.name}: {event.error}")
         final = not event.transient or chunk.attempts >= self.options.max_tries
         self.state.fail_chunk(event.key, event.error, final)
         video = self.state.video(event.key[0])
@@ -262,6 +403,27 @@ class BatchRun:
             delay = min(RETRY_DELAY_CAP, 2.0 ** chunk.attempts)
             self.retry_at[event.key] = time.monotonic() + delay
             self.log(f"{where} failed ({event.error}); retrying in {delay:.0f} s")
+
+    def _chunk_made(self, key: tuple[int, int], result: ChunkResult) -> None:
+        """A verified chunk: its record beside its file first, then the state."""
+        chunk = next(c for c in self.state.chunks(key[0]) if c.idx == key[1])
+        record = ChunkRecord(self._origin(self.state.video(key[0])), chunk.first, chunk.last,
+                             list(self.plans[key[0]].options), result.sha256, result.size, result.node)
+        self._write_record(chunk_record_path(chunk_file(self.directory, chunk)), record)
+        self.state.finish_chunk(key, result.sha256, result.size, result.node)
+
+    def _write_record(self, path: Path, record: ChunkRecord | OutputRecord) -> None:
+        try:
+            write_record(path, record)
+        except OSError as error:
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise self._no_space(f"writing {path.name}: {error.strerror}") from None
+            raise
+
+    def _no_space(self, what: str) -> OutOfSpace:
+        what = " / ".join(line.strip() for line in what.splitlines() if line.strip())  # a tool's lines: one line
+        return OutOfSpace(f"no space left on the disk of {self.directory} ({what}); free some space and run the same "
+                          "command again: every verified chunk is kept.")
 
     def _stop_stalled(self) -> None:
         now = time.monotonic()
@@ -284,11 +446,11 @@ class BatchRun:
                 # Runs beside the driver's loop; only the driver writes the state (from `done`).
                 try:
                     assemble(job, self.settings, chunks, [chunk_file(self.directory, c) for c in chunks])
-                    done.append(Assembled(video.id))
+                    done.append(Assembled(video.id, written=(file_digest(job.output), job.output.stat().st_size)))
                 except DamagedChunks as error:
                     done.append(Assembled(video.id, error.message, [c.key for c in error.chunks]))
                 except SRError as error:
-                    done.append(Assembled(video.id, error.message))
+                    done.append(Assembled(video.id, space_note(error, job.output.parent).message))
                 except Exception as error:  # the video fails with the reason; the batch goes on
                     done.append(Assembled(video.id, f"{type(error).__name__}: {error}"))
 
@@ -306,8 +468,14 @@ class BatchRun:
             self.state.set_video(video.id, "pending")
             self.log(f"{video.input.name}: {result.error}; redoing them")
         elif result.error is not None:
+            if out_of_space(result.error):  # assembled again by the next run
+                self.state.set_video(video.id, "pending")
+                raise self._no_space(f"assembling {video.input.name}: {result.error}")
             self._fail_video(video, result.error)
         else:
+            sha256, size = result.written or ("", 0)
+            self._write_record(output_record_path(self.directory, video.output),
+                               OutputRecord(self._origin(video), video.frames or 0, sha256, size, video.salvaged))
             self.state.set_video(video.id, "done")
             if not self.options.keep_chunks:
                 shutil.rmtree(chunk_dir(self.directory, video.id), ignore_errors=True)
@@ -320,7 +488,11 @@ class BatchRun:
         self.log(f"failed: {video.input}: {reason}")
 
     def _verified(self) -> int:
-        return sum(c.frames for c in self.state.chunks() if c.state == "done")
+        """Frames of finished videos (their chunks may be gone) and of verified chunks of the others."""
+        videos = self.state.videos()
+        finished = {v.id for v in videos if v.state == "done"}
+        return sum(v.frames or 0 for v in videos if v.id in finished) + sum(
+            c.frames for c in self.state.chunks() if c.state == "done" and c.video not in finished)
 
     def _status(self) -> str:
         running = len(self.attempts)

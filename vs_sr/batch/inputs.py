@@ -1,6 +1,8 @@
 """The videos a batch works on: files and folders given on the command line, each mapped to its
 output path (a folder's relative layout is mirrored under the output directory). Files that hold
-no video are skipped with a note; content decides, not the extension."""
+no video are skipped with a note; content decides, not the extension, except that a file named as
+a video that cannot be opened at all is taken (and fails, named, at planning): a damaged video must
+not pass for "not a video"."""
 
 from __future__ import annotations
 
@@ -10,6 +12,11 @@ from pathlib import Path
 
 from ..errors import SRError
 from ..media.probe import probe
+
+# Names that say "video": such a file that cannot be opened is a damaged video, not something else.
+VIDEO_EXTENSIONS = {".mkv", ".mk3d", ".webm", ".mp4", ".m4v", ".mov", ".qt", ".3gp", ".3g2", ".avi", ".wmv", ".asf",
+                    ".flv", ".f4v", ".ts", ".m2ts", ".mts", ".m2t", ".mpg", ".mpeg", ".m2v", ".vob", ".ogv", ".mxf",
+                    ".dv", ".rm", ".rmvb", ".divx", ".nut", ".y4m", ".h264", ".264", ".h265", ".265", ".hevc"}
 
 
 @dataclass(frozen=True)
@@ -54,11 +61,15 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def _not_a_video(path: Path) -> str | None:
+    """Why `path` is no input of the batch, or None for a video (or a damaged one)."""
     try:
         media = probe(path)
+    except SRError:
+        return None if path.suffix.lower() in VIDEO_EXTENSIONS else "not a video file"
+    try:
         media.video  # noqa: B018 -- raises for a file without a video track
-    except SRError as error:
-        return "not a video file" if "has no video track" not in error.message else "no video track"
+    except SRError:
+        return "no video track"
     return None
 
 

@@ -42,9 +42,9 @@ def run_batch(inputs: Sequence[Path], directory: Path, settings: BatchSettings, 
         try:
             if isinstance(executor, RayExecutor):
                 executor.check_paths([str(s.path) for s in sources], str(directory.resolve()))
-            batch = BatchRun(directory, settings, executor, options, log=log, quiet=quiet, stop=stop)
+            batch = BatchRun(directory, settings, executor, options, log=log, quiet=quiet, stop=stop, restart=restart)
             try:
-                batch.prepare(sources, restart)
+                batch.prepare(sources)
                 batch.plan(executor.slots)
                 batch.check_space()
                 return batch.run()

@@ -3,7 +3,11 @@
 Only the batch's driver writes; other programs (`vs-sr batch status`, the studio) read at any
 time. Every transition (a chunk started, verified, failed; a video assembled) is committed at
 once, so a killed driver loses nothing it had finished; the frame counts of running chunks are
-written at most once a second.
+written at most once a second. The database is built under a temporary name and renamed into
+place with its schema, so a reader finds either no state (the batch has not started) or a whole
+one. Outputs are stored relative to the batch directory, so a moved directory keeps working.
+A state that cannot be read (damaged, emptied) or written (a full disk) is a `StateError` saying
+what to do; `--restart` rebuilds it (see records.py for what is kept).
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ..atomic import atomic_output
 from ..errors import SRError
 
 STATE_DIR = ".vs-sr-batch"
@@ -22,14 +28,57 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS videos (
     id INTEGER PRIMARY KEY, input TEXT NOT NULL UNIQUE, output TEXT NOT NULL, frames INTEGER,
-    state TEXT NOT NULL DEFAULT 'pending', error TEXT, signature TEXT, written INTEGER NOT NULL DEFAULT 0);
+    state TEXT NOT NULL DEFAULT 'pending', error TEXT, signature TEXT, written INTEGER NOT NULL DEFAULT 0,
+    salvaged TEXT);
 CREATE TABLE IF NOT EXISTS chunks (
     video INTEGER NOT NULL REFERENCES videos(id), idx INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, sha256 TEXT, size INTEGER,
     progress INTEGER NOT NULL DEFAULT 0, error TEXT, node TEXT, PRIMARY KEY (video, idx));
 """
+TABLES = {"meta", "videos", "chunks"}
+# Columns added since the first release, for states an earlier version made.
+ADDED_COLUMNS = {"videos": {"salvaged": "TEXT"}}
 # Video states: pending, running, assembling (output renamed, not yet recorded), done, failed.
 # `status` shows assembling as running.
+REBUILD = ("run the batch again with --restart (the same `vs-sr batch` command) to rebuild it; chunks and outputs "
+           "that still verify are kept")
+
+
+class StateError(SRError):
+    """The batch's state cannot be read (damaged, emptied) or written (a full disk)."""
+
+
+def state_error(path: Path, error: sqlite3.Error) -> StateError:
+    """What went wrong with the state file, and what to do, in one line."""
+    text = str(error)
+    if "disk is full" in text:
+        return StateError(f"no space left to write the batch state {path}; free some space and run the same command "
+                          "again (every verified chunk is kept).")
+    if type(error) is sqlite3.DatabaseError or "no such" in text or "malformed" in text:
+        return StateError(f"the batch state {path} is damaged ({text}); {REBUILD}.")
+    return StateError(f"cannot use the batch state {path}: {text}.")
+
+
+def remove_state(path: Path) -> None:
+    """Delete a state file with its write-ahead log and index (a log left beside a new database
+    would be replayed into it)."""
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+        path.with_name(name).unlink(missing_ok=True)
+
+
+def _create(path: Path) -> None:
+    """A new state, schema and all, renamed into place only when complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_output(path) as temp:
+            db = sqlite3.connect(str(temp))
+            try:
+                db.execute("PRAGMA journal_mode=WAL")  # kept in the file: every later connection uses it
+                db.executescript(SCHEMA)
+            finally:
+                db.close()  # the last connection folds the log into the file and removes it
+    except sqlite3.Error as error:
+        raise state_error(path, error) from None
 
 
 @dataclass(frozen=True)
@@ -42,6 +91,10 @@ class Video:
     error: str | None
     written: bool
     """This batch has written (or is writing) the output file: it may replace it."""
+    signature: str | None = None
+    """The input's size and modification time when it was recorded."""
+    salvaged: str | None = None
+    """What the input lacked when its decodable part was upscaled (--salvage); None: it decoded in full."""
 
 
 @dataclass(frozen=True)
@@ -71,63 +124,98 @@ def state_path(directory: Path) -> Path:
     return directory / STATE_DIR / "state.db"
 
 
+def signature(source: Path) -> str:
+    """An input's identity between runs: its size and modification time."""
+    stat = source.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
 class State:
-    """The batch's database; `State(path)` creates it if needed (`readonly` opens an existing one)."""
+    """The batch's database; `State(path)` creates it if needed (`readonly` opens an existing one).
+    Raises StateError for a state that is damaged or was emptied."""
 
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
-        if readonly:
-            if not path.is_file():
-                raise SRError(f"{path.parent.parent} holds no vs-sr batch (no {STATE_DIR}/state.db).")
-            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash loses no committed transition
-            self.db.executescript(SCHEMA)
+        self.directory = path.parent.parent
+        if readonly and not path.is_file():
+            raise SRError(f"{self.directory} holds no vs-sr batch (no {STATE_DIR}/state.db).")
+        if not readonly and not path.exists():
+            _create(path)
+        try:
+            self.db = sqlite3.connect(f"file:{path}?mode=ro" if readonly else str(path), uri=readonly, timeout=30,
+                                      check_same_thread=False)
+        except sqlite3.Error as error:
+            raise state_error(path, error) from None
         self.db.row_factory = sqlite3.Row
+        try:
+            self._check(readonly)
+        except BaseException:
+            self.db.close()
+            raise
         self._flushed: float | None = None  # monotonic time of the last progress write
+
+    def _check(self, readonly: bool) -> None:
+        """Refuse a file that is not a whole state; bring one of an earlier version up to date."""
+        tables = {str(r["name"]) for r in self._rows("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not TABLES <= tables:
+            raise StateError(f"the batch state {self.path} is empty: it was lost (emptied or replaced); {REBUILD}.")
+        if readonly:
+            return
+        self._rows("PRAGMA synchronous=NORMAL")  # WAL: a crash loses no committed transition
+        with self.transaction() as db:
+            for table, columns in ADDED_COLUMNS.items():
+                present = {str(r["name"]) for r in db.execute(f"PRAGMA table_info({table})")}
+                for name, kind in columns.items():
+                    if name not in present:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self.db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self.db:
-            yield self.db
+        try:
+            with self.db:
+                yield self.db
+        except sqlite3.Error as error:
+            raise state_error(self.path, error) from None
+
+    def _rows(self, query: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        try:
+            return self.db.execute(query, args).fetchall()
+        except sqlite3.Error as error:
+            raise state_error(self.path, error) from None
 
     # settings
     def setting(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row["value"])
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if not rows else str(rows[0]["value"])
 
     def set_setting(self, key: str, value: str) -> None:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
-    def clear(self) -> None:
-        """Forget everything but the schema (--restart)."""
-        with self.transaction() as db:
-            db.execute("DELETE FROM chunks")
-            db.execute("DELETE FROM videos")
-            db.execute("DELETE FROM meta")
-
     # videos
+    def _stored(self, output: Path) -> str:
+        """An output as the state keeps it: relative to the batch directory when inside it."""
+        try:
+            return str(output.relative_to(self.directory))
+        except ValueError:
+            return str(output)
+
     def add_video(self, source: Path, output: Path) -> bool:
         """Record an input (its size and modification time as its signature). An input already
         recorded whose file changed since is planned again from scratch; returns True then."""
-        stat = source.stat()
-        signature = f"{stat.st_size}:{stat.st_mtime_ns}"
+        mark = signature(source)
         with self.transaction() as db:
             row = db.execute("SELECT id, signature FROM videos WHERE input = ?", (str(source),)).fetchone()
             if row is None:
                 db.execute("INSERT INTO videos (input, output, signature) VALUES (?, ?, ?)",
-                           (str(source), str(output), signature))
+                           (str(source), self._stored(output), mark))
                 return False
-            if row["signature"] == signature:
+            if row["signature"] == mark:
                 return False
-            db.execute("UPDATE videos SET signature = ? WHERE id = ?", (signature, row["id"]))
+            db.execute("UPDATE videos SET signature = ? WHERE id = ?", (mark, row["id"]))
         self.reset_video(row["id"])
         return True
 
@@ -135,12 +223,24 @@ class State:
         """Forget a video's chunks and plan: it is done again from the start."""
         with self.transaction() as db:
             db.execute("DELETE FROM chunks WHERE video = ?", (video_id,))
-            db.execute("UPDATE videos SET frames = NULL, state = 'pending', error = NULL WHERE id = ?", (video_id,))
+            db.execute("UPDATE videos SET frames = NULL, state = 'pending', error = NULL, salvaged = NULL WHERE id = ?",
+                       (video_id,))
+
+    def retry_failed(self) -> list[Video]:
+        """Failed videos are tried again (a full disk or a missing tool is not permanent): their
+        chunks that are not done wait again, with their attempts counted afresh; done ones stay."""
+        failed = [v for v in self.videos() if v.state == "failed"]
+        with self.transaction() as db:  # (a failed chunk whose video's failure was never recorded: a full disk)
+            db.execute("UPDATE chunks SET state = 'pending', attempts = 0, progress = 0 WHERE state = 'failed' OR "
+                       "(state != 'done' AND video IN (SELECT id FROM videos WHERE state = 'failed'))")
+            db.execute("UPDATE videos SET state = 'pending' WHERE state = 'failed'")
+        return failed
 
     def videos(self) -> list[Video]:
-        rows = self.db.execute("SELECT * FROM videos ORDER BY id").fetchall()
-        return [Video(r["id"], Path(r["input"]), Path(r["output"]), r["frames"], r["state"], r["error"],
-                      bool(r["written"])) for r in rows]
+        rows = self._rows("SELECT * FROM videos ORDER BY id")
+        return [Video(r["id"], Path(r["input"]), self.directory / r["output"], r["frames"], r["state"], r["error"],
+                      bool(r["written"]), r["signature"], r["salvaged"] if "salvaged" in r.keys() else None)
+                for r in rows]
 
     def video(self, video_id: int) -> Video:
         return next(v for v in self.videos() if v.id == video_id)
@@ -151,17 +251,32 @@ class State:
             db.executemany("INSERT INTO chunks (video, idx, first, last) VALUES (?, ?, ?, ?)",
                            [(video_id, i, first, last) for i, (first, last) in enumerate(ranges)])
 
+    def set_salvaged(self, video_id: int, salvaged: str | None) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE videos SET salvaged = ? WHERE id = ?", (salvaged, video_id))
+
     def set_video(self, video_id: int, state: str, error: str | None = None) -> None:
         """A video's state; from 'assembling' on, its output is the batch's to replace."""
         with self.transaction() as db:
             db.execute("UPDATE videos SET state = ?, error = ?, written = written OR ? WHERE id = ?",
                        (state, error, state in ("assembling", "done"), video_id))
 
+    def set_written(self, video_id: int) -> None:
+        """The output at the video's path is one this batch made (its record says so): it may be replaced."""
+        with self.transaction() as db:
+            db.execute("UPDATE videos SET written = 1 WHERE id = ?", (video_id,))
+
+    def adopt_output(self, video_id: int, frames: int, salvaged: str | None) -> None:
+        """The video's output, made by this batch before its state was lost, is its result."""
+        with self.transaction() as db:
+            db.execute("UPDATE videos SET frames = ?, state = 'done', error = NULL, written = 1, salvaged = ? WHERE id = ?",
+                       (frames, salvaged, video_id))
+
     # chunks
     def chunks(self, video_id: int | None = None) -> list[Chunk]:
         where = "" if video_id is None else " WHERE video = ?"
         args = () if video_id is None else (video_id,)
-        rows = self.db.execute(f"SELECT * FROM chunks{where} ORDER BY video, idx", args).fetchall()
+        rows = self._rows(f"SELECT * FROM chunks{where} ORDER BY video, idx", args)
         return [Chunk(r["video"], r["idx"], r["first"], r["last"], r["state"], r["attempts"], r["sha256"], r["size"],
                       r["progress"], r["error"], r["node"]) for r in rows]
 

@@ -1,5 +1,5 @@
 """A batch directory's progress as data (`vs-sr batch status --json`, the studio): frames done
-count verified chunk frames only."""
+count verified chunk frames only, and every frame of a finished video (whose chunks are gone)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,11 @@ def batch_status(directory: Path) -> dict[str, Any]:
                 "output": str(video.output),
                 "state": SHOWN_STATES.get(video.state, video.state),
                 "frames_total": video.frames or 0,
-                "frames_done": sum(c.frames for c in chunks if c.state == "done"),
+                "frames_done": (video.frames or 0) if video.state == "done" else sum(c.frames for c in chunks
+                                                                                      if c.state == "done"),
                 "frames_encoding": sum(c.progress for c in chunks if c.state == "running"),
                 "error": video.error,
+                "salvaged": video.salvaged,
                 "chunks": [{"first": c.first, "last": c.last, "state": c.state, "attempts": c.attempts,
                             "node": c.node} for c in chunks],
             })

@@ -1,12 +1,15 @@
 # PYTHON_ARGCOMPLETE_OK
 """The `vs-sr` command: a module per command group, each parsing its options, calling the
 library and printing. Errors are one line on stderr, in shell syntax, with a non-zero exit code;
-SIGINT, SIGTERM and SIGHUP stop any step, clean up, and exit 130."""
+SIGINT, SIGTERM and SIGHUP stop any step, clean up, and exit 130. A reader that stops reading
+(`vs-sr ... | head`) ends the command quietly with 141, as SIGPIPE ends other Unix tools."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import select
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -27,6 +30,7 @@ from . import (
 )
 
 INTERRUPTED = "interrupted; nothing was written"
+BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a tool SIGPIPE ended
 # Python keyword arguments in the library's messages, and the options they are on the command line.
 KEYWORD = re.compile(r"\b(width|height|tile|overlap|precision|backend|num_streams|scale|model|device_id|server|noise)="
                      r"('[^']*'(?:/'[^']*')*|\w+)?|\b(num_streams|device_id)\b")
@@ -56,6 +60,30 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # here, not at exit: a reader that went away is noticed while it can be handled
+    except BrokenPipeError as error:
+        if not _stdout_gone():  # a pipe to a tool of ours broke: an error like any other
+            print(f"vs-sr: error: {error}", file=sys.stderr)
+            return 1
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's own flush must not fail again
+        return BROKEN_PIPE
+
+
+def _stdout_gone() -> bool:
+    """Our standard output is a pipe whose reader has closed it."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         import argcomplete
@@ -74,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SRError as error:
         print(f"vs-sr: error: {shell_syntax(error.message)}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise  # (main decides whose pipe it was)
     except OSError as error:  # a disk full, a permission refused: say which file, not a traceback
         print(f"vs-sr: error: {error}", file=sys.stderr)
         return 1

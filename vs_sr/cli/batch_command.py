@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .common import default, positive
+from .common import INCOMPLETE, default, positive
 from .upscale_command import add_encoder_options, add_filter_options, add_output_options, printer
+
+if TYPE_CHECKING:
+    from ..batch import Outcome
 
 STATUS = "status"
 
@@ -68,17 +73,31 @@ def run(args: argparse.Namespace) -> int:
     settings = BatchSettings(job=job, container=args.container, chunk_frames=args.chunk_frames,
                              intermediate=args.intermediate)
     options = RunOptions(max_tries=args.max_tries, stall_seconds=float(args.stall_seconds),
-                         keep_chunks=args.keep_chunks)
+                         keep_chunks=args.keep_chunks, salvage=args.salvage)
     log = printer(args)
     outcome = run_batch([Path(p) for p in args.inputs], Path(args.output_dir), settings, options, jobs=args.jobs,
                         recursive=args.recursive, restart=args.restart, ray=args.ray, log=log, quiet=args.quiet)
+    return summary(outcome, args.output_dir, log)
+
+
+def summary(outcome: Outcome, directory: str, log: Callable[[str], None]) -> int:
+    """The end of a run: every video not made completely, by name, and the exit status (0 only
+    when every input was made completely; 1 when any failed; INCOMPLETE when some were salvaged)."""
     total = len(outcome.done) + len(outcome.failed)
+    if outcome.salvaged:
+        print(f"vs-sr batch: {len(outcome.salvaged)} of {total} video(s) are incomplete (salvaged with --salvage):",
+              file=sys.stderr)
+        for video in outcome.salvaged:
+            print(f"  {video.input}: {video.salvaged}", file=sys.stderr)
     if outcome.failed:
-        print(f"vs-sr batch: {len(outcome.failed)} of {total} video(s) failed:", file=sys.stderr)
+        print(f"vs-sr batch: {len(outcome.failed)} of {total} video(s) failed (the same command tries them again; "
+              "verified chunks are kept):", file=sys.stderr)
         for video in outcome.failed:
             print(f"  {video.input}: {video.error}", file=sys.stderr)
         return 1
-    log(f"all {total} video(s) done in {args.output_dir}")
+    if outcome.salvaged:
+        return INCOMPLETE
+    log(f"all {total} video(s) done in {directory}")
     return 0
 
 
@@ -95,5 +114,6 @@ def status(directory: Path, as_json: bool) -> int:
         done = sum(c["state"] == "done" for c in chunks)
         line = f"{video['state']:<8} {video['frames_done']}/{video['frames_total']} frames, {done}/{len(chunks)} chunks  " \
                f"{video['input']}"
-        print(line + (f"  ({video['error']})" if video["error"] else ""))
+        print(line + (f"  ({video['error']})" if video["error"] else "")
+              + (f"  (salvaged: {video['salvaged']})" if video["salvaged"] else ""))
     return 0

@@ -8,6 +8,9 @@ import dataclasses
 import math
 from typing import Any
 
+INCOMPLETE = 3
+"""Exit status of a run that wrote its result(s) but not completely: an input was salvaged (--salvage)."""
+
 
 def positive(text: str) -> int:
     value = integer(text)

@@ -40,9 +40,14 @@ def add_filter_options(parser: argparse.ArgumentParser) -> None:
 
 def add_encoder_options(parser: argparse.ArgumentParser) -> None:
     """The options of the source and the video encoder (shared with `vs-sr batch`)."""
+    from .common import INCOMPLETE
+
     parser.add_argument("--deinterlace", choices=DEINTERLACERS,
                         help="interlaced sources are refused unless told: bwdif deinterlaces them (BobWeaver, same "
                         "frame rate); progressive treats frames flagged interlaced as progressive")
+    parser.add_argument("--salvage", action="store_true",
+                        help="upscale what decodes of an input that is cut short or has damaged frames (refused by "
+                        f"default, with the numbers); the result is incomplete and the exit status is {INCOMPLETE}")
     parser.add_argument("--codec", default=default(Job, "codec"), choices=list(CODECS),
                         help="video codec (default x264; ffv1 is lossless)")
     parser.add_argument("--crf", type=crf, help=f"quality for x264/x265, {CRF_RANGE[0]}-{CRF_RANGE[1]}, lower is better "
@@ -93,6 +98,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from ..media.upscale_file import upscale_file
+    from .common import INCOMPLETE
 
     job = Job(
         input=Path(args.input), output=Path(args.output), model=args.model, scale=args.scale,
@@ -100,9 +106,12 @@ def run(args: argparse.Namespace) -> int:
         tile=args.tile, overlap=args.overlap, num_streams=args.num_streams, server=args.server, noise=args.noise,
         codec=args.codec, crf=args.crf, preset=args.preset, ffmpeg_args=args.ffmpeg_args or [], start=args.start,
         end=args.end,
-        overwrite=args.overwrite, deinterlace=args.deinterlace,
+        overwrite=args.overwrite, deinterlace=args.deinterlace, salvage=args.salvage,
     )
-    upscale_file(job, log=printer(args), on_tool_log=tool_printer(args), quiet=args.quiet)
+    result = upscale_file(job, log=printer(args), on_tool_log=tool_printer(args), quiet=args.quiet)
+    if result.salvaged:
+        print(f"vs-sr: incomplete: {result.salvaged}; wrote what decodes (--salvage)", file=sys.stderr)
+        return INCOMPLETE
     return 0
 
 

@@ -16,7 +16,8 @@ from ..filter.arguments import BackendName, PrecisionName, backend_and_server, b
 from ..filter.formats import output_size
 from ..models import DEFAULT_MODEL
 from .codecs import CODECS, CONTAINERS, Codec
-from .probe import Media, Track, count_frames
+from .integrity import decodable
+from .probe import Media, Track
 from .timeline import Timeline, read_timeline
 from .tracks import TrackPlan, plan_tracks
 
@@ -54,6 +55,9 @@ class Job:
     deinterlace: str | None = None
     """For interlaced sources: "bwdif" (BobWeaver, same frame rate) or "progressive" (the flags
     are wrong: treat the frames as progressive). None refuses interlaced input."""
+    salvage: bool = False
+    """An input that decodes short of what its container declares (cut off, damaged frames) is
+    refused unless this is set; then what decodes is upscaled, and the plan says what was missing."""
 
     @property
     def video_codec(self) -> Codec:
@@ -123,9 +127,9 @@ class OutputPlan:
     timeline: Timeline
     """The source's frame times: the output keeps them (variable frame rates included)."""
     tracks: TrackPlan
-    dropped: int = 0
-    """Frames in the file that the decoder could not produce (damaged); left out, the frames
-    after them keep their times."""
+    salvaged: str | None = None
+    """What the input lacked (Decodable.shortfall) when only what decodes is upscaled (Job.salvage);
+    frames that do not decode are left out and the frames after them keep their times."""
 
     @property
     def frames(self) -> int:
@@ -191,7 +195,8 @@ def check_model(job: Job) -> None:
 
 def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
     """Frame range, output size, timeline and track mapping, with a note for everything not
-    copied as is; refuses interlaced input without a --deinterlace choice."""
+    copied as is; refuses interlaced input without a --deinterlace choice, and an input that does
+    not decode in full unless the job salvages it."""
     check_model(job)
     clip, timeline = read_timeline(media.path)
     first = job.start if job.start is not None else 0
@@ -201,10 +206,15 @@ def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
     check_interlacing(clip, media, job)
     width, height = output_size(clip, job.scale, job.width, job.height)
     plan = OutputPlan(first, last, job.start is not None or job.end is not None, width, height, timeline,
-                      plan_tracks(media, muxer), dropped=max(0, count_frames(media.path) - clip.num_frames))
-    if plan.dropped:
-        plan.tracks.notes.append(f"{plan.dropped} frame(s) of {media.path.name} could not be decoded (damaged); "
-                                 "they are left out and the frames after them keep their times")
+                      plan_tracks(media, muxer))
+    found = decodable(media, clip.num_frames, timeline)
+    if not found.complete:
+        if not job.salvage:
+            raise SRError(f"{found.shortfall()}. Pass --salvage to upscale what decodes (the result is then "
+                          "incomplete, and the exit status says so).")
+        plan.salvaged = found.shortfall()
+        plan.tracks.notes.append(f"salvaged: {plan.salvaged}; what is missing is left out, and the frames after a "
+                                 "gap keep their times")
     return plan
 
 
@@ -224,7 +234,10 @@ INTERLACED_ORDERS = {"tt": "top field first", "tb": "top field first", "bb": "bo
 
 
 def expected_audio(track: Track, plan: OutputPlan) -> float | None:
-    """How long an audio track should come out: its own length, cut to the frame range."""
+    """How long an audio track should come out: its own length, cut to the frame range; unknown
+    for a salvaged input (its audio may be cut short as well)."""
+    if plan.salvaged:
+        return None
     if track.duration is None or not plan.ranged:
         return track.duration
     return max(0.0, min(plan.end, track.start_time + track.duration) - max(plan.begin, track.start_time))

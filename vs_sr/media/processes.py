@@ -87,7 +87,9 @@ def run_tool(command: Sequence[str], what: str) -> str:
         group.stop()
         raise
     if process.returncode != 0:
-        lines = err.decode(errors="replace").strip().splitlines()
+        # mkvmerge says what went wrong on stdout, as "Error: ..." (a full disk included)
+        lines = err.decode(errors="replace").strip().splitlines() or [
+            line for line in out.decode(errors="replace").splitlines() if line.startswith("Error")]
         name = Path(command[0]).name
         raise SRError(f"{name} failed {what}: {' / '.join(lines[-3:]) or f'exit code {process.returncode}'}")
     return out.decode(errors="replace")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SRError
@@ -24,8 +25,15 @@ from .probe import probe
 from .verify import verify
 
 
+@dataclass(frozen=True)
+class Upscaled:
+    output: Path
+    salvaged: str | None
+    """What the input lacked when only what decodes was upscaled (Job.salvage); None: it was complete."""
+
+
 def upscale_file(job: Job, log: Callable[[str], None] = print, on_tool_log: Callable[[str], None] | None = None,
-                 quiet: bool = False) -> Path:
+                 quiet: bool = False) -> Upscaled:
     """Run a job end to end; the output appears only if everything succeeded and checks out.
 
     `log` gets the plan, notes and the final line; `on_tool_log` vspipe's own log lines (the
@@ -52,8 +60,8 @@ def upscale_file(job: Job, log: Callable[[str], None] = print, on_tool_log: Call
         slot.commit()
     subtitles = sum(c.track.kind == "subtitle" for c in carried)
     log(f"wrote {job.output}: {plan.frames} frames at {plan.width}x{plan.height}, {len(plan.tracks.audio)} audio, "
-        f"{subtitles} subtitle stream(s); {fps:.2f} fps")
-    return job.output
+        f"{subtitles} subtitle stream(s); {fps:.2f} fps" + ("; salvaged: incomplete" if plan.salvaged else ""))
+    return Upscaled(job.output, plan.salvaged)
 
 
 def loading_status(progress: Progress, on_tool_log: Callable[[str], None] | None) -> Callable[[str], None]:

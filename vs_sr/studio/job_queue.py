@@ -98,8 +98,8 @@ class JobQueue:
         video = self.library.video(job.video)
         total = video.frames if video else 0
         done = total if job.state == "done" else 0
-        if job.state == "running" and (self.library.job_dir(job.id) / ".vs-sr-batch" / "state.db").exists():
-            status = batch_status(self.library.job_dir(job.id))
+        status = self._batch_status(job) if job.state == "running" else None
+        if status is not None:
             total = status["frames_total"] or total
             done = min(total, status["frames_done"] + sum(v["frames_encoding"] for v in status["videos"]))
             self._rates.setdefault(job.id, Rate()).add(done)
@@ -107,6 +107,14 @@ class JobQueue:
         eta = None if not fps else round((total - done) / fps, 1)
         return {"id": job.id, "video": job.video, "state": job.state, "frames_done": done, "frames_total": total,
                 "fps": None if fps is None else round(fps, 2), "eta_s": eta, "error": job.error, **job.settings}
+
+    def _batch_status(self, job: Job) -> dict[str, Any] | None:
+        """The job's batch as `batch_status` reads it; None before its state exists (not started)
+        or when it cannot be read (the job's own run fails with the reason)."""
+        try:
+            return batch_status(self.library.job_dir(job.id))
+        except SRError:
+            return None
 
     def _work(self) -> None:
         while True:

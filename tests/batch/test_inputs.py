@@ -1,0 +1,64 @@
+"""A batch never reads "all done" when an input was not made completely: a video file cut short
+fails with the numbers (or, with --salvage, is made from what decodes and reported incomplete,
+exit 3), a file named as a video that cannot be opened fails instead of being skipped, and the
+exit status is non-zero whenever any input was not made completely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import cut_short, ffmpeg, vs_sr
+from test_batch import status
+
+from vs_sr.media.probe import count_frames
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """good.mkv; cut.mp4 (a faststart MP4, its index declaring 100 frames and 4 s, that stops after
+    50 frames); broken.mp4 (stops half-way through a frame: the decoder cannot index it); head.mp4
+    (only the start of its index); notes.txt (not a video)."""
+    folder = tmp_path_factory.mktemp("library")
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(folder / "good.mkv"))
+    whole = folder.parent / f"{folder.name}-whole.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=4", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           "-movflags", "+faststart", str(whole))
+    cut_short(whole, folder / "cut.mp4", 50)
+    cut_short(whole, folder / "broken.mp4", 50, partial=True)
+    (folder / "head.mp4").write_bytes(whole.read_bytes()[:600])
+    (folder / "notes.txt").write_text("not a video")
+    return folder
+
+
+def test_damaged_inputs_fail_and_are_named(ncnn_models, library, tmp_path):
+    out = tmp_path / "out"
+    done = vs_sr("batch", str(library), "--output-dir", str(out))
+    assert done.returncode == 1
+    assert f"skipped {library / 'notes.txt'}: not a video file" in done.stdout
+    assert "all " not in done.stdout
+    assert "3 of 4 video(s) failed" in done.stderr
+    assert f"{library / 'cut.mp4'}: cut.mp4 is incomplete or damaged: its container declares 100 frames (4.00 s)" \
+           in done.stderr
+    assert f"{library / 'broken.mp4'}: cannot decode broken.mp4 (damaged, or not indexable by bestsource)" in done.stderr
+    assert f"{library / 'head.mp4'}: cannot read {library / 'head.mp4'}" in done.stderr
+    states = {Path(v["input"]).name: v["state"] for v in status(out)["videos"]}
+    assert states == {"broken.mp4": "failed", "cut.mp4": "failed", "good.mkv": "done", "head.mp4": "failed"}
+    # The same command with --salvage: the cut file is made from what decodes, and still reported.
+    done = vs_sr("batch", str(library), "--output-dir", str(out), "--salvage")
+    assert done.returncode == 1  # the other two still fail
+    assert "1 of 4 video(s) are incomplete (salvaged with --salvage)" in done.stderr
+    assert "2 of 4 video(s) failed" in done.stderr
+    salvaged = {Path(v["input"]).name: v["salvaged"] for v in status(out)["videos"]}
+    assert salvaged["cut.mp4"].startswith("cut.mp4 is incomplete or damaged") and salvaged["good.mkv"] is None
+    assert 0 < count_frames(out / "cut.mkv") < 100
+
+
+def test_a_salvaged_batch_exits_3_and_never_reads_all_done(ncnn_models, library, tmp_path):
+    out = tmp_path / "out"
+    done = vs_sr("batch", str(library / "cut.mp4"), str(library / "good.mkv"), "--output-dir", str(out), "--salvage")
+    assert done.returncode == 3, done.stderr
+    assert "all " not in done.stdout and "1 of 2 video(s) are incomplete" in done.stderr
+    shown = vs_sr("batch", "status", str(out))
+    assert "(salvaged: cut.mp4 is incomplete or damaged" in shown.stdout

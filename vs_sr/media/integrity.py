@@ -1,0 +1,96 @@
+"""Whether a video decodes in full: the length its container declares against what the decoder
+produces. A copy that stopped half-way (a faststart MP4 whose media data ends early, a Matroska
+file cut short) or frames that do not decode are refused by default; salvaging what decodes is the
+caller's explicit choice (--salvage), and its result still says what was missing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SRError
+from .probe import Media
+from .timeline import Timeline
+from .tools import file_url, find_tool
+
+SHORT_BY = 0.1  # seconds of declared length that may be missing (durations rounded, a last frame's length unknown)
+
+
+@dataclass(frozen=True)
+class Decodable:
+    """The video track's declared length beside what decodes."""
+
+    name: str
+    declared_seconds: float | None
+    """The track's duration as the container says, or the file's when it holds nothing else; None if unsaid."""
+    declared_frames: int | None
+    readable: int
+    """Frames the demuxer can read (packets, less those an edit list discards)."""
+    frames: int
+    """Frames the decoder produces."""
+    seconds: float
+    """From the first decoded frame to the end of the last."""
+    rate: float
+    """Frames per second on average (the allowance for rounding is two frames)."""
+
+    @property
+    def damaged(self) -> int:
+        """Frames that were read but did not decode."""
+        return max(0, self.readable - self.frames)
+
+    @property
+    def cut_short(self) -> bool:
+        allowance = max(SHORT_BY, 2 / self.rate) if self.rate > 0 else SHORT_BY
+        return self.declared_seconds is not None and self.declared_seconds - self.seconds > allowance
+
+    @property
+    def complete(self) -> bool:
+        return not self.damaged and not self.cut_short
+
+    def shortfall(self) -> str:
+        """What is missing, with the numbers: declared vs decodable frames and seconds."""
+        declared = self.declared_frames if self.declared_frames is not None else self.readable
+        if self.declared_seconds is not None and self.cut_short:
+            declared = max(declared, round(self.declared_seconds * self.rate))
+            what = f"its container declares {declared} frames ({self.declared_seconds:.2f} s)"
+        else:
+            what = f"it holds {declared} frames"
+        text = f"{what} but only {self.frames} ({self.seconds:.2f} s) decode"
+        if self.damaged:
+            text += f"; {self.damaged} of the {self.readable} frames that could be read are damaged"
+        return f"{self.name} is incomplete or damaged: {text}"
+
+
+def decodable(media: Media, frames: int, timeline: Timeline) -> Decodable:
+    """Compare the video track of `media` with the `frames` and `timeline` the decoder gave."""
+    video = media.video
+    declared = video.duration
+    if declared is None and len(media.tracks) == 1:
+        declared = media.duration
+    listed = str(video.info.get("nb_frames", ""))
+    readable, discarded = readable_frames(media.path, video.index)
+    seconds = timeline.end - timeline.starts[0]
+    try:
+        rate = float(media.frame_rate)  # the container's (a cut file's decoded average is skewed by its end)
+    except SRError:
+        rate = frames / seconds if seconds > 0 else 0.0
+    return Decodable(media.path.name, declared, int(listed) - discarded if listed.isdigit() else None, readable, frames,
+                     seconds, rate)
+
+
+def readable_frames(path: Path, index: int) -> tuple[int, int]:
+    """(packets of track `index` a demuxer reads, less those marked to be discarded; the discarded
+    ones). An MP4 cut without re-encoding keeps the frames before its start, marked by its edit
+    list: they are not meant to be shown."""
+    done = subprocess.run(
+        [find_tool("ffprobe"), "-v", "error", "-select_streams", str(index), "-show_entries", "packet=flags", "-of",
+         "csv=p=0", file_url(path)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )
+    if done.returncode != 0:
+        raise SRError(f"cannot read the frames of {path}: {done.stderr.strip() or 'ffprobe failed'}")
+    flags = done.stdout.split()
+    discarded = sum("D" in flag for flag in flags)
+    return len(flags) - discarded, discarded
