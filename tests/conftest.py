@@ -36,6 +36,13 @@ def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-nostdin", *args], check=True)
 
 
+def framemd5(path: Path) -> list[str]:
+    """The md5 of every decoded frame of a file's first video track."""
+    done = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "framemd5", "-"],
+                          capture_output=True, text=True, check=True)
+    return [line.rsplit(",", 1)[1].strip() for line in done.stdout.splitlines() if not line.startswith("#")]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Model and cache directories of our own, so tests neither read nor pollute the user's."""

@@ -14,17 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import VS_SR, ffmpeg, on_a_small_disk, processes, signal_one, vs_sr, wait_until
+from conftest import VS_SR, ffmpeg, framemd5, on_a_small_disk, processes, signal_one, vs_sr, wait_until
 
 from vs_sr.media.probe import count_frames, probe
 from vs_sr.media.timeline import read_timeline
 from vs_sr.media.verify import frame_times
-
-
-def framemd5(path: Path) -> list[str]:
-    done = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "framemd5", "-"],
-                          capture_output=True, text=True, check=True)
-    return [line.rsplit(",", 1)[1].strip() for line in done.stdout.splitlines() if not line.startswith("#")]
 
 
 def status(directory: Path) -> dict:

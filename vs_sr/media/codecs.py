@@ -68,6 +68,8 @@ class Codec:
     upload: bool = False
     """Frames go to the device through a filter (VA-API: hwupload)."""
     min_size: tuple[int, int] = (1, 1)
+    frame_tags: bool = False
+    """It writes the frames' colour tags, not the encoder options' (ProRes): they are set on the frames."""
     bytes_per_pixel: float = 0.15
     """Rough bytes per output pixel and frame (the batch's disk-space estimate)."""
     family: str = ""
@@ -127,7 +129,7 @@ CODECS = {
                      tuple(str(n) for n in range(9)), "6", "-cpu-used", options=("-row-mt", "1"), depths=(8, 10, 12),
                      bytes_per_pixel=0.08, family="av1"),
     "prores": Codec("prores", "prores_ks", EDITING, profiles=PRORES, default_profile="hq", depths=(10,),
-                    options=("-vendor", "apl0"), bytes_per_pixel=1.3, family="prores"),
+                    options=("-vendor", "apl0"), frame_tags=True, bytes_per_pixel=1.3, family="prores"),
     "dnxhr": Codec("dnxhr", "dnxhd", EDITING, profiles=DNXHR, default_profile="hq", depths=(8, 10),
                    min_size=(256, 120), bytes_per_pixel=1.3, family="dnxhd"),
     # Intra-only with per-slice CRCs: robust intermediates that cut and join on any frame.

@@ -45,6 +45,9 @@ def encoder_options(job: Job, codec: Codec, plan: OutputPlan, media: Media) -> l
     user_filters, user_options = split_filters(job.ffmpeg_args)
     command = ["-fps_mode", "passthrough", *codec_arguments(codec, job.crf, job.preset, job.profile, depth)]
     filters = list(user_filters)
+    tags = _colour_tags(video.info, plan)
+    if codec.frame_tags and tags:
+        filters.append(_frame_tags(tags))
     sar = corrected_sar(_sar_props(media), video.info["width"], video.info["height"], plan.width, plan.height)
     sar = sar or media.sample_aspect
     if sar:
@@ -52,7 +55,7 @@ def encoder_options(job: Job, codec: Codec, plan: OutputPlan, media: Media) -> l
     filters += device_filters(codec, depth)
     if filters:
         command += ["-vf", ",".join(filters)]
-    command += _colour_tags(video.info, plan)
+    command += [arg for option, value in tags.items() for arg in (f"-{option}", value)]
     return [*command, *user_options]
 
 
@@ -150,16 +153,23 @@ def mux_command(job: Job, media: Media, muxer: str, inputs: Sequence[Input],
     return [*command, "-f", muxer, file_url(target)]
 
 
-def _colour_tags(info: dict[str, Any], plan: OutputPlan) -> list[str]:
-    """The input's colour tags for the encoder; for an RGB input, those of the YUV it becomes
-    (y4m carries YUV only: `job_clip` converts with the default matrix, limited range)."""
+def _colour_tags(info: dict[str, Any], plan: OutputPlan) -> dict[str, str]:
+    """The input's colour tags (ffmpeg's option names and values) for the encoder; for an RGB
+    input, those of the YUV it becomes (y4m carries YUV only: `job_clip` converts with the default
+    matrix, limited range)."""
     tags = {"color_range": info.get("color_range"), "color_primaries": info.get("color_primaries"),
             "color_trc": info.get("color_transfer"), "colorspace": info.get("color_space")}
     if info.get("color_space") in ("gbr", "rgb") or str(info.get("pix_fmt", "")).startswith(("gbr", "rgb", "bgr")):
         tags["colorspace"] = FFMPEG_MATRICES.get(default_matrix(plan.width, plan.height))
         tags["color_range"] = "tv"
-    return [arg for option, value in tags.items() if value and value not in ("unknown", "reserved")
-            for arg in (f"-{option}", value)]
+    return {option: value for option, value in tags.items() if value and value not in ("unknown", "reserved")}
+
+
+def _frame_tags(tags: dict[str, str]) -> str:
+    """The colour tags as a `setparams` filter: for encoders that write the frames' own tags
+    (ProRes) rather than the encoder options'."""
+    names = {"color_range": "range"}
+    return "setparams=" + ":".join(f"{names.get(option, option)}={value}" for option, value in tags.items())
 
 
 def _sar_props(media: Media) -> dict[str, int]:
