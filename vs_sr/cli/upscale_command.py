@@ -101,19 +101,30 @@ def ffmpeg_arguments(text: str) -> list[str]:
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     upscale = commands.add_parser(
         "upscale", help="upscale a video file (vspipe -> ffmpeg), keeping audio, subtitles, attachments, chapters and "
-        "metadata")
+        "metadata", description="Upscale INPUT into OUTPUT. Inputs longer than 10 minutes run in verified chunks "
+        "(OUTPUT.vs-sr-resume/ beside the output): if the run is stopped or killed, the same command continues where "
+        "it stopped.")
     upscale.add_argument("input", help="the video file to upscale")
     upscale.add_argument("output", help="the file to write: .mkv, .mp4, .m4v, .mov or .webm")
     add_filter_options(upscale)
     add_encoder_options(upscale)
     upscale.add_argument("--start", type=non_negative, help="first frame (inclusive), as vspipe -s")
     upscale.add_argument("--end", type=non_negative, help="last frame (inclusive), as vspipe -e")
+    upscale.add_argument("--resume", action=argparse.BooleanOptionalAction,
+                         help="--resume: render in chunks kept in OUTPUT.vs-sr-resume/ until the output is written, so "
+                         "that the same command, run again after a crash or kill, continues where it stopped; "
+                         "--no-resume: one pass. Default: resumable for inputs longer than 10 minutes "
+                         "($VS_SR_RESUME_MINUTES) or when an interrupted resumable run of OUTPUT exists; "
+                         "--start/--end always run in one pass")
+    upscale.add_argument("--chunk-frames", type=positive,
+                         help="frames per chunk of a resumable run (default: 2%% of the video, at least 2000)")
     upscale.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
     add_output_options(upscale)
     upscale.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..batch.single import resume_folder, upscale_resumable, wants_resume
     from ..media.upscale_file import upscale_file
 
     job = Job(
@@ -123,6 +134,14 @@ def run(args: argparse.Namespace) -> int:
         codec=args.codec, crf=args.crf, preset=args.preset, ffmpeg_args=args.ffmpeg_args or [], start=args.start,
         end=args.end, overwrite=args.overwrite, deinterlace=args.deinterlace, profile=args.profile, depth=args.depth,
     )
+    if wants_resume(job, args.resume):
+        folder = resume_folder(job.output)
+        args.interrupted = f"interrupted; run the same command again to continue ({folder} keeps the finished chunks)"
+        upscale_resumable(job, args.chunk_frames, log=printer(args), quiet=args.quiet)
+        return 0
+    if resume_folder(job.output).is_dir() and not args.quiet:
+        print(f"note: {resume_folder(job.output)} holds an interrupted resumable run; it is left as it is (run without "
+              "--no-resume to continue it, or delete it)", flush=True)
     upscale_file(job, log=printer(args), on_tool_log=tool_printer(args), quiet=args.quiet)
     return 0
 
