@@ -36,6 +36,14 @@ def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-nostdin", *args], check=True)
 
 
+def vfr_clip(path: Path) -> Path:
+    """50 frames of 32x24 at a variable rate: 2 s at 10 fps, then 1 s at 30 fps."""
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=10:duration=2", "-f", "lavfi", "-i",
+           "testsrc2=size=32x24:rate=30:duration=1", "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-fps_mode", "vfr", str(path))
+    return path
+
+
 def framemd5(path: Path) -> list[str]:
     """The md5 of every decoded frame of a file's first video track."""
     done = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "framemd5", "-"],

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import VS_SR, ffmpeg, framemd5, processes, vs_sr, wait_until
+from conftest import VS_SR, ffmpeg, framemd5, processes, vfr_clip, vs_sr, wait_until
 
 from vs_sr.media.probe import probe
 from vs_sr.media.timeline import read_timeline
@@ -116,6 +116,11 @@ def test_long_inputs_are_resumable_by_default_and_changed_options_are_refused(on
     assert other.returncode == 1 and other.stderr.count("\n") == 1
     assert "holds an interrupted run of film.mkv with other options (--codec ffv1 -> x264)" in other.stderr
     assert f"delete {folder} to start over" in other.stderr
+    stranger = tmp_path / "other.mkv"
+    stranger.write_bytes(film.read_bytes())
+    other = vs_sr("upscale", str(stranger), str(output), "--codec", "ffv1", "--chunk-frames", "50")
+    assert other.returncode == 1
+    assert f"holds an interrupted run of {film.resolve()} to film.mkv; run that to continue it" in other.stderr
     # Without the lowered threshold the film is short, but its interrupted run is continued all the same.
     done = vs_sr("upscale", str(film), str(output), "--codec", "ffv1", "--chunk-frames", "50")
     assert done.returncode == 0, done.stderr
@@ -125,10 +130,7 @@ def test_long_inputs_are_resumable_by_default_and_changed_options_are_refused(on
 
 
 def test_variable_frame_rate_keeps_its_times_through_chunks(ncnn_models, tmp_path):
-    source = tmp_path / "vfr.mkv"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=10:duration=2", "-f", "lavfi", "-i",
-           "testsrc2=size=32x24:rate=30:duration=1", "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]",
-           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-fps_mode", "vfr", str(source))
+    source = vfr_clip(tmp_path / "vfr.mkv")
     output = tmp_path / "up.mkv"
     done = vs_sr("upscale", str(source), str(output), "--codec", "ffv1", "--resume", "--chunk-frames", "7")
     assert done.returncode == 0, done.stderr

@@ -82,7 +82,7 @@ def upscale_resumable(job: Job, chunk_frames: int | None = None, log: Callable[[
                                   if f.name not in PER_VIDEO},
                              container=BATCH_CONTAINERS[job.output.suffix.lower()],
                              chunk_frames=chunk_frames or default_chunk_frames(media), intermediate="final")
-    _check_earlier_run(folder, settings, job.output)
+    _check_earlier_run(folder, settings, job)
     with OutputSlot(job.output, job.overwrite) as slot:
         _say_where(folder, settings, log)
         # The batch's own "done: INPUT -> its work file" line would name a file about to move.
@@ -107,20 +107,26 @@ def default_chunk_frames(media: Media) -> int:
     return max(CHUNK_MINIMUM, math.ceil(frames / CHUNKS_PER_VIDEO))
 
 
-def _check_earlier_run(folder: Path, settings: BatchSettings, output: Path) -> None:
-    """An interrupted run with other options is not continued with these (its chunks would not
-    match): refused, naming what changed."""
+def _check_earlier_run(folder: Path, settings: BatchSettings, job: Job) -> None:
+    """An interrupted run of another input, or with other options, is not continued by this one
+    (its chunks would not belong): refused, naming what differs."""
     if not state_path(folder).is_file():
         return
     state = State(state_path(folder), readonly=True)
     try:
         stored = state.setting("settings")
+        inputs = {video.input for video in state.videos()}
     finally:
         state.close()
+    start_over = f"or delete {folder} to start over"
+    others = sorted(str(path) for path in inputs - {job.input.resolve()})
+    if others:
+        raise SRError(f"{folder} holds an interrupted run of {others[0]} to {job.output.name}; run that to continue it, "
+                      f"{start_over}.")
     changes = BatchSettings.from_json(stored).differences(settings) if stored else []
     if changes:
-        raise SRError(f"{folder} holds an interrupted run of {output.name} with other options ({'; '.join(changes)}); "
-                      f"run it with the same options to continue, or delete {folder} to start over.")
+        raise SRError(f"{folder} holds an interrupted run of {job.output.name} with other options "
+                      f"({'; '.join(changes)}); run it with the same options to continue, {start_over}.")
 
 
 def _say_where(folder: Path, settings: BatchSettings, log: Callable[[str], None]) -> None:
