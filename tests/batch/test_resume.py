@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -127,6 +128,30 @@ def test_long_inputs_are_resumable_by_default_and_changed_options_are_refused(on
     assert re.search(r"continuing the interrupted run in .*: \d+/200 frames already done", done.stdout)
     assert_same_as(output, one_pass)
     assert not folder.exists()
+
+
+def test_a_failed_run_is_retried_by_the_same_command(one_pass, film, tmp_path):
+    """The real ffmpeg behind a shim on PATH that refuses to encode chunk 1 (as a full disk or a
+    crashing encoder would): the run fails naming why; the same command without the fault keeps
+    chunk 0 and does the rest."""
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    shim = shims / "ffmpeg"
+    shim.write_text(f'#!/bin/sh\ncase "$*" in *chunk-00001*) echo "shim: chunk 1 refused" >&2; exit 1;; esac\n'
+                    f'exec {shutil.which("ffmpeg")} "$@"\n')
+    shim.chmod(0o755)
+    output = tmp_path / "film.mkv"
+    args = ("upscale", str(film), str(output), "--codec", "ffv1", "--resume", "--chunk-frames", "60")
+    failed = vs_sr(*args, env={"PATH": f"{shims}:{os.environ['PATH']}"})
+    assert failed.returncode == 1
+    error = failed.stderr.splitlines()[-1]
+    assert error.startswith("vs-sr: error: chunk 1 (frames 60-119) failed after 1 attempt(s): ffmpeg failed: shim: "
+                            "chunk 1 refused (the finished chunks stay in")
+    assert error.endswith("the same command retries the rest)") and not output.exists()
+    done = vs_sr(*args)
+    assert done.returncode == 0, done.stderr
+    assert f"interrupted run in {output}.vs-sr-resume: 60/{FRAMES} frames already done" in done.stdout
+    assert_same_as(output, one_pass)
 
 
 def test_variable_frame_rate_keeps_its_times_through_chunks(ncnn_models, tmp_path):

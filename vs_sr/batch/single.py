@@ -85,11 +85,13 @@ def upscale_resumable(job: Job, chunk_frames: int | None = None, log: Callable[[
     _check_earlier_run(folder, settings, job)
     with OutputSlot(job.output, job.overwrite) as slot:
         _say_where(folder, settings, log)
+        _retry_failed(folder)
         # The batch's own "done: INPUT -> its work file" line would name a file about to move.
         outcome = run_batch([job.input], folder, settings, RunOptions(), quiet=quiet,
                             log=lambda line: None if line.startswith("done: ") else log(line))
         if outcome.failed:
-            raise SRError(str(outcome.failed[0].error))
+            raise SRError(f"{outcome.failed[0].error} (the finished chunks stay in {folder}: the same command "
+                          "retries the rest)")
         result = outcome.done[0]
         os.replace(result.output, slot.target)
         slot.commit()
@@ -127,6 +129,23 @@ def _check_earlier_run(folder: Path, settings: BatchSettings, job: Job) -> None:
     if changes:
         raise SRError(f"{folder} holds an interrupted run of {job.output.name} with other options "
                       f"({'; '.join(changes)}); run it with the same options to continue, {start_over}.")
+
+
+def _retry_failed(folder: Path) -> None:
+    """A run that failed (a chunk's last attempt, the assembly) is tried again: what failed goes
+    back to pending, the verified chunks stay."""
+    if not state_path(folder).is_file():
+        return
+    state = State(state_path(folder))
+    try:
+        for video in state.videos():
+            if video.state == "failed":
+                for chunk in state.chunks(video.id):
+                    if chunk.state == "failed":
+                        state.redo_chunk(chunk.key, "retried")
+                state.set_video(video.id, "pending")
+    finally:
+        state.close()
 
 
 def _say_where(folder: Path, settings: BatchSettings, log: Callable[[str], None]) -> None:
