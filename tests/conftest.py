@@ -48,6 +48,21 @@ def cut_short(source: Path, target: Path, frames: int, partial: bool = False) ->
     return target
 
 
+def vfr_clip(path: Path) -> Path:
+    """50 frames of 32x24 at a variable rate: 2 s at 10 fps, then 1 s at 30 fps."""
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=10:duration=2", "-f", "lavfi", "-i",
+           "testsrc2=size=32x24:rate=30:duration=1", "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-fps_mode", "vfr", str(path))
+    return path
+
+
+def framemd5(path: Path) -> list[str]:
+    """The md5 of every decoded frame of a file's first video track."""
+    done = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "framemd5", "-"],
+                          capture_output=True, text=True, check=True)
+    return [line.rsplit(",", 1)[1].strip() for line in done.stdout.splitlines() if not line.startswith("#")]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Model and cache directories of our own, so tests neither read nor pollute the user's."""

@@ -14,17 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import VS_SR, ffmpeg, on_a_small_disk, processes, signal_one, vs_sr, wait_until
+from conftest import VS_SR, ffmpeg, framemd5, on_a_small_disk, processes, signal_one, vfr_clip, vs_sr, wait_until
 
 from vs_sr.media.probe import count_frames, probe
 from vs_sr.media.timeline import read_timeline
 from vs_sr.media.verify import frame_times
-
-
-def framemd5(path: Path) -> list[str]:
-    done = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "framemd5", "-"],
-                          capture_output=True, text=True, check=True)
-    return [line.rsplit(",", 1)[1].strip() for line in done.stdout.splitlines() if not line.startswith("#")]
 
 
 def status(directory: Path) -> dict:
@@ -206,10 +200,7 @@ def test_ctrl_c_stops_every_child_and_keeps_the_state(ncnn_models, long_clip, tm
 
 
 def test_a_variable_frame_rate_file_keeps_its_times_across_chunks(ncnn_models, tmp_path):
-    source = tmp_path / "vfr.mkv"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=10:duration=2", "-f", "lavfi", "-i",
-           "testsrc2=size=32x24:rate=30:duration=1", "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]",
-           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-fps_mode", "vfr", str(source))
+    source = vfr_clip(tmp_path / "vfr.mkv")
     out = tmp_path / "out"
     done = vs_sr("batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "7")
     assert done.returncode == 0, done.stderr

@@ -80,9 +80,11 @@ def test_version_and_help_for_every_option():
 
 @pytest.mark.parametrize(("args", "message"), [
     (["upscale", "in.mkv", "out.mkv", "--num-streams", "0"], "--num-streams: must be at least 1, not 0"),
-    (["upscale", "in.mkv", "out.mkv", "--crf", "99"], "--crf: x264/x265 take 0-51, not 99"),
+    (["upscale", "in.mkv", "out.mkv", "--crf", "99"], "--crf: takes 0-63 (x264/x265 0-51, AV1 up to 63), not 99"),
     (["upscale", "in.mkv", "out.mkv", "--tile", "-5"], "--tile: must be at least 1, not -5"),
-    (["upscale", "in.mkv", "out.mkv", "--preset", "fastest"], "--preset: invalid choice: 'fastest'"),
+    (["upscale", "in.mkv", "out.mkv", "--preset", "fastest"], "--preset: 'fastest' is no encoder's preset"),
+    (["upscale", "in.mkv", "out.mkv", "--depth", "9"], "--depth: invalid choice: 9"),
+    (["upscale", "in.mkv", "out.mkv", "--profile", "ultra"], "--profile: invalid choice: 'ultra'"),
     (["upscale", "in.mkv", "out.mkv", "--ffmpeg-args", "-tune 'animation"], "--ffmpeg-args: --ffmpeg-args"),
     (["eval", "ref.mkv", "--source", "low.mkv", "--scale", "0"], "--scale: must be at least 1, not 0"),
     (["train", "--model", "m", "--hr", "a.mkv", "--output", "o", "--ema", "2"], "--ema: must be in [0, 1), not 2"),

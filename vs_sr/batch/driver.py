@@ -303,7 +303,7 @@ class BatchRun:
             chunks = self.state.chunks(video.id)
             frames = sum(c.frames for c in chunks if c.state != "done")
             chunk_codec = self.settings.chunk_codec(planned.job, len(chunks))
-            needed += frames * planned.width * planned.height * (BYTES_PER_PIXEL[chunk_codec] + FINAL_BYTES_PER_PIXEL)
+            needed += frames * planned.width * planned.height * (CODECS[chunk_codec].bytes_per_pixel + FINAL_BYTES_PER_PIXEL)
         free = shutil.disk_usage(self.directory).free
         if needed > free:
             raise SRError(f"the remaining work needs about {needed / 1e9:.1f} GB in {self.directory} (chunks and "
@@ -502,9 +502,9 @@ class BatchRun:
         self.state.close()
 
 
-# Rough bytes per output pixel and frame, for the disk-space check (measured on 854x480 frames:
-# FFV1 level 3 about 1.1, x264/x265 CRF 18-20 under 0.1).
-BYTES_PER_PIXEL = {"ffv1": 1.2, "x264": 0.15, "x265": 0.1}
+# Rough bytes per output pixel and frame of the final output, for the disk-space check (chunks: each
+# codec's `bytes_per_pixel`; measured on 854x480 frames: FFV1 level 3 about 1.1, x264/x265 CRF 18-20
+# under 0.1).
 FINAL_BYTES_PER_PIXEL = 0.15
 
 

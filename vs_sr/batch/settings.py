@@ -15,7 +15,7 @@ from ..media.job import Job
 # Job fields that are per video or per run, not settings of the batch (--salvage is a run's choice:
 # a later run may salvage the inputs an earlier one refused, keeping everything else).
 PER_VIDEO = ("input", "output", "start", "end", "overwrite", "salvage")
-CONTAINERS = {"mkv": ".mkv", "mp4": ".mp4"}
+CONTAINERS = {"mkv": ".mkv", "mp4": ".mp4", "mov": ".mov", "webm": ".webm"}
 INTERMEDIATES = ("ffv1", "final")
 AUTO_CHUNK_MINIMUM = 1000  # frames: model start-up (seconds) amortised over minutes of work
 

@@ -28,6 +28,7 @@ from . import (
     triton_command,
     upscale_command,
 )
+from .common import attach_values
 
 INTERRUPTED = "interrupted; nothing was written"
 BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a tool SIGPIPE ended
@@ -91,7 +92,7 @@ def _main(argv: Sequence[str] | None) -> int:
         argcomplete.autocomplete(parser)
     except ImportError:  # completion is a nicety: without the package the command works the same
         pass
-    args = parser.parse_args(argv)
+    args = parser.parse_args(attach_values(sys.argv[1:] if argv is None else argv))
     run: Callable[[argparse.Namespace], int] = args.run
     # A service manager's SIGTERM and a closed terminal's SIGHUP end a run the way Ctrl-C does:
     # every step's clean-up runs (children stopped, temporaries removed), exit code 130.

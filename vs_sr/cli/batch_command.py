@@ -32,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        "the batch's state lives in DIR/.vs-sr-batch/")
     add_filter_options(batch)
     add_encoder_options(batch)
-    batch.add_argument("--container", choices=list(CONTAINERS), default="mkv", help="output container (default mkv)")
+    batch.add_argument("--container", choices=list(CONTAINERS), default="mkv", help="output container (default mkv; prores/dnxhr: mkv or mov; webm: AV1 only)")
     batch.add_argument("--jobs", type=positive, help="chunks at once (default: one per GPU the model runs on, else 1; "
                        "with --ray: the cluster's CPUs or GPUs)")
     batch.add_argument("--chunk-frames", type=positive,
@@ -65,11 +65,16 @@ def run(args: argparse.Namespace) -> int:
     if args.output_dir is None:
         raise SRError("give --output-dir DIR: where the results and the batch's state go.")
     from ..batch import BatchSettings, RunOptions, run_batch
+    from ..batch.settings import CONTAINERS
+    from ..media.codecs import CONTAINERS as MUXERS
+    from ..media.encoders import check_encoding
 
     job = {name: getattr(args, name) for name in ("model", "scale", "width", "height", "backend", "precision", "tile",
                                                    "overlap", "num_streams", "server", "noise", "codec", "crf", "preset",
-                                                   "deinterlace")}
+                                                   "deinterlace", "profile", "depth")}
     job["ffmpeg_args"] = args.ffmpeg_args or []
+    # Once for the batch, before any video is planned: a codec this ffmpeg or machine cannot use.
+    check_encoding(args.codec, MUXERS[CONTAINERS[args.container]], args.crf, args.preset, args.profile, args.depth)
     settings = BatchSettings(job=job, container=args.container, chunk_frames=args.chunk_frames,
                              intermediate=args.intermediate)
     options = RunOptions(max_tries=args.max_tries, stall_seconds=float(args.stall_seconds),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any
 
 INCOMPLETE = 3
@@ -103,6 +104,28 @@ def deprecated(new: str, until: str) -> type[argparse.Action]:
             setattr(namespace, self.dest, values)
 
     return Deprecated
+
+
+VALUE_OPTIONS = ("--ffmpeg-args",)
+
+
+def attach_values(argv: Sequence[str], options: Sequence[str] = VALUE_OPTIONS) -> list[str]:
+    """`--ffmpeg-args -vf hqdn3d` as `--ffmpeg-args=-vf hqdn3d`: argparse reads a separate value
+    that begins with '-' as an option (`-vf ...` as `-v`), the attached form as a value."""
+    attached: list[str] = []
+    items = list(argv)
+    index = 0
+    while index < len(items):
+        item = items[index]
+        if item == "--":  # positional arguments from here on
+            return attached + items[index:]
+        if item in options and index + 1 < len(items):
+            attached.append(f"{item}={items[index + 1]}")
+            index += 2
+        else:
+            attached.append(item)
+            index += 1
+    return attached
 
 
 def default(record: type, name: str) -> Any:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..filter.arguments import BACKENDS, PRECISION_CHOICES
-from ..media.codecs import CODECS, CRF_RANGE, PRESETS
+from ..media.codecs import CODECS, CRF_LIMITS, DEPTHS, PRESETS, PROFILES
 from ..media.job import DEINTERLACERS, Job
 from .common import TILE_METAVAR, add_noise_option, default, non_negative, positive, tile
 
@@ -48,13 +48,26 @@ def add_encoder_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--salvage", action="store_true",
                         help="upscale what decodes of an input that is cut short or has damaged frames (refused by "
                         f"default, with the numbers); the result is incomplete and the exit status is {INCOMPLETE}")
-    parser.add_argument("--codec", default=default(Job, "codec"), choices=list(CODECS),
-                        help="video codec (default x264; ffv1 is lossless)")
-    parser.add_argument("--crf", type=crf, help=f"quality for x264/x265, {CRF_RANGE[0]}-{CRF_RANGE[1]}, lower is better "
-                        "(default 18/20)")
-    parser.add_argument("--preset", choices=PRESETS, help="x264/x265 speed preset (default medium)")
-    parser.add_argument("--ffmpeg-args", type=ffmpeg_arguments,
-                        help="extra ffmpeg output options for the video, e.g. \"-tune animation\"")
+    parser.add_argument("--codec", default=default(Job, "codec"), choices=list(CODECS), metavar="CODEC",
+                        help="video codec: x264 (default), x265, svt-av1, aom-av1 (AV1: .mkv/.mp4/.webm), prores, "
+                        "dnxhr (editing intermediates: .mov/.mkv), ffv1 (lossless, .mkv), or a hardware encoder: "
+                        "h264-nvenc, hevc-nvenc (NVIDIA), h264-qsv, hevc-qsv (Intel), h264-vaapi, hevc-vaapi (VA-API). "
+                        "Checked with a one-frame encode before any work")
+    parser.add_argument("--crf", type=crf, help="constant quality, lower is better: x264/x265 0-51 (default 18/20), "
+                        "svt-av1 1-63 and aom-av1 0-63 (default 25); the hardware encoders' -cq/-global_quality/-qp, "
+                        "1-51 (default 21). ProRes and DNxHR take --profile instead")
+    parser.add_argument("--preset", type=preset, help="speed preset: x264/x265 ultrafast ... placebo (default medium); "
+                        "svt-av1 0-13 (default 6) and aom-av1 0-8 (-cpu-used, default 6), 0 slowest; NVENC p1-p7 "
+                        "(default p5); QSV veryfast ... veryslow (default medium)")
+    parser.add_argument("--profile", choices=PROFILES, metavar="PROFILE",
+                        help="ProRes: proxy, lt, standard, hq (default), 4444; DNxHR: lb, sq, hq (default; 8-bit 4:2:2), "
+                        "hqx (10-bit 4:2:2), 444 (10-bit 4:4:4)")
+    parser.add_argument("--depth", type=int, choices=DEPTHS,
+                        help="output bit depth: 10 for 10-bit x264/x265/AV1/FFV1 or HEVC hardware encoding, upscaled "
+                        "in 10 bits (default: the input's; ProRes is 10-bit, DNxHR follows --profile)")
+    parser.add_argument("--ffmpeg-args", type=ffmpeg_arguments, metavar="'ARGS'",
+                        help="extra ffmpeg output options for the video, after vs-sr's own, e.g. '-tune animation' or "
+                        "'-vf hqdn3d' (video filters run before the SAR tag is set, which they cannot lose)")
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -67,9 +80,18 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 
 def crf(text: str) -> int:
     value = non_negative(text)
-    if not CRF_RANGE[0] <= value <= CRF_RANGE[1]:
-        raise argparse.ArgumentTypeError(f"x264/x265 take {CRF_RANGE[0]}-{CRF_RANGE[1]}, not {value}")
+    if not CRF_LIMITS[0] <= value <= CRF_LIMITS[1]:
+        raise argparse.ArgumentTypeError(f"takes {CRF_LIMITS[0]}-{CRF_LIMITS[1]} (x264/x265 0-51, AV1 up to 63), "
+                                         f"not {value}")
     return value
+
+
+def preset(text: str) -> str:
+    """Any codec's preset name (each codec checks its own when the job is checked)."""
+    if text not in PRESETS:
+        raise argparse.ArgumentTypeError(f"'{text}' is no encoder's preset (x264/x265: ultrafast ... placebo; "
+                                         "svt-av1 0-13; aom-av1 0-8; NVENC p1-p7; QSV veryfast ... veryslow)")
+    return text
 
 
 def ffmpeg_arguments(text: str) -> list[str]:
@@ -83,20 +105,32 @@ def ffmpeg_arguments(text: str) -> list[str]:
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    upscale = commands.add_parser("upscale", help="upscale a video file (vspipe -> ffmpeg), keeping audio, "
-                                  "subtitles, attachments, chapters and metadata")
+    upscale = commands.add_parser(
+        "upscale", help="upscale a video file (vspipe -> ffmpeg), keeping audio, subtitles, attachments, chapters and "
+        "metadata", description="Upscale INPUT into OUTPUT. Inputs longer than 10 minutes run in verified chunks "
+        "(OUTPUT.vs-sr-resume/ beside the output): if the run is stopped or killed, the same command continues where "
+        "it stopped.")
     upscale.add_argument("input", help="the video file to upscale")
-    upscale.add_argument("output", help="the file to write: .mkv, .mp4, .m4v or .mov")
+    upscale.add_argument("output", help="the file to write: .mkv, .mp4, .m4v, .mov or .webm")
     add_filter_options(upscale)
     add_encoder_options(upscale)
     upscale.add_argument("--start", type=non_negative, help="first frame (inclusive), as vspipe -s")
     upscale.add_argument("--end", type=non_negative, help="last frame (inclusive), as vspipe -e")
+    upscale.add_argument("--resume", action=argparse.BooleanOptionalAction,
+                         help="--resume: render in chunks kept in OUTPUT.vs-sr-resume/ until the output is written, so "
+                         "that the same command, run again after a crash or kill, continues where it stopped; "
+                         "--no-resume: one pass. Default: resumable for inputs longer than 10 minutes "
+                         "($VS_SR_RESUME_MINUTES) or when an interrupted resumable run of OUTPUT exists; "
+                         "--start/--end always run in one pass")
+    upscale.add_argument("--chunk-frames", type=positive,
+                         help="frames per chunk of a resumable run (default: 2%% of the video, at least 2000)")
     upscale.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
     add_output_options(upscale)
     upscale.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..batch.single import resume_folder, upscale_resumable, wants_resume
     from ..media.upscale_file import upscale_file
     from .common import INCOMPLETE
 
@@ -105,10 +139,18 @@ def run(args: argparse.Namespace) -> int:
         width=args.width, height=args.height, backend=args.backend, precision=args.precision,
         tile=args.tile, overlap=args.overlap, num_streams=args.num_streams, server=args.server, noise=args.noise,
         codec=args.codec, crf=args.crf, preset=args.preset, ffmpeg_args=args.ffmpeg_args or [], start=args.start,
-        end=args.end,
-        overwrite=args.overwrite, deinterlace=args.deinterlace, salvage=args.salvage,
+        end=args.end, overwrite=args.overwrite, deinterlace=args.deinterlace, profile=args.profile, depth=args.depth,
+        salvage=args.salvage,
     )
-    result = upscale_file(job, log=printer(args), on_tool_log=tool_printer(args), quiet=args.quiet)
+    if wants_resume(job, args.resume):
+        folder = resume_folder(job.output)
+        args.interrupted = f"interrupted; run the same command again to continue ({folder} keeps the finished chunks)"
+        result = upscale_resumable(job, args.chunk_frames, log=printer(args), quiet=args.quiet)
+    else:
+        if resume_folder(job.output).is_dir() and not args.quiet:
+            print(f"note: {resume_folder(job.output)} holds an interrupted resumable run; it is left as it is (run "
+                  "without --no-resume to continue it, or delete it)", flush=True)
+        result = upscale_file(job, log=printer(args), on_tool_log=tool_printer(args), quiet=args.quiet)
     if result.salvaged:
         print(f"vs-sr: incomplete: {result.salvaged}; wrote what decodes (--salvage)", file=sys.stderr)
         return INCOMPLETE

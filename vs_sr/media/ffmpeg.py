@@ -4,13 +4,16 @@ packet-accurate cut of the other tracks to a frame range, and the final mux. Pat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import SRError
 from ..filter.formats import corrected_sar, default_matrix
 from .codecs import Codec
+from .encoders import codec_arguments, device_filters
 from .job import Job, OutputPlan
 from .probe import Media
 from .tools import file_url, find_tool
@@ -32,18 +35,56 @@ def encode_command(options: Sequence[str], target: Path) -> list[str]:
 
 def encoder_options(job: Job, codec: Codec, plan: OutputPlan, media: Media) -> list[str]:
     """The encoder's options for the output video: codec, quality, the output's SAR and colour
-    tags, and the caller's extra arguments (plain data: batch chunks carry them to workers)."""
+    tags, and the caller's extra arguments (plain data: batch chunks carry them to workers).
+
+    The caller's arguments come last, so they can override any of ours, except that their video
+    filters (-vf) join ours instead of replacing them: the SAR tag (and a hardware encoder's
+    upload) stay at the end of one chain."""
     video = media.video
-    command = ["-fps_mode", "passthrough", "-c:v", codec.encoder]
-    if not codec.lossless:
-        command += ["-crf", str(job.crf if job.crf is not None else codec.crf), "-preset", job.preset or str(codec.preset)]
-    command += codec.options
+    _, depth = codec.layout(job.profile, job.depth, source_depth(video.info))
+    user_filters, user_options = split_filters(job.ffmpeg_args)
+    command = ["-fps_mode", "passthrough", *codec_arguments(codec, job.crf, job.preset, job.profile, depth)]
+    filters = list(user_filters)
+    tags = _colour_tags(video.info, plan)
+    if codec.frame_tags and tags:
+        filters.append(_frame_tags(tags))
     sar = corrected_sar(_sar_props(media), video.info["width"], video.info["height"], plan.width, plan.height)
     sar = sar or media.sample_aspect
     if sar:
-        command += ["-vf", f"setsar={sar[0]}/{sar[1]}:max=65535"]
-    command += _colour_tags(video.info, plan)
-    return [*command, *job.ffmpeg_args]
+        filters.append(f"setsar={sar[0]}/{sar[1]}:max=65535")
+    filters += device_filters(codec, depth)
+    if filters:
+        command += ["-vf", ",".join(filters)]
+    command += [arg for option, value in tags.items() for arg in (f"-{option}", value)]
+    return [*command, *user_options]
+
+
+FILTER_OPTIONS = ("-vf", "-filter:v", "-filter:v:0", "-filter")
+
+
+def split_filters(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the video filter chains among ffmpeg output options, the other options)."""
+    filters: list[str] = []
+    others: list[str] = []
+    items = iter(arguments)
+    for item in items:
+        if item in FILTER_OPTIONS:
+            value = next(items, None)
+            if value is None:
+                raise SRError(f"--ffmpeg-args: {item} needs a filter chain after it, e.g. \"{item} hqdn3d\".")
+            filters.append(value)
+        else:
+            others.append(item)
+    return filters, others
+
+
+def source_depth(info: dict[str, Any]) -> int:
+    """Bits per sample of a video track (ffprobe's JSON), 8 when it does not say."""
+    bits = str(info.get("bits_per_raw_sample", ""))
+    if bits.isdigit() and int(bits) > 0:
+        return int(bits)
+    match = re.search(r"p(\d+)(le|be)?$", str(info.get("pix_fmt", "")))
+    return int(match.group(1)) if match else 8
 
 
 def cut_command(job: Job, plan: OutputPlan, media: Media, indices: Sequence[int], target: Path) -> list[str]:
@@ -112,16 +153,23 @@ def mux_command(job: Job, media: Media, muxer: str, inputs: Sequence[Input],
     return [*command, "-f", muxer, file_url(target)]
 
 
-def _colour_tags(info: dict[str, Any], plan: OutputPlan) -> list[str]:
-    """The input's colour tags for the encoder; for an RGB input, those of the YUV it becomes
-    (y4m carries YUV only: `job_clip` converts with the default matrix, limited range)."""
+def _colour_tags(info: dict[str, Any], plan: OutputPlan) -> dict[str, str]:
+    """The input's colour tags (ffmpeg's option names and values) for the encoder; for an RGB
+    input, those of the YUV it becomes (y4m carries YUV only: `job_clip` converts with the default
+    matrix, limited range)."""
     tags = {"color_range": info.get("color_range"), "color_primaries": info.get("color_primaries"),
             "color_trc": info.get("color_transfer"), "colorspace": info.get("color_space")}
     if info.get("color_space") in ("gbr", "rgb") or str(info.get("pix_fmt", "")).startswith(("gbr", "rgb", "bgr")):
         tags["colorspace"] = FFMPEG_MATRICES.get(default_matrix(plan.width, plan.height))
         tags["color_range"] = "tv"
-    return [arg for option, value in tags.items() if value and value not in ("unknown", "reserved")
-            for arg in (f"-{option}", value)]
+    return {option: value for option, value in tags.items() if value and value not in ("unknown", "reserved")}
+
+
+def _frame_tags(tags: dict[str, str]) -> str:
+    """The colour tags as a `setparams` filter: for encoders that write the frames' own tags
+    (ProRes) rather than the encoder options'."""
+    names = {"color_range": "range"}
+    return "setparams=" + ":".join(f"{names.get(option, option)}={value}" for option, value in tags.items())
 
 
 def _sar_props(media: Media) -> dict[str, int]:

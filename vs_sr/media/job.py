@@ -16,6 +16,7 @@ from ..filter.arguments import BackendName, PrecisionName, backend_and_server, b
 from ..filter.formats import output_size
 from ..models import DEFAULT_MODEL
 from .codecs import CODECS, CONTAINERS, Codec
+from .encoders import check_encoding
 from .integrity import decodable
 from .probe import Media, Track
 from .timeline import Timeline, read_timeline
@@ -58,6 +59,10 @@ class Job:
     salvage: bool = False
     """An input that decodes short of what its container declares (cut off, damaged frames) is
     refused unless this is set; then what decodes is upscaled, and the plan says what was missing."""
+    profile: str | None = None
+    """The codec's profile where quality is a profile (ProRes, DNxHR); None: the codec's default."""
+    depth: int | None = None
+    """Output bit depth; None: the input's where the codec takes it (ProRes and DNxHR: the profile's)."""
 
     @property
     def video_codec(self) -> Codec:
@@ -73,7 +78,8 @@ class Job:
         return {"input": self.input.resolve(), "output": self.output, "model": self.model, "scale": self.scale,
                 "width": self.width, "height": self.height, "backend": self.backend, "precision": self.precision,
                 "tile": tile_text(self.tile), "overlap": self.overlap, "num_streams": self.num_streams, "server": self.server,
-                "noise": self.noise, "deinterlace": self.deinterlace}
+                "noise": self.noise, "deinterlace": self.deinterlace, "codec": self.codec, "profile": self.profile,
+                "depth": self.depth}
 
     @classmethod
     def from_script_arguments(cls, arguments: Mapping[str, str | None]) -> Job:
@@ -93,7 +99,8 @@ class Job:
                    precision=precision_name(text("precision")), tile=tile_value(arguments.get("tile")),
                    overlap=number("overlap"),
                    num_streams=int(text("num_streams")), server=arguments.get("server"), noise=number("noise"),
-                   deinterlace=arguments.get("deinterlace"))
+                   deinterlace=arguments.get("deinterlace"), codec=arguments.get("codec") or "x264",
+                   profile=arguments.get("profile"), depth=number("depth"))
 
 
 def tile_text(tile: int | Sequence[int] | None) -> str | None:
@@ -154,7 +161,8 @@ DEINTERLACERS = ("bwdif", "progressive")
 
 
 def check_job(job: Job) -> str:
-    """Validate what can be checked before any work; returns the output muxer."""
+    """Validate what can be checked before any work (the encoder included: ffmpeg is asked once
+    whether it can encode with it); returns the output muxer."""
     if not job.input.is_file():
         raise SRError(f"input file not found: {job.input}.")
     if job.output.is_dir():
@@ -162,13 +170,6 @@ def check_job(job: Job) -> str:
     muxer = CONTAINERS.get(job.output.suffix.lower())
     if muxer is None:
         raise SRError(f"unsupported output container '{job.output.suffix}'; use one of {', '.join(CONTAINERS)}.")
-    codec = CODECS.get(job.codec)
-    if codec is None:
-        raise SRError(f"unknown codec '{job.codec}'; use one of {', '.join(CODECS)}.")
-    if muxer not in codec.containers:
-        raise SRError(f"{job.codec} cannot be stored in {job.output.suffix}; use .mkv.")
-    if codec.lossless and (job.crf is not None or job.preset is not None):
-        raise SRError(f"{job.codec} is lossless: --crf and --preset do not apply.")
     if job.deinterlace is not None and job.deinterlace not in DEINTERLACERS:
         raise SRError(f"unknown deinterlacer '{job.deinterlace}'; use one of {', '.join(DEINTERLACERS)}.")
     if job.output.resolve() == job.input.resolve():
@@ -183,6 +184,7 @@ def check_job(job: Job) -> str:
             pass
     except OSError as error:
         raise SRError(f"cannot write to {directory}: {error.strerror}.") from None
+    check_encoding(job.codec, muxer, job.crf, job.preset, job.profile, job.depth)
     return muxer
 
 
@@ -205,6 +207,10 @@ def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
         raise SRError(f"frame range {first}-{last} is outside the input's 0-{clip.num_frames - 1}.")
     check_interlacing(clip, media, job)
     width, height = output_size(clip, job.scale, job.width, job.height)
+    minimum = job.video_codec.min_size
+    if width < minimum[0] or height < minimum[1]:
+        raise SRError(f"{job.codec} needs frames of at least {minimum[0]}x{minimum[1]}; the output would be "
+                      f"{width}x{height} (choose a larger --width/--height or another --codec).")
     plan = OutputPlan(first, last, job.start is not None or job.end is not None, width, height, timeline,
                       plan_tracks(media, muxer))
     found = decodable(media, clip.num_frames, timeline)

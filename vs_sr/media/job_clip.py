@@ -1,5 +1,6 @@
 """The clip vspipe renders for a job: the source, deinterlaced if asked, through `Upscale`, as
-YUV (y4m carries nothing else). Runs inside vspipe: `media.script` calls `job_clip`."""
+YUV (y4m carries nothing else) in the chroma layout and bit depth the codec takes. Runs inside
+vspipe: `media.script` calls `job_clip`."""
 
 from __future__ import annotations
 
@@ -9,21 +10,47 @@ import vapoursynth as vs
 
 from ..filter import Upscale
 from ..filter.formats import default_matrix
+from .codecs import CODECS
 from .job import Job
 from .tools import open_video
 
 
 def job_clip(arguments: Mapping[str, str | None]) -> vs.VideoNode:
-    """The clip vspipe outputs for the job `Job.filter_arguments` sent (see `media.script`)."""
+    """The clip vspipe outputs for the job `Job.filter_arguments` sent (see `media.script`), in the
+    pixel layout its codec takes."""
     job = Job.from_script_arguments(arguments)
-    clip = deinterlaced(open_video(str(job.input)), job.deinterlace)
-    clip = Upscale(clip, job.model, job.scale, backend=job.backend, precision=job.precision, tile=job.tile,
-                   overlap=job.overlap, num_streams=job.num_streams, width=job.width, height=job.height,
+    source = deinterlaced(open_video(str(job.input)), job.deinterlace)
+    chroma, depth = CODECS[job.codec].layout(job.profile, job.depth, source.format.bits_per_sample)
+    clip = Upscale(deeper(source, depth), job.model, job.scale, backend=job.backend, precision=job.precision,
+                   tile=job.tile, overlap=job.overlap, num_streams=job.num_streams, width=job.width, height=job.height,
                    server=job.server, noise=job.noise)
-    if clip.format.color_family == vs.RGB:  # y4m carries YUV only
-        yuv = clip.format.replace(color_family=vs.YUV).id
-        clip = clip.resize.Spline36(format=yuv, matrix=default_matrix(clip.width, clip.height))
+    return in_layout(clip, chroma, depth)
+
+
+def deeper(clip: vs.VideoNode, depth: int) -> vs.VideoNode:
+    """The source at `depth` bits when that is more than it has (an exact conversion): the
+    network's output is then rounded to the output's depth, not to the source's."""
+    fmt = clip.format
+    if fmt.sample_type == vs.INTEGER and fmt.bits_per_sample < depth:
+        return clip.resize.Point(format=fmt.replace(bits_per_sample=depth).id)
     return clip
+
+
+SUBSAMPLING = {"420": (1, 1), "422": (1, 0), "444": (0, 0)}
+
+
+def in_layout(clip: vs.VideoNode, chroma: str | None, depth: int) -> vs.VideoNode:
+    """YUV (y4m carries nothing else; RGB converts with the default matrix) with the chroma layout
+    (None: the clip's) and bit depth the encoder takes."""
+    fmt = clip.format
+    if fmt.color_family == vs.GRAY:
+        return clip if fmt.bits_per_sample == depth else clip.resize.Point(format=fmt.replace(bits_per_sample=depth).id)
+    subsampling = SUBSAMPLING[chroma] if chroma else (fmt.subsampling_w, fmt.subsampling_h)
+    target = vs.core.query_video_format(vs.YUV, vs.INTEGER, depth, *subsampling)
+    if target.id == fmt.id:
+        return clip
+    matrix = {"matrix": default_matrix(clip.width, clip.height)} if fmt.color_family == vs.RGB else {}
+    return clip.resize.Spline36(format=target.id, **matrix)
 
 
 def deinterlaced(clip: vs.VideoNode, method: str | None) -> vs.VideoNode:

@@ -10,6 +10,8 @@ from .subtitles import is_text
 
 # What MP4/MOV can carry as is; everything else is re-encoded (audio) or converted (text subtitles).
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
+# WebM holds Opus or Vorbis audio (anything else is re-encoded to Opus) and WebVTT subtitles.
+WEBM_AUDIO = {"opus", "vorbis"}
 # ffmpeg's encoder for a text subtitle codec, when an edited copy (a frame range) is written back.
 TEXT_ENCODERS = {"subrip": "srt", "srt": "srt", "ass": "ass", "ssa": "ssa", "webvtt": "webvtt", "mov_text": "mov_text",
                  "text": "srt"}
@@ -28,7 +30,8 @@ class Carried:
         """The same track taken from an edited text copy (a cut to a frame range), so encoded again."""
         if self.codec != "copy":
             return self
-        return Carried(self.track, "mov_text" if muxer in ("mp4", "mov") else TEXT_ENCODERS[self.track.codec])
+        return Carried(self.track, {"mp4": "mov_text", "mov": "mov_text", "webm": "webvtt"}.get(muxer) or
+                       TEXT_ENCODERS[self.track.codec])
 
 
 @dataclass
@@ -48,6 +51,8 @@ class TrackPlan:
 
 
 def plan_tracks(media: Media, muxer: str) -> TrackPlan:
+    if muxer == "webm":
+        return _plan_webm(media)
     plan = TrackPlan()
     mp4 = muxer in ("mp4", "mov")
     for track in media.tracks:
@@ -73,6 +78,30 @@ def plan_tracks(media: Media, muxer: str) -> TrackPlan:
                 plan.notes.append(f"{label}: dropped ({muxer} cannot hold attachments; use .mkv to keep it)")
                 continue
             plan.carried.append(Carried(track, "copy"))
+        else:
+            plan.notes.append(f"{label}: not carried over")
+    return plan
+
+
+def _plan_webm(media: Media) -> TrackPlan:
+    """WebM: Opus/Vorbis audio (others re-encoded to Opus), WebVTT subtitles (other text converted,
+    bitmaps dropped), no attachments."""
+    plan = TrackPlan()
+    for track in media.tracks:
+        label = f"{track.kind} #{track.index} ({track.codec})"
+        if track.kind == "video":
+            continue
+        if track.kind == "audio" and track.codec in WEBM_AUDIO:
+            plan.carried.append(Carried(track, "copy"))
+        elif track.kind == "audio":
+            plan.carried.append(Carried(track, "libopus", ("-b", "192k")))
+            plan.notes.append(f"{label}: re-encoded to Opus (webm holds Opus or Vorbis audio only)")
+        elif track.kind == "subtitle" and is_text(track.codec):
+            plan.carried.append(Carried(track, "copy" if track.codec == "webvtt" else "webvtt"))
+            if track.codec != "webvtt":
+                plan.notes.append(f"{label}: converted to WebVTT (webm subtitles); styling may be lost")
+        elif track.kind in ("subtitle", "attachment"):
+            plan.notes.append(f"{label}: dropped (webm cannot hold it; use .mkv to keep it)")
         else:
             plan.notes.append(f"{label}: not carried over")
     return plan
