@@ -178,8 +178,10 @@ def wait_for_frames(client: subprocess.Popen) -> str:
     return seen
 
 
-def test_server_killed_mid_clip(lone_repo, tmp_path):
-    """SIGKILL the server while vspipe pulls frames: vspipe fails with our message, nothing hangs,
+@pytest.mark.parametrize("end", ["killed", "shut down"])
+def test_server_gone_mid_clip(lone_repo, tmp_path, end):
+    """SIGKILL the server, or stop it gracefully (SIGTERM: it unloads its models first), while
+    vspipe pulls frames: vspipe fails with "cannot reach" (not "export the model"), nothing hangs,
     and no shared memory is left."""
     from vs_sr.serving import TritonServer
 
@@ -191,13 +193,17 @@ def test_server_killed_mid_clip(lone_repo, tmp_path):
                                    str(script), "--"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, text=True)
         seen = wait_for_frames(client)
-        os.killpg(server.process.pid, signal.SIGKILL)
+        if end == "killed":
+            os.killpg(server.process.pid, signal.SIGKILL)
+        else:
+            server.process.send_signal(signal.SIGTERM)
         try:
             _, rest = client.communicate(timeout=120)  # the deadline and retries end it well before
         finally:
             client.kill()
     assert client.returncode != 0
     assert f"cannot reach Triton server {server.grpc_url}" in seen + rest
+    assert "has no model" not in seen + rest
     assert not [p for p in os.listdir("/dev/shm") if p.startswith(server.shm_prefix)]
     assert orphaned_shm() == []
 
