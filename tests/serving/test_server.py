@@ -20,6 +20,8 @@ from conftest import nearest_model, needs_triton, wait_until
 import vs_sr as sr
 from vs_sr.children import alive
 
+pytestmark = pytest.mark.timing  # run again beside busy CPU hogs by scripts/load_check.sh
+
 BIN = Path(sys.executable).parent
 
 

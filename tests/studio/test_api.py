@@ -20,6 +20,8 @@ from studio_server import Studio, make_upload, processes_of, running_studio
 from vs_sr.children import alive
 from vs_sr.media.probe import count_frames, probe
 
+pytestmark = pytest.mark.timing  # run again beside busy CPU hogs by scripts/load_check.sh
+
 
 @pytest.fixture(scope="module")
 def upload_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:

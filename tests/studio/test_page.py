@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from studio_server import make_upload, running_studio
 
+pytestmark = pytest.mark.timing  # run again beside busy CPU hogs by scripts/load_check.sh
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "studio.png"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
