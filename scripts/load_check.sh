@@ -9,15 +9,19 @@ cd "$(dirname "$0")/.."
 HOGS=${VS_SR_LOAD_HOGS:-2}
 
 hogs=()
-stop_hogs() {
+tests=""
+stop() {
+    # pytest first (interrupted, it still tears down its fixtures: what the tests started), then the hogs.
+    if [ -n "$tests" ]; then
+        kill -INT "$tests" 2>/dev/null || true  # pytest tears its fixtures down on SIGINT
+        wait "$tests" 2>/dev/null || true
+    fi
     for pid in "${hogs[@]}"; do
         kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${hogs[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
 }
-trap stop_hogs EXIT
+trap stop EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -26,4 +30,11 @@ for _ in $(seq "$HOGS"); do
     hogs+=("$!")
 done
 echo "load check: $HOGS CPU hogs running (pids ${hogs[*]}); the timing tests:" >&2
-.venv/bin/python -m pytest -q -m timing "$@"
+# In the background, so that a signal to this script is handled at once (bash runs traps only
+# between foreground commands), and pytest is stopped with it.
+env --default-signal=INT .venv/bin/python -m pytest -q -m timing "$@" &  # not ignoring SIGINT, as a background job would
+tests=$!
+wait "$tests"
+status=$?
+tests=""
+exit "$status"
