@@ -200,7 +200,8 @@ class TritonServer:
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.folder: WorkFolder | None = None
-        self.shm_prefix = f"{SHM_PREFIX}{os.getpid()}_"  # this server's: set per start by its work folder
+        # this server's regions: set per start by its work folder (until then, a prefix of nobody's)
+        self.shm_prefix = f"{SHM_PREFIX}{os.getpid()}_{secrets.token_hex(4)}_"
 
     @property
     def grpc_url(self) -> str:
