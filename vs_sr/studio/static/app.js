@@ -189,10 +189,13 @@ function jobItem(job) {
   item.id = `job-${job.id}`;
   const video = state.videos.find((v) => v.id === job.video);
   const size = job.height ? `${job.height}p` : `x${job.scale}`;
-  const title = `${video ? video.name : job.video} → ${size} with ${job.model}`;
+  const name = video ? video.name : job.video;
+  const what = document.createElement("span");
+  what.className = "what";
+  what.textContent = `→ ${size} with ${job.model}`;
   item.innerHTML = '<div class="title"><span class="numbers"></span></div><div class="error"></div><div class="actions"></div>';
-  item.querySelector(".title").prepend(nameSpan(title));
-  item.insertBefore(makeBar(`progress of ${title}`), item.querySelector(".error"));
+  item.querySelector(".title").prepend(nameSpan(name), what);
+  item.insertBefore(makeBar(`progress of ${name} ${what.textContent}`), item.querySelector(".error"));
   return item;
 }
 
