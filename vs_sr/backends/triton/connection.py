@@ -34,6 +34,11 @@ class Unreachable(Exception):
     """The server did not answer (refused, reset, restarting): worth another try."""
 
 
+class RegionLost(SRError):
+    """The server no longer knows a shared-memory region we registered: it was restarted (a new
+    process has none of the old one's registrations). The session registers a new one."""
+
+
 STOPPING = "it is shutting down or stopped"
 
 
@@ -52,6 +57,9 @@ def _explain(error: BaseException, address: Address, model: str | None,
         if status == "StatusCode.DEADLINE_EXCEEDED":
             return SRError(f"Triton server {address} gave no answer within {seconds:g} s (hung or overloaded): "
                            f"check it, add model instances, or raise ${TIMEOUT_ENV}.")
+        if "unable to find shared memory region" in message.lower():
+            return RegionLost(f"Triton server {address} no longer holds this clip's shared memory ({message}): it "
+                              "was restarted. Open the clip again.")
         if (status in ("StatusCode.NOT_FOUND", "404") or "unknown model" in message.lower()) and ready is not None \
                 and not ready():
             return Unreachable(STOPPING)
