@@ -24,8 +24,6 @@ from typing import Any
 
 import pytest
 
-from vs_sr.children import die_with_parent
-
 RUN_MARK = "VS_SR_TEST_RUN"
 OWNER_MARK = "VS_SR_TEST_OWNER"
 GRACE = 60.0  # seconds a torn-down owner's processes get to finish exiting (a busy machine is slow)
@@ -133,14 +131,11 @@ def stop_process(process: subprocess.Popen[Any]) -> None:
 @pytest.fixture
 def spawn() -> Iterator[Callable[..., subprocess.Popen[Any]]]:
     """`spawn(command, **popen_options)`: subprocess.Popen (stdin from /dev/null unless given),
-    and every process so started is killed and reaped when the test ends, however it ends, or
-    when pytest dies."""
+    and every process so started is killed and reaped when the test ends, however it ends."""
     started: list[subprocess.Popen[Any]] = []
 
     def start(command: list[str], **options: Any) -> subprocess.Popen[Any]:
-        # PDEATHSIG: it dies with pytest too, should pytest itself be killed (a CI timeout) and no teardown run
-        options = {"stdin": subprocess.DEVNULL, "preexec_fn": die_with_parent(signal.SIGKILL), **options}
-        process = subprocess.Popen(command, **options)
+        process = subprocess.Popen(command, **{"stdin": subprocess.DEVNULL, **options})
         started.append(process)
         return process
 

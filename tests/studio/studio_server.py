@@ -14,8 +14,6 @@ from pathlib import Path
 import httpx
 from conftest import VS_SR, ffmpeg, processes, wait_until
 
-from vs_sr.children import die_with_parent
-
 
 @dataclass
 class Studio:
@@ -44,8 +42,7 @@ def running_studio(data: Path, *args: str) -> Iterator[Studio]:
     """`vs-sr studio --port 0` (the port the kernel gave is read from the line it prints), stopped
     when the block ends however it ends, and killed if its start fails."""
     process = subprocess.Popen([VS_SR, "studio", "--port", "0", "--data", str(data), *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                               preexec_fn=die_with_parent(signal.SIGKILL))  # should pytest itself be killed
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     server = Studio(process, "", data)
     try:
         server.url = _announced_url(process)
