@@ -135,6 +135,9 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[Any]]]:
     started: list[subprocess.Popen[Any]] = []
 
     def start(command: list[str], **options: Any) -> subprocess.Popen[Any]:
+        # No preexec_fn (a parent-death signal, say): it makes Popen fork() instead of vfork(), and
+        # a child forked from a pytest that has gRPC loaded (the Triton tests) now and then aborts
+        # in gRPC's fork handlers ("epoll_wait error: Bad file descriptor") before its exec.
         process = subprocess.Popen(command, **{"stdin": subprocess.DEVNULL, **options})
         started.append(process)
         return process
