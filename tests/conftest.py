@@ -23,6 +23,8 @@ import numpy as np
 import pytest
 import vapoursynth as vs
 
+pytest_plugins = ["child_processes"]  # `spawn`, and no process outlives the test or fixture that started it
+
 core = vs.core
 VS_SR = str(Path(sys.executable).with_name("vs-sr"))
 

@@ -104,7 +104,8 @@ def test_a_failed_build_leaves_nothing(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [key().file_stem() + ".engine.lock"]
 
 
-def test_two_processes_build_one_engine(tmp_path):
+@pytest.mark.timing
+def test_two_processes_build_one_engine(tmp_path, spawn):
     """Two vspipe processes starting at once: one builds, the other waits and loads it."""
     log = tmp_path / "builds.log"
     script = textwrap.dedent(f"""
@@ -121,7 +122,7 @@ def test_two_processes_build_one_engine(tmp_path):
         engine = EngineCache(Path({str(tmp_path / "cache")!r})).get_or_build(key, build, lambda d: d)
         print(len(engine))
     """)
-    processes = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    processes = [spawn([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=120)[0].strip() for p in processes]
     assert all(p.returncode == 0 for p in processes)
     assert outputs == ["1007", "1007"]

@@ -178,8 +178,11 @@ def wait_for_frames(client: subprocess.Popen) -> str:
     return seen
 
 
-def test_server_killed_mid_clip(lone_repo, tmp_path):
-    """SIGKILL the server while vspipe pulls frames: vspipe fails with our message, nothing hangs,
+@pytest.mark.timing
+@pytest.mark.parametrize("end", ["killed", "shut down"])
+def test_server_gone_mid_clip(lone_repo, tmp_path, end, spawn):
+    """SIGKILL the server, or stop it gracefully (SIGTERM: it unloads its models first), while
+    vspipe pulls frames: vspipe fails with "cannot reach" (not "export the model"), nothing hangs,
     and no shared memory is left."""
     from vs_sr.serving import TritonServer
 
@@ -187,21 +190,22 @@ def test_server_killed_mid_clip(lone_repo, tmp_path):
     script.write_text(SCRIPT)
     with TritonServer(lone_repo) as server:
         assert server.process is not None
-        client = subprocess.Popen([VSPIPE, "-p", "-a", "frames=100000", "-a", f"server={server.grpc_url}",
-                                   str(script), "--"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True)
+        client = spawn([VSPIPE, "-p", "-a", "frames=100000", "-a", f"server={server.grpc_url}", str(script), "--"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         seen = wait_for_frames(client)
-        os.killpg(server.process.pid, signal.SIGKILL)
-        try:
-            _, rest = client.communicate(timeout=120)  # the deadline and retries end it well before
-        finally:
-            client.kill()
+        if end == "killed":
+            os.killpg(server.process.pid, signal.SIGKILL)
+        else:
+            server.process.send_signal(signal.SIGTERM)
+        _, rest = client.communicate(timeout=120)  # the deadline and retries end it well before
     assert client.returncode != 0
     assert f"cannot reach Triton server {server.grpc_url}" in seen + rest
+    assert "has no model" not in seen + rest
     assert not [p for p in os.listdir("/dev/shm") if p.startswith(server.shm_prefix)]
     assert orphaned_shm() == []
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_hung_server_times_out(lone_repo, monkeypatch, protocol):
     """A server that stops answering (SIGSTOP) fails a frame in flight, and a new clip, after
@@ -227,22 +231,20 @@ def test_hung_server_times_out(lone_repo, monkeypatch, protocol):
         del running
 
 
-def test_regions_of_killed_clients_are_dropped(triton_server, monkeypatch, tmp_path):
+@pytest.mark.timing
+def test_regions_of_killed_clients_are_dropped(triton_server, monkeypatch, tmp_path, spawn):
     """A vspipe client SIGKILLed with shared memory registered leaves nothing in /dev/shm, and the
     next client on this host unregisters what the server still held for it."""
     monkeypatch.setenv("VS_SR_TRITON_SHM", "on")
     script = tmp_path / "client.vpy"
     script.write_text(SCRIPT)
-    client = subprocess.Popen([VSPIPE, "-p", "-a", "frames=100000", "-a", f"server={triton_server.grpc_url}",
-                               str(script), "--"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        wait_for_frames(client)
-        regions = registered_regions(triton_server)
-        assert len(regions) == 2  # one per stream
-    finally:
-        os.killpg(client.pid, signal.SIGKILL)
-        client.wait()
+    client = spawn([VSPIPE, "-p", "-a", "frames=100000", "-a", f"server={triton_server.grpc_url}", str(script), "--"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    wait_for_frames(client)
+    regions = registered_regions(triton_server)
+    assert len(regions) == 2  # one per stream
+    os.killpg(client.pid, signal.SIGKILL)
+    client.wait()
     assert not set(os.listdir("/dev/shm")) & set(regions) and orphaned_shm() == []
     assert set(regions) <= set(registered_regions(triton_server))  # the server still holds them
     next_client = sr.Upscale(moving_photo_clip(), "realesr-animevideov3", 4, backend="triton",

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -84,6 +83,13 @@ def test_many_chunks_at_ntsc_rate_keep_exact_time(ncnn_models, tmp_path):
     assert max(abs((a - times[0]) - (b - timeline.starts[0])) for a, b in zip(times, timeline.starts, strict=True)) <= 0.002
 
 
+def frames_encoding(out: Path) -> int:
+    """Frames the running chunks of a one-video batch have encoded (0 before its state exists)."""
+    done = vs_sr("batch", "status", str(out), "--json")
+    videos = json.loads(done.stdout)["videos"] if done.returncode == 0 else []
+    return videos[0]["frames_encoding"] if videos else 0
+
+
 def vspipes(out: Path) -> list[int]:
     """The native vspipe processes rendering chunks of the batch in `out`."""
     return [p.pid for p in processes(str(out)) if "vspipe" in p.cmdline.split()[0]]
@@ -97,15 +103,16 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def start_batch(source: Path, out: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            start_new_session=True)
+def start_batch(spawn, source: Path, out: Path, *args: str) -> subprocess.Popen[str]:
+    """`vs-sr batch` in its own process group, killed with it when the test ends."""
+    return spawn([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", *args],
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def test_a_killed_chunk_is_retried_and_the_output_is_the_same(ncnn_models, long_clip, tmp_path):
+@pytest.mark.timing
+def test_a_killed_chunk_is_retried_and_the_output_is_the_same(ncnn_models, long_clip, tmp_path, spawn):
     out = tmp_path / "out"
-    job = start_batch(long_clip, out, "--chunk-frames", "70")
+    job = start_batch(spawn, long_clip, out, "--chunk-frames", "70")
     signal_one(lambda: vspipes(out), signal.SIGKILL, "a chunk's vspipe")
     printed, err = job.communicate(timeout=900)
     assert job.returncode == 0, err
@@ -117,9 +124,10 @@ def test_a_killed_chunk_is_retried_and_the_output_is_the_same(ncnn_models, long_
     assert framemd5(out / "long.mkv") == framemd5(single)
 
 
-def test_killing_the_whole_batch_then_running_again_completes(ncnn_models, long_clip, tmp_path):
+@pytest.mark.timing
+def test_killing_the_whole_batch_then_running_again_completes(ncnn_models, long_clip, tmp_path, spawn):
     out = tmp_path / "out"
-    job = start_batch(long_clip, out, "--chunk-frames", "60", "--keep-chunks")
+    job = start_batch(spawn, long_clip, out, "--chunk-frames", "60", "--keep-chunks")
     wait_until(lambda: any(c["state"] == "done" for c in status(out)["videos"][0]["chunks"])
              if (out / ".vs-sr-batch" / "state.db").exists() else False, 600, "a finished chunk")
     os.killpg(job.pid, signal.SIGKILL)  # the whole process group: the driver and everything it started
@@ -172,14 +180,15 @@ def test_a_broken_file_fails_alone_and_is_named(ncnn_models, open_gop, tmp_path)
     assert states == {"broken.mkv": "failed", "good.mkv": "done"}
 
 
-def test_a_stalled_chunk_is_stopped_and_retried(ncnn_models, long_clip, tmp_path):
+@pytest.mark.timing
+def test_a_stalled_chunk_is_stopped_and_retried(ncnn_models, long_clip, tmp_path, spawn):
     out = tmp_path / "out"
     # fp32 on one stream keeps a chunk running for seconds: the stop must come after its first
     # frame (the first frame is allowed far longer than --stall-seconds: model start-up).
-    job = start_batch(long_clip, out, "--chunk-frames", "100", "--stall-seconds", "5", "--precision", "fp32",
+    job = start_batch(spawn, long_clip, out, "--chunk-frames", "100", "--stall-seconds", "20", "--precision", "fp32",
                       "--num-streams", "1")
-    victim = wait_until(lambda: vspipes(out), 300, "a chunk's vspipe")[0]
-    time.sleep(1)
+    wait_until(lambda: frames_encoding(out) > 0, 600, "a chunk's first frames")  # one chunk runs at a time
+    victim = wait_until(lambda: vspipes(out), 300, "the chunk's vspipe")[0]
     os.kill(victim, signal.SIGSTOP)  # a hung decoder: alive, silent
     _, err = job.communicate(timeout=900)
     assert job.returncode == 0, err
@@ -187,9 +196,10 @@ def test_a_stalled_chunk_is_stopped_and_retried(ncnn_models, long_clip, tmp_path
     assert count_frames(out / "long.mkv") == 200
 
 
-def test_ctrl_c_stops_every_child_and_keeps_the_state(ncnn_models, long_clip, tmp_path):
+@pytest.mark.timing
+def test_ctrl_c_stops_every_child_and_keeps_the_state(ncnn_models, long_clip, tmp_path, spawn):
     out = tmp_path / "out"
-    job = start_batch(long_clip, out, "--chunk-frames", "100", "--jobs", "2")
+    job = start_batch(spawn, long_clip, out, "--chunk-frames", "100", "--jobs", "2")
     wait_until(lambda: len(vspipes(out)) == 2, 300, "two running chunks")
     job.send_signal(signal.SIGINT)
     _, err = job.communicate(timeout=120)

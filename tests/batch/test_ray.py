@@ -10,11 +10,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
-from conftest import VS_SR, ffmpeg, processes, signal_one, vs_sr
+from conftest import VS_SR, ffmpeg, processes, signal_one, vs_sr, wait_until
 
 pytest.importorskip("ray")
 
@@ -64,12 +63,13 @@ def test_local_ray_gives_the_same_frames(ncnn_models, clip, tmp_path):
     assert all(c["state"] == "done" and c["node"] for c in chunks(out))
 
 
-def test_a_killed_ray_worker_is_retried(ncnn_models, clip, tmp_path):
+@pytest.mark.timing
+def test_a_killed_ray_worker_is_retried(ncnn_models, clip, tmp_path, spawn):
     source, expected = clip
     out = tmp_path / "out"
-    job = subprocess.Popen([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames",
-                            "50", "--jobs", "1", "--ray"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           stdin=subprocess.DEVNULL, text=True, env={**os.environ, "RAY_TMPDIR": short_temp()})
+    job = spawn([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "50",
+                 "--jobs", "1", "--ray"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env={**os.environ, "RAY_TMPDIR": short_temp()})
     # the Ray worker that started a chunk's vspipe, at once: small test chunks end within a second
     signal_one(lambda: [p.parent for p in processes(str(out)) if p.cmdline.split()[0].endswith("vspipe")],
                signal.SIGKILL, "a chunk's vspipe")
@@ -81,12 +81,11 @@ def test_a_killed_ray_worker_is_retried(ncnn_models, clip, tmp_path):
     assert framemd5(out / "clip.mkv") == expected
 
 
-def start_node(temp: str, *args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_node(spawn, temp: str, *args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """`ray start` in its own session, so that this node alone can be stopped (`ray stop` would
     stop every Ray on the machine)."""
-    return subprocess.Popen([RAY, "start", "--temp-dir", temp, "--num-cpus", "1", "--disable-usage-stats", "--block",
-                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
+    return spawn([RAY, "start", "--temp-dir", temp, "--num-cpus", "1", "--disable-usage-stats", "--block", *args],
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
 
 
 def stop_node(node: subprocess.Popen[bytes]) -> None:
@@ -97,19 +96,17 @@ def stop_node(node: subprocess.Popen[bytes]) -> None:
     node.wait()
 
 
-def test_a_two_node_cluster_runs_chunks_on_both_nodes(ncnn_models, clip, tmp_path):
+def test_a_two_node_cluster_runs_chunks_on_both_nodes(ncnn_models, clip, tmp_path, spawn):
     source, expected = clip
     head_temp, node_temp = short_temp(), short_temp()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
-    head = start_node(head_temp, "--head", "--port", "0", "--include-dashboard", "false", env=env)
+    head = start_node(spawn, head_temp, "--head", "--port", "0", "--include-dashboard", "false", env=env)
     nodes = [head]
     try:
         address_file = Path(head_temp) / "ray_current_cluster"
-        deadline = time.monotonic() + 180
-        while not address_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        address = address_file.read_text().strip()
-        nodes.append(start_node(node_temp, "--address", address, env=env))
+        address = wait_until(lambda: address_file.exists() and address_file.read_text().strip(), 300,
+                             "the head's address")
+        nodes.append(start_node(spawn, node_temp, "--address", address, env=env))
         out = tmp_path / "out"
         done = subprocess.run([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1",
                                "--chunk-frames", "10", "--jobs", "2", "--ray", address], capture_output=True, text=True,
@@ -120,10 +117,8 @@ def test_a_two_node_cluster_runs_chunks_on_both_nodes(ncnn_models, clip, tmp_pat
     finally:
         for node in reversed(nodes):
             stop_node(node)
-        deadline = time.monotonic() + 60
-        while (ray_processes(head_temp) or ray_processes(node_temp)) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert not ray_processes(head_temp) and not ray_processes(node_temp)
+        wait_until(lambda: not ray_processes(head_temp) and not ray_processes(node_temp), 120,
+                   "the nodes' processes to end")
         shutil.rmtree(head_temp, ignore_errors=True)
         shutil.rmtree(node_temp, ignore_errors=True)
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import VS_SR, ffmpeg, processes, wait_until
 
+pytestmark = pytest.mark.timing  # run again beside busy CPU hogs by scripts/load_check.sh
+
 FPS = 25
 
 
@@ -42,9 +44,10 @@ def ours(folder: Path, name: str) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name == name or p.name.startswith(f".{name}.vs-sr-"))
 
 
-def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([VS_SR, "upscale", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})})
+def start(spawn, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`vs-sr upscale`, killed when the test ends if it still runs."""
+    return spawn([VS_SR, "upscale", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                 env={**os.environ, **(env or {})})
 
 
 def wait_for_frames(job: subprocess.Popen[str]) -> None:
@@ -56,9 +59,9 @@ def wait_for_frames(job: subprocess.Popen[str]) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
-def test_a_signal_while_encoding_stops_everything_and_leaves_nothing(ncnn_models, long_source, tmp_path, signum):
+def test_a_signal_while_encoding_stops_everything_and_leaves_nothing(ncnn_models, long_source, tmp_path, spawn, signum):
     output = tmp_path / f"out-{signum.name}.mkv"
-    job = start(str(long_source), str(output))
+    job = start(spawn, str(long_source), str(output))
     wait_for_frames(job)
     assert processes_mentioning(output.name)  # vspipe and ffmpeg are running
     job.send_signal(signum)
@@ -68,9 +71,9 @@ def test_a_signal_while_encoding_stops_everything_and_leaves_nothing(ncnn_models
     assert ours(tmp_path, output.name) == []
 
 
-def test_sigkill_leaves_no_process_and_the_next_run_clears_the_leftovers(ncnn_models, long_source, tmp_path):
+def test_sigkill_leaves_no_process_and_the_next_run_clears_the_leftovers(ncnn_models, long_source, tmp_path, spawn):
     output = tmp_path / "out.mkv"
-    job = start(str(long_source), str(output))
+    job = start(spawn, str(long_source), str(output))
     wait_for_frames(job)
     job.kill()
     job.wait(timeout=30)
@@ -116,11 +119,11 @@ def stopped(token: str) -> bool:
     ("the final check of the output", "ffprobe", "packet=pts_time", signal.SIGTERM),
 ])
 def test_a_signal_in_any_step_exits_130_and_leaves_nothing(ncnn_models, long_source, tmp_path, step, tool, pattern,
-                                                           signum):
+                                                           signum, spawn):
     shims = tmp_path / "shims"
     shims.mkdir()
     output = tmp_path / "range.mkv"
-    job = start(str(long_source), str(output), "--start", "10", "--end", "14", env=hung_tool(shims, tool, pattern))
+    job = start(spawn, str(long_source), str(output), "--start", "10", "--end", "14", env=hung_tool(shims, tool, pattern))
     wait_until(lambda: stopped(pattern.split()[0]) or job.poll() is not None, 300, f"the {step} step")
     assert job.poll() is None, job.communicate()[1]
     job.send_signal(signum)
@@ -131,9 +134,9 @@ def test_a_signal_in_any_step_exits_130_and_leaves_nothing(ncnn_models, long_sou
     assert ours(tmp_path, output.name) == []
 
 
-def test_two_runs_to_one_output_cannot_both_succeed(ncnn_models, long_source, tmp_path):
+def test_two_runs_to_one_output_cannot_both_succeed(ncnn_models, long_source, tmp_path, spawn):
     output = tmp_path / "shared.mkv"
-    first = start(str(long_source), str(output))
+    first = start(spawn, str(long_source), str(output))
     wait_for_frames(first)
     second = subprocess.run([VS_SR, "upscale", str(long_source), str(output), "--overwrite"], capture_output=True,
                             text=True, stdin=subprocess.DEVNULL, timeout=120)

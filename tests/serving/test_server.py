@@ -1,5 +1,6 @@
 """The Triton server from PyPI, started by vs_sr: `vs-sr triton serve` prints its URLs when ready and
-stops cleanly on SIGTERM; three vspipe clients at once get their tiles batched together; and
+stops cleanly on SIGTERM, starts a server that dies again (a bounded number of times), and removes
+what a SIGKILLed serve left; three vspipe clients at once get their tiles batched together; and
 `vs-sr upscale --backend triton --server URL` encodes a file through it."""
 
 from __future__ import annotations
@@ -13,45 +14,118 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import nearest_model, needs_triton
+import vapoursynth as vs
+from conftest import nearest_model, needs_triton, wait_until
+
+import vs_sr as sr
+from vs_sr.children import alive
+
+pytestmark = pytest.mark.timing  # run again beside busy CPU hogs by scripts/load_check.sh
 
 BIN = Path(sys.executable).parent
 
 
 def session_processes(sid: int) -> list[int]:
+    """Live processes of session `sid` (zombies left out: a killed stub waits for init to reap it)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if os.getsid(int(entry.name)) == sid:
+                if os.getsid(int(entry.name)) == sid and alive(int(entry.name)):
                     pids.append(int(entry.name))
             except (ProcessLookupError, PermissionError):
                 pass
     return pids
 
 
+def start_serve(spawn, repo: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, dict]:
+    """`vs-sr triton serve --json` on `repo`, and its first line (the server is ready)."""
+    serve = spawn([str(BIN / "vs-sr"), "triton", "serve", "--repo", str(repo), "--json", *args],
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    return serve, next_announcement(serve)
+
+
+def next_announcement(serve: subprocess.Popen) -> dict:
+    """The next JSON line of a serve: printed each time its server is ready."""
+    line = serve.stdout.readline()  # ends with the line, or with the process
+    assert line, f"serve ended: {serve.stderr.read()}"
+    return json.loads(line)
+
+
+def shm_of(serve: subprocess.Popen) -> list[str]:
+    return [p for p in os.listdir("/dev/shm") if p.startswith(f"vs_sr_triton_{serve.pid}_")]
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
-def test_serve_until_signalled_leaves_nothing(tmp_path, stop):
+def test_serve_until_signalled_leaves_nothing(tmp_path, spawn, stop):
     needs_triton()
     repo = tmp_path / "repo"
     nearest_model(repo, "nearest", 2)
-    serve = subprocess.Popen([str(BIN / "vs-sr"), "triton", "serve", "--repo", str(repo), "--json"],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert serve.stdout is not None
-        ready = json.loads(serve.stdout.readline() or "{}")
-        assert ready.get("models") == ["nearest"], serve.stderr.read() if serve.stderr else ""
-        with urllib.request.urlopen(f"{ready['http']}/v2/health/ready", timeout=10) as answer:
-            assert answer.status == 200
-        server = ready["pid"]
-        assert len(session_processes(server)) == 2  # the server and its model's stub
-        assert [p for p in os.listdir("/dev/shm") if p.startswith(f"vs_sr_triton_{serve.pid}_")]
-        serve.send_signal(stop)
-        assert serve.wait(timeout=60) == 0
-    finally:
-        serve.kill()
+    serve, ready = start_serve(spawn, repo)
+    assert ready.get("models") == ["nearest"]
+    with urllib.request.urlopen(f"{ready['http']}/v2/health/ready", timeout=10) as answer:
+        assert answer.status == 200
+    server = ready["pid"]
+    assert len(session_processes(server)) == 2  # the server and its model's stub
+    assert shm_of(serve)
+    serve.send_signal(stop)
+    assert serve.wait(timeout=60) == 0
     assert session_processes(server) == []
-    assert not [p for p in os.listdir("/dev/shm") if p.startswith(f"vs_sr_triton_{serve.pid}_")]
+    assert not shm_of(serve)
+
+
+def served(url: str) -> vs.VideoNode:
+    """A 64x48 clip upscaled by the server's `nearest` x2 model (through shared memory: loopback)."""
+    clip = vs.core.std.BlankClip(format=vs.RGBS, width=64, height=48, length=10)
+    return sr.Upscale(clip, "/elsewhere/nearest.onnx", 2, backend="triton", server=url)
+
+
+def test_serve_starts_a_server_that_dies_again_a_bounded_number_of_times(tmp_path, spawn):
+    needs_triton()
+    repo = tmp_path / "repo"
+    nearest_model(repo, "nearest", 2)
+    serve, ready = start_serve(spawn, repo, "--restarts", "1")
+    clip = served(ready["grpc"])
+    assert clip.get_frame(0).width == 128
+    os.kill(ready["pid"], signal.SIGKILL)  # a crash: nothing of the server could say why
+    again = next_announcement(serve)
+    assert again["pid"] != ready["pid"]
+    assert (again["grpc"], again["http"]) == (ready["grpc"], ready["http"])  # its clients keep their URLs
+    assert served(again["http"]).get_frame(0).width == 128
+    assert clip.get_frame(1).width == 128  # a clip open across the restart goes on (its memory registered anew)
+    os.killpg(again["pid"], signal.SIGKILL)  # the second death exceeds --restarts 1
+    assert serve.wait(timeout=300) == 1
+    lines = serve.stderr.read().splitlines()
+    assert lines[0].startswith("vs-sr triton serve: tritonserver died (killed by SIGKILL)"), lines
+    assert lines[0].endswith("; starting it again on the same ports (restart 1 of 1 restart in 10 minutes)"), lines
+    assert lines[1].startswith("vs-sr: error: tritonserver died (killed by SIGKILL)"), lines
+    assert "It is not started again: that would exceed 1 restart in 10 minutes (--restarts)." in lines[1]
+    assert len(lines) == 2
+    assert session_processes(again["pid"]) == [] and not shm_of(serve)
+
+
+def test_what_a_killed_serve_left_is_removed_by_the_next_start(tmp_path, spawn):
+    """SIGKILL the serve and its server at once: its work folder and the stubs' shared memory stay
+    behind, and the next serve (the same temp dir) removes them."""
+    needs_triton()
+    repo, temp = tmp_path / "repo", tmp_path / "temp"
+    nearest_model(repo, "nearest", 2)
+    temp.mkdir()
+    serve, ready = start_serve(spawn, repo, env={"TMPDIR": str(temp)})
+    os.kill(serve.pid, signal.SIGKILL)
+    os.killpg(ready["pid"], signal.SIGKILL)
+    serve.wait(timeout=60)
+    wait_until(lambda: not session_processes(ready["pid"]), 60, "the server to die")
+    folders, regions = list(temp.iterdir()), shm_of(serve)
+    assert [f.name for f in folders] == [f.name for f in temp.glob(f"vs-sr-triton-{serve.pid}-*")] and folders
+    assert regions
+    living = temp / f"vs-sr-triton-{os.getpid()}-0000"  # a folder whose owner lives (this test): kept
+    living.mkdir()
+    following, _ = start_serve(spawn, repo, env={"TMPDIR": str(temp)})
+    assert not any(f.exists() for f in folders) and not set(regions) & set(os.listdir("/dev/shm"))
+    assert living.exists()
+    following.send_signal(signal.SIGTERM)
+    assert following.wait(timeout=60) == 0
 
 
 def test_serve_reports_a_model_that_fails_to_load(tmp_path):
@@ -83,12 +157,12 @@ def batch_executions(server) -> dict[int, int]:
     return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
 
 
-def test_three_vspipe_clients_are_batched_together(triton_server, tmp_path):
+def test_three_vspipe_clients_are_batched_together(triton_server, tmp_path, spawn):
     script = tmp_path / "client.vpy"
     script.write_text(CLIENT)
     before = batch_executions(triton_server)
-    clients = [subprocess.Popen([str(BIN / "vspipe"), "-a", f"server={triton_server.grpc_url}", str(script), "--"],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    clients = [spawn([str(BIN / "vspipe"), "-a", f"server={triton_server.grpc_url}", str(script), "--"],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                for _ in range(3)]
     for client in clients:
         _, errors = client.communicate(timeout=300)
@@ -111,3 +185,15 @@ def test_vs_sr_upscale_through_the_server(triton_server, tmp_path):
     media = probe(output)
     assert (media.video.info["width"], media.video.info["height"]) == (256, 192)
     assert count_frames(output) == 5
+
+
+def test_the_restart_budget_counts_restarts_within_its_window():
+    from vs_sr.serving.supervision import RestartBudget, exit_status
+
+    budget = RestartBudget(limit=3, window=600)
+    assert [budget.take(t) for t in (0, 10, 20, 30)] == [True, True, True, False]
+    assert budget.take(599) is False  # the restarts at 0, 10 and 20 are within 600 s of it
+    assert budget.take(600.5) is True  # the one at 0 is not
+    assert budget.take(605) is False
+    assert RestartBudget(limit=0).take(0) is False
+    assert (exit_status(-9), exit_status(1), exit_status(-11)) == ("killed by SIGKILL", "exit status 1", "killed by SIGSEGV")

@@ -6,14 +6,13 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from conftest import VS_SR, ffmpeg, processes
+from conftest import VS_SR, ffmpeg, processes, wait_until
 
 
 @dataclass
@@ -27,42 +26,48 @@ class Studio:
         return httpx.Client(base_url=self.url, headers=headers, timeout=120)
 
     def stop(self, signum: int = signal.SIGTERM) -> None:
+        """`signum` (a graceful stop by default), then SIGKILL if it has not ended in 120 s."""
         if self.process.poll() is None:
             self.process.send_signal(signum)
-        self.process.wait(timeout=120)
-
-
-def start_studio(data: Path, *args: str) -> Studio:
-    """`vs-sr studio --port 0`: the port the kernel gave is read from the line it prints."""
-    process = subprocess.Popen([VS_SR, "studio", "--port", "0", "--data", str(data), *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    match = re.search(r"http://[\d.]+:\d+/", line)
-    if match is None:
-        process.kill()
-        raise AssertionError(f"the studio did not start: {line}{process.stderr.read() if process.stderr else ''}")
-    studio = Studio(process, match.group(0).rstrip("/"), data)
-    deadline = time.monotonic() + 120
-    while True:
         try:
-            if httpx.get(f"{studio.url}/api/health", timeout=5).json() == {"ok": True}:
-                return studio
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            studio.stop(signal.SIGKILL)
-            raise AssertionError("the studio never answered /api/health")
-        time.sleep(0.2)
+            self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=60)
+            raise AssertionError(f"the studio ignored signal {signum} for 120 s and was killed") from None
 
 
 @contextmanager
 def running_studio(data: Path, *args: str) -> Iterator[Studio]:
-    server = start_studio(data, *args)
+    """`vs-sr studio --port 0` (the port the kernel gave is read from the line it prints), stopped
+    when the block ends however it ends, and killed if its start fails."""
+    process = subprocess.Popen([VS_SR, "studio", "--port", "0", "--data", str(data), *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    server = Studio(process, "", data)
     try:
+        server.url = _announced_url(process)
+        wait_until(lambda: _healthy(server) or process.poll() is not None, 300, "the studio to answer /api/health")
+        assert process.poll() is None, f"the studio ended at start: {process.stderr.read() if process.stderr else ''}"
         yield server
     finally:
         server.stop()
+
+
+def _announced_url(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    line = process.stdout.readline()  # ends with the line, or with the process
+    match = re.search(r"http://[\d.]+:\d+/", line)
+    if match is None:
+        process.kill()
+        raise AssertionError(f"the studio did not start: {line}{process.stderr.read() if process.stderr else ''}")
+    return match.group(0).rstrip("/")
+
+
+def _healthy(server: Studio) -> bool:
+    try:
+        return bool(httpx.get(f"{server.url}/api/health", timeout=5).json() == {"ok": True})
+    except httpx.HTTPError:
+        return False
 
 
 def make_upload(folder: Path) -> Path:

@@ -1,21 +1,27 @@
 """The studio's API against a real server (uvicorn on a free loopback port, httpx): upload, job,
-live events, result, preview; bad input; tokens; a server killed mid-job and started again."""
+live events, result, preview; bad input; uploads cut off or stalled; tokens; a server killed
+mid-job and started again."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from studio_server import Studio, make_upload, processes_of, running_studio, start_studio
+from conftest import wait_until
+from studio_server import Studio, make_upload, processes_of, running_studio
 
+from vs_sr.children import alive
 from vs_sr.media.probe import count_frames, probe
+
+pytestmark = pytest.mark.timing  # run again beside busy CPU hogs by scripts/load_check.sh
 
 
 @pytest.fixture(scope="module")
@@ -124,9 +130,7 @@ def test_cancel_stops_the_job_and_its_tools(studio, upload_clip):
     client = studio.client()
     video = upload(client, upload_clip).json()
     job = client.post("/api/jobs", json={"video": video["id"], "model": "realesr-animevideov3", "scale": 4}).json()
-    deadline = time.monotonic() + 300
-    while client.get(f"/api/jobs/{job['id']}").json()["frames_done"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: client.get(f"/api/jobs/{job['id']}").json()["frames_done"] > 0, 600, "a frame done")
     answer = client.post(f"/api/jobs/{job['id']}/cancel").json()
     assert answer["state"] == "cancelled"
     assert not [p for p in processes_of(studio.process.pid)
@@ -153,20 +157,14 @@ def test_with_a_token_every_call_needs_it(ncnn_models, tmp_path, upload_clip):
 
 def test_a_server_killed_mid_job_finishes_it_after_a_restart(ncnn_models, tmp_path, upload_clip):
     data = tmp_path / "data"
-    first = start_studio(data, "--max-upload-mb", "2")
-    client = first.client()
-    video = upload(client, upload_clip).json()
-    job = client.post("/api/jobs", json={"video": video["id"], "model": "realesr-animevideov3", "scale": 4}).json()
-    deadline = time.monotonic() + 300
-    while client.get(f"/api/jobs/{job['id']}").json()["frames_done"] < 5 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    children = processes_of(first.process.pid)
-    first.stop(signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(Path(f"/proc/{pid}").exists() and b"vspipe" in Path(f"/proc/{pid}/cmdline").read_bytes()
-                   for pid in children)  # its chunk's tools died with it
+    with running_studio(data, "--max-upload-mb", "2") as first:
+        client = first.client()
+        video = upload(client, upload_clip).json()
+        job = client.post("/api/jobs", json={"video": video["id"], "model": "realesr-animevideov3", "scale": 4}).json()
+        wait_until(lambda: client.get(f"/api/jobs/{job['id']}").json()["frames_done"] >= 5, 600, "5 frames done")
+        children = processes_of(first.process.pid)
+        first.stop(signal.SIGKILL)
+    wait_until(lambda: not any(alive(pid) for pid in children), 60, "its chunk's tools to die with it")
     with running_studio(data, "--max-upload-mb", "2") as second:
         final = events(second.client(), job["id"])[-1]
         assert final["state"] == "done" and final["frames_done"] == 50
@@ -216,3 +214,78 @@ def test_readers_hammering_a_starting_job_never_get_an_error(studio, upload_clip
         failures = hammer_while_starting(studio, job["id"])
         assert client.post(f"/api/jobs/{job['id']}/cancel").json()["state"] in ("cancelled", "done", "failed")
         assert not failures, failures[:3]
+
+
+def partial_upload(url: str) -> socket.socket:
+    """A raw connection that sends an upload's headers and its first 5000 bytes of a declared MB."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = socket.create_connection((host, int(port)), timeout=300)
+    head = (b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="cut.mp4"\r\n'
+            b"Content-Type: video/mp4\r\n\r\n")
+    connection.sendall(b"POST /api/videos HTTP/1.1\r\nHost: studio\r\nContent-Length: 1048576\r\n"
+                       b"Content-Type: multipart/form-data; boundary=XyZ\r\n\r\n" + head + b"x" * 5000)
+    return connection
+
+
+def receiving(data: Path) -> list[Path]:
+    """The files uploads are being written to now."""
+    return list((data / "videos").glob("*/source.*"))
+
+
+def stopped_log(server: Studio) -> list[str]:
+    server.stop()
+    assert server.process.stderr is not None
+    return server.process.stderr.read().splitlines()
+
+
+def test_an_upload_cut_off_by_the_client_is_one_log_line_and_leaves_nothing(tmp_path):
+    with running_studio(tmp_path / "data", "--upload-timeout", "600") as server:
+        connection = partial_upload(server.url)
+        wait_until(lambda: receiving(server.data), 120, "the upload to arrive")
+        connection.close()
+        wait_until(lambda: not list((server.data / "videos").iterdir()), 120, "the partial upload to be removed")
+        log = stopped_log(server)
+    assert not [line for line in log if "Traceback" in line or "ClientDisconnect" in line], log
+    lines = [line for line in log if "upload" in line]
+    assert len(lines) == 1, log
+    assert re.fullmatch(r"WARNING:  upload from 127\.0\.0\.1:\d+ not received: the upload was cut off by the "
+                        r"client after \d+ bytes\.", lines[0]), lines
+
+
+def test_an_upload_that_stops_arriving_is_given_up_with_408(tmp_path):
+    with running_studio(tmp_path / "data", "--upload-timeout", "1") as server:
+        connection = partial_upload(server.url)
+        answer = b""
+        while chunk := connection.recv(65536):  # the server answers, then closes
+            answer += chunk
+        connection.close()
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert re.search(rb"no data arrived for 1 s after \d+ bytes, so the upload was given up: send the file again",
+                         answer), answer
+        wait_until(lambda: not list((server.data / "videos").iterdir()), 120, "the partial upload to be removed")
+        log = stopped_log(server)
+    assert len([line for line in log if "upload" in line]) == 1 and not [line for line in log if "Traceback" in line], log
+
+
+def test_the_preview_takes_only_what_a_job_takes(studio, upload_clip, tmp_path):
+    """No server path as model= (and nothing said about whether the file exists), only scales that
+    exist, sizes a job may have; the same answers as POST /api/jobs."""
+    client = studio.client()
+    video = upload(client, upload_clip).json()["id"]
+    existing = tmp_path / "weights.pth"
+    existing.write_bytes(b"not a network")
+    answers = {}
+    for model in (str(existing), str(tmp_path / "missing.pth"), "/etc/passwd", "../studio.db"):
+        preview = client.get(f"/api/videos/{video}/preview", params={"model": model, "scale": 4})
+        job = client.post("/api/jobs", json={"video": video, "model": model, "scale": 4})
+        assert preview.status_code == job.status_code == 422, preview.text
+        assert preview.json()["detail"] == job.json()["detail"]
+        answers[model] = preview.json()["detail"].replace(repr(model), "MODEL")
+    assert len(set(answers.values())) == 1, answers  # an existing file reads like a missing one
+    assert "unknown model MODEL: name one of the models listed at /api/models." in answers.values()
+    for params, reason in [({"scale": 3}, "model 'realesr-animevideov3' has no x3 network (it has x4)"),
+                           ({"model": "hat", "scale": 4}, "model 'hat' x4 is not installed on this server"),
+                           ({"height": 100_000}, "less than or equal to 8192"), ({"scale": 0}, "greater than or equal to 1")]:
+        answer = client.get(f"/api/videos/{video}/preview", params={"model": "realesr-animevideov3", **params})
+        assert answer.status_code == 422 and reason in answer.text, answer.text
+        assert os.environ["VS_SR_MODEL_DIR"] not in answer.text  # where weights are looked for stays unsaid

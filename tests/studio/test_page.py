@@ -1,14 +1,19 @@
 """The studio page in a real browser (Debian's chromium driven by Playwright): upload through the
-page, start a job, watch its bar reach 100%, check the before/after preview and the download link,
-and save the README's screenshot (docs/studio.png)."""
+page, start a job, watch its bar reach 100% (a progressbar assistive technology can read), check
+the before/after preview and the download link, take the README's screenshot (into the test's
+temporary folder; with VS_SR_UPDATE_SCREENSHOT=1 it also replaces docs/studio.png: tests do not
+write into the repository otherwise); a very long file name stays inside its cards."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 from studio_server import make_upload, running_studio
+
+pytestmark = pytest.mark.timing  # run again beside busy CPU hogs by scripts/load_check.sh
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "studio.png"
@@ -42,6 +47,11 @@ def test_a_person_upscales_a_video_through_the_page(ncnn_models, browser, tmp_pa
         page.dispatch_event("#frame", "input")
         page.click("#start-button")
         page.wait_for_selector("#jobs .bar .label:has-text('done: 50/50 frames (100%)')", timeout=600_000)
+        job_bar = page.get_by_role("progressbar", name="progress of holiday 144p.mp4 → 480p with realesr-animevideov3")
+        assert progress(job_bar) == ("50", "0", "50", "done: 50/50 frames (100%)")
+        upload_bar = page.get_by_role("progressbar", name="upload progress")
+        now, low, high, text = progress(upload_bar)
+        assert now == high and low == "0" and text.startswith("uploaded: holiday 144p.mp4")
         preview = page.wait_for_function(
             "() => { const i = document.getElementById('preview'); return i.complete && i.naturalWidth > 0 && i; }",
             timeout=120_000)
@@ -52,5 +62,37 @@ def test_a_person_upscales_a_video_through_the_page(ncnn_models, browser, tmp_pa
             page.click("#jobs a.download")
         assert download.value.suggested_filename == "holiday 144p-upscaled.mkv"
         assert page.is_hidden("#message")  # no error shown
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        shot = tmp_path / "studio.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        if os.environ.get("VS_SR_UPDATE_SCREENSHOT") == "1":
+            shutil.copyfile(shot, SCREENSHOT)
+
+
+def progress(bar) -> tuple[str | None, ...]:
+    """What assistive technology reads of a progressbar: its value, range and words."""
+    return tuple(bar.get_attribute(f"aria-{name}") for name in ("valuenow", "valuemin", "valuemax", "valuetext"))
+
+
+def overflowing(page) -> list[str]:
+    """The cards (and the page) whose content is wider than they are."""
+    return page.evaluate("""() => [document.documentElement, ...document.querySelectorAll('section, li')]
+        .filter((e) => e.scrollWidth > e.clientWidth).map((e) => e.id || e.tagName)""")
+
+
+def test_a_very_long_file_name_stays_inside_its_cards(ncnn_models, browser, tmp_path):
+    name = "a-very-long-recording-name-" + "without-any-break-" * 9 + "end.mp4"
+    clip = make_upload(tmp_path).rename(tmp_path / name)
+    with running_studio(tmp_path / "data") as studio:
+        page = browser.new_page(viewport={"width": 1024, "height": 900})
+        page.goto(studio.url + "/")
+        page.set_input_files("#file", str(clip))
+        page.click("#upload-button")
+        page.wait_for_selector("text=uploaded: a-very-long-recording-name", timeout=120_000)
+        page.click("#start-button")
+        page.wait_for_selector("#jobs li .bar", timeout=120_000)
+        assert overflowing(page) == []
+        assert page.get_attribute("#videos li .name", "title") == name  # the whole name on hover
+        assert page.get_attribute("#jobs li .name", "title") == name
+        page.get_by_role("button", name="Cancel").click()
+        page.wait_for_selector("#jobs li.state-cancelled", timeout=300_000)

@@ -105,23 +105,22 @@ def test_paired_non_integer_ratio_resizes_the_reference_to_the_scale(tmp_path):
     assert pairs.lr.shape == (2, 144, 214, 3) and pairs.hr.shape == (2, 576, 856, 3)
 
 
-def test_ctrl_c_in_training_points_at_the_checkpoint(small_compact, clips, tmp_path):
+def test_ctrl_c_in_training_points_at_the_checkpoint(small_compact, clips, tmp_path, spawn):
     import signal
     import subprocess
 
-    from conftest import VS_SR
+    from conftest import VS_SR, wait_until
 
     output = tmp_path / "run"
-    job = subprocess.Popen([VS_SR, "train", "--model", str(small_compact), "--hr", str(clips["train_hr"]), "--output",
-                            str(output), "--every", "1", "--iterations", "100000", "--batch", "2", "--patch", "64",
-                            "--checkpoint-every", "5", "--val-every", "100000"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    job = spawn([VS_SR, "train", "--model", str(small_compact), "--hr", str(clips["train_hr"]), "--output",
+                 str(output), "--every", "1", "--iterations", "100000", "--batch", "2", "--patch", "64",
+                 "--checkpoint-every", "5", "--val-every", "100000"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert job.stdout is not None
     for line in job.stdout:
         if "validation PSNR before training" in line:
             break
-    while not (output / "checkpoint.pt").exists() and job.poll() is None:
-        pass
+    wait_until(lambda: (output / "checkpoint.pt").exists() or job.poll() is not None, 600, "the first checkpoint")
     job.send_signal(signal.SIGINT)
     _, err = job.communicate(timeout=120)
     assert job.returncode == 130

@@ -22,6 +22,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     studio.add_argument("--token", help="require this access token on every API call (Authorization: Bearer)")
     studio.add_argument("--max-upload-mb", type=positive, default=2048, help="largest upload in MB (default 2048)")
     studio.add_argument("--max-queued", type=positive, default=20, help="jobs that may wait at once (default 20)")
+    studio.add_argument("--upload-timeout", type=positive, default=60, metavar="SECONDS",
+                        help="give up an upload (408) when no bytes of it arrive for this long (default 60)")
     studio.set_defaults(run=run, interrupted="stopped; unfinished jobs continue when the studio starts again")
 
 
@@ -34,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise SRError(f"the studio needs its extra: pip install 'vs_sr[studio]' ({error.name} is missing).") from None
     config = StudioConfig(Path(args.data).resolve(), jobs=args.jobs, token=args.token,
-                          max_upload_mb=args.max_upload_mb, max_queued=args.max_queued)
+                          max_upload_mb=args.max_upload_mb, max_queued=args.max_queued,
+                          upload_idle_s=args.upload_timeout)
     serve(config, args.host, args.port, args.ray, announce=lambda line: print(line, flush=True))
     return 0

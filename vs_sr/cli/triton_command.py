@@ -6,12 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..backends import BACKEND_MODULES
 from ..serving.model_repository import KINDS, PLATFORMS, WIRE_PRECISIONS, ExportOptions
 from .common import TILE_METAVAR, add_noise_option, default, non_negative, pair, positive, tile
+
+if TYPE_CHECKING:
+    from ..serving.triton_server import TritonServer
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,7 +81,11 @@ def add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
                        help="address to listen on (default 127.0.0.1; 0.0.0.0 serves other machines)")
     serve.add_argument("--log", type=Path, metavar="FILE", help="append the server's log to FILE (default: kept "
                        "only while it runs)")
-    serve.add_argument("--json", action="store_true", help="print the URLs as one JSON line when ready")
+    serve.add_argument("--restarts", type=non_negative, metavar="N", default=3,
+                       help="start a tritonserver that dies again, on the same ports, up to N times in 10 minutes "
+                       "(default 3; 0: never); each restart is said on stderr with the exit status")
+    serve.add_argument("--json", action="store_true", help="print the URLs as one JSON line when ready (again "
+                       "after each restart: the pid changes)")
     serve.set_defaults(run=run_serve)
 
 
@@ -109,7 +118,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from ..errors import SRError
+    from ..serving.supervision import RestartBudget, keep_serving
     from ..serving.triton_server import TritonServer
 
     stop = threading.Event()
@@ -119,18 +128,24 @@ def run_serve(args: argparse.Namespace) -> int:
                           log=args.log)
     try:
         server.start()
-        assert server.process is not None
-        if args.json:
-            print(json.dumps({"grpc": server.grpc_url, "http": server.http_url, "models": server.models(),
-                              "pid": server.process.pid, "repository": str(server.repository)}), flush=True)
-        else:
-            print(f"serving {', '.join(server.models())} from {server.repository}\n"
-                  f"  grpc: {server.grpc_url}\n  http: {server.http_url}\n(Ctrl-C stops)", flush=True)
-        while not stop.wait(0.5):
-            if server.process.poll() is not None:
-                raise SRError(f"tritonserver exited by itself (code {server.process.returncode}): {server.failure()}")
+        announce(server, args.json)
+        keep_serving(server, stop, lambda line: print(f"vs-sr triton serve: {line}", file=sys.stderr, flush=True),
+                     RestartBudget(args.restarts), lambda: announce(server, args.json, again=True))
     finally:
         server.stop()
     if not args.json:
         print("stopped", flush=True)
     return 0
+
+
+def announce(server: TritonServer, as_json: bool, again: bool = False) -> None:
+    """The URLs, once the server is ready: one JSON line, or lines for a person."""
+    assert server.process is not None
+    if as_json:
+        print(json.dumps({"grpc": server.grpc_url, "http": server.http_url, "models": server.models(),
+                          "pid": server.process.pid, "repository": str(server.repository)}), flush=True)
+    elif again:
+        print(f"serving again (pid {server.process.pid})", flush=True)
+    else:
+        print(f"serving {', '.join(server.models())} from {server.repository}\n"
+              f"  grpc: {server.grpc_url}\n  http: {server.http_url}\n(Ctrl-C stops)", flush=True)

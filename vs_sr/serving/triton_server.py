@@ -8,10 +8,15 @@ before starting); this venv's bin first on PATH (the stub's embedded Python find
 through the `python3` there). The server runs in its own session, so one signal to the process
 group also reaches the stubs; it gets SIGTERM if we die (PDEATHSIG); stopping removes the stubs'
 /dev/shm regions (our prefix) and our work folder. Ports are chosen free and retried on a clash.
+
+What a SIGKILLed owner could not remove (its work folder, the regions of a server killed with it)
+the next start removes: the folder is named after its owner and locked (flock) by the owner and
+the server for as long as either lives, so only an unlocked folder of a dead pid is a leftover.
 """
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import secrets
@@ -34,6 +39,8 @@ from ..errors import SRError
 STARTUP_TIMEOUT = 120.0  # seconds for the models to load
 STOP_TIMEOUT = 15.0  # seconds for a graceful stop before the process group is killed
 EXIT_TIMEOUT = 5  # seconds tritonserver itself waits for requests in flight when stopping
+WORK_PREFIX = "vs-sr-triton-"  # + owner pid + "-" + token: the work folder in the temp dir
+SHM_PREFIX = "vs_sr_triton_"  # + owner pid + "_" + token + "_": the stubs' /dev/shm regions
 INSTALL = "pip install --no-deps nvidia-pytriton (its numpy<2 pin is not needed; vs_sr uses only its server)"
 
 
@@ -101,6 +108,63 @@ def backend_directory(distribution: Distribution, work: Path) -> Path:
     return work / "backends"
 
 
+class WorkFolder:
+    """A server's work folder (backends, log), named `vs-sr-triton-<pid>-<token>` and locked while
+    its owner or the server lives: the server inherits the lock's descriptor (`fd`)."""
+
+    def __init__(self) -> None:
+        self.token = secrets.token_hex(4)
+        self.path = Path(tempfile.gettempdir()) / f"{WORK_PREFIX}{os.getpid()}-{self.token}"
+        self.path.mkdir(mode=0o700)
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    @property
+    def shm_prefix(self) -> str:
+        return f"{SHM_PREFIX}{os.getpid()}_{self.token}_"
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self.fd)
+
+
+def remove_leftovers() -> list[str]:
+    """Remove the work folders, and the /dev/shm regions, of servers whose owners died without
+    stopping them (SIGKILL); the names removed."""
+    removed, live = [], set()
+    for folder in Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*"):
+        owner, _, token = folder.name.removeprefix(WORK_PREFIX).partition("-")
+        if _in_use(folder, owner):
+            live.add((owner, token))
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(str(folder))
+    for region in Path("/dev/shm").glob(f"{SHM_PREFIX}*"):
+        owner, _, rest = region.name.removeprefix(SHM_PREFIX).partition("_")
+        if owner.isdigit() and (owner, rest.partition("_")[0]) not in live and not alive(int(owner)):
+            region.unlink(missing_ok=True)
+            removed.append(str(region))
+    return removed
+
+
+def _in_use(folder: Path, owner: str) -> bool:
+    """Whether a work folder may still be used: its owner pid lives, or someone holds its lock (an
+    owner in another pid namespace, the server that outlives its owner for a moment)."""
+    if not owner.isdigit() or alive(int(owner)):
+        return True
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def free_ports(count: int, host: str) -> list[int]:
     """`count` distinct ports the kernel calls free now (held together, so they differ)."""
     sockets = []
@@ -135,8 +199,9 @@ class TritonServer:
         self.log = log
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
-        self.work: Path | None = None
-        self.shm_prefix = f"vs_sr_triton_{os.getpid()}_{secrets.token_hex(3)}_"
+        self.folder: WorkFolder | None = None
+        # this server's regions: set per start by its work folder (until then, a prefix of nobody's)
+        self.shm_prefix = f"{SHM_PREFIX}{os.getpid()}_{secrets.token_hex(4)}_"
 
     @property
     def grpc_url(self) -> str:
@@ -150,6 +215,10 @@ class TritonServer:
     def _url_host(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         return f"[{host}]" if ":" in host else host
+
+    @property
+    def work(self) -> Path | None:
+        return None if self.folder is None else self.folder.path
 
     @property
     def log_path(self) -> Path | None:
@@ -172,9 +241,11 @@ class TritonServer:
         distribution = Distribution.find()
         environment = server_environment(distribution)
         check_stub(distribution, environment)
+        remove_leftovers()
         chosen = all(self.requested)
         for _ in range(1 if chosen else 3):  # free ports can be taken before the server binds
-            self.work = Path(tempfile.mkdtemp(prefix="vs-sr-triton-"))
+            self.folder = WorkFolder()
+            self.shm_prefix = self.folder.shm_prefix
             try:
                 if not chosen:
                     ports = iter(free_ports(2, self.host))
@@ -191,9 +262,16 @@ class TritonServer:
                 raise
         raise SRError("no free ports for the server after three tries.")
 
+    def restart(self) -> TritonServer:
+        """Stop what is left of the server and start it again on the same ports (its clients keep
+        their URLs)."""
+        self.stop()
+        self.requested = (self.http_port, self.grpc_port)
+        return self.start()
+
     def _launch(self, distribution: Distribution, environment: dict[str, str]) -> None:
-        assert self.work is not None
-        backends = backend_directory(distribution, self.work)
+        assert self.folder is not None
+        backends = backend_directory(distribution, self.folder.path)
         command = [
             str(distribution.binary),
             f"--model-repository={self.repository}",
@@ -214,8 +292,9 @@ class TritonServer:
         ]
         assert self.log_path is not None
         with open(self.log_path, "ab") as output:
-            self.process = subprocess.Popen(command, env=environment, cwd=self.work, stdin=subprocess.DEVNULL,
+            self.process = subprocess.Popen(command, env=environment, cwd=self.folder.path, stdin=subprocess.DEVNULL,
                                             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                                            pass_fds=(self.folder.fd,),  # the folder stays locked while it runs
                                             preexec_fn=die_with_parent(signal.SIGTERM))
 
     def _wait_ready(self) -> None:
@@ -238,9 +317,10 @@ class TritonServer:
             time.sleep(0.2)
         raise SRError(f"tritonserver was not ready within {self.startup_timeout:g} s: {_failure(self.log_tail())}")
 
-    def failure(self) -> str:
-        """Why the server stopped or did not start, from its log."""
-        return _failure(self.log_tail())
+    def failure(self, last_line: bool = True) -> str:
+        """Why the server stopped or did not start, from its log's error lines (else its last line,
+        or "" without `last_line`: a killed server writes no reason)."""
+        return _failure(self.log_tail(), last_line)
 
     def log_tail(self, characters: int = 20000) -> str:
         path = self.log_path
@@ -287,9 +367,9 @@ class TritonServer:
                 time.sleep(0.05)
         for region in self.shm_regions():
             region.unlink(missing_ok=True)
-        if self.work is not None:
-            shutil.rmtree(self.work, ignore_errors=True)
-            self.work = None
+        if self.folder is not None:
+            self.folder.remove()
+            self.folder = None
 
     def models(self) -> list[str]:
         return _models(self.repository)
@@ -303,9 +383,10 @@ def _models(repository: Path) -> list[str]:
     return sorted(p.name for p in repository.iterdir() if (p / "config.pbtxt").is_file() and not p.name.startswith("."))
 
 
-def _failure(log: str) -> str:
+def _failure(log: str, last_line: bool = True) -> str:
     """The lines of the server's log that say why it stopped."""
     lines = [line for line in log.splitlines() if line.startswith("E") or "failed to load" in line
              or "error" in line.lower()]
     keep = [line for line in lines if "CudaDriverHelper" not in line]  # harmless without a GPU
-    return " / ".join(line.strip()[:300] for line in keep[-4:]) or (log.strip().splitlines() or ["no log"])[-1]
+    found = " / ".join(line.strip()[:300] for line in keep[-4:])
+    return found or ((log.strip().splitlines() or ["no log"])[-1] if last_line else "")

@@ -1,5 +1,6 @@
 """What every route of the studio shares: its configuration, the library, the job queue and the
-preview cache (one `Studio` on `app.state`), the access-token check, and lookups that answer 404."""
+preview cache (one `Studio` on `app.state`), the access-token check, lookups that answer 404, and
+the one check of a requested model (jobs and previews accept the same)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,32 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request
 
+from ..errors import SRError
+from ..models import REGISTRY, resolve
 from .job_queue import JobQueue
 from .library import Job, Library, Video, valid_id
 from .previews import Previews
 from .uploads import discard
+
+SCALES = (1, 8)  # the scales a request may name, and the sides of an output size in pixels
+SIDES = (16, 8192)
+
+
+def check_model(model: str, scale: int) -> None:
+    """A 422 unless `model` is a registry name with an installed network at `scale`. Never a
+    path: a client must learn nothing about the server's files, so the reasons name only what
+    the client sent and /api/models (what this server has)."""
+    if model not in REGISTRY:
+        raise HTTPException(422, f"unknown model {model!r}: name one of the models listed at /api/models.")
+    if scale not in REGISTRY[model]:
+        have = ", ".join(f"x{s}" for s in sorted(REGISTRY[model]))
+        raise HTTPException(422, f"model {model!r} has no x{scale} network (it has {have}); pass height= or "
+                            "width= for other output sizes.")
+    try:
+        resolve(model, scale)
+    except SRError:  # its message says where the weights were looked for: server paths
+        raise HTTPException(422, f"model {model!r} x{scale} is not installed on this server; /api/models lists "
+                            "what is (installed: true).") from None
 
 
 @dataclass(frozen=True)
@@ -24,6 +47,8 @@ class StudioConfig:
     token: str | None = None
     max_upload_mb: int = 2048
     max_queued: int = 20
+    upload_idle_s: float = 60.0
+    """Seconds an upload's body may send nothing before it is given up (408)."""
 
 
 @dataclass

@@ -12,10 +12,9 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from ..errors import SRError
 from ..media.codecs import CRF_RANGE
-from ..models import DEFAULT_MODEL, REGISTRY, resolve
-from .context import GUARD, Studio, StudioDep
+from ..models import DEFAULT_MODEL
+from .context import GUARD, SCALES, SIDES, Studio, StudioDep, check_model
 from .library import new_id
 
 EVENT_INTERVAL = 0.5  # seconds between looks at a job's progress for its event stream
@@ -26,9 +25,9 @@ router = APIRouter(prefix="/api/jobs", dependencies=GUARD)
 class JobRequest(BaseModel):
     video: str
     model: str = DEFAULT_MODEL
-    scale: int = Field(4, ge=1, le=8)
-    width: int | None = Field(None, ge=16, le=8192)
-    height: int | None = Field(None, ge=16, le=8192)
+    scale: int = Field(4, ge=SCALES[0], le=SCALES[1])
+    width: int | None = Field(None, ge=SIDES[0], le=SIDES[1])
+    height: int | None = Field(None, ge=SIDES[0], le=SIDES[1])
     codec: Literal["x264", "x265", "ffv1"] = "x264"
     crf: int | None = Field(None, ge=CRF_RANGE[0], le=CRF_RANGE[1])
 
@@ -39,12 +38,7 @@ def create_job(request: JobRequest, studio: StudioDep) -> dict[str, Any]:
     limit = studio.config.max_queued
     if studio.jobs.queued() >= limit:
         raise HTTPException(429, f"{limit} jobs are waiting already; try again when some are done.")
-    if request.model not in REGISTRY:
-        raise HTTPException(422, f"unknown model '{request.model}'; see /api/models.")
-    try:
-        resolve(request.model, request.scale)  # the weights are there, the scale exists
-    except SRError as error:
-        raise HTTPException(422, error.message) from None
+    check_model(request.model, request.scale)
     if request.codec == "ffv1" and request.crf is not None:
         raise HTTPException(422, "ffv1 is lossless: crf does not apply.")
     job_id = new_id()

@@ -1,20 +1,25 @@
-"""The before/after still of one frame of an uploaded video, as PNG."""
+"""The before/after still of one frame of an uploaded video, as PNG. It takes the models and
+sizes a job takes, nothing else (never a path on the server)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
 
 from ..errors import SRError
 from ..models import DEFAULT_MODEL
-from .context import GUARD, StudioDep
+from .context import GUARD, SCALES, SIDES, StudioDep, check_model
 
 router = APIRouter(prefix="/api/videos", dependencies=GUARD)
 
 
 @router.get("/{video_id}/preview")
-def preview(video_id: str, studio: StudioDep, frame: int = 0, model: str = DEFAULT_MODEL, scale: int = 4,
-            height: int | None = None) -> Response:
+def preview(video_id: str, studio: StudioDep, frame: Annotated[int, Query(ge=0)] = 0, model: str = DEFAULT_MODEL,
+            scale: Annotated[int, Query(ge=SCALES[0], le=SCALES[1])] = 4,
+            height: Annotated[int | None, Query(ge=SIDES[0], le=SIDES[1])] = None) -> Response:
     video = studio.video_or_404(video_id)
+    check_model(model, scale)
     try:
         return Response(studio.previews.png(video, frame, model, scale, height), media_type="image/png")
     except SRError as error:

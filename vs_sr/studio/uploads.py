@@ -1,8 +1,10 @@
 """Receiving an upload: the multipart body streamed to disk under a server-made id, with a size
-cap enforced while it arrives, then probed: content decides what is a video, not the name."""
+cap and an idle deadline enforced while it arrives, then probed: content decides what is a video,
+not the name. A client that goes away or stops sending is not an error of ours: it gets a 4xx."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -10,6 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from ..errors import SRError
 from ..media.probe import probe
@@ -29,8 +32,17 @@ class UploadError(Exception):
         self.reason = reason
 
 
-async def receive(body: AsyncIterator[bytes], content_type: str, folder: Path, limit: int) -> tuple[Path, str]:
-    """Write the multipart field `file` of the request into `folder`; (the file, the name the client gave)."""
+class UploadCutOff(UploadError):
+    """The client went away before the body's end: nobody is left to read an answer."""
+
+    def __init__(self, received: int) -> None:
+        super().__init__(400, f"the upload was cut off by the client after {received} bytes.")
+
+
+async def receive(body: AsyncIterator[bytes], content_type: str, folder: Path, limit: int,
+                  idle: float) -> tuple[Path, str]:
+    """Write the multipart field `file` of the request into `folder`; (the file, the name the client
+    gave). `idle`: seconds the body may send nothing before it is given up (408)."""
     kind, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
@@ -38,7 +50,7 @@ async def receive(body: AsyncIterator[bytes], content_type: str, folder: Path, l
     part = _Part(folder, limit)
     parser = MultipartParser(boundary, callbacks=part.callbacks())
     try:
-        async for chunk in body:
+        async for chunk in _arriving(body, idle):
             parser.write(chunk)
             if part.too_large:
                 raise UploadError(413, f"the file is larger than the server's limit of {limit // 2**20} MB.")
@@ -48,6 +60,25 @@ async def receive(body: AsyncIterator[bytes], content_type: str, folder: Path, l
     if part.path is None or part.size == 0:
         raise UploadError(422, "the upload has no file in its 'file' field, or the file is empty.")
     return part.path, part.name
+
+
+async def _arriving(body: AsyncIterator[bytes], idle: float) -> AsyncIterator[bytes]:
+    """The body's chunks, each within `idle` seconds of the one before: a client that stops
+    sending would otherwise hold a connection, a task and a half-written file for ever."""
+    chunks, received = aiter(body), 0
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise UploadError(408, f"no data arrived for {idle:g} s after {received} bytes, so the upload was "
+                              "given up: send the file again.") from None
+        except ClientDisconnect:
+            raise UploadCutOff(received) from None
+        received += len(chunk)
+        yield chunk
 
 
 class _Part:

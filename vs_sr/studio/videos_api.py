@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
 from .context import GUARD, StudioDep
 from .library import new_id
-from .uploads import UploadError, describe, discard, receive
+from .uploads import UploadCutOff, UploadError, describe, discard, receive
 
 router = APIRouter(prefix="/api/videos", dependencies=GUARD)
+log = logging.getLogger("vs_sr.studio")
 
 
 @router.post("")
@@ -25,9 +27,12 @@ async def upload(request: Request, studio: StudioDep) -> dict[str, Any]:
     folder = studio.library.video_dir(video_id)
     folder.mkdir(parents=True)
     try:
-        path, name = await receive(request.stream(), request.headers.get("content-type", ""), folder, limit)
+        path, name = await receive(request.stream(), request.headers.get("content-type", ""), folder, limit,
+                                   studio.config.upload_idle_s)
         video = await asyncio.to_thread(describe, video_id, name, path)
     except UploadError as error:
+        if isinstance(error, UploadCutOff) or error.status == 408:  # the client's doing: one line, no traceback
+            log.warning("upload from %s not received: %s", _client(request), error.reason)
         discard(folder)
         raise HTTPException(error.status, error.reason) from None
     except BaseException:
@@ -35,6 +40,10 @@ async def upload(request: Request, studio: StudioDep) -> dict[str, Any]:
         raise
     studio.library.add_video(video)
     return video.public()
+
+
+def _client(request: Request) -> str:
+    return f"{request.client.host}:{request.client.port}" if request.client else "a client"
 
 
 @router.get("")

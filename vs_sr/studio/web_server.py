@@ -1,11 +1,13 @@
 """Running the studio: uvicorn on a socket we bind first (so a port of 0 is told back), refusing
-to listen beyond loopback without a token."""
+to listen beyond loopback without a token; the studio's own warnings in uvicorn's log format."""
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import socket
 from collections.abc import Callable
+from typing import Any
 
 from ..errors import SRError
 from .app import StudioConfig, create_app
@@ -18,6 +20,16 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus the studio's logger (warnings: uploads given up, failed jobs) on its
+    stderr handler, so that they read like the server's other lines."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    logging = copy.deepcopy(LOGGING_CONFIG)
+    logging["loggers"]["vs_sr.studio"] = {"handlers": ["default"], "level": "WARNING", "propagate": False}
+    return logging
 
 
 def serve(config: StudioConfig, host: str, port: int, ray: str | None = None,
@@ -47,7 +59,7 @@ def serve(config: StudioConfig, host: str, port: int, ray: str | None = None,
         bound = sock.getsockname()
         shown = f"[{bound[0]}]" if family == socket.AF_INET6 else bound[0]
         announce(f"vs-sr studio: http://{shown}:{bound[1]}/ (API docs at /docs; Ctrl-C stops)")
-        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+        uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=log_config())).run(sockets=[sock])
     finally:
         sock.close()
         if executor is not None:

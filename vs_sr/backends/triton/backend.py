@@ -14,7 +14,7 @@ from ...models import Network, Precision
 from ..base import Backend, Session, SessionSpec
 from .address import URL_ENV, Address, normalise_server
 from .config import ServedNetwork
-from .connection import IN_FLIGHT, Connection, binary, client_modules
+from .connection import IN_FLIGHT, Connection, RegionLost, binary, client_modules
 from .shared_memory import SHM_ENV, SharedRegion, forget_dead_regions, use_shared_memory
 
 
@@ -41,11 +41,23 @@ class TritonSession(Session):
         self.outputs = [module.InferRequestedOutput(network.output_name, **({} if region else wire_options))
                         for _ in range(self.slots)]
         if region is not None:
-            for slot in range(self.slots):
-                self.inputs[slot].set_shared_memory(region.name, region.in_bytes, offset=region.input_offset(slot))
-                self.outputs[slot].set_shared_memory(region.name, region.out_bytes, offset=region.output_offset(slot))
+            self._use_region(region)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
+        try:
+            results = self._send(batch)
+        except RegionLost:  # a restarted server: register a new region and send the tiles again
+            if self.region is None:
+                raise
+            self._use_region(self.region.renewed(self.connection))
+            results = self._send(batch)
+        for slot, result in enumerate(results):
+            first = slot * self.per_request
+            last = min(len(batch), first + self.per_request)
+            self.output[first:last] = self._get(slot, result)[: last - first]
+        return self.output[: len(batch)]
+
+    def _send(self, batch: np.ndarray) -> list[Any]:
         count = -(-len(batch) // self.per_request)
         requests = []
         for slot in range(count):
@@ -54,12 +66,13 @@ class TritonSession(Session):
                 tiles = np.concatenate([tiles, np.zeros((self.per_request - len(tiles), *tiles.shape[1:]), tiles.dtype)])
             self._put(slot, tiles)
             requests.append(([self.inputs[slot]], [self.outputs[slot]]))
-        results = self.connection.infer_all(requests)
-        for slot, result in enumerate(results):
-            first = slot * self.per_request
-            last = min(len(batch), first + self.per_request)
-            self.output[first:last] = self._get(slot, result)[: last - first]
-        return self.output[: len(batch)]
+        return self.connection.infer_all(requests)
+
+    def _use_region(self, region: SharedRegion) -> None:
+        self.region = region
+        for slot in range(self.slots):
+            self.inputs[slot].set_shared_memory(region.name, region.in_bytes, offset=region.input_offset(slot))
+            self.outputs[slot].set_shared_memory(region.name, region.out_bytes, offset=region.output_offset(slot))
 
     def _put(self, slot: int, tiles: np.ndarray) -> None:
         if self.region is None:

@@ -34,8 +34,19 @@ class Unreachable(Exception):
     """The server did not answer (refused, reset, restarting): worth another try."""
 
 
-def _explain(error: BaseException, address: Address, model: str | None) -> BaseException:
-    """A tritonclient / socket error as `Unreachable` (retry) or an `SRError` saying what to do."""
+class RegionLost(SRError):
+    """The server no longer knows a shared-memory region we registered: it was restarted (a new
+    process has none of the old one's registrations). The session registers a new one."""
+
+
+STOPPING = "it is shutting down or stopped"
+
+
+def _explain(error: BaseException, address: Address, model: str | None,
+             ready: Callable[[], bool] | None = None) -> BaseException:
+    """A tritonclient / socket error as `Unreachable` (retry) or an `SRError` saying what to do.
+    `ready` asks the server whether it is ready: a server that is shutting down unloads its models
+    first, so its "unknown model" means "stopping", not "export the model"."""
     from tritonclient.utils import InferenceServerException
 
     seconds = timeout()
@@ -46,6 +57,12 @@ def _explain(error: BaseException, address: Address, model: str | None) -> BaseE
         if status == "StatusCode.DEADLINE_EXCEEDED":
             return SRError(f"Triton server {address} gave no answer within {seconds:g} s (hung or overloaded): "
                            f"check it, add model instances, or raise ${TIMEOUT_ENV}.")
+        if "unable to find shared memory region" in message.lower():
+            return RegionLost(f"Triton server {address} no longer holds this clip's shared memory ({message}): it "
+                              "was restarted. Open the clip again.")
+        if (status in ("StatusCode.NOT_FOUND", "404") or "unknown model" in message.lower()) and ready is not None \
+                and not ready():
+            return Unreachable(STOPPING)
         if status in ("StatusCode.NOT_FOUND", "404") or "unknown model" in message.lower():
             return SRError(f"Triton server {address} has no model '{model}' ready ({message}); export it with "
                            f"`vs-sr triton export` into the server's repository, or check model= and scale=.")
@@ -102,12 +119,20 @@ class Connection:
             kwargs["client_timeout"] = min(self.timeout, CONTROL_TIMEOUT)
         return self._retrying(lambda: getattr(self.client(), method)(*args, **kwargs))
 
+    def server_ready(self) -> bool:
+        """Whether the server says it is ready now; False when it cannot be asked."""
+        kwargs = {"client_timeout": min(self.timeout, CONTROL_TIMEOUT)} if self.address.protocol == "grpc" else {}
+        try:
+            return bool(self.client().is_server_ready(**kwargs))
+        except Exception:  # refused, reset, timed out: not ready either
+            return False
+
     def _retrying(self, attempt: Callable[[], T]) -> T:
         for retry in range(RETRIES + 1):
             try:
                 return attempt()
             except Exception as error:  # tritonclient's, the socket's: sorted by _explain
-                explained = _explain(error, self.address, self.model)
+                explained = _explain(error, self.address, self.model, self.server_ready)
                 if not isinstance(explained, Unreachable):
                     raise explained from error
                 if retry == RETRIES:
@@ -121,7 +146,7 @@ class Connection:
         results = []
         for (inputs, outputs), outcome in zip(requests, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                explained = _explain(outcome, self.address, self.model)
+                explained = _explain(outcome, self.address, self.model, self.server_ready)
                 if not isinstance(explained, Unreachable):
                     raise explained from outcome
                 outcome = self._retrying(functools.partial(self._infer, inputs, outputs))

@@ -34,6 +34,7 @@ class SharedRegion:
     def __init__(self, connection: Connection, slots: int, in_bytes: int, out_bytes: int) -> None:
         self.in_bytes, self.out_bytes = in_bytes, out_bytes
         self.slot_bytes = round_up(in_bytes + out_bytes, 64)
+        self.slots = slots
         size = self.slot_bytes * slots
         self.name = f"{self.PREFIX}{_host()}-{os.getpid()}-{secrets.token_hex(4)}"
         path = f"/dev/shm/{self.name}"
@@ -47,6 +48,10 @@ class SharedRegion:
             os.unlink(path)
         self.buffer = np.frombuffer(self.memory, np.uint8)
         weakref.finalize(self, _unregister, connection, self.name)
+
+    def renewed(self, connection: Connection) -> SharedRegion:
+        """A region of the same layout, registered anew (with a server that lost this one)."""
+        return SharedRegion(connection, self.slots, self.in_bytes, self.out_bytes)
 
     def input_offset(self, slot: int) -> int:
         return slot * self.slot_bytes

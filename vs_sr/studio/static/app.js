@@ -41,15 +41,30 @@ function clock(seconds) {
   const s = Math.max(0, Math.round(seconds));
   return `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
 }
+// A bar is a progressbar for assistive technology: its value, its range and its words.
 function setBar(bar, done, total, text) {
   bar.querySelector(".fill").style.width = `${total ? Math.min(100, (100 * done) / total) : 0}%`;
   bar.querySelector(".label").textContent = text;
+  bar.setAttribute("aria-valuemax", String(Math.max(total, 1)));
+  bar.setAttribute("aria-valuenow", String(Math.min(done, Math.max(total, 1))));
+  bar.setAttribute("aria-valuetext", text);
 }
-function makeBar() {
+function makeBar(label) {
   const bar = document.createElement("div");
   bar.className = "bar";
+  bar.setAttribute("role", "progressbar");
+  bar.setAttribute("aria-label", label);
+  bar.setAttribute("aria-valuemin", "0");
   bar.innerHTML = '<div class="fill"></div><span class="label"></span>';
   return bar;
+}
+// A name that may be longer than its card: cut with an ellipsis by the style sheet, whole on hover.
+function nameSpan(text) {
+  const span = document.createElement("span");
+  span.className = "name";
+  span.textContent = text;
+  span.title = text;
+  return span;
 }
 
 // --- upload, with its own progress bar ---
@@ -92,13 +107,17 @@ async function loadVideos(select) {
   choice.innerHTML = "";
   for (const video of state.videos) {
     const option = new Option(`${video.name} (${video.width}x${video.height}, ${video.frames} frames)`, video.id);
+    option.title = video.name;
     choice.add(option);
   }
   if (select) choice.value = select;
   $("videos").innerHTML = "";
   for (const video of state.videos) {
     const item = document.createElement("li");
-    item.textContent = `${video.name} — ${video.width}x${video.height}, ${video.fps} fps, ${video.duration} s `;
+    const facts = document.createElement("span");
+    facts.className = "facts";
+    facts.textContent = `${video.width}x${video.height}, ${video.fps} fps, ${video.duration} s`;
+    item.append(nameSpan(video.name), facts);
     const remove = document.createElement("button");
     remove.className = "secondary";
     remove.textContent = "Delete";
@@ -170,9 +189,13 @@ function jobItem(job) {
   item.id = `job-${job.id}`;
   const video = state.videos.find((v) => v.id === job.video);
   const size = job.height ? `${job.height}p` : `x${job.scale}`;
-  item.innerHTML = '<div class="title"><span class="name"></span><span class="numbers"></span></div><div class="error"></div><div class="actions"></div>';
-  item.querySelector(".name").textContent = `${video ? video.name : job.video} → ${size} with ${job.model}`;
-  item.insertBefore(makeBar(), item.querySelector(".error"));
+  const name = video ? video.name : job.video;
+  const what = document.createElement("span");
+  what.className = "what";
+  what.textContent = `→ ${size} with ${job.model}`;
+  item.innerHTML = '<div class="title"><span class="numbers"></span></div><div class="error"></div><div class="actions"></div>';
+  item.querySelector(".title").prepend(nameSpan(name), what);
+  item.insertBefore(makeBar(`progress of ${name} ${what.textContent}`), item.querySelector(".error"));
   return item;
 }
 
