@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import SRError
 from ..media.probe import probe
+from ..media.tools import check_input
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,8 @@ def find_sources(items: Sequence[Path], output_dir: Path, suffix: str, recursive
         elif path.is_file():
             candidates = [(path, Path(path.name))]
         else:
-            raise SRError(f"input not found: {item}.")
+            check_input(item, "input")  # says why: missing, or a pipe or device bestsource cannot index
+            raise SRError(f"{item} is not a file or folder.")
         for file, relative in candidates:
             reason = _not_a_video(file)
             if reason:

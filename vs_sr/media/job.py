@@ -18,6 +18,7 @@ from ..models import DEFAULT_MODEL
 from .codecs import CODECS, CONTAINERS, Codec
 from .probe import Media, Track, count_frames
 from .timeline import Timeline, read_timeline
+from .tools import check_input
 from .tracks import TrackPlan, plan_tracks
 
 
@@ -131,8 +132,7 @@ DEINTERLACERS = ("bwdif", "progressive")
 
 def check_job(job: Job) -> str:
     """Validate what can be checked before any work; returns the output muxer."""
-    if not job.input.is_file():
-        raise SRError(f"input file not found: {job.input}.")
+    check_input(job.input)
     if job.output.is_dir():
         raise SRError(f"{job.output} is a folder; give the output file's name, e.g. {job.output / job.input.stem}.mkv.")
     muxer = CONTAINERS.get(job.output.suffix.lower())
@@ -172,6 +172,7 @@ def check_model(job: Job) -> None:
 def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
     """Frame range, output size, timeline and track mapping, with a note for everything not
     copied as is; refuses interlaced input without a --deinterlace choice."""
+    _ = media.video  # an input without a video track is refused here, before the model loads
     check_model(job)
     clip, timeline = read_timeline(media.path)
     first = job.start if job.start is not None else 0
