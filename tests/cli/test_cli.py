@@ -221,3 +221,20 @@ def test_a_negative_noise_level_is_named_in_shell_syntax(not_videos, tmp_path):
                  "--scale", "1", "--noise", "-1")
     assert done.returncode == 1
     assert done.stderr.startswith("vs-sr: error: model 'waifu2x-cunet' x1 has no --noise -1; its levels are 0 ")
+
+
+@pytest.mark.parametrize(("output", "options", "message"), [
+    ("out.mkv", ["--height", "50000"], "a 66666x50000 output is too large for x264, which takes at most 16384 pixels"),
+    ("out.mkv", ["--height", "16000", "--codec", "ffv1"], "a 21334x16000 output is larger than ffmpeg takes"),
+    ("out.mkv", ["--width", "8", "--height", "8", "--codec", "x265"],
+     "a 8x8 output is too small for x265, which takes at least 16 pixels a side"),
+    ("out.mp4", ["--width", "70000", "--height", "32", "--codec", "x265"],
+     "a 70000x32 output is too large for .mp4, which holds at most 65535 pixels a side"),
+    ("out.mkv", ["--width", "8000", "--height", "6000", "--codec", "ffv1", "--num-streams", "10000"],
+     "a 8000x6000 output needs at least"),
+])
+def test_output_sizes_nothing_can_take_are_refused_before_any_frame(not_videos, tmp_path, output, options, message):
+    done = vs_sr("upscale", str(not_videos["video.mkv"]), str(tmp_path / output), *options)
+    assert done.returncode == 1 and message in done.stderr, done.stderr
+    assert "frames (" not in done.stderr and done.stderr.count("\n") == 1  # no frame was made
+    assert list(tmp_path.iterdir()) == []

@@ -11,11 +11,12 @@ from pathlib import Path
 import vapoursynth as vs
 
 from ..backends import network_for
+from ..devices import available_memory
 from ..errors import SRError
 from ..filter.arguments import BackendName, PrecisionName, backend_and_server, backend_name, precision_name
 from ..filter.formats import output_size
 from ..models import DEFAULT_MODEL
-from .codecs import CODECS, CONTAINERS, Codec
+from .codecs import CODECS, CONTAINER_MAX_SIDE, CONTAINERS, Codec, ffmpeg_takes_size
 from .probe import Media, Track, count_frames
 from .timeline import Timeline, read_timeline
 from .tools import check_input
@@ -181,12 +182,39 @@ def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
         raise SRError(f"frame range {first}-{last} is outside the input's 0-{clip.num_frames - 1}.")
     check_interlacing(clip, media, job)
     width, height = output_size(clip, job.scale, job.width, job.height)
+    check_output_size(job, width, height)
     plan = OutputPlan(first, last, job.start is not None or job.end is not None, width, height, timeline,
                       plan_tracks(media, muxer), dropped=max(0, count_frames(media.path) - clip.num_frames))
     if plan.dropped:
         plan.tracks.notes.append(f"{plan.dropped} frame(s) of {media.path.name} could not be decoded (damaged); "
                                  "they are left out and the frames after them keep their times")
     return plan
+
+
+def check_output_size(job: Job, width: int, height: int) -> None:
+    """Refuse, before any frame is made, an output size the encoder, the container, ffmpeg or this
+    machine's memory cannot take (each would otherwise fail only once vspipe sends its first frame)."""
+    size = f"a {width}x{height} output"
+    codec = job.video_codec
+    if codec.max_side is not None and max(width, height) > codec.max_side:
+        raise SRError(f"{size} is too large for {codec.name}, which takes at most {codec.max_side} pixels a side; "
+                      "choose a smaller --width/--height, or --codec x265 or ffv1.")
+    if min(width, height) < codec.min_side:
+        raise SRError(f"{size} is too small for {codec.name}, which takes at least {codec.min_side} pixels a side; "
+                      "choose a larger --width/--height, or --codec x264 or ffv1.")
+    container = CONTAINER_MAX_SIDE.get(job.output_muxer)
+    if container is not None and max(width, height) > container:
+        raise SRError(f"{size} is too large for {job.output.suffix}, which holds at most {container} pixels a side; "
+                      "choose a smaller --width/--height, or write .mkv.")
+    if not ffmpeg_takes_size(width, height):
+        raise SRError(f"{size} is larger than ffmpeg takes ((width + 128) x (height + 128) must stay under "
+                      "268 million pixels, e.g. 16000x16000); choose a smaller --width/--height.")
+    needed = 12 * width * height * (job.num_streams + 1)  # a float RGB frame per stream, and one converted back
+    available = available_memory()
+    if available is not None and needed > available:
+        raise SRError(f"{size} needs at least {needed / 2**30:.1f} GiB of memory ({job.num_streams + 1} frames of "
+                      f"{12 * width * height / 2**30:.1f} GiB in float RGB) and {available / 2**30:.1f} GiB are "
+                      "available; choose a smaller --width/--height (or fewer --num-streams).")
 
 
 def check_interlacing(clip: vs.VideoNode, media: Media, job: Job) -> None:
