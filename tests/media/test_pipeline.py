@@ -246,3 +246,37 @@ def test_a_full_disk_is_reported_as_such(ncnn_models, source, tmp_path):
     done = on_a_small_disk(folder, 2, [VS_SR, "upscale", str(source), f"{folder}/out.mkv", "--codec", "ffv1"])
     assert done.returncode == 1
     assert "No space left on device" in done.stderr and "cannot count" not in done.stderr
+
+
+def test_a_range_without_subtitles_keeps_an_empty_subtitle_track(ncnn_models, source, tmp_path):
+    """Frames 46-49 (1.84-2.0 s) hold no subtitle: like a cut by ffmpeg or mkvmerge, the output keeps
+    the track (empty, with its tags), and says so."""
+    for name, codec in (("part.mkv", "subrip"), ("part.mp4", "mov_text")):
+        output = tmp_path / name
+        done = upscale(str(source), str(output), "--start", "46", "--end", "49")
+        assert done.returncode == 0, done.stderr
+        assert "note: subtitle #2: no event within the frame range; kept as an empty track" in done.stdout
+        assert "1 subtitle stream(s)" in done.stdout
+        subtitles = probe(output).of_kind("subtitle")
+        assert [s.codec for s in subtitles] == [codec]
+
+
+def test_tracks_the_container_cannot_hold_are_converted_before_the_encode(ncnn_models, tmp_path):
+    """Opus audio into .mov and mov_text subtitles into .mkv: ffmpeg refuses both at the final
+    mux, so the plan converts them (and says so) before any frame is upscaled."""
+    (tmp_path / "subs.srt").write_text("1\n00:00:00,100 --> 00:00:00,300\nHello\n")
+    opus, mov_text = tmp_path / "opus.mkv", tmp_path / "mov_text.mp4"
+    clip = ["-f", "lavfi", "-i", f"testsrc2=size=64x48:rate={FPS}:duration=0.4"]
+    ffmpeg(*clip, "-f", "lavfi", "-i", "sine=duration=0.4", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a",
+           "libopus", str(opus))
+    ffmpeg(*clip, "-i", str(tmp_path / "subs.srt"), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:s", "mov_text",
+           str(mov_text))
+    for source, output, note, codecs in (
+            (opus, "out.mov", "audio #1 (opus): re-encoded to AAC (this ffmpeg cannot copy opus into mov)",
+             ["h264", "aac"]),
+            (mov_text, "out.mkv", "subtitle #1 (mov_text): converted to SubRip (matroska subtitles)",
+             ["h264", "subrip"])):
+        done = upscale(str(source), str(tmp_path / output))
+        assert done.returncode == 0, done.stderr
+        assert f"note: {note}" in done.stdout
+        assert [t.codec for t in probe(tmp_path / output).tracks] == codecs
