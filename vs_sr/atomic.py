@@ -9,6 +9,8 @@ files are removed when released (`PathLock`), so none is left beside the user's 
 from __future__ import annotations
 
 import fcntl
+import glob
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -27,11 +29,34 @@ def _read_umask() -> int:
 UMASK = _read_umask()
 
 
+NAME_MAX = 255  # bytes in a file name (ext4, xfs, btrfs, tmpfs, ...)
+RANDOM = 8  # the random part mkstemp and mkdtemp put in a name
+
+
+def fitting_name(name: str, reserved: int) -> str:
+    """`name`, or, where it and `reserved` more bytes would pass the 255 bytes a file name may have,
+    its head and a hash of it (different long names stay apart): temporary names made from a
+    user's file name then work for any name that is legal itself."""
+    encoded = os.fsencode(name)
+    if len(encoded) + reserved <= NAME_MAX:
+        return name
+    digest = hashlib.sha256(encoded).hexdigest()[:16]
+    head = encoded[:max(0, NAME_MAX - reserved - len(digest) - 1)].decode("utf-8", errors="ignore")  # whole characters
+    return f"{head}~{digest}"
+
+
+def _part_affixes(target: Path) -> tuple[str, str]:
+    """The prefix and suffix of `target`'s temporary files (".<stem>.", ".part<suffix>")."""
+    suffix = f".part{target.suffix}"
+    return f".{fitting_name(target.stem, 2 + RANDOM + len(os.fsencode(suffix)))}.", suffix
+
+
 @contextmanager
 def atomic_output(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=f".part{target.suffix}")
+    prefix, suffix = _part_affixes(target)
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=suffix)
     os.close(handle)
     temp = Path(name)
     temp.chmod(0o666 & ~UMASK)  # mkstemp's 0600 would otherwise reach the finished file
@@ -54,7 +79,8 @@ def build_once(target: Path, build: Callable[[Path], None], *, valid: Callable[[
     target.parent.mkdir(parents=True, exist_ok=True)
     with PathLock(str(target) + ".lock"):
         if not valid(target):
-            for leftover in target.parent.glob(f".{target.stem}.*.part{target.suffix}"):
+            prefix, suffix = _part_affixes(target)
+            for leftover in target.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
                 leftover.unlink(missing_ok=True)
             with atomic_output(target) as temp:
                 build(temp)

@@ -238,3 +238,12 @@ def test_output_sizes_nothing_can_take_are_refused_before_any_frame(not_videos, 
     assert done.returncode == 1 and message in done.stderr, done.stderr
     assert "frames (" not in done.stderr and done.stderr.count("\n") == 1  # no frame was made
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reports_of_any_legal_name_length_are_written(not_videos, tmp_path):
+    """A 255-byte name: the temporary file it is written through (renamed into place) must fit too."""
+    video = not_videos["video.mkv"]
+    csv = tmp_path / ("r" * 251 + ".csv")
+    done = vs_sr("eval", str(video), str(video), "--csv", str(csv))
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == [csv.name]

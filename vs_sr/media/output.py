@@ -13,6 +13,7 @@ deleted. A run that fails on a full disk says so, whichever step met it first.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import shutil
@@ -20,13 +21,11 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from ..atomic import UMASK, PathLock, remove_stale_locks
+from ..atomic import RANDOM, UMASK, PathLock, fitting_name, remove_stale_locks
 from ..errors import SRError
 from ..paths import cache_dir
 
 MARKER = ".vs-sr-"
-NAME_MAX = 255  # bytes in a file name (ext4, xfs, btrfs, tmpfs, ...)
-RANDOM = 8  # the random part mkdtemp adds to a work folder's name
 FULL = 1 << 20  # bytes: a run that failed with less than this left on its disk failed because the disk filled up
 
 
@@ -68,7 +67,7 @@ class OutputSlot:
 
     def leftovers(self) -> list[Path]:
         """Files and folders an earlier run to this output left behind (recognised by name only)."""
-        return sorted(self.output.parent.glob(f"{_glob_escape(self.prefix)}*"))
+        return sorted(self.output.parent.glob(f"{glob.escape(self.prefix)}*"))
 
     def remove_leftovers(self) -> None:
         for path in self.leftovers():
@@ -99,16 +98,9 @@ class OutputSlot:
 
 
 def work_prefix(name: str) -> str:
-    """The work folder's name before mkdtemp's random part: `.<output name>.vs-sr-`. Where that
-    would pass the 255 bytes a file name may have, the name is shortened and a hash of it added
-    (different long names stay apart), so any name that is legal for the output works."""
-    prefix = f".{name}{MARKER}"
-    if len(os.fsencode(prefix)) + RANDOM <= NAME_MAX:
-        return prefix
-    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
-    room = NAME_MAX - RANDOM - len(MARKER) - len(digest) - 2  # the leading '.' and the '~'
-    head = os.fsencode(name)[:room].decode("utf-8", errors="ignore")  # whole characters only
-    return f".{head}~{digest}{MARKER}"
+    """The work folder's name before mkdtemp's random part: `.<output name>.vs-sr-`, the name
+    shortened (with a hash) where the whole would not fit in a file name."""
+    return f".{fitting_name(name, 1 + len(MARKER) + RANDOM)}{MARKER}"
 
 
 def _free_bytes(folder: Path) -> int | None:
@@ -126,7 +118,3 @@ def _size(count: int) -> str:
             return f"{count} {unit}"
         count //= 1024
     return f"{count} MiB"
-
-
-def _glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
