@@ -86,13 +86,11 @@ def _plan_track(plan: TrackPlan, track: Track, muxer: str) -> None:
         if mp4 and not is_text(track.codec):
             plan.notes.append(f"{label}: dropped ({muxer} holds text subtitles only; use .mkv to keep it)")
             return
-        native = "mov_text" if mp4 else None
-        if track.codec == "mov_text" and not mp4:
-            native = "srt"  # Matroska has no mov_text
-        if native is None or track.codec == native:
+        # MP4/MOV hold text as mov_text only; Matroska holds every text codec but mov_text.
+        if (track.codec == "mov_text") == mp4:
             plan.carried.append(Carried(track, "copy"))
             return
-        plan.carried.append(Carried(track, native))
+        plan.carried.append(_converted(track, muxer))
         plan.notes.append(f"{label}: converted to {TEXT_FALLBACK[muxer][1]} ({muxer} subtitles); styling may be lost")
     elif track.kind == "attachment":
         if mp4:
