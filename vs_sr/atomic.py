@@ -2,16 +2,21 @@
 
 Every file vs_sr produces (imported weights, ONNX exports, engines, encoded videos) is written
 to a temporary name beside its target and renamed when complete; builds shared between
-processes (two vspipe runs asking for the same export) take a lock on the target first.
+processes (two vspipe runs asking for the same export) take a lock on the target first. Lock
+files are removed when released (`PathLock`), so none is left beside the user's files.
 """
 
 from __future__ import annotations
 
+import fcntl
+import glob
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
 
 
 def _read_umask() -> int:
@@ -24,11 +29,34 @@ def _read_umask() -> int:
 UMASK = _read_umask()
 
 
+NAME_MAX = 255  # bytes in a file name (ext4, xfs, btrfs, tmpfs, ...)
+RANDOM = 8  # the random part mkstemp and mkdtemp put in a name
+
+
+def fitting_name(name: str, reserved: int) -> str:
+    """`name`, or, where it and `reserved` more bytes would pass the 255 bytes a file name may have,
+    its head and a hash of it (different long names stay apart): temporary names made from a
+    user's file name then work for any name that is legal itself."""
+    encoded = os.fsencode(name)
+    if len(encoded) + reserved <= NAME_MAX:
+        return name
+    digest = hashlib.sha256(encoded).hexdigest()[:16]
+    head = encoded[:max(0, NAME_MAX - reserved - len(digest) - 1)].decode("utf-8", errors="ignore")  # whole characters
+    return f"{head}~{digest}"
+
+
+def _part_affixes(target: Path) -> tuple[str, str]:
+    """The prefix and suffix of `target`'s temporary files (".<stem>.", ".part<suffix>")."""
+    suffix = f".part{target.suffix}"
+    return f".{fitting_name(target.stem, 2 + RANDOM + len(os.fsencode(suffix)))}.", suffix
+
+
 @contextmanager
 def atomic_output(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=f".part{target.suffix}")
+    prefix, suffix = _part_affixes(target)
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=suffix)
     os.close(handle)
     temp = Path(name)
     temp.chmod(0o666 & ~UMASK)  # mkstemp's 0600 would otherwise reach the finished file
@@ -46,15 +74,94 @@ def build_once(target: Path, build: Callable[[Path], None], *, valid: Callable[[
     Temporary files of builders that were killed are removed by the next builder (it holds the
     lock, so no live builder owns them).
     """
-    from filelock import FileLock
-
     if valid(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
+    with PathLock(str(target) + ".lock"):
         if not valid(target):
-            for leftover in target.parent.glob(f".{target.stem}.*.part{target.suffix}"):
+            prefix, suffix = _part_affixes(target)
+            for leftover in target.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
                 leftover.unlink(missing_ok=True)
             with atomic_output(target) as temp:
                 build(temp)
     return target
+
+
+class PathLock:
+    """An exclusive lock between processes (and threads) on the file `path`, which is removed when
+    the lock is released, so lock files do not pile up: one per output ever written, or one left
+    beside every downloaded model.
+
+    Removing a lock file is the racy part of file locks. With plain flock, a process B that opened
+    the file just before the holder A removed it would lock the removed file while a process C
+    creates a new one at the same path and locks that: two holders. So the holder removes the
+    path *before* it unlocks, and whoever gets the flock checks that the file it locked is still
+    the one at the path (same device and inode); if it is not, the holder it waited for removed
+    it, and it opens the path again. Only the file at the path can be held, only by its holder
+    can it be removed, hence at most one process holds the lock at any moment. A lock file left by
+    a killed process is simply taken by the next one (flock dies with its holder) and removed.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self, blocking: bool = True) -> bool:
+        """Take the lock (waiting for it, or not); whether it was taken."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            except BaseException:
+                os.close(fd)
+                raise
+            if self._still_at_path(fd):
+                self._fd = fd
+                return True
+            os.close(fd)  # removed by the holder we waited for: lock the file now at the path
+
+    def _still_at_path(self, fd: int) -> bool:
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino)
+
+    def release(self) -> None:
+        """Remove the lock file, then unlock (closing the descriptor unlocks)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> PathLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.release()
+
+
+def remove_stale_locks(folder: Path) -> None:
+    """Remove the lock files in `folder` that nobody holds (left by killed processes); the ones
+    held are left alone. Safe for the same reason as `PathLock.release`: a file is removed only
+    by whoever holds its lock."""
+    for path in folder.glob("*.lock"):
+        lock = PathLock(path)
+        try:
+            if lock.acquire(blocking=False):
+                lock.release()
+        except OSError:  # gone meanwhile, or not ours to open: nothing to sweep
+            continue

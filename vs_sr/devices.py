@@ -1,4 +1,4 @@
-"""What compute this machine has: CPU cores and CUDA GPUs, found without importing a framework."""
+"""What compute this machine has: CPU cores, memory and CUDA GPUs, found without importing a framework."""
 
 from __future__ import annotations
 
@@ -45,6 +45,19 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def available_memory() -> int | None:
+    """Bytes of memory new work can have without swapping (Linux's MemAvailable); None where the
+    kernel does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75

@@ -7,6 +7,9 @@ returns as the reason of a 4xx answer.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import vapoursynth as vs
 
 
@@ -19,3 +22,36 @@ class SRError(vs.Error):  # type: ignore[misc]  # vapoursynth has no py.typed: m
 
     def __str__(self) -> str:
         return self.message
+
+
+class FrameError(SRError):
+    """An SRError raised while VapourSynth asks one of our frame callbacks (ModifyFrame, FrameEval)
+    for a frame, made to read as its one line wherever the frame's error shows (get_frame's
+    vs.Error, vspipe, a previewer).
+
+    VapourSynth turns an exception from a Python callback into the frame's error text with
+    `traceback.format_exception(type(e), e, e.__traceback__)`: a whole traceback around the
+    message. It reads the traceback as an attribute, so this type answers None there (as it does to
+    any Python code that reads `error.__traceback__`); the interpreter keeps the real one, which
+    sys.exc_info() (pytest, logging) still gives. Its module and name make the line read
+    "vs_sr: <message>". It never leaves VapourSynth: get_frame raises a new vs.Error with the text."""
+
+    __traceback__ = None  # shadows BaseException's attribute for Python code only; see above
+
+
+FrameError.__module__ = "builtins"  # so that the formatted line names no module: "vs_sr: ..."
+FrameError.__qualname__ = FrameError.__name__ = "vs_sr"
+
+
+def frame_errors[**P, R](callback: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a frame callback so that the SRErrors it raises reach the user as one line (FrameError)."""
+    @functools.wraps(callback)
+    def reported(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return callback(*args, **kwargs)
+        except FrameError:
+            raise
+        except SRError as error:
+            raise FrameError(error.message) from None
+
+    return reported

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import VS_SR, ffmpeg, vs_sr
 
+from vs_sr.cli import shell_syntax
+
 
 def test_models_list_before_and_after_import_ncnn(tmp_path):
     """Before the import, ncnn models run from their packages in place; after it, from the copies,
@@ -255,3 +257,89 @@ def test_a_reader_that_stops_reading_ends_the_command_quietly(args, tmp_path):
         os.close(write)
     assert done.returncode == 141, done.stderr
     assert done.stderr == ""
+
+
+@pytest.fixture(scope="module")
+def not_videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Files named like videos that hold none: audio only, zero frames (Matroska, MP4), text, nothing."""
+    folder = tmp_path_factory.mktemp("not-videos")
+    ffmpeg("-f", "lavfi", "-i", "sine=duration=1", str(folder / "audio-only.mka"))
+    for name in ("no-frames.mkv", "no-frames.mp4"):
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "0", "-c:v", "libx264",
+               str(folder / name))
+    (folder / "text.mkv").write_text("not a video\n")
+    (folder / "empty.mkv").touch()
+    video = folder / "video.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.2", "-c:v", "ffv1", str(video))
+    return {path.name: path for path in folder.iterdir()}
+
+
+@pytest.mark.parametrize("name", ["audio-only.mka", "no-frames.mkv", "no-frames.mp4", "text.mkv", "empty.mkv"])
+def test_inputs_that_hold_no_video_are_one_line_errors(not_videos, tmp_path, name):
+    bad, video = not_videos[name], not_videos["video.mkv"]
+    for command in (["upscale", str(bad), str(tmp_path / "out.mkv")], ["eval", str(bad), str(video)],
+                    ["eval", str(video), str(bad)], ["eval", str(video), "--source", str(bad), "--scale", "4"]):
+        done = vs_sr(*command)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.count("\n") == 1 and done.stderr.startswith("vs-sr: error: ")
+        assert name in done.stderr
+        assert any(reason in done.stderr for reason in ("has no video track", "empty, damaged or not a media file",
+                                                         "not a video file, or it is empty or damaged")), done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pipes_and_devices_are_refused_by_name(not_videos, tmp_path):
+    fifo = tmp_path / "stream.mkv"
+    os.mkfifo(fifo)
+    video = not_videos["video.mkv"]
+    for command in (["upscale", str(fifo), str(tmp_path / "out.mkv")], ["eval", str(fifo), str(video)],
+                    ["batch", str(fifo), "--output-dir", str(tmp_path / "batch")]):
+        done = vs_sr(*command)
+        assert done.returncode == 1, done.stderr
+        assert f"{fifo} is a pipe (FIFO), not a file: vs-sr needs a seekable video file" in done.stderr
+        assert "Save the stream to a file first" in done.stderr
+    piped = subprocess.run([VS_SR, "upscale", "/dev/stdin", str(tmp_path / "out.mkv")], input=video.read_bytes(),
+                           capture_output=True, timeout=600)
+    assert piped.returncode == 1 and b"/dev/stdin is a pipe (FIFO), not a file" in piped.stderr
+    device = vs_sr("upscale", "/dev/null", str(tmp_path / "out.mkv"))
+    assert device.returncode == 1 and "/dev/null is a character device, not a file" in device.stderr
+    assert not (tmp_path / "out.mkv").exists()
+
+
+def test_negative_values_are_written_as_options():
+    assert shell_syntax("model 'waifu2x-cunet' x1 has no noise=-1; its levels") == \
+        "model 'waifu2x-cunet' x1 has no --noise -1; its levels"
+    assert shell_syntax("pass width=854 and precision='fp32'") == "pass --width 854 and --precision fp32"
+
+
+def test_a_negative_noise_level_is_named_in_shell_syntax(not_videos, tmp_path):
+    done = vs_sr("upscale", str(not_videos["video.mkv"]), str(tmp_path / "out.mkv"), "--model", "waifu2x-cunet",
+                 "--scale", "1", "--noise", "-1")
+    assert done.returncode == 1
+    assert done.stderr.startswith("vs-sr: error: model 'waifu2x-cunet' x1 has no --noise -1; its levels are 0 ")
+
+
+@pytest.mark.parametrize(("output", "options", "message"), [
+    ("out.mkv", ["--height", "50000"], "a 66666x50000 output is too large for x264, which takes at most 16384 pixels"),
+    ("out.mkv", ["--height", "16000", "--codec", "ffv1"], "a 21334x16000 output is larger than ffmpeg takes"),
+    ("out.mkv", ["--width", "8", "--height", "8", "--codec", "x265"],
+     "a 8x8 output is too small for x265, which takes at least 16x16"),
+    ("out.mp4", ["--width", "70000", "--height", "32", "--codec", "x265"],
+     "a 70000x32 output is too large for .mp4, which holds at most 65535 pixels a side"),
+    ("out.mkv", ["--width", "8000", "--height", "6000", "--codec", "ffv1", "--num-streams", "10000"],
+     "a 8000x6000 output needs at least"),
+])
+def test_output_sizes_nothing_can_take_are_refused_before_any_frame(not_videos, tmp_path, output, options, message):
+    done = vs_sr("upscale", str(not_videos["video.mkv"]), str(tmp_path / output), *options)
+    assert done.returncode == 1 and message in done.stderr, done.stderr
+    assert "frames (" not in done.stderr and done.stderr.count("\n") == 1  # no frame was made
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reports_of_any_legal_name_length_are_written(not_videos, tmp_path):
+    """A 255-byte name: the temporary file it is written through (renamed into place) must fit too."""
+    video = not_videos["video.mkv"]
+    csv = tmp_path / ("r" * 251 + ".csv")
+    done = vs_sr("eval", str(video), str(video), "--csv", str(csv))
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == [csv.name]

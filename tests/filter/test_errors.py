@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import vapoursynth as vs
 
@@ -171,18 +173,38 @@ def test_a_tile_below_the_model_minimum_is_refused(ncnn_models, hat_s_pth):
     expect_error(r"tile 8x8 is below the 16-pixel minimum", small(vs.RGBS, 64, 64), hat_s_pth, 4, tile=8, overlap=0)
 
 
+def frame_error(clip: vs.VideoNode) -> str:
+    """The text of the vs.Error that asking for frame 0 gives: VapourSynth puts a newline before
+    the text of an error raised in a Python frame callback; the rest must be our one line."""
+    with pytest.raises(vs.Error) as raised:
+        clip.get_frame(0)
+    text = str(raised.value)
+    assert "Traceback" not in text and len(text.strip().splitlines()) == 1, text
+    return text.strip()
+
+
 def test_interlaced_frames_are_refused_with_advice(ncnn_models):
     clip = small().std.SetFieldBased(2)
-    with pytest.raises(vs.Error, match=r"frame 0 is interlaced \(_FieldBased=2, top field first\).*"
-                       r"core.bwdif.Bwdif\(clip, field=1\).*core.std.SetFieldBased\(clip, 0\)"):
-        sr.Upscale(clip, "realesr-animevideov3").get_frame(0)
+    assert re.fullmatch(r"vs_sr: frame 0 is interlaced \(_FieldBased=2, top field first\).*"
+                        r"core.bwdif.Bwdif\(clip, field=1\).*core.std.SetFieldBased\(clip, 0\)\.",
+                        frame_error(sr.Upscale(clip, "realesr-animevideov3")))
     assert sr.Upscale(clip.std.SetFieldBased(0), "realesr-animevideov3").get_frame(0).width == 256
 
 
-def test_a_frame_prop_of_the_wrong_type_is_named(ncnn_models):
-    clip = small().std.SetFrameProps(_Matrix="bt709")
-    with pytest.raises(vs.Error, match=r"frame prop _Matrix is 'bt709'; VapourSynth's _Matrix is an integer"):
-        sr.Upscale(clip, "realesr-animevideov3").get_frame(0)
+@pytest.mark.parametrize(("fmt", "props", "message"), [
+    (vs.YUV420P8, {"_Matrix": "bt709"}, "frame prop _Matrix is 'bt709'; VapourSynth's _Matrix is an integer "
+     "(e.g. _Matrix=1 for BT.709): fix it with clip.std.SetFrameProps(_Matrix=...)"),
+    (vs.YUV420P8, {"_Range": "full"}, "frame prop _Range is 'full'; VapourSynth's _Range is an integer "
+     "(e.g. _Range=0 for limited range)"),
+    (vs.RGB24, {"_SARNum": "x", "_SARDen": 1}, "frame prop _SARNum is 'x'; VapourSynth's _SARNum is an integer "
+     "(e.g. _SARNum=1, _SARDen=1 for square pixels)"),
+    (vs.YUV420P8, {"_FieldBased": "tff"}, "frame prop _FieldBased is 'tff'; VapourSynth's _FieldBased is an integer"),
+    (vs.RGBS, {"_FieldBased": 7}, "frame 0 has _FieldBased=7; VapourSynth's _FieldBased is 0 (progressive), "
+     "1 (bottom field first) or 2 (top field first): fix it with clip.std.SetFieldBased(...)."),
+])
+def test_a_bad_frame_prop_is_named_in_one_line(ncnn_models, fmt, props, message):
+    clip = small(fmt).std.SetFrameProps(**props)
+    assert frame_error(sr.Upscale(clip, "realesr-animevideov3", width=300, height=200)).startswith(f"vs_sr: {message}")
 
 
 def test_an_onnx_file_whose_output_is_not_an_image(tmp_path):

@@ -135,7 +135,7 @@ def test_batch_refuses_a_missing_encoder_before_anything(source, tmp_path):
      "h264-nvenc encodes 8-bit only, not 10-bit; use --codec hevc-nvenc for 10-bit."),
     ("out.mkv", ["--codec", "ffv1", "--crf", "3"], "ffv1 is lossless: --crf and --preset do not apply."),
     ("out.mkv", ["--codec", "dnxhr", "--width", "128", "--height", "96"],
-     "dnxhr needs frames of at least 256x120; the output would be 128x96"),
+     "a 128x96 output is too small for dnxhr, which takes at least 256x120"),
 ])
 def test_options_a_codec_or_container_cannot_take_are_refused(ncnn_models, source, tmp_path, name, args, message):
     done = vs_sr("upscale", str(source), str(tmp_path / name), *args)

@@ -145,3 +145,44 @@ def test_two_runs_to_one_output_cannot_both_succeed(ncnn_models, long_source, tm
     first.send_signal(signal.SIGINT)
     first.communicate(timeout=120)
     assert ours(tmp_path, output.name) == []
+
+
+@pytest.mark.parametrize("spelling", ["a symlinked folder", "sub/../"])
+def test_two_spellings_of_one_output_share_its_lock(ncnn_models, long_source, tmp_path, spelling):
+    """The second run names the first's output another way; it must be refused, not go on and
+    remove the first's live work folder as a leftover."""
+    (tmp_path / "sub").mkdir()
+    output = tmp_path / "shared.mkv"
+    if spelling == "sub/../":
+        other = tmp_path / "sub" / ".." / "shared.mkv"
+    else:
+        (tmp_path / "link").symlink_to(tmp_path)
+        other = tmp_path / "link" / "shared.mkv"
+    first = start(str(long_source), str(output))
+    wait_for_frames(first)
+    work = [p for p in tmp_path.iterdir() if p.name.startswith(".shared.mkv.vs-sr-")]
+    second = subprocess.run([VS_SR, "upscale", str(long_source), str(other), "--overwrite"], capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert second.returncode == 1
+    assert f"another vs-sr run is writing {other}" in second.stderr
+    assert work and all(p.is_dir() for p in work)  # the first run's work folder is still there
+    first.send_signal(signal.SIGINT)
+    first.communicate(timeout=120)
+    assert first.returncode == 130
+    assert ours(tmp_path, output.name) == []
+
+
+def test_the_lock_folder_keeps_no_file_of_a_finished_or_killed_run(ncnn_models, long_source, tmp_path):
+    cache = tmp_path / "cache"
+    env = {"VS_SR_CACHE_DIR": str(cache)}
+    killed = start(str(long_source), str(tmp_path / "killed.mkv"), env=env)
+    wait_for_frames(killed)
+    killed.kill()
+    killed.wait(timeout=30)
+    assert len(list((cache / "locks").iterdir())) == 1  # a SIGKILLed run cannot clean up
+    for name in ("one.mkv", "two.mkv"):
+        done = subprocess.run([VS_SR, "upscale", str(long_source), str(tmp_path / name), "--end", "2"],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600,
+                              env={**os.environ, **env})
+        assert done.returncode == 0, done.stderr
+    assert list((cache / "locks").iterdir()) == []

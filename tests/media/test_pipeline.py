@@ -245,7 +245,68 @@ def test_a_full_disk_is_reported_as_such(ncnn_models, source, tmp_path):
     folder.mkdir()
     done = on_a_small_disk(folder, 2, [VS_SR, "upscale", str(source), f"{folder}/out.mkv", "--codec", "ffv1"])
     assert done.returncode == 1
-    assert "No space left on device" in done.stderr and "cannot count" not in done.stderr
+    assert f"vs-sr: error: the disk holding {folder} is full" in done.stderr and "cannot count" not in done.stderr
+
+
+def test_a_disk_that_fills_up_at_the_final_mux_is_named(ncnn_models, tmp_path):
+    """The video fits (a few kB of x264), the 3 MB of 8-channel PCM audio beside it in the final
+    file does not: whatever fails first (ffmpeg's write, its silently short file, the frame count
+    of what it wrote), the message is that the disk is full, and where."""
+    loud = tmp_path / "loud.mkv"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=64x48:rate={FPS}:duration=1", "-f", "lavfi", "-i",
+           "anoisesrc=duration=4:sample_rate=48000", "-map", "0", "-map", "1", "-ac", "8", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", "-c:a", "pcm_s16le", str(loud))
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    done = on_a_small_disk(folder, 1, [VS_SR, "upscale", str(loud), f"{folder}/out.mkv"])
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith(f"vs-sr: error: the disk holding {folder} is full (")
+    assert "out.mkv did not fit: free some space or write to another disk" in done.stderr
+    assert "frames (100%)" in done.stderr  # every frame was encoded: the mux met the full disk
+
+
+def test_a_range_without_subtitles_keeps_an_empty_subtitle_track(ncnn_models, source, tmp_path):
+    """Frames 46-49 (1.84-2.0 s) hold no subtitle: like a cut by ffmpeg or mkvmerge, the output keeps
+    the track (empty, with its tags), and says so."""
+    for name, codec in (("part.mkv", "subrip"), ("part.mp4", "mov_text")):
+        output = tmp_path / name
+        done = upscale(str(source), str(output), "--start", "46", "--end", "49")
+        assert done.returncode == 0, done.stderr
+        assert "note: subtitle #2: no event within the frame range; kept as an empty track" in done.stdout
+        assert "1 subtitle stream(s)" in done.stdout
+        subtitles = probe(output).of_kind("subtitle")
+        assert [s.codec for s in subtitles] == [codec]
+
+
+def test_tracks_the_container_cannot_hold_are_converted_before_the_encode(ncnn_models, tmp_path):
+    """Opus audio into .mov and mov_text subtitles into .mkv: ffmpeg refuses both at the final
+    mux, so the plan converts them (and says so) before any frame is upscaled."""
+    (tmp_path / "subs.srt").write_text("1\n00:00:00,100 --> 00:00:00,300\nHello\n")
+    opus, mov_text = tmp_path / "opus.mkv", tmp_path / "mov_text.mp4"
+    clip = ["-f", "lavfi", "-i", f"testsrc2=size=64x48:rate={FPS}:duration=0.4"]
+    ffmpeg(*clip, "-f", "lavfi", "-i", "sine=duration=0.4", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a",
+           "libopus", str(opus))
+    ffmpeg(*clip, "-i", str(tmp_path / "subs.srt"), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:s", "mov_text",
+           str(mov_text))
+    for source, output, note, codecs in (
+            (opus, "out.mov", "audio #1 (opus): re-encoded to AAC (this ffmpeg cannot copy opus into mov)",
+             ["h264", "aac"]),
+            (mov_text, "out.mkv", "subtitle #1 (mov_text): converted to SubRip (matroska subtitles)",
+             ["h264", "subrip"])):
+        done = upscale(str(source), str(tmp_path / output))
+        assert done.returncode == 0, done.stderr
+        assert f"note: {note}" in done.stdout
+        assert [t.codec for t in probe(tmp_path / output).tracks] == codecs
+
+
+def test_an_output_name_of_any_legal_length_works(ncnn_models, source, tmp_path):
+    """255 bytes is the most a file name may have; the work folder beside the output is named
+    after it and must fit too."""
+    for name in ("x" * 251 + ".mkv", "é" * 125 + "x.mkv"):  # 255 bytes, in ASCII and with two-byte characters
+        assert len(name.encode()) == 255
+        done = upscale(str(source), str(tmp_path / name), "--end", "1")
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / name).is_file() and leftovers(tmp_path) == []
 
 
 def test_a_tile_of_width_and_height_reaches_the_filter(ncnn_models, source, tmp_path):

@@ -102,7 +102,7 @@ def test_download_from_a_mirror_checks_the_hash_and_renames(server, tmp_path):
     behaviour.files["custom_x4.pth"] = data
     path = download(spec_for(data), mirror=base, destination=tmp_path, progress=False)
     assert path == tmp_path / "custom_x4.pth" and path.read_bytes() == data
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["custom_x4.pth", "custom_x4.pth.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["custom_x4.pth"]  # the lock file went with the lock
     assert download(spec_for(data), mirror=base, destination=tmp_path) == path
     assert len(behaviour.ranges) == 1  # an existing file with the right hash is not fetched again
 
@@ -141,7 +141,7 @@ def test_a_wrong_hash_is_rejected_and_nothing_is_left(server, tmp_path):
     behaviour.files["custom_x4.pth"] = content(seed=6)
     with pytest.raises(SRError, match=r"is not the published custom_x4.pth \(sha256 .*\); nothing was kept"):
         download(spec_for(content(seed=5)), mirror=base, destination=tmp_path, progress=False)
-    assert [p.name for p in tmp_path.iterdir()] == ["custom_x4.pth.lock"]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_file_the_mirror_lacks(server, tmp_path):
@@ -160,7 +160,34 @@ def closed_port() -> int:
 def test_no_network_is_one_clear_line(tmp_path):
     with pytest.raises(SRError, match=r"cannot reach 127.0.0.1:\d+ \(.*refused.*\): no network, or a proxy in the way"):
         download(spec_for(b"x"), mirror=f"http://127.0.0.1:{closed_port()}", destination=tmp_path, progress=False)
-    assert list(tmp_path.iterdir()) == [tmp_path / "custom_x4.pth.lock"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_url_mirror(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "custom_x4.pth").write_bytes(content())
+    path = download(spec_for(content()), mirror=mirror.as_uri(), destination=tmp_path / "models", progress=False)
+    assert path.read_bytes() == content() and [p.name for p in path.parent.iterdir()] == ["custom_x4.pth"]
+
+
+@pytest.mark.parametrize(("mirror", "problem"), [
+    ("http://[::1", "is not a valid URL (Invalid IPv6 URL)"),
+    ("http://mirror:99999/", "is not a valid URL (Port out of range 0-65535)"),
+    ("http://mirror:port/", "is not a valid URL (Port could not be cast to integer value as 'port')"),
+    ("ht!tp://[bad", "is not an http, https or file URL"),
+    ("ftp://mirror/", "is not an http, https or file URL"),
+    ("http:///files", "names no host"),
+    ("http://mirror host/files", "holds spaces or control characters (encode a space as %20)"),
+])
+def test_cli_download_from_a_malformed_mirror_is_one_line_and_leaves_nothing(tmp_path, mirror, problem):
+    for option, env in ((["--mirror", mirror], {}), ([], {"VS_SR_MODEL_MIRROR": mirror})):
+        result = vs_sr("models", "download", "realesrgan-x2plus", *option,
+                       env={"VS_SR_MODEL_DIR": str(tmp_path), "VS_SR_MODEL_MIRROR": "", **env})
+        origin = "--mirror" if option else "$VS_SR_MODEL_MIRROR"
+        assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith(f"vs-sr: error: {origin} {mirror!r} {problem}; give the folder's address")
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_download_through_a_dead_proxy_fails_in_one_line(tmp_path):
@@ -184,6 +211,7 @@ def test_cli_download_from_the_mirror_variable_with_progress(server, tmp_path):
     assert result.stdout.strip() == f"hat-s x2: {tmp_path / 'HAT-S_SRx2.pth'}"
     assert "HAT-S_SRx2.pth: 292/292 KiB (100%)" in result.stderr
     assert (tmp_path / "HAT-S_SRx2.pth").read_bytes() == content()
+    assert [p.name for p in tmp_path.iterdir()] == ["HAT-S_SRx2.pth"]  # no lock file left beside it
 
 
 def test_cli_download_without_an_address_or_weights_says_what_to_do(tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import SRError
 from ..media.probe import probe
+from ..media.tools import check_input
 
 # Names that say "video": such a file that cannot be opened is a damaged video, not something else.
 VIDEO_EXTENSIONS = {".mkv", ".mk3d", ".webm", ".mp4", ".m4v", ".mov", ".qt", ".3gp", ".3g2", ".avi", ".wmv", ".asf",
@@ -40,7 +41,8 @@ def find_sources(items: Sequence[Path], output_dir: Path, suffix: str, recursive
         elif path.is_file():
             candidates = [(path, Path(path.name))]
         else:
-            raise SRError(f"input not found: {item}.")
+            check_input(item, "input")  # says why: missing, or a pipe or device bestsource cannot index
+            raise SRError(f"{item} is not a file or folder.")
         for file, relative in candidates:
             reason = _not_a_video(file)
             if reason:

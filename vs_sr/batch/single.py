@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from ..atomic import fitting_name
 from ..errors import SRError
 from ..media.job import Job, check_job
 from ..media.output import OutputSlot
@@ -38,8 +39,9 @@ BATCH_CONTAINERS = {".mkv": "mkv", ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", 
 
 
 def resume_folder(output: Path) -> Path:
-    """Where a resumable run of `output` keeps its work: beside it, named after it."""
-    return output.with_name(output.name + RESUME_SUFFIX)
+    """Where a resumable run of `output` keeps its work: beside it, named after it (a name too long
+    for the suffix is shortened with a hash, as the one-pass work folder's is)."""
+    return output.with_name(fitting_name(output.name, len(RESUME_SUFFIX)) + RESUME_SUFFIX)
 
 
 def resume_minutes() -> float:

@@ -16,28 +16,29 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from .. import __version__
-from ..errors import SRError
-from . import (
-    batch_command,
-    engines_command,
-    evaluate_command,
-    info_command,
-    models_command,
-    studio_command,
-    train_command,
-    triton_command,
-    upscale_command,
-)
-from .common import attach_values
 
+# Nothing heavy is imported above: `main` takes over the signals first, and the command modules
+# (which load VapourSynth, numpy and the runtimes) come after, inside its Ctrl-C handling.
 INTERRUPTED = "interrupted; nothing was written"
 BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a tool SIGPIPE ended
 # Python keyword arguments in the library's messages, and the options they are on the command line.
 KEYWORD = re.compile(r"\b(width|height|tile|overlap|precision|backend|num_streams|scale|model|device_id|server|noise)="
-                     r"('[^']*'(?:/'[^']*')*|\w+)?|\b(num_streams|device_id)\b")
+                     r"('[^']*'(?:/'[^']*')*|-?\w+)?|\b(num_streams|device_id)\b")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import (
+        batch_command,
+        engines_command,
+        evaluate_command,
+        info_command,
+        models_command,
+        studio_command,
+        train_command,
+        triton_command,
+        upscale_command,
+    )
+
     parser = argparse.ArgumentParser(prog="vs-sr", description="Neural super-resolution for VapourSynth.")
     parser.add_argument("--version", action="version", version=f"vs-sr {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -60,7 +61,18 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def stop_on_signals() -> None:
+    """A service manager's SIGTERM and a closed terminal's SIGHUP end a run the way Ctrl-C does:
+    every step's clean-up runs (children stopped, temporaries removed), exit code 130."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # First of all, before the imports that take most of a second: a signal during start-up is
+    # an interruption like any other (exit 130, one line), not a traceback from inside an import
+    # or the default action's 143/129.
+    stop_on_signals()
     try:
         try:
             return _main(argv)
@@ -85,19 +97,35 @@ def _stdout_gone() -> bool:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+    from .common import attach_values
+
+    args: argparse.Namespace | None = None
+    try:
+        parser = build_parser()
+        complete(parser)
+        args = parser.parse_args(attach_values(sys.argv[1:] if argv is None else argv))
+        return run_command(args)
+    except KeyboardInterrupt:  # a command may say what an interruption leaves (args.interrupted)
+        print(f"vs-sr: {getattr(args, 'interrupted', INTERRUPTED)}", file=sys.stderr)
+        return 130
+
+
+def complete(parser: argparse.ArgumentParser) -> None:
+    """Shell completion, when the shell asks for it (argcomplete then exits)."""
     try:
         import argcomplete
-
-        argcomplete.autocomplete(parser)
     except ImportError:  # completion is a nicety: without the package the command works the same
-        pass
-    args = parser.parse_args(attach_values(sys.argv[1:] if argv is None else argv))
+        return
+    argcomplete.autocomplete(parser)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed command; what the user can fix is one line on stderr and exit code 1."""
+    import vapoursynth as vs
+
+    from ..errors import SRError
+
     run: Callable[[argparse.Namespace], int] = args.run
-    # A service manager's SIGTERM and a closed terminal's SIGHUP end a run the way Ctrl-C does:
-    # every step's clean-up runs (children stopped, temporaries removed), exit code 130.
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _interrupt)
     try:
         return run(args)
     except SRError as error:
@@ -107,10 +135,15 @@ def _main(argv: Sequence[str] | None) -> int:
         raise  # (main decides whose pipe it was)
     except OSError as error:  # a disk full, a permission refused: say which file, not a traceback
         print(f"vs-sr: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"vs-sr: {getattr(args, 'interrupted', INTERRUPTED)}", file=sys.stderr)
-        return 130
+    except vs.Error as error:  # a plugin's own complaint (a file bestsource cannot read, ...)
+        print(f"vs-sr: error: {one_line(str(error))}", file=sys.stderr)
+    return 1
+
+
+def one_line(text: str) -> str:
+    """The last line of a message (VapourSynth puts tracebacks of Python callbacks before it)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "VapourSynth failed without a message"
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from fractions import Fraction
 
 import vapoursynth as vs
 
-from ..errors import SRError
+from ..errors import SRError, frame_errors
 
 core = vs.core
 MATRIX_UNSPECIFIED = 2
@@ -76,12 +76,19 @@ def to_rgbs(clip: vs.VideoNode) -> vs.VideoNode:
     return getattr(core.resize, KERNEL)(clip, **kwargs)
 
 
+PROP_EXAMPLES = {"_Matrix": "_Matrix=1 for BT.709", "_Range": "_Range=0 for limited range",
+                 "_ColorRange": "_ColorRange=1 for limited range", "_FieldBased": "_FieldBased=0 for progressive",
+                 "_ChromaLocation": "_ChromaLocation=0 for left", "_SARNum": "_SARNum=1, _SARDen=1 for square pixels",
+                 "_SARDen": "_SARNum=1, _SARDen=1 for square pixels"}
+
+
 def int_prop(props: Mapping[str, object], name: str, default: int) -> int:
     """An integer frame prop; one of another type (a string '_Matrix', say) is a clear error."""
     value = props.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SRError(f"frame prop {name} is {value!r}; VapourSynth's {name} is an integer (e.g. _Matrix=1 for "
-                      f"BT.709): fix it with clip.std.SetFrameProps({name}=...) or remove it with "
+        example = PROP_EXAMPLES.get(name, f"{name}=1")
+        raise SRError(f"frame prop {name} is {value!r}; VapourSynth's {name} is an integer (e.g. {example}): fix "
+                      f"it with clip.std.SetFrameProps({name}=...) or remove it with "
                       f"clip.std.RemoveFrameProps('{name}').")
     return value
 
@@ -141,6 +148,7 @@ def from_rgbs(upscaled: vs.VideoNode, source: vs.VideoNode, width: int, height: 
     lock = threading.Lock()
     fallback_matrix = default_matrix(source.width, source.height)
 
+    @frame_errors
     def convert(n: int, f: vs.VideoFrame) -> vs.VideoNode:
         key = (*_output_key(f.props, fmt, fallback_matrix), corrected_sar(f.props, source.width, source.height, width, height))
         with lock:

@@ -14,7 +14,8 @@ import numpy as np
 import vapoursynth as vs
 
 from ..backends import OutOfMemory
-from ..errors import SRError
+from ..errors import SRError, frame_errors
+from .formats import int_prop
 from .memory import Tiles
 from .sessions import SessionPool
 from .tiling import TilePlan
@@ -27,6 +28,7 @@ class FrameUpscaler:
         self.tiles = tiles
         self.pools = list(pools)
 
+    @frame_errors
     def __call__(self, n: int, f: vs.VideoFrame) -> vs.VideoFrame:
         check_progressive(n, f)
         s = self.tiles.plan.scale
@@ -50,7 +52,10 @@ FIELD_ORDERS = {1: ("bottom field first", 0), 2: ("top field first", 1)}
 
 def check_progressive(n: int, f: vs.VideoFrame) -> None:
     """Interlaced frames hold two fields: a network would upscale their combing as detail."""
-    field_based = f.props.get("_FieldBased", 0)
+    field_based = int_prop(f.props, "_FieldBased", 0)
+    if field_based not in (0, *FIELD_ORDERS):
+        raise SRError(f"frame {n} has _FieldBased={field_based}; VapourSynth's _FieldBased is 0 (progressive), "
+                      "1 (bottom field first) or 2 (top field first): fix it with clip.std.SetFieldBased(...).")
     if field_based in FIELD_ORDERS:
         order, field = FIELD_ORDERS[field_based]
         raise SRError(f"frame {n} is interlaced (_FieldBased={field_based}, {order}); upscaling it as one picture "

@@ -74,6 +74,8 @@ class Codec:
     """Rough bytes per output pixel and frame (the batch's disk-space estimate)."""
     family: str = ""
     """What ffprobe calls the result (h264, hevc, av1, prores, dnxhd, ffv1)."""
+    max_side: int | None = None
+    """The most pixels the encoder takes on either side (None: only ffmpeg's own limit)."""
 
     @property
     def lossless(self) -> bool:
@@ -120,9 +122,12 @@ NVENC_QUALITY = Quality("-cq", 1, 51, 21, ("-rc", "vbr", "-b:v", "0"))
 QSV_QUALITY = Quality("-global_quality", 1, 51, 21)
 VAAPI_QUALITY = Quality("-qp", 0, 51, 21, ("-rc_mode", "CQP"))
 CODECS = {
-    "x264": Codec("x264", "libx264", EVERYWHERE, Quality("-crf", *CRF_RANGE, 18), X264_PRESETS, "medium", family="h264"),
+    "x264": Codec("x264", "libx264", EVERYWHERE, Quality("-crf", *CRF_RANGE, 18), X264_PRESETS, "medium", family="h264",
+                  max_side=16384),  # x264's MAX_RESOLUTION
+    # ffmpeg's libx265 refuses pictures under 16 pixels a side ("Image size is too small").
     "x265": Codec("x265", "libx265", EVERYWHERE, Quality("-crf", *CRF_RANGE, 20), X264_PRESETS, "medium",
-                  options=("-x265-params", "log-level=error"), depths=(8, 10, 12), bytes_per_pixel=0.1, family="hevc"),
+                  options=("-x265-params", "log-level=error"), depths=(8, 10, 12), bytes_per_pixel=0.1, family="hevc",
+                  min_size=(16, 16)),
     "svt-av1": Codec("svt-av1", "libsvtav1", AV1_CONTAINERS, Quality("-crf", 1, 63, 25),
                      tuple(str(n) for n in range(14)), "6", chroma="420", bytes_per_pixel=0.08, family="av1"),
     "aom-av1": Codec("aom-av1", "libaom-av1", AV1_CONTAINERS, Quality("-crf", 0, 63, 25, ("-b:v", "0")),
@@ -149,3 +154,13 @@ CRF_LIMITS = (min(c.quality.low for c in CODECS.values() if c.quality), max(c.qu
                                                                               if c.quality))
 PROFILES = tuple(dict.fromkeys(p for codec in CODECS.values() for p in codec.profiles))
 DEPTHS = (8, 10)
+
+# MP4/MOV store a track's width and height as 16.16 fixed point numbers.
+CONTAINER_MAX_SIDE = {"mp4": 65535, "mov": 65535}
+
+
+def ffmpeg_takes_size(width: int, height: int) -> bool:
+    """Whether ffmpeg accepts frames of this size: av_image_check_size, which every frame read from
+    vspipe's y4m passes, wants (8 * width + 1024) * (height + 128) below 2^31 (about 268 million
+    pixels with their margins, e.g. 16000x16000 or 21000x12000)."""
+    return (8 * width + 1024) * (height + 128) < 2**31 - 1

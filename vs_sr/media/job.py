@@ -11,15 +11,17 @@ from pathlib import Path
 import vapoursynth as vs
 
 from ..backends import network_for
+from ..devices import available_memory
 from ..errors import SRError
 from ..filter.arguments import BackendName, PrecisionName, backend_and_server, backend_name, precision_name
 from ..filter.formats import output_size
 from ..models import DEFAULT_MODEL
-from .codecs import CODECS, CONTAINERS, Codec
+from .codecs import CODECS, CONTAINER_MAX_SIDE, CONTAINERS, Codec, ffmpeg_takes_size
 from .encoders import check_encoding
 from .integrity import decodable
 from .probe import Media, Track
 from .timeline import Timeline, read_timeline
+from .tools import check_input
 from .tracks import TrackPlan, plan_tracks
 
 
@@ -163,8 +165,7 @@ DEINTERLACERS = ("bwdif", "progressive")
 def check_job(job: Job) -> str:
     """Validate what can be checked before any work (the encoder included: ffmpeg is asked once
     whether it can encode with it); returns the output muxer."""
-    if not job.input.is_file():
-        raise SRError(f"input file not found: {job.input}.")
+    check_input(job.input)
     if job.output.is_dir():
         raise SRError(f"{job.output} is a folder; give the output file's name, e.g. {job.output / job.input.stem}.mkv.")
     muxer = CONTAINERS.get(job.output.suffix.lower())
@@ -199,6 +200,7 @@ def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
     """Frame range, output size, timeline and track mapping, with a note for everything not
     copied as is; refuses interlaced input without a --deinterlace choice, and an input that does
     not decode in full unless the job salvages it."""
+    _ = media.video  # an input without a video track is refused here, before the model loads
     check_model(job)
     clip, timeline = read_timeline(media.path)
     first = job.start if job.start is not None else 0
@@ -207,10 +209,7 @@ def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
         raise SRError(f"frame range {first}-{last} is outside the input's 0-{clip.num_frames - 1}.")
     check_interlacing(clip, media, job)
     width, height = output_size(clip, job.scale, job.width, job.height)
-    minimum = job.video_codec.min_size
-    if width < minimum[0] or height < minimum[1]:
-        raise SRError(f"{job.codec} needs frames of at least {minimum[0]}x{minimum[1]}; the output would be "
-                      f"{width}x{height} (choose a larger --width/--height or another --codec).")
+    check_output_size(job, width, height)
     plan = OutputPlan(first, last, job.start is not None or job.end is not None, width, height, timeline,
                       plan_tracks(media, muxer))
     found = decodable(media, clip.num_frames, timeline)
@@ -222,6 +221,33 @@ def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
         plan.tracks.notes.append(f"salvaged: {plan.salvaged}; what is missing is left out, and the frames after a "
                                  "gap keep their times")
     return plan
+
+
+def check_output_size(job: Job, width: int, height: int) -> None:
+    """Refuse, before any frame is made, an output size the encoder, the container, ffmpeg or this
+    machine's memory cannot take (each would otherwise fail only once vspipe sends its first frame)."""
+    size = f"a {width}x{height} output"
+    codec = job.video_codec
+    if codec.max_side is not None and max(width, height) > codec.max_side:
+        raise SRError(f"{size} is too large for {codec.name}, which takes at most {codec.max_side} pixels a side; "
+                      "choose a smaller --width/--height, or --codec x265 or ffv1.")
+    least_w, least_h = codec.min_size
+    if width < least_w or height < least_h:
+        raise SRError(f"{size} is too small for {codec.name}, which takes at least {least_w}x{least_h}; choose a "
+                      "larger --width/--height, or --codec x264 or ffv1.")
+    container = CONTAINER_MAX_SIDE.get(job.output_muxer)
+    if container is not None and max(width, height) > container:
+        raise SRError(f"{size} is too large for {job.output.suffix}, which holds at most {container} pixels a side; "
+                      "choose a smaller --width/--height, or write .mkv.")
+    if not ffmpeg_takes_size(width, height):
+        raise SRError(f"{size} is larger than ffmpeg takes ((width + 128) x (height + 128) must stay under "
+                      "268 million pixels, e.g. 16000x16000); choose a smaller --width/--height.")
+    needed = 12 * width * height * (job.num_streams + 1)  # a float RGB frame per stream, and one converted back
+    available = available_memory()
+    if available is not None and needed > available:
+        raise SRError(f"{size} needs at least {needed / 2**30:.1f} GiB of memory ({job.num_streams + 1} frames of "
+                      f"{12 * width * height / 2**30:.1f} GiB in float RGB) and {available / 2**30:.1f} GiB are "
+                      "available; choose a smaller --width/--height (or fewer --num-streams).")
 
 
 def check_interlacing(clip: vs.VideoNode, media: Media, job: Job) -> None:

@@ -40,8 +40,8 @@ def join_video(parts: Sequence[Path], plan: OutputPlan, folder: Path) -> Path:
 def mux(job: Job, plan: OutputPlan, media: Media, folder: Path, target: Path,
         video: Sequence[str] = COPY_VIDEO) -> list[Carried]:
     """The final file at `target`: the joined video (folder/video.mkv, copied or encoded with
-    `video` options) with every carried track. Returns the tracks it holds after the video (a
-    range may leave a subtitle track empty)."""
+    `video` options) with every carried track. Returns the tracks it holds after the video; notes
+    on what a frame range did to them (a subtitle track left empty) go to `plan.tracks.notes`."""
     video_delay = media.video.start_time - media.start_time
     inputs = [Input(folder / "video.mkv", offset=0.0 if plan.ranged else video_delay), Input(job.input)]
     if plan.ranged:
@@ -76,11 +76,11 @@ def _range_sources(job: Job, plan: OutputPlan, media: Media, folder: Path,
     for i, item in enumerate(carried):
         if i in found:
             continue
-        edited = cut_text_subtitles(ffmpeg_base(), job.input, item.track.index, item.track.codec, plan.begin,
-                                    plan.end, folder)
-        if edited is None:
-            plan.tracks.notes.append(f"subtitle #{item.track.index}: no text within the frame range; left out")
-            continue
+        edited, events = cut_text_subtitles(ffmpeg_base(), job.input, item.track.index, item.track.codec,
+                                            plan.begin, plan.end, folder)
+        if not events:
+            plan.tracks.notes.append(f"subtitle #{item.track.index}: no event within the frame range; kept as an "
+                                     "empty track")
         inputs.append(Input(edited, offset=_start(edited)))
         found[i] = (Source(len(inputs) - 1, 0), item.rewritten(job.output_muxer))
     return [found[i] for i in sorted(found)]

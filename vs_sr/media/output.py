@@ -2,14 +2,18 @@
 renamed into place only when finished and checked.
 
 While a run owns an output it holds a lock on that path (in the user cache directory, so nothing
-extra appears beside the user's files): a second run to the same output is refused instead of
-both "succeeding" and one silently replacing the other. Temporary files are named after the
-output with a `.vs-sr-` marker; a run that finds such leftovers of its own output (a SIGKILLed
-earlier run: nobody else can hold the lock) removes them. Nothing else is ever deleted.
+extra appears beside the user's files; the key is the real folder and the name, so `sub/../x.mkv`
+or a symlinked folder is the same output): a second run to the same output is refused instead of
+both "succeeding" and one silently replacing the other. Lock files go when released (see
+`atomic.PathLock`), so the lock folder holds only the outputs being written. Temporary files are
+named after the output with a `.vs-sr-` marker; a run that finds such leftovers of its own output
+(a SIGKILLed earlier run: nobody else can hold the lock) removes them. Nothing else is ever
+deleted. A run that fails on a full disk says so, whichever step met it first.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import shutil
@@ -17,13 +21,17 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from filelock import FileLock, Timeout
-
-from ..atomic import UMASK
+from ..atomic import RANDOM, UMASK, PathLock, fitting_name, remove_stale_locks
 from ..errors import SRError
 from ..paths import cache_dir
 
 MARKER = ".vs-sr-"
+FULL = 1 << 20  # bytes: a run that failed with less than this left on its disk failed because the disk filled up
+
+
+class DiskFull(SRError):
+    """A run failed because the disk of its output filled up (whichever tool or check met it first);
+    not permanent: the same run can succeed once there is space."""
 
 
 class OutputSlot:
@@ -34,21 +42,23 @@ class OutputSlot:
     def __init__(self, output: Path, overwrite: bool) -> None:
         self.output = output.absolute()
         self.overwrite = overwrite
-        digest = hashlib.sha256(str(self.output).encode()).hexdigest()[:24]
-        lock_dir = cache_dir("locks")
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(str(lock_dir / f"{digest}.lock"))
+        # The real path: two spellings of one output (a symlinked folder, `sub/../`) share one lock.
+        key = self.output.parent.resolve() / self.output.name
+        digest = hashlib.sha256(os.fsencode(key)).hexdigest()[:24]
+        self._lock_dir = cache_dir("locks")
+        self._lock_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = PathLock(self._lock_dir / f"{digest}.lock")
+        self.prefix = work_prefix(self.output.name)
         self.work = Path()
         self.target = Path()
 
     def __enter__(self) -> OutputSlot:
-        try:
-            self._lock.acquire(timeout=0)
-        except Timeout:
-            raise SRError(f"another vs-sr run is writing {self.output}; wait for it or choose another output.") from None
+        remove_stale_locks(self._lock_dir)  # those of killed runs
+        if not self._lock.acquire(blocking=False):
+            raise SRError(f"another vs-sr run is writing {self.output}; wait for it or choose another output.")
         try:
             self.remove_leftovers()
-            self.work = Path(tempfile.mkdtemp(prefix=f".{self.output.name}{MARKER}", dir=self.output.parent))
+            self.work = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.output.parent))
             self.target = self.work / f"output{self.output.suffix}"  # same file system: the rename is atomic
         except BaseException:
             self._lock.release()
@@ -57,7 +67,7 @@ class OutputSlot:
 
     def leftovers(self) -> list[Path]:
         """Files and folders an earlier run to this output left behind (recognised by name only)."""
-        return sorted(self.output.parent.glob(f".{_glob_escape(self.output.name)}{MARKER}*"))
+        return sorted(self.output.parent.glob(f"{glob.escape(self.prefix)}*"))
 
     def remove_leftovers(self) -> None:
         for path in self.leftovers():
@@ -75,11 +85,36 @@ class OutputSlot:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
+        # Measured before the work folder goes: its partial files are what filled the disk.
+        free = _free_bytes(self.output.parent) if isinstance(error, (SRError, OSError)) else None
         try:
             shutil.rmtree(self.work, ignore_errors=True)
         finally:
             self._lock.release()
+        if free is not None and free < FULL:
+            raise DiskFull(f"the disk holding {self.output.parent} is full ({_size(free)} free) and {self.output.name} "
+                           "did not fit: free some space or write to another disk, and run again; nothing was "
+                           "written.") from None
 
 
-def _glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+def work_prefix(name: str) -> str:
+    """The work folder's name before mkdtemp's random part: `.<output name>.vs-sr-`, the name
+    shortened (with a hash) where the whole would not fit in a file name."""
+    return f".{fitting_name(name, 1 + len(MARKER) + RANDOM)}{MARKER}"
+
+
+def _free_bytes(folder: Path) -> int | None:
+    """Bytes an ordinary user may still write on `folder`'s file system."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize
+
+
+def _size(count: int) -> str:
+    for unit in ("bytes", "KiB"):
+        if count < 1024:
+            return f"{count} {unit}"
+        count //= 1024
+    return f"{count} MiB"

@@ -95,7 +95,7 @@ def probe(path: Path) -> Media:
         capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
     if done.returncode != 0:
-        raise SRError(f"cannot read {path}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'ffprobe failed'}.")
+        raise SRError(_unreadable(path, done.stderr))
     data = json.loads(done.stdout)
     tracks = tuple(
         Track(
@@ -115,6 +115,13 @@ def probe(path: Path) -> Media:
     )
     return Media(path, fmt.get("format_name", ""), _seconds(fmt.get("duration")), _seconds(fmt.get("start_time")) or 0.0,
                  tracks, chapters)
+
+
+def _unreadable(path: Path, stderr: str) -> str:
+    """ffprobe's reason, without the file name it repeats, and what it likely means."""
+    lines = stderr.strip().splitlines()
+    reason = lines[-1].replace(f"{file_url(path)}: ", "") if lines else "ffprobe failed"
+    return f"cannot read {path} ({reason}): it is empty, damaged or not a media file."
 
 
 def packet_duration(path: Path, index: int) -> float:

@@ -24,6 +24,9 @@ from ..errors import SRError
 
 STOP_GRACE = 10.0  # seconds a stopped group gets to exit on SIGTERM before SIGKILL
 POLL = 0.2  # seconds between checks while waiting for a pipeline
+# ffmpeg (5.1) exits 0 when writing the end of its file fails, a full disk say, leaving a short
+# file: these lines are the only sign.
+WRITE_FAILED = re.compile(r"^Error (writing trailer|closing file) ")
 
 
 class ToolFailed(SRError):
@@ -86,10 +89,10 @@ def run_tool(command: Sequence[str], what: str) -> str:
     except BaseException:
         group.stop()
         raise
-    if process.returncode != 0:
+    lines = err.decode(errors="replace").strip().splitlines()
+    if process.returncode != 0 or any(WRITE_FAILED.match(line) for line in lines):
         # mkvmerge says what went wrong on stdout, as "Error: ..." (a full disk included)
-        lines = err.decode(errors="replace").strip().splitlines() or [
-            line for line in out.decode(errors="replace").splitlines() if line.startswith("Error")]
+        lines = lines or [line for line in out.decode(errors="replace").splitlines() if line.startswith("Error")]
         name = Path(command[0]).name
         raise SRError(f"{name} failed {what}: {' / '.join(lines[-3:]) or f'exit code {process.returncode}'}")
     return out.decode(errors="replace")
@@ -167,7 +170,7 @@ class EncodePipe:
         killed = vspipe_killed or encoder_code < 0  # a signal (SIGKILL, the OOM killer, a crash)
         if vspipe_killed or (vspipe_code != 0 and not broken_pipe and (encoder_code == 0 or vspipe_error)):
             raise ToolFailed(f"vspipe failed: {vspipe_error or _exit_status(vspipe_code)}", transient=killed)
-        if encoder_code != 0:
+        if encoder_code != 0 or any(WRITE_FAILED.match(line) for line in self.encoder_log):
             raise ToolFailed(f"ffmpeg failed: {' / '.join(self.encoder_log[-3:]) or _exit_status(encoder_code)}",
                              transient=killed)
 

@@ -27,10 +27,18 @@ def is_text(codec: str) -> bool:
     return codec in TEXT_FORMATS
 
 
+# A text track with no event, as ffmpeg reads it (an empty .srt is not a subtitle file to it) and
+# encodes it into any text codec: what a range with no subtitle in it keeps of the track.
+EMPTY_TRACK = ("[Script Info]\nScriptType: v4.00+\n\n[Events]\n"
+               "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n")
+
+
 def cut_text_subtitles(ffmpeg: list[str], source: Path, index: int, codec: str, begin: float, end: float,
-                       folder: Path) -> Path | None:
+                       folder: Path) -> tuple[Path, int]:
     """Track `index` of `source` with its events clipped to [begin, end) (seconds on the file's clock)
-    and shifted so that `begin` is 0, as an .srt or .ass file in `folder`; None if no event is left."""
+    and shifted so that `begin` is 0, as an .srt or .ass file in `folder`, and how many events it
+    holds. With none left it is an empty track, kept as such: the output has the same tracks, in
+    the same order, as a cut by ffmpeg or mkvmerge would have."""
     fmt = TEXT_FORMATS[codec]
     extracted = folder / f"subtitle-{index}-full.{fmt}"
     # -copyts: the events keep the file's own clock, the one `begin` and `end` are on.
@@ -39,11 +47,11 @@ def cut_text_subtitles(ffmpeg: list[str], source: Path, index: int, codec: str, 
              f"extracting subtitle track {index}")
     text = extracted.read_text(encoding="utf-8", errors="replace")
     cut, events = cut_srt(text, begin, end) if fmt == "srt" else cut_ass(text, begin, end)
-    if not events:
-        return None
+    if not events and fmt == "srt":
+        cut, fmt = EMPTY_TRACK, "ass"
     target = folder / f"subtitle-{index}.{fmt}"
     target.write_text(cut, encoding="utf-8")
-    return target
+    return target, events
 
 
 def _clip(start: float, stop: float, begin: float, end: float) -> tuple[float, float] | None:

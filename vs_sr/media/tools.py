@@ -7,6 +7,7 @@ import functools
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -73,15 +74,52 @@ def check_ffmpeg_version(path: str, version: tuple[int, ...] | None) -> None:
 
 def open_video(path: str | Path, timecodes: Path | None = None) -> vs.VideoNode:
     """A video file as a clip, through the bestsource plugin (frame-accurate seeking); with
-    `timecodes`, bestsource also writes every frame's presentation time there (from its index)."""
+    `timecodes`, bestsource also writes every frame's presentation time there (from its index).
+    A file bestsource cannot read is an SRError that says what is wrong with it."""
     path = Path(path)
-    if not path.is_file():
-        raise SRError(f"video not found: {path}.")
+    check_input(path, "video")
     core = vs.core
     if not hasattr(core, "bs"):
         raise SRError("the bestsource source plugin is missing: pip install vapoursynth-bestsource.")
     extra = {} if timecodes is None else {"timecodes": str(timecodes)}
-    return core.bs.VideoSource(str(path.resolve()), **extra)  # absolute: "ep1:x.mkv" is no protocol
+    try:
+        return core.bs.VideoSource(str(path.resolve()), **extra)  # absolute: "ep1:x.mkv" is no protocol
+    except vs.Error as error:
+        raise SRError(_unreadable(path, str(error))) from None
+
+
+def _unreadable(path: Path, error: str) -> str:
+    if "Invalid track index" in error:
+        return f"{path} has no video track (bestsource found none: an audio-only file, or a video without frames)."
+    if "Couldn't open" in error:
+        return (f"cannot open {path} as a video: FFmpeg (through bestsource) cannot read it; it is not a video "
+                "file, or it is empty or damaged.")
+    return f"cannot open {path} as a video: {error.strip().splitlines()[-1]}"
+
+
+NOT_REGULAR = ((stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+def check_input(path: Path, what: str = "input file") -> None:
+    """`path` is a regular file we may read. A pipe, a FIFO, /dev/stdin or a device is refused by
+    name: bestsource reads a video twice (it indexes every frame, then seeks), which only a file can
+    take, so the stream has to be saved to a file first."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise SRError(f"{what} not found: {path}.") from None
+    except OSError as error:
+        raise SRError(f"cannot read {path}: {error.strerror}.") from None
+    if stat.S_ISDIR(mode):
+        raise SRError(f"{path} is a folder, not a video file (`vs-sr batch` takes folders).")
+    kind = next((name for test, name in NOT_REGULAR if test(mode)), None)
+    if kind is not None:
+        raise SRError(f"{path} is {kind}, not a file: vs-sr needs a seekable video file (bestsource indexes "
+                      "the whole file, then seeks in it). Save the stream to a file first, e.g. "
+                      "`ffmpeg -i pipe: -c copy input.mkv`, and pass that file.")
+    if not os.access(path, os.R_OK):
+        raise SRError(f"cannot read {path}: permission denied.")
 
 
 def vspipe_status() -> str:

@@ -55,7 +55,10 @@ def upscale_file(job: Job, log: Callable[[str], None] = print, on_tool_log: Call
         fps = progress.finish()
         join_video([encoded], plan, slot.work)
         encoded.unlink()
+        planned = len(plan.tracks.notes)
         carried = mux(job, plan, media, slot.work, slot.target)
+        for note in plan.tracks.notes[planned:]:  # what the cut to a frame range found
+            log(f"note: {note}")
         verify(slot.target, plan, media)
         slot.commit()
     subtitles = sum(c.track.kind == "subtitle" for c in carried)

