@@ -148,7 +148,7 @@ def test_two_runs_to_one_output_cannot_both_succeed(ncnn_models, long_source, tm
 
 
 @pytest.mark.parametrize("spelling", ["a symlinked folder", "sub/../"])
-def test_two_spellings_of_one_output_share_its_lock(ncnn_models, long_source, tmp_path, spelling):
+def test_two_spellings_of_one_output_share_its_lock(ncnn_models, long_source, tmp_path, spelling, spawn):
     """The second run names the first's output another way; it must be refused, not go on and
     remove the first's live work folder as a leftover."""
     (tmp_path / "sub").mkdir()
@@ -158,7 +158,7 @@ def test_two_spellings_of_one_output_share_its_lock(ncnn_models, long_source, tm
     else:
         (tmp_path / "link").symlink_to(tmp_path)
         other = tmp_path / "link" / "shared.mkv"
-    first = start(str(long_source), str(output))
+    first = start(spawn, str(long_source), str(output))
     wait_for_frames(first)
     work = [p for p in tmp_path.iterdir() if p.name.startswith(".shared.mkv.vs-sr-")]
     second = subprocess.run([VS_SR, "upscale", str(long_source), str(other), "--overwrite"], capture_output=True,
@@ -172,10 +172,10 @@ def test_two_spellings_of_one_output_share_its_lock(ncnn_models, long_source, tm
     assert ours(tmp_path, output.name) == []
 
 
-def test_the_lock_folder_keeps_no_file_of_a_finished_or_killed_run(ncnn_models, long_source, tmp_path):
+def test_the_lock_folder_keeps_no_file_of_a_finished_or_killed_run(ncnn_models, long_source, tmp_path, spawn):
     cache = tmp_path / "cache"
     env = {"VS_SR_CACHE_DIR": str(cache)}
-    killed = start(str(long_source), str(tmp_path / "killed.mkv"), env=env)
+    killed = start(spawn, str(long_source), str(tmp_path / "killed.mkv"), env=env)
     wait_for_frames(killed)
     killed.kill()
     killed.wait(timeout=30)

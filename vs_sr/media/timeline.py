@@ -58,13 +58,7 @@ def read_timeline(path: Path) -> tuple[vs.VideoNode, Timeline]:
     the last, whose duration ends the timeline)."""
     with tempfile.TemporaryDirectory(prefix="vs-sr-timecodes-") as folder:
         timecodes = Path(folder) / "timecodes.txt"
-        try:
-            clip = open_video(path, timecodes)
-        except vs.Error as error:
-            if isinstance(error, SRError):
-                raise
-            # bestsource could not index it: most often a damaged file (cut short inside a frame)
-            raise SRError(f"cannot decode {path.name} (damaged, or not indexable by bestsource): {error}.") from None
+        clip = open_video(path, timecodes)
         starts = parse_timecodes(timecodes.read_text(encoding="ascii"))
     if len(starts) != clip.num_frames:
         raise SRError(f"{path}: bestsource indexed {clip.num_frames} frames but gave {len(starts)} timestamps; "

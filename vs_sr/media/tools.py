@@ -94,6 +94,8 @@ def _unreadable(path: Path, error: str) -> str:
     if "Couldn't open" in error:
         return (f"cannot open {path} as a video: FFmpeg (through bestsource) cannot read it; it is not a video "
                 "file, or it is empty or damaged.")
+    if "Indexing of" in error:  # most often a file cut short inside a frame
+        return f"cannot decode {path.name} (damaged, or not indexable by bestsource): {error.strip().splitlines()[-1]}."
     return f"cannot open {path} as a video: {error.strip().splitlines()[-1]}"
 
 
