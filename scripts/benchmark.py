@@ -2,30 +2,24 @@
 """Frames/s of vs_sr next to the bare runtime (its overhead) and vs-mlrt's plugins, in one run.
 
 Each contender is a separate vspipe process on the same generated source and ONNX graph; rounds
-are interleaved and repeated, and the median is reported.
+are interleaved and repeated, and the median is reported. The report starts with the machine (CPU,
+the ISA features that rank the precisions: AMX, VNNI, bf16) and the load average at the start and
+end, and ends with the ratios: vs_sr against the bare runtime and vs-mlrt's ov plugin per setup,
+and int8 / bf16 / fp32 against each other. With no options it measures what docs/benchmarks.md
+records per CPU (realesr-animevideov3 x4 at 176x144 and 256x144, fp32, bf16 and int8, 1 and 2
+streams; about half an hour on 2 cores):
 
-    .venv/bin/python scripts/benchmark.py --model realesr-animevideov3 --size 176x144 \\
-        --precision fp32 bf16 --streams 1 2 --markdown docs/benchmarks.md
+    .venv/bin/python scripts/benchmark.py --markdown docs/benchmarks.md
+    .venv/bin/python scripts/benchmark.py --precision bf16 --streams 2 --size 176x144 --format YUV420P8
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 
 from vs_sr import bench
-from vs_sr.devices import cpu_count
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from vs_sr.bench.machine import load_average, load_note, this_machine
 
 
 def publish(text: str, markdown: str | None) -> None:
@@ -43,8 +37,8 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--noise", type=int, default=None, help="denoise level (default: each model's)")
     parser.add_argument("--backend", default="auto")
-    parser.add_argument("--precision", nargs="+", default=["fp32"])
-    parser.add_argument("--size", default="176x144", help="input WxH")
+    parser.add_argument("--precision", nargs="+", default=["fp32", "bf16", "int8"])
+    parser.add_argument("--size", nargs="+", default=["176x144", "256x144"], help="input WxH, one or more")
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--format", default="RGBS", help="source format, e.g. RGBS or YUV420P8 (conversions included)")
@@ -54,20 +48,28 @@ def main() -> int:
     parser.add_argument("--markdown", help="append the table to this file")
     args = parser.parse_args()
 
-    width, height = map(int, args.size.lower().split("x"))
+    machine = this_machine()
+    print(f"Machine: {machine.describe()}", flush=True)
+    load_start = load_average()
     rows = []
     for model in args.model:
         name, _, scale = model.partition(":")
-        for precision in args.precision:
-            for streams in args.streams:
-                case = bench.BenchCase(name, int(scale or args.scale), args.backend, precision, width, height, streams,
-                                       args.frames, args.format, args.tile, args.noise)
-                result = bench.run(case, args.repeat, not args.no_peers)
-                rows.append((case, result))
-                print(case.label(), {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()},
-                      flush=True)
-    text = f"Machine: {cpu_name()}, {cpu_count()} cores; median of {args.repeat} interleaved runs, {args.frames} frames each.\n\n"
+        for size in args.size:
+            width, height = map(int, size.lower().split("x"))
+            for precision in args.precision:
+                for streams in args.streams:
+                    case = bench.BenchCase(name, int(scale or args.scale), args.backend, precision, width, height,
+                                           streams, args.frames, args.format, args.tile, args.noise)
+                    result = bench.run(case, args.repeat, not args.no_peers)
+                    rows.append((case, result))
+                    print(case.label(), {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()},
+                          flush=True)
+    text = (f"Machine: {machine.describe()}; {load_note(load_start, load_average(), machine.cores)}. Median of "
+            f"{args.repeat} interleaved runs, {args.frames} frames each.\n\n")
     text += bench.table(rows) + "\n"
+    precisions = bench.precision_table(rows)
+    if precisions:
+        text += "\nPrecisions against each other (vs_sr; the bare runtime in brackets):\n\n" + precisions + "\n"
     publish(text, args.markdown)
     return 0
 

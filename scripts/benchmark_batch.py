@@ -20,7 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmark import cpu_name, publish
+from benchmark import publish
+
+from vs_sr.bench.machine import load_average, load_note, this_machine
 
 VS_SR = str(Path(sys.executable).with_name("vs-sr"))
 
@@ -75,6 +77,9 @@ def main() -> int:
     parser.add_argument("--markdown", help="append the tables to this file")
     args = parser.parse_args()
     settings = ["--codec", "x264", "--crf", "20", "--preset", "veryfast"]
+    machine = this_machine()
+    print(f"Machine: {machine.describe()}", flush=True)
+    load_start = load_average()
     with tempfile.TemporaryDirectory(prefix="vs-sr-bench-batch-") as folder:
         root = Path(folder)
         clips = []
@@ -88,7 +93,7 @@ def main() -> int:
             runs["batch --jobs 1"].append(batch(clips, root / "b1", settings, "--jobs", "1"))
             runs["batch --jobs 2"].append(batch(clips, root / "b2", settings, "--jobs", "2"))
         base = statistics.median(runs["sequential upscale"])
-        lines = [f"Machine: {cpu_name()}, {os.cpu_count()} cores; ten {args.size} clips of {args.seconds:g} s "
+        lines = [f"Machine: {machine.describe()}; ten {args.size} clips of {args.seconds:g} s "
                  f"({frames} frames in all), realesr-animevideov3 x4, x264 CRF 20 veryfast; median of {args.repeat} "
                  "interleaved rounds.", "", "| run | wall time (s) | frames/s | vs sequential |", "| --- | ---: | ---: | ---: |"]
         for name, values in runs.items():
@@ -105,7 +110,8 @@ def main() -> int:
                   f"{round(args.seconds * 25 * 2)} frames, SIGKILLed half-way and run again.", "",
                   "| run | wall time (s) |", "| --- | ---: |", f"| uninterrupted | {whole:.1f} |",
                   f"| killed at {whole / 2:.0f} s + resumed | {interrupted:.1f} |",
-                  f"| lost to the kill | {interrupted - whole:.1f} (one chunk takes about {chunk_seconds:.1f}) |"]
+                  f"| lost to the kill | {interrupted - whole:.1f} (one chunk takes about {chunk_seconds:.1f}) |",
+                  "", f"({load_note(load_start, load_average(), machine.cores)}.)"]
     publish("\n".join(lines) + "\n", args.markdown)
     return 0
 

@@ -25,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from benchmark import cpu_name, publish
+from benchmark import publish
 
 from vs_sr.bench.speed import BenchCase
 from vs_sr.media.script import vspipe_arguments, write_script
@@ -107,12 +107,14 @@ def main() -> int:
     parser.add_argument("--markdown", help="append the tables to this file")
     args = parser.parse_args()
 
-    from vs_sr.devices import cpu_count
+    from vs_sr.bench.machine import load_average, load_note, this_machine
     from vs_sr.serving import ExportOptions, TritonServer, export_model
 
     width, height = map(int, args.size.lower().split("x"))
     case = BenchCase(args.model, 4, "openvino", "fp32", width, height, 1, args.frames)
-    load_before = os.getloadavg()[1]
+    machine = this_machine()
+    print(f"Machine: {machine.describe()}", flush=True)
+    load_before = load_average()
     samples: dict[tuple[str, int], list[list[float]]] = {}
     batches: dict[tuple[str, int], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="vs-sr-triton-bench-") as folder:
@@ -137,8 +139,8 @@ def main() -> int:
                     for label, url, shm in (("gRPC", server.grpc_url, "off"), ("gRPC + shm", server.grpc_url, "on"),
                                             ("HTTP", server.http_url, "off"), ("HTTP + shm", server.http_url, "on"))}
 
-    load = f"load average (5 min) {load_before:.1f} before, {os.getloadavg()[1]:.1f} after"
-    lines = [f"Machine: {cpu_name()}, {cpu_count()} cores, shared with other work ({load}; interleaved rounds); "
+    load = load_note(load_before, load_average(), machine.cores)
+    lines = [f"Machine: {machine.describe()} ({load}; interleaved rounds); "
              f"{args.model} x4, {width}x{height} RGBS, fp32, {args.frames} frames per client, median of "
              f"{args.repeat} rounds; server: 1 tritonserver, {args.instances} instance(s) of the python platform "
              "(vs_sr's OpenVINO session), dynamic batching up to 4.", "",

@@ -230,6 +230,15 @@ def test_verbose_shows_the_filter_line_and_quiet_shows_nothing(ncnn_models, sour
     assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
 
 
+def test_the_output_says_what_ran(ncnn_models, source, tmp_path):
+    """The precision above all: `auto` picks it by the CPU, and it decides the speed."""
+    done = upscale(str(source), str(tmp_path / "fp32.mkv"), "--end", "1", "--precision", "fp32")
+    assert done.returncode == 0, done.stderr
+    ran = [line for line in done.stdout.splitlines() if line.startswith("ran ")]
+    assert len(ran) == 1 and ran[0].startswith("ran realesr-animevideov3 x4 on CPU (") and ", fp32, " in ran[0]
+    assert "tiles of 128x96" in ran[0] and ran[0].endswith("2 stream(s)")
+
+
 def test_an_old_ffmpeg_is_named():
     from vs_sr.errors import SRError
     from vs_sr.media.tools import check_ffmpeg_version, ffmpeg_version

@@ -43,6 +43,9 @@ class SessionSpec:
     threads: int | None = None
     """CPU threads per session (None: the runtime's choice); set where several processes share
     the cores, e.g. the instances of a Triton model."""
+    clamp: bool = False
+    """The outputs may be clamped to [0, 1] by the network itself (whole-frame tiles: nothing is
+    blended after it); a session that does so says `clamped`."""
 
 
 class Session(ABC):
@@ -52,9 +55,17 @@ class Session(ABC):
     dynamic_shapes = False
     """True if `run` also accepts batches of another shape than the one it was opened for."""
 
+    clamped = False
+    """True if `run`'s outputs are already clamped to [0, 1] (opened with `SessionSpec.clamp`)."""
+
     partial_batches = False
     """True if `run` takes a frame's last batch short (fewer tiles than it was opened for) rather
     than padded with blank tiles: a server should not compute tiles nobody reads."""
+
+    def input_buffer(self) -> np.ndarray | None:
+        """The session's own input batch, which `run` reads without a copy when given it (fill it
+        in place, then `run(buffer)`); None where `run` takes any array."""
+        return None
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +91,8 @@ def contender_clip(args: dict[str, str | None]) -> vs.VideoNode:
                        tile=case.tile, num_streams=case.streams, noise=case.noise)
     network = resolve(case.model, case.scale, case.noise)
     onnx = str(export_onnx(network, 1, case.height, case.width))
-    rgbs = source if fmt_id == vs.RGBS else source.resize.Bicubic(format=vs.RGBS, matrix_in=vs.MATRIX_BT709)
+    # The conversions vs_sr makes (Spline36 both ways, error diffusion to integers): like for like.
+    rgbs = source if fmt_id == vs.RGBS else source.resize.Spline36(format=vs.RGBS, matrix_in=vs.MATRIX_BT709)
     if contender.startswith(OV_PEER):
         hint, streams = HINTS[contender.partition(":")[2]], case.streams
         out = core.ov.Model(rgbs, network_path=onnx, device="CPU", num_streams=streams,
@@ -196,6 +197,28 @@ def run(case: BenchCase, repeat: int = 3, peers: bool = True) -> dict[str, float
     result: dict[str, float | str] = {name: statistics.median(values) for name, values in samples.items()}
     result["note"] = note
     return result
+
+
+def precision_table(rows: list[tuple[BenchCase, dict[str, float | str]]]) -> str:
+    """vs_sr's frame rate at each precision measured for the same setup, and their ratios (the
+    bare runtime's in brackets): how int8, bf16 and fp32 rank on this CPU. Empty when every setup
+    ran at one precision."""
+    groups: dict[BenchCase, dict[str, tuple[float, float]]] = {}
+    for case, result in rows:
+        groups.setdefault(replace(case, precision=""), {})[case.precision] = (float(result["vs_sr"]),
+                                                                             float(result["bare"]))
+    if all(len(found) < 2 for found in groups.values()):
+        return ""
+    pairs = [("bf16", "fp32"), ("int8", "bf16"), ("int8", "fp32")]
+    lines = ["| setup | fp32 fps | bf16 fps | int8 fps | " + " | ".join(f"{a} / {b}" for a, b in pairs) + " |",
+             "| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in pairs) + " |"]
+    for group, found in groups.items():
+        cells = [f"{found[p][0]:.2f}" if p in found else "—" for p in ("fp32", "bf16", "int8")]
+        for a, b in pairs:
+            ok = a in found and b in found
+            cells.append(f"{found[a][0] / found[b][0]:.2f}x ({found[a][1] / found[b][1]:.2f}x)" if ok else "—")
+        lines.append(f"| {group.label().replace(', , ', ', ')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def table(rows: list[tuple[BenchCase, dict[str, float | str]]]) -> str:

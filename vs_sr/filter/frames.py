@@ -71,10 +71,14 @@ def upscale_planes(planes: Sequence[np.ndarray], dest: Sequence[np.ndarray], poo
         for plane in dest:
             plane.fill(0)
     for first in range(0, plan.count, batch):
-        tiles = plan.extract(planes, first, batch)
-        valid = len(tiles)
+        valid = min(batch, plan.count - first)
         with pool.session() as session:
-            if valid < batch and not session.partial_batches:  # the last batch keeps the static shape
-                tiles = np.concatenate([tiles, np.zeros((batch - valid, *tiles.shape[1:]), np.float32)])
-            plan.stitch(session.run(tiles)[:valid], first, dest)
+            buffer = session.input_buffer()  # the tiles go straight into the session's input
+            if buffer is not None and buffer.shape == (batch, 3, *plan.tile_shape):
+                tiles = plan.extract(planes, first, batch, out=buffer)
+            else:
+                tiles = plan.extract(planes, first, batch)
+                if valid < batch and not session.partial_batches:  # the last batch keeps the static shape
+                    tiles = np.concatenate([tiles, np.zeros((batch - valid, *tiles.shape[1:]), np.float32)])
+            plan.stitch(session.run(tiles)[:valid], first, dest, clamped=session.clamped and not plan.blends)
     plan.finish(dest)

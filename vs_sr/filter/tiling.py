@@ -101,24 +101,31 @@ class TilePlan:
     def _grid(self) -> list[tuple[int, int]]:
         return [(iy, ix) for iy in range(len(self.y.starts)) for ix in range(len(self.x.starts))]
 
-    def extract(self, planes: Sequence[np.ndarray], first: int = 0, count: int | None = None) -> np.ndarray:
-        """Tiles [first, first+count) of the frame's three planes as one (N, 3, h, w) float32 batch."""
+    def extract(self, planes: Sequence[np.ndarray], first: int = 0, count: int | None = None,
+                out: np.ndarray | None = None) -> np.ndarray:
+        """Tiles [first, first+count) of the frame's three planes as one (N, 3, h, w) float32 batch.
+
+        With `out` (a session's own input buffer, N >= the tiles) the tiles are written there and
+        its entries beyond them zeroed: the batch a static shape needs, without a copy.
+        """
         grid = self._grid()[first:None if count is None else first + count]
         th, tw = self.tile_shape
-        batch = np.empty((len(grid), 3, th, tw), np.float32)
+        batch = np.empty((len(grid), 3, th, tw), np.float32) if out is None else out
         for n, (iy, ix) in enumerate(grid):
             (y0, y1), (x0, x1) = self.y.span(iy), self.x.span(ix)
             for c, plane in enumerate(planes):
                 batch[n, c, : y1 - y0, : x1 - x0] = plane[y0:y1, x0:x1]
         if self.y.padding or self.x.padding:
-            _reflect_pad(batch, self.height if self.y.padding else th, self.width if self.x.padding else tw)
+            _reflect_pad(batch[:len(grid)], self.height if self.y.padding else th, self.width if self.x.padding else tw)
+        batch[len(grid):] = 0
         return batch
 
-    def stitch(self, outputs: np.ndarray, first: int, dest: Sequence[np.ndarray]) -> None:
+    def stitch(self, outputs: np.ndarray, first: int, dest: Sequence[np.ndarray], clamped: bool = False) -> None:
         """Put network outputs for tiles [first, first+len(outputs)) into the output planes.
 
-        Unblended tiles are clamped to [0, 1] and copied; blended ones are accumulated with their
-        weights into `dest`, which must start at zero, and clamped by `finish`.
+        Unblended tiles are clamped to [0, 1] (unless the network did: `clamped`) and copied;
+        blended ones are accumulated with their weights into `dest`, which must start at zero, and
+        clamped by `finish`.
         """
         s = self.scale
         for n, (iy, ix) in enumerate(self._grid()[first:first + len(outputs)]):
@@ -127,7 +134,10 @@ class TilePlan:
             tile = outputs[n, :, : (y1 - y0) * s, : (x1 - x0) * s]
             if not self.blends:
                 for c, plane in enumerate(dest):
-                    np.clip(tile[c], 0.0, 1.0, out=plane[rows, cols])
+                    if clamped:
+                        np.copyto(plane[rows, cols], tile[c])
+                    else:
+                        np.clip(tile[c], 0.0, 1.0, out=plane[rows, cols])
                 continue
             weight = np.outer(_or_ones(self.y.weights[iy], tile.shape[1]), _or_ones(self.x.weights[ix], tile.shape[2]))
             for c, plane in enumerate(dest):

@@ -38,8 +38,12 @@ def _core() -> Core:
 
 
 class OpenVINOSession(Session):
-    def __init__(self, request: InferRequest) -> None:
+    def __init__(self, request: InferRequest, clamped: bool) -> None:
         self._request = request
+        self.clamped = clamped
+
+    def input_buffer(self) -> np.ndarray:
+        return self._request.input
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self._request.infer(batch)
@@ -81,5 +85,10 @@ class OpenVINOBackend(Backend):
             from ...models.int8 import quantized_model
 
             model = quantized_model(spec.network, model, spec.height, spec.width, info)
+        elif spec.clamp:  # OpenVINO fuses the clamp into the network's last operation
+            from ...models.output_clamp import clamped_onnx
+
+            model = clamped_onnx(model)
         compiled = _core().compile(model, shape, DEVICE, config)
-        return [OpenVINOSession(compiled.infer_request()) for _ in range(spec.num_streams)]
+        clamped = spec.clamp and spec.precision != "int8"
+        return [OpenVINOSession(compiled.infer_request(), clamped) for _ in range(spec.num_streams)]

@@ -1,0 +1,92 @@
+"""The machine a benchmark ran on, printed with every result: the CPU, the instruction-set
+features that decide which precision is fastest on it (AMX, VNNI, native bf16), its cores, the
+runtimes' versions, and the load average at the start and end of the run.
+
+Rankings change with the CPU (int8 was 1.7x bf16 on a Zen 5 with VNNI, 5x slower on a Xeon with
+AMX): a result without these lines cannot be compared with another machine's.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+
+ISA_FEATURES = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx512f", "avx2")
+"""The /proc/cpuinfo flags that decide OpenVINO's CPU kernels here: AMX tiles (bf16, int8),
+native bf16 dot products, VNNI int8 dot products (512- and 256-bit), AVX-512 and AVX2."""
+
+
+@dataclass(frozen=True)
+class Machine:
+    cpu: str
+    cores: int
+    isa: tuple[str, ...]
+    """The ISA_FEATURES this CPU has."""
+    openvino: str | None
+    vapoursynth: str
+
+    def describe(self) -> str:
+        isa = ", ".join(self.isa) or "none of " + ", ".join(ISA_FEATURES)
+        openvino = f"OpenVINO {self.openvino}" if self.openvino else "no OpenVINO"
+        return f"{self.cpu}, {self.cores} cores; ISA: {isa}; {openvino}, VapourSynth {self.vapoursynth}"
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux); empty where /proc/cpuinfo does not list them."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def this_machine() -> Machine:
+    import vapoursynth as vs
+
+    from ..devices import cpu_count
+
+    flags = cpu_flags()
+    return Machine(cpu_name(), cpu_count(), tuple(f for f in ISA_FEATURES if f in flags), openvino_version(),
+                   f"R{vs.core.core_version.release_major}")
+
+
+def openvino_version() -> str | None:
+    """The OpenVINO build vs_sr runs (vs-mlrt's, when its plugin loaded first); None without one."""
+    from ..backends.openvino.capi import library
+
+    try:
+        return library().version
+    except Exception:  # not installed, or its library fails to load
+        return None
+
+
+def load_average() -> float:
+    """The 1-minute load average (0 where the system does not say)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return 0.0
+
+
+def load_note(start: float, end: float, cores: int) -> str:
+    """The load average over a run, and whether its timings are a quiet machine's."""
+    note = f"load average (1 min) {start:.1f} at the start, {end:.1f} at the end, on {cores} cores"
+    if max(start, end) > 0.5 * cores:
+        note += (" — other work shared the CPU: absolute frame rates are low and noisy; the ratios of "
+                 "interleaved runs are what this run shows")
+    return note
