@@ -226,8 +226,24 @@ def test_verbose_shows_the_filter_line_and_quiet_shows_nothing(ncnn_models, sour
     loud = upscale(str(source), str(tmp_path / "loud.mkv"), "--end", "1", "-v")
     assert loud.returncode == 0, loud.stderr
     assert "vs_sr: realesr-animevideov3 x4 on CPU" in loud.stderr and "tiles of 128x96" in loud.stderr
+    assert "vs_sr: precision " in loud.stderr and " fps at " in loud.stdout
     quiet = upscale(str(source), str(tmp_path / "quiet.mkv"), "--end", "1", "-q")
     assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
+
+
+def test_the_last_line_says_which_precision_ran(ncnn_models, source, tmp_path):
+    """The default output (no -v) names the precision: the one asked for, or what auto picked
+    for this model on this CPU (int8 where it has VNNI/AMX, `vs-sr info` says)."""
+    from vs_sr.backends import get_backend
+    from vs_sr.models import resolve
+
+    asked = upscale(str(source), str(tmp_path / "fp32.mkv"), "--end", "1", "--precision", "fp32")
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.strip().splitlines()[-1].endswith(" fps at fp32"), asked.stdout
+    auto = get_backend("openvino").auto_precision(resolve("realesr-animevideov3", 4), 0)
+    default = upscale(str(source), str(tmp_path / "auto.mkv"), "--end", "1")
+    assert default.returncode == 0, default.stderr
+    assert default.stdout.strip().splitlines()[-1].endswith(f" fps at {auto}"), default.stdout
 
 
 def test_an_old_ffmpeg_is_named():

@@ -48,12 +48,14 @@ def Upscale(
     backend:     "auto" | "trt" | "torch" | "ort" | "openvino" | "triton". "auto" prefers GPU
                  runtimes where a GPU exists, then OpenVINO, ONNX Runtime, PyTorch; "triton"
                  sends the tiles to a Triton Inference Server (see server=).
-    precision:   "auto" | "fp32" | "fp16" | "bf16" | "int8". "auto" is the model's tested reduced
-                 precision: on GPUs fp16 for conv nets, bf16 for transformers; on CPUs with native
-                 bf16 (avx512_bf16, AMX) bf16 for conv nets, else fp32. "int8" (OpenVINO, opt-in):
-                 a network quantized with NNCF on first use (a minute or so, then cached); offered
-                 where a recipe meets the quality bar (realesr-animevideov3), refused with the reason
-                 elsewhere. Speed and quality of each: docs/benchmarks.md.
+    precision:   "auto" | "fp32" | "fp16" | "bf16" | "int8". "auto" is the fastest tested precision
+                 that holds the model's quality bar on this device: on GPUs fp16 for conv nets, bf16
+                 for transformers; on CPUs (OpenVINO) int8 for networks with an int8 recipe
+                 (realesr-animevideov3) where the CPU has VNNI or AMX, else bf16 for conv nets where
+                 it has native bf16 (AVX512-BF16, AMX), else fp32. `vs-sr info` says what it picks.
+                 "int8" (OpenVINO): the network quantized on first use (about a minute, once per
+                 model, then cached); refused with the reason for networks without a recipe and on
+                 CPUs without VNNI/AMX. Speed and quality of each: docs/benchmarks.md.
     tile:        None picks tiles automatically (whole frame where it fits); an int or
                  (width, height) in input pixels, rounded up to the model's size multiple.
     overlap:     input pixels shared by neighbouring tiles (None: the model's default).
@@ -77,10 +79,27 @@ def Upscale(
     runtime = choose_backend(args.backend, network, args.server)
     deployment = deploy(runtime, network, clip.width, clip.height, args)
     info(deployment.describe())
+    info(precision_line(args.precision, deployment.precision))
     upscaler = FrameUpscaler(deployment.tiles, deployment.pools)
     upscaled = upscaled_rgbs(to_rgbs(clip), network.scale, upscaler, args.num_streams * len(args.devices))
     result = from_rgbs(upscaled, clip, out_w, out_h)
     return result.std.SetFrameProps(SRModel=network.label, SRBackend=runtime.name, SRPrecision=deployment.precision)
+
+
+PRECISION_LINE = "precision "
+
+
+def precision_line(requested: PrecisionName, chosen: Precision) -> str:
+    """The log line that says which precision runs and whether "auto" chose it (`vs-sr upscale`
+    reads it back with `precision_in_line` to say which precision it used)."""
+    return f"{PRECISION_LINE}{chosen} ({'auto: chosen for this model on this device' if requested == 'auto' else 'asked'})"
+
+
+def precision_in_line(message: str) -> str | None:
+    """The precision a `precision_line` names; None for any other line."""
+    if not message.startswith(PRECISION_LINE):
+        return None
+    return message.removeprefix(PRECISION_LINE).split(" ", 1)[0]
 
 
 @dataclass
@@ -192,6 +211,10 @@ def _choose_precision(runtime: Backend, network: Network, requested: PrecisionNa
             raise SRError(f"precision='int8' runs on OpenVINO's CPU device, not backend '{runtime.name}': pass "
                           "backend='openvino' (or leave backend='auto').")
         int8_recipe(network)  # refuses networks without a measured recipe, saying why
+        if requested not in supported:
+            raise SRError("precision='int8' needs a CPU with int8 dot-product units (AVX512-VNNI, AVX-VNNI or AMX), "
+                          "which this one lacks (`vs-sr info` lists its ISA): without them OpenVINO's int8 kernels "
+                          "saturate (29 dB from fp32, measured). Pass precision='bf16' or 'fp32'.")
     if requested not in supported:
         raise SRError(f"backend '{runtime.name}' runs {'/'.join(supported)} on this machine, not {requested}; "
                       "pass one of those as precision=.")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import SRError
+from ..filter.upscale_clip import precision_in_line
 from ..progress import Progress
 from .encode import encode_video
 from .ffmpeg import encoder_options
@@ -41,8 +42,8 @@ def upscale_file(job: Job, log: Callable[[str], None] = print, on_tool_log: Call
         progress = Progress(plan.frames, quiet=quiet)
         encoded = slot.work / "encoded.mkv"
         options = encoder_options(job, job.video_codec, plan, media)
-        encode_video(job, options, plan.first, plan.last, encoded, progress.update,
-                     loading_status(progress, on_tool_log))
+        filter_lines = FilterLines(progress, on_tool_log)
+        encode_video(job, options, plan.first, plan.last, encoded, progress.update, filter_lines)
         progress.update(plan.frames)  # vspipe's last progress line may come before its last frame
         fps = progress.finish()
         join_video([encoded], plan, slot.work)
@@ -52,22 +53,30 @@ def upscale_file(job: Job, log: Callable[[str], None] = print, on_tool_log: Call
         slot.commit()
     subtitles = sum(c.track.kind == "subtitle" for c in carried)
     log(f"wrote {job.output}: {plan.frames} frames at {plan.width}x{plan.height}, {len(plan.tracks.audio)} audio, "
-        f"{subtitles} subtitle stream(s); {fps:.2f} fps")
+        f"{subtitles} subtitle stream(s); {fps:.2f} fps at {filter_lines.precision or 'an unreported precision'}")
     return job.output
 
 
-def loading_status(progress: Progress, on_tool_log: Callable[[str], None] | None) -> Callable[[str], None]:
+class FilterLines:
     """vspipe's log lines go to `on_tool_log`; until the first frame, the filter's own lines
     ("vs_sr: ...") also show as the progress line's status, so a first int8 use (quantizing takes
-    a minute or more) or an engine build says what it is doing."""
-    def relay(line: str) -> None:
-        if on_tool_log is not None:
-            on_tool_log(line)
-        _, mark, message = line.partition("vs_sr: ")
-        if mark and progress.done == 0:
-            progress.update(0, message)
+    a minute or so) or an engine build says what it is doing. The precision the filter ran at is
+    kept for the final line."""
 
-    return relay
+    def __init__(self, progress: Progress, on_tool_log: Callable[[str], None] | None) -> None:
+        self.progress = progress
+        self.on_tool_log = on_tool_log
+        self.precision: str | None = None
+
+    def __call__(self, line: str) -> None:
+        if self.on_tool_log is not None:
+            self.on_tool_log(line)
+        _, mark, message = line.partition("vs_sr: ")
+        if not mark:
+            return
+        self.precision = precision_in_line(message) or self.precision
+        if self.progress.done == 0:
+            self.progress.update(0, message)
 
 
 def parse_ffmpeg_args(text: str | None) -> list[str]:
