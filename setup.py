@@ -17,8 +17,9 @@ EXTRAS = {
     # nvidia-pytriton, installed with --no-deps (its numpy<2 pin is for pytriton, which vs_sr does
     # not import): scripts/setup.sh does that
     "triton": ["tritonclient[grpc,http]>=2.50"],
-    # precision="int8": NNCF's post-training quantization, calibrated on scikit-image's photographs
-    "int8": ["nncf>=3.4", "scikit-image>=0.22", "pillow>=10"],
+    # precision="int8": vs_sr's own quantizer (numpy, onnx, onnxruntime: base), calibrated on
+    # scikit-image's bundled photographs (pillow scales them)
+    "int8": ["scikit-image>=0.22", "pillow>=10"],
 }
 # A previewer for .vpy scripts (examples/compare.vpy): vspreview, a Qt desktop program. vspreview
 # 0.20 imports vstools.vs_object, which vsjetpack 2 no longer has (checked: vsjetpack 2.2.6 breaks

@@ -89,3 +89,60 @@ def cuda_free_memory(index: int) -> int | None:
 def cuda_gpus() -> set[tuple[str, str]]:
     """(name, compute capability) of this machine's GPUs: what a TensorRT engine must be built for."""
     return {(name, cuda_compute_capability(i)) for i, name in enumerate(cuda_device_names())}
+
+
+# The x86 features that decide which low-precision kernels a CPU runtime (OpenVINO's oneDNN) can
+# use: AMX tiles (bf16 and int8 matrix units), VNNI (int8 dot products, 512- or 256-bit) and
+# AVX512-BF16.
+ISA_FEATURES = ("amx_int8", "amx_bf16", "avx512_vnni", "avx_vnni", "avx512_bf16")
+INT8_FEATURES = frozenset({"amx_int8", "avx512_vnni", "avx_vnni"})
+BF16_FEATURES = frozenset({"amx_bf16", "avx512_bf16"})
+ISA_CAP_VARIABLES = ("OV_CPU_MAX_ISA", "ONEDNN_MAX_CPU_ISA")
+# What each oneDNN ISA level keeps of ISA_FEATURES, for OV_CPU_MAX_ISA / ONEDNN_MAX_CPU_ISA (set
+# both to make OpenVINO run as on an older CPU: AVX512_CORE_VNNI is Ice Lake, AVX512_CORE_BF16
+# Zen 4/5 or Cooper Lake, AVX2_VNNI Alder Lake).
+_VNNI512 = frozenset({"avx512_vnni"})
+ISA_CAPS: dict[str, frozenset[str]] = {
+    **dict.fromkeys(("SSE41", "AVX", "AVX2", "AVX512_CORE"), frozenset()),
+    **dict.fromkeys(("AVX2_VNNI", "AVX2_VNNI_2"), frozenset({"avx_vnni"})),
+    "AVX512_CORE_VNNI": _VNNI512,
+    **dict.fromkeys(("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512"), _VNNI512 | {"avx512_bf16"}),
+    **dict.fromkeys(("AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "ALL"),
+                    frozenset(ISA_FEATURES)),
+}
+
+
+def _cpuinfo(field: str) -> str:
+    """The first `field` line of /proc/cpuinfo ("" where there is none: not Linux, not x86)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                name, _, value = line.partition(":")
+                if name.strip() == field:
+                    return value.strip()
+    except OSError:
+        pass
+    return ""
+
+
+def cpu_name() -> str:
+    return _cpuinfo("model name") or "unknown CPU"
+
+
+def isa_cap() -> str | None:
+    """The ISA ceiling OpenVINO is held to by the environment ("NAME=LEVEL"), or None."""
+    caps = [f"{name}={os.environ[name]}" for name in ISA_CAP_VARIABLES if os.environ.get(name)]
+    return ", ".join(caps) or None
+
+
+@functools.cache
+def cpu_features() -> frozenset[str]:
+    """ISA_FEATURES this CPU has (its /proc/cpuinfo flags), less what OV_CPU_MAX_ISA or
+    ONEDNN_MAX_CPU_ISA hold OpenVINO back from (an unknown level holds nothing back)."""
+    flags = set(_cpuinfo("flags").split())
+    features = frozenset(f for f in ISA_FEATURES if f in flags)
+    for name in ISA_CAP_VARIABLES:
+        allowed = ISA_CAPS.get(os.environ.get(name, "").strip().upper())
+        if allowed is not None:
+            features &= allowed
+    return features

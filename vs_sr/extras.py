@@ -18,7 +18,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "ray": ("ray",),  # vs-sr batch across machines
     "studio": ("fastapi", "uvicorn", "python_multipart", "PIL"),  # vs-sr studio
     "triton": ("tritonclient",),  # backend="triton", vs-sr triton
-    "int8": ("nncf", "skimage", "PIL"),  # precision="int8": NNCF, its calibration photographs
+    "int8": ("skimage", "PIL"),  # precision="int8": the calibration photographs (numpy/onnxruntime are base)
     "preview": ("vspreview",),  # a previewer for .vpy scripts (examples/compare.vpy); not in [all]
 }
 

@@ -181,6 +181,24 @@ def test_json_reports_parse(tmp_path):
     assert hat == {**hat, "installed": False, "weights": None, "file": "HAT_SRx4_ImageNet-pretrain.pth"}
 
 
+def test_info_names_the_isa_and_what_auto_picks_per_model_family():
+    """On an emulated VNNI-only CPU (Ice Lake: OpenVINO's ISA held to AVX512_CORE_VNNI): int8 for
+    the network with an int8 recipe, fp32 (no native bf16) for the rest."""
+    from vs_sr.devices import cpu_features
+
+    if "avx512_vnni" not in cpu_features():
+        pytest.skip("this CPU cannot emulate a VNNI-only one")
+    cap = {"OV_CPU_MAX_ISA": "AVX512_CORE_VNNI", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"}
+    info = json.loads(vs_sr("info", "--json", env=cap).stdout)
+    assert info["cpu"]["features"] == {"amx_int8": False, "amx_bf16": False, "avx512_vnni": True, "avx_vnni": False,
+                                       "avx512_bf16": False}
+    assert info["backends"]["openvino"]["auto"] == {"conv_int8": "int8", "conv": "fp32", "transformer": "fp32"}
+    text = vs_sr("info", env=cap).stdout
+    assert "ISA: avx512_vnni (not: amx_int8 amx_bf16 avx_vnni avx512_bf16); held to OV_CPU_MAX_ISA=AVX512_CORE_VNNI" in text
+    assert ("auto: int8 for conv nets with an int8 recipe (realesr-animevideov3), fp32 for other conv nets, fp32 for "
+            "transformers") in text
+
+
 def test_train_on_a_missing_gpu_is_a_clear_error_and_creates_nothing(ncnn_models, tmp_path):
     video = tmp_path / "hr.mkv"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=128x96:rate=25:duration=1", "-c:v", "ffv1", str(video))

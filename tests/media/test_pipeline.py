@@ -13,7 +13,9 @@ import pytest
 import vapoursynth as vs
 from conftest import VS_SR, ffmpeg, frame_hash, on_a_small_disk, vs_sr
 
+from vs_sr.backends import get_backend
 from vs_sr.media.probe import count_frames, probe
+from vs_sr.models import resolve
 
 core = vs.core
 FPS = 25
@@ -226,6 +228,7 @@ def test_verbose_shows_the_filter_line_and_quiet_shows_nothing(ncnn_models, sour
     loud = upscale(str(source), str(tmp_path / "loud.mkv"), "--end", "1", "-v")
     assert loud.returncode == 0, loud.stderr
     assert "vs_sr: realesr-animevideov3 x4 on CPU" in loud.stderr and "tiles of 128x96" in loud.stderr
+    assert "(auto), " in loud.stderr and "ran realesr-animevideov3 x4 on CPU" in loud.stdout
     quiet = upscale(str(source), str(tmp_path / "quiet.mkv"), "--end", "1", "-q")
     assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
 
@@ -237,6 +240,10 @@ def test_the_output_says_what_ran(ncnn_models, source, tmp_path):
     ran = [line for line in done.stdout.splitlines() if line.startswith("ran ")]
     assert len(ran) == 1 and ran[0].startswith("ran realesr-animevideov3 x4 on CPU (") and ", fp32, " in ran[0]
     assert "tiles of 128x96" in ran[0] and ran[0].endswith("2 stream(s)")
+    auto = get_backend("openvino").auto_precision(resolve("realesr-animevideov3", 4), 0)
+    default = upscale(str(source), str(tmp_path / "auto.mkv"), "--end", "1")
+    assert default.returncode == 0, default.stderr
+    assert f", {auto} (auto), " in default.stdout  # what auto picked for this model on this CPU
 
 
 def test_an_old_ffmpeg_is_named():

@@ -91,7 +91,7 @@ class Backend(ABC):
 
     def auto_precision(self, network: Network, device_id: int) -> Precision:
         """What precision="auto" means here: fp32 unless this runtime has a measured faster
-        precision for the network (OpenVINO: bf16 on CPUs with native bf16; GPUs: the policy's)."""
+        precision for the network (OpenVINO: int8 or bf16 by the CPU's ISA; GPUs: the policy's)."""
         return "fp32"
 
     def batch_size(self, tiles: int) -> int:

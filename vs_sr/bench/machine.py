@@ -9,12 +9,7 @@ AMX): a result without these lines cannot be compared with another machine's.
 from __future__ import annotations
 
 import os
-import platform
 from dataclasses import dataclass
-
-ISA_FEATURES = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx512f", "avx2")
-"""The /proc/cpuinfo flags that decide OpenVINO's CPU kernels here: AMX tiles (bf16, int8),
-native bf16 dot products, VNNI int8 dot products (512- and 256-bit), AVX-512 and AVX2."""
 
 
 @dataclass(frozen=True)
@@ -22,46 +17,23 @@ class Machine:
     cpu: str
     cores: int
     isa: tuple[str, ...]
-    """The ISA_FEATURES this CPU has."""
+    """The devices.ISA_FEATURES this CPU has (those that rank the precisions)."""
     openvino: str | None
     vapoursynth: str
 
     def describe(self) -> str:
-        isa = ", ".join(self.isa) or "none of " + ", ".join(ISA_FEATURES)
+        isa = ", ".join(self.isa) or "none of AMX, VNNI, AVX512-BF16"
         openvino = f"OpenVINO {self.openvino}" if self.openvino else "no OpenVINO"
         return f"{self.cpu}, {self.cores} cores; ISA: {isa}; {openvino}, VapourSynth {self.vapoursynth}"
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags (Linux); empty where /proc/cpuinfo does not list them."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def this_machine() -> Machine:
     import vapoursynth as vs
 
-    from ..devices import cpu_count
+    from ..devices import ISA_FEATURES, cpu_count, cpu_features, cpu_name
 
-    flags = cpu_flags()
-    return Machine(cpu_name(), cpu_count(), tuple(f for f in ISA_FEATURES if f in flags), openvino_version(),
+    features = cpu_features()  # less any OV_CPU_MAX_ISA cap: what OpenVINO may use
+    return Machine(cpu_name(), cpu_count(), tuple(f for f in ISA_FEATURES if f in features), openvino_version(),
                    f"R{vs.core.core_version.release_major}")
 
 

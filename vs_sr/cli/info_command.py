@@ -24,9 +24,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cpu_line(cpu: dict[str, Any]) -> str:
+    """The CPU and the ISA features that decide precision="auto" (int8 units, native bf16)."""
+    have = [name for name, present in cpu["features"].items() if present]
+    missing = [name for name, present in cpu["features"].items() if not present]
+    cap = f"; held to {cpu['isa_cap']}" if cpu["isa_cap"] else ""
+    return (f"CPU: {cpu['name']}; ISA: {' '.join(have) or 'none of the below'}"
+            + (f" (not: {' '.join(missing)})" if missing else "") + cap)
+
+
 def print_report(data: dict[str, Any]) -> None:
     """The report for people. The library's reasons speak Python (backend='torch'); here they are
     written as the options a shell user types (--backend torch), as in the command's errors."""
+    from ..report.machine import FAMILY_NAMES
     from . import shell_syntax
 
     def say(line: str) -> None:
@@ -46,12 +56,15 @@ def print_report(data: dict[str, Any]) -> None:
         say(f"vs-mlrt plugins loaded: {', '.join(plugins['vs-mlrt'])} (vs_sr runs beside them)")
     gpus = data["cuda_gpus"]
     say(f"CPU cores: {data['cpu_cores']}; CUDA GPUs: {', '.join(gpus) if gpus else 'none'}")
+    say(cpu_line(data["cpu"]))
     for name, backend in data["backends"].items():
         if backend["available"]:
             auto = backend["auto"]
             exact = " (--precision fp32 for fp32)" if set(auto.values()) != {"fp32"} else ""
+            picks = (f"{next(iter(auto.values()))} for every model" if len(set(auto.values())) == 1 else
+                     ", ".join(f"{auto[family]} for {FAMILY_NAMES[family]}" for family in auto))
             say(f"backend {name:<9} {backend['device']}; precisions {', '.join(backend['precisions'])}; auto: "
-                f"{auto['conv']} for conv nets, {auto['transformer']} for transformers{exact}")
+                f"{picks}{exact}")
         else:
             say(f"backend {name:<9} unavailable: {backend['problem']}")
     say("extras: " + ", ".join(name if extra["installed"] else f"{name} (missing: {extra['install']})"

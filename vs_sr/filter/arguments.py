@@ -164,7 +164,7 @@ def normalise(model: object, scale: object, backend: object, precision: object, 
     name, url = backend_and_server(backend, server)
     chosen = precision_name(precision)
     if chosen == "int8" and name == "auto":
-        name = "openvino"  # the one runtime that runs int8 (NNCF's quantized models)
+        name = "openvino"  # the one runtime that runs int8 (the quantized QDQ graphs)
     return Arguments(
         model=model_reference(model),
         scale=positive("scale", scale),

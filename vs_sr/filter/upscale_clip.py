@@ -49,12 +49,14 @@ def Upscale(
     backend:     "auto" | "trt" | "torch" | "ort" | "openvino" | "triton". "auto" prefers GPU
                  runtimes where a GPU exists, then OpenVINO, ONNX Runtime, PyTorch; "triton"
                  sends the tiles to a Triton Inference Server (see server=).
-    precision:   "auto" | "fp32" | "fp16" | "bf16" | "int8". "auto" is the model's tested reduced
-                 precision: on GPUs fp16 for conv nets, bf16 for transformers; on CPUs with native
-                 bf16 (avx512_bf16, AMX) bf16 for conv nets, else fp32. "int8" (OpenVINO, opt-in):
-                 a network quantized with NNCF on first use (a minute or so, then cached); offered
-                 where a recipe meets the quality bar (realesr-animevideov3), refused with the reason
-                 elsewhere. Speed and quality of each: docs/benchmarks.md.
+    precision:   "auto" | "fp32" | "fp16" | "bf16" | "int8". "auto" is the fastest tested precision
+                 that holds the model's quality bar on this device: on GPUs fp16 for conv nets, bf16
+                 for transformers; on CPUs (OpenVINO) int8 for networks with an int8 recipe
+                 (realesr-animevideov3) where the CPU has VNNI or AMX, else bf16 for conv nets where
+                 it has native bf16 (AVX512-BF16, AMX), else fp32. `vs-sr info` says what it picks.
+                 "int8" (OpenVINO): the network quantized on first use (about a minute, once per
+                 model, then cached); refused with the reason for networks without a recipe and on
+                 CPUs without VNNI/AMX. Speed and quality of each: docs/benchmarks.md.
     tile:        None picks tiles automatically (whole frame where it fits); an int or
                  (width, height) in input pixels, rounded up to the model's size multiple.
     overlap:     input pixels shared by neighbouring tiles (None: the model's default).
@@ -95,6 +97,8 @@ class Deployment:
     tiles: Tiles
     pools: list[SessionPool]
     devices: tuple[int, ...]
+    auto: bool = False
+    """True where precision="auto" chose `precision` for this network on this device."""
 
     def describe(self) -> str:
         plan, batch = self.tiles.current()
@@ -102,7 +106,8 @@ class Deployment:
         th, tw = plan.tile_shape
         streams = len(self.pools[0].sessions)
         where = " + ".join(self.runtime.device_name(d) for d in self.devices)
-        return (f"{self.network.label} on {where}, {self.precision}, {nx}x{ny} tiles of {tw}x{th} "
+        precision = f"{self.precision} (auto)" if self.auto else self.precision
+        return (f"{self.network.label} on {where}, {precision}, {nx}x{ny} tiles of {tw}x{th} "
                 f"(overlap {plan.overlap}, batch {batch}), {streams} stream(s)"
                 + (" per GPU" if len(self.devices) > 1 else ""))
 
@@ -135,7 +140,7 @@ def deploy(runtime: Backend, network: Network, width: int, height: int, args: Ar
             tiles.after_out_of_memory(plan, error)
     tiles.resizable = tiles.resizable and all(s.dynamic_shapes for pool in pools for s in pool.sessions)
     _check_tile_safety(network, plan)
-    return Deployment(network, runtime, chosen, tiles, pools, devices)
+    return Deployment(network, runtime, chosen, tiles, pools, devices, auto=args.precision == "auto")
 
 
 def _check_tile_safety(network: Network, plan: TilePlan) -> None:
@@ -202,6 +207,10 @@ def _choose_precision(runtime: Backend, network: Network, requested: PrecisionNa
             raise SRError(f"precision='int8' runs on OpenVINO's CPU device, not backend '{runtime.name}': pass "
                           "backend='openvino' (or leave backend='auto').")
         int8_recipe(network)  # refuses networks without a measured recipe, saying why
+        if requested not in supported:
+            raise SRError("precision='int8' needs a CPU with int8 dot-product units (AVX512-VNNI, AVX-VNNI or AMX), "
+                          "which this one lacks (`vs-sr info` lists its ISA): without them OpenVINO's int8 kernels "
+                          "saturate (29 dB from fp32, measured). Pass precision='bf16' or 'fp32'.")
     if requested not in supported:
         raise SRError(f"backend '{runtime.name}' runs {'/'.join(supported)} on this machine, not {requested}; "
                       "pass one of those as precision=.")

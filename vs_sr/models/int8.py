@@ -1,11 +1,13 @@
-"""precision="int8": a network quantized once per tile shape with NNCF, cached like every export.
+"""precision="int8": a network quantized once (for every tile shape), cached like every export.
 
 The recipe decides the quality, so it is per architecture and picked by measurement
 (`architectures.PrecisionPolicy.int8`; docs/benchmarks.md, "INT8"). Quantizing runs in a
-separate Python process (`int8_worker.py`, which says why). The result is a QDQ ONNX graph,
-keyed by the source graph's hash, the tile shape, the recipe and the NNCF and ONNX Runtime
-versions (NNCF collects its statistics with ONNX Runtime); the calibration images are fixed, so
-the same key always means the same model.
+separate Python process (`int8_worker.py`, which says why) on the network's graph with open
+height and width, calibrated at the recipe's tile size: the quantization parameters do not depend
+on the tile shape, so the one QDQ ONNX graph serves every frame size (OpenVINO pins its shape
+when it compiles it). It is keyed by the source graph's hash, the recipe and the ONNX Runtime and
+numpy versions (the statistics are computed with them); the calibration images are fixed, so the
+same key always means the same model.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -26,6 +29,7 @@ from ..children import die_with_parent, python_executable
 from ..errors import SRError
 from ..paths import cache_dir
 from .architectures import Int8Recipe
+from .onnx_export import export_onnx
 from .spec import Network
 from .weights import file_digest
 
@@ -41,34 +45,35 @@ def int8_recipe(network: Network) -> Int8Recipe:
     return policy.int8
 
 
-def quantized_model(network: Network, onnx: Path, height: int, width: int,
-                    log: Callable[[str], None] = lambda message: None) -> Path:
-    """The graph `onnx` of `network` quantized for (1, 3, height, width) tiles: quantized on first
-    use (half a minute to a few minutes), then read from the cache."""
+def quantized_model(network: Network, log: Callable[[str], None] = lambda message: None) -> Path:
+    """`network` quantized, its input's height and width open: quantized on first use (about a
+    minute), then read from the cache."""
     recipe = int8_recipe(network)
     extras.require("int8", "precision='int8'")
-    target = cache_dir("int8") / f"{cache_key(onnx, height, width, recipe)}.onnx"
-    return build_once(target, lambda temp: _quantize(onnx, height, width, recipe, temp, log))
+    onnx = export_onnx(network, 1, *recipe.tile, dynamic=True)
+    target = cache_dir("int8") / f"{cache_key(onnx, recipe)}.onnx"
+    return build_once(target, lambda temp: _quantize(onnx, recipe, temp, log))
 
 
-def cache_key(onnx: Path, height: int, width: int, recipe: Int8Recipe) -> str:
+def cache_key(onnx: Path, recipe: Int8Recipe) -> str:
     recipe_hash = hashlib.sha256(json.dumps(dataclasses.asdict(recipe), sort_keys=True).encode()).hexdigest()[:12]
-    versions = f"nncf{importlib.metadata.version('nncf')}-ort{importlib.metadata.version('onnxruntime')}"
-    return f"{onnx.stem[:40]}-{file_digest(onnx)[:16]}-{height}x{width}-r{recipe_hash}-{versions}"
+    versions = f"ort{importlib.metadata.version('onnxruntime')}-numpy{importlib.metadata.version('numpy')}"
+    return f"{onnx.stem[:40]}-{file_digest(onnx)[:16]}-r{recipe_hash}-{versions}"
 
 
-def _quantize(onnx: Path, height: int, width: int, recipe: Int8Recipe, output: Path, log: Callable[[str], None]) -> None:
-    request = {"onnx": str(onnx), "output": str(output), "height": height, "width": width,
-               **dataclasses.asdict(recipe)}
-    log(f"int8: quantizing {onnx.stem} for {width}x{height} tiles, once (half a minute to a few minutes; cached "
-        "afterwards)")
+def _quantize(onnx: Path, recipe: Int8Recipe, output: Path, log: Callable[[str], None]) -> None:
+    request = {"onnx": str(onnx), "output": str(output), **dataclasses.asdict(recipe)}
+    log(f"int8: quantizing {onnx.stem}, once for every frame size (seconds to a minute; cached afterwards)")
     started = time.monotonic()
     # Dies with us (a killed vspipe leaves no quantizer running); its output is a temporary file
     # that only becomes the cached model once complete.
-    # stderr (NNCF's progress bars) goes to a file: a pipe nobody reads while we follow stdout could fill up.
+    # stderr goes to a file: a pipe nobody reads while we follow stdout could fill up.
+    # One BLAS thread: its matrices are small, and spinning BLAS threads on a busy CPU made the
+    # Hessians 3x slower (measured); ONNX Runtime keeps its own threads for the calibration.
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with tempfile.TemporaryFile("w+") as stderr_file, subprocess.Popen(
             [python_executable(), str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr_file,
-            text=True, preexec_fn=die_with_parent()) as worker:
+            text=True, env=env, preexec_fn=die_with_parent()) as worker:
         assert worker.stdin is not None and worker.stdout is not None
         worker.stdin.write(json.dumps(request))
         worker.stdin.close()

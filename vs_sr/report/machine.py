@@ -13,7 +13,7 @@ import vapoursynth as vs
 
 from .. import __version__, extras
 from ..backends import BACKEND_MODULES, Backend, get_backend
-from ..devices import cpu_count, cuda_device_names
+from ..devices import INT8_FEATURES, ISA_FEATURES, cpu_count, cpu_features, cpu_name, cuda_device_names, isa_cap
 from ..media.tools import FFMPEG_MINIMUM, ffmpeg_version, vspipe_status
 from ..models import Network, arch_traits
 from ..models.catalog import catalog
@@ -37,6 +37,7 @@ def machine_report() -> dict[str, Any]:
         "plugins": {"bestsource": "bs" in plugins, "bwdif": "bwdif" in plugins,
                     "vs-mlrt": [name for name in ("ov", "ort", "trt") if name in plugins]},
         "cpu_cores": cpu_count(),
+        "cpu": cpu_report(),
         "cuda_gpus": cuda_device_names(),
         "backends": {name: backend_report(get_backend(name)) for name in BACKEND_MODULES},
         "models": {"installed": sum(row["installed"] for row in rows), "known": len(rows),
@@ -69,9 +70,23 @@ def backend_report(backend: Backend) -> dict[str, Any]:
             "auto": auto_precisions(backend)}
 
 
+# A stand-in architecture of each model family that precision="auto" tells apart.
+FAMILIES = {"conv_int8": "compact", "conv": "rrdbnet", "transformer": "hat"}
+FAMILY_NAMES = {"conv_int8": "conv nets with an int8 recipe (realesr-animevideov3)", "conv": "other conv nets",
+                "transformer": "transformers"}
+
+
+def cpu_report() -> dict[str, Any]:
+    """The CPU and the ISA features that decide precision="auto" on CPU runtimes (from
+    /proc/cpuinfo, less what OV_CPU_MAX_ISA / ONEDNN_MAX_CPU_ISA hold back)."""
+    features = cpu_features()
+    return {"name": cpu_name(), "features": {name: name in features for name in ISA_FEATURES},
+            "int8_units": bool(features & INT8_FEATURES), "isa_cap": isa_cap()}
+
+
 def auto_precisions(backend: Backend) -> dict[str, str]:
-    """What precision="auto" picks on `backend` for a conv net and for a transformer. The choice
-    depends on the architecture's traits only, so a stand-in network of each kind asks it."""
-    return {kind: backend.auto_precision(Network(name=arch, scale=4, path=Path(arch), digest="",
-                                                 traits=arch_traits(arch, 4), format="onnx"), 0)
-            for kind, arch in (("conv", "compact"), ("transformer", "hat"))}
+    """What precision="auto" picks on `backend` for each model family. The choice depends on the
+    architecture's traits only, so a stand-in network of each family asks it."""
+    return {family: backend.auto_precision(Network(name=arch, scale=4, path=Path(arch), digest="",
+                                                   traits=arch_traits(arch, 4), format="onnx"), 0)
+            for family, arch in FAMILIES.items()}

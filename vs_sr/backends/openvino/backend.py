@@ -1,8 +1,8 @@
 """OpenVINO on the CPU: the fastest CPU runtime measured here.
 
-We always pass the precision explicitly: `precision="auto"` is bf16 for networks whose policy
-allows it on CPUs with native bf16 (avx512_bf16, AMX), else fp32. "int8" runs the network
-quantized by NNCF (`models.int8`); the parts left in float run in fp32. One compiled model
+We always pass the precision explicitly: `precision="auto"` picks by the CPU's ISA (see
+`auto_precision`). "int8" runs the network quantized by `models.int8` (one QDQ graph for every
+tile shape); the parts left in float run in fp32. One compiled model
 serves all streams: with one stream it uses every core, with N streams OpenVINO splits the cores
 between N infer requests. It is driven through its C API (see `capi`), so it runs beside
 vs-mlrt's ov plugin.
@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ... import extras
+from ...devices import BF16_FEATURES, INT8_FEATURES, cpu_features
 from ...log import info
 from ...models import Network, Precision
 from ...models.onnx_export import export_onnx
@@ -23,8 +25,9 @@ from ..base import Backend, Session, SessionSpec
 if TYPE_CHECKING:
     from .capi import Core, InferRequest
 
-# int8: the quantized operations run in int8 whatever the hint; the rest (the float final Add)
-# stays exact in f32.
+# int8: the quantized convolutions run in int8 whatever the hint; the rest (the float skip
+# connection: nearest upsampling, global Add) stays exact in f32 (under the bf16 hint it costs
+# 0.06 dB for no speed).
 HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 CAPABILITIES: dict[Precision, str] = {"fp32": "FP32", "bf16": "BF16", "fp16": "FP16", "int8": "INT8"}
 DEVICE = "CPU"
@@ -60,12 +63,21 @@ class OpenVINOBackend(Backend):
         return None
 
     def precisions(self, device_id: int) -> tuple[Precision, ...]:
+        """What OpenVINO offers here, less int8 on CPUs without int8 dot-product units (VNNI,
+        AMX): there its kernels saturate 16-bit sums (measured 29 dB from fp32, docs/benchmarks.md)."""
         caps = set(_core().property(DEVICE, "OPTIMIZATION_CAPABILITIES").split())
-        return tuple(p for p, cap in CAPABILITIES.items() if cap in caps)
+        int8_units = bool(cpu_features() & INT8_FEATURES)
+        return tuple(p for p, cap in CAPABILITIES.items() if cap in caps and (p != "int8" or int8_units))
 
     def auto_precision(self, network: Network, device_id: int) -> Precision:
-        native_bf16 = "bf16" in self.precisions(device_id)
-        return "bf16" if native_bf16 and network.traits.precision.cpu_bf16 else "fp32"
+        """int8 for a network with a measured int8 recipe on a CPU with int8 units (AMX, AVX512-VNNI,
+        AVX-VNNI; the [int8] extra installed), else bf16 for a network whose policy allows it on a
+        CPU with native bf16 (AVX512-BF16, AMX), else fp32. Measured: docs/benchmarks.md."""
+        policy, supported = network.traits.precision, self.precisions(device_id)
+        if policy.int8 is not None and "int8" in supported and extras.has("int8"):
+            return "int8"
+        native_bf16 = "bf16" in supported and bool(cpu_features() & BF16_FEATURES)
+        return "bf16" if native_bf16 and policy.cpu_bf16 else "fp32"
 
     def device_name(self, device_id: int) -> str:
         core = _core()
@@ -80,15 +92,16 @@ class OpenVINOBackend(Backend):
             config["PERFORMANCE_HINT"] = "LATENCY"
         else:
             config["NUM_STREAMS"] = str(spec.num_streams)
-        model = export_onnx(spec.network, *shape[:1], *shape[2:])
         if spec.precision == "int8":
             from ...models.int8 import quantized_model
 
-            model = quantized_model(spec.network, model, spec.height, spec.width, info)
-        elif spec.clamp:  # OpenVINO fuses the clamp into the network's last operation
-            from ...models.output_clamp import clamped_onnx
+            model = quantized_model(spec.network, info)  # open height and width: pinned to `shape` here
+        else:
+            model = export_onnx(spec.network, *shape[:1], *shape[2:])
+            if spec.clamp:  # OpenVINO fuses the clamp into the network's last operation
+                from ...models.output_clamp import clamped_onnx
 
-            model = clamped_onnx(model)
+                model = clamped_onnx(model)
         compiled = _core().compile(model, shape, DEVICE, config)
         clamped = spec.clamp and spec.precision != "int8"
         return [OpenVINOSession(compiled.infer_request(), clamped) for _ in range(spec.num_streams)]
