@@ -5,6 +5,7 @@ exit status is non-zero whenever any input was not made completely."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,11 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def assert_progress_counts_add_up(stderr: str) -> None:
+    counts = [(int(done), int(total)) for done, total in re.findall(r"(\d+)/(\d+) frames", stderr)]
+    assert counts and all(done <= total for done, total in counts), counts
+
+
 def test_damaged_inputs_fail_and_are_named(ncnn_models, library, tmp_path):
     out = tmp_path / "out"
     done = vs_sr("batch", str(library), "--output-dir", str(out))
@@ -50,6 +56,7 @@ def test_damaged_inputs_fail_and_are_named(ncnn_models, library, tmp_path):
     assert done.returncode == 1  # the other two still fail
     assert "1 of 4 video(s) are incomplete (salvaged with --salvage)" in done.stderr
     assert "2 of 4 video(s) failed" in done.stderr
+    assert_progress_counts_add_up(done.stderr)  # failed videos retried: counted once they are planned again
     salvaged = {Path(v["input"]).name: v["salvaged"] for v in status(out)["videos"]}
     assert salvaged["cut.mp4"].startswith("cut.mp4 is incomplete or damaged") and salvaged["good.mkv"] is None
     assert 0 < count_frames(out / "cut.mkv") < 100
@@ -62,3 +69,4 @@ def test_a_salvaged_batch_exits_3_and_never_reads_all_done(ncnn_models, library,
     assert "all " not in done.stdout and "1 of 2 video(s) are incomplete" in done.stderr
     shown = vs_sr("batch", "status", str(out))
     assert "(salvaged: cut.mp4 is incomplete or damaged" in shown.stdout
+

@@ -313,8 +313,7 @@ class BatchRun:
 
     # the run
     def run(self) -> Outcome:
-        frames_total = sum(v.frames or 0 for v in self.state.videos() if v.state != "failed")
-        progress = Progress(frames_total, label="vs-sr batch", done=self._verified(), quiet=self.quiet)
+        progress = Progress(self._frames_total(), label="vs-sr batch", done=self._verified(), quiet=self.quiet)
         assembling: dict[int, threading.Thread] = {}
         assembled: list[Assembled] = []
         try:
@@ -328,6 +327,7 @@ class BatchRun:
                 self._start_assemblies(assembling, assembled)
                 while assembled:
                     self._assembled(assembled.pop(), assembling)
+                progress.total = max(1, self._frames_total())  # videos counted once planned, dropped when failed
                 progress.update(self._verified(), self._status())
                 self.state.record_progress({k: v for k, v in self.encoded.items() if k in self.attempts})
                 if not self.attempts and not assembling and not self._pending(due_only=False):
@@ -487,12 +487,18 @@ class BatchRun:
             self.executor.cancel(key)
         self.log(f"failed: {video.input}: {reason}")
 
+    def _frames_total(self) -> int:
+        """Frames of every video not failed (a video's count is known once it is planned)."""
+        return sum(v.frames or 0 for v in self.state.videos() if v.state != "failed")
+
     def _verified(self) -> int:
-        """Frames of finished videos (their chunks may be gone) and of verified chunks of the others."""
+        """Frames of finished videos (their chunks may be gone) and of verified chunks of the others
+        still going: the same videos `_frames_total` counts."""
         videos = self.state.videos()
         finished = {v.id for v in videos if v.state == "done"}
+        failed = {v.id for v in videos if v.state == "failed"}
         return sum(v.frames or 0 for v in videos if v.id in finished) + sum(
-            c.frames for c in self.state.chunks() if c.state == "done" and c.video not in finished)
+            c.frames for c in self.state.chunks() if c.state == "done" and c.video not in finished | failed)
 
     def _status(self) -> str:
         running = len(self.attempts)
