@@ -159,6 +159,7 @@ def test_variable_frame_rate_keeps_its_times_through_chunks(ncnn_models, tmp_pat
     output = tmp_path / "up.mkv"
     done = vs_sr("upscale", str(source), str(output), "--codec", "ffv1", "--resume", "--chunk-frames", "7")
     assert done.returncode == 0, done.stderr
+    assert "vs-sr upscale: 50/50 frames" in done.stderr and "vs-sr batch" not in done.stderr  # the command typed
     _, timeline = read_timeline(source)
     times = frame_times(output)
     assert len(times) == timeline.frames == 50

@@ -71,6 +71,8 @@ class RunOptions:
     keep_chunks: bool = False
     salvage: bool = False
     """Upscale what decodes of damaged or cut-short inputs (media.job.Job.salvage) instead of failing them."""
+    label: str = "vs-sr batch"
+    """The progress line's name: the command the user typed (`vs-sr upscale` runs long files here)."""
 
 
 @dataclass(frozen=True)
@@ -313,7 +315,7 @@ class BatchRun:
 
     # the run
     def run(self) -> Outcome:
-        progress = Progress(self._frames_total(), label="vs-sr batch", done=self._verified(), quiet=self.quiet)
+        progress = Progress(self._frames_total(), label=self.options.label, done=self._verified(), quiet=self.quiet)
         assembling: dict[int, threading.Thread] = {}
         assembled: list[Assembled] = []
         try:

@@ -90,7 +90,7 @@ def upscale_resumable(job: Job, chunk_frames: int | None = None, log: Callable[[
         _say_where(folder, settings, log)
         _retry_failed(folder)
         # The batch's own "done: INPUT -> its work file" line would name a file about to move.
-        outcome = run_batch([job.input], folder, settings, RunOptions(salvage=job.salvage), quiet=quiet,
+        outcome = run_batch([job.input], folder, settings, RunOptions(salvage=job.salvage, label="vs-sr upscale"), quiet=quiet,
                             log=lambda line: None if line.startswith("done: ") else log(line))
         if outcome.failed:
             raise SRError(f"{outcome.failed[0].error} (the finished chunks stay in {folder}: the same command "
