@@ -221,21 +221,27 @@ def rgb8(array: np.ndarray) -> np.ndarray:
 
 
 def python_images(wanted: Callable[[str], bool]) -> list[Image]:
-    """The photographs bundled in scikit-image, scikit-learn and matplotlib."""
-    import matplotlib
-    import matplotlib.cbook
-    import skimage
-    import sklearn
-    from PIL import Image as PILImage
-    from skimage import data
-    from sklearn.datasets import load_sample_image
+    """The photographs bundled in scikit-image, scikit-learn and matplotlib (each package imported
+    only when one of its images is wanted)."""
+    images = []
+    if any(wanted(f"skimage/{name}") for name in SKIMAGE):
+        import skimage
+        from skimage import data
 
-    images = [Image(f"skimage/{name}", f"scikit-image {skimage.__version__}", licence, rgb8(getattr(data, name)()))
-              for name, licence in SKIMAGE.items() if wanted(f"skimage/{name}")]
-    images += [Image(f"sklearn/{name}", f"scikit-learn {sklearn.__version__}", licence, rgb8(load_sample_image(name)))
-               for name, licence in SKLEARN.items() if wanted(f"sklearn/{name}")]
+        images += [Image(f"skimage/{name}", f"scikit-image {skimage.__version__}", licence,
+                         rgb8(getattr(data, name)())) for name, licence in SKIMAGE.items() if wanted(f"skimage/{name}")]
+    if any(wanted(f"sklearn/{name}") for name in SKLEARN):
+        import sklearn
+        from sklearn.datasets import load_sample_image
+
+        images += [Image(f"sklearn/{name}", f"scikit-learn {sklearn.__version__}", licence,
+                         rgb8(load_sample_image(name))) for name, licence in SKLEARN.items() if wanted(f"sklearn/{name}")]
     for name, licence in MATPLOTLIB.items():
         if wanted(f"matplotlib/{name}"):
+            import matplotlib
+            import matplotlib.cbook
+            from PIL import Image as PILImage
+
             with matplotlib.cbook.get_sample_data(name) as handle:
                 rgb = rgb8(np.asarray(PILImage.open(handle).convert("RGB")))
             images.append(Image(f"matplotlib/{name}", f"matplotlib {matplotlib.__version__}", licence, rgb))
@@ -713,7 +719,7 @@ def train(workdir: Path, config: TrainConfig, stop_after: int | None = None) -> 
                                 "seconds": round(run.elapsed + time.time() - tick, 1),
                                 **validate(run.ema, frames, config.scale, config.bf16)})
             log(f"{config.name}: {run.history[-1]}")
-        if run.iteration % config.checkpoint_every == 0 or last:
+        if run.iteration % config.checkpoint_every == 0 or last or run.iteration == stop_after:
             run.elapsed, tick = run.elapsed + time.time() - tick, time.time()
             state = run.checkpoint()
             atomic_save(checkpoint, lambda t, s=state: torch.save(s, t))
