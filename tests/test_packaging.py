@@ -32,6 +32,7 @@ def test_wheel_and_sdist_contents(tmp_path):
     assert {f"{package}/__init__.py" for package in packages} <= names
     assert "vs_sr/py.typed" in names and any(n.endswith("licenses/LICENSE") for n in names)
     shipped = {f"vs_sr/models/shipped/faithful-x{scale}{suffix}" for scale in (2, 4) for suffix in (".param", ".bin")}
+    shipped.add("vs_sr/models/shipped/NOTICE.md")  # their licence
     assert shipped <= names  # the faithful model's weights
     metadata = next(n for n in names if n.endswith("METADATA"))
     assert "License-File: LICENSE" in zipfile.ZipFile(wheel).read(metadata).decode()
