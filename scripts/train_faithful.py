@@ -81,6 +81,7 @@ if str(REPO) not in sys.path:  # run from a checkout without installing it
 SEED = 20241205
 NUM_FEAT, NUM_CONV = 64, 16
 SCALES = (4, 2)
+LAST_CONV = f"body.{2 * NUM_CONV + 2}"  # the convolution before the pixel shuffle
 
 # ----------------------------------------------------------------------------------------------
 # Training images: id -> licence. Only files bundled in Python packages, and Debian packages
@@ -456,16 +457,12 @@ def compact(scale: int) -> Any:
     return build_module("compact", compact_config(NUM_CONV, scale))
 
 
-def last_conv(state: dict[str, Any]) -> str:
-    return f"body.{2 * NUM_CONV + 2}"
-
-
 def fold_last_conv(state: dict[str, Any], from_scale: int, to_scale: int) -> dict[str, Any]:
     """A x`to_scale` state from a x`from_scale` one: each output sub-pixel of the smaller scale takes
     the mean of the larger scale's sub-pixel filters it covers (output = area-downscaled output)."""
     import torch
 
-    key, ratio, out = last_conv(state), from_scale // to_scale, dict(state)
+    key, ratio, out = LAST_CONV, from_scale // to_scale, dict(state)
     for suffix in ("weight", "bias"):
         big = state[f"{key}.{suffix}"]
         big = big.reshape(3, from_scale, from_scale, *big.shape[1:])
@@ -492,7 +489,7 @@ def initial_state(init: str, scale: int, workdir: Path) -> dict[str, Any] | None
         path = Path(init) if Path(init).suffix else workdir / "runs" / init / "model.pth"
         loaded = torch.load(path, map_location="cpu", weights_only=True)
         state = loaded.get("params_ema", loaded)
-    source_scale = round(math.sqrt(state[f"{last_conv(state)}.bias"].numel() / 3))
+    source_scale = round(math.sqrt(state[f"{LAST_CONV}.bias"].numel() / 3))
     return state if source_scale == scale else fold_last_conv(state, source_scale, scale)
 
 
