@@ -47,7 +47,9 @@ setup(
     license_files=["LICENSE"],
     python_requires=">=3.12",
     packages=find_packages(include=["vs_sr", "vs_sr.*"]),
-    package_data={"vs_sr": ["py.typed"], "vs_sr.studio": ["static/*"]},
+    # vs_sr's own models (faithful): fp32 ncnn files, read in place from the installed package
+    package_data={"vs_sr": ["py.typed", "models/shipped/*.param", "models/shipped/*.bin",
+                              "models/shipped/NOTICE.md"], "vs_sr.studio": ["static/*"]},
     # The base package runs every named model on OpenVINO and ONNX Runtime: ncnn weights become
     # ONNX graphs without PyTorch. Everything else is an extra, installed by need.
     install_requires=[

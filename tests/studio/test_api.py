@@ -58,6 +58,7 @@ def test_upload_job_events_result_and_preview(studio, upload_clip, tmp_path):
     assert abs(video["duration"] - 2.0) < 0.1
     models = client.get("/api/models").json()
     assert any(m["name"] == "realesr-animevideov3" and m["installed"] for m in models)
+    assert any(m["name"] == "faithful" and m["objective"] == "fidelity" and m["installed"] for m in models)
     job = client.post("/api/jobs", json={"video": video["id"], "model": "realesr-animevideov3", "scale": 4,
                                          "height": 480}).json()
     assert job["state"] == "queued" and job["frames_total"] == 50

@@ -42,6 +42,8 @@ def test_a_person_upscales_a_video_through_the_page(ncnn_models, browser, tmp_pa
         page.set_input_files("#file", str(clip))
         page.click("#upload-button")
         page.wait_for_selector("text=uploaded: holiday 144p.mp4, 256x144, 50 frames", timeout=120_000)
+        labels = page.eval_on_selector_all("#model option", "options => options.map(o => o.textContent)")
+        assert "faithful (fidelity)" in labels and "realesr-animevideov3 (generative)" in labels
         page.select_option("#size", "height:480")
         page.fill("#frame", "25")
         page.dispatch_event("#frame", "input")

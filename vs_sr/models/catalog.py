@@ -1,6 +1,6 @@
 """The registry as a table for people and programs: every named model at every scale, its
-denoise levels, whether (and where) its weights are installed, where they came from and how to
-get them."""
+denoise levels, what its training optimised (fidelity or a generative look), whether (and where)
+its weights are installed, where they came from and how to get them."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def catalog() -> list[dict[str, Any]]:
             "download": (spec.weights.fetched_from or "manual: " + spec.weights.by_hand[0]) if spec.weights else None,
             "get": None if where is not None else how_to_install(spec),
             "ncnn_package": files.package if files else None, "description": spec.description,
+            "objective": spec.objective,
             "default": spec.name == DEFAULT_MODEL,
         })
     return rows

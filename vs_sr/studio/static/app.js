@@ -136,7 +136,13 @@ async function loadModels() {
   const choice = $("model");
   choice.innerHTML = "";
   const names = [...new Set(state.models.map((m) => m.name))];
-  for (const name of names) choice.add(new Option(name, name));
+  for (const name of names) {
+    // fidelity (restores what the source holds) or generative (draws a look): the choice that matters most
+    const model = state.models.find((m) => m.name === name);
+    const option = new Option(model.objective === "unknown" ? name : `${name} (${model.objective})`, name);
+    option.title = model.description;
+    choice.add(option);
+  }
   const preferred = state.models.find((m) => m.default);
   if (preferred) choice.value = preferred.name;
   if (!names.length) show("No model is installed on the server (run `vs-sr models import-ncnn` there).");

@@ -1,0 +1,58 @@
+"""scripts/train_faithful.py, tiny: its data stage (real ffmpeg, libx264 and bestsource on three
+scikit-image photographs) and its training stage (2 iterations); a run stopped after its first
+checkpoint and started again ends with the same weights, bit for bit, as one that ran through;
+it writes only under its --workdir."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("skimage")
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_faithful.py"
+IMAGES = "skimage/astronaut,skimage/camera,skimage/coffee"  # coffee is a validation image
+TINY = ["--images", IMAGES, "--iterations", "2", "--batch", "2", "--patch", "16", "--val-every", "2",
+        "--checkpoint-every", "1", "--threads", "1", "--name", "tiny"]
+
+
+def train(workdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, str(SCRIPT), "train", "--scale", "4", "--workdir", str(workdir), *TINY,
+                           *extra], capture_output=True, text=True, timeout=600, env=os.environ, cwd=workdir.parent)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done
+
+
+def weights(workdir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(workdir / "runs" / "tiny" / "model.pth", map_location="cpu", weights_only=True)["params_ema"]
+
+
+def test_data_train_and_resume_give_the_same_weights(tmp_path):
+    straight = tmp_path / "straight"
+    train(straight)
+    manifest = json.loads((straight / "data" / "images.json").read_text())
+    assert {(row["id"], row["split"]) for row in manifest} == {
+        ("skimage/astronaut", "train"), ("skimage/camera", "train"), ("skimage/coffee", "val")}
+    assert all(row["licence"] and row["sha256"] for row in manifest)
+    assert sorted(p.name for p in (straight / "data").glob("*.npz")) == ["x4-train.npz", "x4-val-upload.npz",
+                                                                          "x4-val.npz"]
+    history = json.loads((straight / "runs" / "tiny" / "history.json").read_text())
+    assert [row["iteration"] for row in history] == [0, 2] and history[0]["bicubic_val"] > 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["straight"]  # nothing beside its work folder
+
+    stopped = tmp_path / "stopped"
+    shutil.copytree(straight / "data", stopped / "data")  # the same clips; the data stage ran above
+    train(stopped, "--stop-after", "1")
+    assert (stopped / "runs" / "tiny" / "checkpoint.pt").is_file()
+    assert not (stopped / "runs" / "tiny" / "model.pth").exists()
+    resumed = train(stopped)
+    assert "tiny: resumed at iteration 1" in resumed.stdout
+    ours, theirs = weights(straight), weights(stopped)
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[key], theirs[key]) for key in ours)
