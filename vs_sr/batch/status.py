@@ -28,7 +28,8 @@ def batch_status(directory: Path) -> dict[str, Any]:
                 "error": video.error,
                 "salvaged": video.salvaged,
                 "chunks": [{"first": c.first, "last": c.last, "state": c.state, "attempts": c.attempts,
-                            "node": c.node} for c in chunks],
+                            "node": c.node, "frames_encoding": c.progress if c.state == "running" else 0}
+                           for c in chunks],
             })
     finally:
         state.close()
