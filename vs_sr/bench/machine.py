@@ -56,9 +56,11 @@ def load_average() -> float:
 
 
 def load_note(start: float, end: float, cores: int) -> str:
-    """The load average over a run, and whether its timings are a quiet machine's."""
-    note = f"load average (1 min) {start:.1f} at the start, {end:.1f} at the end, on {cores} cores"
-    if max(start, end) > 0.5 * cores:
-        note += (" — other work shared the CPU: absolute frame rates are low and noisy; the ratios of "
-                 "interleaved runs are what this run shows")
+    """The load average over a run, and whether its timings are a quiet machine's. Only the start
+    says so: the end's average counts the benchmark's own threads (a quiet 2-core run ends near 2)."""
+    note = (f"load average (1 min) {start:.1f} at the start, {end:.1f} at the end (the run's own threads "
+            f"included), on {cores} cores")
+    if start > 0.5 * cores:
+        note += (" — other work was using the CPU when it started: absolute frame rates may be low and noisy; "
+                 "the ratios of interleaved runs are what this run shows")
     return note
