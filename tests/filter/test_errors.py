@@ -36,7 +36,7 @@ def test_variable_size(ncnn_models):
 
 
 def test_unknown_model():
-    expect_error(r"unknown model 'nope'. Known models: hat, hat-l, hat-s", small(), "nope")
+    expect_error(r"unknown model 'nope'. Known models: faithful, hat, hat-l, hat-s", small(), "nope")
 
 
 def test_missing_weights_of_the_default_model_name_the_one_command(isolated_dirs):
