@@ -315,7 +315,8 @@ class BatchRun:
 
     # the run
     def run(self) -> Outcome:
-        progress = Progress(self._frames_total(), label=self.options.label, done=self._verified(), quiet=self.quiet)
+        done, total = self._frame_counts()
+        progress = Progress(total, label=self.options.label, done=done, quiet=self.quiet)
         assembling: dict[int, threading.Thread] = {}
         assembled: list[Assembled] = []
         try:
@@ -329,8 +330,9 @@ class BatchRun:
                 self._start_assemblies(assembling, assembled)
                 while assembled:
                     self._assembled(assembled.pop(), assembling)
-                progress.total = max(1, self._frames_total())  # videos counted once planned, dropped when failed
-                progress.update(self._verified(), self._status())
+                done, total = self._frame_counts()
+                progress.total = max(1, total)  # videos counted once planned, dropped when failed
+                progress.update(done, self._status())
                 self.state.record_progress({k: v for k, v in self.encoded.items() if k in self.attempts})
                 if not self.attempts and not assembling and not self._pending(due_only=False):
                     break  # (a chunk waiting out its retry back-off is still to do)
@@ -489,18 +491,16 @@ class BatchRun:
             self.executor.cancel(key)
         self.log(f"failed: {video.input}: {reason}")
 
-    def _frames_total(self) -> int:
-        """Frames of every video not failed (a video's count is known once it is planned)."""
-        return sum(v.frames or 0 for v in self.state.videos() if v.state != "failed")
-
-    def _verified(self) -> int:
-        """Frames of finished videos (their chunks may be gone) and of verified chunks of the others
-        still going: the same videos `_frames_total` counts."""
+    def _frame_counts(self) -> tuple[int, int]:
+        """Frames done and frames in all, over the videos not failed (a video's count is known once
+        it is planned): finished videos count whole (their chunks may be gone), the others by their
+        verified chunks."""
         videos = self.state.videos()
-        finished = {v.id for v in videos if v.state == "done"}
-        failed = {v.id for v in videos if v.state == "failed"}
-        return sum(v.frames or 0 for v in videos if v.id in finished) + sum(
-            c.frames for c in self.state.chunks() if c.state == "done" and c.video not in finished | failed)
+        going = {v.id for v in videos if v.state not in ("done", "failed")}
+        total = sum(v.frames or 0 for v in videos if v.state != "failed")
+        done = sum(v.frames or 0 for v in videos if v.state == "done") + sum(
+            c.frames for c in self.state.chunks() if c.state == "done" and c.video in going)
+        return done, total
 
     def _status(self) -> str:
         running = len(self.attempts)
