@@ -60,7 +60,6 @@ import fnmatch
 import hashlib
 import json
 import math
-import os
 import shutil
 import struct
 import subprocess
@@ -148,11 +147,12 @@ def log(*parts: object) -> None:
 
 
 def atomic_save(target: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temporary name in the same folder, then rename: no half-written file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.part{os.getpid()}")
-    write(temp)
-    os.replace(temp, target)
+    """`write` a temporary file beside `target`, renamed into place only when it succeeds (vs_sr's
+    own temporary-name-and-rename: a killed or failed write leaves no half-written file)."""
+    from vs_sr.atomic import atomic_output
+
+    with atomic_output(target) as temp:
+        write(temp)
 
 
 # ----------------------------------------------------------------------------------------------
