@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from conftest import photo
 
+from vs_sr import extras
 from vs_sr.backends import SessionSpec, get_backend
 from vs_sr.models import resolve
 
@@ -19,11 +20,13 @@ def overshooting_image(height: int, width: int) -> np.ndarray:
     return image[None]
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 def test_clamp_inside_the_network_gives_the_bits_of_numpys_clamp(ncnn_models, precision):
     backend = get_backend("openvino")
     if precision not in backend.precisions(0):
         pytest.skip(f"this CPU runs no {precision} in OpenVINO")
+    if precision == "int8" and not extras.has("int8"):
+        pytest.skip("the [int8] extra is not installed")
     network = resolve("realesr-animevideov3", 4)
     image = overshooting_image(48, 64)
     (plain,) = backend.open(SessionSpec(network, 1, 48, 64, precision, 1, 0))

@@ -96,13 +96,11 @@ class OpenVINOBackend(Backend):
             from ...models.int8 import quantized_model
 
             model = quantized_model(spec.network, info)  # open height and width: pinned to `shape` here
-            clamped = False
         else:
             model = export_onnx(spec.network, *shape[:1], *shape[2:])
-            clamped = spec.clamp
-            if clamped:  # OpenVINO fuses the clamp into the network's last operation
-                from ...models.output_clamp import clamped_onnx
+        if spec.clamp:  # OpenVINO fuses the clamp into the network's last operation (int8's too)
+            from ...models.output_clamp import clamped_onnx
 
-                model = clamped_onnx(model)
+            model = clamped_onnx(model)
         compiled = _core().compile(model, shape, DEVICE, config)
-        return [OpenVINOSession(compiled.infer_request(), clamped) for _ in range(spec.num_streams)]
+        return [OpenVINOSession(compiled.infer_request(), spec.clamp) for _ in range(spec.num_streams)]
