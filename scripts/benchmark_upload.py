@@ -88,7 +88,7 @@ def upscale(source: Path, output: Path, model: str, setting: Setting) -> Run:
     if done.returncode != 0:
         raise RuntimeError(f"vs-sr upscale {' '.join(setting.arguments())}: {done.stderr.strip()}")
     rate = re.search(r"; ([0-9.]+) fps$", done.stdout.strip())
-    ran = re.search(r"^ran .*?, (fp32|fp16|bf16|int8), ", done.stdout, re.MULTILINE)
+    ran = re.search(r"^ran .*?, (fp32|fp16|bf16|int8)(?: \(auto\))?, ", done.stdout, re.MULTILINE)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     return Run(seconds, float(rate.group(1)) if rate else float("nan"), cpu, ran.group(1) if ran else "?")
 
