@@ -246,6 +246,25 @@ def test_the_output_says_what_ran(ncnn_models, source, tmp_path):
     assert f", {auto} (auto), " in default.stdout  # what auto picked for this model on this CPU
 
 
+def test_a_job_gives_vapoursynth_one_thread_more_than_the_cores(ncnn_models, source, tmp_path):
+    """A frame in flight parks a VapourSynth thread in the filter's callback: the clip vspipe builds
+    for a job leaves a thread to decode and convert the next frames meanwhile."""
+    from vs_sr.devices import cpu_count
+    from vs_sr.media.job import Job
+    from vs_sr.media.job_clip import job_clip
+
+    threads = core.num_threads
+    try:
+        core.num_threads = 1
+        job = Job(source, tmp_path / "out.mkv", width=256, height=192)
+        clip = job_clip({key: None if value is None else str(value) for key, value in job.filter_arguments().items()})
+        assert core.num_threads == cpu_count() + 1
+        assert (clip.width, clip.height, clip.format.id) == (256, 192, vs.YUV420P8)
+        clip.get_frame(0)
+    finally:
+        core.num_threads = threads
+
+
 def test_an_old_ffmpeg_is_named():
     from vs_sr.errors import SRError
     from vs_sr.media.tools import check_ffmpeg_version, ffmpeg_version
