@@ -265,6 +265,25 @@ def test_a_job_gives_vapoursynth_one_thread_more_than_the_cores(ncnn_models, sou
         core.num_threads = threads
 
 
+def test_the_last_check_refuses_an_output_short_of_frames_or_of_another_size(source, tmp_path):
+    """What `verify` reads before an output is renamed into place, on real files: a 2 s plan
+    checked against 1 s of it, and against the source itself (the plan's size is the upscaled one)."""
+    from vs_sr.errors import SRError
+    from vs_sr.media.job import Job, plan_job
+    from vs_sr.media.verify import verify
+
+    media = probe(source)
+    plan = plan_job(Job(source, tmp_path / "out.mkv"), media, "matroska")
+    short = tmp_path / "short.mkv"
+    ffmpeg("-i", str(source), "-map", "0", "-t", "1", "-c", "copy", str(short))
+    frames = count_frames(short)  # a cut without re-encoding ends where the packets allow
+    assert frames < 2 * FPS
+    with pytest.raises(SRError, match=f"the output has {frames} frames, expected {2 * FPS}; nothing was written"):
+        verify(short, plan, media)
+    with pytest.raises(SRError, match="the output is 128x96, expected 512x384; nothing was written"):
+        verify(source, plan, media)
+
+
 def test_an_old_ffmpeg_is_named():
     from vs_sr.errors import SRError
     from vs_sr.media.tools import check_ffmpeg_version, ffmpeg_version

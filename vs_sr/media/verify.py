@@ -8,22 +8,22 @@ from pathlib import Path
 
 from ..errors import SRError
 from .job import OutputPlan, expected_audio
-from .probe import Media, count_frames, packet_duration, probe
+from .probe import Media, packet_duration, probe
 from .tools import file_url, find_tool
 
 TIME_TOLERANCE = 0.002  # seconds: Matroska stores milliseconds
 
 
 def verify(target: Path, plan: OutputPlan, media: Media) -> None:
-    frames = count_frames(target)
-    if frames != plan.frames:
-        raise SRError(f"the output has {frames} frames, expected {plan.frames}; nothing was written.")
+    times = frame_times(target)  # one read of the packets gives the frame count and the frame times
+    if len(times) != plan.frames:
+        raise SRError(f"the output has {len(times)} frames, expected {plan.frames}; nothing was written.")
     written = probe(target)
     video = written.video
     if (video.info["width"], video.info["height"]) != (plan.width, plan.height):
         raise SRError(f"the output is {video.info['width']}x{video.info['height']}, expected "
                       f"{plan.width}x{plan.height}; nothing was written.")
-    _check_frame_times(target, plan)
+    _check_frame_times(times, plan)
     _check_audio(written, plan, media)
 
 
@@ -37,8 +37,7 @@ def frame_times(path: Path) -> list[float]:
     return sorted(float(line.split(",")[0]) for line in done.stdout.split() if line and line[0].isdigit())
 
 
-def _check_frame_times(target: Path, plan: OutputPlan) -> None:
-    times = frame_times(target)
+def _check_frame_times(times: list[float], plan: OutputPlan) -> None:
     expected = plan.timeline.starts[plan.first:plan.last + 1]
     for n, (got, want) in enumerate(zip(times, expected, strict=True)):
         if abs((got - times[0]) - (want - expected[0])) > TIME_TOLERANCE:
