@@ -32,8 +32,9 @@ def job_clip(arguments: Mapping[str, str | None]) -> vs.VideoNode:
 def job_threads() -> int:
     """VapourSynth threads for a job: one more than the cores. A frame in flight parks a thread in
     the filter's callback while the runtime's own threads compute it; the extra thread decodes and
-    converts the next frames meanwhile (measured 2-3% faster with x264 on 2 cores, where the cores
-    are otherwise idle for a few percent of the run: docs/benchmarks.md, "The platform case")."""
+    converts the next frames meanwhile (measured 1-3% faster with x264 on 2 cores, where the cores
+    were otherwise idle for a few percent of the run: docs/benchmarks.md, "The same case later the
+    same day")."""
     return cpu_count() + 1
 
 
