@@ -181,6 +181,16 @@ def test_a_broken_file_fails_alone_and_is_named(ncnn_models, open_gop, tmp_path)
     assert states == {"broken.mkv": "failed", "good.mkv": "done"}
 
 
+def chunk_start(pid: int) -> int | None:
+    """The first frame of the chunk a vspipe renders (its -s); None once it has ended (a process
+    that is gone, or a zombie, whose command line reads empty)."""
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return None
+    return int(arguments[arguments.index("-s") + 1]) if "-s" in arguments else None
+
+
 def stop_a_chunk_after_its_first_frame(out: Path) -> None:
     """SIGSTOP a chunk's vspipe once its chunk has encoded frames. A chunk stopped before its first
     frame would wait out the model start-up allowance (30 min), not --stall-seconds: short chunks
@@ -191,8 +201,9 @@ def stop_a_chunk_after_its_first_frame(out: Path) -> None:
 
     while True:
         victim = signal_one(lambda: vspipes(out), signal.SIGSTOP, "a chunk's vspipe", 600)
-        arguments = Path(f"/proc/{victim}/cmdline").read_bytes().decode().split("\0")
-        first = int(arguments[arguments.index("-s") + 1])
+        first = chunk_start(victim)
+        if first is None:  # it ended between the look and the stop: look again
+            continue
         if encoding(first) > 0:
             return
         os.kill(victim, signal.SIGCONT)
