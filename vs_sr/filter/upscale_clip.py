@@ -52,8 +52,9 @@ def Upscale(
     precision:   "auto" | "fp32" | "fp16" | "bf16" | "int8". "auto" is the fastest tested precision
                  that holds the model's quality bar on this device: on GPUs fp16 for conv nets, bf16
                  for transformers; on CPUs (OpenVINO) int8 for networks with an int8 recipe
-                 (the Compact models: realesr-animevideov3, faithful) where the CPU has VNNI or AMX, else bf16 for conv nets where
-                 it has native bf16 (AVX512-BF16, AMX), else fp32. `vs-sr info` says what it picks.
+                 (the Compact models: realesr-animevideov3, faithful) where the CPU has VNNI or
+                 AMX, else bf16 for conv nets where it has native bf16 (AVX512-BF16, AMX), else
+                 fp32. `vs-sr info` says what it picks.
                  "int8" (OpenVINO): the network quantized on first use (about a minute, once per
                  model, then cached); refused with the reason for networks without a recipe and on
                  CPUs without VNNI/AMX. Speed and quality of each: docs/benchmarks.md.
