@@ -30,6 +30,7 @@ from ..errors import SRError
 from ..paths import cache_dir
 from .architectures import Int8Recipe
 from .onnx_export import export_onnx
+from .registry import int8_models
 from .spec import Network
 from .weights import file_digest
 
@@ -40,8 +41,8 @@ def int8_recipe(network: Network) -> Int8Recipe:
     """The network's measured recipe, or the error that says why it has none."""
     policy = network.traits.precision
     if policy.int8 is None:
-        raise SRError(f"{network.label} has no int8: {policy.int8_refusal}. int8 is offered for Real-ESRGAN Compact "
-                      "(realesr-animevideov3) only; pass precision='bf16' or 'fp32'.")
+        raise SRError(f"{network.label} has no int8: {policy.int8_refusal}. int8 is offered for the Compact models "
+                      f"({', '.join(int8_models())}) only; pass precision='bf16' or 'fp32'.")
     return policy.int8
 
 

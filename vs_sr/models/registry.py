@@ -215,3 +215,8 @@ def list_models() -> list[str]:
 
 def all_specs() -> list[ModelSpec]:
     return [spec for name in list_models() for _, spec in sorted(REGISTRY[name].items())]
+
+
+def int8_models() -> list[str]:
+    """Named models whose architecture has a measured int8 recipe (what int8 is offered for)."""
+    return sorted({spec.name for spec in all_specs() if spec.traits.precision.int8 is not None})

@@ -17,6 +17,7 @@ from ..devices import INT8_FEATURES, ISA_FEATURES, cpu_count, cpu_features, cpu_
 from ..media.tools import FFMPEG_MINIMUM, ffmpeg_version, vspipe_status
 from ..models import Network, arch_traits
 from ..models.catalog import catalog
+from ..models.registry import int8_models
 from ..paths import cache_dir, model_dirs
 
 TOOLS = {"ffmpeg": "install ffmpeg 5.1 or newer", "ffprobe": "install ffmpeg", "mkvmerge": "install mkvtoolnix"}
@@ -72,7 +73,7 @@ def backend_report(backend: Backend) -> dict[str, Any]:
 
 # A stand-in architecture of each model family that precision="auto" tells apart.
 FAMILIES = {"conv_int8": "compact", "conv": "rrdbnet", "transformer": "hat"}
-FAMILY_NAMES = {"conv_int8": "conv nets with an int8 recipe (realesr-animevideov3)", "conv": "other conv nets",
+FAMILY_NAMES = {"conv_int8": f"conv nets with an int8 recipe ({', '.join(int8_models())})", "conv": "other conv nets",
                 "transformer": "transformers"}
 
 
