@@ -197,8 +197,8 @@ def test_info_names_the_isa_and_what_auto_picks_per_model_family():
     assert info["backends"]["openvino"]["auto"] == {"conv_int8": "int8", "conv": "fp32", "transformer": "fp32"}
     text = vs_sr("info", env=cap).stdout
     assert "ISA: avx512_vnni (not: amx_int8 amx_bf16 avx_vnni avx512_bf16); held to OV_CPU_MAX_ISA=AVX512_CORE_VNNI" in text
-    assert ("auto: int8 for conv nets with an int8 recipe (faithful, realesr-animevideov3, realesr-general-x4v3), fp32 "
-            "for other conv nets, fp32 for transformers") in text
+    assert ("auto: int8 for conv nets with an int8 recipe (faithful, realesr-animevideov3), fp32 for other conv nets, "
+            "fp32 for transformers") in text
 
 
 def test_train_on_a_missing_gpu_is_a_clear_error_and_creates_nothing(ncnn_models, tmp_path):

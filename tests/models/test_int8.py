@@ -156,14 +156,33 @@ def test_networks_without_a_measured_recipe_refuse_int8(ncnn_models, hat_s_pth, 
     with pytest.raises(vs.Error, match=r"realcugan x2 noise -1 has no int8: quantized, it lands further from the "
                                        r"ground truth .*docs/benchmarks.md, \"Networks that refuse int8\""):
         sr.Upscale(clip, "realcugan", 2, precision="int8")
-    with pytest.raises(vs.Error, match=r"no tested int8 recipe for transformers .*\. int8 is offered for the Compact models "
-                                       r"\(faithful, realesr-animevideov3, realesr-general-x4v3\) only"):
+    with pytest.raises(vs.Error, match=r"no tested int8 recipe for transformers .*\. int8 is offered for faithful and "
+                                       r"realesr-animevideov3 \(and Compact networks of their shape\) only"):
         sr.Upscale(clip, str(hat_s_pth), 4, precision="int8")
     with pytest.raises(vs.Error, match=r"has no int8: the best recipe found moves its output too far from fp32's "
                                        r"\(docs/benchmarks.md.*precision=.bf16."):
         sr.Upscale(clip, str(rrdb_pth), 4, precision="int8")
     with pytest.raises(vs.Error, match="precision='int8' runs on OpenVINO's CPU device, not backend 'ort'"):
         sr.Upscale(clip, "realesr-animevideov3", 4, backend="ort", precision="int8")
+
+
+def test_compact_networks_of_another_shape_refuse_int8_and_auto_passes_it_over(tmp_path):
+    """The recipe was measured on Compact nets of 64 features and 16 convolutions;
+    realesr-general-x4v3 has 32, and neither it nor a .pth of that shape gets int8 unmeasured."""
+    from conftest import random_weights
+
+    from vs_sr.models import REGISTRY
+    from vs_sr.models.registry import int8_models
+
+    assert int8_models() == ["faithful", "realesr-animevideov3"]
+    assert REGISTRY["realesr-general-x4v3"][4].traits.precision.int8 is None
+    weights = random_weights("compact", "realesr-general-x4v3", 4, tmp_path)
+    clip = core.std.BlankClip(format=vs.RGBS, width=64, height=48, length=1)
+    with pytest.raises(vs.Error, match=r"has no int8: the int8 recipe was measured on Compact nets of 64 features and 16 "
+                                       r"convolutions; this one has 64 and 32"):
+        sr.Upscale(clip, str(weights), 4, precision="int8")
+    picked = sr.Upscale(clip, str(weights), 4, backend="openvino").get_frame(0).props["SRPrecision"]
+    assert picked in ("bf16", "fp32")
 
 
 def test_a_killed_script_leaves_no_quantizer_and_no_cached_model(ncnn_models, tmp_path):

@@ -8,8 +8,9 @@ here, so no layer re-derives them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
 PadMode = Literal["reflect", "edge"]
@@ -198,19 +199,38 @@ FRAMINGS: dict[tuple[str, int], Framing] = {
 }
 
 
-def arch_traits(arch: str, scale: int) -> ArchTraits:
-    """The traits of a known architecture at one scale.
+# The shape of the Compact nets the int8 recipe was measured on (realesr-animevideov3, faithful).
+# Quantization error adds up over the convolutions, so another depth or width needs its own
+# measurement before int8 is offered for it.
+INT8_COMPACT_SHAPE = {"num_feat": 64, "num_conv": 16}
+
+
+def arch_traits(arch: str, scale: int, config: Mapping[str, Any] | None = None) -> ArchTraits:
+    """The traits of a known architecture at one scale; `config` (the network's constructor
+    arguments, where known) narrows int8 to the Compact shape its recipe was measured on.
 
     Real-ESRGAN's x2/x1 RRDBNets pixel-unshuffle their input by 4/scale, so their input sides
     must divide by it. Imported ncnn networks carry their framing, which sets their minimum side.
     """
     traits = ARCHITECTURES[arch]
+    if arch == "compact" and config is not None:
+        traits = _compact_int8(traits, config)
     if arch == "rrdbnet" and scale < 4:
         return replace(traits, multiple=4 // scale)
     framing = FRAMINGS.get((arch, scale))
     if framing is not None:
         return replace(traits, framing=framing, min_size=max(traits.min_size, framing.min_side()))
     return traits
+
+
+def _compact_int8(traits: ArchTraits, config: Mapping[str, Any]) -> ArchTraits:
+    shape = {key: config.get(key) for key in INT8_COMPACT_SHAPE}
+    if shape == INT8_COMPACT_SHAPE:
+        return traits
+    refusal = (f"the int8 recipe was measured on Compact nets of {INT8_COMPACT_SHAPE['num_feat']} features and "
+               f"{INT8_COMPACT_SHAPE['num_conv']} convolutions; this one has {shape['num_feat']} and "
+               f"{shape['num_conv']}, where its error has not been measured")
+    return replace(traits, precision=replace(traits.precision, int8=None, int8_refusal=refusal))
 
 
 def generic_traits(arch: str, multiple: int, minimum: int, transformer: bool) -> ArchTraits:

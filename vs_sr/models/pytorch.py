@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SRError
-from .architectures import ArchTraits, arch_traits, generic_traits
+from .architectures import INT8_COMPACT_SHAPE, ArchTraits, arch_traits, generic_traits
 
 if TYPE_CHECKING:
     import torch
@@ -62,6 +62,8 @@ def traits_of(descriptor: Any) -> ArchTraits:
     """Traits of a spandrel descriptor: the table's for the architectures we know, generic otherwise."""
     arch_id = descriptor.architecture.id
     if arch_id in SPANDREL_IDS:
-        return arch_traits(SPANDREL_IDS[arch_id], descriptor.scale)
+        # The constructor arguments a Compact's traits depend on (its int8), read off the module.
+        config = {key: getattr(descriptor.model, key, None) for key in INT8_COMPACT_SHAPE}
+        return arch_traits(SPANDREL_IDS[arch_id], descriptor.scale, config)
     size = descriptor.size_requirements
     return generic_traits(arch_id.lower(), size.multiple_of, size.minimum, transformer=not descriptor.supports_half)

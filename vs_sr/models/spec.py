@@ -98,7 +98,7 @@ class ModelSpec:
 
     @property
     def traits(self) -> ArchTraits:
-        return arch_traits(self.arch, self.scale)
+        return arch_traits(self.arch, self.scale, self.config)
 
     @property
     def label(self) -> str:
