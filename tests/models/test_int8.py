@@ -156,7 +156,7 @@ def test_networks_without_a_measured_recipe_refuse_int8(ncnn_models, hat_s_pth, 
     with pytest.raises(vs.Error, match=r"realcugan x2 noise -1 has no int8: quantized, it lands further from the "
                                        r"ground truth .*docs/benchmarks.md, \"Networks that refuse int8\""):
         sr.Upscale(clip, "realcugan", 2, precision="int8")
-    with pytest.raises(vs.Error, match=r"no tested int8 recipe for transformers .*\. int8 is offered for faithful and "
+    with pytest.raises(vs.Error, match=r"no tested int8 recipe for transformers .*\. int8 is offered for faithful, "
                                        r"realesr-animevideov3 \(and Compact networks of their shape\) only"):
         sr.Upscale(clip, str(hat_s_pth), 4, precision="int8")
     with pytest.raises(vs.Error, match=r"has no int8: the best recipe found moves its output too far from fp32's "

@@ -42,7 +42,7 @@ def int8_recipe(network: Network) -> Int8Recipe:
     policy = network.traits.precision
     if policy.int8 is None:
         raise SRError(f"{network.label} has no int8: {policy.int8_refusal}. int8 is offered for "
-                      f"{' and '.join(int8_models())} (and Compact networks of their shape) only; pass "
+                      f"{', '.join(int8_models())} (and Compact networks of their shape) only; pass "
                       "precision='bf16' or 'fp32'.")
     return policy.int8
 

@@ -218,5 +218,5 @@ def all_specs() -> list[ModelSpec]:
 
 
 def int8_models() -> list[str]:
-    """Named models whose architecture has a measured int8 recipe (what int8 is offered for)."""
+    """Named models with a measured int8 recipe for their architecture and shape (what int8 is offered for)."""
     return sorted({spec.name for spec in all_specs() if spec.traits.precision.int8 is not None})
