@@ -70,6 +70,9 @@ def main() -> int:
     precisions = bench.precision_table(rows)
     if precisions:
         text += "\nPrecisions against each other (vs_sr; the bare runtime in brackets):\n\n" + precisions + "\n"
+    same_graph = bench.same_graph_table(rows)
+    if same_graph:
+        text += "\nint8 through either filter (vs-mlrt's ov plugin given vs_sr's quantized graph):\n\n" + same_graph + "\n"
     publish(text, args.markdown)
     return 0
 

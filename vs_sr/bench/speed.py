@@ -2,7 +2,8 @@
 by vspipe on the same source and the same ONNX graph, and the bare runtime on the same tiles
 (which makes the difference the filter's own overhead). Runs are interleaved and repeated; the
 median counts. vs-mlrt has no int8 of its own: an int8 case runs its OpenVINO plugin at bf16
-(its fastest setting on CPUs with native bf16) and at fp32."""
+(its fastest setting on CPUs with native bf16) and at fp32, and also on vs_sr's own int8 graph,
+which compares the two filters' per-frame work at int8 speeds."""
 
 from __future__ import annotations
 
@@ -25,11 +26,15 @@ from ..backends.openvino import HINTS
 from ..media.script import vspipe_arguments, write_script
 from ..media.tools import find_tool
 from ..models import resolve
+from ..models.int8 import quantized_model
 from ..models.onnx_export import export_onnx
 
 core = vs.core
 OV_PEER = "vs-mlrt-ov"
 """vs-mlrt's OpenVINO plugin; a contender name "vs-mlrt-ov:bf16" runs it at that precision."""
+SAME_GRAPH_PEER = "vs-mlrt-ov-on-our-int8"
+"""vs-mlrt's OpenVINO plugin running vs_sr's quantized graph (kept apart from OV_PEER's built-in
+precisions: it is not something vs-mlrt offers by itself)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,11 @@ def contender_clip(args: dict[str, str | None]) -> vs.VideoNode:
     onnx = str(export_onnx(network, 1, case.height, case.width))
     # The conversions vs_sr makes (Spline36 both ways, error diffusion to integers): like for like.
     rgbs = source if fmt_id == vs.RGBS else source.resize.Spline36(format=vs.RGBS, matrix_in=vs.MATRIX_BT709)
-    if contender.startswith(OV_PEER):
+    if contender == SAME_GRAPH_PEER:  # the QDQ graph runs on int8 kernels under the f32 hint
+        streams = case.streams
+        out = core.ov.Model(rgbs, network_path=str(quantized_model(network)), device="CPU", num_streams=streams,
+                            config=lambda: {"INFERENCE_PRECISION_HINT": HINTS["int8"], "NUM_STREAMS": streams})
+    elif contender.startswith(OV_PEER):
         hint, streams = HINTS[contender.partition(":")[2]], case.streams
         out = core.ov.Model(rgbs, network_path=onnx, device="CPU", num_streams=streams,
                             config=lambda: {"INFERENCE_PRECISION_HINT": hint, "NUM_STREAMS": streams})
@@ -164,6 +173,8 @@ def available_contenders(case: BenchCase) -> list[str]:
     if case.tile is None and hasattr(core, "ov"):
         peer_precisions = ["bf16", "fp32"] if case.precision == "int8" else [case.precision]
         contenders += [f"{OV_PEER}:{precision}" for precision in peer_precisions]
+        if case.precision == "int8":
+            contenders.append(SAME_GRAPH_PEER)
     if case.tile is None and hasattr(core, "ort") and case.precision == "fp32":
         contenders.append("vs-mlrt-ort")
     return contenders
@@ -221,6 +232,18 @@ def precision_table(rows: list[tuple[BenchCase, dict[str, float | str]]]) -> str
     return "\n".join(lines)
 
 
+def same_graph_table(rows: list[tuple[BenchCase, dict[str, float | str]]]) -> str:
+    """vs_sr against vs-mlrt's plugin running vs_sr's own int8 graph, per int8 setup: the two
+    filters' per-frame work compared at int8 speeds. Empty without such rows."""
+    lines = ["| setup | vs_sr fps | vs-mlrt ov on vs_sr's int8 graph, fps | vs_sr / vs-mlrt |",
+             "| --- | ---: | ---: | ---: |"]
+    for case, result in rows:
+        if SAME_GRAPH_PEER in result:
+            ours, theirs = float(result["vs_sr"]), float(result[SAME_GRAPH_PEER])
+            lines.append(f"| {case.label()} | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f}x |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def table(rows: list[tuple[BenchCase, dict[str, float | str]]]) -> str:
     """One line per case; the vs-mlrt ov columns list every precision it ran at, and vs_sr's
     ratio is to the fastest of them."""
@@ -230,7 +253,7 @@ def table(rows: list[tuple[BenchCase, dict[str, float | str]]]) -> str:
     ]
     for case, result in rows:
         ours, bare = float(result["vs_sr"]), float(result["bare"])
-        ov = {name.partition(":")[2]: float(fps) for name, fps in result.items() if name.startswith(OV_PEER)}
+        ov = {name.partition(":")[2]: float(fps) for name, fps in result.items() if name.startswith(f"{OV_PEER}:")}
         if ov:
             shown = ", ".join(f"{fps:.2f} ({precision})" for precision, fps in ov.items())
             ov_cells = f"{shown} | {ours / max(ov.values()):.2f}x"
