@@ -95,18 +95,18 @@ def contender_clip(args: dict[str, str | None]) -> vs.VideoNode:
         return Upscale(source, case.model, case.scale, backend=case.backend, precision=case.precision,  # type: ignore[arg-type]
                        tile=case.tile, num_streams=case.streams, noise=case.noise)
     network = resolve(case.model, case.scale, case.noise)
-    onnx = str(export_onnx(network, 1, case.height, case.width))
     # The conversions vs_sr makes (Spline36 both ways, error diffusion to integers): like for like.
     rgbs = source if fmt_id == vs.RGBS else source.resize.Spline36(format=vs.RGBS, matrix_in=vs.MATRIX_BT709)
-    if contender == SAME_GRAPH_PEER:  # the QDQ graph runs on int8 kernels under the f32 hint
+    if contender.startswith(OV_PEER):
+        if contender == SAME_GRAPH_PEER:  # the QDQ graph runs on int8 kernels under int8's (f32) hint
+            onnx, hint = str(quantized_model(network)), HINTS["int8"]
+        else:
+            onnx, hint = str(export_onnx(network, 1, case.height, case.width)), HINTS[contender.partition(":")[2]]
         streams = case.streams
-        out = core.ov.Model(rgbs, network_path=str(quantized_model(network)), device="CPU", num_streams=streams,
-                            config=lambda: {"INFERENCE_PRECISION_HINT": HINTS["int8"], "NUM_STREAMS": streams})
-    elif contender.startswith(OV_PEER):
-        hint, streams = HINTS[contender.partition(":")[2]], case.streams
         out = core.ov.Model(rgbs, network_path=onnx, device="CPU", num_streams=streams,
                             config=lambda: {"INFERENCE_PRECISION_HINT": hint, "NUM_STREAMS": streams})
     else:
+        onnx = str(export_onnx(network, 1, case.height, case.width))
         out = core.ort.Model(rgbs, network_path=onnx, provider="CPU", num_streams=case.streams)
     if fmt_id == vs.RGBS:
         return out
