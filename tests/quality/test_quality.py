@@ -184,6 +184,28 @@ def test_non_integer_ratio_goes_through_the_exact_size_path(ncnn_models, tmp_pat
     assert summary["crop"] == 4 and summary["frames"] == 3  # x4 (856/214), then resized to 480 lines
 
 
+def test_each_model_runs_at_its_own_scale_that_reaches_the_reference(ncnn_models, tmp_path):
+    """The README's case, 256x144 against 854x480 (a ratio of 3.3): realesr-animevideov3 (x4 only)
+    and faithful (x2 and x4) both run x4 and are resized; --scale names one scale for all, and a
+    scale a model lacks is refused with the one it has."""
+    high, low = make_pair(tmp_path, "retina", (854, 480), (256, 144), frames=2)
+
+    def scores(*args: str) -> dict:
+        done = vs_sr("eval", str(high), "--source", str(low), "--baselines", "none", "--precision", "fp32", "--json",
+                     *args)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    unset = scores("--model", "realesr-animevideov3", "--model", "faithful")
+    assert unset["crop"] == 3 and [m["method"] for m in unset["methods"]] == ["realesr-animevideov3", "faithful"]
+    faithful = {m["method"]: m["psnr"] for m in unset["methods"]}["faithful"]
+    assert scores("--model", "faithful", "--scale", "4")["psnr"] == faithful
+    assert scores("--model", "faithful", "--scale", "2")["psnr"] != faithful
+    done = vs_sr("eval", str(high), "--source", str(low), "--model", "realesr-animevideov3", "--scale", "3")
+    assert done.returncode == 1
+    assert "model 'realesr-animevideov3' has no trained x3 network (it has x4); pass --scale 4, or leave" in done.stderr
+
+
 @pytest.mark.parametrize(("every", "frames", "pairs"), [(3, 3, 2), (20, 1, 0)])
 def test_eval_every_nth_frame_scores_the_pair_ending_there(pair, every, frames, pairs):
     """--every N: PSNR of frames 0, N, 2N.., the warping error of the pairs (N-1, N), (2N-1, 2N)..;

@@ -24,8 +24,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     evaluate.add_argument("--model", action="append", default=[], help="a model to run on --source (repeatable)")
     evaluate.add_argument("--baselines", nargs="+", default=list(BASELINES),
                           help=f"resizers scored beside the models: {', '.join(BASELINES)} (default), or 'none'")
-    evaluate.add_argument("--scale", type=positive, help="model scale (default: from the sizes, else 4)")
-    evaluate.add_argument("--crop", type=non_negative, help="border pixels ignored on each side (default: the scale)")
+    evaluate.add_argument("--scale", type=positive,
+                          help="the models' scale (default: each model's trained scale that reaches the reference's "
+                               "size from the source's, its output resized to it; else 4)")
+    evaluate.add_argument("--crop", type=non_negative,
+                          help="border pixels ignored on each side (default: the sizes' ratio, rounded, or the scale)")
     evaluate.add_argument("--channel", choices=["y", "rgb"], default="y", help="BT.601 luma (default) or RGB")
     evaluate.add_argument("--every", type=positive, default=1, help="score every Nth frame (default 1)")
     evaluate.add_argument("--backend", default="auto", choices=BACKENDS, help="inference runtime for --model")

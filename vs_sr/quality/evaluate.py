@@ -82,17 +82,44 @@ class Evaluation:
         return self.guide.method == GUIDES[True]
 
 
+def size_ratio(source: vs.VideoNode, reference: vs.VideoNode) -> float:
+    """How much larger the reference is: the larger of the two axis ratios."""
+    return float(max(reference.width / source.width, reference.height / source.height))
+
+
 def source_scale(source: vs.VideoNode, reference: vs.VideoNode) -> int:
-    """The integer scale that reaches the reference: the larger of the two axis ratios, rounded."""
-    ratio: float = max(reference.width / source.width, reference.height / source.height)
-    return max(1, round(ratio))
+    """The integer scale that reaches the reference: the size ratio, rounded."""
+    return max(1, round(size_ratio(source, reference)))
+
+
+def model_scale(model: str, ratio: float, scale: int | None) -> int:
+    """The scale `model` runs at to reach a reference `ratio` times the source's size (its output
+    is then resized to the reference's): `scale` when given; else, for a named model, the smallest
+    of its trained scales that reaches the ratio (its largest when none does: 854x480 from 256x144
+    is x4 for a model that has only x4), and for a weight file the ratio rounded."""
+    from ..models.registry import REGISTRY
+    from ..models.resolve import named_scales
+
+    have = sorted(named_scales(model)) if model in REGISTRY else None
+    if scale is not None:
+        if have is not None and scale not in have:
+            listed = ", ".join(f"x{s}" for s in have)
+            raise SRError(f"model '{model}' has no trained x{scale} network (it has {listed}); pass scale={have[-1]}, "
+                          "or leave the scale unset: each model then runs at its own scale nearest the sizes and is "
+                          "resized to the reference.")
+        return scale
+    if have is None:
+        return max(1, round(ratio))
+    needed = max(1, math.ceil(ratio - 0.1))  # (a ratio a shade over an integer, from odd sizes, is that integer)
+    return next((s for s in have if s >= needed), have[-1])
 
 
 def candidates(reference: vs.VideoNode, result: vs.VideoNode | None, source: vs.VideoNode | None,
-               models: list[str], baselines: list[str], scale: int, target: str = "the reference",
+               models: list[str], baselines: list[str], scale: int | None, target: str = "the reference",
                **upscale: object) -> dict[str, vs.VideoNode]:
     """The clips to score, by name, each at the size of `reference` (called `target` in errors:
-    without a reference, the clip that sets the size)."""
+    without a reference, the clip that sets the size); the models run at `scale`, or unset, at
+    each one's scale for the sizes (`model_scale`)."""
     from ..filter import Upscale
 
     clips: dict[str, vs.VideoNode] = {}
@@ -104,7 +131,8 @@ def candidates(reference: vs.VideoNode, result: vs.VideoNode | None, source: vs.
                 raise SRError(f"unknown baseline '{name}'; use {', '.join(BASELINES)}.")
             clips[name] = BASELINES[name](source, reference.width, reference.height)
         for model in models:
-            clip = Upscale(source, model, scale, width=reference.width, height=reference.height, **upscale)  # type: ignore[arg-type]
+            model_at = model_scale(model, size_ratio(source, reference), scale)
+            clip = Upscale(source, model, model_at, width=reference.width, height=reference.height, **upscale)  # type: ignore[arg-type]
             clips[_method_name(model)] = clip
     if not clips:
         raise SRError("nothing to score: give a --model, or leave the --baselines on.")
@@ -211,8 +239,9 @@ def evaluate_videos(reference: Path | None, result: Path | None = None, source: 
     `baselines` against `reference`, with a progress display. Without a reference (None) only the
     warping error is scored, under the motion of the source upscaled bicubic, which is then needed.
 
-    scale: the models' scale (default: from the sizes of source and reference or result, else 4);
-    crop: border pixels ignored on each side (default: the scale).
+    scale: the models' scale (default: each model's trained scale that reaches the size of the
+    reference or result from the source's, its output resized to that size; else 4);
+    crop: border pixels ignored on each side (default: the sizes' ratio, rounded; else the scale).
     """
     if reference is None and source is None:
         raise SRError("without a reference, give the low-resolution --source: the warping error follows the motion "
@@ -223,12 +252,13 @@ def evaluate_videos(reference: Path | None, result: Path | None = None, source: 
     result_clip = open_video(result) if result else None
     source_clip = open_video(source) if source else None
     sized = reference_clip or result_clip
-    scale = scale or (source_scale(source_clip, sized) if source_clip and sized else 4)
-    crop = crop if crop is not None else scale
+    sizes_scale = source_scale(source_clip, sized) if source_clip and sized else scale or 4
+    crop = crop if crop is not None else sizes_scale
     guide = None
     if reference_clip is None:
         assert source_clip is not None
-        width, height = (sized.width, sized.height) if sized else (source_clip.width * scale, source_clip.height * scale)
+        width, height = ((sized.width, sized.height) if sized
+                         else (source_clip.width * sizes_scale, source_clip.height * sizes_scale))
         guide = BASELINES["bicubic"](source_clip, width, height)
     target, target_name = (reference_clip, "the reference") if reference_clip else (result_clip or guide, "the result")
     assert target is not None
