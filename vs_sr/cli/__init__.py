@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import NoReturn
 
 from .. import __version__
 
@@ -24,6 +25,15 @@ BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a tool SIGPIPE en
 # Python keyword arguments in the library's messages, and the options they are on the command line.
 KEYWORD = re.compile(r"\b(width|height|tile|overlap|precision|backend|num_streams|scale|model|device_id|server|noise)="
                      r"('[^']*'(?:/'[^']*')*|-?\w+)?|\b(num_streams|device_id)\b")
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse with the project's errors: one line on stderr (the usage is a --help away rather
+    than a dozen lines above the reason), exit status 2, as argparse's own. Subcommands' parsers
+    are of the same class (argparse makes them with the parent's)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         upscale_command,
     )
 
-    parser = argparse.ArgumentParser(prog="vs-sr", description="Neural super-resolution for VapourSynth.")
+    parser = CommandParser(prog="vs-sr", description="Neural super-resolution for VapourSynth.")
     parser.add_argument("--version", action="version", version=f"vs-sr {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for group in (models_command, upscale_command, batch_command, studio_command, evaluate_command, train_command,
