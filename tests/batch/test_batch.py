@@ -270,6 +270,16 @@ def test_too_little_disk_is_refused_before_any_work(ncnn_models, open_gop, tmp_p
     assert "vs-sr batch:" not in done.stderr  # no chunk was started
 
 
+def test_ffmpeg_arguments_ffmpeg_refuses_stop_the_batch_before_any_chunk(ncnn_models, tmp_path):
+    source = tmp_path / "clip.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25:duration=1", "-c:v", "ffv1", str(source))
+    out = tmp_path / "out"
+    done = vs_sr("batch", str(source), "--output-dir", str(out), "--ffmpeg-args", "-vf nosuchfilter")
+    assert done.returncode == 1, done.stderr
+    assert "--ffmpeg-args '-vf nosuchfilter': ffmpeg refuses them (No such filter: 'nosuchfilter')" in done.stderr
+    assert "vs-sr batch:" not in done.stderr and not list(out.glob("**/*.mkv"))  # no chunk was started
+
+
 def test_an_input_that_changed_is_done_again(ncnn_models, tmp_path):
     source = tmp_path / "clip.mkv"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25:duration=1", "-c:v", "ffv1", str(source))

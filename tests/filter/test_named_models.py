@@ -64,8 +64,8 @@ def test_scale_one_denoises_at_the_same_size_and_resizes_like_any_model():
 
 @pytest.mark.parametrize("noise,message", [
     (2, r"model 'realcugan' x3 has no noise=2; its levels are -1 \(conservative / none\), 0 \(no denoise\), "
-        r"3 \(strong\) \(None picks -1\)"),
-    (-1, r"model 'waifu2x-cunet' x1 has no noise=-1; its levels are 0 .* 3 \(strong\) \(None picks 0\)"),
+        r"3 \(strong\) \(unset: -1\)"),
+    (-1, r"model 'waifu2x-cunet' x1 has no noise=-1; its levels are 0 .* 3 \(strong\) \(unset: 0\)"),
     (7, r"noise must be None \(the model's default\) or a level from -1 \(conservative\) to 3"),
     ("1", r"noise must be None .* not '1'"),
     (True, r"noise must be None .* not True"),

@@ -110,6 +110,30 @@ def test_bad_model_leaves_nothing(source, tmp_path):
     assert not output.exists() and leftovers(tmp_path) == []
 
 
+def test_a_backwards_range_and_a_name_without_extension_are_named_as_such(ncnn_models, source, tmp_path):
+    done = upscale(str(source), str(tmp_path / "out.mkv"), "--start", "20", "--end", "10")
+    assert done.returncode == 1
+    assert "vs-sr: error: frame range 20-10 runs backwards: its first frame must not come after its last." in done.stderr
+    done = upscale(str(source), str(tmp_path / "out"))
+    assert done.returncode == 1 and f"{tmp_path / 'out'} has no extension to name its container; end it in one of" \
+        in done.stderr
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--precision", "fp16"], "backend 'openvino' runs fp32/bf16"),
+    (["--backend", "ort", "--precision", "int8"], "--precision int8 runs on OpenVINO's CPU device, not backend 'ort'"),
+    (["--model", "realcugan", "--scale", "2", "--precision", "int8"], "realcugan x2 noise -1 has no int8"),
+])
+def test_a_precision_the_runtime_cannot_run_is_refused_before_the_pipeline(ncnn_models, source, tmp_path, arguments,
+                                                                            message):
+    """Asked of the runtime in vs-sr's own process, before vspipe starts: no plan line, and the
+    runtime's reason rather than "vspipe failed"."""
+    done = upscale(str(source), str(tmp_path / "out.mkv"), *arguments)
+    assert done.returncode == 1 and done.stdout == "" and "vspipe" not in done.stderr
+    assert done.stderr.startswith("vs-sr: error: ") and message in done.stderr and len(done.stderr.splitlines()) == 1
+
+
 def test_unwritable_output_is_refused(source, tmp_path):
     # /proc refuses new files even to root; a 0500 folder refuses them to everyone else.
     done = upscale(str(source), "/proc/out.mkv")
@@ -118,12 +142,33 @@ def test_unwritable_output_is_refused(source, tmp_path):
     assert done.returncode == 1 and "output directory" in done.stderr and "does not exist" in done.stderr
 
 
-def test_ffmpeg_failure_leaves_nothing(ncnn_models, source, tmp_path):
+@pytest.mark.parametrize(("arguments", "reason"), [
+    ("-no_such_option 1", "(Unrecognized option 'no_such_option')"),
+    ("-vf nosuchfilter", "(No such filter: 'nosuchfilter')"),
+    ("-vf crop=1000:10", "(Invalid too big or non positive size for width '1000' or height '10')"),  # > 512x384
+    ("-tune", "; its last option, -tune, may lack its value"),
+])
+def test_ffmpeg_arguments_ffmpeg_refuses_are_refused_before_any_work(ncnn_models, source, tmp_path, arguments, reason):
+    """A one-frame encode at the output's size tries them first: ffmpeg's own reason, one line,
+    before the model loads (no plan line), and nothing left behind."""
     output = tmp_path / "out.mkv"
-    done = upscale(str(source), str(output), "--ffmpeg-args", "-no_such_option 1")
-    assert done.returncode == 1
-    assert "vs-sr: error: ffmpeg failed:" in done.stderr
+    done = upscale(str(source), str(output), "--ffmpeg-args", arguments)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith(f"vs-sr: error: --ffmpeg-args '{arguments}': ffmpeg refuses them ")
+    assert reason in done.stderr and len(done.stderr.splitlines()) == 1
     assert not output.exists() and leftovers(tmp_path) == []
+
+
+def test_an_ffmpeg_failure_names_its_cause_first():
+    """ffmpeg reports the cause first and its consequences after it: a failed encode's message keeps
+    the first line (real ffmpeg output, a filter it does not have)."""
+    from vs_sr.media.processes import _summary
+
+    done = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+                           "testsrc2=d=0.1", "-vf", "nosuchfilter", "-f", "null", "-"], capture_output=True, text=True)
+    assert done.returncode != 0 and len(done.stderr.splitlines()) > 3
+    summary = _summary(done.stderr.splitlines())
+    assert summary.startswith("No such filter: 'nosuchfilter' / ") and summary.count(" / ") == 2
 
 
 def test_existing_output_needs_overwrite(source, tmp_path):

@@ -168,7 +168,7 @@ class TorchBackend(Backend):
         torch, _ = _import()
         policy = spec.network.traits.precision
         if spec.precision == "fp16" and not policy.fp16_safe:
-            raise SRError(f"{spec.network.label} overflows in fp16; use precision='bf16' or 'fp32'.")
+            raise SRError(f"{spec.network.label} overflows in fp16; use precision='bf16' or precision='fp32'.")
         dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[spec.precision]
         module = torch_module(spec.network)
         if not _cuda():

@@ -24,7 +24,7 @@ from filelock import FileLock, Timeout
 
 from ..errors import SRError
 from ..media.codecs import CODECS
-from ..media.ffmpeg import encoder_options
+from ..media.ffmpeg import check_extra_arguments, encoder_options
 from ..media.job import Job, OutputPlan, check_job, plan_job
 from ..media.probe import Media, probe
 from ..models.weights import file_digest
@@ -244,6 +244,7 @@ class BatchRun:
                      records: list[tuple[ChunkRecord, Path]]) -> None:
         """The video's chunks (new ones reuse the ranges of chunks made earlier), their encoder
         options, and the earlier chunks taken back."""
+        check_extra_arguments(job, job.video_codec, plan, media)
         origin = self._origin(video)
         mine = [(record, file) for record, file in records if record.origin == origin]
         if not self.state.chunks(video.id):

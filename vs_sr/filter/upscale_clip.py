@@ -144,6 +144,14 @@ def deploy(runtime: Backend, network: Network, width: int, height: int, args: Ar
     return Deployment(network, runtime, chosen, tiles, pools, devices, auto=args.precision == "auto")
 
 
+def check_runtime(network: Network, args: Arguments) -> None:
+    """What `Upscale` would refuse about the runtime, the devices and the precision, asked without
+    loading the network: `vs-sr upscale` asks before its pipeline starts."""
+    runtime = choose_backend(args.backend, network, args.server)
+    _check_devices(runtime, args.devices)
+    _choose_precision(runtime, network, args.precision, args.devices[0])
+
+
 def _check_tile_safety(network: Network, plan: TilePlan) -> None:
     """Say so when tiles change a tile-dependent network's picture, not just its seams."""
     traits = network.traits
@@ -211,7 +219,7 @@ def _choose_precision(runtime: Backend, network: Network, requested: PrecisionNa
         if requested not in supported:
             raise SRError("precision='int8' needs a CPU with int8 dot-product units (AVX512-VNNI, AVX-VNNI or AMX), "
                           "which this one lacks (`vs-sr info` lists its ISA): without them OpenVINO's int8 kernels "
-                          "saturate (29 dB from fp32, measured). Pass precision='bf16' or 'fp32'.")
+                          "saturate (29 dB from fp32, measured). Pass precision='bf16' or precision='fp32'.")
     if requested not in supported:
         raise SRError(f"backend '{runtime.name}' runs {'/'.join(supported)} on this machine, not {requested}; "
                       "pass one of those as precision=.")

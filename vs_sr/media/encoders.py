@@ -15,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..atomic import atomic_output
@@ -144,6 +145,16 @@ def probe_encoder(codec: Codec, profile: str | None, depth: int | None) -> None:
             temp.write_text(json.dumps({"encoder": codec.encoder, "command": command, **answer}), encoding="utf-8")
     if not answer["ok"]:
         raise SRError(_refusal(codec, ffmpeg, str(answer["reason"])))
+
+
+def refusal_of(options: Sequence[str], width: int, height: int, pix_fmt: str) -> str | None:
+    """ffmpeg's reason for refusing a one-frame encode of a gray `width`x`height` frame in
+    `pix_fmt` with the encoder `options`; None when it encodes."""
+    command = [find_tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+               f"color=c=gray:s={width}x{height}:r=25:d=0.04,format={pix_fmt}", "-frames:v", "1", *options,
+               "-f", "null", "-"]
+    answer = _ask(command)
+    return None if answer["ok"] else str(answer["reason"])
 
 
 def _ask(command: list[str]) -> dict[str, object]:

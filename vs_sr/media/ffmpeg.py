@@ -5,6 +5,7 @@ packet-accurate cut of the other tracks to a frame range, and the final mux. Pat
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 from ..errors import SRError
 from ..filter.formats import corrected_sar, default_matrix
 from .codecs import Codec
-from .encoders import codec_arguments, device_filters
+from .encoders import codec_arguments, device_filters, pixel_format, refusal_of
 from .job import Job, OutputPlan
 from .probe import Media
 from .tools import file_url, find_tool
@@ -57,6 +58,22 @@ def encoder_options(job: Job, codec: Codec, plan: OutputPlan, media: Media) -> l
         command += ["-vf", ",".join(filters)]
     command += [arg for option, value in tags.items() for arg in (f"-{option}", value)]
     return [*command, *user_options]
+
+
+def check_extra_arguments(job: Job, codec: Codec, plan: OutputPlan, media: Media) -> None:
+    """The caller's --ffmpeg-args, tried before any frame is upscaled: a one-frame encode at the
+    output's size and pixel format with the whole `encoder_options` (an unknown option or filter,
+    a filter that does not fit the frame, a value left out). Only when there are such arguments."""
+    if not job.ffmpeg_args:
+        return
+    chroma, depth = codec.layout(job.profile, job.depth, source_depth(media.video.info))
+    reason = refusal_of(encoder_options(job, codec, plan, media), plan.width, plan.height, pixel_format(chroma, depth))
+    if reason is None:
+        return
+    last = job.ffmpeg_args[-1]
+    dangling = f"; its last option, {last}, may lack its value" if re.fullmatch(r"-[A-Za-z_][\w:-]*", last) else ""
+    raise SRError(f"--ffmpeg-args '{shlex.join(job.ffmpeg_args)}': ffmpeg refuses them ({reason}){dangling}. "
+                  "Fix or drop them.")
 
 
 FILTER_OPTIONS = ("-vf", "-filter:v", "-filter:v:0", "-filter")

@@ -13,8 +13,9 @@ import vapoursynth as vs
 from ..backends import network_for
 from ..devices import available_memory
 from ..errors import SRError
-from ..filter.arguments import BackendName, PrecisionName, backend_and_server, backend_name, precision_name
+from ..filter.arguments import BackendName, PrecisionName, backend_name, normalise, precision_name
 from ..filter.formats import output_size
+from ..filter.upscale_clip import check_runtime
 from ..models import DEFAULT_MODEL
 from .codecs import CODECS, CONTAINER_MAX_SIDE, CONTAINERS, Codec, ffmpeg_takes_size
 from .encoders import check_encoding
@@ -169,6 +170,8 @@ def check_job(job: Job) -> str:
     if job.output.is_dir():
         raise SRError(f"{job.output} is a folder; give the output file's name, e.g. {job.output / job.input.stem}.mkv.")
     muxer = CONTAINERS.get(job.output.suffix.lower())
+    if muxer is None and not job.output.suffix:
+        raise SRError(f"{job.output} has no extension to name its container; end it in one of {', '.join(CONTAINERS)}.")
     if muxer is None:
         raise SRError(f"unsupported output container '{job.output.suffix}'; use one of {', '.join(CONTAINERS)}.")
     if job.deinterlace is not None and job.deinterlace not in DEINTERLACERS:
@@ -190,10 +193,11 @@ def check_job(job: Job) -> str:
 
 
 def check_model(job: Job) -> None:
-    """A bad model, missing weights, or a Triton server that is down or lacks the model fail here,
-    before any work."""
-    backend, server = backend_and_server(job.backend, job.server)
-    network_for(job.model, job.scale, job.noise, backend, server)
+    """A bad model, missing weights, a runtime or precision that cannot run it here, or a Triton
+    server that is down or lacks the model fail here, before any work."""
+    args = normalise(job.model, job.scale, job.backend, job.precision, job.tile, job.overlap, job.num_streams, 0,
+                     job.width, job.height, job.server, job.noise)
+    check_runtime(network_for(args.model, args.scale, args.noise, args.backend, args.server), args)
 
 
 def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
@@ -205,6 +209,8 @@ def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
     clip, timeline = read_timeline(media.path)
     first = job.start if job.start is not None else 0
     last = job.end if job.end is not None else clip.num_frames - 1
+    if first > last:
+        raise SRError(f"frame range {first}-{last} runs backwards: its first frame must not come after its last.")
     if not 0 <= first <= last < clip.num_frames:
         raise SRError(f"frame range {first}-{last} is outside the input's 0-{clip.num_frames - 1}.")
     check_interlacing(clip, media, job)

@@ -171,7 +171,7 @@ class EncodePipe:
         if vspipe_killed or (vspipe_code != 0 and not broken_pipe and (encoder_code == 0 or vspipe_error)):
             raise ToolFailed(f"vspipe failed: {vspipe_error or _exit_status(vspipe_code)}", transient=killed)
         if encoder_code != 0 or any(WRITE_FAILED.match(line) for line in self.encoder_log):
-            raise ToolFailed(f"ffmpeg failed: {' / '.join(self.encoder_log[-3:]) or _exit_status(encoder_code)}",
+            raise ToolFailed(f"ffmpeg failed: {_summary(self.encoder_log) or _exit_status(encoder_code)}",
                              transient=killed)
 
     def _vspipe_error(self) -> str:
@@ -180,6 +180,14 @@ class EncodePipe:
             return self.error_report.read_text(encoding="utf-8")
         problems = [line for line in self.vspipe_log if not line.startswith(("Information:", "Script evaluation done"))]
         return " / ".join(problems[-3:])
+
+
+def _summary(lines: list[str]) -> str:
+    """A tool's error lines in one: the first (ffmpeg names the cause there, e.g. "No such filter",
+    then reports its consequences) and the last two, without `[component @ 0x...]` prefixes."""
+    plain = list(dict.fromkeys(re.sub(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*", "", line.strip()) for line in lines))
+    plain = [line for line in plain if line]
+    return " / ".join(plain if len(plain) <= 3 else [plain[0], *plain[-2:]])
 
 
 def _exit_status(code: int) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import SRError
 from ..progress import Progress
 from .encode import encode_video
-from .ffmpeg import encoder_options
+from .ffmpeg import check_extra_arguments, encoder_options
 from .job import Job, check_job, plan_job
 from .mux import join_video, mux
 from .output import OutputSlot
@@ -42,6 +42,7 @@ def upscale_file(job: Job, log: Callable[[str], None] = print, on_tool_log: Call
     with OutputSlot(job.output, job.overwrite) as slot:
         media = probe(job.input)
         plan = plan_job(job, media, job.output_muxer)
+        check_extra_arguments(job, job.video_codec, plan, media)
         log(f"{job.input.name}: frames {plan.first}-{plan.last} -> {plan.width}x{plan.height} {job.codec} "
             f"({job.model} x{job.scale}) into {job.output}")
         for note in plan.tracks.notes:

@@ -43,7 +43,7 @@ def int8_recipe(network: Network) -> Int8Recipe:
     if policy.int8 is None:
         raise SRError(f"{network.label} has no int8: {policy.int8_refusal}. int8 is offered for "
                       f"{', '.join(int8_models())} (and Compact networks of their shape) only; pass "
-                      "precision='bf16' or 'fp32'.")
+                      "precision='bf16' or precision='fp32'.")
     return policy.int8
 
 

@@ -123,7 +123,7 @@ class ModelSpec:
         if noise not in levels:
             names = ", ".join(f"{level} ({NOISE_NAMES.get(level, 'denoise')})" for level in levels)
             raise SRError(f"model '{self.name}' x{self.scale} has no noise={noise}; its levels are {names} "
-                          f"(None picks {self.default_noise}).")
+                          f"(unset: {self.default_noise}).")
         return noise
 
 
