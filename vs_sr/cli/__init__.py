@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = CommandParser(prog="vs-sr", description="Neural super-resolution for VapourSynth.")
     parser.add_argument("--version", action="version", version=f"vs-sr {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in (models_command, upscale_command, batch_command, studio_command, evaluate_command, train_command,
                   engines_command, triton_command, info_command):
         group.add_parser(commands)

@@ -10,7 +10,7 @@ from .common import TILE_METAVAR, add_noise_option, non_negative, pair, positive
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     engines = commands.add_parser("engines", help="TensorRT engines: build ahead of time, list, clean")
-    engine_commands = engines.add_subparsers(dest="engines_command", required=True)
+    engine_commands = engines.add_subparsers(dest="engines_command", metavar="COMMAND", required=True)
     build = engine_commands.add_parser("build", help="build (or find) the engine for a model and tile shape")
     build.add_argument("--model", required=True, help="registry name or weight/ONNX file")
     build.add_argument("--scale", type=positive, default=4, help="the network's scale (default 4)")

@@ -12,7 +12,7 @@ from .common import add_noise_option, positive
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     models = commands.add_parser("models", help="list, import, download and locate model weights")
-    model_commands = models.add_subparsers(dest="models_command", required=True)
+    model_commands = models.add_subparsers(dest="models_command", metavar="COMMAND", required=True)
     listing = model_commands.add_parser("list", help="registry models, their scales and denoise levels, whether "
                                         "they are fidelity-oriented or generative, and where their weights come from")
     listing.add_argument("--json", action="store_true", help="print a JSON list (name, scale, arch, noise levels, "

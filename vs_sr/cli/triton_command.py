@@ -24,7 +24,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                                  description="Share inference between many encoders: export models into a Triton "
                                  "model repository, serve it, and point Upscale(backend='triton', server=...) or "
                                  "`vs-sr upscale --backend triton --server URL` at it.")
-    triton_commands = triton.add_subparsers(dest="triton_command", required=True)
+    triton_commands = triton.add_subparsers(dest="triton_command", metavar="COMMAND", required=True)
     add_export_parser(triton_commands)
     add_serve_parser(triton_commands)
 
