@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,7 @@ def test_upload_job_events_result_and_preview(studio, upload_clip, tmp_path):
     models = client.get("/api/models").json()
     assert any(m["name"] == "realesr-animevideov3" and m["installed"] for m in models)
     assert any(m["name"] == "faithful" and m["objective"] == "fidelity" and m["installed"] for m in models)
+    assert "weights" not in models[0] and str(Path.home()) not in json.dumps(models)  # no server paths
     job = client.post("/api/jobs", json={"video": video["id"], "model": "realesr-animevideov3", "scale": 4,
                                          "height": 480}).json()
     assert job["state"] == "queued" and job["frames_total"] == 50
@@ -92,9 +94,14 @@ def test_bad_uploads_are_refused_and_leave_nothing(studio, upload_clip, tmp_path
     empty.write_bytes(b"")
     large = tmp_path / "large.mkv"
     large.write_bytes(os.urandom(3 * 2**20))
+    whole = tmp_path / "whole.mkv"  # Matroska cut short still opens: what decodes is less than it declares
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(upload_clip), "-c", "copy", str(whole)], check=True)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
     for path, status, reason in [(text, 422, "this is not a video we can read"),
                                  (empty, 422, "the file is empty"),
-                                 (large, 413, "larger than the server's limit of 2 MB")]:
+                                 (large, 413, "larger than the server's limit of 2 MB"),
+                                 (cut, 422, "cut.mkv is incomplete or damaged: its container declares 50 frames")]:
         response = upload(client, path)
         assert response.status_code == status and reason in response.json()["detail"], response.text
         assert str(studio.data) not in response.json()["detail"]  # no server path in the reason
@@ -143,6 +150,15 @@ def test_a_non_loopback_host_needs_a_token(tmp_path):
 
     done = vs_sr("studio", "--host", "0.0.0.0", "--port", "0", "--data", str(tmp_path / "data"), timeout=60)
     assert done.returncode == 1 and "pass --token TOKEN" in done.stderr
+
+
+def test_a_data_folder_that_cannot_be_made_is_one_line(tmp_path):
+    from conftest import vs_sr
+
+    done = vs_sr("studio", "--port", "0", "--data", "/proc/vs-sr-studio", timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == ("vs-sr: error: cannot make the studio's data folder /proc/vs-sr-studio: No such file or "
+                           "directory; pass a writable --data folder.\n")
 
 
 def test_with_a_token_every_call_needs_it(ncnn_models, tmp_path, upload_clip):

@@ -27,6 +27,14 @@ def non_negative(text: str) -> int:
     return value
 
 
+def port(text: str) -> int:
+    """A TCP port: 0 (the system picks a free one) to 65535."""
+    value = integer(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535 (0 picks a free one), not {value}")
+    return value
+
+
 def integer(text: str) -> int:
     try:
         return int(text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import non_negative, positive
+from .common import port, positive
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -13,7 +13,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                                  description="Serve the studio page and its API (OpenAPI docs at /docs).")
     studio.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1; any other needs --token)")
-    studio.add_argument("--port", type=non_negative, default=8008, help="port (default 8008; 0 picks a free one)")
+    studio.add_argument("--port", type=port, default=8008, help="port (default 8008; 0 picks a free one)")
     studio.add_argument("--data", default="studio-data", help="folder for uploads, jobs and results "
                         "(default ./studio-data)")
     studio.add_argument("--jobs", type=positive, default=1, help="chunks of a job at once (default 1)")

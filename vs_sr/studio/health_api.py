@@ -21,8 +21,9 @@ def health() -> dict[str, bool]:
 
 @router.get("/models", dependencies=GUARD)
 def models() -> list[dict[str, Any]]:
-    """Every named model at every scale; `default` marks the one the page preselects."""
-    return catalog()
+    """Every named model at every scale; `default` marks the one the page preselects. Where the
+    weights lie on the server is left out: a client has no use for the server's paths."""
+    return [{key: value for key, value in row.items() if key != "weights"} for row in catalog()]
 
 
 @router.get("/info", dependencies=GUARD)

@@ -37,7 +37,8 @@ def create_job(request: JobRequest, studio: StudioDep) -> dict[str, Any]:
     video = studio.video_or_404(request.video)
     limit = studio.config.max_queued
     if studio.jobs.queued() >= limit:
-        raise HTTPException(429, f"{limit} jobs are waiting already; try again when some are done.")
+        waiting = f"{limit} jobs are waiting" if limit != 1 else "1 job is waiting"
+        raise HTTPException(429, f"{waiting} already; try again when one is done.")
     check_model(request.model, request.scale)
     if request.codec == "ffv1" and request.crf is not None:
         raise HTTPException(422, "ffv1 is lossless: crf does not apply.")

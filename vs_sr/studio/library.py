@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import SRError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS videos (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, file TEXT NOT NULL, width INTEGER, height INTEGER, frames INTEGER,
@@ -64,7 +66,11 @@ class Job:
 class Library:
     def __init__(self, data: Path) -> None:
         self.data = data
-        data.mkdir(parents=True, exist_ok=True)
+        try:
+            data.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise SRError(f"cannot make the studio's data folder {data}: {error.strerror}; pass a writable --data "
+                          "folder.") from None
         self._lock = threading.Lock()
         self.db = sqlite3.connect(str(data / "studio.db"), check_same_thread=False, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")

@@ -5,6 +5,7 @@ not the name. A client that goes away or stops sending is not an error of ours: 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -15,8 +16,9 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from ..errors import SRError
+from ..media.integrity import decodable
 from ..media.probe import probe
-from ..media.tools import open_video
+from ..media.timeline import read_timeline
 from .library import Video
 
 EXTENSION = re.compile(r"^\.[a-z0-9]{1,5}$")
@@ -144,10 +146,13 @@ def describe(video_id: str, name: str, path: Path) -> Video:
     try:
         media = probe(path)
         track = media.video
-        clip = open_video(path)
+        clip, timeline = read_timeline(path)
+        found = decodable(media, clip.num_frames, timeline)
     except SRError as error:  # the reason, with our storage path shown as the client's file name
         reason = error.message.replace(f"file:{path.resolve()}", name).replace(str(path), name)
         raise UploadError(422, f"this is not a video we can read: {reason}") from None
+    if not found.complete:  # a job would refuse it: say so now, in the client's terms
+        raise UploadError(422, f"{dataclasses.replace(found, name=name).shortfall()}; upload a complete copy.")
     fps = float(clip.fps) if clip.fps_num else float(media.frame_rate)
     duration = media.duration or clip.num_frames / fps
     return Video(video_id, name, path, int(track.info.get("width") or clip.width),
