@@ -131,10 +131,17 @@ def test_killing_the_whole_batch_then_running_again_completes(ncnn_models, long_
     job = start_batch(spawn, long_clip, out, "--chunk-frames", "60", "--keep-chunks")
     wait_until(lambda: any(c["state"] == "done" for c in status(out)["videos"][0]["chunks"])
              if (out / ".vs-sr-batch" / "state.db").exists() else False, 600, "a finished chunk")
+    assert status(out)["running"] is True
     os.killpg(job.pid, signal.SIGKILL)  # the whole process group: the driver and everything it started
     job.wait(timeout=60)
     wait_until(lambda: not processes(str(out)), 30, "every process of the batch to die")
-    before = {c["first"]: c for c in status(out)["videos"][0]["chunks"]}
+    report = status(out)  # what the killed driver left as running reads as interrupted
+    assert report["running"] is False and report["videos"][0]["state"] == "interrupted"
+    assert {c["state"] for c in report["videos"][0]["chunks"]} <= {"done", "pending", "interrupted"}
+    assert report["videos"][0]["frames_encoding"] == 0
+    printed = vs_sr("batch", "status", str(out)).stdout
+    assert f"no vs-sr batch is running on {out}: the same vs-sr batch command continues it" in printed
+    before = {c["first"]: c for c in report["videos"][0]["chunks"]}
     finished = [first for first, c in before.items() if c["state"] == "done"]
     assert finished
     # Damage one finished chunk: it is found and done again.
@@ -148,6 +155,26 @@ def test_killing_the_whole_batch_then_running_again_completes(ncnn_models, long_
     assert all(c["state"] == "done" for c in after.values())
     for first in finished:
         assert after[first]["attempts"] == (2 if first == 0 else 1)  # untouched chunks were not redone
+    assert count_frames(out / "long.mkv") == 200
+
+
+@pytest.mark.timing
+def test_a_file_that_appears_at_an_output_meanwhile_is_kept(ncnn_models, long_clip, tmp_path, spawn):
+    """Written while a chunk's vspipe is held stopped (so before any assembly): the video fails
+    with the reason, the stranger's file is untouched, and the next run, once it is moved away,
+    makes the video from the chunks already done."""
+    out = tmp_path / "out"
+    job = start_batch(spawn, long_clip, out, "--chunk-frames", "100")
+    held = signal_one(lambda: vspipes(out), signal.SIGSTOP, "a chunk's vspipe")
+    (out / "long.mkv").write_bytes(b"someone else's")
+    os.kill(held, signal.SIGCONT)
+    _, err = job.communicate(timeout=900)
+    assert job.returncode == 1
+    assert f"{out / 'long.mkv'} appeared while this run worked; it is not the batch's to replace: move it away" in err
+    assert (out / "long.mkv").read_bytes() == b"someone else's"
+    (out / "long.mkv").rename(tmp_path / "theirs.mkv")
+    done = vs_sr("batch", str(long_clip), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "100")
+    assert done.returncode == 0, done.stderr
     assert count_frames(out / "long.mkv") == 200
 
 
@@ -278,6 +305,21 @@ def test_ffmpeg_arguments_ffmpeg_refuses_stop_the_batch_before_any_chunk(ncnn_mo
     assert done.returncode == 1, done.stderr
     assert "--ffmpeg-args '-vf nosuchfilter': ffmpeg refuses them (No such filter: 'nosuchfilter')" in done.stderr
     assert "vs-sr batch:" not in done.stderr and not list(out.glob("**/*.mkv"))  # no chunk was started
+
+
+def test_a_failed_video_says_the_output_there_is_an_earlier_one(ncnn_models, tmp_path):
+    source = tmp_path / "clip.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25:duration=1", "-c:v", "ffv1", str(source))
+    out = tmp_path / "out"
+    assert vs_sr("batch", str(source), "--output-dir", str(out), "--codec", "ffv1").returncode == 0
+    earlier = (out / "clip.mkv").read_bytes()
+    longer = tmp_path / "longer.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25:duration=4", "-c:v", "ffv1", str(longer))
+    source.write_bytes(longer.read_bytes()[: longer.stat().st_size * 2 // 3])  # changed, and cut off
+    done = vs_sr("batch", str(source), "--output-dir", str(out), "--codec", "ffv1")
+    assert done.returncode == 1 and "clip.mkv is incomplete or damaged" in done.stderr
+    assert "; the clip.mkv there is an earlier output of this batch, left as it was" in done.stderr
+    assert (out / "clip.mkv").read_bytes() == earlier
 
 
 def test_an_input_that_changed_is_done_again(ncnn_models, tmp_path):

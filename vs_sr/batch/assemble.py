@@ -40,13 +40,17 @@ def damaged(chunks: Sequence[Chunk], files: Sequence[Path], full: bool) -> list[
     return bad
 
 
-def assemble(job: Job, settings: BatchSettings, chunks: Sequence[Chunk], files: Sequence[Path]) -> None:
+def assemble(job: Job, settings: BatchSettings, chunks: Sequence[Chunk], files: Sequence[Path],
+             replace: bool) -> None:
     """Write `job.output` from the chunk `files` (in frame order); raises DamagedChunks first if
-    any chunk file changed since it was verified."""
+    any chunk file changed since it was verified. `replace`: a file at the output is the batch's
+    own (an earlier output of it); without it, a file that appeared there meanwhile is kept and the
+    video fails."""
     bad = damaged(chunks, files, full=True)
     if bad:
         raise DamagedChunks(bad)
-    with OutputSlot(job.output, overwrite=True) as slot:
+    with OutputSlot(job.output, overwrite=replace, appeared="it is not the batch's to replace: move it away and "
+                    "run the batch again") as slot:
         media = probe(job.input)
         plan = plan_job(job, media, job.output_muxer)
         join_video(files, plan, slot.work)

@@ -45,7 +45,7 @@ from .records import (
     write_record,
 )
 from .settings import BatchSettings
-from .state import STATE_DIR, Chunk, State, StateError, Video, remove_state, state_path
+from .state import DRIVER_LOCK, STATE_DIR, Chunk, State, StateError, Video, remove_state, state_path
 
 STARTUP_ALLOWANCE = 1800.0  # seconds before a chunk's first frame (an ONNX export, a TensorRT build)
 RETRY_DELAY_CAP = 60.0
@@ -446,11 +446,14 @@ class BatchRun:
             if not chunks or any(c.state != "done" for c in chunks):
                 continue
             job = self.plans[video.id].job
+            # The batch replaces a file at the output only when it is its own: one an earlier
+            # assembly of this video wrote (or began to), or one the batch's record vouches for.
+            replace = video.written or (video.output.exists() and output_record(self.directory, video.output) is not None)
 
-            def work(video: Video = video, job: Job = job, chunks: list[Chunk] = chunks) -> None:
+            def work(video: Video = video, job: Job = job, chunks: list[Chunk] = chunks, replace: bool = replace) -> None:
                 # Runs beside the driver's loop; only the driver writes the state (from `done`).
                 try:
-                    assemble(job, self.settings, chunks, [chunk_file(self.directory, c) for c in chunks])
+                    assemble(job, self.settings, chunks, [chunk_file(self.directory, c) for c in chunks], replace)
                     done.append(Assembled(video.id, written=(file_digest(job.output), job.output.stat().st_size)))
                 except DamagedChunks as error:
                     done.append(Assembled(video.id, error.message, [c.key for c in error.chunks]))
@@ -487,6 +490,8 @@ class BatchRun:
             self.log(f"done: {video.input} -> {video.output} ({video.frames} frames)")
 
     def _fail_video(self, video: Video, reason: str) -> None:
+        if output_record(self.directory, video.output) is not None:  # so nobody takes it for this run's result
+            reason += f"; the {video.output.name} there is an earlier output of this batch, left as it was"
         self.state.set_video(video.id, "failed", reason)
         for key in [k for k in self.attempts if k[0] == video.id]:
             self.executor.cancel(key)
@@ -519,7 +524,7 @@ FINAL_BYTES_PER_PIXEL = 0.15
 
 def lock_directory(directory: Path) -> FileLock:
     """One driver per batch directory; a second is refused at once."""
-    lock = FileLock(str(directory / STATE_DIR / "driver.lock"))
+    lock = FileLock(str(directory / STATE_DIR / DRIVER_LOCK))
     (directory / STATE_DIR).mkdir(parents=True, exist_ok=True)
     try:
         lock.acquire(timeout=0)

@@ -24,6 +24,7 @@ from ..atomic import atomic_output
 from ..errors import SRError
 
 STATE_DIR = ".vs-sr-batch"
+DRIVER_LOCK = "driver.lock"  # held (flock) by the one driver working on the directory
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS videos (

@@ -114,6 +114,9 @@ def status(directory: Path, as_json: bool) -> int:
         print(json.dumps(data, indent=2))
         return 0
     print(f"{data['frames_done']}/{data['frames_total']} frames verified")
+    unfinished = [v for v in data["videos"] if v["state"] not in ("done", "failed")]
+    if unfinished and not data["running"]:
+        print(f"no vs-sr batch is running on {directory}: the same vs-sr batch command continues it")
     for video in data["videos"]:
         chunks = video["chunks"]
         done = sum(c["state"] == "done" for c in chunks)

@@ -39,9 +39,11 @@ class OutputSlot:
     a folder beside the output), then `slot.commit()`; leaving the block removes the work folder,
     and with it everything not committed."""
 
-    def __init__(self, output: Path, overwrite: bool) -> None:
+    def __init__(self, output: Path, overwrite: bool, appeared: str = "pass --overwrite (-y) to replace it") -> None:
         self.output = output.absolute()
         self.overwrite = overwrite
+        self.appeared = appeared
+        """What to do about a file that appeared at the output while this run worked (not overwriting)."""
         # The real path: two spellings of one output (a symlinked folder, `sub/../`) share one lock.
         key = self.output.parent.resolve() / self.output.name
         digest = hashlib.sha256(os.fsencode(key)).hexdigest()[:24]
@@ -79,7 +81,7 @@ class OutputSlot:
     def commit(self) -> None:
         """Rename the finished target onto the output."""
         if self.output.exists() and not self.overwrite:  # appeared meanwhile, from outside vs-sr
-            raise SRError(f"{self.output} appeared while this run worked; pass --overwrite (-y) to replace it.")
+            raise SRError(f"{self.output} appeared while this run worked; {self.appeared}.")
         self.target.chmod(0o666 & ~UMASK)
         os.replace(self.target, self.output)
 
