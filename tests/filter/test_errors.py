@@ -201,6 +201,11 @@ def test_interlaced_frames_are_refused_with_advice(ncnn_models):
     (vs.YUV420P8, {"_FieldBased": "tff"}, "frame prop _FieldBased is 'tff'; VapourSynth's _FieldBased is an integer"),
     (vs.RGBS, {"_FieldBased": 7}, "frame 0 has _FieldBased=7; VapourSynth's _FieldBased is 0 (progressive), "
      "1 (bottom field first) or 2 (top field first): fix it with clip.std.SetFieldBased(...)."),
+    # values the conversion to RGB would refuse in resize's own words are refused in ours first
+    (vs.YUV420P8, {"_FieldBased": 7}, "frame 0 has _FieldBased=7; VapourSynth's _FieldBased is 0 (progressive)"),
+    (vs.YUV420P8, {"_Matrix": 0}, "frame 0 is YUV420P8 but its _Matrix is 0 (RGB); set the matrix it was made with, "
+     "e.g. clip.std.SetFrameProps(_Matrix=1) for BT.709"),
+    (vs.GRAY8, {"_Matrix": 0}, "frame 0 is Gray8 but its _Matrix is 0 (RGB)"),
 ])
 def test_a_bad_frame_prop_is_named_in_one_line(ncnn_models, fmt, props, message):
     clip = small(fmt).std.SetFrameProps(**props)

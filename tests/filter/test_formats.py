@@ -47,6 +47,9 @@ def test_format_round_trip(ncnn_models, fmt):
     frame = out.get_frame(1)
     assert frame.format.id == fmt
     assert frame.props["MyProp"] == 42 and frame.props["_Transfer"] == 1 and frame.props["_Primaries"] == 1
+    # the range stays the source's, float formats included (their pixels do not depend on it, but a
+    # later conversion to integers reads it)
+    assert frame.props.get("_Range") == clip.get_frame(1).props.get("_Range")
     # precision="auto": what the backend picks for this model on this CPU (int8 where it has VNNI/AMX)
     auto = get_backend("openvino").auto_precision(resolve(MODEL, 4), 0)
     assert frame.props["SRModel"] == f"{MODEL} x4" and frame.props["SRPrecision"] == auto

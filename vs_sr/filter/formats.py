@@ -93,6 +93,33 @@ def int_prop(props: Mapping[str, object], name: str, default: int) -> int:
     return value
 
 
+FIELD_ORDERS = {1: ("bottom field first", 0), 2: ("top field first", 1)}
+
+
+def check_progressive(n: int, f: vs.VideoFrame) -> None:
+    """Interlaced frames hold two fields: a network would upscale their combing as detail."""
+    field_based = int_prop(f.props, "_FieldBased", 0)
+    if field_based not in (0, *FIELD_ORDERS):
+        raise SRError(f"frame {n} has _FieldBased={field_based}; VapourSynth's _FieldBased is 0 (progressive), "
+                      "1 (bottom field first) or 2 (top field first): fix it with clip.std.SetFieldBased(...).")
+    if field_based in FIELD_ORDERS:
+        order, field = FIELD_ORDERS[field_based]
+        raise SRError(f"frame {n} is interlaced (_FieldBased={field_based}, {order}); upscaling it as one picture "
+                      f"turns combing into artefacts. Deinterlace first, e.g. clip = core.bwdif.Bwdif(clip, "
+                      f"field={field}) (pip install vapoursynth-bwdif), or, if the frames are really progressive, "
+                      "mark them: clip = core.std.SetFieldBased(clip, 0).")
+
+
+def check_source_frame(n: int, f: vs.VideoFrame) -> None:
+    """A source frame's props that the conversion to RGB would refuse in resize's own words
+    ("bad _FieldBased value", "error 1026"), refused in ours first, with the fix."""
+    check_progressive(n, f)
+    if f.format.color_family != vs.RGB and int_prop(f.props, "_Matrix", MATRIX_UNSPECIFIED) == RGB_MATRIX:
+        raise SRError(f"frame {n} is {f.format.name} but its _Matrix is 0 (RGB); set the matrix it was made with, "
+                      "e.g. clip.std.SetFrameProps(_Matrix=1) for BT.709, or remove it with "
+                      "clip.std.RemoveFrameProps('_Matrix') (then BT.601/709 by frame size).")
+
+
 def read_range(props: Mapping[str, object], fmt: vs.VideoFormat) -> str:
     """'limited' or 'full' from _Range (R81+: 0 limited, 1 full) or legacy _ColorRange (0 full, 1 limited)."""
     if "_Range" in props:
@@ -150,6 +177,7 @@ def from_rgbs(upscaled: vs.VideoNode, source: vs.VideoNode, width: int, height: 
 
     @frame_errors
     def convert(n: int, f: vs.VideoFrame) -> vs.VideoNode:
+        check_source_frame(n, f)  # before its conversion to RGB is asked for
         key = (*_output_key(f.props, fmt, fallback_matrix), corrected_sar(f.props, source.width, source.height, width, height))
         with lock:
             if key not in converters:
@@ -161,7 +189,7 @@ def from_rgbs(upscaled: vs.VideoNode, source: vs.VideoNode, width: int, height: 
 
 def _output_key(props: Mapping[str, object], fmt: vs.VideoFormat, fallback_matrix: int) -> OutputKey:
     """(matrix, range, chroma location) of a source frame, the parts the output conversion needs."""
-    range_ = read_range(props, fmt) if fmt.sample_type == vs.INTEGER else "full"
+    range_ = read_range(props, fmt)  # float pixels do not depend on it, but its prop guides later conversions
     if fmt.color_family == vs.RGB:
         return (None, range_, None)
     matrix = int_prop(props, "_Matrix", MATRIX_UNSPECIFIED)

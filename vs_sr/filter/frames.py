@@ -14,8 +14,8 @@ import numpy as np
 import vapoursynth as vs
 
 from ..backends import OutOfMemory
-from ..errors import SRError, frame_errors
-from .formats import int_prop
+from ..errors import frame_errors
+from .formats import check_progressive
 from .memory import Tiles
 from .sessions import SessionPool
 from .tiling import TilePlan
@@ -45,23 +45,6 @@ class FrameUpscaler:
                 plan, batch = self.tiles.after_out_of_memory(plan, error)
         out.props.update(f.props)
         return out
-
-
-FIELD_ORDERS = {1: ("bottom field first", 0), 2: ("top field first", 1)}
-
-
-def check_progressive(n: int, f: vs.VideoFrame) -> None:
-    """Interlaced frames hold two fields: a network would upscale their combing as detail."""
-    field_based = int_prop(f.props, "_FieldBased", 0)
-    if field_based not in (0, *FIELD_ORDERS):
-        raise SRError(f"frame {n} has _FieldBased={field_based}; VapourSynth's _FieldBased is 0 (progressive), "
-                      "1 (bottom field first) or 2 (top field first): fix it with clip.std.SetFieldBased(...).")
-    if field_based in FIELD_ORDERS:
-        order, field = FIELD_ORDERS[field_based]
-        raise SRError(f"frame {n} is interlaced (_FieldBased={field_based}, {order}); upscaling it as one picture "
-                      f"turns combing into artefacts. Deinterlace first, e.g. clip = core.bwdif.Bwdif(clip, "
-                      f"field={field}) (pip install vapoursynth-bwdif), or, if the frames are really progressive, "
-                      "mark them: clip = core.std.SetFieldBased(clip, 0).")
 
 
 def upscale_planes(planes: Sequence[np.ndarray], dest: Sequence[np.ndarray], pool: SessionPool, plan: TilePlan,
