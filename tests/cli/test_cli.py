@@ -100,6 +100,7 @@ def test_version_and_help_for_every_option():
     (["upscale", "in.mkv", "out.mkv", "--tile", "0x64"], "--tile: sizes must be positive, not '0x64'"),
     (["engines", "build", "--model", "m", "--tile", "big"], "--tile: must be a whole number, not 'big'"),
     (["studio", "--port", "99999"], "--port: a port is 0-65535 (0 picks a free one), not 99999"),
+    (["triton", "serve", "--repo", "r", "--grpc-port", "70000"], "--grpc-port: a port is 1-65535 (leave it out for a free one)"),
 ])
 def test_bad_numbers_are_refused_before_any_work(args, message):
     done = vs_sr(*args, timeout=60)

@@ -35,6 +35,14 @@ def port(text: str) -> int:
     return value
 
 
+def fixed_port(text: str) -> int:
+    """A TCP port named outright: 1 to 65535."""
+    value = integer(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1-65535 (leave it out for a free one), not {value}")
+    return value
+
+
 def integer(text: str) -> int:
     try:
         return int(text)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..backends import BACKEND_MODULES
 from ..serving.model_repository import KINDS, PLATFORMS, WIRE_PRECISIONS, ExportOptions
-from .common import TILE_METAVAR, add_noise_option, default, non_negative, pair, positive, tile
+from .common import TILE_METAVAR, add_noise_option, default, fixed_port, non_negative, pair, positive, tile
 
 if TYPE_CHECKING:
     from ..serving.triton_server import TritonServer
@@ -75,8 +75,8 @@ def add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         description="Start tritonserver (from the nvidia-pytriton wheel) on DIR, print its URLs when every "
         "model is ready, and run until Ctrl-C or SIGTERM; stopping leaves no process or shared memory behind.")
     serve.add_argument("--repo", type=Path, required=True, metavar="DIR", help="the model repository")
-    serve.add_argument("--http-port", type=positive, metavar="N", help="HTTP port (default: a free one)")
-    serve.add_argument("--grpc-port", type=positive, metavar="N", help="gRPC port (default: a free one)")
+    serve.add_argument("--http-port", type=fixed_port, metavar="N", help="HTTP port (default: a free one)")
+    serve.add_argument("--grpc-port", type=fixed_port, metavar="N", help="gRPC port (default: a free one)")
     serve.add_argument("--address", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1; 0.0.0.0 serves other machines)")
     serve.add_argument("--log", type=Path, metavar="FILE", help="append the server's log to FILE (default: kept "
