@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from ..atomic import atomic_output
 from ..errors import SRError
 from ..paths import cache_dir
 from .codecs import CODECS, EXTENSIONS, VAAPI_DEVICE_ENV, Codec
+from .processes import plain_line
 from .tools import find_tool
 
 PROBE_SIZE = "320x240"  # above every encoder's minimum (DNxHR: 256x120)
@@ -171,7 +171,7 @@ def _reason(stderr: str) -> str:
     """The encoder's own words: the first line that is not one of ffmpeg's generic ones, without
     its `[h264_nvenc @ 0x...]` prefix."""
     for line in stderr.splitlines():
-        line = re.sub(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*", "", line.strip())
+        line = plain_line(line)
         if line and not line.startswith(GENERIC):
             return line.rstrip(".")
     return ""

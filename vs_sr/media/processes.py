@@ -182,11 +182,15 @@ class EncodePipe:
         return " / ".join(problems[-3:])
 
 
+def plain_line(line: str) -> str:
+    """An ffmpeg log line without its `[h264_nvenc @ 0x...]` prefix, stripped."""
+    return re.sub(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*", "", line.strip())
+
+
 def _summary(lines: list[str]) -> str:
     """A tool's error lines in one: the first (ffmpeg names the cause there, e.g. "No such filter",
     then reports its consequences) and the last two, without `[component @ 0x...]` prefixes."""
-    plain = list(dict.fromkeys(re.sub(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*", "", line.strip()) for line in lines))
-    plain = [line for line in plain if line]
+    plain = [line for line in dict.fromkeys(plain_line(line) for line in lines) if line]
     return " / ".join(plain if len(plain) <= 3 else [plain[0], *plain[-2:]])
 
 
