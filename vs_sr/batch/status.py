@@ -23,7 +23,7 @@ def batch_status(directory: Path) -> dict[str, Any]:
         videos = []
         for video in state.videos():
             chunks = state.chunks(video.id)
-            encoding = [c for c in chunks if c.state == "running" and running]
+            encoding = {c.idx: c.progress for c in chunks if c.state == "running" and running}
             videos.append({
                 "input": str(video.input),
                 "output": str(video.output),
@@ -31,12 +31,12 @@ def batch_status(directory: Path) -> dict[str, Any]:
                 "frames_total": video.frames or 0,
                 "frames_done": (video.frames or 0) if video.state == "done" else sum(c.frames for c in chunks
                                                                                       if c.state == "done"),
-                "frames_encoding": sum(c.progress for c in encoding),
+                "frames_encoding": sum(encoding.values()),
                 "error": video.error,
                 "salvaged": video.salvaged,
                 "chunks": [{"first": c.first, "last": c.last, "state": _shown(c.state, running),
                             "attempts": c.attempts, "node": c.node,
-                            "frames_encoding": c.progress if c in encoding else 0}
+                            "frames_encoding": encoding.get(c.idx, 0)}
                            for c in chunks],
             })
     finally:
