@@ -120,8 +120,7 @@ def deploy(runtime: Backend, network: Network, width: int, height: int, args: Ar
     tile then) gets smaller tiles before any frame is made, so every frame uses the same tiles.
     """
     devices = args.devices
-    _check_devices(runtime, devices)
-    chosen = _choose_precision(runtime, network, args.precision, devices[0])
+    chosen = _checked_precision(runtime, network, args)
     free = runtime.free_memory(devices[0])
     budget = None if free is None else memory_budget(free // args.num_streams, network.traits, chosen)
     plan = plan_tiles(width, height, network.scale, network.traits, args.tile, args.overlap, network.fixed_shape,
@@ -147,9 +146,13 @@ def deploy(runtime: Backend, network: Network, width: int, height: int, args: Ar
 def check_runtime(network: Network, args: Arguments) -> None:
     """What `Upscale` would refuse about the runtime, the devices and the precision, asked without
     loading the network: `vs-sr upscale` asks before its pipeline starts."""
-    runtime = choose_backend(args.backend, network, args.server)
+    _checked_precision(choose_backend(args.backend, network, args.server), network, args)
+
+
+def _checked_precision(runtime: Backend, network: Network, args: Arguments) -> Precision:
+    """The precision `network` runs at on `runtime`, once the devices asked for are checked."""
     _check_devices(runtime, args.devices)
-    _choose_precision(runtime, network, args.precision, args.devices[0])
+    return _choose_precision(runtime, network, args.precision, args.devices[0])
 
 
 def _check_tile_safety(network: Network, plan: TilePlan) -> None:
