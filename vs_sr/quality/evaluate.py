@@ -98,9 +98,8 @@ def model_scale(model: str, ratio: float, scale: int | None) -> int:
     of its trained scales that reaches the ratio (its largest when none does: 854x480 from 256x144
     is x4 for a model that has only x4), and for a weight file the ratio rounded."""
     from ..models.registry import REGISTRY
-    from ..models.resolve import named_scales
 
-    have = sorted(named_scales(model)) if model in REGISTRY else None
+    have = sorted(REGISTRY[model]) if model in REGISTRY else None
     if scale is not None:
         if have is not None and scale not in have:
             listed = ", ".join(f"x{s}" for s in have)
