@@ -206,6 +206,18 @@ def test_each_model_runs_at_its_own_scale_that_reaches_the_reference(ncnn_models
     assert "model 'realesr-animevideov3' has no trained x3 network (it has x4); pass --scale 4, or leave" in done.stderr
 
 
+def test_a_source_without_a_matrix_is_read_in_the_references_colours(ncnn_models, tmp_path):
+    """An untagged 1056x600 reference is BT.709 by its size, its untagged 528x300 copy BT.601 by
+    its own: the model must read and write the copy as the reference's, as the baselines (resized
+    in YUV) do, or its PSNR drops by the matrices' difference, not by what it does (on this smooth
+    photograph at x2 the model scores within a dB of bicubic; read in other colours, 13 dB below)."""
+    high, low = make_pair(tmp_path, "retina", (1056, 600), (528, 300), frames=1, crf=18)
+    done = vs_sr("eval", str(high), "--source", str(low), "--model", "faithful", "--precision", "fp32", "--json")
+    assert done.returncode == 0, done.stderr
+    psnr = {m["method"]: m["psnr"] for m in json.loads(done.stdout)["methods"]}
+    assert abs(psnr["faithful"] - psnr["bicubic"]) < 2, psnr
+
+
 @pytest.mark.parametrize(("every", "frames", "pairs"), [(3, 3, 2), (20, 1, 0)])
 def test_eval_every_nth_frame_scores_the_pair_ending_there(pair, every, frames, pairs):
     """--every N: PSNR of frames 0, N, 2N.., the warping error of the pairs (N-1, N), (2N-1, 2N)..;
