@@ -57,7 +57,7 @@ Measured (PSNR-Y, vs_sr.quality.metrics, on the held-out validation frames; mixe
   x2  bicubic 42.90 / 43.84 / 45.47, stage 1 44.55 / 45.44 / 47.06, stage 2 44.42 / 45.64 / 48.28
 Starting from scratch measured far worse at this budget. Times: stage 1 on a 2-core Intel Xeon
 (AMX, bf16): the data ~40 min for both scales, ~1.5 h per scale (both scales at once, one thread
-each); stage 2 on a 2-core AMD Zen 5 (avx512_bf16): the data ~8 min per scale, 36 min per scale
+each); stage 2 on a 2-core AMD Zen 5 (avx512_bf16): the data ~5 min per scale, 36 min of training per scale
 (both at once, one thread each). The shipped stage 2 started from the stage-1 weights vs_sr
 shipped before it (commit 671ff83), which stage 1 made on the Xeon; bf16 arithmetic differs
 between CPUs, so stage 1 run elsewhere gives close, not identical, weights.
