@@ -125,7 +125,6 @@ def candidates(reference: vs.VideoNode, result: vs.VideoNode | None, source: vs.
     if result is not None:
         clips["result"] = result
     if source is not None:
-        source = in_colours_of(reference, source)
         for name in baselines:
             if name not in BASELINES:
                 raise SRError(f"unknown baseline '{name}'; use {', '.join(BASELINES)}.")
@@ -270,6 +269,8 @@ def evaluate_videos(reference: Path | None, result: Path | None = None, source: 
     reference_clip = open_video(reference) if reference else None
     result_clip = open_video(result) if result else None
     source_clip = open_video(source) if source else None
+    if reference_clip and source_clip:
+        source_clip = in_colours_of(reference_clip, source_clip)
     sized = reference_clip or result_clip
     sizes_scale = source_scale(source_clip, sized) if source_clip and sized else scale or 4
     crop = crop if crop is not None else sizes_scale
