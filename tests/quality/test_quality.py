@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import vapoursynth as vs
 from conftest import ffmpeg, photo, vs_sr
 from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from vs_sr.quality import metrics
+from vs_sr.quality.evaluate import in_colours_of
 from vs_sr.quality.samples import make_pair
 
 
@@ -216,6 +218,16 @@ def test_a_source_without_a_matrix_is_read_in_the_references_colours(ncnn_models
     assert done.returncode == 0, done.stderr
     psnr = {m["method"]: m["psnr"] for m in json.loads(done.stdout)["methods"]}
     assert abs(psnr["faithful"] - psnr["bicubic"]) < 2, psnr
+
+
+def test_only_frames_that_name_no_matrix_take_the_references():
+    blank = vs.core.std.BlankClip
+    reference = blank(width=1280, height=720, format=vs.YUV420P8, length=1)  # BT.709 by its size
+    source = blank(width=640, height=360, format=vs.YUV420P8, length=2)
+    source = source[0] + source[1].std.SetFrameProps(_Matrix=5)
+    assert [f.props.get("_Matrix") for f in in_colours_of(reference, source).frames()] == [1, 5]
+    gray = blank(width=640, height=360, format=vs.GRAY8, length=1)
+    assert in_colours_of(reference, gray) is gray  # no matrix to read
 
 
 @pytest.mark.parametrize(("every", "frames", "pairs"), [(3, 3, 2), (20, 1, 0)])

@@ -17,7 +17,7 @@ import numpy as np
 import vapoursynth as vs
 
 from ..atomic import atomic_output
-from ..errors import SRError
+from ..errors import SRError, frame_errors
 from ..filter.formats import MATRIX_UNSPECIFIED, RGB_MATRIX, default_matrix, int_prop, to_rgbs
 from ..media.tools import open_video
 from ..progress import Progress
@@ -146,22 +146,31 @@ def candidates(reference: vs.VideoNode, result: vs.VideoNode | None, source: vs.
 
 
 def matrix_of(clip: vs.VideoNode) -> int:
-    """The YUV matrix a clip is read with: its first frame's _Matrix, else the default for its size."""
+    """The YUV matrix of a YUV clip's first frame: its _Matrix where that names one, else the
+    default for its size (what the conversion to RGB uses)."""
     matrix = int_prop(clip.get_frame(0).props, "_Matrix", MATRIX_UNSPECIFIED)
     return default_matrix(clip.width, clip.height) if matrix in (MATRIX_UNSPECIFIED, RGB_MATRIX) else matrix
 
 
 def in_colours_of(reference: vs.VideoNode, source: vs.VideoNode) -> vs.VideoNode:
-    """`source` tagged with the reference's matrix where it does not name its own. The source is the
+    """`source` with the reference's matrix on every frame that names none. The source is the
     reference made smaller, so its colours are the reference's; the default for its own size would
     read an untagged 1280x720 BT.709 reference's 640x360 copy as BT.601, and a model's output
     (tagged with the matrix it was read in) would then be compared in other colours than the
     reference (in one measured case 3.5 dB lower), while the baselines, resized in YUV, would not."""
-    families = (reference.format.color_family, source.format.color_family)
-    own = int_prop(source.get_frame(0).props, "_Matrix", MATRIX_UNSPECIFIED)
-    if vs.RGB in families or vs.GRAY in families or own != MATRIX_UNSPECIFIED:
+    if vs.YUV != reference.format.color_family or vs.YUV != source.format.color_family:
         return source
-    return source.std.SetFrameProps(_Matrix=matrix_of(reference))
+    matrix = matrix_of(reference)
+
+    @frame_errors
+    def tag(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        if int_prop(f.props, "_Matrix", MATRIX_UNSPECIFIED) != MATRIX_UNSPECIFIED:
+            return f
+        tagged = f.copy()
+        tagged.props["_Matrix"] = matrix
+        return tagged
+
+    return source.std.ModifyFrame(source, tag)
 
 
 def _method_name(model: str) -> str:
