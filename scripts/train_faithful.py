@@ -57,12 +57,11 @@ Recipe (`recipe()`):
 
 Measured (PSNR-Y, vs_sr.quality.metrics, on the held-out validation frames; mixed / upload / clean):
   x4  bicubic 36.80 / 37.39 / 40.42, stage 1 38.18 / 39.58 / 41.77, stage 2 38.20 / 39.53 / 42.27
-  x2  bicubic 42.90 / 43.84 / 45.47, stage 1 44.55 / 45.44 / 47.06, stage 2 44.42 / 45.64 / 48.28
+  x2  bicubic 42.90 / 43.84 / 45.47, stage 1 44.55 / 45.44 / 47.06, stage 2 44.32 / 45.64 / 48.29
 Starting from scratch measured far worse at this budget. Times: stage 1 on a 2-core Intel Xeon
 (AMX, bf16): the data ~40 min for both scales, ~1.5 h per scale (both scales at once, one thread
 each); stage 2 on a 2-core AMD Zen 5 (avx512_bf16): all the data, the clean clips included, ~5 min
-per scale (the clean ones 1-1.5 min), 36 min of training per scale (both at once, one thread
-each). The shipped stage 2 started from the stage-1 weights vs_sr shipped before it (commit
+per scale (the clean ones 1-1.5 min), 34-36 min of training per scale. The shipped stage 2 started from the stage-1 weights vs_sr shipped before it (commit
 671ff83: the ncnn files, equal to stage 1's .pth to 4e-6; `--init faithful` at that commit),
 which stage 1 made on the Xeon. So `scale` reproduces the shipped weights closely, not bit for
 bit: its stage 2 starts from the .pth, and bf16 arithmetic differs between CPUs.
