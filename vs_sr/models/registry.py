@@ -169,8 +169,9 @@ def _waifu2x() -> list[ModelSpec]:
 
 def _faithful() -> list[ModelSpec]:
     """vs_sr's own fidelity models: realesr-animevideov3's architecture fine-tuned with an L1 loss
-    on upload-like degradations and clean downscales (scripts/train_faithful.py made them). Their fp32 weights ship in
-    vs_sr itself as ncnn files, so they run on OpenVINO/ONNX Runtime without PyTorch."""
+    on upload-like degradations and clean downscales (scripts/train_faithful.py made them). Their
+    fp32 weights ship in vs_sr itself as ncnn files, so they run on OpenVINO/ONNX Runtime without
+    PyTorch."""
     return [ModelSpec("faithful", scale, "compact", compact_config(16, scale), None,
                       {None: NcnnFiles("vs_sr", f"models/shipped/faithful-x{scale}")},
                       description="vs_sr faithful: PSNR-oriented Compact for real footage and archives (fast)",
