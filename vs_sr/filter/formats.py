@@ -54,6 +54,13 @@ def default_matrix(width: int, height: int) -> int:
     return int(vs.MATRIX_BT470_BG if height == 576 else vs.MATRIX_ST170_M)
 
 
+def yuv_matrix(props: Mapping[str, object], fallback: int) -> int:
+    """The matrix a YUV frame is converted with: its _Matrix where that names a YUV matrix, else
+    `fallback` (the default for the clip's size)."""
+    matrix = int_prop(props, "_Matrix", MATRIX_UNSPECIFIED)
+    return fallback if matrix in (MATRIX_UNSPECIFIED, RGB_MATRIX) else matrix
+
+
 def default_range(fmt: vs.VideoFormat) -> str:
     """Integer YUV/GRAY is limited range unless the frame says otherwise; RGB and float are full."""
     return "limited" if fmt.sample_type == vs.INTEGER and fmt.color_family != vs.RGB else "full"
@@ -192,9 +199,7 @@ def _output_key(props: Mapping[str, object], fmt: vs.VideoFormat, fallback_matri
     range_ = read_range(props, fmt)  # float pixels do not depend on it, but its prop guides later conversions
     if fmt.color_family == vs.RGB:
         return (None, range_, None)
-    matrix = int_prop(props, "_Matrix", MATRIX_UNSPECIFIED)
-    if matrix in (MATRIX_UNSPECIFIED, RGB_MATRIX):
-        matrix = fallback_matrix
+    matrix = yuv_matrix(props, fallback_matrix)
     subsampled = fmt.subsampling_w or fmt.subsampling_h
     chromaloc = int_prop(props, "_ChromaLocation", 0) if subsampled else None
     return (matrix, range_, chromaloc)

@@ -18,7 +18,7 @@ import vapoursynth as vs
 
 from ..atomic import atomic_output
 from ..errors import SRError, frame_errors
-from ..filter.formats import MATRIX_UNSPECIFIED, RGB_MATRIX, default_matrix, int_prop, to_rgbs
+from ..filter.formats import MATRIX_UNSPECIFIED, default_matrix, int_prop, to_rgbs, yuv_matrix
 from ..media.tools import open_video
 from ..progress import Progress
 from . import metrics
@@ -145,22 +145,15 @@ def candidates(reference: vs.VideoNode, result: vs.VideoNode | None, source: vs.
     return clips
 
 
-def matrix_of(clip: vs.VideoNode) -> int:
-    """The YUV matrix of a YUV clip's first frame: its _Matrix where that names one, else the
-    default for its size (what the conversion to RGB uses)."""
-    matrix = int_prop(clip.get_frame(0).props, "_Matrix", MATRIX_UNSPECIFIED)
-    return default_matrix(clip.width, clip.height) if matrix in (MATRIX_UNSPECIFIED, RGB_MATRIX) else matrix
-
-
 def in_colours_of(reference: vs.VideoNode, source: vs.VideoNode) -> vs.VideoNode:
     """`source` with the reference's matrix on every frame that names none. The source is the
     reference made smaller, so its colours are the reference's; the default for its own size would
     read an untagged 1280x720 BT.709 reference's 640x360 copy as BT.601, and a model's output
     (tagged with the matrix it was read in) would then be compared in other colours than the
     reference (in one measured case 3.5 dB lower), while the baselines, resized in YUV, would not."""
-    if vs.YUV != reference.format.color_family or vs.YUV != source.format.color_family:
+    if reference.format.color_family != vs.YUV or source.format.color_family != vs.YUV:
         return source
-    matrix = matrix_of(reference)
+    matrix = yuv_matrix(reference.get_frame(0).props, default_matrix(reference.width, reference.height))
 
     @frame_errors
     def tag(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
