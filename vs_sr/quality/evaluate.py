@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import vapoursynth as vs
 
 from ..atomic import atomic_output
@@ -176,6 +177,16 @@ def _rgb(frame: vs.VideoFrame) -> np.ndarray:
     return np.stack([np.asarray(frame[p]) for p in range(3)])
 
 
+def _y(frame: vs.VideoFrame) -> npt.NDArray[np.float32]:
+    """The Y (0-255) of a planar RGB frame, as the warping error reads it."""
+    return metrics.luma(_rgb(frame)).astype(np.float32)
+
+
+def luma_frames(clip: vs.VideoNode, every: int = 1) -> list[npt.NDArray[np.float32]]:
+    """The Y of every `every`-th frame of a clip, as the scores see it (for studies beside them)."""
+    return [_y(frame) for frame in to_rgbs(clip)[::every].frames()]
+
+
 Frame = tuple[np.ndarray, np.ndarray, np.ndarray | None]  # (RGB, Y, the previous frame's Y or None)
 
 
@@ -190,7 +201,7 @@ def _frames(clip: vs.VideoNode, every: int) -> Iterator[Frame]:
         rgb = _rgb(frame)
         y = metrics.luma(rgb).astype(np.float32)
         if every > 1:
-            previous = metrics.luma(_rgb(next(before))).astype(np.float32) if n and before is not None else None
+            previous = _y(next(before)) if n and before is not None else None
         yield rgb, y, previous
         previous = y
 
