@@ -50,20 +50,21 @@ Recipe (`recipe()`):
           the CPU with fp32 master weights; checkpoints every 100 iterations (atomic; a resumed run
           gives the same bits).
           Stage 2 (run x{s}-stage2, the shipped weights): from stage 1's EMA weights, 4000
-          iterations at 1e-4 (50 warm-up), 30% of the patches from the clean clips and, at x2, 30%
-          from the plain ones. Without the clean clips the model had only ever seen losses to undo,
+          iterations at 1e-4 (50 warm-up), 30% of the patches from the clean clips and 30% from
+          the plain ones. Without the clean clips the model had only ever seen losses to undo,
           and a clean x2 downscale came out softer than lanczos; without the blur and noise of the
-          mix on part of the patches, x2 measured better on all the held-out footage (x4's stage 2
-          ran before the plain clips existed and has none). (An earlier second stage with an
-          upload-like mix instead measured no better on the mixed validation.)
+          mix on part of the patches, both scales measured better on all the held-out footage.
+          (An earlier second stage with an upload-like mix instead measured no better on the
+          mixed validation; at x4, 50% plain and 25% clean measured the same as 30/30.)
 
 Measured (PSNR-Y, vs_sr.quality.metrics, on the held-out validation frames; mixed / upload / clean):
-  x4  bicubic 36.80 / 37.39 / 40.42, stage 1 38.18 / 39.58 / 41.77, stage 2 38.20 / 39.53 / 42.27
+  x4  bicubic 36.80 / 37.39 / 40.42, stage 1 38.18 / 39.58 / 41.77, stage 2 38.23 / 39.61 / 42.38
   x2  bicubic 42.90 / 43.84 / 45.47, stage 1 44.55 / 45.44 / 47.06, stage 2 44.32 / 45.64 / 48.29
 Starting from scratch measured far worse at this budget. Times: stage 1 on a 2-core Intel Xeon
 (AMX, bf16): the data ~40 min for both scales, ~1.5 h per scale (both scales at once, one thread
 each); stage 2 on a 2-core AMD Zen 5 (avx512_bf16): all the data, the clean clips included, ~5 min
-per scale (the clean ones 1-1.5 min), 34-36 min of training per scale. The shipped stage 2
+per scale (the clean ones 1-1.5 min), 34-36 min of training per scale on 2 threads alone (51 min
+with 1 thread beside other jobs, as x4's ran). The shipped stage 2
 started from the stage-1 weights vs_sr shipped before it (commit 671ff83: the ncnn files, equal
 to stage 1's .pth to 4e-6; `--init faithful` at that commit), which stage 1 made on the Xeon.
 So `scale` reproduces the shipped weights closely, not bit for bit: its stage 2 starts from the
@@ -792,11 +793,10 @@ def recipe(scale: int) -> list[TrainConfig]:
     """The runs that made the shipped weights, in order: from realesr-animevideov3 on the mixed
     clips (the defaults above), then from that run at half the learning rate with a share of the
     patches from the clean clips (without them a clean downscale came out softer than lanczos)
-    and, at x2, from the plain ones (x264 without the mix's blur and noise: better on every
-    held-out clip; x4's stage 2 was made before the plain clips existed)."""
+    and from the plain ones (x264 without the mix's blur and noise: better on every held-out clip)."""
     first = TrainConfig(scale=scale, init="animevideov3", name=f"x{scale}")
     return [first, TrainConfig(scale=scale, init=first.name, name=f"x{scale}-stage2", iterations=4000, lr=1e-4,
-                               warmup=50, val_every=500, clean=0.3, plain=0.3 if scale == 2 else 0.0)]
+                               warmup=50, val_every=500, clean=0.3, plain=0.3)]
 
 
 # ----------------------------------------------------------------------------------------------
