@@ -15,9 +15,9 @@ The clips (40 frames each; every low-res source is x264 CRF 28, preset medium, 4
   that the camera pans across at 1.5 px a frame, drawn at 4x and area-downscaled to 640x360.
 References are stored losslessly (FFV1); the sources are the references bicubic-downscaled.
 
-The control: bicubic + a * (bicubic - Gaussian_sigma(bicubic)) on Y, sigma = scale / 2, with `a`
-chosen so that its fine detail (mean |Y - Gaussian_sigma(Y)| over every 8th frame) equals the
-model's. It is a per-frame linear filter: whatever warping error it adds over the guide comes from
+The control: bicubic + a * (bicubic - Gaussian_sigma(bicubic)) on Y, rounded to 8-bit levels,
+sigma = scale / 2, with `a` chosen so that its fine detail (mean |Y - Gaussian_sigma(Y)| inside the
+border crop, over every 8th frame) equals the model's. It is a per-frame linear filter: whatever warping error it adds over the guide comes from
 sharpness alone (the metric charges detail: a sharper picture magnifies every misregistration of
 the flow and the source's own frame-to-frame change). A model whose added value is well above its
 control's shimmers beyond its sharpness.
@@ -319,7 +319,7 @@ def main() -> int:
     parser.add_argument("--clips", default=",".join(CLIPS), help=f"comma-separated, of {', '.join(CLIPS)}")
     parser.add_argument("--models", default=None, help="comma-separated (default: every named model with offline "
                         "weights at each scale; a model without a network at a scale is left out there)")
-    parser.add_argument("--scales", default="4,2")
+    parser.add_argument("--scales", default=",".join(map(str, SCALES)))
     parser.add_argument("--frames", type=int, default=FRAMES, help=f"frames per clip (default {FRAMES}, the table's)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here, as they come "
                         "(default WORKDIR/rows.json)")
