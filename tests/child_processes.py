@@ -33,6 +33,12 @@ _fixture_owners: dict[int, str] = {}
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ[RUN_MARK] = f"{os.getpid()}-{secrets.token_hex(4)}"
+    # A suite started in the background of a script (`cmd &` in sh, as some CI runners do) gets
+    # SIGINT ignored, and an ignored signal stays ignored across exec: every vs-sr the tests start
+    # would then shrug off the Ctrl-C they test, and run on to exit 0. A handler, unlike SIG_IGN,
+    # is reset to the default on exec, so the children start as from a terminal.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,11 @@ def test_a_signal_during_start_up_exits_130_without_a_traceback(tmp_path, signum
     assert job.returncode == 130, errors
     assert errors == ["vs-sr: interrupted; nothing was written"]
     wait_until(lambda: not processes(str(shims)), 30, "the stopped ffprobe to be gone")
+
+
+def test_the_commands_tests_start_take_ctrl_c_however_the_suite_was_started():
+    """A suite started with `cmd &` from a script inherits SIGINT ignored, which would pass on to
+    every vs-sr it starts and make the Ctrl-C tests above fail; child_processes undoes that."""
+    done = subprocess.run([sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT))"],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert done.stdout.strip() == str(signal.default_int_handler)
