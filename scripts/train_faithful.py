@@ -64,9 +64,9 @@ Starting from scratch measured far worse at this budget. Times: stage 1 on a 2-c
 (AMX, bf16): the data ~40 min for both scales, ~1.5 h per scale (both scales at once, one thread
 each); stage 2 on a 2-core AMD Zen 5 (avx512_bf16): all the data, the clean clips included, ~5 min
 per scale (the clean ones 1-1.5 min), 34-36 min of training per scale on 2 threads alone (51 min
-with 1 thread beside other jobs, as x4's ran). The shipped stage 2
-started from the stage-1 weights vs_sr shipped before it (commit 671ff83: the ncnn files, equal
-to stage 1's .pth to 4e-6; `--init faithful` at that commit), which stage 1 made on the Xeon.
+with 1 thread beside other jobs, as x4's ran). The shipped stage 2 started from the stage-1
+weights vs_sr shipped before it (commit 671ff83: the ncnn files, equal to stage 1's .pth to
+4e-6; `--init faithful` at that commit), which stage 1 made on the Xeon.
 So `scale` reproduces the shipped weights closely, not bit for bit: its stage 2 starts from the
 .pth, and bf16 arithmetic differs between CPUs.
 """
