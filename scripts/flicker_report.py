@@ -49,7 +49,7 @@ from vs_sr.atomic import atomic_output
 from vs_sr.media.tools import find_tool, open_video
 from vs_sr.models.registry import all_specs
 from vs_sr.quality import temporal
-from vs_sr.quality.evaluate import BASELINES, candidates, evaluate_videos, in_colours_of, luma_frames
+from vs_sr.quality.evaluate import evaluate_inputs, luma_frames, open_inputs
 from vs_sr.quality.samples import encode, pan, photo
 
 FRAMES = 40
@@ -262,35 +262,22 @@ class Control:
 def score(clip: str, scale: int, models: list[str], workdir: Path, frames: int = FRAMES) -> list[Row]:
     """One table block: the guide's own row, then each method's scores; models with their control."""
     reference, source = source_of(clip, scale, workdir, frames)
-    evaluation = evaluate_videos(reference, source=source, models=models, scale=scale, crop=scale,
-                                 backend="openvino", precision="fp32", label=f"{clip} x{scale}")
+    inputs = open_inputs(reference, source=source, models=models, scale=scale, crop=scale, backend="openvino",
+                         precision="fp32")
+    evaluation = evaluate_inputs(inputs, label=f"{clip} x{scale}")
     guide_warp = evaluation.guide.warp_mean
     rows: list[Row] = [{"clip": clip, "scale": scale, "method": f"{evaluation.guide.method} (own)", "warp": guide_warp}]
-    clips = scored_clips(reference, source, models, scale)
-    control = Control(temporal.estimate_motions(luma_frames(clips["guide"]), crop=scale),
-                      luma_frames(clips["bicubic"]), guide_warp, scale)
+    control = Control(temporal.estimate_motions(luma_frames(inputs.motion), crop=scale),
+                      luma_frames(inputs.clips["bicubic"]), guide_warp, scale)
     bicubic_added = next(s.warp_mean for s in evaluation.scores if s.method == "bicubic") - guide_warp
     for scores in evaluation.scores:
         row: Row = {"clip": clip, "scale": scale, **scores.summary(guide_warp)}
         if scores.method in models:
-            row["control_amount"], row["control_added"] = control.added(clips[scores.method])
+            row["control_amount"], row["control_added"] = control.added(inputs.clips[scores.method])
         if reference and scores.method != "bicubic" and bicubic_added > 0.01:
             row["added_ratio"] = (scores.warp_mean - guide_warp) / bicubic_added
         rows.append(row)
     return rows
-
-
-def scored_clips(reference: Path | None, source: Path, models: list[str], scale: int) -> dict[str, vs.VideoNode]:
-    """The guide, bicubic and the models as evaluate_videos builds them (its guide: the reference,
-    or without one the source upscaled bicubic), for the controls."""
-    low = open_video(source)
-    if reference is None:
-        guide = BASELINES["bicubic"](low, low.width * scale, low.height * scale)
-    else:
-        guide = open_video(reference)
-        low = in_colours_of(guide, low)
-    clips = candidates(guide, None, low, models, ["bicubic"], scale, backend="openvino", precision="fp32")
-    return {"guide": guide, **clips}
 
 
 def number(row: Row, key: str, spec: str, signed: bool = False) -> str:

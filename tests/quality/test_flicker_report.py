@@ -67,11 +67,11 @@ def test_a_short_run_scores_every_method_and_each_model_beside_its_control(tmp_p
     # Unsharpened (bicubic matched to bicubic), the control is bicubic, scored as eval scores it.
     script = report()
     reference, source = script.source_of("anime", 2, work, 8)
-    clips = script.scored_clips(reference, source, [], 2)
+    inputs = script.open_inputs(reference, source=source, scale=2, crop=2, backend="openvino", precision="fp32")
     block = {row["method"]: row for row in rows if row["clip"] == "anime"}
-    control = script.Control(script.temporal.estimate_motions(script.luma_frames(clips["guide"]), crop=2),
-                             script.luma_frames(clips["bicubic"]), block["reference (own)"]["warp"], 2)
-    amount, added = control.added(clips["bicubic"])
+    control = script.Control(script.temporal.estimate_motions(script.luma_frames(inputs.motion), crop=2),
+                             script.luma_frames(inputs.clips["bicubic"]), block["reference (own)"]["warp"], 2)
+    amount, added = control.added(inputs.clips["bicubic"])
     assert amount < 0.05  # (what rounding to levels shifts)
     assert added == pytest.approx(block["bicubic"]["warp_added"], abs=1e-4)
 

@@ -177,14 +177,14 @@ def _rgb(frame: vs.VideoFrame) -> np.ndarray:
     return np.stack([np.asarray(frame[p]) for p in range(3)])
 
 
-def _y(frame: vs.VideoFrame) -> npt.NDArray[np.float32]:
-    """The Y (0-255) of a planar RGB frame, as the warping error reads it."""
-    return metrics.luma(_rgb(frame)).astype(np.float32)
+def _y(rgb: np.ndarray) -> npt.NDArray[np.float32]:
+    """The Y (0-255) of planar RGB, as the warping error reads it."""
+    return metrics.luma(rgb).astype(np.float32)
 
 
 def luma_frames(clip: vs.VideoNode, every: int = 1) -> list[npt.NDArray[np.float32]]:
     """The Y of every `every`-th frame of a clip, as the scores see it (for studies beside them)."""
-    return [_y(frame) for frame in to_rgbs(clip)[::every].frames()]
+    return [_y(_rgb(frame)) for frame in to_rgbs(clip)[::every].frames()]
 
 
 Frame = tuple[np.ndarray, np.ndarray, np.ndarray | None]  # (RGB, Y, the previous frame's Y or None)
@@ -199,9 +199,9 @@ def _frames(clip: vs.VideoNode, every: int) -> Iterator[Frame]:
     previous: np.ndarray | None = None
     for n, frame in zip(range(0, clip.num_frames, every), rgbs[::every].frames(), strict=True):
         rgb = _rgb(frame)
-        y = metrics.luma(rgb).astype(np.float32)
+        y = _y(rgb)
         if every > 1:
-            previous = _y(next(before)) if n and before is not None else None
+            previous = _y(_rgb(next(before))) if n and before is not None else None
         yield rgb, y, previous
         previous = y
 
@@ -262,18 +262,29 @@ def evaluate(reference: vs.VideoNode | None, clips: dict[str, vs.VideoNode], cha
     return Evaluation(scores, channel, crop, own)
 
 
-def evaluate_videos(reference: Path | None, result: Path | None = None, source: Path | None = None,
-                    models: Sequence[str] = (), baselines: Sequence[str] = tuple(BASELINES), scale: int | None = None,
-                    crop: int | None = None, channel: str = "y", every: int = 1, backend: str = "auto",
-                    precision: str = "auto", label: str = "vs-sr eval") -> Evaluation:
-    """Score an upscaled `result` and/or a low-resolution `source` run through `models` and
-    `baselines` against `reference`, with a progress display. Without a reference (None) only the
-    warping error is scored, under the motion of the source upscaled bicubic, which is then needed.
+@dataclass
+class EvalInputs:
+    """What `evaluate` scores, opened from files: the reference (None without one), the guide
+    whose motion the warping error follows without one (the source upscaled bicubic), the clips
+    by name, each at the size of the reference (or of the result), and the border crop."""
 
-    scale: the models' scale (default: each model's trained scale that reaches the size of the
-    reference or result from the source's, its output resized to that size; else 4);
-    crop: border pixels ignored on each side (default: the sizes' ratio, rounded; else the scale).
-    """
+    reference: vs.VideoNode | None
+    guide: vs.VideoNode | None
+    clips: dict[str, vs.VideoNode]
+    crop: int
+
+    @property
+    def motion(self) -> vs.VideoNode:
+        """The clip whose motion the warping error follows: the reference, else the guide."""
+        clip = self.reference if self.reference is not None else self.guide
+        assert clip is not None
+        return clip
+
+
+def open_inputs(reference: Path | None, result: Path | None = None, source: Path | None = None,
+                models: Sequence[str] = (), baselines: Sequence[str] = tuple(BASELINES), scale: int | None = None,
+                crop: int | None = None, backend: str = "auto", precision: str = "auto") -> EvalInputs:
+    """The clips `evaluate_videos` scores (its arguments, the same meanings), ready for `evaluate`."""
     if reference is None and source is None:
         raise SRError("without a reference, give the low-resolution --source: the warping error follows the motion "
                       "of its bicubic upscale.")
@@ -297,16 +308,37 @@ def evaluate_videos(reference: Path | None, result: Path | None = None, source: 
     assert target is not None
     clips = candidates(target, result_clip, source_clip, list(models), list(baselines) if source_clip else [],
                        scale, target_name, backend=backend, precision=precision)
-    progress = Progress(len(range(0, target.num_frames, every)) * len(clips), label=label)
+    return EvalInputs(reference_clip, guide, clips, crop)
+
+
+def evaluate_inputs(inputs: EvalInputs, channel: str = "y", every: int = 1, label: str = "vs-sr eval") -> Evaluation:
+    """`evaluate` on opened inputs, with a progress display."""
+    progress = Progress(len(range(0, inputs.motion.num_frames, every)) * len(inputs.clips), label=label)
     done = [0]
 
     def advance(name: str, count: int, of: int) -> None:
         done[0] += 1
         progress.update(done[0])
 
-    evaluation = evaluate(reference_clip, clips, channel, crop, every, advance, guide)
+    evaluation = evaluate(inputs.reference, inputs.clips, channel, inputs.crop, every, advance, inputs.guide)
     progress.finish()
     return evaluation
+
+
+def evaluate_videos(reference: Path | None, result: Path | None = None, source: Path | None = None,
+                    models: Sequence[str] = (), baselines: Sequence[str] = tuple(BASELINES), scale: int | None = None,
+                    crop: int | None = None, channel: str = "y", every: int = 1, backend: str = "auto",
+                    precision: str = "auto", label: str = "vs-sr eval") -> Evaluation:
+    """Score an upscaled `result` and/or a low-resolution `source` run through `models` and
+    `baselines` against `reference`, with a progress display. Without a reference (None) only the
+    warping error is scored, under the motion of the source upscaled bicubic, which is then needed.
+
+    scale: the models' scale (default: each model's trained scale that reaches the size of the
+    reference or result from the source's, its output resized to that size; else 4);
+    crop: border pixels ignored on each side (default: the sizes' ratio, rounded; else the scale).
+    """
+    inputs = open_inputs(reference, result, source, models, baselines, scale, crop, backend, precision)
+    return evaluate_inputs(inputs, channel, every, label)
 
 
 def _number(value: float | None, digits: int) -> str:
