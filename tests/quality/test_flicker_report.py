@@ -4,7 +4,6 @@ control has the fine detail it is matched to, and a short run on the two clips i
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,17 +13,13 @@ from types import ModuleType
 import cv2
 import numpy as np
 import pytest
+from conftest import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "flicker_report.py"
 
 
 def report() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("flicker_report", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("flicker_report")
 
 
 def test_the_control_is_sharpened_to_the_detail_it_is_matched_to():

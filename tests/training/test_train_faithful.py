@@ -2,7 +2,7 @@
 scikit-image photographs) and its training stage (2 iterations); a run stopped after its first
 checkpoint and started again ends with the same weights, bit for bit, as one that ran through
 (drawing half its patches from the clean clips and a quarter from the plain ones); it writes only
-under its --workdir."""
+under its --workdir. And `--convs`: deepening a network keeps what it computes."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("skimage")
@@ -65,3 +66,28 @@ def test_data_train_and_resume_give_the_same_weights(tmp_path):
     assert "tiny: resumed at iteration 1" in resumed.stdout
     ours, theirs = weights(straight), weights(stopped)
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[key], theirs[key]) for key in ours)
+
+
+def test_deepening_keeps_the_function_and_the_export_follows_the_depth():
+    script = load_script("train_faithful")
+    torch.manual_seed(3)
+    shallow = script.compact(4).eval()
+    with torch.no_grad():  # PReLU slopes other than the default, so an identity slope of 1 is not a given
+        for name, value in shallow.named_parameters():
+            if value.dim() == 1 and name.endswith("weight"):
+                value.uniform_(0.0, 0.5)
+    state = shallow.state_dict()
+    low = torch.rand(1, 3, 20, 24)
+    for num_conv in (24, 40):  # 40: more than one identity layer after some convolutions
+        deepened = script.deepen(state, num_conv)
+        assert script.conv_count(deepened) == num_conv
+        deep = script.compact(4, num_conv).eval()
+        deep.load_state_dict(deepened)
+        with torch.no_grad():
+            assert torch.allclose(deep(low), shallow(low), atol=1e-5)
+        convolutions = [line for line in script.ncnn_param(4, num_conv).splitlines() if line.startswith("Convolution")]
+        assert len(convolutions) == num_conv + 2
+        assert len(script.ncnn_bin(deepened)) == 4 * (sum(v.numel() for v in deepened.values()) + num_conv + 2)
+    assert script.deepen(state, 16).keys() == state.keys()
+    with pytest.raises(SystemExit, match="already have 16 convolutions"):
+        script.deepen(state, 12)
