@@ -554,9 +554,9 @@ def deepen(state: dict[str, Any], num_conv: int) -> dict[str, Any]:
     return out
 
 
-def initial_state(init: str, scale: int, workdir: Path, num_conv: int = NUM_CONV) -> dict[str, Any] | None:
+def initial_state(init: str, scale: int, workdir: Path, num_conv: int | None = None) -> dict[str, Any] | None:
     """None (PyTorch's default init), realesr-animevideov3's weights, the shipped faithful weights, or a
-    run's/file's, folded to `scale` and deepened to `num_conv`."""
+    run's/file's, folded to `scale` and deepened to `num_conv` (None: as deep as they are)."""
     import torch
 
     if init == "scratch":
@@ -572,7 +572,7 @@ def initial_state(init: str, scale: int, workdir: Path, num_conv: int = NUM_CONV
         state = loaded.get("params_ema", loaded)
     source_scale = round(math.sqrt(state[f"{last_conv(state)}.bias"].numel() / 3))
     state = state if source_scale == scale else fold_last_conv(state, source_scale, scale)
-    return state if conv_count(state) == num_conv else deepen(state, num_conv)
+    return state if num_conv in (None, conv_count(state)) else deepen(state, num_conv)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -597,7 +597,7 @@ class TrainConfig:
     seed: int = SEED
     clean: float = 0.0  # the share of patches drawn from the clean clips (train-clean)
     plain: float = 0.0  # the share drawn from the plain clips (train-plain)
-    num_conv: int = NUM_CONV  # more: identity layers inserted into the initial weights (`deepen`)
+    num_conv: int | None = None  # None: the initial weights' (else NUM_CONV); more: identity layers (`deepen`)
 
 
 Clips = tuple[np.ndarray, np.ndarray]  # (lr, hr) of a split
@@ -750,8 +750,8 @@ def new_run(workdir: Path, config: TrainConfig) -> Run:
     import torch
 
     torch.manual_seed(config.seed)
-    net = compact(config.scale, config.num_conv)
     state = initial_state(config.init, config.scale, workdir, config.num_conv)
+    net = compact(config.scale, conv_count(state) if state else config.num_conv or NUM_CONV)
     if state is not None:
         net.load_state_dict(state)
     net = net.to(memory_format=torch.channels_last).train()
@@ -882,7 +882,9 @@ def ncnn_bin(state: dict[str, Any]) -> bytes:
 
 
 def export(workdir: Path, scales: tuple[int, ...]) -> None:
-    """WORK/release/faithful-x{s}.pth (fp32 EMA weights) and .param/.bin (the same, as ncnn files)."""
+    """WORK/release/faithful-x{s}.pth (fp32 EMA weights) and .param/.bin (the same, as ncnn files).
+    The ncnn graph follows the trained depth; vs_sr's registry builds `faithful` with 16
+    convolutions, so weights of another depth need that changed before they ship."""
     import torch
 
     out = workdir / "release"
@@ -917,8 +919,9 @@ def parse_args() -> argparse.Namespace:
     for option, kind in (("iterations", int), ("lr", float), ("batch", int), ("patch", int), ("val-every", int),
                          ("checkpoint-every", int), ("warmup", int), ("clean", float), ("plain", float)):
         parser.add_argument(f"--{option}", type=kind, default=None, help="default: the recipe's")
-    parser.add_argument("--convs", type=int, default=NUM_CONV, help="convolutions between the first and the last "
-                        f"(default {NUM_CONV}); more inserts identity layers into the --init weights, spread evenly")
+    parser.add_argument("--convs", type=int, default=None, help="convolutions between the first and the last "
+                        f"(default: as many as the --init weights have; {NUM_CONV} from scratch); more inserts "
+                        "identity layers into the --init weights, spread evenly")
     parser.add_argument("--fp32", action="store_true", help="train in fp32 instead of bf16 autocast")
     parser.add_argument("--stop-after", type=int, default=None, help="leave after this iteration's checkpoint "
                         "(in `scale`: each stage's own iteration; the same command without it resumes there)")

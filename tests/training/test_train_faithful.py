@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import load_script
 
@@ -68,16 +69,14 @@ def test_data_train_and_resume_give_the_same_weights(tmp_path):
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[key], theirs[key]) for key in ours)
 
 
-def test_deepening_keeps_the_function_and_the_export_follows_the_depth():
+def test_deepening_keeps_the_function_and_the_export_follows_the_depth(tmp_path):
+    from vs_sr.models import resolve, torch_module
+    from vs_sr.models.ncnn_format import read_network
+
     script = load_script("train_faithful")
-    torch.manual_seed(3)
-    shallow = script.compact(4).eval()
-    with torch.no_grad():  # PReLU slopes other than the default, so an identity slope of 1 is not a given
-        for name, value in shallow.named_parameters():
-            if value.dim() == 1 and name.endswith("weight"):
-                value.uniform_(0.0, 0.5)
-    state = shallow.state_dict()
-    low = torch.rand(1, 3, 20, 24)
+    shallow = torch_module(resolve("faithful", 4)).eval()  # trained weights: every layer matters to the output
+    state = {key: value.detach().clone() for key, value in shallow.state_dict().items()}
+    low = torch.rand(1, 3, 20, 24, generator=torch.Generator().manual_seed(3))
     for num_conv in (24, 40):  # 40: more than one identity layer after some convolutions
         deepened = script.deepen(state, num_conv)
         assert script.conv_count(deepened) == num_conv
@@ -85,9 +84,14 @@ def test_deepening_keeps_the_function_and_the_export_follows_the_depth():
         deep.load_state_dict(deepened)
         with torch.no_grad():
             assert torch.allclose(deep(low), shallow(low), atol=1e-5)
-        convolutions = [line for line in script.ncnn_param(4, num_conv).splitlines() if line.startswith("Convolution")]
-        assert len(convolutions) == num_conv + 2
-        assert len(script.ncnn_bin(deepened)) == 4 * (sum(v.numel() for v in deepened.values()) + num_conv + 2)
+        param, weights = tmp_path / f"x{num_conv}.param", tmp_path / f"x{num_conv}.bin"
+        param.write_text(script.ncnn_param(4, num_conv))
+        weights.write_bytes(script.ncnn_bin(deepened))
+        layers = [layer for layer in read_network(param, weights).layers if layer.kind in ("Convolution", "PReLU")]
+        assert len(layers) == 2 * num_conv + 3  # every convolution but the last followed by its PReLU
+        for index, layer in enumerate(layers):  # the export holds each layer's arrays in the network's order
+            kind = "weight" if layer.kind == "Convolution" else "slope"
+            assert np.array_equal(layer.data[kind], deepened[f"body.{index}.weight"].numpy().ravel())
     assert script.deepen(state, 16).keys() == state.keys()
     with pytest.raises(SystemExit, match="already have 16 convolutions"):
         script.deepen(state, 12)
