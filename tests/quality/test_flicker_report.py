@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import cv2
 import numpy as np
@@ -18,12 +17,8 @@ from conftest import load_script
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "flicker_report.py"
 
 
-def report() -> ModuleType:
-    return load_script("flicker_report")
-
-
 def test_the_control_is_sharpened_to_the_detail_it_is_matched_to():
-    script = report()
+    script = load_script("flicker_report")
     rng = np.random.default_rng(7)
     frames = [np.rint(cv2.GaussianBlur(rng.uniform(0, 255, (72, 96)).astype(np.float32), (0, 0), 2.0))
               for _ in range(3)]  # 8-bit levels, like a video's
@@ -60,7 +55,7 @@ def test_a_short_run_scores_every_method_and_each_model_beside_its_control(tmp_p
     assert len(table) == 2 + len(rows)  # a header, its rule, a line a row
 
     # Unsharpened (bicubic matched to bicubic), the control is bicubic, scored as eval scores it.
-    script = report()
+    script = load_script("flicker_report")
     reference, source = script.source_of("anime", 2, work, 8)
     inputs = script.open_inputs(reference, source=source, scale=2, crop=2, backend="openvino", precision="fp32")
     block = {row["method"]: row for row in rows if row["clip"] == "anime"}
