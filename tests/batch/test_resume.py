@@ -87,7 +87,10 @@ def test_a_killed_run_continues_where_it_stopped_and_equals_one_pass(one_pass, f
     folder = tmp_path / "film.mkv.vs-sr-resume"
     args = (str(film), str(output), "--codec", "ffv1", "--resume", "--chunk-frames", "60")
     job = start(*args)
-    wait_until(lambda: finished_chunk(folder), 600, "a verified chunk")
+    # The chunk's file is renamed into place before the driver records it as done; a kill between
+    # the two leaves a chunk the next run encodes again, so wait for the record, not the file.
+    wait_until(lambda: finished_chunk(folder) and status(folder)["frames_done"] >= 60, 600,
+               "a chunk recorded as done")
     os.killpg(job.pid, signal.SIGKILL)  # the whole process group: vs-sr and everything it started
     job.wait(timeout=60)
     wait_until(lambda: not processes(str(tmp_path)), 30, "every process of the run to die")
