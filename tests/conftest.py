@@ -41,10 +41,11 @@ def load_script(name: str) -> ModuleType:
     return module
 
 
-def vs_sr(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def vs_sr(*args: str, env: dict[str, str] | None = None, timeout: float = 900,
+          cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """The real `vs-sr` command of this environment, run to completion (no stdin)."""
     return subprocess.run([VS_SR, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+                          env={**os.environ, **(env or {})}, cwd=cwd)
 
 
 def ffmpeg(*args: str) -> None:
@@ -119,6 +120,18 @@ def random_weights(arch: str, name: str, scale: int, directory: Path) -> Path:
 @pytest.fixture(scope="session")
 def hat_s_pth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return random_weights("hat", "hat-s", 4, tmp_path_factory.mktemp("hat"))
+
+
+def small_compact_weights(directory: Path) -> Path:
+    """A small Compact network (16 features, 4 convolutions, x4), randomly initialised, as .pth:
+    a weight file of the user's own that runs in moments."""
+    import torch
+    from spandrel.architectures.Compact import Compact
+
+    torch.manual_seed(0)
+    path = directory / "compact-small.pth"
+    torch.save({"params": Compact(num_feat=16, num_conv=4, upscale=4).state_dict()}, path)
+    return path
 
 
 @pytest.fixture(scope="session")

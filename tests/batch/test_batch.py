@@ -13,7 +13,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import VS_SR, ffmpeg, framemd5, on_a_small_disk, processes, signal_one, vfr_clip, vs_sr, wait_until
+from conftest import (
+    VS_SR,
+    ffmpeg,
+    framemd5,
+    on_a_small_disk,
+    processes,
+    signal_one,
+    small_compact_weights,
+    vfr_clip,
+    vs_sr,
+    wait_until,
+)
 
 from vs_sr.batch import batch_status
 from vs_sr.media.probe import count_frames, probe
@@ -189,6 +200,20 @@ def test_changed_settings_are_refused_and_restart_starts_over(ncnn_models, open_
     done = vs_sr("batch", str(open_gop), "--output-dir", str(out), "--codec", "x264", "--crf", "20", "--restart")
     assert done.returncode == 0, done.stderr
     assert probe(out / "gop.mkv").video.codec == "h264"
+
+
+def test_a_relative_model_file_works_and_the_batch_continues_from_another_folder(open_gop, tmp_path):
+    (tmp_path / "runs").mkdir()
+    weights = small_compact_weights(tmp_path / "runs")
+    done = vs_sr("batch", str(open_gop), "--output-dir", "out", "--model", "runs/compact-small.pth", "--codec", "ffv1",
+                 "--chunk-frames", "30", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert count_frames(tmp_path / "out" / "gop.mkv") == 60
+    # The settings hold the file's absolute path: the same batch, named from elsewhere, is the same batch.
+    again = vs_sr("batch", str(open_gop), "--output-dir", str(tmp_path / "out"), "--model", str(weights),
+                  "--codec", "ffv1", "--chunk-frames", "30", cwd=open_gop.parent)
+    assert again.returncode == 0, again.stderr
+    assert "other settings" not in again.stderr
 
 
 def test_a_broken_file_fails_alone_and_is_named(ncnn_models, open_gop, tmp_path):

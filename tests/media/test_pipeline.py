@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import VS_SR, ffmpeg, frame_hash, on_a_small_disk, vs_sr
+from conftest import VS_SR, ffmpeg, frame_hash, on_a_small_disk, small_compact_weights, vs_sr
 
 from vs_sr.backends import get_backend
 from vs_sr.media.probe import count_frames, probe
@@ -100,6 +100,17 @@ def test_frame_range_matches_the_full_run(ncnn_models, source, tmp_path):
     begin = 10 / FPS + original.video.start_time - original.start_time
     expected = [(0.0, round(1.0 - begin, 3), "One"), (round(1.0 - begin, 3), 0.8, "Two")]
     assert [(round(c.start, 3), round(c.end, 3), c.title) for c in media.chapters] == expected
+
+
+def test_a_model_file_given_relative_to_the_current_folder_is_found(source, tmp_path):
+    # vspipe runs the script from the script's own folder: the path must reach it absolute
+    (tmp_path / "runs").mkdir()
+    small_compact_weights(tmp_path / "runs")
+    done = vs_sr("upscale", str(source), "out.mkv", "--model", "runs/compact-small.pth", "--codec", "ffv1",
+                 "--end", "4", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert count_frames(tmp_path / "out.mkv") == 5
+    assert probe(tmp_path / "out.mkv").video.info["width"] == 512
 
 
 def test_bad_model_leaves_nothing(source, tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import frame_planes, photo, rgb_clip
+from conftest import frame_planes, photo, rgb_clip, small_compact_weights
 
 import vs_sr as sr
 from vs_sr.quality.samples import make_pair
@@ -27,13 +27,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def small_compact(tmp_path_factory) -> Path:
-    """A small Compact network (16 features, 4 convs), randomly initialised."""
-    from spandrel.architectures.Compact import Compact
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("start") / "compact-small.pth"
-    torch.save({"params": Compact(num_feat=16, num_conv=4, upscale=4).state_dict()}, path)
-    return path
+    return small_compact_weights(tmp_path_factory.mktemp("start"))
 
 
 def config(start: Path, clips: dict[str, Path], output: Path, **overrides) -> TrainConfig:

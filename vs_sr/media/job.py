@@ -17,6 +17,7 @@ from ..filter.arguments import BackendName, PrecisionName, backend_name, normali
 from ..filter.formats import output_size
 from ..filter.upscale_clip import check_runtime
 from ..models import DEFAULT_MODEL
+from ..models.resolve import portable_model
 from .codecs import CODECS, CONTAINER_MAX_SIDE, CONTAINERS, Codec, ffmpeg_takes_size
 from .encoders import check_encoding
 from .integrity import decodable
@@ -78,11 +79,11 @@ class Job:
 
     def filter_arguments(self) -> dict[str, object]:
         """What the vspipe script needs to build the clip (read back by `from_script_arguments`)."""
-        return {"input": self.input.resolve(), "output": self.output, "model": self.model, "scale": self.scale,
-                "width": self.width, "height": self.height, "backend": self.backend, "precision": self.precision,
-                "tile": tile_text(self.tile), "overlap": self.overlap, "num_streams": self.num_streams, "server": self.server,
-                "noise": self.noise, "deinterlace": self.deinterlace, "codec": self.codec, "profile": self.profile,
-                "depth": self.depth}
+        return {"input": self.input.resolve(), "output": self.output, "model": portable_model(self.model),
+                "scale": self.scale, "width": self.width, "height": self.height, "backend": self.backend,
+                "precision": self.precision, "tile": tile_text(self.tile), "overlap": self.overlap,
+                "num_streams": self.num_streams, "server": self.server, "noise": self.noise,
+                "deinterlace": self.deinterlace, "codec": self.codec, "profile": self.profile, "depth": self.depth}
 
     @classmethod
     def from_script_arguments(cls, arguments: Mapping[str, str | None]) -> Job:

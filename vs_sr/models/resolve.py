@@ -30,17 +30,26 @@ _modules_lock = threading.Lock()
 def resolve(model: str | os.PathLike[str], scale: int, noise: int | None = None) -> Network:
     """The network for a registry name or a weight/ONNX file path, checked against `scale` and
     `noise` (callers pass checked arguments: `Upscale` normalises them, the CLI's parser types them)."""
-    text = os.fspath(model)
-    path = Path(text).expanduser()
-    suffix = path.suffix.lower()
-    if suffix in (".onnx", *TORCH_SUFFIXES) and noise is not None:
+    path = model_file(model)
+    if path is None:
+        return _named_network(os.fspath(model).lower(), scale, noise)
+    if noise is not None:
         raise SRError(f"noise= chooses a denoise level of a named model (realcugan, waifu2x-...); "
                       f"{path.name} is one network: leave noise unset.")
-    if suffix == ".onnx":
-        return _onnx_network(path, scale)
-    if suffix in TORCH_SUFFIXES:
-        return _file_network(path, scale)
-    return _named_network(text.lower(), scale, noise)
+    return _onnx_network(path, scale) if path.suffix.lower() == ".onnx" else _file_network(path, scale)
+
+
+def model_file(model: str | os.PathLike[str]) -> Path | None:
+    """The weight or ONNX file `model` names (told by its suffix), or None for a registry name."""
+    path = Path(os.fspath(model)).expanduser()
+    return path if path.suffix.lower() in (".onnx", *TORCH_SUFFIXES) else None
+
+
+def portable_model(model: str) -> str:
+    """`model` as a process started in another folder reads it: a file's absolute path, a name as
+    it is. vspipe runs a script from the script's own folder, and a batch resumes from anywhere."""
+    path = model_file(model)
+    return model if path is None else str(path.resolve())
 
 
 def torch_module(network: Network) -> "torch.nn.Module":
@@ -66,8 +75,8 @@ def served_name(model: str | os.PathLike[str], scale: int, noise: int | None = N
     """The name a model has on a Triton server (what `vs-sr triton export` calls it and
     `backend="triton"` asks for): `<registry name>-x<scale>`, with `-noise<level>` for models
     that have denoise levels (realcugan-x2-noise3, realcugan-x2-noise-1), or a file's stem."""
-    path = Path(os.fspath(model)).expanduser()
-    if path.suffix.lower() in (".onnx", *TORCH_SUFFIXES):
+    path = model_file(model)
+    if path is not None:
         return path.stem
     spec = named_spec(os.fspath(model).lower(), scale)
     name = f"{spec.name}-x{spec.scale}"
