@@ -333,7 +333,9 @@ class BatchRun:
                     self._assembled(assembled.pop(), assembling)
                 done, total = self._frame_counts()
                 progress.total = max(1, total)  # videos counted once planned, dropped when failed
-                progress.update(done, self._status())
+                # frames of running chunks too: counted only when verified, chunks that end together
+                # (--jobs 2) would jump the count at once and make the rate absurd
+                progress.update(done + sum(self.encoded.values()), self._status())
                 self.state.record_progress({k: v for k, v in self.encoded.items() if k in self.attempts})
                 if not self.attempts and not assembling and not self._pending(due_only=False):
                     break  # (a chunk waiting out its retry back-off is still to do)
