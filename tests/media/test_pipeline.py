@@ -121,10 +121,13 @@ def test_bad_model_leaves_nothing(source, tmp_path):
     assert not output.exists() and leftovers(tmp_path) == []
 
 
-def test_a_backwards_range_and_a_name_without_extension_are_named_as_such(ncnn_models, source, tmp_path):
+def test_a_backwards_or_too_late_range_and_a_name_without_extension_are_named_as_such(ncnn_models, source, tmp_path):
     done = upscale(str(source), str(tmp_path / "out.mkv"), "--start", "20", "--end", "10")
     assert done.returncode == 1
     assert "vs-sr: error: frame range 20-10 runs backwards: its first frame must not come after its last." in done.stderr
+    done = upscale(str(source), str(tmp_path / "out.mkv"), "--start", "60")
+    assert done.returncode == 1
+    assert "vs-sr: error: --start 60 is past the input's last frame, 49 (it has 50 frames)." in done.stderr
     done = upscale(str(source), str(tmp_path / "out"))
     assert done.returncode == 1 and f"{tmp_path / 'out'} has no extension to name its container; end it in one of" \
         in done.stderr

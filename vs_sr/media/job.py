@@ -210,6 +210,10 @@ def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
     clip, timeline = read_timeline(media.path)
     first = job.start if job.start is not None else 0
     last = job.end if job.end is not None else clip.num_frames - 1
+    frames = clip.num_frames
+    for option, value in (("--start", job.start), ("--end", job.end)):
+        if value is not None and value >= frames:
+            raise SRError(f"{option} {value} is past the input's last frame, {frames - 1} (it has {frames} frames).")
     if first > last:
         raise SRError(f"frame range {first}-{last} runs backwards: its first frame must not come after its last.")
     if not 0 <= first <= last < clip.num_frames:
