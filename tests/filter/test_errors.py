@@ -117,7 +117,8 @@ def test_precision_the_backend_cannot_run(ncnn_models):
 def test_bad_stream_count_device_and_size(ncnn_models):
     expect_error(r"num_streams must be a positive integer", small(), "realesr-animevideov3", num_streams=0)
     expect_error(r"device_id must be a GPU index", small(), "realesr-animevideov3", device_id=-1)
-    expect_error(r"YUV420P8 needs width a multiple of 2", small(), "realesr-animevideov3", width=855, height=480)
+    expect_error(r"YUV420P8 needs width= a multiple of 2 and height= a multiple of 2; got 855x480: pass width=854 or "
+                 r"width=856\.", small(), "realesr-animevideov3", width=855, height=480)
     expect_error(r"height must be a positive integer", small(), "realesr-animevideov3", height=0)
 
 

@@ -149,9 +149,19 @@ def output_size(clip: vs.VideoNode, scale: int, width: int | None, height: int |
     elif width is None:
         width = max(step_w, round(native_w * height / native_h / step_w) * step_w)
     if width % step_w or height % step_h:
-        raise SRError(f"{fmt.name} needs width a multiple of {step_w} and height a multiple of {step_h}; "
-                       f"got {width}x{height}.")
+        fixes = [fix for fix in (nearest_multiples("width", width, step_w), nearest_multiples("height", height, step_h))
+                 if fix]
+        raise SRError(f"{fmt.name} needs width= a multiple of {step_w} and height= a multiple of {step_h}; got "
+                      f"{width}x{height}: pass {', and '.join(fixes)}.")
     return width, height
+
+
+def nearest_multiples(name: str, value: int, step: int) -> str | None:
+    """'width=852 or width=854' for a value that is not a multiple of `step`; None for one that is."""
+    low = value - value % step
+    if low == value:
+        return None
+    return " or ".join(f"{name}={v}" for v in (low, low + step) if v > 0)
 
 
 def corrected_sar(props: Mapping[str, object], src_w: int, src_h: int, out_w: int,
