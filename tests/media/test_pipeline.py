@@ -154,8 +154,10 @@ def test_unwritable_output_is_refused(source, tmp_path):
     # /proc refuses new files even to root; a 0500 folder refuses them to everyone else.
     done = upscale(str(source), "/proc/out.mkv")
     assert done.returncode == 1 and "vs-sr: error: cannot write to /proc:" in done.stderr
-    done = upscale(str(source), str(tmp_path / "missing-dir" / "out.mkv"))
-    assert done.returncode == 1 and "output directory" in done.stderr and "does not exist" in done.stderr
+    missing = tmp_path / "missing dir"
+    done = upscale(str(source), str(missing / "out.mkv"))
+    assert done.returncode == 1
+    assert f"output directory {missing} does not exist; create it first (mkdir -p '{missing}')." in done.stderr
 
 
 @pytest.mark.parametrize(("arguments", "reason"), [

@@ -3,6 +3,7 @@ what will be written (frame range, size, timeline, tracks)."""
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -183,7 +184,7 @@ def check_job(job: Job) -> str:
         raise SRError(f"{job.output} exists; pass --overwrite (-y) to replace it.")
     directory = job.output.parent
     if not directory.is_dir():
-        raise SRError(f"output directory {directory} does not exist.")
+        raise SRError(f"output directory {directory} does not exist; create it first (mkdir -p {shlex.quote(str(directory))}).")
     try:  # really try: permissions, read-only mounts and full disks all show here
         with tempfile.TemporaryFile(dir=directory):
             pass
