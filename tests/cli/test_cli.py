@@ -58,6 +58,7 @@ def test_info_reports_runtimes():
     assert info.returncode == 0, info.stderr
     assert "VapourSynth: R" in info.stdout and "backend openvino  CPU" in info.stdout
     assert "vspipe: " in info.stdout and "(works)" in info.stdout  # vapoursynth config was run
+    assert "vs-mlrt plugins loaded: " in info.stdout  # said either way (the benchmark installs its ov plugin)
     assert "ffmpeg: /" in info.stdout and "source plugin bestsource: yes" in info.stdout
     assert "backend trt" in info.stdout and "CUDA GPUs:" in info.stdout
     assert "backend triton    unavailable: no server given: pass --server grpc://host:8001" in info.stdout

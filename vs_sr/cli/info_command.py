@@ -52,8 +52,8 @@ def print_report(data: dict[str, Any]) -> None:
     plugins = data["plugins"]
     say(f"source plugin bestsource: {'yes' if plugins['bestsource'] else 'missing: pip install vapoursynth-bestsource'}")
     say(f"deinterlacer bwdif: {'yes' if plugins['bwdif'] else 'missing: pip install vapoursynth-bwdif'}")
-    if plugins["vs-mlrt"]:
-        say(f"vs-mlrt plugins loaded: {', '.join(plugins['vs-mlrt'])} (vs_sr runs beside them)")
+    say(f"vs-mlrt plugins loaded: {', '.join(plugins['vs-mlrt'])} (vs_sr runs beside them)" if plugins["vs-mlrt"]
+        else "vs-mlrt plugins loaded: none (vs_sr does not need them)")
     gpus = data["cuda_gpus"]
     say(f"CPU cores: {data['cpu_cores']}; CUDA GPUs: {', '.join(gpus) if gpus else 'none'}")
     say(cpu_line(data["cpu"]))

@@ -24,7 +24,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     training.add_argument("--val-hr", action="append", default=[], help="held-out high-res video(s) for validation")
     training.add_argument("--val-lr", action="append", default=[], help="their low-res videos (paired validation)")
     training.add_argument("--output", required=True, help="run directory (checkpoint, model.pth, history.csv)")
-    training.add_argument("--every", type=positive, default=train_default("every"), help="use every Nth frame")
+    training.add_argument("--every", type=positive, default=train_default("every"),
+                          help="use every Nth frame (default %(default)s; a short clip needs a lower N to hold "
+                          "frames out for validation)")
     training.add_argument("--iterations", type=positive, default=train_default("iterations"))
     training.add_argument("--batch", type=positive, default=train_default("batch"), help="patches per step")
     training.add_argument("--patch", type=positive, default=train_default("patch"), help="high-res crop size")
