@@ -60,7 +60,8 @@ Recipe (`recipe()`):
           4000 iterations of stage 2's settings gained at x4 at most 0.04 dB on the held-out
           footage over the same iterations at 16 convolutions, and at x2 -0.04 to +0.09 dB over
           the shipped weights. Nor did rendered CG: 211 of POV-Ray's example scenes added to
-          stage 2's clips lost 0.01-0.87 dB on the held-out footage; docs/quality.md has the figures.)
+          stage 2's clips moved bbb's uploads by -0.01 to -0.03 dB and cost the photographs up to
+          0.87 dB; docs/quality.md has the figures.)
 
 Measured (PSNR-Y, vs_sr.quality.metrics, on the held-out validation frames; mixed / upload / clean):
   x4  bicubic 36.80 / 37.39 / 40.42, stage 1 38.18 / 39.58 / 41.77, stage 2 38.23 / 39.61 / 42.38

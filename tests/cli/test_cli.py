@@ -168,6 +168,28 @@ def test_a_tile_of_width_and_height_reaches_the_filter_through_a_batch_and_vspip
     assert settings.differences(BatchSettings(job={"tile": (320, 192)})) == []
 
 
+def test_a_model_file_is_passed_on_absolute_under_its_own_name(tmp_path, monkeypatch):
+    """What vspipe and a batch's settings get: the file's absolute path, a link not followed (its
+    name is the model's name on a Triton server); a batch stored with '~' or a relative path (as
+    before paths were kept absolute) is the same batch as with the absolute path."""
+    from vs_sr.batch.settings import BatchSettings
+    from vs_sr.models.resolve import portable_model
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "m.pth").write_bytes(b"")
+    (tmp_path / "latest.pth").symlink_to(tmp_path / "runs" / "m.pth")
+    assert portable_model("latest.pth") == str(tmp_path / "latest.pth")
+    assert portable_model("~/runs/m.pth") == portable_model("runs/m.pth") == str(tmp_path / "runs" / "m.pth")
+    assert portable_model("faithful") == "faithful"
+    absolute = BatchSettings(job={"model": str(tmp_path / "runs" / "m.pth")})
+    for stored in ("runs/m.pth", "~/runs/m.pth"):
+        assert BatchSettings(job={"model": stored}).differences(absolute) == []
+    assert BatchSettings(job={"model": "latest.pth"}).differences(absolute) == [
+        f"--model {tmp_path / 'latest.pth'} -> {tmp_path / 'runs' / 'm.pth'}"]
+
+
 def test_errors_are_in_shell_syntax(ncnn_models, tmp_path):
     source = tmp_path / "in.mkv"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p",

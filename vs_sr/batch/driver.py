@@ -333,9 +333,7 @@ class BatchRun:
                     self._assembled(assembled.pop(), assembling)
                 done, total = self._frame_counts()
                 progress.total = max(1, total)  # videos counted once planned, dropped when failed
-                # frames of running chunks too: counted only when verified, chunks that end together
-                # (--jobs 2) would jump the count at once and make the rate absurd
-                progress.update(done + sum(self.encoded.values()), self._status())
+                progress.update(done, self._status())
                 self.state.record_progress({k: v for k, v in self.encoded.items() if k in self.attempts})
                 if not self.attempts and not assembling and not self._pending(due_only=False):
                     break  # (a chunk waiting out its retry back-off is still to do)
@@ -502,13 +500,15 @@ class BatchRun:
     def _frame_counts(self) -> tuple[int, int]:
         """Frames done and frames in all, over the videos not failed (a video's count is known once
         it is planned): finished videos count whole (their chunks may be gone), the others by their
-        verified chunks."""
+        verified chunks and what their running chunks have encoded so far (counting only verified
+        chunks, two that end together, as with --jobs 2, jumped the count and made the rate absurd)."""
         videos = self.state.videos()
         going = {v.id for v in videos if v.state not in ("done", "failed")}
         total = sum(v.frames or 0 for v in videos if v.state != "failed")
         done = sum(v.frames or 0 for v in videos if v.state == "done") + sum(
             c.frames for c in self.state.chunks() if c.state == "done" and c.video in going)
-        return done, total
+        running = sum(frames for (video, _), frames in self.encoded.items() if video in going)
+        return min(total, done + running), total
 
     def _status(self) -> str:
         running = len(self.attempts)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..media.job import Job
+from ..models.resolve import portable_model
 
 # Job fields that are per video or per run, not settings of the batch (--salvage is a run's choice:
 # a later run may salvage the inputs an earlier one refused, keeping everything else).
@@ -69,6 +70,8 @@ class BatchSettings:
 
 def _flat(settings: BatchSettings) -> dict[str, Any]:
     values = {**settings.job, **{k: v for k, v in dataclasses.asdict(settings).items() if k != "job"}}
+    if "model" in values:  # a file stored before paths were kept absolute ('~/m.pth', 'runs/m.pth'): the same file
+        values["model"] = portable_model(values["model"])
     return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()}
 
 

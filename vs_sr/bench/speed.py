@@ -28,6 +28,7 @@ from ..media.tools import find_tool
 from ..models import resolve
 from ..models.int8 import quantized_model
 from ..models.onnx_export import export_onnx
+from ..models.resolve import portable_model
 
 core = vs.core
 OV_PEER = "vs-mlrt-ov"
@@ -117,7 +118,7 @@ def vspipe_fps(case: BenchCase, contender: str) -> float:
     """Frames/s vspipe reports for one contender (a fresh process each time)."""
     with tempfile.TemporaryDirectory(prefix="vs-sr-bench-") as folder:
         script = write_script(Path(folder), "vs_sr.bench.speed", "contender_clip")
-        arguments = vspipe_arguments({"contender": contender, **asdict(case)})
+        arguments = vspipe_arguments({"contender": contender, **asdict(case), "model": portable_model(case.model)})
         done = subprocess.run([find_tool("vspipe"), *arguments, str(script), "--"], capture_output=True, text=True,
                               timeout=3600)
     match = re.search(r"Output \d+ frames in [\d.]+ seconds \(([\d.]+) fps\)", done.stderr)

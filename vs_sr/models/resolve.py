@@ -47,9 +47,10 @@ def model_file(model: str | os.PathLike[str]) -> Path | None:
 
 def portable_model(model: str) -> str:
     """`model` as a process started in another folder reads it: a file's absolute path, a name as
-    it is. vspipe runs a script from the script's own folder, and a batch resumes from anywhere."""
+    it is. vspipe runs a script from the script's own folder, and a batch resumes from anywhere.
+    Links are not followed: a file's name is its model's name (on a Triton server, for an engine)."""
     path = model_file(model)
-    return model if path is None else str(path.resolve())
+    return model if path is None else str(path.absolute())
 
 
 def torch_module(network: Network) -> "torch.nn.Module":
