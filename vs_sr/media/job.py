@@ -184,7 +184,8 @@ def check_job(job: Job) -> str:
         raise SRError(f"{job.output} exists; pass --overwrite (-y) to replace it.")
     directory = job.output.parent
     if not directory.is_dir():
-        raise SRError(f"output directory {directory} does not exist; create it first (mkdir -p {shlex.quote(str(directory))}).")
+        raise SRError(f"output directory {directory} does not exist; create it first "
+                      f"(mkdir -p {shlex.quote(str(directory))}).")
     try:  # really try: permissions, read-only mounts and full disks all show here
         with tempfile.TemporaryFile(dir=directory):
             pass
@@ -217,8 +218,8 @@ def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
             raise SRError(f"{option} {value} is past the input's last frame, {frames - 1} (it has {frames} frames).")
     if first > last:
         raise SRError(f"frame range {first}-{last} runs backwards: its first frame must not come after its last.")
-    if not 0 <= first <= last < clip.num_frames:
-        raise SRError(f"frame range {first}-{last} is outside the input's 0-{clip.num_frames - 1}.")
+    if not 0 <= first <= last < frames:
+        raise SRError(f"frame range {first}-{last} is outside the input's 0-{frames - 1}.")
     check_interlacing(clip, media, job)
     width, height = output_size(clip, job.scale, job.width, job.height)
     check_output_size(job, width, height)
