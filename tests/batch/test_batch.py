@@ -202,7 +202,7 @@ def test_changed_settings_are_refused_and_restart_starts_over(ncnn_models, open_
     assert probe(out / "gop.mkv").video.codec == "h264"
 
 
-def test_a_relative_model_file_works_and_the_batch_continues_from_another_folder(open_gop, tmp_path):
+def test_a_relative_model_file_works_and_is_the_same_batch_named_from_another_folder(open_gop, tmp_path):
     (tmp_path / "runs").mkdir()
     weights = small_compact_weights(tmp_path / "runs")
     done = vs_sr("batch", str(open_gop), "--output-dir", "out", "--model", "runs/compact-small.pth", "--codec", "ffv1",
