@@ -38,6 +38,11 @@ class BatchSettings:
         unknown = set(self.job) - known
         if unknown:
             raise ValueError(f"not batch settings: {', '.join(sorted(unknown))}")
+        if "model" in self.job:
+            # A file by its absolute path: the settings are read again by a run started in another
+            # folder, and one stored before paths were kept absolute ('~/m.pth', 'runs/m.pth') is
+            # the same file. (object.__setattr__: the dataclass is frozen.)
+            object.__setattr__(self, "job", {**self.job, "model": portable_model(self.job["model"])})
 
     def job_for(self, source: Path, output: Path) -> Job:
         return Job(input=source, output=output, overwrite=True, **self.job)
@@ -70,8 +75,6 @@ class BatchSettings:
 
 def _flat(settings: BatchSettings) -> dict[str, Any]:
     values = {**settings.job, **{k: v for k, v in dataclasses.asdict(settings).items() if k != "job"}}
-    if "model" in values:  # a file stored before paths were kept absolute ('~/m.pth', 'runs/m.pth'): the same file
-        values["model"] = portable_model(values["model"])
     return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()}
 
 

@@ -68,13 +68,11 @@ def run(args: argparse.Namespace) -> int:
     from ..batch.settings import CONTAINERS
     from ..media.codecs import CONTAINERS as MUXERS
     from ..media.encoders import check_encoding
-    from ..models.resolve import portable_model
 
     job = {name: getattr(args, name) for name in ("model", "scale", "width", "height", "backend", "precision", "tile",
                                                    "overlap", "num_streams", "server", "noise", "codec", "crf", "preset",
                                                    "deinterlace", "profile", "depth")}
     job["ffmpeg_args"] = args.ffmpeg_args or []
-    job["model"] = portable_model(args.model)  # the batch's settings are read again by a run started elsewhere
     # Once for the batch, before any video is planned: a codec this ffmpeg or machine cannot use.
     check_encoding(args.codec, MUXERS[CONTAINERS[args.container]], args.crf, args.preset, args.profile, args.depth)
     settings = BatchSettings(job=job, container=args.container, chunk_frames=args.chunk_frames,

@@ -210,9 +210,9 @@ def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
     _ = media.video  # an input without a video track is refused here, before the model loads
     check_model(job)
     clip, timeline = read_timeline(media.path)
-    first = job.start if job.start is not None else 0
-    last = job.end if job.end is not None else clip.num_frames - 1
     frames = clip.num_frames
+    first = job.start if job.start is not None else 0
+    last = job.end if job.end is not None else frames - 1
     for option, value in (("--start", job.start), ("--end", job.end)):
         if value is not None and value >= frames:
             raise SRError(f"{option} {value} is past the input's last frame, {frames - 1} (it has {frames} frames).")
