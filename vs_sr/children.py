@@ -1,8 +1,9 @@
 """Child processes that die with us: Linux's parent-death signal, armed between fork and exec.
 
-Every long-lived helper vs_sr starts (vspipe and ffmpeg, the Triton server, the int8 quantizer)
-uses this, so a SIGKILLed vs_sr leaves no process behind. The signal follows the *thread* that
-started the child: start children from a thread that lives as long as they should.
+Every helper vs_sr starts uses this, the long-lived ones (vspipe and ffmpeg, the Triton server, the
+int8 quantizer) and the quick ones (ffprobe, through `run_child`), so a SIGKILLed vs_sr leaves no
+process behind. The signal follows the *thread* that started the child: start children from a
+thread that lives as long as they should.
 Also: whether a process is alive (zombies are not), and the Python to run helper scripts with.
 """
 
@@ -12,9 +13,11 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 
@@ -43,6 +46,14 @@ def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> Callable[[], None]:
             os._exit(1)
 
     return setup
+
+
+def run_child(command: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+    """`subprocess.run` for a short-lived tool (ffprobe, a one-frame encode), whose child dies with us.
+    subprocess.run kills its child when interrupted, but not when the interruption (our SIGTERM
+    handler's KeyboardInterrupt) lands while Popen is still starting it, which a busy machine makes
+    likely enough to see: the parent-death signal covers that window, and a SIGKILL of ours."""
+    return subprocess.run(list(command), preexec_fn=die_with_parent(), **kwargs)
 
 
 def alive(pid: int) -> bool:

@@ -134,6 +134,25 @@ def test_a_signal_in_any_step_exits_130_and_leaves_nothing(ncnn_models, long_sou
     assert ours(tmp_path, output.name) == []
 
 
+
+@pytest.mark.parametrize(("step", "pattern"), [
+    ("start-up: probing the input", "-show_chapters"),
+    ("the final check of the output", "packet=pts_time"),
+])
+def test_a_sigkill_in_a_quick_step_leaves_no_tool_behind(ncnn_models, long_source, tmp_path, step, pattern, spawn):
+    """The quick tools (ffprobe) die with vs-sr like the long ones: a SIGKILL leaves no clean-up to
+    run, and a signal that lands while Python is still starting the tool leaves none either."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    output = tmp_path / "range.mkv"
+    job = start(spawn, str(long_source), str(output), "--start", "10", "--end", "14",
+                env=hung_tool(shims, "ffprobe", pattern))
+    wait_until(lambda: stopped(pattern) or job.poll() is not None, 300, f"the {step} step")
+    assert job.poll() is None, job.communicate()[1]
+    job.kill()
+    job.wait(timeout=30)
+    wait_until(lambda: not processes(pattern), 30, "the hung ffprobe to die with vs-sr")
+
 def test_two_runs_to_one_output_cannot_both_succeed(ncnn_models, long_source, tmp_path, spawn):
     output = tmp_path / "shared.mkv"
     first = start(spawn, str(long_source), str(output))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -23,6 +22,7 @@ import vapoursynth as vs
 
 from ..backends import Session, choose_backend
 from ..backends.openvino import HINTS
+from ..children import run_child
 from ..media.script import vspipe_arguments, write_script
 from ..media.tools import find_tool
 from ..models import resolve
@@ -119,8 +119,8 @@ def vspipe_fps(case: BenchCase, contender: str) -> float:
     with tempfile.TemporaryDirectory(prefix="vs-sr-bench-") as folder:
         script = write_script(Path(folder), "vs_sr.bench.speed", "contender_clip")
         arguments = vspipe_arguments({"contender": contender, **asdict(case), "model": portable_model(case.model)})
-        done = subprocess.run([find_tool("vspipe"), *arguments, str(script), "--"], capture_output=True, text=True,
-                              timeout=3600)
+        done = run_child([find_tool("vspipe"), *arguments, str(script), "--"], capture_output=True, text=True,
+                         timeout=3600)
     match = re.search(r"Output \d+ frames in [\d.]+ seconds \(([\d.]+) fps\)", done.stderr)
     if done.returncode != 0 or not match:
         raise RuntimeError(f"{contender}: vspipe failed: {done.stderr[-1500:]}")
@@ -189,7 +189,7 @@ def bare_fps_in_subprocess(case: BenchCase) -> tuple[float, str]:
         "from vs_sr.bench.speed import BenchCase, bare_fps\n"
         f"print(json.dumps(bare_fps(BenchCase(**{asdict(case)!r}))))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
+    done = run_child([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         raise RuntimeError(f"bare runtime: {done.stderr[-1500:]}")
     fps, note = json.loads(done.stdout.strip().splitlines()[-1])

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..atomic import atomic_output
+from ..children import run_child
 from ..errors import SRError
 from ..paths import cache_dir
 from .codecs import CODECS, EXTENSIONS, VAAPI_DEVICE_ENV, Codec
@@ -159,7 +160,7 @@ def refusal_of(options: Sequence[str], width: int, height: int, pix_fmt: str) ->
 
 def _ask(command: list[str]) -> dict[str, object]:
     try:
-        done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+        done = run_child(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
     except subprocess.TimeoutExpired:
         return {"ok": False, "reason": "a one-frame encode did not finish in 120 s"}
     if done.returncode == 0:

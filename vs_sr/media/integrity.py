@@ -10,6 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..children import run_child
 from ..errors import SRError
 from .probe import Media
 from .timeline import Timeline
@@ -84,7 +85,7 @@ def readable_frames(path: Path, index: int) -> tuple[int, int]:
     """(packets of track `index` a demuxer reads, less those marked to be discarded; the discarded
     ones). An MP4 cut without re-encoding keeps the frames before its start, marked by its edit
     list: they are not meant to be shown."""
-    done = subprocess.run(
+    done = run_child(
         [find_tool("ffprobe"), "-v", "error", "-select_streams", str(index), "-show_entries", "packet=flags", "-of",
          "csv=p=0", file_url(path)],
         capture_output=True, text=True, stdin=subprocess.DEVNULL,

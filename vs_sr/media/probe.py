@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from ..children import run_child
 from ..errors import SRError
 from .tools import file_url, find_tool
 
@@ -90,7 +91,7 @@ def _track_duration(info: dict[str, Any]) -> float | None:
 
 
 def probe(path: Path) -> Media:
-    done = subprocess.run(
+    done = run_child(
         [find_tool("ffprobe"), "-v", "error", "-show_format", "-show_streams", "-show_chapters", "-of", "json", file_url(path)],
         capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
@@ -126,7 +127,7 @@ def _unreadable(path: Path, stderr: str) -> str:
 
 def packet_duration(path: Path, index: int) -> float:
     """How long the first packet of track `index` lasts: the granularity a stream-copy cut has."""
-    done = subprocess.run(
+    done = run_child(
         [find_tool("ffprobe"), "-v", "error", "-select_streams", str(index), "-read_intervals", "%+#1", "-show_entries",
          "packet=duration_time", "-of", "csv=p=0", file_url(path)],
         capture_output=True, text=True, stdin=subprocess.DEVNULL,
@@ -136,7 +137,7 @@ def packet_duration(path: Path, index: int) -> float:
 
 def count_frames(path: Path) -> int:
     """Video frames in a file, counted from its packets (exact for the codecs we write)."""
-    done = subprocess.run(
+    done = run_child(
         [find_tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
          "stream=nb_read_packets", "-of", "csv=p=0", file_url(path)],
         capture_output=True, text=True, stdin=subprocess.DEVNULL,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import vapoursynth as vs
 
+from ..children import run_child
 from ..errors import SRError
 
 HINTS = {
@@ -61,7 +62,7 @@ def tool_environment() -> dict[str, str]:
 @functools.cache
 def ffmpeg_version(path: str) -> tuple[int, ...] | None:
     """(major, minor) of an ffmpeg binary, None if it does not say (a git build)."""
-    done = subprocess.run([path, "-version"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    done = run_child([path, "-version"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     match = re.match(r"ffmpeg version n?(\d+)\.(\d+)", done.stdout)
     return (int(match.group(1)), int(match.group(2))) if match else None
 
@@ -135,8 +136,8 @@ def vspipe_status() -> str:
     with tempfile.NamedTemporaryFile("w", suffix=".vpy") as script:
         script.write("import vapoursynth as vs\nvs.core.std.BlankClip(length=1).set_output()\n")
         script.flush()
-        done = subprocess.run([vspipe, "--info", script.name, "-"], capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=120, env=tool_environment())
+        done = run_child([vspipe, "--info", script.name, "-"], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, timeout=120, env=tool_environment())
     if done.returncode != 0:
         return f"{vspipe} cannot run scripts: {' / '.join(done.stderr.strip().splitlines()[-2:])}"
     return f"{vspipe} (works)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from ..children import run_child
 from ..errors import SRError
 from .job import OutputPlan, expected_audio
 from .probe import Media, packet_duration, probe
@@ -29,9 +30,9 @@ def verify(target: Path, plan: OutputPlan, media: Media) -> None:
 
 def frame_times(path: Path) -> list[float]:
     """Presentation times of the first video track's frames, in display order."""
-    done = subprocess.run([find_tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-show_entries",
+    done = run_child([find_tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-show_entries",
                            "packet=pts_time", "-of", "csv=p=0", file_url(path)], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)
+                     stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         raise SRError(f"cannot read the frame times of {path}: {done.stderr.strip()}")
     return sorted(float(line.split(",")[0]) for line in done.stdout.split() if line and line[0].isdigit())

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_output
+from ..children import die_with_parent
 from ..errors import SRError
 from ..media.tools import find_tool
 
@@ -46,12 +47,17 @@ def encode(frames: Iterator[np.ndarray], size: tuple[int, int], target: Path, vi
         process = subprocess.Popen(
             [ffmpeg, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size[0]}x{size[1]}",
              "-r", str(fps), "-i", "pipe:0", *filters, *video_args, "-f", "matroska", str(temp)],
-            stdin=subprocess.PIPE,
+            stdin=subprocess.PIPE, preexec_fn=die_with_parent(),
         )
         assert process.stdin is not None
-        for frame in frames:
-            process.stdin.write(frame.tobytes())
-        process.stdin.close()
+        try:
+            for frame in frames:
+                process.stdin.write(frame.tobytes())
+            process.stdin.close()
+        except BaseException:  # an interrupted run: ffmpeg would wait for the rest of its input
+            process.kill()
+            process.wait()
+            raise
         if process.wait() != 0:
             raise SRError(f"ffmpeg could not write {target}.")
     return target

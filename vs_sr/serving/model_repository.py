@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from ..children import run_child
 from ..errors import SRError
 from ..models import Network, resolve
 from ..models.architectures import round_up
@@ -357,8 +358,8 @@ def _openvino_ir(onnx: Path, version: Path) -> list[Path]:
     xml = version / "model.xml"
     code = ("import sys, openvino as ov; "
             "ov.save_model(ov.convert_model(sys.argv[1]), sys.argv[2], compress_to_fp16=False)")
-    done = subprocess.run([sys.executable, "-c", code, str(onnx), str(xml)], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=600)
+    done = run_child([sys.executable, "-c", code, str(onnx), str(xml)], capture_output=True, text=True,
+                     stdin=subprocess.DEVNULL, timeout=600)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise SRError(f"OpenVINO could not convert {onnx.name} to IR: {last} (pip install openvino).")

@@ -33,7 +33,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..children import alive, die_with_parent
+from ..children import alive, die_with_parent, run_child
 from ..errors import SRError
 
 STARTUP_TIMEOUT = 120.0  # seconds for the models to load
@@ -89,8 +89,8 @@ def check_stub(distribution: Distribution, environment: dict[str, str]) -> None:
     if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
         raise SRError(f"{sys.executable} is built without a shared libpython, which the python backend's stub "
                       "needs: use a Python built with --enable-shared (pyenv: PYTHON_CONFIGURE_OPTS=--enable-shared).")
-    done = subprocess.run([str(distribution.stub)], env=environment, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    done = run_child([str(distribution.stub)], env=environment, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
     if done.returncode != 1:
         output = done.stdout.decode(errors="replace").strip().splitlines()
         raise SRError(f"the python backend's stub cannot run here (exit {done.returncode}: "

@@ -7,12 +7,12 @@ CRF as one video, as an upload would.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..children import run_child
 from ..errors import SRError
 from ..media.tools import find_tool
 
@@ -78,14 +78,14 @@ def x264_roundtrip(frames: np.ndarray, crf: int, fps: int = 25) -> np.ndarray:
     n, h, w, _ = frames.shape
     if h % 2 or w % 2:
         raise SRError(f"x264 (4:2:0) needs even low-res sizes, got {w}x{h}; adjust the patch or frame size.")
-    encode = subprocess.run(
+    encode = run_child(
         [ffmpeg, "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "pipe:0",
          "-c:v", "libx264", "-crf", str(crf), "-preset", "medium", "-pix_fmt", "yuv420p", "-f", "matroska", "pipe:1"],
         input=frames.tobytes(), capture_output=True,
     )
     if encode.returncode != 0:
         raise SRError(f"x264 degradation failed: {encode.stderr.decode(errors='replace').strip()}")
-    decode = subprocess.run(
+    decode = run_child(
         [ffmpeg, "-v", "error", "-f", "matroska", "-i", "pipe:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
         input=encode.stdout, capture_output=True,
     )
