@@ -17,9 +17,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from ..children import die_with_parent
+from ..children import start_child
 from ..errors import SRError
 
 STOP_GRACE = 10.0  # seconds a stopped group gets to exit on SIGTERM before SIGKILL
@@ -50,11 +50,10 @@ class ProcessGroup:
         self.processes: list[subprocess.Popen[bytes]] = []
         self.pgid: int | None = None
 
-    def start(self, command: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
+    def start(self, command: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         # The first process leads a new group (in our session, so later ones may join it).
-        # Popen's overloads cannot be matched against **kwargs of unknown types (callers never ask for text).
-        process: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]
-            list(command), preexec_fn=die_with_parent(), process_group=self.pgid or 0, **kwargs)
+        # Callers never ask for text: the output is bytes.
+        process: subprocess.Popen[bytes] = start_child(command, process_group=self.pgid or 0, **kwargs)
         if self.pgid is None:
             self.pgid = process.pid
         self.processes.append(process)

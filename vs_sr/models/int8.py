@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .. import extras
 from ..atomic import build_once
-from ..children import die_with_parent, python_executable
+from ..children import python_executable, start_child
 from ..errors import SRError
 from ..paths import cache_dir
 from .architectures import Int8Recipe
@@ -73,9 +73,9 @@ def _quantize(onnx: Path, recipe: Int8Recipe, output: Path, log: Callable[[str],
     # One BLAS thread: its matrices are small, and spinning BLAS threads on a busy CPU made the
     # Hessians 3x slower (measured); ONNX Runtime keeps its own threads for the calibration.
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    with tempfile.TemporaryFile("w+") as stderr_file, subprocess.Popen(
+    with tempfile.TemporaryFile("w+") as stderr_file, start_child(
             [python_executable(), str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr_file,
-            text=True, env=env, preexec_fn=die_with_parent()) as worker:
+            text=True, env=env) as worker:
         assert worker.stdin is not None and worker.stdout is not None
         worker.stdin.write(json.dumps(request))
         worker.stdin.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_output
-from ..children import die_with_parent
+from ..children import start_child
 from ..errors import SRError
 from ..media.tools import find_tool
 
@@ -44,10 +44,10 @@ def encode(frames: Iterator[np.ndarray], size: tuple[int, int], target: Path, vi
     ffmpeg = find_tool("ffmpeg")
     filters = ["-vf", f"scale={scale[0]}:{scale[1]}:flags=bicubic"] if scale else []
     with atomic_output(target) as temp:
-        process = subprocess.Popen(
+        process = start_child(
             [ffmpeg, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size[0]}x{size[1]}",
              "-r", str(fps), "-i", "pipe:0", *filters, *video_args, "-f", "matroska", str(temp)],
-            stdin=subprocess.PIPE, preexec_fn=die_with_parent(),
+            stdin=subprocess.PIPE,
         )
         assert process.stdin is not None
         try:

@@ -33,7 +33,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..children import alive, die_with_parent, run_child
+from ..children import alive, run_child, start_child
 from ..errors import SRError
 
 STARTUP_TIMEOUT = 120.0  # seconds for the models to load
@@ -292,10 +292,10 @@ class TritonServer:
         ]
         assert self.log_path is not None
         with open(self.log_path, "ab") as output:
-            self.process = subprocess.Popen(command, env=environment, cwd=self.folder.path, stdin=subprocess.DEVNULL,
-                                            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-                                            pass_fds=(self.folder.fd,),  # the folder stays locked while it runs
-                                            preexec_fn=die_with_parent(signal.SIGTERM))
+            self.process = start_child(command, signal.SIGTERM, env=environment, cwd=self.folder.path,
+                                       stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                       start_new_session=True,
+                                       pass_fds=(self.folder.fd,))  # the folder stays locked while it runs
 
     def _wait_ready(self) -> None:
         assert self.process is not None

@@ -1,0 +1,75 @@
+"""Children that die with us (vs_sr.children): every tool vs_sr starts gets a parent-death signal,
+so a SIGKILLed vs_sr leaves none behind; and starting them stays safe in a process where gRPC
+runs (the Triton client), whose fork handlers abort a forked child now and then."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import processes, wait_until
+
+from vs_sr.children import alive, run_child, start_child
+
+PARENT = """
+import sys
+from vs_sr.children import run_child, start_child
+start_child(["sleep", "1001"])
+print("started", flush=True)
+run_child(["sleep", "1002"])  # a quick tool that hangs: the parent waits in subprocess.run
+"""
+
+
+def test_a_sigkilled_parent_takes_its_long_and_its_quick_children_along(spawn):
+    parent = spawn([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout.readline() == "started\n"
+    children = wait_until(lambda: len(found := processes("sleep 100")) == 2 and found, 60, "both children")
+    parent.kill()
+    parent.wait(timeout=30)
+    wait_until(lambda: not any(alive(child.pid) for child in children), 30, "the children to die with their parent")
+
+
+def test_a_missing_tool_is_refused_as_popen_refuses_it():
+    with pytest.raises(FileNotFoundError, match="no-such-tool"):
+        run_child(["no-such-tool", "--version"])
+    with pytest.raises(FileNotFoundError, match="no-such-tool"):
+        start_child(["no-such-tool"])
+
+
+def test_a_child_gets_its_arguments_exit_status_and_input_unchanged():
+    done = run_child(["sh", "-c", 'printf "%s|" "$@"; cat; exit 3', "sh", "a b", "$HOME", "*", ""],
+                     input="in", capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (3, "a b|$HOME|*||in")
+
+
+CLIENT = """
+import threading
+import tritonclient.grpc as grpcclient
+from vs_sr.children import run_child, start_child
+
+client = grpcclient.InferenceServerClient("127.0.0.1:9")  # nothing listens: every call fails, fast
+
+
+def busy():
+    while True:
+        try:
+            client.is_server_live()
+        except Exception:
+            pass
+
+
+threading.Thread(target=busy, daemon=True).start()
+failed = sum(run_child(["true"], timeout=60).returncode != 0 for _ in range(300))
+failed += sum(start_child(["true"]).wait(timeout=60) != 0 for _ in range(100))
+print(failed)
+"""
+
+
+def test_children_start_cleanly_beside_a_busy_grpc_client(spawn):
+    """With a fork (a preexec_fn) about 3% of these children died of SIGABRT in gRPC's handlers."""
+    pytest.importorskip("tritonclient.grpc")
+    client = spawn([sys.executable, "-c", CLIENT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = client.communicate(timeout=600)
+    assert client.returncode == 0, err
+    assert out.strip() == "0"
