@@ -218,6 +218,20 @@ def processes(token: str = "") -> list[Process]:
     return found
 
 
+def hung_tool(folder: Path, tool: str, pattern: str) -> dict[str, str]:
+    """PATH with a shim for `tool` that stops itself when its arguments match `pattern` (and runs
+    the real tool otherwise, or once continued)."""
+    real = subprocess.run(["which", tool], capture_output=True, text=True, check=True).stdout.strip()
+    shim = folder / tool
+    shim.write_text(f"#!/bin/sh\ncase \"$*\" in *\"{pattern}\"*) kill -STOP $$ ;; esac\nexec {real} \"$@\"\n")
+    shim.chmod(0o755)
+    return {"PATH": f"{folder}:{os.environ['PATH']}"}
+
+
+def stopped(token: str) -> bool:
+    return any(p.state == "T" for p in processes(token))
+
+
 def wait_until(condition, timeout: float = 60.0, what: str = "a condition"):
     """Poll `condition` until it gives something true; that value, or an AssertionError."""
     deadline = time.monotonic() + timeout

@@ -17,10 +17,12 @@ from conftest import (
     VS_SR,
     ffmpeg,
     framemd5,
+    hung_tool,
     on_a_small_disk,
     processes,
     signal_one,
     small_compact_weights,
+    stopped,
     vfr_clip,
     vs_sr,
     wait_until,
@@ -300,6 +302,29 @@ def test_ctrl_c_stops_every_child_and_keeps_the_state(ncnn_models, long_clip, tm
     chunks = status(out)["videos"][0]["chunks"]
     assert all(c["state"] in ("pending", "done") and c["attempts"] <= 1 for c in chunks)
 
+
+
+@pytest.mark.timing
+def test_a_signal_while_a_video_is_assembled_stops_the_assembly_and_writes_nothing(ncnn_models, long_clip, tmp_path,
+                                                                                  spawn):
+    """The assembly (join, final encode, mux, check) runs beside the driver; a signal stops its
+    tools too, at once: no output appears after the signal, and the same command assembles it."""
+    out = tmp_path / "out"
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    job = spawn([VS_SR, "batch", str(long_clip), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "100"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                env={**os.environ, **hung_tool(shims, "mkvmerge", "--timestamps")})
+    wait_until(lambda: stopped("--timestamps") or job.poll() is not None, 300, "the assembly's join")
+    assert job.poll() is None, job.communicate()[1]
+    job.send_signal(signal.SIGTERM)
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 130 and "continues where it stopped" in err, err
+    wait_until(lambda: not processes(str(out)), 30, "every process of the batch to end")
+    assert sorted(p.name for p in out.iterdir()) == [".vs-sr-batch"]  # no output, no work folder beside it
+    done = vs_sr("batch", str(long_clip), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "100")
+    assert done.returncode == 0, done.stderr
+    assert count_frames(out / "long.mkv") == 200
 
 def test_a_variable_frame_rate_file_keeps_its_times_across_chunks(ncnn_models, tmp_path):
     source = vfr_clip(tmp_path / "vfr.mkv")

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import VS_SR, ffmpeg, processes, wait_until
+from conftest import VS_SR, ffmpeg, hung_tool, processes, stopped, wait_until
 
 pytestmark = pytest.mark.timing  # run again beside busy CPU hogs by scripts/load_check.sh
 
@@ -96,20 +96,6 @@ def test_only_our_own_temporaries_are_removed(ncnn_models, long_source, tmp_path
                           text=True, stdin=subprocess.DEVNULL, timeout=600)
     assert done.returncode == 0, done.stderr
     assert all(path.read_text() == "not ours" for path in strangers)
-
-
-def hung_tool(folder: Path, tool: str, pattern: str) -> dict[str, str]:
-    """PATH with a shim for `tool` that stops itself when its arguments match `pattern` (and runs
-    the real tool otherwise, or once continued)."""
-    real = subprocess.run(["which", tool], capture_output=True, text=True, check=True).stdout.strip()
-    shim = folder / tool
-    shim.write_text(f"#!/bin/sh\ncase \"$*\" in *\"{pattern}\"*) kill -STOP $$ ;; esac\nexec {real} \"$@\"\n")
-    shim.chmod(0o755)
-    return {"PATH": f"{folder}:{os.environ['PATH']}"}
-
-
-def stopped(token: str) -> bool:
-    return any(p.state == "T" for p in processes(token))
 
 
 @pytest.mark.parametrize(("step", "tool", "pattern", "signum"), [

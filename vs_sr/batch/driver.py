@@ -27,6 +27,7 @@ from ..media.codecs import CODECS
 from ..media.ffmpeg import check_extra_arguments, encoder_options
 from ..media.job import Job, OutputPlan, check_job, plan_job
 from ..media.probe import Media, probe
+from ..media.processes import cancelled_by
 from ..models.weights import file_digest
 from ..progress import Progress
 from .assemble import DamagedChunks, assemble, damaged
@@ -155,6 +156,7 @@ class BatchRun:
         self.quiet = quiet
         self.stop = stop or threading.Event()
         """Set from another thread to end the run as Ctrl-C would (the studio's cancel)."""
+        self.stop_assembly = threading.Event()  # set when the run is interrupted: assemblies stop
         if restart:
             self._forget_state()
         self.state = State(state_path(self.directory))
@@ -344,6 +346,7 @@ class BatchRun:
                     self.state.release_chunk(key, count_attempt=False)
             except StateError:  # a full disk: the next run recovers them as interrupted chunks
                 pass
+            self.stop_assembly.set()  # their tools stop, their work folders go: no output appears after this
             for thread in assembling.values():
                 thread.join()
             raise
@@ -453,7 +456,8 @@ class BatchRun:
             def work(video: Video = video, job: Job = job, chunks: list[Chunk] = chunks, replace: bool = replace) -> None:
                 # Runs beside the driver's loop; only the driver writes the state (from `done`).
                 try:
-                    assemble(job, self.settings, chunks, [chunk_file(self.directory, c) for c in chunks], replace)
+                    with cancelled_by(self.stop_assembly):
+                        assemble(job, self.settings, chunks, [chunk_file(self.directory, c) for c in chunks], replace)
                     done.append(Assembled(video.id, written=(file_digest(job.output), job.output.stat().st_size)))
                 except DamagedChunks as error:
                     done.append(Assembled(video.id, error.message, [c.key for c in error.chunks]))

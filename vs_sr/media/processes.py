@@ -15,7 +15,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -79,12 +80,39 @@ class ProcessGroup:
                 pass
 
 
+_scope = threading.local()  # the event that cancels this thread's tools (see `cancelled_by`)
+
+
+@contextmanager
+def cancelled_by(event: threading.Event) -> Iterator[None]:
+    """Within the block, the tools this thread runs with `run_tool` stop (raising Cancelled) once
+    `event` is set: how a thread that runs several steps (a batch's assembly) is stopped from
+    outside, without handing the event through every step."""
+    outer = getattr(_scope, "event", None)
+    _scope.event = event
+    try:
+        yield
+    finally:
+        _scope.event = outer
+
+
+def _communicate(process: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    cancel: threading.Event | None = getattr(_scope, "event", None)
+    while True:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("stopped")
+        try:
+            return process.communicate(timeout=None if cancel is None else POLL)
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def run_tool(command: Sequence[str], what: str) -> str:
     """Run one tool to completion in its own group; its stdout, or an SRError naming `what` failed."""
     group = ProcessGroup()
     process = group.start(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        out, err = process.communicate()
+        out, err = _communicate(process)
     except BaseException:
         group.stop()
         raise
