@@ -106,6 +106,24 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children, ...), read from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):  # gone meanwhile
+                continue
+            parents.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found.extend(children)
+        todo.extend(children)
+    return found
+
+
 def python_executable() -> str:
     """This environment's Python interpreter, for helper scripts. Inside an application that
     embeds Python (VapourSynth Editor, for one) `sys.executable` is the application itself."""

@@ -81,6 +81,22 @@ def test_a_killed_ray_worker_is_retried(ncnn_models, clip, tmp_path, spawn):
     assert framemd5(out / "clip.mkv") == expected
 
 
+
+@pytest.mark.timing
+def test_a_sigterm_while_ray_starts_is_an_interruption_like_any_other(ncnn_models, clip, tmp_path, spawn):
+    """Ray puts in its own SIGTERM handler while it starts (exit 15, not a word): the batch keeps
+    its own meaning of the signal, and shuts the half-started Ray down."""
+    source, _ = clip
+    temp = short_temp()
+    job = spawn([VS_SR, "batch", str(source), "--output-dir", str(tmp_path / "out"), "--ray"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "RAY_TMPDIR": temp})
+    wait_until(lambda: any("raylet" in line for line in ray_processes(temp)) or job.poll() is not None, 300,
+               "Ray's daemons to start")
+    job.send_signal(signal.SIGTERM)
+    _, err = job.communicate(timeout=300)
+    assert job.returncode == 130 and "interrupted; the batch continues" in err, err
+    wait_until(lambda: not ray_processes(temp), 120, "Ray's daemons to end")
+
 def start_node(spawn, temp: str, *args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """`ray start` in its own session, so that this node alone can be stopped (`ray stop` would
     stop every Ray on the machine)."""

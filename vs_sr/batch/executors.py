@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from ..children import descendants
 from ..errors import SRError
 from ..media.processes import Cancelled, ToolFailed
 from .chunk import ChunkResult, ChunkTask, run_chunk
@@ -176,23 +177,14 @@ class RayExecutor:
     def __init__(self, address: str | None, slots: int | None, gpu: bool, temp_dir: str | None = None) -> None:
         ray = self.ray = ray_module()
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
-        # Ray installs its own SIGTERM handler, which aborts with a stack dump: ours (stop the
-        # chunks, keep the state, exit 130) is put back once Ray is up.
-        handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
         if address is None:
             options["num_cpus"] = slots or os.cpu_count() or 1
             if temp_dir:
                 options["_temp_dir"] = temp_dir
-            ray.init(**options)
         else:
             check_reachable(address)
-            try:
-                ray.init(address=address, **options)
-            except Exception as error:
-                raise SRError(f"cannot join the Ray cluster at {address}: {error}. A cluster with token "
-                              "authentication needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN).") from None
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+            options["address"] = address
+        _start_ray(ray, options)
         _quiet_worker_notices()
         resources = ray.cluster_resources()
         self.gpu = gpu and resources.get("GPU", 0) >= 1
@@ -260,6 +252,40 @@ class RayExecutor:
     def close(self) -> None:
         self.stop_all()
         self.ray.shutdown()
+
+
+def _start_ray(ray: Any, options: dict[str, Any]) -> None:
+    """ray.init, interruptible like every other step. Ray installs its own SIGTERM handler, which
+    exits with status 15 and no word: ours (stop the chunks, keep the state, exit 130) is put back
+    once Ray is up, and a SIGTERM that meets Ray's meanwhile counts as ours. An interrupted start
+    shuts down what it had started: a local Ray's daemons, and the agents its raylet had started
+    (which ray.shutdown does not know of yet, and which would linger for up to a minute)."""
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    before = set(descendants(os.getpid()))
+    try:
+        try:
+            ray.init(**options)
+        except SystemExit as exit_:
+            if exit_.code != signal.SIGTERM:
+                raise
+            raise KeyboardInterrupt from None
+        except Exception as error:
+            if "address" not in options:
+                raise
+            raise SRError(f"cannot join the Ray cluster at {options['address']}: {error}. A cluster with token "
+                          "authentication needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN).") from None
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+    except BaseException:
+        started = set(descendants(os.getpid())) - before
+        ray.shutdown()
+        for pid in started:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        raise
 
 
 def _quiet_worker_notices() -> None:
