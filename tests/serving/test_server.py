@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import vapoursynth as vs
-from conftest import nearest_model, needs_triton, wait_until
+from conftest import nearest_model, needs_triton, processes, wait_until
 
 import vs_sr as sr
 from vs_sr.children import alive
@@ -139,6 +139,31 @@ def test_serve_reports_a_model_that_fails_to_load(tmp_path):
     assert done.stderr.startswith("vs-sr: error: tritonserver stopped while starting")
     assert "no such runtime here" in done.stderr
 
+
+
+def test_a_signal_while_the_server_starts_interrupts_the_start(tmp_path, spawn):
+    """A model that takes long to load (here: forever) does not hold a Ctrl-C or SIGTERM until the
+    server is ready: serve stops the server at once, exits 130 and announces nothing."""
+    needs_triton()
+    repo = tmp_path / "repo"
+    nearest_model(repo, "slow", 2)
+    started = tmp_path / "loading"
+    (repo / "slow" / "1" / "model.py").write_text(
+        f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\ntime.sleep(3600)\n")
+    serve = spawn([str(BIN / "vs-sr"), "triton", "serve", "--repo", str(repo), "--json"], stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: started.exists() or serve.poll() is not None, 300, "the model to start loading")
+    serve.send_signal(signal.SIGTERM)
+    out, err = serve.communicate(timeout=120)
+    assert serve.returncode == 130 and out == "" and err.startswith("vs-sr: interrupted"), (out, err)
+    wait_until(lambda: not processes(f"--model-repository={repo}"), 60, "the server to stop")
+    assert not shm_of(serve)
+
+
+def test_a_file_given_as_the_repository_is_named():
+    done = subprocess.run([str(BIN / "vs-sr"), "triton", "serve", "--repo", __file__], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=120)
+    assert done.returncode == 1 and "is a file: the model repository is a folder" in done.stderr, done.stderr
 
 CLIENT = """\
 import vapoursynth as vs

@@ -121,14 +121,21 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..serving.supervision import RestartBudget, keep_serving
     from ..serving.triton_server import TritonServer
 
-    stop = threading.Event()
+    stop, serving = threading.Event(), threading.Event()
+
+    def on_signal(*_: object) -> None:
+        stop.set()
+        if not serving.is_set():  # start-up is interrupted like any other step (exit 130), not waited out
+            raise KeyboardInterrupt
+
     for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_: stop.set())
+        signal.signal(number, on_signal)
     server = TritonServer(args.repo, host=args.address, http_port=args.http_port, grpc_port=args.grpc_port,
                           log=args.log)
     try:
         server.start()
         announce(server, args.json)
+        serving.set()
         keep_serving(server, stop, lambda line: print(f"vs-sr triton serve: {line}", file=sys.stderr, flush=True),
                      RestartBudget(args.restarts), lambda: announce(server, args.json, again=True))
     finally:

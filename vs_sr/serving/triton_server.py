@@ -233,6 +233,9 @@ class TritonServer:
         self.stop()
 
     def start(self) -> TritonServer:
+        if self.repository.exists() and not (self.repository / ".").is_dir():
+            raise SRError(f"{self.repository} is a file: the model repository is a folder (one made by "
+                          "`vs-sr triton export MODEL --repo DIR`).")
         if not (self.repository / ".").is_dir():
             raise SRError(f"model repository not found: {self.repository}.")
         if not _models(self.repository):
