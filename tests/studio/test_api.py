@@ -269,6 +269,19 @@ def test_an_upload_cut_off_by_the_client_is_one_log_line_and_leaves_nothing(tmp_
                         r"client after \d+ bytes\.", lines[0]), lines
 
 
+
+def test_an_upload_in_progress_when_the_studio_is_killed_is_removed_by_the_next_start(tmp_path):
+    data = tmp_path / "data"
+    with running_studio(data, "--upload-timeout", "600") as first:
+        connection = partial_upload(first.url)
+        wait_until(lambda: receiving(data), 120, "the upload to arrive")
+        first.stop(signal.SIGKILL)
+        connection.close()
+    assert receiving(data)  # a killed studio cannot clean up
+    with running_studio(data) as second:
+        assert second.client().get("/api/videos").json() == []
+        assert list((data / "videos").iterdir()) == []
+
 def test_an_upload_that_stops_arriving_is_given_up_with_408(tmp_path):
     with running_studio(tmp_path / "data", "--upload-timeout", "1") as server:
         connection = partial_upload(server.url)

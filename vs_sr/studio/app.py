@@ -30,6 +30,7 @@ __all__ = ["StudioConfig", "create_app"]
 def create_app(config: StudioConfig, executor: Executor | None = None) -> FastAPI:
     """The app for `config`; `executor` runs the jobs' chunks (None: this machine's processes)."""
     library = Library(config.data)
+    library.remove_unfinished_uploads()
     studio = Studio(config, library, JobQueue(library, config.jobs, executor), Previews())
 
     @asynccontextmanager

@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shutil
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import PathLock
 from ..errors import SRError
 
 SCHEMA = """
@@ -79,6 +83,29 @@ class Library:
 
     def video_dir(self, video_id: str) -> Path:
         return self.data / "videos" / video_id
+
+    @contextmanager
+    def receiving(self, video_id: str) -> Iterator[Path]:
+        """The folder of an upload in progress, held (a lock beside it) until the block ends: a
+        folder no upload holds and no video names is what a killed upload left."""
+        (self.data / "videos").mkdir(exist_ok=True)
+        with PathLock(self.data / "videos" / f"{video_id}.lock"):
+            yield self.video_dir(video_id)
+
+    def remove_unfinished_uploads(self) -> None:
+        """Remove the folders of uploads that a killed studio left half-written (a studio sharing
+        this folder still holds its own uploads' locks: those stay)."""
+        videos = self.data / "videos"
+        for folder in videos.iterdir() if videos.is_dir() else []:
+            if not folder.is_dir() or not valid_id(folder.name) or self.video(folder.name) is not None:
+                continue
+            lock = PathLock(videos / f"{folder.name}.lock")
+            if lock.acquire(blocking=False):
+                try:
+                    if self.video(folder.name) is None:  # it may have been finished meanwhile
+                        shutil.rmtree(folder, ignore_errors=True)
+                finally:
+                    lock.release()
 
     def job_dir(self, job_id: str) -> Path:
         return self.data / "jobs" / job_id

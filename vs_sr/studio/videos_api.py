@@ -24,21 +24,21 @@ async def upload(request: Request, studio: StudioDep) -> dict[str, Any]:
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
         raise HTTPException(413, f"the file is larger than the server's limit of {limit_mb} MB.")
     video_id = new_id()
-    folder = studio.library.video_dir(video_id)
-    folder.mkdir(parents=True)
-    try:
-        path, name = await receive(request.stream(), request.headers.get("content-type", ""), folder, limit,
-                                   studio.config.upload_idle_s)
-        video = await asyncio.to_thread(describe, video_id, name, path)
-    except UploadError as error:
-        if isinstance(error, UploadCutOff) or error.status == 408:  # the client's doing: one line, no traceback
-            log.warning("upload from %s not received: %s", _client(request), error.reason)
-        discard(folder)
-        raise HTTPException(error.status, error.reason) from None
-    except BaseException:
-        discard(folder)
-        raise
-    studio.library.add_video(video)
+    with studio.library.receiving(video_id) as folder:
+        folder.mkdir(parents=True)
+        try:
+            path, name = await receive(request.stream(), request.headers.get("content-type", ""), folder, limit,
+                                       studio.config.upload_idle_s)
+            video = await asyncio.to_thread(describe, video_id, name, path)
+        except UploadError as error:
+            if isinstance(error, UploadCutOff) or error.status == 408:  # the client's doing: one line, no traceback
+                log.warning("upload from %s not received: %s", _client(request), error.reason)
+            discard(folder)
+            raise HTTPException(error.status, error.reason) from None
+        except BaseException:
+            discard(folder)
+            raise
+        studio.library.add_video(video)
     return video.public()
 
 
