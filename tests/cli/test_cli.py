@@ -72,6 +72,15 @@ def test_errors_are_one_line_with_exit_code_1(tmp_path):
     assert result.stderr.startswith("vs-sr: error: weights for model 'hat' x4 not found: HAT_SRx4_ImageNet-pretrain.pth")
 
 
+
+def test_a_file_given_as_the_batch_output_folder_is_named(tmp_path):
+    source, taken = tmp_path / "in.mkv", tmp_path / "taken.mp4"
+    source.write_bytes(b"")
+    taken.write_text("not a folder")
+    result = vs_sr("batch", str(source), "--output-dir", str(taken))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr == f"vs-sr: error: --output-dir {taken} is a file: give a folder (it is made if missing).\n"
+
 def test_version_and_help_for_every_option():
     done = vs_sr("--version")
     assert done.returncode == 0 and done.stdout.strip().startswith("vs-sr 0.")

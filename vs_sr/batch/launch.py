@@ -18,6 +18,16 @@ from .settings import CONTAINERS, BatchSettings
 RAY_LOCAL = "local"
 
 
+def make_output_folder(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise SRError(f"--output-dir {directory} is a file: give a folder (it is made if missing).") from None
+    except OSError as error:
+        raise SRError(f"cannot make the output folder {directory}: {error.strerror}; give a writable --output-dir.") \
+            from None
+
+
 def run_batch(inputs: Sequence[Path], directory: Path, settings: BatchSettings, options: RunOptions,
               jobs: int | None = None, recursive: bool = False, restart: bool = False, ray: str | None = None,
               log: Callable[[str], None] = print, quiet: bool = False, stop: threading.Event | None = None,
@@ -28,7 +38,7 @@ def run_batch(inputs: Sequence[Path], directory: Path, settings: BatchSettings, 
     cluster's CPUs or GPUs); ray: None (this machine), "local" (a Ray started for this run) or a
     head node's HOST:PORT; executor: one to use instead, kept open (a server running batch
     after batch on one Ray connection); stop: set to end the run as Ctrl-C would."""
-    directory.mkdir(parents=True, exist_ok=True)
+    make_output_folder(directory)
     lock = lock_directory(directory)
     try:
         sources, notes = find_sources(inputs, directory, CONTAINERS[settings.container], recursive)
