@@ -65,3 +65,31 @@ def test_the_commands_tests_start_take_ctrl_c_however_the_suite_was_started():
     done = subprocess.run([sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT))"],
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
     assert done.stdout.strip() == str(signal.default_int_handler)
+
+
+FINALISER = """
+import os, signal, sys
+import vs_sr.cli as cli
+
+
+class Finaliser:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)  # our handler runs here, inside __del__, where Python drops exceptions
+        sum(range(10))
+
+
+def run(args):
+    Finaliser()
+    return 0
+
+
+cli.run_command = run  # a command whose object is finalised just as the signal comes (OpenVINO's, in eval)
+sys.exit(cli.main(["info"]))
+"""
+
+
+def test_a_signal_that_lands_in_a_finaliser_still_ends_the_run_with_130():
+    done = subprocess.run([sys.executable, "-c", FINALISER], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "vs-sr: interrupted (the signal came as the command ended: what it wrote is complete)\n"

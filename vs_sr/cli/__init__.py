@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .. import __version__
 
@@ -67,7 +67,11 @@ def shell_syntax(message: str) -> str:
     return KEYWORD.sub(option, message)
 
 
+_signalled: list[int] = []  # the signals that arrived: an interruption raised inside a finaliser is lost
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
+    _signalled.append(signum)
     raise KeyboardInterrupt
 
 
@@ -76,6 +80,16 @@ def stop_on_signals() -> None:
     every step's clean-up runs (children stopped, temporaries removed), exit code 130."""
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where it is ignored (`cmd &`)
+        signal.signal(signal.SIGINT, _interrupt)
+    sys.unraisablehook = _unraisable
+
+
+def _unraisable(unraisable: Any) -> None:
+    """An interruption raised inside a finaliser is lost to it, not to us (main reads `_signalled`):
+    no "Exception ignored" traceback for it."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _main(argv)
         finally:
             sys.stdout.flush()  # here, not at exit: a reader that went away is noticed while it can be handled
+    except KeyboardInterrupt:  # in the last flush, after the command
+        print("vs-sr: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError as error:
         if not _stdout_gone():  # a pipe to a tool of ours broke: an error like any other
             print(f"vs-sr: error: {error}", file=sys.stderr)
@@ -107,17 +124,21 @@ def _stdout_gone() -> bool:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from .common import attach_values
-
     args: argparse.Namespace | None = None
     try:
+        from .common import attach_values
+
         parser = build_parser()
         complete(parser)
         args = parser.parse_args(attach_values(sys.argv[1:] if argv is None else argv))
-        return run_command(args)
+        code = run_command(args)
     except KeyboardInterrupt:  # a command may say what an interruption leaves (args.interrupted)
         print(f"vs-sr: {getattr(args, 'interrupted', INTERRUPTED)}", file=sys.stderr)
         return 130
+    if _signalled and code == 0:  # raised where Python ignores exceptions (a __del__, a weakref callback)
+        print("vs-sr: interrupted (the signal came as the command ended: what it wrote is complete)", file=sys.stderr)
+        return 130
+    return code
 
 
 def complete(parser: argparse.ArgumentParser) -> None:
