@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import ffmpeg, photo, vs_sr
+from conftest import cut_short, ffmpeg, photo, vs_sr
 from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -252,6 +252,13 @@ def test_eval_errors(pair, tmp_path):
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(high), "-frames:v", "5", "-c:v", "ffv1", str(short)], check=True)
     done = vs_sr("eval", str(short), str(high))
     assert done.returncode == 1 and "not frame-aligned" in done.stderr
+    for role, args in (("result", ["{cut}", str(high)]), ("reference", [str(high), "{cut}"]),
+                       ("source", [str(high), "--source", "{cut}"])):
+        cut = cut_short(low if role == "source" else high, tmp_path / f"cut-{role}.mkv", 5)
+        done = vs_sr("eval", *(str(cut) if a == "{cut}" else a for a in args))
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert f"{cut.name} is incomplete or damaged: its container declares 8 frames" in done.stderr, done.stderr
+        assert done.stderr.rstrip().endswith("score a complete copy."), done.stderr
 
 
 @pytest.mark.slow  # about a minute on two busy cores: four networks on a 128x128 frame

@@ -10,10 +10,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import vapoursynth as vs
+
 from ..children import run_child
 from ..errors import SRError
-from .probe import Media
-from .timeline import Timeline
+from .probe import Media, probe
+from .timeline import Timeline, read_timeline
 from .tools import file_url, find_tool
 
 SHORT_BY = 0.1  # seconds of declared length that may be missing (durations rounded, a last frame's length unknown)
@@ -62,6 +64,16 @@ class Decodable:
         if self.damaged:
             text += f"; {self.damaged} of the {self.readable} frames that could be read are damaged"
         return f"{self.name} is incomplete or damaged: {text}"
+
+
+def open_complete(path: Path, instead: str) -> vs.VideoNode:
+    """A video file as a clip, or an SRError saying what it lacks and what to do `instead` when it
+    does not decode whole (a copy cut off, damaged frames)."""
+    clip, timeline = read_timeline(path)
+    found = decodable(probe(path), clip.num_frames, timeline)
+    if not found.complete:
+        raise SRError(f"{found.shortfall()}; {instead}")
+    return clip
 
 
 def decodable(media: Media, frames: int, timeline: Timeline) -> Decodable:

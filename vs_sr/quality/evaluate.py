@@ -20,7 +20,7 @@ import vapoursynth as vs
 from ..atomic import atomic_output
 from ..errors import SRError, frame_errors
 from ..filter.formats import MATRIX_UNSPECIFIED, default_matrix, int_prop, to_rgbs, yuv_matrix
-from ..media.tools import open_video
+from ..media.integrity import open_complete
 from ..progress import Progress
 from . import metrics
 
@@ -290,9 +290,10 @@ def open_inputs(reference: Path | None, result: Path | None = None, source: Path
                       "of its bicubic upscale.")
     if result is None and source is None:
         raise SRError("give RESULT REFERENCE, or REFERENCE with --source LOW_RES (scored with models and baselines).")
-    reference_clip = open_video(reference) if reference else None
-    result_clip = open_video(result) if result else None
-    source_clip = open_video(source) if source else None
+    instead = "scores of a part would not be the video's: score a complete copy."
+    reference_clip = open_complete(reference, instead) if reference else None
+    result_clip = open_complete(result, instead) if result else None
+    source_clip = open_complete(source, instead) if source else None
     if reference_clip and source_clip:
         source_clip = in_colours_of(reference_clip, source_clip)
     sized = reference_clip or result_clip
