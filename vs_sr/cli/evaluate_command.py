@@ -37,7 +37,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     evaluate.add_argument("--plot", help="write a PNG of per-frame PSNR and warping error for each method here")
     evaluate.add_argument("--json", action="store_true",
                           help="print a JSON summary (psnr, ssim, frames, warp, warp_added, guide) instead")
-    evaluate.set_defaults(run=run)
+    evaluate.set_defaults(run=run, interrupted="interrupted; a --csv or --plot file is there only if it was "
+                      "written whole before the signal")
 
 
 def run(args: argparse.Namespace) -> int:
