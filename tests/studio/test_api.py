@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import wait_until
+from conftest import VS_SR, wait_until
 from studio_server import Studio, make_upload, processes_of, running_studio
 
 from vs_sr.children import alive
@@ -144,6 +144,17 @@ def test_cancel_stops_the_job_and_its_tools(studio, upload_clip):
     assert not [p for p in processes_of(studio.process.pid)
                 if b"vspipe" in Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0]]
 
+
+
+def test_the_announced_url_takes_connections_at_once(tmp_path, spawn):
+    """A script that connects as soon as it reads the URL line is not refused."""
+    studio = spawn([VS_SR, "studio", "--port", "0", "--data", str(tmp_path / "data")], stdout=subprocess.PIPE,
+                   stderr=subprocess.PIPE, text=True)
+    match = re.search(r"http://([\d.]+):(\d+)/", studio.stdout.readline())
+    assert match, studio.stderr.read()
+    socket.create_connection((match.group(1), int(match.group(2))), timeout=60).close()
+    studio.send_signal(signal.SIGTERM)
+    studio.communicate(timeout=120)
 
 def test_a_non_loopback_host_needs_a_token(tmp_path):
     from conftest import vs_sr

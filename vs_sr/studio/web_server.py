@@ -32,6 +32,9 @@ def log_config() -> dict[str, Any]:
     return logging
 
 
+BACKLOG = 2048  # uvicorn's own default
+
+
 def serve(config: StudioConfig, host: str, port: int, ray: str | None = None,
           announce: Callable[[str], None] = print) -> None:
     """Serve until SIGINT/SIGTERM; `announce` gets the URL once the socket listens."""
@@ -45,6 +48,7 @@ def serve(config: StudioConfig, host: str, port: int, ray: str | None = None,
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(BACKLOG)  # now, not when uvicorn starts: a client that connects on the announced URL waits
     except OSError as error:
         sock.close()
         raise SRError(f"cannot listen on {host}:{port}: {error.strerror}.") from None
