@@ -97,6 +97,25 @@ def test_a_sigterm_while_ray_starts_is_an_interruption_like_any_other(ncnn_model
     assert job.returncode == 130 and "interrupted; the batch continues" in err, err
     wait_until(lambda: not ray_processes(temp), 120, "Ray's daemons to end")
 
+
+@pytest.mark.timing
+def test_a_sigterm_mid_chunk_leaves_no_attempt_folder(ncnn_models, clip, tmp_path, spawn):
+    """A stopped Ray worker is killed, so it cannot remove its attempt's folder: the driver does."""
+    source, _ = clip
+    out = tmp_path / "out"
+    job = spawn([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "50",
+                 "--jobs", "1", "--ray"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env={**os.environ, "RAY_TMPDIR": short_temp()})
+    # the chunk's vspipe held (SIGSTOP), so that the chunk is surely in flight when the batch is stopped
+    signal_one(lambda: [p.pid for p in processes(str(out)) if p.cmdline.split()[0].endswith("vspipe")],
+               signal.SIGSTOP, "a chunk's vspipe")
+    assert list(out.rglob("*.attempt*"))
+    job.send_signal(signal.SIGTERM)
+    _, err = job.communicate(timeout=300)
+    assert job.returncode == 130, err
+    assert not list(out.rglob("*.attempt*"))
+    wait_until(lambda: not processes(str(out)), 60, "the chunk's tools to end")
+
 def start_node(spawn, temp: str, *args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """`ray start` in its own session, so that this node alone can be stopped (`ray stop` would
     stop every Ray on the machine)."""

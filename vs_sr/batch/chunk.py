@@ -68,10 +68,15 @@ class ChunkResult:
     """Where it ran: the host, or the Ray node's id."""
 
 
+def attempt_folder(task: ChunkTask) -> Path:
+    """Where an attempt writes before its chunk is renamed into place."""
+    return task.target.with_name(f".{task.target.stem}.attempt{task.attempt}")
+
+
 def run_chunk(task: ChunkTask, progress: Callable[[int], None], cancel: threading.Event | None = None,
               node: str | None = None) -> ChunkResult:
     """Encode, verify (frame count, frame size) and rename the chunk; its sha256 and size."""
-    work = task.target.with_name(f".{task.target.stem}.attempt{task.attempt}")
+    work = attempt_folder(task)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import signal
 import threading
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 from ..children import descendants
 from ..errors import SRError
 from ..media.processes import Cancelled, ToolFailed
-from .chunk import ChunkResult, ChunkTask, run_chunk
+from .chunk import ChunkResult, ChunkTask, attempt_folder, run_chunk
 
 
 @dataclass(frozen=True)
@@ -241,12 +242,14 @@ class RayExecutor:
             self.ray.cancel(running[0])
 
     def stop_all(self) -> None:
-        # force: the worker exits, and its tools with it (parent-death signal)
-        for generator, _ in list(self._running.values()):
+        # force: the worker exits, and its tools with it (parent-death signal); a killed worker
+        # cannot remove its attempt's folder, so it goes from here (the paths are shared)
+        for generator, task in list(self._running.values()):
             try:
                 self.ray.cancel(generator, force=True)
             except Exception:  # already finished or gone with its node
                 pass
+            shutil.rmtree(attempt_folder(task), ignore_errors=True)
         self._running.clear()
 
     def close(self) -> None:
