@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..atomic import PathLock
+from ..atomic import PathLock, remove_stale_locks
 from ..errors import SRError
 
 SCHEMA = """
@@ -106,6 +106,8 @@ class Library:
                         shutil.rmtree(folder, ignore_errors=True)
                 finally:
                     lock.release()
+        if videos.is_dir():
+            remove_stale_locks(videos)  # those a kill left after its folder had gone
 
     def job_dir(self, job_id: str) -> Path:
         return self.data / "jobs" / job_id
