@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 import pytest
 from conftest import processes, wait_until
 
-from vs_sr.children import alive, run_child, start_child
+from vs_sr.children import Cancelled, alive, cancelled_by, run_child, start_child
 
 PARENT = """
 import sys
@@ -30,11 +31,45 @@ def test_a_sigkilled_parent_takes_its_long_and_its_quick_children_along(spawn):
     wait_until(lambda: not any(alive(child.pid) for child in children), 30, "the children to die with their parent")
 
 
-def test_a_missing_tool_is_refused_as_popen_refuses_it():
+def test_a_tool_is_found_or_refused_as_popen_finds_or_refuses_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="no-such-tool"):
         run_child(["no-such-tool", "--version"])
     with pytest.raises(FileNotFoundError, match="no-such-tool"):
         start_child(["no-such-tool"])
+    tool = tmp_path / "tool"
+    tool.write_text("#!/bin/sh\necho here\n")
+    with pytest.raises(PermissionError):
+        run_child(["./tool"], cwd=tmp_path)
+    tool.chmod(0o755)
+    assert run_child(["./tool"], cwd=tmp_path, capture_output=True, text=True).stdout == "here\n"  # the child's folder
+    with pytest.raises(TypeError, match="no executable= or shell="):
+        run_child(["ls"], executable="/bin/ls")
+
+
+def test_a_cancelled_thread_stops_the_child_it_waits_for():
+    cancel = threading.Event()
+    outcome: list[BaseException] = []
+
+    def work() -> None:
+        with cancelled_by(cancel):
+            try:
+                run_child(["sleep", "1003"])
+            except BaseException as error:
+                outcome.append(error)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    [child] = wait_until(lambda: processes("sleep 1003"), 60, "the child")
+    cancel.set()
+    thread.join(timeout=60)
+    assert not thread.is_alive() and isinstance(outcome[0], Cancelled)
+    wait_until(lambda: not alive(child.pid), 30, "the child to be killed")
+
+
+def test_a_timeout_holds_within_a_cancellable_scope():
+    with cancelled_by(threading.Event()), pytest.raises(subprocess.TimeoutExpired):
+        run_child(["sleep", "1004"], timeout=0.5)
+    wait_until(lambda: not processes("sleep 1004"), 30, "the timed-out child to be killed")
 
 
 def test_a_child_gets_its_arguments_exit_status_and_input_unchanged():

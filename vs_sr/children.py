@@ -4,6 +4,7 @@ Every child vs_sr starts goes through `start_child` or `run_child`, the long-liv
 ffmpeg, the Triton server, the int8 quantizer) and the quick ones (ffprobe, one-frame encodes), so
 a SIGKILLed vs_sr leaves no process behind. The signal follows the *thread* that started the child:
 start children from a thread that lives as long as they should.
+A thread's work can be cancelled from outside (`cancelled_by`): the children it waits for stop.
 Also: whether a process is alive (zombies are not), and the Python to run helper scripts with.
 """
 
@@ -18,11 +19,17 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .errors import SRError
+
 PR_SET_PDEATHSIG = 1
+POLL = 0.2  # seconds between checks of a cancellation while waiting for a child
 # Run between setpriv and the tool: the parent may have died before setpriv armed the signal.
 PARENT_CHECK = 'test "$PPID" = "$0" && exec "$@"; exit 1'
 
@@ -64,37 +71,112 @@ def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> Callable[[], None]:
 
 
 def _dying_with_us(command: Sequence[str], sig: signal.Signals,
-                   env: Mapping[str, str] | None) -> tuple[list[str], dict[str, Any]]:
-    """The command line and Popen options of a child that gets `sig` when we die.
+                   options: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """The command line and extra Popen options of a child that gets `sig` when we die.
 
     setpriv arms the signal and a shell checks we still live before it runs the tool, so that Popen
     keeps starting children with vfork: a `preexec_fn` makes it fork(), and a child forked from a
     process where gRPC has run (the Triton client) aborts in gRPC's fork handlers now and then
     (measured: 5 of 1000 forks after one call of an idle client, 3% beside a busy one; none with vfork).
+    The shell passes the tool the environment it is given, less names a shell cannot hold (with a
+    dot or a dash): none of ours has one.
     """
+    if "executable" in options or options.get("shell"):
+        raise TypeError("start_child and run_child take the program as the command's first item (no executable= "
+                        "or shell=)")
     setpriv = _setpriv()
     if setpriv is None:
         return list(command), {"preexec_fn": die_with_parent(sig)}
-    program = shutil.which(command[0], path=(env if env is not None else os.environ).get("PATH"))
-    if program is None:  # as Popen would say, not the shell's exit 127
-        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command[0])
+    program = _program(command[0], options.get("env"), options.get("cwd"))
     shell = ["/bin/sh", "-c", PARENT_CHECK, str(os.getpid())]
     return [setpriv, f"--pdeathsig={sig.name.removeprefix('SIG')}", "--", *shell, program, *command[1:]], {}
 
 
+def _program(name: str, env: Mapping[str, str] | None, cwd: str | os.PathLike[str] | None) -> str:
+    """The file Popen would run for `name`, or the error it would raise (not a shell's exit 127)."""
+    if "/" not in name:
+        found = shutil.which(name, path=(env if env is not None else os.environ).get("PATH"))
+        if found is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+        return found
+    path = Path(cwd or ".") / name  # a relative name is relative to the child's folder, as for Popen
+    if not path.exists():
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+    if path.is_dir() or not os.access(path, os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
+    return str(path.absolute())
+
+
 def start_child(command: Sequence[str], sig: signal.Signals = signal.SIGKILL, **kwargs: Any) -> subprocess.Popen[Any]:
     """`subprocess.Popen` for a child that receives `sig` when the thread that started it dies."""
-    arguments, options = _dying_with_us(command, sig, kwargs.get("env"))
+    arguments, options = _dying_with_us(command, sig, kwargs)
     return subprocess.Popen(arguments, **options, **kwargs)
 
 
-def run_child(command: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
-    """`subprocess.run` for a short-lived tool (ffprobe, a one-frame encode), whose child dies with us.
-    subprocess.run kills its child when interrupted, but not when the interruption (our SIGTERM
-    handler's KeyboardInterrupt) lands while Popen is still starting it, which a busy machine makes
-    likely enough to see: the parent-death signal covers that window, and a SIGKILL of ours."""
-    arguments, options = _dying_with_us(command, signal.SIGKILL, kwargs.get("env"))
-    return subprocess.run(arguments, **options, **kwargs)
+def run_child(command: Sequence[str], input: Any = None, timeout: float | None = None,
+              capture_output: bool = False, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+    """`subprocess.run` for a short-lived tool (ffprobe, a one-frame encode), whose child dies with
+    us, and which a cancellation of this thread's work (`cancelled_by`) stops. subprocess.run kills
+    its child when interrupted, but not when the interruption (our SIGTERM handler's
+    KeyboardInterrupt) lands while Popen is still starting it, which a busy machine makes likely
+    enough to see: the parent-death signal covers that window, and a SIGKILL of ours."""
+    arguments, options = _dying_with_us(command, signal.SIGKILL, kwargs)
+    if capture_output:
+        kwargs.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if input is not None:
+        kwargs["stdin"] = subprocess.PIPE
+    with subprocess.Popen(arguments, **options, **kwargs) as process:
+        try:
+            out, err = communicate(process, input, timeout)
+        except BaseException:
+            process.kill()
+            raise
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+class Cancelled(SRError):
+    """The work was stopped on request."""
+
+
+_scope = threading.local()  # the event that cancels this thread's work (see `cancelled_by`)
+
+
+@contextmanager
+def cancelled_by(event: threading.Event) -> Iterator[None]:
+    """Within the block, the children this thread waits for (`run_child`, `communicate`) are
+    stopped, raising Cancelled, once `event` is set: how a thread that runs several steps (a
+    batch's assembly) is stopped from outside, without handing the event through every step."""
+    outer = getattr(_scope, "event", None)
+    _scope.event = event
+    try:
+        yield
+    finally:
+        _scope.event = outer
+
+
+def check_cancelled() -> None:
+    """Raise Cancelled if this thread's work was cancelled: for the steps between children, and
+    before a step that cannot be undone (an output renamed into place)."""
+    cancel: threading.Event | None = getattr(_scope, "event", None)
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("stopped")
+
+
+def communicate(process: subprocess.Popen[Any], input: Any = None,
+                timeout: float | None = None) -> tuple[Any, Any]:
+    """`process.communicate`, which a cancellation of this thread's work interrupts (the caller
+    stops the process)."""
+    if getattr(_scope, "event", None) is None:
+        return process.communicate(input, timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        check_cancelled()
+        wait = POLL if deadline is None else max(0.0, min(POLL, deadline - time.monotonic()))
+        try:
+            return process.communicate(input, wait)  # (input is sent once: a repeated call goes on with it)
+        except subprocess.TimeoutExpired:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(process.args, timeout or 0.0) from None
 
 
 def alive(pid: int) -> bool:

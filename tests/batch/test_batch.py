@@ -305,8 +305,10 @@ def test_ctrl_c_stops_every_child_and_keeps_the_state(ncnn_models, long_clip, tm
 
 
 @pytest.mark.timing
+@pytest.mark.parametrize(("step", "tool", "pattern"), [("the join", "mkvmerge", "--timestamps"),
+                                                       ("the output's check", "ffprobe", "packet=pts_time")])
 def test_a_signal_while_a_video_is_assembled_stops_the_assembly_and_writes_nothing(ncnn_models, long_clip, tmp_path,
-                                                                                  spawn):
+                                                                                  spawn, step, tool, pattern):
     """The assembly (join, final encode, mux, check) runs beside the driver; a signal stops its
     tools too, at once: no output appears after the signal, and the same command assembles it."""
     out = tmp_path / "out"
@@ -314,8 +316,8 @@ def test_a_signal_while_a_video_is_assembled_stops_the_assembly_and_writes_nothi
     shims.mkdir()
     job = spawn([VS_SR, "batch", str(long_clip), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "100"],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                env={**os.environ, **hung_tool(shims, "mkvmerge", "--timestamps")})
-    wait_until(lambda: stopped("--timestamps") or job.poll() is not None, 300, "the assembly's join")
+                env={**os.environ, **hung_tool(shims, tool, pattern)})
+    wait_until(lambda: stopped(pattern) or job.poll() is not None, 300, f"{step} of the assembly")
     assert job.poll() is None, job.communicate()[1]
     job.send_signal(signal.SIGTERM)
     _, err = job.communicate(timeout=120)

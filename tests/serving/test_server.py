@@ -154,6 +154,7 @@ def test_a_signal_while_the_server_starts_interrupts_the_start(tmp_path, spawn):
                   stderr=subprocess.PIPE, text=True)
     wait_until(lambda: started.exists() or serve.poll() is not None, 300, "the model to start loading")
     serve.send_signal(signal.SIGTERM)
+    serve.send_signal(signal.SIGINT)  # an impatient second one must not cut the server's stop short
     out, err = serve.communicate(timeout=120)
     assert serve.returncode == 130 and out == "" and err.startswith("vs-sr: interrupted"), (out, err)
     wait_until(lambda: not processes(f"--model-repository={repo}"), 60, "the server to stop")

@@ -17,6 +17,7 @@ from ..media.job import Job, plan_job
 from ..media.mux import join_video, mux
 from ..media.output import OutputSlot
 from ..media.probe import probe
+from ..media.processes import check_cancelled
 from ..media.verify import verify
 from ..models.weights import file_digest
 from .settings import BatchSettings
@@ -35,6 +36,7 @@ def damaged(chunks: Sequence[Chunk], files: Sequence[Path], full: bool) -> list[
     """Chunks whose file is missing or not what was verified: by size, and (`full`) by sha256."""
     bad = []
     for chunk, path in zip(chunks, files, strict=True):
+        check_cancelled()  # hashing every chunk of a long video takes a while
         if not path.is_file() or path.stat().st_size != chunk.size or (full and file_digest(path) != chunk.sha256):
             bad.append(chunk)
     return bad
@@ -59,4 +61,5 @@ def assemble(job: Job, settings: BatchSettings, chunks: Sequence[Chunk], files: 
             video = encoder_options(job, job.video_codec, plan, media)  # the final codec, from the FFV1
         mux(job, plan, media, slot.work, slot.target, video)
         verify(slot.target, plan, media)
+        check_cancelled()  # a run stopped meanwhile leaves no output
         slot.commit()

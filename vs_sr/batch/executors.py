@@ -281,14 +281,29 @@ def _start_ray(ray: Any, options: dict[str, Any]) -> None:
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
     except BaseException:
-        started = set(descendants(os.getpid())) - before
-        ray.shutdown()
-        for pid in started:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        started = _pidfds(set(descendants(os.getpid())) - before)  # held: a pid freed meanwhile is not reused
+        try:
+            ray.shutdown()
+        finally:
+            for fd in started:
+                try:
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+                except ProcessLookupError:  # ended with the shutdown
+                    pass
+                os.close(fd)
         raise
+
+
+def _pidfds(pids: set[int]) -> list[int]:
+    """Descriptors of the processes `pids` that still run (a signal through one reaches that
+    process or none, never a later one with the same pid)."""
+    fds = []
+    for pid in pids:
+        try:
+            fds.append(os.pidfd_open(pid))
+        except ProcessLookupError:
+            pass
+    return fds
 
 
 def _quiet_worker_notices() -> None:

@@ -97,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # an interruption like any other (exit 130, one line), not a traceback from inside an import
     # or the default action's 143/129.
     stop_on_signals()
+    _signalled.clear()  # (main may run more than once in a process: a test, an embedding application)
     try:
         try:
             return _main(argv)

@@ -121,11 +121,12 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..serving.supervision import RestartBudget, keep_serving
     from ..serving.triton_server import TritonServer
 
-    stop, serving = threading.Event(), threading.Event()
+    stop, serving, interrupted = threading.Event(), threading.Event(), threading.Event()
 
     def on_signal(*_: object) -> None:
         stop.set()
-        if not serving.is_set():  # start-up is interrupted like any other step (exit 130), not waited out
+        if not serving.is_set() and not interrupted.is_set():  # start-up is interrupted (exit 130), not waited out
+            interrupted.set()  # once: a second signal must not cut short the server's stop that follows
             raise KeyboardInterrupt
 
     for number in (signal.SIGINT, signal.SIGTERM):

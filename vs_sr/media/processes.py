@@ -15,13 +15,14 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from ..children import start_child
+from ..children import Cancelled, cancelled_by, check_cancelled, communicate, start_child
 from ..errors import SRError
+
+__all__ = ["Cancelled", "EncodePipe", "ProcessGroup", "ToolFailed", "cancelled_by", "check_cancelled", "run_tool"]
 
 STOP_GRACE = 10.0  # seconds a stopped group gets to exit on SIGTERM before SIGKILL
 POLL = 0.2  # seconds between checks while waiting for a pipeline
@@ -38,10 +39,6 @@ class ToolFailed(SRError):
     def __init__(self, message: str, transient: bool) -> None:
         super().__init__(message)
         self.transient = transient
-
-
-class Cancelled(SRError):
-    """The pipeline was stopped on request."""
 
 
 class ProcessGroup:
@@ -80,39 +77,14 @@ class ProcessGroup:
                 pass
 
 
-_scope = threading.local()  # the event that cancels this thread's tools (see `cancelled_by`)
-
-
-@contextmanager
-def cancelled_by(event: threading.Event) -> Iterator[None]:
-    """Within the block, the tools this thread runs with `run_tool` stop (raising Cancelled) once
-    `event` is set: how a thread that runs several steps (a batch's assembly) is stopped from
-    outside, without handing the event through every step."""
-    outer = getattr(_scope, "event", None)
-    _scope.event = event
-    try:
-        yield
-    finally:
-        _scope.event = outer
-
-
-def _communicate(process: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
-    cancel: threading.Event | None = getattr(_scope, "event", None)
-    while True:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("stopped")
-        try:
-            return process.communicate(timeout=None if cancel is None else POLL)
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def run_tool(command: Sequence[str], what: str) -> str:
     """Run one tool to completion in its own group; its stdout, or an SRError naming `what` failed."""
     group = ProcessGroup()
     process = group.start(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        out, err = _communicate(process)
+        out: bytes
+        err: bytes
+        out, err = communicate(process)
     except BaseException:
         group.stop()
         raise

@@ -53,12 +53,12 @@ def serve(config: StudioConfig, host: str, port: int, ray: str | None = None,
         sock.close()
         raise SRError(f"cannot listen on {host}:{port}: {error.strerror}.") from None
     executor = None
-    if ray is not None:
-        from ..batch.executors import RayExecutor
-        from ..batch.launch import RAY_LOCAL
-
-        executor = RayExecutor(None if ray == RAY_LOCAL else ray, config.jobs, gpu=ray != RAY_LOCAL)
     try:
+        if ray is not None:
+            from ..batch.executors import RayExecutor
+            from ..batch.launch import RAY_LOCAL
+
+            executor = RayExecutor(None if ray == RAY_LOCAL else ray, config.jobs, gpu=ray != RAY_LOCAL)
         app = create_app(config, executor)
         bound = sock.getsockname()
         shown = f"[{bound[0]}]" if family == socket.AF_INET6 else bound[0]
