@@ -66,6 +66,13 @@ def test_a_cancelled_thread_stops_the_child_it_waits_for():
     wait_until(lambda: not alive(child.pid), 30, "the child to be killed")
 
 
+def test_input_larger_than_a_pipe_reaches_a_child_within_a_cancellable_scope():
+    data = b"x" * (4 << 20)  # more than a pipe holds
+    with cancelled_by(threading.Event()):
+        done = run_child(["sh", "-c", "sleep 0.5; wc -c"], input=data, capture_output=True, timeout=60)
+    assert done.stdout.split() == [str(len(data)).encode()]
+
+
 def test_a_timeout_holds_within_a_cancellable_scope():
     with cancelled_by(threading.Event()), pytest.raises(subprocess.TimeoutExpired):
         run_child(["sleep", "1004"], timeout=0.5)

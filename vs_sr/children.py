@@ -165,15 +165,16 @@ def check_cancelled() -> None:
 def communicate(process: subprocess.Popen[Any], input: Any = None,
                 timeout: float | None = None) -> tuple[Any, Any]:
     """`process.communicate`, which a cancellation of this thread's work interrupts (the caller
-    stops the process)."""
-    if getattr(_scope, "event", None) is None:
+    stops the process). Not with `input`: Popen sends it only within the call that is given it, and
+    refuses it in a repeated one."""
+    if getattr(_scope, "event", None) is None or input is not None:
         return process.communicate(input, timeout)
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         check_cancelled()
         wait = POLL if deadline is None else max(0.0, min(POLL, deadline - time.monotonic()))
         try:
-            return process.communicate(input, wait)  # (input is sent once: a repeated call goes on with it)
+            return process.communicate(None, wait)
         except subprocess.TimeoutExpired:
             if deadline is not None and time.monotonic() >= deadline:
                 raise subprocess.TimeoutExpired(process.args, timeout or 0.0) from None
