@@ -29,6 +29,7 @@ from typing import Any
 from .errors import SRError
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 POLL = 0.2  # seconds between checks of a cancellation while waiting for a child
 # Run between setpriv and the tool: the parent may have died before setpriv armed the signal.
 PARENT_CHECK = 'test "$PPID" = "$0" && exec "$@"; exit 1'
@@ -205,6 +206,54 @@ def descendants(pid: int) -> list[int]:
         found.extend(children)
         todo.extend(children)
     return found
+
+
+@contextmanager
+def killed_if_interrupted(shutdown: Callable[[], None]) -> Iterator[None]:
+    """Within the block, what it starts below us is ours to end: if the block raises, `shutdown`
+    runs, then every process that appeared below us meanwhile is killed and reaped. Grandchildren
+    orphaned by the shutdown (a daemon's own helpers) are adopted meanwhile (we are their child
+    subreaper for the block), so they are among them rather than left to init."""
+    own = os.getpid()
+    before = set(descendants(own))
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_CHILD_SUBREAPER, 1)
+    try:
+        yield
+    except BaseException:
+        held = _pidfds(set(descendants(own)) - before)  # held: a pid freed meanwhile is not reused
+        try:
+            shutdown()
+        finally:
+            held.update(_pidfds(set(descendants(own)) - before - set(held)))  # the adopted orphans
+            for fd in held.values():
+                _kill_and_reap(fd)
+        raise
+    finally:
+        if _PRCTL is not None:
+            _PRCTL(PR_SET_CHILD_SUBREAPER, 0)
+
+
+def _pidfds(pids: set[int]) -> dict[int, int]:
+    """Descriptors of the processes `pids` that still run (a signal through one reaches that
+    process or none, never a later one with the same pid)."""
+    fds = {}
+    for pid in pids:
+        try:
+            fds[pid] = os.pidfd_open(pid)
+        except ProcessLookupError:
+            pass
+    return fds
+
+
+def _kill_and_reap(fd: int) -> None:
+    try:
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+        os.waitid(os.P_PIDFD, fd, os.WEXITED)  # ours (a child, or adopted): no zombie stays
+    except (ProcessLookupError, ChildProcessError):  # ended already; or not our child: init reaps it
+        pass
+    finally:
+        os.close(fd)
 
 
 def python_executable() -> str:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from ..children import descendants
+from ..children import killed_if_interrupted
 from ..errors import SRError
 from ..media.processes import Cancelled, ToolFailed
 from .chunk import ChunkResult, ChunkTask, attempt_folder, run_chunk
@@ -261,11 +261,10 @@ def _start_ray(ray: Any, options: dict[str, Any]) -> None:
     """ray.init, interruptible like every other step. Ray installs its own SIGTERM handler, which
     exits with status 15 and no word: ours (stop the chunks, keep the state, exit 130) is put back
     once Ray is up, and a SIGTERM that meets Ray's meanwhile counts as ours. An interrupted start
-    shuts down what it had started: a local Ray's daemons, and the agents its raylet had started
-    (which ray.shutdown does not know of yet, and which would linger for up to a minute)."""
+    ends what it had started: a local Ray's daemons, and the agents its raylet starts (which
+    ray.shutdown does not know of yet, and which would linger for up to a minute)."""
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
-    before = set(descendants(os.getpid()))
-    try:
+    with killed_if_interrupted(ray.shutdown):
         try:
             ray.init(**options)
         except SystemExit as exit_:
@@ -280,30 +279,6 @@ def _start_ray(ray: Any, options: dict[str, Any]) -> None:
         finally:
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
-    except BaseException:
-        started = _pidfds(set(descendants(os.getpid())) - before)  # held: a pid freed meanwhile is not reused
-        try:
-            ray.shutdown()
-        finally:
-            for fd in started:
-                try:
-                    signal.pidfd_send_signal(fd, signal.SIGKILL)
-                except ProcessLookupError:  # ended with the shutdown
-                    pass
-                os.close(fd)
-        raise
-
-
-def _pidfds(pids: set[int]) -> list[int]:
-    """Descriptors of the processes `pids` that still run (a signal through one reaches that
-    process or none, never a later one with the same pid)."""
-    fds = []
-    for pid in pids:
-        try:
-            fds.append(os.pidfd_open(pid))
-        except ProcessLookupError:
-            pass
-    return fds
 
 
 def _quiet_worker_notices() -> None:
