@@ -225,13 +225,23 @@ def killed_if_interrupted(shutdown: Callable[[], None]) -> Iterator[None]:
         try:
             shutdown()
         finally:
-            held.update(_pidfds(set(descendants(own)) - before - set(held)))  # the adopted orphans
-            for fd in held.values():
-                _kill_and_reap(fd)
+            _kill_all_new(held, before)
         raise
     finally:
         if _PRCTL is not None:
             _PRCTL(PR_SET_CHILD_SUBREAPER, 0)
+
+
+def _kill_all_new(held: dict[int, int], before: set[int]) -> None:
+    """Kill the processes `held`, then, round after round, those that appeared below us since
+    `before` (a daemon may start a helper until it is killed; orphaned, the helper is adopted by
+    us), until a round finds none; reap those that are ours."""
+    done: set[int] = set()
+    while held:
+        for fd in held.values():
+            _kill(fd)
+        done.update(held)
+        held = _pidfds({pid for pid in descendants(os.getpid()) if alive(pid)} - before - done)
 
 
 def _pidfds(pids: set[int]) -> dict[int, int]:
@@ -246,11 +256,11 @@ def _pidfds(pids: set[int]) -> dict[int, int]:
     return fds
 
 
-def _kill_and_reap(fd: int) -> None:
+def _kill(fd: int) -> None:
     try:
         signal.pidfd_send_signal(fd, signal.SIGKILL)
         os.waitid(os.P_PIDFD, fd, os.WEXITED)  # ours (a child, or adopted): no zombie stays
-    except (ProcessLookupError, ChildProcessError):  # ended already; or not our child: init reaps it
+    except (ProcessLookupError, ChildProcessError):  # ended already; or a grandchild, reaped by its parent
         pass
     finally:
         os.close(fd)
