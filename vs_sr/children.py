@@ -30,6 +30,7 @@ from .errors import SRError
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
 POLL = 0.2  # seconds between checks of a cancellation while waiting for a child
 # Run between setpriv and the tool: the parent may have died before setpriv armed the signal.
 PARENT_CHECK = 'test "$PPID" = "$0" && exec "$@"; exit 1'
@@ -216,7 +217,9 @@ def killed_if_interrupted(shutdown: Callable[[], None]) -> Iterator[None]:
     subreaper for the block), so they are among them rather than left to init."""
     own = os.getpid()
     before = set(descendants(own))
+    was_subreaper = ctypes.c_int(0)
     if _PRCTL is not None:
+        _PRCTL(PR_GET_CHILD_SUBREAPER, ctypes.byref(was_subreaper))
         _PRCTL(PR_SET_CHILD_SUBREAPER, 1)
     try:
         yield
@@ -229,7 +232,7 @@ def killed_if_interrupted(shutdown: Callable[[], None]) -> Iterator[None]:
         raise
     finally:
         if _PRCTL is not None:
-            _PRCTL(PR_SET_CHILD_SUBREAPER, 0)
+            _PRCTL(PR_SET_CHILD_SUBREAPER, was_subreaper.value)
 
 
 def _kill_all_new(held: dict[int, int], before: set[int]) -> None:
