@@ -63,23 +63,31 @@ def test_local_ray_gives_the_same_frames(ncnn_models, clip, tmp_path):
     assert all(c["state"] == "done" and c["node"] for c in chunks(out))
 
 
+def one_chunk_at_a_time(spawn, source: Path, out: Path) -> subprocess.Popen[str]:
+    """`vs-sr batch --ray` on the clip in chunks of 50 frames, one at a time."""
+    return spawn([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "50",
+                  "--jobs", "1", "--ray"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                 env={**os.environ, "RAY_TMPDIR": short_temp()})
+
+
+def chunk_vspipes(out: Path) -> list:
+    """The native vspipe processes rendering the chunks of the batch in `out`."""
+    return [p for p in processes(str(out)) if p.cmdline.split()[0].endswith("vspipe")]
+
+
 @pytest.mark.timing
 def test_a_killed_ray_worker_is_retried(ncnn_models, clip, tmp_path, spawn):
     source, expected = clip
     out = tmp_path / "out"
-    job = spawn([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "50",
-                 "--jobs", "1", "--ray"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                env={**os.environ, "RAY_TMPDIR": short_temp()})
+    job = one_chunk_at_a_time(spawn, source, out)
     # the Ray worker that started a chunk's vspipe, at once: small test chunks end within a second
-    signal_one(lambda: [p.parent for p in processes(str(out)) if p.cmdline.split()[0].endswith("vspipe")],
-               signal.SIGKILL, "a chunk's vspipe")
+    signal_one(lambda: [p.parent for p in chunk_vspipes(out)], signal.SIGKILL, "a chunk's vspipe")
     printed, err = job.communicate(timeout=900)
     assert job.returncode == 0, err
     assert "attempt 1 failed (the Ray worker running it died); retrying" in printed
     assert "(raylet)" not in printed + err  # Ray's own worker-death notices do not reach the user
     assert sorted(c["attempts"] for c in chunks(out)) == [1, 2]
     assert framemd5(out / "clip.mkv") == expected
-
 
 
 @pytest.mark.timing
@@ -103,12 +111,9 @@ def test_a_sigterm_mid_chunk_leaves_no_attempt_folder(ncnn_models, clip, tmp_pat
     """A stopped Ray worker is killed, so it cannot remove its attempt's folder: the driver does."""
     source, _ = clip
     out = tmp_path / "out"
-    job = spawn([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "50",
-                 "--jobs", "1", "--ray"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                env={**os.environ, "RAY_TMPDIR": short_temp()})
+    job = one_chunk_at_a_time(spawn, source, out)
     # the chunk's vspipe held (SIGSTOP), so that the chunk is surely in flight when the batch is stopped
-    signal_one(lambda: [p.pid for p in processes(str(out)) if p.cmdline.split()[0].endswith("vspipe")],
-               signal.SIGSTOP, "a chunk's vspipe")
+    signal_one(lambda: [p.pid for p in chunk_vspipes(out)], signal.SIGSTOP, "a chunk's vspipe")
     assert list(out.rglob("*.attempt*"))
     job.send_signal(signal.SIGTERM)
     _, err = job.communicate(timeout=300)
