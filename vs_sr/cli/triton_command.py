@@ -135,8 +135,8 @@ def run_serve(args: argparse.Namespace) -> int:
                           log=args.log)
     try:
         server.start()
+        serving.set()  # before the announcement: a client's SIGTERM right after it is a normal stop (0)
         announce(server, args.json)
-        serving.set()
         keep_serving(server, stop, lambda line: print(f"vs-sr triton serve: {line}", file=sys.stderr, flush=True),
                      RestartBudget(args.restarts), lambda: announce(server, args.json, again=True))
     finally:
