@@ -31,7 +31,7 @@ from .errors import SRError
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
-POLL = 0.2  # seconds between checks of a cancellation while waiting for a child
+POLL = 0.2  # seconds between checks of a cancellation while waiting for children
 # Run between setpriv and the tool: the parent may have died before setpriv armed the signal.
 PARENT_CHECK = 'test "$PPID" = "$0" && exec "$@"; exit 1'
 

@@ -19,13 +19,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from ..children import Cancelled, cancelled_by, check_cancelled, communicate, start_child
+from ..children import POLL, Cancelled, cancelled_by, check_cancelled, communicate, start_child
 from ..errors import SRError
 
 __all__ = ["Cancelled", "EncodePipe", "ProcessGroup", "ToolFailed", "cancelled_by", "check_cancelled", "run_tool"]
 
 STOP_GRACE = 10.0  # seconds a stopped group gets to exit on SIGTERM before SIGKILL
-POLL = 0.2  # seconds between checks while waiting for a pipeline
 # ffmpeg (5.1) exits 0 when writing the end of its file fails, a full disk say, leaving a short
 # file: these lines are the only sign.
 WRITE_FAILED = re.compile(r"^Error (writing trailer|closing file) ")

@@ -96,7 +96,9 @@ class Library:
         """Remove the folders of uploads that a killed studio left half-written (a studio sharing
         this folder still holds its own uploads' locks: those stay)."""
         videos = self.data / "videos"
-        for folder in videos.iterdir() if videos.is_dir() else []:
+        if not videos.is_dir():
+            return
+        for folder in videos.iterdir():
             if not folder.is_dir() or not valid_id(folder.name) or self.video(folder.name) is not None:
                 continue
             lock = PathLock(videos / f"{folder.name}.lock")
@@ -106,8 +108,7 @@ class Library:
                         shutil.rmtree(folder, ignore_errors=True)
                 finally:
                     lock.release()
-        if videos.is_dir():
-            remove_stale_locks(videos)  # those a kill left after its folder had gone
+        remove_stale_locks(videos)  # those a kill left after its folder had gone
 
     def job_dir(self, job_id: str) -> Path:
         return self.data / "jobs" / job_id
