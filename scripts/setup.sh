@@ -53,6 +53,23 @@ install_triton_server() {
         || echo "setup: note: nvidia-pytriton (the Triton server) is not installable here; vs-sr triton serve will not run"
 }
 
+check_free_space() {
+    # Measured on a fresh clone: the install peaks at 8.9 GB with pip's downloads, 7.7 GB stay
+    # (PyTorch's PyPI build brings 4 GB of CUDA libraries, even for the CPU). Refuse before
+    # downloading rather than fail half-way with "No space left on device".
+    .venv/bin/python -c 'import torch' >/dev/null 2>&1 && return 0
+    local needed_mb=10000 folder free_mb
+    for folder in . "${TMPDIR:-/tmp}"; do
+        free_mb=$(df --output=avail -BM "$folder" | tail -1 | tr -dc '0-9')
+        if (( free_mb < needed_mb )); then
+            echo "setup: $(realpath "$folder") has $((free_mb / 1000)).$((free_mb % 1000 / 100)) GB free;" \
+                "installing needs about $((needed_mb / 1000)) GB there (PyTorch's CUDA libraries and pip's" \
+                "downloads): free some space, then run this again" >&2
+            exit 1
+        fi
+    done
+}
+
 python=$(find_python) || { echo "setup: Python 3.12 not found (VapourSynth's wheel needs it); set PYTHON=/path/to/python3.12" >&2; exit 1; }
 if command -v apt-get >/dev/null 2>&1; then
     install_system_packages
@@ -61,6 +78,7 @@ else
         command -v "$tool" >/dev/null 2>&1 || { echo "setup: please install $tool (ffmpeg, mkvtoolnix)" >&2; exit 1; }
     done
 fi
+check_free_space
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".$extras"
