@@ -128,18 +128,19 @@ def test_a_fresh_venv_with_the_base_package_upscales_through_vspipe(tmp_path):
 
 def test_setup_refuses_a_disk_too_small_for_the_install_before_installing_anything(tmp_path):
     """A full disk half-way through pip leaves a broken venv; setup measures first and says what it needs."""
-    clone = tmp_path / "clone"
-    shutil.copytree(ROOT / "scripts", clone / "scripts")
     small = tmp_path / "small"
     small.mkdir()
-    # A 100 MB filesystem for pip's temporary files, mounted only inside this command's own mount namespace.
-    command = (f"mount -t tmpfs -o size=100m tmpfs {small} || exit 77; "
-               f"TMPDIR={small} exec bash {clone / 'scripts' / 'setup.sh'}")
+    clone = small / "clone"
+    # A 150 MB filesystem for the clone and pip's temporary files (so that the machine's own free space plays no
+    # part), mounted only inside this command's own mount namespace: what setup leaves is looked at in there too.
+    command = (f"mount -t tmpfs -o size=150m tmpfs {small} || exit 77; mkdir {clone} && cp -r {ROOT / 'scripts'} {clone}; "
+               f"TMPDIR={small} bash {clone / 'scripts' / 'setup.sh'}; status=$?; "
+               f"[ -e {clone / '.venv'} ] && echo 'a venv was created'; exit $status")
     ran = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", command],
                          capture_output=True, text=True, timeout=120)
     if ran.returncode == 77 or "unshare failed" in ran.stderr:
         pytest.skip(f"no private mount namespace here: {ran.stderr.strip()}")
     assert ran.returncode == 1, ran.stderr
-    assert ran.stderr.strip() == (f"setup: {small.resolve()} has 0.1 GB free; installing needs about 10 GB there (PyTorch's "
-                                  "CUDA libraries and pip's downloads): free some space, then run this again")
-    assert not (clone / ".venv").exists()
+    assert ran.stderr.strip() == (f"setup: {clone.resolve()} has 0.1 GB free; installing needs about 10 GB there "
+                                  "(PyTorch's CUDA libraries and pip's downloads): free some space, then run this again")
+    assert "a venv was created" not in ran.stdout
