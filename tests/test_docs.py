@@ -17,9 +17,11 @@ FOLDERS = ("vs_sr", "tests", "scripts", "docs", "engines", "examples")
 
 
 def named_paths(text: str) -> set[str]:
-    """Repository paths in `code` spans and in Markdown links (web addresses and anchors aside)."""
+    """Repository paths in `code` spans and in Markdown links (web addresses and anchors aside), and
+    documents named by their bare file name in the prose ("see batch.md")."""
     spans = re.findall(r"`([^`\s]+)`", text) + re.findall(r"\]\(([^)\s]+)\)", text)
-    return {span for span in spans if span.split("/", 1)[0] in FOLDERS and "/" in span}
+    documents = re.findall(r"(?<![\w/.-])([\w-]+\.md)\b", text)
+    return {span for span in spans if span.split("/", 1)[0] in FOLDERS and "/" in span} | set(documents)
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
@@ -53,8 +55,13 @@ def unlisted(command: dict[str, set[str]], names: set[str]) -> set[str]:
 
 def test_the_readme_lists_every_option_of_upscale_batch_and_studio():
     upscale = listed("Options (`vs-sr upscale --help` explains each)", "Numbers are checked before")
-    batch = listed("Every `vs-sr upscale` option applies, plus", "A batch's output frames")
+    not_in_batch = listed("Every `vs-sr upscale` option applies but", "(a batch")
+    batch = listed("Added: `--jobs`", "A batch's output frames")
     studio = listed("Options: `--host`", "API: ")
     assert unlisted(options("upscale"), upscale) == set()
     assert unlisted(options("batch"), upscale | batch) - {"--json", "--output-dir"} == set()
+    upscale_only = {option: spellings for option, spellings in options("upscale").items()
+                    if option not in options("batch")}
+    assert unlisted(upscale_only, not_in_batch) == set()  # what batch lacks is named ...
+    assert {name for spellings in upscale_only.values() for name in spellings} >= not_in_batch  # ... and only that
     assert unlisted(options("studio"), studio) == set()
