@@ -20,6 +20,7 @@ from conftest import vs_sr
 from onnx import helper
 
 from vs_sr.backends.tensorrt.engine_cache import EngineCache, EngineKey
+from vs_sr.devices import cuda_gpus
 from vs_sr.models import resolve
 from vs_sr.models.onnx_export import export_onnx
 from vs_sr.models.onnx_graph import fp32_island_nodes, tensorrt_problems
@@ -138,21 +139,41 @@ def test_engines_list_and_clean(tmp_path):
     listing = vs_sr("engines", "list", env=env)
     assert listing.returncode == 0 and f"engines in {tmp_path}: 2" in listing.stdout
     assert "TensorRT 10.13.0" in listing.stdout and "TensorRT 8.6.1" in listing.stdout
+    if tensorrt_here() and cuda_gpus():
+        cleaned = vs_sr("engines", "clean", env=env)
+        assert cleaned.returncode == 0 and "orphan.engine" in cleaned.stdout
+        assert all(e.key.trt_version != "8.6.1" for e in cache.entries())
+    else:  # every engine looks stale here: a machine that only shares the folder must not empty it
+        if not tensorrt_here():
+            assert listing.stdout.count("[stale: TensorRT not installed]") == 2
+        refused = vs_sr("engines", "clean", env=env)
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert refused.stderr.startswith(f"vs-sr: error: cannot tell which engines in {tmp_path} are stale: ")
+        assert "vs-sr engines clean --all" in refused.stderr and len(refused.stderr.splitlines()) == 1
+        assert len(cache.entries()) == 2 and (tmp_path / "orphan.engine").exists()
+    everything = vs_sr("engines", "clean", "--all", env=env)
+    assert everything.returncode == 0 and "5 file(s) removed" in everything.stdout  # 2 engines, 2 manifests ...
+    assert cache.entries() == [] and not list(tmp_path.glob("*.engine"))  # ... and the orphan
+
+
+def tensorrt_here() -> bool:
     try:
         import tensorrt  # noqa: F401
     except ImportError:
-        assert listing.stdout.count("[stale: TensorRT not installed]") == 2
-    cleaned = vs_sr("engines", "clean", env=env)
-    assert cleaned.returncode == 0 and "orphan.engine" in cleaned.stdout
-    assert cache.entries() == [] or all(e.key.trt_version != "8.6.1" for e in cache.entries())
+        return False
+    return True
+
+
+def test_engine_build_refuses_a_precision_tensorrt_does_not_build(tmp_path):
+    done = vs_sr("engines", "build", "--model", "realesr-animevideov3", "--precision", "int8",
+                 env={"VS_SR_ENGINE_DIR": str(tmp_path)})
+    assert done.returncode == 2 and "invalid choice: 'int8' (choose from 'fp32', 'fp16', 'bf16')" in done.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_engine_build_without_tensorrt_says_what_to_install(tmp_path):
-    try:
-        import tensorrt  # noqa: F401
+    if tensorrt_here():
         pytest.skip("TensorRT is installed here")
-    except ImportError:
-        pass
     done = vs_sr("engines", "build", "--model", "realesr-animevideov3", env={"VS_SR_ENGINE_DIR": str(tmp_path)})
     assert done.returncode == 1 and "cannot build TensorRT engines here: TensorRT is not installed: pip install 'vs_sr[tensorrt]'" in done.stderr
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..models.architectures import PRECISIONS
 from .common import TILE_METAVAR, add_noise_option, non_negative, pair, positive, size, tile
+
+if TYPE_CHECKING:
+    from ..backends.tensorrt.engine_cache import EngineCache
+
+TENSORRT_PRECISIONS = ("fp32", "fp16", "bf16")  # what TensorRTBackend builds; int8 runs on CPUs only
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,12 +25,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     build.add_argument("--profile", type=size, nargs=3, metavar=("MIN", "OPT", "MAX"),
                        help="one engine for a range of input sizes (conv nets only), each WIDTHxHEIGHT")
     build.add_argument("--batch", type=positive, default=1, help="tiles per launch")
-    build.add_argument("--precision", choices=PRECISIONS, help="default: the model's GPU precision")
+    build.add_argument("--precision", choices=TENSORRT_PRECISIONS,
+                       help="default: the model's GPU precision (bf16 needs an Ampere GPU or later)")
     build.add_argument("--device-id", type=non_negative, default=0, help="GPU index (device_id= in Python; default 0)")
     build.set_defaults(run=build_engine)
     engine_commands.add_parser("list", help="cached engines and whether they still fit this machine").set_defaults(
         run=list_engines)
-    clean = engine_commands.add_parser("clean", help="remove stale engines (other TensorRT version or GPU)")
+    clean = engine_commands.add_parser("clean", help="remove stale engines (another TensorRT version or GPU, or "
+                                       "older vs_sr build settings), and engine files without a manifest")
     clean.add_argument("--all", action="store_true", help="remove every engine and timing cache")
     clean.set_defaults(run=clean_engines)
 
@@ -68,6 +75,8 @@ def clean_engines(args: argparse.Namespace) -> int:
 
     cache = EngineCache()
     version, gpus = installed_version(), cuda_gpus()
+    if not args.all:
+        refuse_to_judge_staleness_blind(cache, version, gpus)
     removed = cache.clean(lambda entry: args.all or cache.stale_reason(entry, version, gpus) is not None)
     if args.all:
         removed += cache.clean_timing_caches()
@@ -75,3 +84,15 @@ def clean_engines(args: argparse.Namespace) -> int:
         print(f"removed {path}")
     print(f"{len(removed)} file(s) removed from {cache.directory}")
     return 0
+
+
+def refuse_to_judge_staleness_blind(cache: EngineCache, trt_version: str | None, gpus: set[tuple[str, str]]) -> None:
+    """Without TensorRT or a GPU every engine would look stale; a machine that shares the cache
+    folder with the GPU boxes (a file server, a CPU-only encoder) must not empty it."""
+    from ..errors import SRError
+
+    missing = "TensorRT is not installed" if trt_version is None else "no CUDA GPU is visible" if not gpus else None
+    if missing:
+        raise SRError(f"cannot tell which engines in {cache.directory} are stale: {missing} here, and an engine is "
+                      "stale for the TensorRT version and GPUs of the machine that runs it. Run `vs-sr engines clean` "
+                      "there, or remove every engine with `vs-sr engines clean --all`.")

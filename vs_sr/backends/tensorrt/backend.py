@@ -218,12 +218,18 @@ def build_ahead(model: str, scale: int, noise: int | None, sizes: Sequence[tuple
     if not 0 <= device_id < cuda_device_count():
         raise SRError(f"no GPU {device_id}: this machine has {cuda_device_count()}.")
     network = resolve(model, scale, noise)
+    precision = precision or network.traits.precision.gpu_default
+    runs = TensorRTBackend().precisions(device_id)
+    if precision not in runs:
+        capability = cuda_compute_capability(device_id)
+        raise SRError(f"TensorRT on GPU {device_id} (compute capability {capability}) builds {', '.join(runs)}, "
+                      f"not {precision}: pick one of those with --precision.")
     multiple = network.traits.multiple
     shapes = tuple((batch, round_up(h, multiple), round_up(w, multiple)) for w, h in sizes)
     if len(shapes) == 1:
         shapes = shapes * 3
     with torch.cuda.device(device_id):
-        _, key = TensorRTBackend().engine(network, shapes, precision or network.traits.precision.gpu_default, device_id)
+        _, key = TensorRTBackend().engine(network, shapes, precision, device_id)
     return EngineCache().paths(key)[0]
 
 
