@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Draw docs/comparison.png: one crop of a real photograph, upscaled x4 by bicubic, lanczos and
-every named x4 model whose weights install offline, side by side with labels and PSNR-Y.
+every named x4 model whose weights install offline (vs_sr's `faithful` among them), side by side
+with labels and PSNR-Y.
 
 The photograph is scikit-image's `astronaut` (Eileen Collins, NASA; public domain). It goes the
 way of docs/quality.md's sample clips: stored losslessly as the reference (512x512), and
@@ -24,17 +25,15 @@ from PIL import Image, ImageDraw, ImageFont
 
 from vs_sr.filter.formats import to_rgbs
 from vs_sr.media.tools import open_video
+from vs_sr.models.registry import offline_models
 from vs_sr.quality import metrics
 from vs_sr.quality.evaluate import candidates
 from vs_sr.quality.samples import make_pair
 
 ROOT = Path(__file__).resolve().parents[1]
-# The named models at x4 with offline weights (HAT's are a download; waifu2x and Real-CUGAN pro
-# have no x4 network).
-MODELS = ["realesr-animevideov3", "realesrgan-x4plus", "realesrgan-x4plus-anime", "realcugan"]
 BASELINES = ["bicubic", "lanczos"]
 LABEL_HEIGHT = 22
-COLUMNS = 4
+COLUMNS = 3  # the reference, the input and seven methods: a square
 
 
 def frames(workdir: Path) -> tuple[vs.VideoNode, vs.VideoNode]:
@@ -51,7 +50,7 @@ def rgb(clip: vs.VideoNode) -> np.ndarray:
 
 def results(reference: vs.VideoNode, source: vs.VideoNode, backend: str) -> dict[str, np.ndarray]:
     """Each method's 512x512 frame, by name (fp32: the same bits on every CPU)."""
-    clips = candidates(reference, None, source, MODELS, BASELINES, 4, backend=backend, precision="fp32")
+    clips = candidates(reference, None, source, offline_models(4), BASELINES, 4, backend=backend, precision="fp32")
     return {name: rgb(clip) for name, clip in clips.items()}
 
 

@@ -47,7 +47,7 @@ from PIL import Image, ImageDraw
 
 from vs_sr.atomic import atomic_output
 from vs_sr.media.tools import find_tool, open_video
-from vs_sr.models.registry import all_specs
+from vs_sr.models.registry import offline_models
 from vs_sr.quality import temporal
 from vs_sr.quality.evaluate import evaluate_inputs, luma_frames, open_inputs
 from vs_sr.quality.samples import encode, pan, photo
@@ -62,11 +62,6 @@ UPLOAD = ["-c:v", "libx264", "-crf", "28", "-preset", "medium", "-pix_fmt", "yuv
 DETAIL_EVERY = 8
 
 Row = dict[str, Any]  # a table row: clip, scale, and `vs-sr eval --json`'s fields
-
-
-def offline_models(scale: int) -> list[str]:
-    """Every named model with a network at `scale` whose weights install offline (ncnn files in a package)."""
-    return sorted(spec.name for spec in all_specs() if spec.scale == scale and spec.ncnn)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ it writes only under --workdir):
   python scripts/train_faithful.py all --workdir WORK     # data, both scales, export
   python scripts/train_faithful.py data --workdir WORK    # the degraded clips only
   python scripts/train_faithful.py scale --scale 4 --workdir WORK     # the recipe's two stages, one scale
-  python scripts/train_faithful.py train --scale 4 --init scratch --iterations 400 --name pilot
+  python scripts/train_faithful.py train --workdir WORK --scale 4 --init scratch --iterations 400 --name pilot
   python scripts/train_faithful.py export --workdir WORK  # WORK/release/faithful-x{2,4}.{pth,param,bin}
 
 Needs vs_sr with its [torch] and [int8] extras (scikit-image), and scikit-learn (two of the

@@ -218,6 +218,12 @@ def all_specs() -> list[ModelSpec]:
     return [spec for name in list_models() for _, spec in sorted(REGISTRY[name].items())]
 
 
+def offline_models(scale: int) -> list[str]:
+    """Named models with a network at `scale` whose weights install offline (ncnn files in a
+    package, or shipped with vs_sr): what the quality scripts score."""
+    return sorted(spec.name for spec in all_specs() if spec.scale == scale and spec.ncnn)
+
+
 def int8_models() -> list[str]:
     """Named models with a measured int8 recipe for their architecture and shape (what int8 is offered for)."""
     return sorted({spec.name for spec in all_specs() if spec.traits.precision.int8 is not None})
