@@ -37,6 +37,6 @@ def cache_dir(kind: str) -> Path:
 
 
 def engine_dir() -> Path:
-    """$VS_SR_ENGINE_DIR, or `engines/` in the user cache directory."""
+    """$VS_SR_ENGINE_DIR, or `engines/` in the cache directory ($VS_SR_CACHE_DIR or the user's)."""
     override = os.environ.get(ENGINE_DIR_ENV)
     return Path(override).expanduser() if override else cache_dir("engines")

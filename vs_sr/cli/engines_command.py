@@ -26,7 +26,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        help="one engine for a range of input sizes (conv nets only), each WIDTHxHEIGHT")
     build.add_argument("--batch", type=positive, default=1, help="tiles per launch")
     build.add_argument("--precision", choices=TENSORRT_PRECISIONS,
-                       help="default: the model's GPU precision (bf16 needs an Ampere GPU or later)")
+                       help="default: the model's GPU precision, as the filter picks it (bf16 needs an Ampere GPU "
+                       "or later; before those, fp32)")
     build.add_argument("--device-id", type=non_negative, default=0, help="GPU index (device_id= in Python; default 0)")
     build.set_defaults(run=build_engine)
     engine_commands.add_parser("list", help="cached engines and whether they still fit this machine").set_defaults(
@@ -75,7 +76,7 @@ def clean_engines(args: argparse.Namespace) -> int:
 
     cache = EngineCache()
     version, gpus = installed_version(), cuda_gpus()
-    if not args.all:
+    if not args.all and cache.entries():
         refuse_to_judge_staleness_blind(cache, version, gpus)
     removed = cache.clean(lambda entry: args.all or cache.stale_reason(entry, version, gpus) is not None)
     if args.all:

@@ -218,9 +218,11 @@ def build_ahead(model: str, scale: int, noise: int | None, sizes: Sequence[tuple
     if not 0 <= device_id < cuda_device_count():
         raise SRError(f"no GPU {device_id}: this machine has {cuda_device_count()}.")
     network = resolve(model, scale, noise)
-    precision = precision or network.traits.precision.gpu_default
     runs = TensorRTBackend().precisions(device_id)
-    if precision not in runs:
+    if precision is None:  # what the filter's `auto` asks for: the model's GPU precision, or fp32 where it cannot run
+        default = network.traits.precision.gpu_default
+        precision = default if default in runs else "fp32"
+    elif precision not in runs:
         capability = cuda_compute_capability(device_id)
         raise SRError(f"TensorRT on GPU {device_id} (compute capability {capability}) builds {', '.join(runs)}, "
                       f"not {precision}: pick one of those with --precision.")
