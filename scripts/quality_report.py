@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Produce docs/quality.md's results with the tools themselves: generate paired clips from real
 photographs, score bicubic, lanczos and every named model whose weights install offline (x4 and
-x2; but `faithful`, which trained on these photographs) with `vs-sr eval` at fp32, fine-tune a model with `vs-sr train` on one clip and score it on
-another.
+x2; but `faithful`, which trained on these photographs) with `vs-sr eval` at fp32, fine-tune a
+model with `vs-sr train` on one clip and score it on another.
 
     .venv/bin/python scripts/quality_report.py --workdir /tmp/vs_sr_quality --iterations 300
 """

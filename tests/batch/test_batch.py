@@ -245,12 +245,14 @@ def chunk_start(pid: int) -> int | None:
     return int(arguments[arguments.index("-s") + 1]) if "-s" in arguments else None
 
 
-def stop_a_chunk_after_its_first_frame(out: Path) -> int:
+def stop_a_chunk_after_its_first_frame(job: subprocess.Popen[str], out: Path) -> int:
     """SIGSTOP the vspipe of a running chunk whose frames the state already counts, and return its
     pid. A chunk stopped before its first frame would wait out the model start-up allowance (30
     min), not --stall-seconds; one whose frames the state does not show yet may still be before it
     (the state is written at most once a second), so only counted chunks are stopped."""
     def stop_one_with_frames() -> int | None:
+        # a batch that ended first, every chunk done between two looks, says so now, not in 10 minutes
+        assert job.poll() is None, f"the batch ended before a chunk could be stopped: {job.communicate()}"
         running = vspipes(out)  # (so the batch has made its state)
         counted = {c["first"] for video in (batch_status(out)["videos"] if running else [])
                    for c in video["chunks"] if c["frames_encoding"] > 0}
@@ -281,7 +283,7 @@ def test_a_stalled_chunk_is_stopped_and_retried(ncnn_models, slow_clip, tmp_path
     out = tmp_path / "out"
     job = start_batch(spawn, slow_clip, out, "--chunk-frames", "50", "--stall-seconds", "20", "--precision", "fp32",
                       "--num-streams", "1")
-    stopped = stop_a_chunk_after_its_first_frame(out)  # a hung decoder: alive, silent
+    stopped = stop_a_chunk_after_its_first_frame(job, out)  # a hung decoder: alive, silent
     printed, err = job.communicate(timeout=900)
     assert job.returncode == 0, err
     assert "no frame for 20 s; stopping it" in printed
