@@ -67,6 +67,15 @@ def atomic_output(target: Path) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
 
 
+LOCK_SUFFIX = ".lock"
+
+
+def cache_file(directory: Path, stem: str, tail: str) -> Path:
+    """`directory / (stem + tail)`, the stem (a user's file name, say) shortened by `fitting_name`
+    where the name or its lock file's would pass the file-name limit; `tail` carries the key."""
+    return directory / (fitting_name(stem, len(os.fsencode(tail)) + len(LOCK_SUFFIX)) + tail)
+
+
 def build_once(target: Path, build: Callable[[Path], None], *, valid: Callable[[Path], bool] = Path.is_file) -> Path:
     """Return `target`, building it with `build(temp_path)` under an inter-process lock if needed.
 
@@ -77,7 +86,7 @@ def build_once(target: Path, build: Callable[[Path], None], *, valid: Callable[[
     if valid(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with PathLock(str(target) + ".lock"):
+    with PathLock(str(target) + LOCK_SUFFIX):
         if not valid(target):
             prefix, suffix = _part_affixes(target)
             for leftover in target.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):

@@ -131,6 +131,31 @@ def test_onnx_export_is_cached_by_content_and_shape(ncnn_models):
     assert not list(first.parent.glob("*.part*"))  # no half-written export left behind
 
 
+def test_a_weight_file_with_a_long_name_is_exported_rewritten_and_run(tmp_path):
+    """A legal file name of 240 characters: its cached ONNX export and fp16 rewrite (and their lock
+    files) stay within the 255-byte limit, and two such names stay apart."""
+    import shutil
+
+    from conftest import small_compact_weights
+
+    from vs_sr.models.mixed_precision import mixed_precision_onnx
+    from vs_sr.models.onnx_export import export_onnx
+
+    weights = small_compact_weights(tmp_path)
+    paths = [tmp_path / ("w" * 239 + end + ".pth") for end in "ab"]
+    for path in paths:
+        shutil.copy(weights, path)
+    exports = [export_onnx(resolve(path, 4), 1, 32, 48) for path in paths]
+    network = resolve(paths[0], 4)
+    rewritten = mixed_precision_onnx(exports[0], "fp16", network.traits.precision)
+    for path in (*exports, rewritten):
+        assert path.is_file() and len(os.fsencode(path.name + ".lock")) <= 255
+    assert exports[0] != exports[1]
+    image = photo(32, 48)
+    out = frame_planes(sr.Upscale(rgb_clip([image]), str(paths[0]), 4, backend="openvino", precision="fp32").get_frame(0))
+    assert psnr(out, bare_network(str(paths[0]), 4, image)) > 45
+
+
 def test_hat_exports_to_onnx_with_window_attention(hat_s_pth):
     """HAT's roll/unfold/masked window attention survives export: ONNX Runtime matches PyTorch."""
     import onnxruntime

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..atomic import build_once
+from ..atomic import build_once, cache_file
 from ..errors import SRError
 from ..paths import cache_dir
 from .architectures import PrecisionPolicy
@@ -64,7 +64,7 @@ class _Graph:
 def mixed_precision_onnx(source: Path, precision: LowPrecision, policy: PrecisionPolicy) -> Path:
     """`source` rewritten for `precision` with the policy's fp32 islands, cached beside our exports."""
     digest = file_digest(source)[:16]
-    target = cache_dir("onnx") / f"{source.stem}-{digest}-{precision}-mixed-r{RECIPE}.onnx"
+    target = cache_file(cache_dir("onnx"), source.stem, f"-{digest}-{precision}-mixed-r{RECIPE}.onnx")
     return build_once(target, lambda temp: _write(source, precision, policy, temp))
 
 

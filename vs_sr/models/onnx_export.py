@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from .. import extras
-from ..atomic import build_once
+from ..atomic import build_once, cache_file
 from ..errors import SRError
 from ..paths import cache_dir
 from .resolve import torch_module
@@ -59,7 +59,7 @@ def export_onnx(network: Network, batch: int, height: int, width: int, dtype: st
         raise SRError("HAT exports for one input size only (its window-attention masks depend on it); "
                        "build one engine per tile shape instead of a profile.")
     key = export_key(network, batch, height, width, dtype, dynamic, dynamic_batch)
-    target = cache_dir("onnx") / f"{network.name}-{key}.onnx"
+    target = cache_file(cache_dir("onnx"), network.name, f"-{key}.onnx")
     return build_once(target, lambda temp: _export(network, batch, height, width, dtype, temp, dynamic, dynamic_batch))
 
 

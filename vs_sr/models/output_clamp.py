@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..atomic import build_once
+from ..atomic import build_once, cache_file
 from ..errors import SRError
 from ..paths import cache_dir
 from .weights import file_digest
@@ -27,7 +27,7 @@ CLIP_INPUTS_OPSET = 11  # from opset 11 Clip takes its bounds as inputs, before 
 def clamped_onnx(source: Path) -> Path:
     """`source` with a final Clip(0, 1) on its one output."""
     digest = file_digest(source)[:16]
-    target = cache_dir("onnx") / f"{source.stem}-{digest}-clamp01-r{RECIPE}.onnx"
+    target = cache_file(cache_dir("onnx"), source.stem, f"-{digest}-clamp01-r{RECIPE}.onnx")
     return build_once(target, lambda temp: _write(source, temp))
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..atomic import build_once
+from ..atomic import build_once, cache_file
 from ..errors import SRError
 from ..filter.formats import to_rgbs
 from ..media.tools import open_video
@@ -47,7 +47,7 @@ def _cache_path(kind: str, path: Path, **params: object) -> Path:
     stat = path.stat()
     text = json.dumps({"path": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns,
                        "recipe": RECIPE, **params}, sort_keys=True, default=str)
-    return cache_dir("frames") / f"{path.stem}-{kind}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.npz"
+    return cache_file(cache_dir("frames"), path.stem, f"-{kind}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.npz")
 
 
 def _load(cached: Path) -> tuple[np.ndarray, list[int]]:
