@@ -137,6 +137,9 @@ def test_the_quantized_model_is_redone_when_graph_or_recipe_change(ncnn_models, 
     changed_graph = tmp_path / graph.name
     changed_graph.write_bytes(graph.read_bytes() + b"\0")  # other bytes: another key
     assert cache_key(changed_graph, recipe) != cache_key(graph, recipe)
+    import importlib.metadata  # what calibrates the model is in its key: a new version quantizes again
+    for package in ("onnxruntime", "numpy", "scikit-image", "pillow"):
+        assert importlib.metadata.version(package) in cache_key(graph, recipe), package
     # A new recipe quantizes again (a small calibration keeps this quick; a cache of its own).
     monkeypatch.setenv("VS_SR_CACHE_DIR", str(tmp_path / "cache"))
     quick = dataclasses.replace(recipe, samples=4, tile=(32, 48))

@@ -59,7 +59,9 @@ def quantized_model(network: Network, log: Callable[[str], None] = lambda messag
 
 def cache_key(onnx: Path, recipe: Int8Recipe) -> str:
     recipe_hash = hashlib.sha256(json.dumps(dataclasses.asdict(recipe), sort_keys=True).encode()).hexdigest()[:12]
-    versions = f"ort{importlib.metadata.version('onnxruntime')}-numpy{importlib.metadata.version('numpy')}"
+    # everything the calibration depends on: the runtime and numpy, and the photographs' source and resize
+    versions = "-".join(f"{short}{importlib.metadata.version(package)}" for short, package in
+                        (("ort", "onnxruntime"), ("numpy", "numpy"), ("skimage", "scikit-image"), ("pil", "pillow")))
     return f"{onnx.stem[:40]}-{file_digest(onnx)[:16]}-r{recipe_hash}-{versions}"
 
 

@@ -353,7 +353,8 @@ def main() -> int:
         print(f"error: precision='int8' needs scikit-image and pillow: pip install 'vs_sr[int8]' ({error.name} "
               "is missing)", flush=True)
         return 3
-    if not Path(request["output"]).is_file():
+    output = Path(request["output"])
+    if not (output.is_file() and output.stat().st_size):  # (the caller made the file: empty until written)
         print("error: the quantizer wrote no model", flush=True)
         return 1
     return 0
