@@ -125,10 +125,38 @@ def test_argument_errors(monkeypatch):
     clip = moving_photo_clip()
     with pytest.raises(vs.Error, match=r"backend='triton' needs a server: pass server='grpc://host:8001'"):
         sr.Upscale(clip, "realesr-animevideov3", backend="triton")
-    with pytest.raises(vs.Error, match=r"server must look like grpc://host:8001 or http://host:8000, not 'tcp://x'"):
-        sr.Upscale(clip, "realesr-animevideov3", backend="triton", server="tcp://x")
+    for server in ("tcp://x", "grpc://x:0", "http://x:99999"):
+        with pytest.raises(vs.Error, match=rf"server must look like grpc://host:8001 or http://host:8000, not '{server}'"):
+            sr.Upscale(clip, "realesr-animevideov3", backend="triton", server=server)
     with pytest.raises(vs.Error, match=r"server= is for backend='triton'; backend 'openvino' runs here"):
         sr.Upscale(clip, "realesr-animevideov3", backend="openvino", server="grpc://localhost")
+
+
+def test_a_full_dev_shm_refuses_the_region_instead_of_leaving_it_sparse():
+    """A region that does not fit /dev/shm (Docker's is 64 MB) must fail when it is made, with
+    ENOSPC, which the backend answers by sending tiles over the socket: a sparse region would kill
+    whichever process first wrote an unbacked page (SIGBUS), the server included. A 1 MB /dev/shm in
+    a private mount namespace; nothing is left in it. (The region fails before it is registered,
+    so no server is needed.)"""
+    import shlex
+    import textwrap
+
+    script = textwrap.dedent("""
+        import errno
+        from vs_sr.backends.triton.shared_memory import SharedRegion
+        try:
+            SharedRegion(None, 1, 4 << 20, 4 << 20)
+        except OSError as error:
+            print("refused", errno.errorcode[error.errno])
+    """)
+    command = (f"mount -t tmpfs -o size=1m tmpfs /dev/shm || exit 77; {shlex.quote(sys.executable)} -c "
+               f"{shlex.quote(script)}; status=$?; ls -A /dev/shm; exit $status")
+    ran = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", command],
+                         capture_output=True, text=True, timeout=120)
+    if ran.returncode == 77 or "unshare failed" in ran.stderr:
+        pytest.skip(f"no private mount namespace here: {ran.stderr.strip()}")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["refused", "ENOSPC"]
 
 
 def test_server_url_from_the_environment(triton_server, monkeypatch):

@@ -142,7 +142,10 @@ def remove_leftovers() -> list[str]:
     for region in Path("/dev/shm").glob(f"{SHM_PREFIX}*"):
         owner, _, rest = region.name.removeprefix(SHM_PREFIX).partition("_")
         if owner.isdigit() and (owner, rest.partition("_")[0]) not in live and not alive(int(owner)):
-            region.unlink(missing_ok=True)
+            try:
+                region.unlink(missing_ok=True)
+            except OSError:  # another user's, in the sticky /dev/shm: not ours to remove, and no reason not to start
+                continue
             removed.append(str(region))
     return removed
 

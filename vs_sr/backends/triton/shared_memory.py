@@ -41,6 +41,10 @@ class SharedRegion:
         descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         try:
             os.ftruncate(descriptor, size)
+            # Reserve the pages now: a sparse region on a full /dev/shm (Docker's is 64 MB) would kill
+            # with SIGBUS whichever process first wrote an unbacked page, the server included; this
+            # fails with ENOSPC instead, and the caller falls back to sending tiles over the socket.
+            os.posix_fallocate(descriptor, 0, size)
             self.memory = mmap.mmap(descriptor, size)
             connection.call("register_system_shared_memory", self.name, f"/{self.name}", size)
         finally:
