@@ -128,6 +128,39 @@ def test_what_a_killed_serve_left_is_removed_by_the_next_start(tmp_path, spawn):
     assert following.wait(timeout=60) == 0
 
 
+def test_a_killed_export_leaves_nothing_that_stops_the_next_serve(ncnn_models, tmp_path, spawn):
+    """Triton takes every folder of a repository for a model, hidden ones too: the folder a SIGKILLed
+    export was writing is removed when a serve starts, and a running export's makes it wait."""
+    import fcntl
+
+    needs_triton()
+    repo = tmp_path / "repo"
+    nearest_model(repo, "nearest", 2)
+    export = spawn([str(BIN / "vs-sr"), "triton", "export", "realesr-animevideov3", "--repo", str(repo)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: list(repo.glob(".*.export-*")) or export.poll() is not None, 300, "the export's folder")
+    export.kill()
+    export.wait(timeout=60)
+    left = list(repo.glob(".*.export-*"))
+    assert left, "the export finished before it was killed"
+    running = repo / ".other.export-abcd1234"  # an export in progress: its folder is held
+    running.mkdir()
+    held = os.open(running, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        refused = subprocess.run([str(BIN / "vs-sr"), "triton", "serve", "--repo", str(repo)], capture_output=True,
+                                 text=True, stdin=subprocess.DEVNULL, timeout=300)
+        assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1, refused.stderr
+        assert f"an export into {repo} is running (.other.export-abcd1234): start the server when it is done" \
+            in refused.stderr
+    finally:
+        os.close(held)
+    serve, ready = start_serve(spawn, repo)
+    assert ready["models"] == ["nearest"] and not list(repo.glob(".*.export-*"))
+    serve.send_signal(signal.SIGTERM)
+    assert serve.wait(timeout=60) == 0
+
+
 def test_serve_reports_a_model_that_fails_to_load(tmp_path):
     needs_triton()
     repo = tmp_path / "repo"

@@ -15,12 +15,15 @@ Height and width stay dynamic where the architecture allows (HAT exports one til
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -239,18 +242,54 @@ def export_model(model: str | os.PathLike[str], scale: int, repository: Path,
         raise SRError(f"the python backend cannot load models from paths with spaces: {repository / name}; "
                       "choose another --repo.")
     repository.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=repository, prefix=f".{name}.export-"))
-    try:
+    live_exports(repository)  # (what killed exports left goes first)
+    with _staging_folder(repository, name) as staging:
         exported = _write_model(network, name, staging, options)
         target = repository / name
         replaced = target.exists()
         if replaced:
             shutil.rmtree(target)
         staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return Exported(name, target, exported.config, tuple(target / f.relative_to(staging) for f in exported.files),
                     replaced, exported.notes, exported.next_step)
+
+
+STAGING = ".export-"  # a model being written: REPO/.<name>.export-XXXXXXXX, renamed into place when complete
+
+
+@contextmanager
+def _staging_folder(repository: Path, name: str) -> Iterator[Path]:
+    """A folder in `repository` to write a model into, locked (flock) while the export runs: Triton
+    takes every folder of a repository for a model, hidden ones too, so a server's start must tell
+    a running export's folder from a killed one's (`live_exports`)."""
+    staging = Path(tempfile.mkdtemp(dir=repository, prefix=f".{name}{STAGING}"))
+    descriptor = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # (nothing left there once renamed into place)
+        os.close(descriptor)
+
+
+def live_exports(repository: Path) -> list[Path]:
+    """Remove the staging folders that killed exports left in `repository`; the ones of exports
+    still running."""
+    live = []
+    for folder in repository.glob(f".*{STAGING}*"):
+        try:
+            descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:  # finished (renamed) or removed meanwhile, or not a folder
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            live.append(folder)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            os.close(descriptor)
+    return live
 
 
 @dataclass(frozen=True)
