@@ -3,6 +3,7 @@ stream, and the clean-up of regions that killed clients left registered."""
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import re
@@ -82,7 +83,8 @@ def _unregister(connection: Connection, name: str) -> None:
 
 def forget_dead_regions(connection: Connection) -> list[str]:
     """Unregister regions that vs_sr processes on this host left when they were killed (their
-    memory stays mapped by the server until then). Returns the names dropped."""
+    memory stays mapped by the server until then), and remove the /dev/shm files of those killed
+    while registering (a name is removed once the server has mapped it). Returns the names dropped."""
     grpc = connection.address.protocol == "grpc"
     status = connection.call("get_system_shared_memory_status", **({"as_json": True} if grpc else {}))
     regions = status.get("regions", {}).values() if grpc else status
@@ -93,6 +95,11 @@ def forget_dead_regions(connection: Connection) -> list[str]:
         if match and not alive(int(match.group(1))):
             _unregister(connection, region["name"])
             dropped.append(region["name"])
+    for name in os.listdir("/dev/shm"):
+        match = pattern.match(name)
+        if match and not alive(int(match.group(1))):
+            with contextlib.suppress(OSError):  # another's, or gone meanwhile
+                os.unlink(f"/dev/shm/{name}")
     return dropped
 
 
