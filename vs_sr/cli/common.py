@@ -43,6 +43,15 @@ def fixed_port(text: str) -> int:
     return value
 
 
+def listen_address(text: str) -> str:
+    """An IPv4 address or a host name to listen on: tritonserver reads its gRPC address as
+    HOST:PORT, which an IPv6 address cannot be written in."""
+    if ":" in text or "[" in text or not text.strip():
+        raise argparse.ArgumentTypeError(f"an IPv4 address or a host name (127.0.0.1, 0.0.0.0 for every interface), "
+                                         f"not {text!r}: the Triton server does not listen on IPv6 addresses")
+    return text.strip()
+
+
 def integer(text: str) -> int:
     try:
         return int(text)

@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING
 
 from ..backends import BACKEND_MODULES
 from ..serving.model_repository import KINDS, PLATFORMS, WIRE_PRECISIONS, ExportOptions
-from .common import TILE_METAVAR, add_noise_option, default, fixed_port, non_negative, pair, positive, tile
+from .common import (
+    TILE_METAVAR,
+    add_noise_option,
+    default,
+    fixed_port,
+    listen_address,
+    non_negative,
+    pair,
+    positive,
+    tile,
+)
 
 if TYPE_CHECKING:
     from ..serving.triton_server import TritonServer
@@ -77,7 +87,7 @@ def add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     serve.add_argument("--repo", type=Path, required=True, metavar="DIR", help="the model repository")
     serve.add_argument("--http-port", type=fixed_port, metavar="N", help="HTTP port (default: a free one)")
     serve.add_argument("--grpc-port", type=fixed_port, metavar="N", help="gRPC port (default: a free one)")
-    serve.add_argument("--address", default="127.0.0.1",
+    serve.add_argument("--address", type=listen_address, default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1; 0.0.0.0 serves other machines)")
     serve.add_argument("--log", type=Path, metavar="FILE", help="append the server's log to FILE (default: kept "
                        "only while it runs)")
