@@ -201,6 +201,7 @@ class TritonServer:
         self.requested = (http_port, grpc_port)
         self.http_port, self.grpc_port = http_port or 0, grpc_port or 0
         self.log = log
+        self._log_start = 0  # where this run's lines begin in the log (a --log file keeps earlier runs')
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.folder: WorkFolder | None = None
@@ -303,6 +304,7 @@ class TritonServer:
         ]
         assert self.log_path is not None
         with open(self.log_path, "ab") as output:
+            self._log_start = output.seek(0, os.SEEK_END)
             self.process = start_child(command, signal.SIGTERM, env=environment, cwd=self.folder.path,
                                        stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                        start_new_session=True,
@@ -337,7 +339,9 @@ class TritonServer:
         path = self.log_path
         if path is None or not path.is_file():
             return ""
-        return path.read_bytes()[-characters:].decode(errors="replace")
+        with open(path, "rb") as log:
+            log.seek(max(self._log_start, log.seek(0, os.SEEK_END) - characters))
+            return log.read().decode(errors="replace")
 
     def session_pids(self) -> list[int]:
         """Live processes of the server's session: the server and its stubs."""
