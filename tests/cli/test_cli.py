@@ -17,6 +17,23 @@ from conftest import VS_SR, ffmpeg, vs_sr
 from vs_sr.cli import shell_syntax
 
 
+def test_models_list_names_the_file_that_runs_and_a_refused_one_as_refused(tmp_path):
+    """An official-named file with other bytes is what the name resolves to (with PyTorch), and
+    `upscale` refuses it: the listing says so and what to get, as `models path` does."""
+    pytest.importorskip("torch")  # (without it the name runs its ncnn files, and the listing names those)
+    env = {"VS_SR_MODEL_DIR": str(tmp_path)}
+    (tmp_path / "realesr-animevideov3.pth").write_bytes(b"not the published weights")
+    rows = {(r["name"], r["scale"]): r for r in json.loads(vs_sr("models", "list", "--json", env=env).stdout)}
+    row = rows[("realesr-animevideov3", 4)]
+    assert row["installed"] is False and row["weights"] == str(tmp_path / "realesr-animevideov3.pth")
+    assert row["source"] == "official file, refused: not the published bytes"
+    assert row["get"] == "`vs-sr models download realesr-animevideov3`"
+    assert f"{tmp_path}/realesr-animevideov3.pth (official file, refused: not the published bytes; `vs-sr models " \
+           "download realesr-animevideov3`)" in vs_sr("models", "list", env=env).stdout
+    refused = vs_sr("models", "path", "realesr-animevideov3", env=env)
+    assert refused.returncode == 1 and "is not the published realesr-animevideov3.pth" in refused.stderr
+
+
 def test_models_list_before_and_after_import_ncnn(tmp_path):
     """Before the import, ncnn models run from their packages in place; after it, from the copies,
     and the listing says which package and version they came from."""

@@ -58,8 +58,8 @@ def list_models(args: argparse.Namespace) -> int:
     by_hand = []
     for row in rows:
         noise = ",".join(str(level) for level in row["noise"]) or "-"
-        if row["installed"]:
-            where = f"{row['weights']} ({row['source']})"
+        if row["installed"] or row["weights"]:  # (a file that is there but refused says why, and what to get)
+            where = f"{row['weights']} ({row['source']}" + ("" if row["installed"] else f"; {row['get']}") + ")"
         elif (row["download"] or "").startswith("manual: "):  # the links are long: printed once, below
             where = f"missing ({row['file']}: by hand, see below)"
             by_hand.append(row["download"].removeprefix("manual: "))

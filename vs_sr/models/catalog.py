@@ -4,12 +4,15 @@ its weights are installed, where they came from and how to get them."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from .. import extras
+from ..errors import SRError
 from .ncnn import locate, origin
 from .registry import DEFAULT_MODEL, all_specs
 from .spec import ModelSpec
-from .weights import find_weights, how_to_get
+from .weights import check_official_digest, file_digest, find_weights, how_to_get
 
 
 def catalog() -> list[dict[str, Any]]:
@@ -18,8 +21,11 @@ def catalog() -> list[dict[str, Any]]:
         official = find_weights(spec)
         files = spec.ncnn.get(spec.default_noise)
         param = locate(files) if files is not None else None
-        if official is not None:
+        refused = None
+        # the file a name resolves to (`resolve`): the official one where PyTorch can run it, or nothing else can
+        if official is not None and (extras.has("torch") or param is None):
             where, source = official, "official file"
+            refused = _refusal(spec, official)
         elif param is not None and files is not None:
             where, source = param, f"ncnn: {origin(param, files)}"
         else:
@@ -27,15 +33,25 @@ def catalog() -> list[dict[str, Any]]:
         rows.append({
             "name": spec.name, "scale": spec.scale, "arch": spec.arch,
             "noise": list(spec.noise_levels), "default_noise": spec.default_noise,
-            "installed": where is not None, "weights": str(where) if where else None, "source": source,
+            "installed": where is not None and refused is None, "weights": str(where) if where else None,
+            "source": source if refused is None else f"{source}, refused: {refused}",
             "file": spec.weights.filename if spec.weights else None,
             "download": (spec.weights.fetched_from or "manual: " + spec.weights.by_hand[0]) if spec.weights else None,
-            "get": None if where is not None else how_to_install(spec),
+            "get": None if where is not None and refused is None else how_to_install(spec),
             "ncnn_package": files.package if files else None, "description": spec.description,
             "objective": spec.objective,
             "default": spec.name == DEFAULT_MODEL,
         })
     return rows
+
+
+def _refusal(spec: ModelSpec, official: Path) -> str | None:
+    """Why `resolve` would refuse this official-named file (not the published bytes), if it would."""
+    try:
+        check_official_digest(spec, official, file_digest(official))
+    except SRError:
+        return "not the published bytes"
+    return None
 
 
 def how_to_install(spec: ModelSpec) -> str:
