@@ -102,28 +102,32 @@ class Connection:
     def module(self) -> Any:
         return self.grpc if self.address.protocol == "grpc" else self.http
 
-    def client(self) -> Any:
+    def client(self, control: bool = False) -> Any:
+        """The client for requests, or for `control` calls: over HTTP the deadline belongs to the
+        client (no per-call one), so control calls get a client of their own with theirs."""
         if self._shared is not None:
             return self._shared
-        client = getattr(self._local, "client", None)
+        name = "control" if control else "client"
+        client = getattr(self._local, name, None)
         if client is None:
             client = self.http.InferenceServerClient(
-                self.address.target, concurrency=IN_FLIGHT, connection_timeout=min(self.timeout, CONTROL_TIMEOUT),
-                network_timeout=self.timeout)
-            self._local.client = client
+                self.address.target, concurrency=1 if control else IN_FLIGHT,
+                connection_timeout=min(self.timeout, CONTROL_TIMEOUT),
+                network_timeout=min(self.timeout, CONTROL_TIMEOUT) if control else self.timeout)
+            setattr(self._local, name, client)
         return client
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """A control call (readiness, config, shared memory) with a deadline and retries."""
         if self.address.protocol == "grpc":
             kwargs["client_timeout"] = min(self.timeout, CONTROL_TIMEOUT)
-        return self._retrying(lambda: getattr(self.client(), method)(*args, **kwargs))
+        return self._retrying(lambda: getattr(self.client(control=True), method)(*args, **kwargs))
 
     def server_ready(self) -> bool:
         """Whether the server says it is ready now; False when it cannot be asked."""
         kwargs = {"client_timeout": min(self.timeout, CONTROL_TIMEOUT)} if self.address.protocol == "grpc" else {}
         try:
-            return bool(self.client().is_server_ready(**kwargs))
+            return bool(self.client(control=True).is_server_ready(**kwargs))
         except Exception:  # refused, reset, timed out: not ready either
             return False
 

@@ -75,7 +75,7 @@ def _host() -> str:
 
 def _unregister(connection: Connection, name: str) -> None:
     try:
-        connection.client().unregister_system_shared_memory(
+        connection.client(control=True).unregister_system_shared_memory(
             name, **({"client_timeout": 5.0} if connection.address.protocol == "grpc" else {}))
     except Exception:  # the server may be gone: its registrations went with it
         pass
