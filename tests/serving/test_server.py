@@ -194,6 +194,29 @@ def test_a_signal_while_the_server_starts_interrupts_the_start(tmp_path, spawn):
     assert not shm_of(serve)
 
 
+def test_a_sigterm_during_a_restart_stops_serve_without_waiting_out_the_start(tmp_path, spawn):
+    """The server dies and its restart hangs (the model loads forever the second time): a SIGTERM
+    then stops serve as while serving (exit 0, nothing announced), not after the 120 s start-up
+    allowance, which is past systemd's 90 s stop timeout."""
+    needs_triton()
+    repo = tmp_path / "repo"
+    nearest_model(repo, "model", 2)
+    second, loading = tmp_path / "second", tmp_path / "loading"
+    model = repo / "model" / "1" / "model.py"
+    model.write_text(f"import pathlib, time\nif pathlib.Path({str(second)!r}).exists():\n"
+                     f"    pathlib.Path({str(loading)!r}).touch()\n    time.sleep(3600)\n" + model.read_text())
+    serve, ready = start_serve(spawn, repo)
+    second.touch()
+    os.kill(ready["pid"], signal.SIGKILL)
+    wait_until(lambda: loading.exists() or serve.poll() is not None, 300, "the restart to load the model")
+    serve.send_signal(signal.SIGTERM)
+    out, err = serve.communicate(timeout=60)  # (without the fix: 120 s)
+    assert serve.returncode == 0 and out == "", (out, err)
+    assert "starting it again on the same ports" in err
+    wait_until(lambda: not processes(f"--model-repository={repo}"), 60, "the server to stop")
+    assert not shm_of(serve)
+
+
 def test_a_file_given_as_the_repository_is_named():
     done = subprocess.run([str(BIN / "vs-sr"), "triton", "serve", "--repo", __file__], capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=120)

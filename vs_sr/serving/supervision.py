@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import SRError
-from .triton_server import TritonServer
+from .triton_server import StartCancelled, TritonServer
 
 RESTARTS = 3  # restarts allowed ...
 WINDOW = 600.0  # ... within this many seconds
@@ -64,6 +64,9 @@ def keep_serving(server: TritonServer, stop: threading.Event, report: Callable[[
             raise SRError(f"{died}. It is not started again: that would exceed {budget.describe()} "
                           "(--restarts). Check its log (--log FILE keeps it).")
         report(f"{died}; starting it again on the same ports (restart {len(budget.times)} of {budget.describe()})")
-        server.restart()
+        try:
+            server.restart(cancel=stop)
+        except StartCancelled:  # stopped while it started again: nothing to announce
+            return
         if ready is not None:
             ready()

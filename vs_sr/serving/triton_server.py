@@ -27,6 +27,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -201,6 +202,7 @@ class TritonServer:
         self.requested = (http_port, grpc_port)
         self.http_port, self.grpc_port = http_port or 0, grpc_port or 0
         self.log = log
+        self._cancel: threading.Event | None = None  # ends a start early (restart's)
         self._log_start = 0  # where this run's lines begin in the log (a --log file keeps earlier runs')
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
@@ -274,12 +276,17 @@ class TritonServer:
                 raise
         raise SRError("no free ports for the server after three tries.")
 
-    def restart(self) -> TritonServer:
+    def restart(self, cancel: threading.Event | None = None) -> TritonServer:
         """Stop what is left of the server and start it again on the same ports (its clients keep
-        their URLs)."""
+        their URLs). `cancel` set meanwhile ends the start (StartCancelled), the server stopped: a
+        SIGTERM during a restart must not wait out the start-up allowance."""
         self.stop()
         self.requested = (self.http_port, self.grpc_port)
-        return self.start()
+        self._cancel = cancel
+        try:
+            return self.start()
+        finally:
+            self._cancel = None
 
     def _launch(self, distribution: Distribution, environment: dict[str, str]) -> None:
         assert self.folder is not None
@@ -315,6 +322,8 @@ class TritonServer:
         url = f"http://{self._url_host}:{self.http_port}/v2/health/ready"
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
+            if self._cancel is not None and self._cancel.is_set():
+                raise StartCancelled()
             if self.process.poll() is not None:
                 log = self.log_tail()
                 if "already in use" in log:
@@ -392,6 +401,10 @@ class TritonServer:
 
 class _PortTaken(Exception):
     pass
+
+
+class StartCancelled(Exception):
+    """A restart's start ended by its `cancel` event (the server is stopped)."""
 
 
 def _models(repository: Path) -> list[str]:
