@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import in_private_mounts
 
 from vs_sr import extras
 
@@ -133,13 +134,10 @@ def test_setup_refuses_a_disk_too_small_for_the_install_before_installing_anythi
     clone = small / "clone"
     # A 150 MB filesystem for the clone and pip's temporary files (so that the machine's own free space plays no
     # part), mounted only inside this command's own mount namespace: what setup leaves is looked at in there too.
-    command = (f"mount -t tmpfs -o size=150m tmpfs {small} || exit 77; mkdir {clone} && cp -r {ROOT / 'scripts'} {clone}; "
-               f"TMPDIR={small} bash {clone / 'scripts' / 'setup.sh'}; status=$?; "
-               f"[ -e {clone / '.venv'} ] && echo 'a venv was created'; exit $status")
-    ran = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", command],
-                         capture_output=True, text=True, timeout=120)
-    if ran.returncode == 77 or "unshare failed" in ran.stderr:
-        pytest.skip(f"no private mount namespace here: {ran.stderr.strip()}")
+    ran = in_private_mounts(f"mount -t tmpfs -o size=150m tmpfs {small}",
+                            f"mkdir {clone} && cp -r {ROOT / 'scripts'} {clone}; TMPDIR={small} bash "
+                            f"{clone / 'scripts' / 'setup.sh'}; status=$?; "
+                            f"[ -e {clone / '.venv'} ] && echo 'a venv was created'; exit $status")
     assert ran.returncode == 1, ran.stderr
     assert ran.stderr.strip() == (f"setup: {clone.resolve()} has 0.1 GB free; installing needs about 10 GB there "
                                   "(PyTorch's CUDA libraries and pip's downloads): free some space, then run this again")

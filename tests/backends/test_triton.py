@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import frame_planes, moving_photo_clip, needs_triton, psnr
+from conftest import frame_planes, in_private_mounts, moving_photo_clip, needs_triton, psnr
 
 import vs_sr as sr
 
@@ -149,12 +149,8 @@ def test_a_full_dev_shm_refuses_the_region_instead_of_leaving_it_sparse():
         except OSError as error:
             print("refused", errno.errorcode[error.errno])
     """)
-    command = (f"mount -t tmpfs -o size=1m tmpfs /dev/shm || exit 77; {shlex.quote(sys.executable)} -c "
-               f"{shlex.quote(script)}; status=$?; ls -A /dev/shm; exit $status")
-    ran = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", command],
-                         capture_output=True, text=True, timeout=120)
-    if ran.returncode == 77 or "unshare failed" in ran.stderr:
-        pytest.skip(f"no private mount namespace here: {ran.stderr.strip()}")
+    ran = in_private_mounts("mount -t tmpfs -o size=1m tmpfs /dev/shm", f"{shlex.quote(sys.executable)} -c "
+                            f"{shlex.quote(script)}; status=$?; ls -A /dev/shm; exit $status")
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.split() == ["refused", "ENOSPC"]
 
