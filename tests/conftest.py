@@ -51,8 +51,8 @@ def vs_sr(*args: str, env: dict[str, str] | None = None, timeout: float = 900,
 def in_private_mounts(mount: str, command: str) -> subprocess.CompletedProcess[str]:
     """`sh -c "MOUNT && COMMAND"` in a mount namespace of its own (a small tmpfs over a folder, seen
     by nothing else); the test is skipped where no such namespace can be made."""
-    ran = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", f"{mount} || exit 77; {command}"],
-                         capture_output=True, text=True, timeout=120)
+    ran = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                          f"{mount} || exit 77; {command}"], capture_output=True, text=True, timeout=120)
     if ran.returncode == 77 or "unshare failed" in ran.stderr:
         pytest.skip(f"no private mount namespace here: {ran.stderr.strip()}")
     return ran

@@ -126,7 +126,7 @@ def test_argument_errors(monkeypatch):
     with pytest.raises(vs.Error, match=r"backend='triton' needs a server: pass server='grpc://host:8001'"):
         sr.Upscale(clip, "realesr-animevideov3", backend="triton")
     for server in ("tcp://x", "grpc://x:0", "http://x:99999"):
-        with pytest.raises(vs.Error, match=rf"server must look like grpc://host:8001 or http://host:8000, not '{server}'"):
+        with pytest.raises(vs.Error, match=rf"must look like grpc://host:8001 or http://host:8000, not '{server}'"):
             sr.Upscale(clip, "realesr-animevideov3", backend="triton", server=server)
     with pytest.raises(vs.Error, match=r"server= is for backend='triton'; backend 'openvino' runs here"):
         sr.Upscale(clip, "realesr-animevideov3", backend="openvino", server="grpc://localhost")

@@ -130,7 +130,8 @@ def test_version_and_help_for_every_option():
     (["triton", "serve", "--repo", "r", "--grpc-port", "70000"], "--grpc-port: a port is 1-65535 (leave it out for a free one)"),
     (["triton", "serve", "--repo", "r", "--address", "::1"], "--address: an IPv4 address or a host name (127.0.0.1, "
      "0.0.0.0 for every interface), not '::1': the Triton server does not listen on IPv6 addresses"),
-    (["triton", "serve", "--repo", "r", "--address", "[::1]"], "not '[::1]': the Triton server does not listen on IPv6"),
+    (["triton", "serve", "--repo", "r", "--address", "[::1]"],
+     "not '[::1]': the Triton server does not listen on IPv6"),
 ])
 def test_bad_numbers_are_refused_before_any_work(args, message):
     done = vs_sr(*args, timeout=60)

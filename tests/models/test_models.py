@@ -152,7 +152,8 @@ def test_a_weight_file_with_a_long_name_is_exported_rewritten_and_run(tmp_path):
         assert path.is_file() and len(os.fsencode(path.name + ".lock")) <= 255
     assert exports[0] != exports[1]
     image = photo(32, 48)
-    out = frame_planes(sr.Upscale(rgb_clip([image]), str(paths[0]), 4, backend="openvino", precision="fp32").get_frame(0))
+    clip = sr.Upscale(rgb_clip([image]), str(paths[0]), 4, backend="openvino", precision="fp32")
+    out = frame_planes(clip.get_frame(0))
     assert psnr(out, bare_network(str(paths[0]), 4, image)) > 45
 
 
