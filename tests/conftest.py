@@ -49,7 +49,7 @@ def vs_sr(*args: str, env: dict[str, str] | None = None, timeout: float = 900,
 
 
 def in_private_mounts(mount: str, command: str) -> subprocess.CompletedProcess[str]:
-    """`sh -c "MOUNT && COMMAND"` in a mount namespace of its own (a small tmpfs over a folder, seen
+    """`sh -c "MOUNT || exit 77; COMMAND"` in a mount namespace of its own (a small tmpfs over a folder, seen
     by nothing else); the test is skipped where no such namespace can be made."""
     ran = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                           f"{mount} || exit 77; {command}"], capture_output=True, text=True, timeout=120)

@@ -63,9 +63,9 @@ def test_local_ray_gives_the_same_frames(ncnn_models, clip, tmp_path):
     assert all(c["state"] == "done" and c["node"] for c in chunks(out))
 
 
-def one_chunk_at_a_time(spawn, source: Path, out: Path, frames: int = 50) -> subprocess.Popen[str]:
-    """`vs-sr batch --ray` on the clip in chunks of `frames`, one at a time."""
-    command = [VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", str(frames),
+def one_chunk_at_a_time(spawn, source: Path, out: Path) -> subprocess.Popen[str]:
+    """`vs-sr batch --ray` on the clip in chunks of 50 frames, one at a time."""
+    command = [VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "50",
                "--jobs", "1", "--ray"]
     return spawn(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                  env={**os.environ, "RAY_TMPDIR": short_temp()})
@@ -80,15 +80,15 @@ def chunk_vspipes(out: Path) -> list:
 def test_a_killed_ray_worker_is_retried(ncnn_models, clip, tmp_path, spawn):
     source, expected = clip
     out = tmp_path / "out"
-    # one chunk: each chunk's start costs tens of seconds beside busy programs (Ray's workers run at nice 15)
-    job = one_chunk_at_a_time(spawn, source, out, frames=100)
-    # the Ray worker that started the chunk's vspipe, at once: small test chunks end within a second
+    job = one_chunk_at_a_time(spawn, source, out)
+    # the Ray worker that started a chunk's vspipe, at once: small test chunks end within a second (two
+    # chunks: a second chance)
     signal_one(lambda: [p.parent for p in chunk_vspipes(out)], signal.SIGKILL, "a chunk's vspipe")
     printed, err = job.communicate(timeout=900)
     assert job.returncode == 0, err
     assert "attempt 1 failed (the Ray worker running it died); retrying" in printed
     assert "(raylet)" not in printed + err  # Ray's own worker-death notices do not reach the user
-    assert [c["attempts"] for c in chunks(out)] == [2]
+    assert sorted(c["attempts"] for c in chunks(out)) == [1, 2]
     assert framemd5(out / "clip.mkv") == expected
 
 

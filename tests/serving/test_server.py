@@ -128,7 +128,7 @@ def test_what_a_killed_serve_left_is_removed_by_the_next_start(tmp_path, spawn):
     assert following.wait(timeout=60) == 0
 
 
-def test_a_killed_export_leaves_nothing_that_stops_the_next_serve(ncnn_models, tmp_path, spawn):
+def test_a_killed_export_leaves_nothing_that_stops_the_next_serve(tmp_path, spawn):
     """Triton takes every folder of a repository for a model, hidden ones too: the folder a SIGKILLed
     export was writing is removed when a serve starts, and a running export's makes it wait."""
     import fcntl
@@ -136,13 +136,9 @@ def test_a_killed_export_leaves_nothing_that_stops_the_next_serve(ncnn_models, t
     needs_triton()
     repo = tmp_path / "repo"
     nearest_model(repo, "nearest", 2)
-    export = spawn([str(BIN / "vs-sr"), "triton", "export", "realesr-animevideov3", "--repo", str(repo)],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_until(lambda: list(repo.glob(".*.export-*")) or export.poll() is not None, 300, "the export's folder")
-    export.kill()
-    export.wait(timeout=60)
-    left = list(repo.glob(".*.export-*"))
-    assert left, "the export finished before it was killed"
+    # what a SIGKILLed export leaves: its folder, half-written, whose lock died with it (the export itself
+    # can finish between two looks, so the leftover is made here)
+    (repo / ".realesr-animevideov3-x4.export-0a1b2c3d" / "1").mkdir(parents=True)
     running = repo / ".other.export-abcd1234"  # an export in progress: its folder is held
     running.mkdir()
     held = os.open(running, os.O_RDONLY | os.O_DIRECTORY)

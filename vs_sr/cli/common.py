@@ -46,7 +46,9 @@ def fixed_port(text: str) -> int:
 def listen_address(text: str) -> str:
     """An IPv4 address or a host name to listen on: tritonserver reads its gRPC address as
     HOST:PORT, which an IPv6 address cannot be written in."""
-    if ":" in text or "[" in text or not text.strip():
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an address to listen on (127.0.0.1, 0.0.0.0 for every interface), not ''")
+    if ":" in text or "[" in text:
         raise argparse.ArgumentTypeError(f"an IPv4 address or a host name (127.0.0.1, 0.0.0.0 for every interface), "
                                          f"not {text!r}: the Triton server does not listen on IPv6 addresses")
     return text.strip()

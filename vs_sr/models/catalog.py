@@ -46,11 +46,17 @@ def catalog() -> list[dict[str, Any]]:
 
 
 def _refusal(spec: ModelSpec, official: Path) -> str | None:
-    """Why `resolve` would refuse this official-named file (not the published bytes), if it would."""
+    """Why `resolve` would refuse this official-named file (not the published bytes), if it would;
+    hashed only where there is a published digest to compare with."""
+    weights = spec.weights
+    if weights is None or not weights.sha256 or official.name not in weights.names:
+        return None
     try:
         check_official_digest(spec, official, file_digest(official))
     except SRError:
         return "not the published bytes"
+    except OSError as error:
+        return f"unreadable ({error.strerror})"
     return None
 
 

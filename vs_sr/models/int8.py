@@ -5,9 +5,9 @@ The recipe decides the quality, so it is per architecture and picked by measurem
 separate Python process (`int8_worker.py`, which says why) on the network's graph with open
 height and width, calibrated at the recipe's tile size: the quantization parameters do not depend
 on the tile shape, so the one QDQ ONNX graph serves every frame size (OpenVINO pins its shape
-when it compiles it). It is keyed by the source graph's hash, the recipe and the ONNX Runtime and
-numpy versions (the statistics are computed with them); the calibration images are fixed, so the
-same key always means the same model.
+when it compiles it). It is keyed by the source graph's hash, the recipe and the versions of ONNX
+Runtime and numpy (the statistics are computed with them) and of scikit-image and Pillow (they make
+the fixed calibration tiles), so the same key always means the same model.
 """
 
 from __future__ import annotations

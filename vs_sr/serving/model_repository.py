@@ -15,6 +15,7 @@ Height and width stay dynamic where the architecture allows (HAT exports one til
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import math
 import os
@@ -262,13 +263,19 @@ def _staging_folder(repository: Path, name: str) -> Iterator[Path]:
     """A folder in `repository` to write a model into, locked (flock) while the export runs: Triton
     takes every folder of a repository for a model, hidden ones too, so a server's start must tell
     a running export's folder from a killed one's (`live_exports`)."""
-    staging = Path(tempfile.mkdtemp(dir=repository, prefix=f".{name}{STAGING}"))
-    descriptor = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
+    # made under a name `live_exports` does not look at, locked, then renamed (the lock follows the folder):
+    # a serve starting meanwhile never sees it unlocked
+    made = Path(tempfile.mkdtemp(dir=repository, prefix=f".{name}.starting-"))
+    descriptor = os.open(made, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):  # (a file system without flock on folders: an export still works)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        staging = made.with_name(made.name.replace(".starting-", STAGING))
+        made.rename(staging)
+        made = staging
         yield staging
     finally:
-        shutil.rmtree(staging, ignore_errors=True)  # (nothing left there once renamed into place)
+        shutil.rmtree(made, ignore_errors=True)  # (nothing left there once renamed into place)
         os.close(descriptor)
 
 
@@ -285,6 +292,8 @@ def live_exports(repository: Path) -> list[Path]:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             live.append(folder)
+        except OSError:  # no flock on this file system: whose it is cannot be told, so it stays
+            pass
         else:
             shutil.rmtree(folder, ignore_errors=True)
         finally:

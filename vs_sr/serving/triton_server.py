@@ -246,6 +246,10 @@ class TritonServer:
         if not (self.repository / ".").is_dir():
             raise SRError(f"model repository not found: {self.repository}.")
         exporting = live_exports(self.repository)
+        while exporting and self._cancel is not None:  # a restart waits for it (serve must go on), a start says so
+            if self._cancel.wait(0.5):
+                raise StartCancelled()
+            exporting = live_exports(self.repository)
         if exporting:
             raise SRError(f"an export into {self.repository} is running ({exporting[0].name}): start the server when "
                           "it is done (Triton would take the model it is writing for a broken one).")

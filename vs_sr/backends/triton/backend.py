@@ -34,14 +34,17 @@ class TritonSession(Session):
         self.in_shape = (self.per_request, 3, spec.height, spec.width)
         self.out_shape = (self.per_request, 3, spec.height * s, spec.width * s)
         self.output = np.empty((spec.batch, *self.out_shape[1:]), np.float32)
-        module = connection.module
-        wire_options = binary(connection)
-        self.inputs = [module.InferInput(network.input_name, list(self.in_shape), network.datatype)
-                       for _ in range(self.slots)]
-        self.outputs = [module.InferRequestedOutput(network.output_name, **({} if region else wire_options))
-                        for _ in range(self.slots)]
+        self._new_requests(over_socket=region is None)
         if region is not None:
             self._use_region(region)
+
+    def _new_requests(self, over_socket: bool) -> None:
+        module = self.connection.module
+        self.inputs = [module.InferInput(self.network.input_name, list(self.in_shape), self.network.datatype)
+                       for _ in range(self.slots)]
+        self.outputs = [module.InferRequestedOutput(self.network.output_name,
+                                                    **(binary(self.connection) if over_socket else {}))
+                        for _ in range(self.slots)]
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         try:
@@ -49,7 +52,16 @@ class TritonSession(Session):
         except RegionLost:  # a restarted server: register a new region and send the tiles again
             if self.region is None:
                 raise
-            self._use_region(self.region.renewed(self.connection))
+            try:
+                self._use_region(self.region.renewed(self.connection))
+            except OSError as error:  # no room for the new region beside the old (a small /dev/shm): the socket
+                if use_shared_memory(self.connection.address):  # required
+                    raise SRError(f"Triton server {self.connection.address}: no room for a new shared-memory region "
+                                  f"after its restart ({error}); enlarge /dev/shm, or set {SHM_ENV}=off.") from error
+                info(f"Triton server {self.connection.address}: no shared memory after its restart ({error}); "
+                     "sending tiles over the socket")
+                self.region = None
+                self._new_requests(over_socket=True)
             results = self._send(batch)
         for slot, result in enumerate(results):
             first = slot * self.per_request
