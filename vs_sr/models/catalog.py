@@ -7,12 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import extras
-from ..errors import SRError
 from .ncnn import locate, origin
 from .registry import DEFAULT_MODEL, all_specs
+from .resolve import official_file_runs
 from .spec import ModelSpec
-from .weights import check_official_digest, file_digest, find_weights, how_to_get
+from .weights import file_digest, find_weights, how_to_get, published_digest
 
 
 def catalog() -> list[dict[str, Any]]:
@@ -22,8 +21,7 @@ def catalog() -> list[dict[str, Any]]:
         files = spec.ncnn.get(spec.default_noise)
         param = locate(files) if files is not None else None
         refused = None
-        # the file a name resolves to (`resolve`): the official one where PyTorch can run it, or nothing else can
-        if official is not None and (extras.has("torch") or param is None):
+        if official is not None and official_file_runs(param):  # the file the name resolves to
             where, source = official, "official file"
             refused = _refusal(spec, official)
         elif param is not None and files is not None:
@@ -48,16 +46,13 @@ def catalog() -> list[dict[str, Any]]:
 def _refusal(spec: ModelSpec, official: Path) -> str | None:
     """Why `resolve` would refuse this official-named file (not the published bytes), if it would;
     hashed only where there is a published digest to compare with."""
-    weights = spec.weights
-    if weights is None or not weights.sha256 or official.name not in weights.names:
+    expected = published_digest(spec, official)
+    if expected is None:
         return None
     try:
-        check_official_digest(spec, official, file_digest(official))
-    except SRError:
-        return "not the published bytes"
+        return None if file_digest(official) == expected else "not the published bytes"
     except OSError as error:
         return f"unreadable ({error.strerror})"
-    return None
 
 
 def how_to_install(spec: ModelSpec) -> str:

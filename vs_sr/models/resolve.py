@@ -133,9 +133,7 @@ def _named_network(name: str, scale: int, noise: int | None) -> Network:
     official = find_weights(spec)
     ncnn = spec.ncnn.get(level)
     param = locate(ncnn) if ncnn is not None else None
-    # The official file has the fp32 weights; the ncnn files are fp16-rounded. Without PyTorch
-    # the official file cannot run, and the ncnn files can.
-    if official is not None and (extras.has("torch") or param is None):
+    if official is not None and official_file_runs(param):
         extras.require("torch", f"{official.name}")
         digest = file_digest(official)
         check_official_digest(spec, official, digest)
@@ -145,6 +143,13 @@ def _named_network(name: str, scale: int, noise: int | None) -> Network:
         return Network(name=spec.name, scale=spec.scale, path=param, digest=network_digest(param),
                        traits=spec.traits, format="ncnn", spec=spec, noise=level)
     raise SRError(missing_package_message(spec) if spec.ncnn else missing_weights_message(spec))
+
+
+def official_file_runs(param: Path | None) -> bool:
+    """Whether a named model with its official file installed runs from it rather than from its
+    ncnn `param`: the official file has the fp32 weights, the ncnn files are fp16-rounded; without
+    PyTorch the official file cannot run, and the ncnn files can."""
+    return extras.has("torch") or param is None
 
 
 def _existing(path: Path) -> Path:

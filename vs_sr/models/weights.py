@@ -83,11 +83,17 @@ def file_digest(path: Path) -> str:
     return _digests[key]
 
 
+def published_digest(spec: ModelSpec, path: Path) -> str | None:
+    """The sha256 a file of an official name must have, where one is published."""
+    weights = spec.weights
+    return weights.sha256 if weights and weights.sha256 and path.name in weights.names else None
+
+
 def check_official_digest(spec: ModelSpec, path: Path, digest: str) -> None:
     """Refuse an official-named file whose bytes differ from the published ones."""
     weights = spec.weights
-    expected = weights.sha256 if weights else None
-    if weights and expected and path.name in weights.names and digest != expected:
+    expected = published_digest(spec, path)
+    if weights and expected and digest != expected:
         raise SRError(
             f"{path} is not the published {weights.filename} (sha256 {digest[:12]}..., expected {expected[:12]}...). "
             f"Replace it ({how_to_get(spec)}), "
