@@ -210,7 +210,8 @@ def build_ahead(model: str, scale: int, noise: int | None, sizes: Sequence[tuple
     input pixels and rounded up as the filter rounds its tiles. Returns the engine file."""
     import torch
 
-    reason = TensorRTBackend().unavailable()
+    backend = TensorRTBackend()
+    reason = backend.unavailable()
     if reason:
         raise SRError(f"cannot build TensorRT engines here: {reason}")
     if len(sizes) not in (1, 3):
@@ -218,9 +219,9 @@ def build_ahead(model: str, scale: int, noise: int | None, sizes: Sequence[tuple
     if not 0 <= device_id < cuda_device_count():
         raise SRError(f"no GPU {device_id}: this machine has {cuda_device_count()}.")
     network = resolve(model, scale, noise)
-    runs = TensorRTBackend().precisions(device_id)
-    if precision is None:  # what the filter's `auto` asks for: the model's GPU precision, or fp32 where it cannot run
-        default = network.traits.precision.gpu_default
+    runs = backend.precisions(device_id)
+    if precision is None:  # what the filter's `auto` runs: the backend's pick, or fp32 where that cannot run
+        default = backend.auto_precision(network, device_id)
         precision = default if default in runs else "fp32"
     elif precision not in runs:
         capability = cuda_compute_capability(device_id)
@@ -231,7 +232,7 @@ def build_ahead(model: str, scale: int, noise: int | None, sizes: Sequence[tuple
     if len(shapes) == 1:
         shapes = shapes * 3
     with torch.cuda.device(device_id):
-        _, key = TensorRTBackend().engine(network, shapes, precision, device_id)
+        _, key = backend.engine(network, shapes, precision, device_id)
     return EngineCache().paths(key)[0]
 
 
