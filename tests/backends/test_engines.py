@@ -19,6 +19,7 @@ import pytest
 from conftest import vs_sr
 from onnx import helper
 
+from vs_sr.backends.tensorrt import installed_version
 from vs_sr.backends.tensorrt.engine_cache import EngineCache, EngineKey
 from vs_sr.devices import cuda_gpus
 from vs_sr.models import resolve
@@ -139,13 +140,13 @@ def test_engines_list_and_clean(tmp_path):
     listing = vs_sr("engines", "list", env=env)
     assert listing.returncode == 0 and f"engines in {tmp_path}: 2" in listing.stdout
     assert "TensorRT 10.13.0" in listing.stdout and "TensorRT 8.6.1" in listing.stdout
-    if tensorrt_here() and cuda_gpus():
+    if installed_version() is not None and cuda_gpus():
         cleaned = vs_sr("engines", "clean", env=env)
         assert cleaned.returncode == 0 and "orphan.engine" in cleaned.stdout
         assert all(e.key.trt_version != "8.6.1" for e in cache.entries())
         return
     # every engine looks stale here: a machine that only shares the folder must not empty it
-    if not tensorrt_here():
+    if installed_version() is None:
         assert listing.stdout.count("[stale: TensorRT not installed]") == 2
     refused = vs_sr("engines", "clean", env=env)
     assert refused.returncode == 1 and refused.stdout == ""
@@ -159,14 +160,6 @@ def test_engines_list_and_clean(tmp_path):
     assert nothing.returncode == 0 and f"0 file(s) removed from {tmp_path}" in nothing.stdout
 
 
-def tensorrt_here() -> bool:
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def test_engine_build_refuses_a_precision_tensorrt_does_not_build(tmp_path):
     done = vs_sr("engines", "build", "--model", "realesr-animevideov3", "--precision", "int8",
                  env={"VS_SR_ENGINE_DIR": str(tmp_path)})
@@ -177,7 +170,7 @@ def test_engine_build_refuses_a_precision_tensorrt_does_not_build(tmp_path):
 
 
 def test_engine_build_without_tensorrt_says_what_to_install(tmp_path):
-    if tensorrt_here():
+    if installed_version() is not None:
         pytest.skip("TensorRT is installed here")
     done = vs_sr("engines", "build", "--model", "realesr-animevideov3", env={"VS_SR_ENGINE_DIR": str(tmp_path)})
     assert done.returncode == 1 and "cannot build TensorRT engines here: TensorRT is not installed: pip install 'vs_sr[tensorrt]'" in done.stderr

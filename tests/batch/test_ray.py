@@ -65,9 +65,8 @@ def test_local_ray_gives_the_same_frames(ncnn_models, clip, tmp_path):
 
 def one_chunk_at_a_time(spawn, source: Path, out: Path) -> subprocess.Popen[str]:
     """`vs-sr batch --ray` on the clip in chunks of 50 frames, one at a time."""
-    command = [VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "50",
-               "--jobs", "1", "--ray"]
-    return spawn(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    return spawn([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "50",
+                  "--jobs", "1", "--ray"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                  env={**os.environ, "RAY_TMPDIR": short_temp()})
 
 
