@@ -243,7 +243,7 @@ def export_model(model: str | os.PathLike[str], scale: int, repository: Path,
         raise SRError(f"the python backend cannot load models from paths with spaces: {repository / name}; "
                       "choose another --repo.")
     repository.mkdir(parents=True, exist_ok=True)
-    live_exports(repository)  # (what killed exports left goes first)
+    clear_killed_exports(repository)
     with _staging_folder(repository, name) as staging:
         exported = _write_model(network, name, staging, options)
         target = repository / name
@@ -262,8 +262,8 @@ STAGING = ".export-"  # a model being written: REPO/.<name>.export-XXXXXXXX, ren
 def _staging_folder(repository: Path, name: str) -> Iterator[Path]:
     """A folder in `repository` to write a model into, locked (flock) while the export runs: Triton
     takes every folder of a repository for a model, hidden ones too, so a server's start must tell
-    a running export's folder from a killed one's (`live_exports`)."""
-    # made under a name `live_exports` does not look at, locked, then renamed (the lock follows the folder):
+    a running export's folder from a killed one's (`clear_killed_exports`)."""
+    # made under a name `clear_killed_exports` does not look at, locked, then renamed (the lock follows the folder):
     # a serve starting meanwhile never sees it unlocked
     made = Path(tempfile.mkdtemp(dir=repository, prefix=f".{name}.starting-"))
     descriptor = os.open(made, os.O_RDONLY | os.O_DIRECTORY)
@@ -279,9 +279,9 @@ def _staging_folder(repository: Path, name: str) -> Iterator[Path]:
         os.close(descriptor)
 
 
-def live_exports(repository: Path) -> list[Path]:
-    """Remove the staging folders that killed exports left in `repository`; the ones of exports
-    still running."""
+def clear_killed_exports(repository: Path) -> list[Path]:
+    """Remove the staging folders that killed exports left in `repository`; returns the folders of
+    exports still running."""
     live = []
     for folder in repository.glob(f".*{STAGING}*"):
         try:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ..children import alive, run_child, start_child
 from ..errors import SRError
-from .model_repository import live_exports
+from .model_repository import clear_killed_exports
 
 STARTUP_TIMEOUT = 120.0  # seconds for the models to load
 STOP_TIMEOUT = 15.0  # seconds for a graceful stop before the process group is killed
@@ -245,11 +245,11 @@ class TritonServer:
                           "`vs-sr triton export MODEL --repo DIR`).")
         if not (self.repository / ".").is_dir():
             raise SRError(f"model repository not found: {self.repository}.")
-        exporting = live_exports(self.repository)
+        exporting = clear_killed_exports(self.repository)
         while exporting and self._cancel is not None:  # a restart waits for it (serve must go on), a start says so
             if self._cancel.wait(0.5):
                 raise StartCancelled()
-            exporting = live_exports(self.repository)
+            exporting = clear_killed_exports(self.repository)
         if exporting:
             raise SRError(f"an export into {self.repository} is running ({exporting[0].name}): start the server when "
                           "it is done (Triton would take the model it is writing for a broken one).")
