@@ -255,6 +255,20 @@ def test_hung_server_times_out(lone_repo, monkeypatch, protocol):
         del running
 
 
+@pytest.mark.parametrize(("deadline", "advice"), [
+    (30.0, "check it (readiness, configuration and shared-memory calls wait at most 30 s)."),
+    (3.0, "check it, add model instances, or raise $VS_SR_TRITON_TIMEOUT.")])
+def test_a_call_past_its_deadline_names_what_raises_it(deadline, advice):
+    """A control call waits at most 30 s whatever $VS_SR_TRITON_TIMEOUT says, so its timeout does
+    not tell the user to raise that (the hung server itself: test_hung_server_times_out)."""
+    from vs_sr.backends.triton.address import Address
+    from vs_sr.backends.triton.connection import _explain
+
+    error = _explain(TimeoutError("timed out"), Address.parse("http://127.0.0.1:8000"), "m", deadline)
+    assert str(error) == f"Triton server http://127.0.0.1:8000 gave no answer within {deadline:g} s (hung or " \
+                         f"overloaded): {advice}"
+
+
 @pytest.mark.timing
 def test_regions_of_killed_clients_are_dropped(triton_server, monkeypatch, tmp_path, spawn):
     """A vspipe client SIGKILLed with shared memory registered leaves nothing in /dev/shm, and the

@@ -190,6 +190,29 @@ def test_a_signal_while_the_server_starts_interrupts_the_start(tmp_path, spawn):
     assert not shm_of(serve)
 
 
+def test_a_model_that_loads_past_the_startup_timeout_ends_serve_with_the_option_named(tmp_path, spawn):
+    """The start-up allowance is an option: past it serve stops the server, says how to raise it in
+    one line, and exits 1."""
+    needs_triton()
+    repo = tmp_path / "repo"
+    nearest_model(repo, "slow", 2)
+    (repo / "slow" / "1" / "model.py").write_text("import time\ntime.sleep(3600)\n")
+    serve = spawn([str(BIN / "vs-sr"), "triton", "serve", "--repo", str(repo), "--startup-timeout", "2.5"],
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = serve.communicate(timeout=300)
+    assert serve.returncode == 1 and out == "" and err.count("\n") == 1, (out, err)
+    assert err.startswith("vs-sr: error: tritonserver was not ready within 2.5 s"), err
+    assert "`vs-sr triton serve --startup-timeout SECONDS`" in err
+    assert not processes(f"--model-repository={repo}") and not shm_of(serve)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon", "nan"])
+def test_a_startup_timeout_that_is_not_a_positive_number_is_refused(value):
+    done = subprocess.run([str(BIN / "vs-sr"), "triton", "serve", "--repo", ".", "--startup-timeout", value],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert done.returncode == 2 and "argument --startup-timeout: must be" in done.stderr, done.stderr
+
+
 def test_a_sigterm_during_a_restart_stops_serve_without_waiting_out_the_start(tmp_path, spawn):
     """The server dies and its restart hangs (the model loads forever the second time): a SIGTERM
     then stops serve as while serving (exit 0, nothing announced), not after the 120 s start-up

@@ -71,6 +71,14 @@ def number(text: str) -> float:
     return value
 
 
+def seconds(text: str) -> float:
+    """A duration in seconds, more than 0."""
+    value = number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text!r}")
+    return value
+
+
 def bounded(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Any:
     """A float type accepting [low, high] (an open end excludes that bound)."""
     def parse(text: str) -> float:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..backends import BACKEND_MODULES
 from ..serving.model_repository import KINDS, PLATFORMS, WIRE_PRECISIONS, ExportOptions
+from ..serving.triton_server import STARTUP_TIMEOUT
 from .common import (
     TILE_METAVAR,
     add_noise_option,
@@ -22,6 +23,7 @@ from .common import (
     non_negative,
     pair,
     positive,
+    seconds,
     tile,
 )
 
@@ -94,6 +96,9 @@ def add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     serve.add_argument("--restarts", type=non_negative, metavar="N", default=3,
                        help="start a tritonserver that dies again, on the same ports, up to N times in 10 minutes "
                        "(default 3; 0: never); each restart is said on stderr with the exit status")
+    serve.add_argument("--startup-timeout", type=seconds, metavar="SECONDS", default=STARTUP_TIMEOUT,
+                       help=f"how long every model may take to load, at the start and at each restart, before serve "
+                       f"gives up (default {STARTUP_TIMEOUT:g}; a model that builds an engine at load needs more)")
     serve.add_argument("--json", action="store_true", help="print the URLs as one JSON line when ready (again "
                        "after each restart: the pid changes)")
     serve.set_defaults(run=run_serve)
@@ -142,7 +147,7 @@ def run_serve(args: argparse.Namespace) -> int:
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, on_signal)
     server = TritonServer(args.repo, host=args.address, http_port=args.http_port, grpc_port=args.grpc_port,
-                          log=args.log)
+                          log=args.log, startup_timeout=args.startup_timeout)
     try:
         server.start()
         serving.set()  # before the announcement: a client's SIGTERM right after it is a normal stop (0)

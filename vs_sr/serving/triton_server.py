@@ -341,7 +341,8 @@ class TritonServer:
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.2)
-        raise SRError(f"tritonserver was not ready within {self.startup_timeout:g} s: {_failure(self.log_tail())}")
+        raise SRError(f"tritonserver was not ready within {self.startup_timeout:g} s: {_failure(self.log_tail())} "
+                      "(models that take longer to load need more: `vs-sr triton serve --startup-timeout SECONDS`)")
 
     def failure(self, last_line: bool = True) -> str:
         """Why the server stopped or did not start, from its log's error lines (else its last line,

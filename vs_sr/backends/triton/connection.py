@@ -42,21 +42,20 @@ class RegionLost(SRError):
 STOPPING = "it is shutting down or stopped"
 
 
-def _explain(error: BaseException, address: Address, model: str | None,
+def _explain(error: BaseException, address: Address, model: str | None, deadline: float,
              ready: Callable[[], bool] | None = None) -> BaseException:
     """A tritonclient / socket error as `Unreachable` (retry) or an `SRError` saying what to do.
-    `ready` asks the server whether it is ready: a server that is shutting down unloads its models
-    first, so its "unknown model" means "stopping", not "export the model"."""
+    `deadline`: the seconds the call was given. `ready` asks the server whether it is ready: a
+    server that is shutting down unloads its models first, so its "unknown model" means
+    "stopping", not "export the model"."""
     from tritonclient.utils import InferenceServerException
 
-    seconds = timeout()
     if isinstance(error, InferenceServerException):
         status, message = str(error.status()), error.message() or str(error)
         if status in ("StatusCode.UNAVAILABLE", "503") or "failed to connect" in message.lower():
             return Unreachable(message)
         if status == "StatusCode.DEADLINE_EXCEEDED":
-            return SRError(f"Triton server {address} gave no answer within {seconds:g} s (hung or overloaded): "
-                           f"check it, add model instances, or raise ${TIMEOUT_ENV}.")
+            return _no_answer(address, deadline)
         if "unable to find shared memory region" in message.lower():
             return RegionLost(f"Triton server {address} no longer holds this clip's shared memory ({message}): it "
                               "was restarted. Open the clip again.")
@@ -71,11 +70,17 @@ def _explain(error: BaseException, address: Address, model: str | None,
                            "restart the server.")
         return SRError(f"Triton server {address} refused the request for '{model}': {message}")
     if isinstance(error, TimeoutError | socket.timeout):
-        return SRError(f"Triton server {address} gave no answer within {seconds:g} s (hung or overloaded): "
-                       f"check it, add model instances, or raise ${TIMEOUT_ENV}.")
+        return _no_answer(address, deadline)
     if isinstance(error, OSError) or type(error).__name__ in ("HTTPConnectionClosed", "ConnectionClosed"):
         return Unreachable(str(error) or type(error).__name__)
     return error
+
+
+def _no_answer(address: Address, deadline: float) -> SRError:
+    # $VS_SR_TRITON_TIMEOUT raises a control call's deadline only up to CONTROL_TIMEOUT
+    advice = (f"check it (readiness, configuration and shared-memory calls wait at most {CONTROL_TIMEOUT:g} s)"
+              if deadline >= CONTROL_TIMEOUT else f"check it, add model instances, or raise ${TIMEOUT_ENV}")
+    return SRError(f"Triton server {address} gave no answer within {deadline:g} s (hung or overloaded): {advice}.")
 
 
 def _unreachable_error(address: Address, reason: str) -> SRError:
@@ -112,31 +117,36 @@ class Connection:
         if client is None:
             client = self.http.InferenceServerClient(
                 self.address.target, concurrency=1 if control else IN_FLIGHT,
-                connection_timeout=min(self.timeout, CONTROL_TIMEOUT),
-                network_timeout=min(self.timeout, CONTROL_TIMEOUT) if control else self.timeout)
+                connection_timeout=self.control_timeout,
+                network_timeout=self.control_timeout if control else self.timeout)
             setattr(self._local, name, client)
         return client
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """A control call (readiness, config, shared memory) with a deadline and retries."""
         if self.address.protocol == "grpc":
-            kwargs["client_timeout"] = min(self.timeout, CONTROL_TIMEOUT)
-        return self._retrying(lambda: getattr(self.client(control=True), method)(*args, **kwargs))
+            kwargs["client_timeout"] = self.control_timeout
+        return self._retrying(lambda: getattr(self.client(control=True), method)(*args, **kwargs),
+                              self.control_timeout)
+
+    @property
+    def control_timeout(self) -> float:
+        return min(self.timeout, CONTROL_TIMEOUT)
 
     def server_ready(self) -> bool:
         """Whether the server says it is ready now; False when it cannot be asked."""
-        kwargs = {"client_timeout": min(self.timeout, CONTROL_TIMEOUT)} if self.address.protocol == "grpc" else {}
+        kwargs = {"client_timeout": self.control_timeout} if self.address.protocol == "grpc" else {}
         try:
             return bool(self.client(control=True).is_server_ready(**kwargs))
         except Exception:  # refused, reset, timed out: not ready either
             return False
 
-    def _retrying(self, attempt: Callable[[], T]) -> T:
+    def _retrying(self, attempt: Callable[[], T], deadline: float) -> T:
         for retry in range(RETRIES + 1):
             try:
                 return attempt()
             except Exception as error:  # tritonclient's, the socket's: sorted by _explain
-                explained = _explain(error, self.address, self.model, self.server_ready)
+                explained = _explain(error, self.address, self.model, deadline, self.server_ready)
                 if not isinstance(explained, Unreachable):
                     raise explained from error
                 if retry == RETRIES:
@@ -150,10 +160,10 @@ class Connection:
         results = []
         for (inputs, outputs), outcome in zip(requests, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                explained = _explain(outcome, self.address, self.model, self.server_ready)
+                explained = _explain(outcome, self.address, self.model, self.timeout, self.server_ready)
                 if not isinstance(explained, Unreachable):
                     raise explained from outcome
-                outcome = self._retrying(functools.partial(self._infer, inputs, outputs))
+                outcome = self._retrying(functools.partial(self._infer, inputs, outputs), self.timeout)
             results.append(outcome)
         return results
 
