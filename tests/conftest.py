@@ -58,6 +58,18 @@ def in_private_mounts(mount: str, command: str) -> subprocess.CompletedProcess[s
     return ran
 
 
+def in_own_pid_namespace(code: str, env: dict[str, str] | None = None) -> str:
+    """Python `code` run in a pid namespace of its own, as in another container on this host (the
+    same /dev/shm, network and files; its /proc shows its own processes only); its stdout. The test is
+    skipped where no such namespace can be made."""
+    ran = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", code],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
+    if ran.returncode != 0 and "unshare failed" in ran.stderr:
+        pytest.skip(f"no pid namespace of its own here: {ran.stderr.strip()}")
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout
+
+
 def ffmpeg(*args: str) -> None:
     """Generate a test file with the real ffmpeg."""
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-nostdin", *args], check=True)

@@ -11,7 +11,7 @@ import threading
 import pytest
 from conftest import processes, wait_until
 
-from vs_sr.children import Cancelled, alive, cancelled_by, run_child, start_child
+from vs_sr.children import Cancelled, alive, cancelled_by, owner_gone, owner_tag, run_child, start_child
 
 PARENT = """
 import sys
@@ -29,6 +29,18 @@ def test_a_sigkilled_parent_takes_its_long_and_its_quick_children_along(spawn):
     parent.kill()
     parent.wait(timeout=30)
     wait_until(lambda: not any(alive(child.pid) for child in children), 30, "the children to die with their parent")
+
+
+def test_an_owner_is_gone_only_when_it_is_a_process_of_ours_that_ended():
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                           text=True, check=True)
+    dead = int(ended.stdout)
+    if alive(dead):
+        pytest.skip("the pid was taken again meanwhile")
+    assert owner_gone(owner_tag(dead)) and owner_gone(str(dead))  # (a bare pid: names vs_sr wrote before)
+    assert not owner_gone(owner_tag())
+    assert not owner_gone(f"{dead}n1")  # a pid of another namespace: cannot be looked up from here
+    assert not owner_gone("nonsense")
 
 
 def test_a_tool_is_found_or_refused_as_popen_finds_or_refuses_it(tmp_path):

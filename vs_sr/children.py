@@ -5,7 +5,8 @@ ffmpeg, the Triton server, the int8 quantizer) and the quick ones (ffprobe, one-
 a SIGKILLed vs_sr leaves no process behind. The signal follows the *thread* that started the child:
 start children from a thread that lives as long as they should.
 A thread's work can be cancelled from outside (`cancelled_by`): the children it waits for stop.
-Also: whether a process is alive (zombies are not), and the Python to run helper scripts with.
+Also: whether a process is alive (zombies are not), owner tags that say which process left a shared
+file, and the Python to run helper scripts with.
 """
 
 from __future__ import annotations
@@ -189,6 +190,29 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+def owner_tag(pid: int | None = None) -> str:
+    """This process (or `pid` of our namespace) as the owner of a file others may clean up: the pid
+    and its pid namespace ("1234n4026531836"). A pid names a process only in its own namespace: a
+    container sharing /dev/shm or /tmp with us numbers its processes from 1 too."""
+    return f"{os.getpid() if pid is None else pid}n{_pid_namespace()}"
+
+
+def owner_gone(tag: str) -> bool:
+    """Whether the owner of `tag` (an `owner_tag`, or a bare pid as vs_sr wrote before) has surely
+    ended: a process of our namespace that no longer runs. One in another namespace cannot be looked
+    up from here, so it is never taken for gone."""
+    pid, _, namespace = tag.partition("n")
+    return pid.isdigit() and namespace in ("", _pid_namespace()) and not alive(int(pid))
+
+
+@functools.cache
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:  # no /proc: tags carry no namespace, judged by pid alone as before
+        return ""
 
 
 def descendants(pid: int) -> list[int]:

@@ -5,6 +5,7 @@ tiled and in other formats; every mismatch and failure is a clear vs.Error, and 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import re
 import signal
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import frame_planes, in_private_mounts, moving_photo_clip, needs_triton, psnr
+from conftest import frame_planes, in_own_pid_namespace, in_private_mounts, moving_photo_clip, needs_triton, psnr
 
 import vs_sr as sr
 
@@ -185,10 +186,10 @@ def lone_repo(triton_repo, tmp_path_factory) -> Path:
 
 def orphaned_shm() -> list[str]:
     """/dev/shm entries of vs_sr clients whose process is gone."""
-    from vs_sr.children import alive
+    from vs_sr.children import owner_gone
 
     return [p for p in os.listdir("/dev/shm")
-            if (match := re.match(r"vs_sr-\w+-(\d+)-", p)) and not alive(int(match.group(1)))]
+            if (match := re.match(r"vs_sr-\w+-(\w+)-", p)) and owner_gone(match.group(1))]
 
 
 def wait_for_frames(client: subprocess.Popen) -> str:
@@ -267,6 +268,28 @@ def test_a_call_past_its_deadline_names_what_raises_it(deadline, advice):
     error = _explain(TimeoutError("timed out"), Address.parse("http://127.0.0.1:8000"), "m", deadline)
     assert str(error) == f"Triton server http://127.0.0.1:8000 gave no answer within {deadline:g} s (hung or " \
                          f"overloaded): {advice}"
+
+
+def test_a_client_in_another_pid_namespace_keeps_its_regions(triton_server, monkeypatch):
+    """A clip opened in another container on this host (a pid namespace of its own, the same
+    /dev/shm and server) sweeps the regions of dead clients: a live one here is not among them, and
+    goes on with its region."""
+    monkeypatch.setenv("VS_SR_TRITON_SHM", "on")
+    before = set(registered_regions(triton_server))
+    clip = sr.Upscale(moving_photo_clip(64, 48, 2), "realesr-animevideov3", 4, backend="triton",
+                      server=triton_server.grpc_url)
+    clip.get_frame(0)
+    ours = set(registered_regions(triton_server)) - before
+    assert len(ours) == 1
+    dropped = in_own_pid_namespace(
+        "import json\n"
+        "from vs_sr.backends.triton.address import Address\n"
+        "from vs_sr.backends.triton.connection import Connection\n"
+        "from vs_sr.backends.triton.shared_memory import forget_dead_regions\n"
+        f"print(json.dumps(forget_dead_regions(Connection(Address.parse({triton_server.grpc_url!r}), 'any'))))")
+    assert not ours & set(json.loads(dropped)) and ours <= set(registered_regions(triton_server))
+    clip.get_frame(1)
+    assert ours <= set(registered_regions(triton_server))  # the same region, not one registered anew
 
 
 @pytest.mark.timing

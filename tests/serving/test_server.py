@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import vapoursynth as vs
-from conftest import nearest_model, needs_triton, processes, wait_until
+from conftest import in_own_pid_namespace, nearest_model, needs_triton, processes, wait_until
 
 import vs_sr as sr
-from vs_sr.children import alive
+from vs_sr.children import alive, owner_tag
 
 pytestmark = pytest.mark.timing  # run again beside busy CPU hogs by scripts/load_check.sh
 
@@ -53,7 +53,7 @@ def next_announcement(serve: subprocess.Popen) -> dict:
 
 
 def shm_of(serve: subprocess.Popen) -> list[str]:
-    return [p for p in os.listdir("/dev/shm") if p.startswith(f"vs_sr_triton_{serve.pid}_")]
+    return [p for p in os.listdir("/dev/shm") if p.startswith(f"vs_sr_triton_{owner_tag(serve.pid)}_")]
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
@@ -117,15 +117,34 @@ def test_what_a_killed_serve_left_is_removed_by_the_next_start(tmp_path, spawn):
     serve.wait(timeout=60)
     wait_until(lambda: not session_processes(ready["pid"]), 60, "the server to die")
     folders, regions = list(temp.iterdir()), shm_of(serve)
-    assert [f.name for f in folders] == [f.name for f in temp.glob(f"vs-sr-triton-{serve.pid}-*")] and folders
-    assert regions
-    living = temp / f"vs-sr-triton-{os.getpid()}-0000"  # a folder whose owner lives (this test): kept
+    assert [f.name for f in folders] == [f.name for f in temp.glob(f"vs-sr-triton-{owner_tag(serve.pid)}-*")]
+    assert folders and regions
+    living = temp / f"vs-sr-triton-{owner_tag()}-0000"  # a folder whose owner lives (this test): kept
     living.mkdir()
     following, _ = start_serve(spawn, repo, env={"TMPDIR": str(temp)})
     assert not any(f.exists() for f in folders) and not set(regions) & set(os.listdir("/dev/shm"))
     assert living.exists()
     following.send_signal(signal.SIGTERM)
     assert following.wait(timeout=60) == 0
+
+
+def test_a_start_in_another_pid_namespace_leaves_a_running_servers_regions(tmp_path, spawn):
+    """A container sharing /dev/shm (its own temp folder and pids) starts a server: what it sweeps as
+    left by dead owners must not include the regions of a server running here, whose owner's pid
+    means nothing there."""
+    needs_triton()
+    repo = tmp_path / "repo"
+    nearest_model(repo, "nearest", 2)
+    serve, ready = start_serve(spawn, repo)
+    regions = shm_of(serve)
+    assert regions
+    (tmp_path / "elsewhere").mkdir()
+    removed = in_own_pid_namespace("import json; from vs_sr.serving.triton_server import remove_leftovers; "
+                                   "print(json.dumps(remove_leftovers()))", {"TMPDIR": str(tmp_path / "elsewhere")})
+    assert not set(regions) & {Path(p).name for p in json.loads(removed)}
+    assert set(regions) <= set(os.listdir("/dev/shm"))
+    serve.send_signal(signal.SIGTERM)
+    assert serve.wait(timeout=60) == 0 and not shm_of(serve)
 
 
 def test_a_killed_export_leaves_nothing_that_stops_the_next_serve(tmp_path, spawn):

@@ -34,15 +34,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..children import alive, run_child, start_child
+from ..children import alive, owner_gone, owner_tag, run_child, start_child
 from ..errors import SRError
 from .model_repository import clear_killed_exports
 
 STARTUP_TIMEOUT = 120.0  # seconds for the models to load
 STOP_TIMEOUT = 15.0  # seconds for a graceful stop before the process group is killed
 EXIT_TIMEOUT = 5  # seconds tritonserver itself waits for requests in flight when stopping
-WORK_PREFIX = "vs-sr-triton-"  # + owner pid + "-" + token: the work folder in the temp dir
-SHM_PREFIX = "vs_sr_triton_"  # + owner pid + "_" + token + "_": the stubs' /dev/shm regions
+WORK_PREFIX = "vs-sr-triton-"  # + owner tag + "-" + token: the work folder in the temp dir
+SHM_PREFIX = "vs_sr_triton_"  # + owner tag + "_" + token + "_": the stubs' /dev/shm regions
 INSTALL = "pip install --no-deps nvidia-pytriton (its numpy<2 pin is not needed; vs_sr uses only its server)"
 
 
@@ -111,19 +111,19 @@ def backend_directory(distribution: Distribution, work: Path) -> Path:
 
 
 class WorkFolder:
-    """A server's work folder (backends, log), named `vs-sr-triton-<pid>-<token>` and locked while
-    its owner or the server lives: the server inherits the lock's descriptor (`fd`)."""
+    """A server's work folder (backends, log), named `vs-sr-triton-<owner tag>-<token>` and locked
+    while its owner or the server lives: the server inherits the lock's descriptor (`fd`)."""
 
     def __init__(self) -> None:
         self.token = secrets.token_hex(4)
-        self.path = Path(tempfile.gettempdir()) / f"{WORK_PREFIX}{os.getpid()}-{self.token}"
+        self.path = Path(tempfile.gettempdir()) / f"{WORK_PREFIX}{owner_tag()}-{self.token}"
         self.path.mkdir(mode=0o700)
         self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
 
     @property
     def shm_prefix(self) -> str:
-        return f"{SHM_PREFIX}{os.getpid()}_{self.token}_"
+        return f"{SHM_PREFIX}{owner_tag()}_{self.token}_"
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
@@ -132,7 +132,8 @@ class WorkFolder:
 
 def remove_leftovers() -> list[str]:
     """Remove the work folders, and the /dev/shm regions, of servers whose owners died without
-    stopping them (SIGKILL); the names removed."""
+    stopping them (SIGKILL); the names removed. The regions of an owner in another pid namespace
+    (a container sharing /dev/shm, its temp folder its own) are left alone: `owner_gone`."""
     removed, live = [], set()
     for folder in Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*"):
         owner, _, token = folder.name.removeprefix(WORK_PREFIX).partition("-")
@@ -143,7 +144,7 @@ def remove_leftovers() -> list[str]:
             removed.append(str(folder))
     for region in Path("/dev/shm").glob(f"{SHM_PREFIX}*"):
         owner, _, rest = region.name.removeprefix(SHM_PREFIX).partition("_")
-        if owner.isdigit() and (owner, rest.partition("_")[0]) not in live and not alive(int(owner)):
+        if (owner, rest.partition("_")[0]) not in live and owner_gone(owner):
             try:
                 region.unlink(missing_ok=True)
             except OSError:  # another user's, in the sticky /dev/shm: not ours to remove, and no reason not to start
@@ -153,9 +154,9 @@ def remove_leftovers() -> list[str]:
 
 
 def _in_use(folder: Path, owner: str) -> bool:
-    """Whether a work folder may still be used: its owner pid lives, or someone holds its lock (an
-    owner in another pid namespace, the server that outlives its owner for a moment)."""
-    if not owner.isdigit() or alive(int(owner)):
+    """Whether a work folder may still be used: its owner lives (or is in another pid namespace), or
+    someone holds its lock (the server that outlives its owner for a moment)."""
+    if not owner_gone(owner):
         return True
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
@@ -208,7 +209,7 @@ class TritonServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.folder: WorkFolder | None = None
         # this server's regions: set per start by its work folder (until then, a prefix of nobody's)
-        self.shm_prefix = f"{SHM_PREFIX}{os.getpid()}_{secrets.token_hex(4)}_"
+        self.shm_prefix = f"{SHM_PREFIX}{owner_tag()}_{secrets.token_hex(4)}_"
 
     @property
     def grpc_url(self) -> str:

@@ -13,7 +13,7 @@ import weakref
 
 import numpy as np
 
-from ...children import alive
+from ...children import owner_gone, owner_tag
 from ...errors import SRError
 from ...models.architectures import round_up
 from .address import Address
@@ -37,7 +37,7 @@ class SharedRegion:
         self.slot_bytes = round_up(in_bytes + out_bytes, 64)
         self.slots = slots
         size = self.slot_bytes * slots
-        self.name = f"{self.PREFIX}{_host()}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.name = f"{self.PREFIX}{_host()}-{owner_tag()}-{secrets.token_hex(4)}"
         path = f"/dev/shm/{self.name}"
         descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         try:
@@ -88,16 +88,17 @@ def forget_dead_regions(connection: Connection) -> list[str]:
     grpc = connection.address.protocol == "grpc"
     status = connection.call("get_system_shared_memory_status", **({"as_json": True} if grpc else {}))
     regions = status.get("regions", {}).values() if grpc else status
-    pattern = re.compile(rf"{re.escape(SharedRegion.PREFIX)}{re.escape(_host())}-(\d+)-[0-9a-f]+$")
+    # a client in another pid namespace (container) on this host is never taken for dead: owner_gone
+    pattern = re.compile(rf"{re.escape(SharedRegion.PREFIX)}{re.escape(_host())}-(\d+(?:n\d*)?)-[0-9a-f]+$")
     dropped = []
     for region in regions:
         match = pattern.match(region.get("name", ""))
-        if match and not alive(int(match.group(1))):
+        if match and owner_gone(match.group(1)):
             _unregister(connection, region["name"])
             dropped.append(region["name"])
     for name in os.listdir("/dev/shm"):
         match = pattern.match(name)
-        if match and not alive(int(match.group(1))):
+        if match and owner_gone(match.group(1)):
             with contextlib.suppress(OSError):  # another's, or gone meanwhile
                 os.unlink(f"/dev/shm/{name}")
     return dropped
