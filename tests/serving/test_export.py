@@ -104,6 +104,19 @@ def test_export_errors_are_one_line(ncnn_models, tmp_path):
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
+def test_a_file_whose_name_is_near_the_limit_is_exported_under_it(tmp_path):
+    """A weight file named by 250 bytes (the most a .pth may have): its staging folder would pass the
+    255-byte limit with the export's own affixes; the model gets the file's whole name."""
+    from conftest import small_compact_weights
+
+    path = tmp_path / ("w" * 246 + ".pth")
+    path.write_bytes(small_compact_weights(tmp_path).read_bytes())
+    done = vs_sr("triton", "export", str(path), "--repo", str(tmp_path / "repo"), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["name"] == path.stem
+    assert [p.name for p in (tmp_path / "repo").iterdir()] == [path.stem]
+
+
 def test_python_model_batches_requests_by_shape(ncnn_models, triton_repo):
     """The python platform's model without a server: requests of one shape run as one batch, each
     gets its own tiles back (equal to running it alone), in the wire's dtype."""

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from ..atomic import RANDOM, fitting_name
 from ..children import run_child
 from ..errors import SRError
 from ..models import Network, resolve
@@ -256,6 +257,7 @@ def export_model(model: str | os.PathLike[str], scale: int, repository: Path,
 
 
 STAGING = ".export-"  # a model being written: REPO/.<name>.export-XXXXXXXX, renamed into place when complete
+STARTING = ".starting-"  # the same folder before it is locked
 
 
 @contextmanager
@@ -265,12 +267,12 @@ def _staging_folder(repository: Path, name: str) -> Iterator[Path]:
     a running export's folder from a killed one's (`clear_killed_exports`)."""
     # made under a name `clear_killed_exports` does not look at, locked, then renamed (the lock follows the folder):
     # a serve starting meanwhile never sees it unlocked
-    made = Path(tempfile.mkdtemp(dir=repository, prefix=f".{name}.starting-"))
+    made = Path(tempfile.mkdtemp(dir=repository, prefix=f".{fitting_name(name, 1 + len(STARTING) + RANDOM)}{STARTING}"))
     descriptor = os.open(made, os.O_RDONLY | os.O_DIRECTORY)
     try:
         with contextlib.suppress(OSError):  # (a file system without flock on folders: an export still works)
             fcntl.flock(descriptor, fcntl.LOCK_EX)
-        staging = made.with_name(made.name.replace(".starting-", STAGING))
+        staging = made.with_name(made.name.replace(STARTING, STAGING))
         made.rename(staging)
         made = staging
         yield staging
