@@ -83,7 +83,10 @@ def test_missing_model_file():
 
 
 def test_tile_smaller_than_twice_the_overlap(ncnn_models):
-    expect_error(r"tile width 24 is smaller than twice the overlap \(16\)", small(), "realesr-animevideov3", tile=24, overlap=16)
+    expect_error(r"tile width 24 is less than twice the overlap of 16 pixels; use a tile of at least 32, or a "
+                 "smaller overlap=", small(), "realesr-animevideov3", tile=24, overlap=16)
+    expect_error(r"tile width 24 is less than twice this network's default overlap of 16 pixels",
+                 small(), "realesr-animevideov3", tile=24)
 
 
 def test_bad_tile_and_overlap_types(ncnn_models):

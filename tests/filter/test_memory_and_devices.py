@@ -37,6 +37,23 @@ def test_tiles_follow_free_device_memory():
     assert memory_budget(8 * gib, HAT_TRAITS, "fp32") == hat // 2
 
 
+@pytest.mark.parametrize(("width", "height", "overlap"), [(11000, 24, None), (16400, 64, (100, 100)),
+                                                      (60, 20000, (60, 16))])
+def test_a_strip_thinner_than_the_overlap_is_one_tile_across(ncnn_models, width, height, overlap):
+    """A frame too big for one tile whose short side is within the overlap (a 24-row strip beside
+    RRDBNet's 32): one tile across that side, the long side split within the budget (was a
+    ZeroDivisionError while the filter was made)."""
+    traits = arch_traits("rrdbnet", 4) if overlap is None else COMPACT_TRAITS
+    plan = plan_tiles(width, height, 4, traits, overlap=overlap)
+    th, tw = plan.tile_shape
+    across = (th, height) if width > height else (tw, width)
+    assert across[0] == across[1] and plan.count > 1 and th * tw <= traits.tile_pixels
+    clip = core.std.BlankClip(format=vs.RGBS, width=width, height=height, length=1)
+    upscaled = sr.Upscale(clip, "realesrgan-x4plus" if overlap is None else "faithful", 4, overlap=overlap,
+                          precision="fp32")
+    assert (upscaled.width, upscaled.height) == (4 * width, 4 * height)
+
+
 def test_halving_tiles_until_it_cannot():
     plan = plan_tiles(640, 360, 4, HAT_TRAITS, tile=(256, 256), overlap=(32, 32))
     smaller = halved(plan, HAT_TRAITS)

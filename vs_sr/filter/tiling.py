@@ -170,7 +170,7 @@ def auto_tile(size: int, other: int, budget: int, overlap: int, multiple: int, f
     side = max(multiple, math.isqrt(budget), floor)
     if size <= side and size * other <= budget:
         return round_up(size, multiple)
-    count = math.ceil((size - overlap) / max(1, side - overlap))
+    count = max(1, math.ceil((size - overlap) / max(1, side - overlap)))  # an axis within the overlap: one tile
     balanced = round_up(math.ceil((size + (count - 1) * overlap) / count), multiple)
     return max(balanced, round_up(min(floor, size), multiple))
 
@@ -212,12 +212,11 @@ def plan_tiles(
     # An overlap only matters on axes that are actually split.
     ov_w = ov_w if tile_w < width else 0
     ov_h = ov_h if tile_h < height else 0
+    whose = "the" if overlap is not None else "this network's default"
     for length, ov, axis in ((tile_w, ov_w, "width"), (tile_h, ov_h, "height")):
         if ov and length < 2 * ov:
-            raise SRError(
-                f"tile {axis} {length} is smaller than twice the overlap ({ov}); "
-                f"use a tile of at least {2 * ov} or a smaller overlap."
-            )
+            raise SRError(f"tile {axis} {length} is less than twice {whose} overlap of {ov} pixels; "
+                          f"use a tile of at least {2 * ov}, or a smaller overlap=.")
     return TilePlan(
         width=width,
         height=height,
