@@ -210,6 +210,17 @@ def test_interlaced_frames_are_refused_with_advice(ncnn_models):
     (vs.YUV420P8, {"_Matrix": 0}, "frame 0 is YUV420P8 but its _Matrix is 0 (RGB); set the matrix it was made with, "
      "e.g. clip.std.SetFrameProps(_Matrix=1) for BT.709"),
     (vs.GRAY8, {"_Matrix": 0}, "frame 0 is Gray8 but its _Matrix is 0 (RGB)"),
+    (vs.RGB24, {"_Matrix": 1}, "frame 0 is RGB24 but its _Matrix is 1, a YUV matrix (planes shuffled from a YUV clip "
+     "keep its props); mark it RGB with clip.std.SetFrameProps(_Matrix=0)"),
+    (vs.YUV420P8, {"_Matrix": 3}, "frame 0 has _Matrix=3, which VapourSynth does not define (it takes 0-2, 4-10, "
+     "12-14): set the right one with clip.std.SetFrameProps(_Matrix=...) or remove it with "
+     "clip.std.RemoveFrameProps('_Matrix')."),
+    (vs.YUV420P8, {"_Transfer": 99}, "frame 0 has _Transfer=99, which VapourSynth does not define (it takes 1-2, "
+     "4-11, 13-18)"),
+    (vs.RGBS, {"_Primaries": 0}, "frame 0 has _Primaries=0, which VapourSynth does not define"),
+    (vs.YUV444P16, {"_Range": 5}, "frame 0 has _Range=5, which VapourSynth does not define (it takes 0-1)"),
+    (vs.YUV420P10, {"_ChromaLocation": 9}, "frame 0 has _ChromaLocation=9, which VapourSynth does not define (it "
+     "takes 0-5)"),
 ])
 def test_a_bad_frame_prop_is_named_in_one_line(ncnn_models, fmt, props, message):
     clip = small(fmt).std.SetFrameProps(**props)

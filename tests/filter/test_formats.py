@@ -78,6 +78,29 @@ def test_matrix_and_range_follow_each_frames_props(ncnn_models):
         assert psnr(np.asarray(frame[0]), np.asarray(expected.get_frame(n)[0]), 255) > 45
 
 
+@pytest.mark.parametrize("fmt", [vs.YUV444P8, vs.YUV444PS, vs.YUV420P10])
+def test_the_chroma_location_is_kept_on_every_yuv_format(ncnn_models, fmt):
+    """4:4:4 has no use for it, but a later conversion to 4:2:0 siting its chroma does."""
+    clip = source(fmt).std.SetFrameProps(_ChromaLocation=2)
+    assert sr.Upscale(clip, MODEL, 4, backend="openvino").get_frame(0).props["_ChromaLocation"] == 2
+
+
+@pytest.mark.parametrize(("fmt", "alpha_format", "size"), [(vs.RGB24, vs.GRAY8, {}),
+                                                       (vs.YUV420P10, vs.GRAY10, {"width": 200})])
+def test_an_alpha_plane_is_resized_with_its_picture(ncnn_models, fmt, alpha_format, size):
+    """_Alpha (an alpha plane, e.g. from bs.VideoSource(alpha=True)) comes out at the output's size,
+    close to VapourSynth's own bicubic resize of it (resize itself leaves it at the source's size)."""
+    picture = source(fmt)
+    alpha = moving_photo_clip(64, 48, 2).resize.Bicubic(format=alpha_format, matrix=1)
+    out = sr.Upscale(picture.std.ClipToProp(alpha, "_Alpha"), MODEL, 4, backend="openvino", **size)
+    frame = out.get_frame(1)
+    got = frame.props["_Alpha"]
+    assert (got.width, got.height, got.format.id) == (frame.width, frame.height, alpha_format)
+    expected = alpha.resize.Bicubic(frame.width, frame.height).get_frame(1)
+    peak = (1 << got.format.bits_per_sample) - 1
+    assert psnr(np.asarray(got[0]), np.asarray(expected[0]), peak) > 35
+
+
 def test_missing_matrix_defaults_by_resolution(ncnn_models):
     clip = source(vs.YUV420P8).std.RemoveFrameProps(["_Matrix"])
     frame = sr.Upscale(clip, MODEL, 4, backend="openvino").get_frame(0)

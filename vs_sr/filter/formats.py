@@ -12,6 +12,7 @@ import threading
 from collections.abc import Mapping
 from fractions import Fraction
 
+import numpy as np
 import vapoursynth as vs
 
 from ..errors import SRError, frame_errors
@@ -117,14 +118,57 @@ def check_progressive(n: int, f: vs.VideoFrame) -> None:
                       "mark them: clip = core.std.SetFieldBased(clip, 0).")
 
 
+# The values VapourSynth defines for the props the conversions read (resize refuses others: "error 3074").
+DEFINED_VALUES = {"_Matrix": vs.MatrixCoefficients, "_Transfer": vs.TransferCharacteristics,
+                  "_Primaries": vs.ColorPrimaries, "_ChromaLocation": vs.ChromaLocation, "_Range": vs.ColorRange}
+
+
 def check_source_frame(n: int, f: vs.VideoFrame) -> None:
     """A source frame's props that the conversion to RGB would refuse in resize's own words
-    ("bad _FieldBased value", "error 1026"), refused in ours first, with the fix."""
+    ("bad _FieldBased value", "error 1026", "error 3074"), refused in ours first, with the fix."""
     check_progressive(n, f)
-    if f.format.color_family != vs.RGB and int_prop(f.props, "_Matrix", MATRIX_UNSPECIFIED) == RGB_MATRIX:
+    for name, defined in DEFINED_VALUES.items():
+        value = int_prop(f.props, name, 2)
+        if name in f.props and value not in {int(v) for v in defined}:
+            raise SRError(f"frame {n} has {name}={value}, which VapourSynth does not define (it takes "
+                          f"{_ranges(sorted(int(v) for v in defined))}): set the right one with "
+                          f"clip.std.SetFrameProps({name}=...) or remove it with clip.std.RemoveFrameProps('{name}').")
+    matrix = int_prop(f.props, "_Matrix", MATRIX_UNSPECIFIED)
+    if f.format.color_family != vs.RGB and matrix == RGB_MATRIX:
         raise SRError(f"frame {n} is {f.format.name} but its _Matrix is 0 (RGB); set the matrix it was made with, "
                       "e.g. clip.std.SetFrameProps(_Matrix=1) for BT.709, or remove it with "
                       "clip.std.RemoveFrameProps('_Matrix') (then BT.601/709 by frame size).")
+    if f.format.color_family == vs.RGB and matrix not in (RGB_MATRIX, MATRIX_UNSPECIFIED):
+        raise SRError(f"frame {n} is {f.format.name} but its _Matrix is {matrix}, a YUV matrix (planes shuffled from "
+                      "a YUV clip keep its props); mark it RGB with clip.std.SetFrameProps(_Matrix=0), or convert "
+                      "the YUV clip with clip.resize.Bicubic(format=vs.RGB24) instead.")
+
+
+def _ranges(values: list[int]) -> str:
+    """[1, 2, 4, 5, 6] as '1, 2, 4-6'."""
+    runs: list[list[int]] = []
+    for value in values:
+        if runs and value == runs[-1][-1] + 1:
+            runs[-1].append(value)
+        else:
+            runs.append([value])
+    return ", ".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
+
+
+def resized_alpha(alpha: vs.VideoFrame, width: int, height: int, core: vs.Core) -> vs.VideoFrame:
+    """An alpha plane (a frame's _Alpha) at width x height, bicubic, within its format's range: the
+    picture it belongs to was resized. (Per frame, in numpy: a clip-level PropToClip reads frame 0
+    when it is made.)"""
+    import cv2
+
+    plane = np.asarray(alpha[0])
+    work = plane.astype(np.float32) if plane.dtype == np.float16 else plane  # (OpenCV has no float16 resize)
+    resized = cv2.resize(work, (width, height), interpolation=cv2.INTER_CUBIC)
+    fmt = alpha.format
+    peak = 1.0 if fmt.sample_type == vs.FLOAT else (1 << fmt.bits_per_sample) - 1
+    out = core.create_video_frame(fmt, width, height)
+    np.copyto(np.asarray(out[0]), np.clip(resized, 0, peak).astype(plane.dtype, copy=False))
+    return out
 
 
 def read_range(props: Mapping[str, object], fmt: vs.VideoFormat) -> str:
@@ -210,8 +254,9 @@ def _output_key(props: Mapping[str, object], fmt: vs.VideoFormat, fallback_matri
     if fmt.color_family == vs.RGB:
         return (None, range_, None)
     matrix = yuv_matrix(props, fallback_matrix)
+    # 4:4:4 has no use for the chroma location, but a later conversion to 4:2:0 reads it: kept where the source had it
     subsampled = fmt.subsampling_w or fmt.subsampling_h
-    chromaloc = int_prop(props, "_ChromaLocation", 0) if subsampled else None
+    chromaloc = int_prop(props, "_ChromaLocation", 0) if subsampled or "_ChromaLocation" in props else None
     return (matrix, range_, chromaloc)
 
 
@@ -226,5 +271,10 @@ def _convert(clip: vs.VideoNode, fmt: vs.VideoFormat, width: int, height: int, k
         kwargs["dither_type"] = "error_diffusion"
     # Bound to the clip, not to `vs.core`: this runs inside FrameEval on a worker thread.
     converted = getattr(clip.resize, KERNEL)(**kwargs)
-    # Set the SAR from the source frame ourselves: resize's own correction differs between cores.
-    return converted if sar is None else converted.std.SetFrameProps(_SARNum=sar[0], _SARDen=sar[1])
+    props: dict[str, int] = {}
+    if chromaloc is not None and not (fmt.subsampling_w or fmt.subsampling_h):
+        props["_ChromaLocation"] = chromaloc  # resize writes it on subsampled output only
+    if sar is not None:
+        # Set the SAR from the source frame ourselves: resize's own correction differs between cores.
+        props.update(_SARNum=sar[0], _SARDen=sar[1])
+    return converted.std.SetFrameProps(**props) if props else converted

@@ -15,18 +15,20 @@ import vapoursynth as vs
 
 from ..backends import OutOfMemory
 from ..errors import frame_errors
-from .formats import check_progressive
+from .formats import check_progressive, resized_alpha
 from .memory import Tiles
 from .sessions import SessionPool
 from .tiling import TilePlan
 
 
 class FrameUpscaler:
-    """The ModifyFrame selector that turns one planar float RGB frame into its upscaled frame."""
+    """The ModifyFrame selector that turns one planar float RGB frame into its upscaled frame, with
+    its alpha plane (_Alpha) resized to `alpha_size` (the clip's output size; default: the scale's)."""
 
-    def __init__(self, tiles: Tiles, pools: Sequence[SessionPool]) -> None:
+    def __init__(self, tiles: Tiles, pools: Sequence[SessionPool], alpha_size: tuple[int, int] | None = None) -> None:
         self.tiles = tiles
         self.pools = list(pools)
+        self.alpha_size = alpha_size
 
     @frame_errors
     def __call__(self, n: int, f: vs.VideoFrame) -> vs.VideoFrame:
@@ -44,6 +46,10 @@ class FrameUpscaler:
             except OutOfMemory as error:
                 plan, batch = self.tiles.after_out_of_memory(plan, error)
         out.props.update(f.props)
+        alpha = f.props.get("_Alpha")
+        if isinstance(alpha, vs.VideoFrame):  # the conversions back to the clip's format carry it as it is
+            width, height = self.alpha_size or (f.width * s, f.height * s)
+            out.props["_Alpha"] = resized_alpha(alpha, width, height, self.tiles.core)
         return out
 
 

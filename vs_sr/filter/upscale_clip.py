@@ -81,7 +81,7 @@ def Upscale(
     runtime = choose_backend(args.backend, network, args.server)
     deployment = deploy(runtime, network, clip.width, clip.height, args)
     info(deployment.describe())
-    upscaler = FrameUpscaler(deployment.tiles, deployment.pools)
+    upscaler = FrameUpscaler(deployment.tiles, deployment.pools, alpha_size=(out_w, out_h))
     upscaled = upscaled_rgbs(to_rgbs(clip), network.scale, upscaler, args.num_streams * len(args.devices))
     result = from_rgbs(upscaled, clip, out_w, out_h)
     return result.std.SetFrameProps(SRModel=network.label, SRBackend=runtime.name, SRPrecision=deployment.precision)
