@@ -1,6 +1,7 @@
 """Whether a video decodes in full: the length its container declares against what the decoder
 produces. A copy that stopped half-way (a faststart MP4 whose media data ends early, a Matroska
-file cut short) or frames that do not decode are refused by default; salvaging what decodes is the
+file cut short), frames that do not decode, or a hole in the middle of a constant-rate stream
+(a transport stream whose packets were lost) are refused by default; salvaging what decodes is the
 caller's explicit choice (--salvage), and its result still says what was missing.
 """
 
@@ -19,6 +20,8 @@ from .timeline import Timeline, read_timeline
 from .tools import file_url, find_tool
 
 SHORT_BY = 0.1  # seconds of declared length that may be missing (durations rounded, a last frame's length unknown)
+HOLE = 0.5  # seconds between two frames of a constant-rate stream that are taken for lost frames (with 5 frames)
+STAMP_TOLERANCE = 0.0015  # seconds: millisecond-rounded timestamps
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,11 @@ class Decodable:
     """From the first decoded frame to the end of the last."""
     rate: float
     """Frames per second on average (the allowance for rounding is two frames)."""
+    holes: tuple[tuple[float, float], ...] = ()
+    backwards: int = 0
+    """Frames whose time is not after the one before: damaged data, which no container takes back."""
+    """(last frame before, first frame after) each run of frames missing inside the stream, in seconds
+    from the first frame."""
 
     @property
     def damaged(self) -> int:
@@ -49,8 +57,13 @@ class Decodable:
         return self.declared_seconds is not None and self.declared_seconds - self.seconds > allowance
 
     @property
+    def missing_inside(self) -> int:
+        """Frames missing in the holes."""
+        return sum(round((after - before) * self.rate) - 1 for before, after in self.holes)
+
+    @property
     def complete(self) -> bool:
-        return not self.damaged and not self.cut_short
+        return not self.damaged and not self.cut_short and not self.holes and not self.backwards
 
     def shortfall(self) -> str:
         """What is missing, with the numbers: declared vs decodable frames and seconds."""
@@ -60,10 +73,18 @@ class Decodable:
             what = f"its container declares {declared} frames ({self.declared_seconds:.2f} s)"
         else:
             what = f"it holds {declared} frames"
-        text = f"{what} but only {self.frames} ({self.seconds:.2f} s) decode"
+        problems = []
+        if self.cut_short or self.damaged:
+            problems.append(f"{what} but only {self.frames} ({self.seconds:.2f} s) decode")
         if self.damaged:
-            text += f"; {self.damaged} of the {self.readable} frames that could be read are damaged"
-        return f"{self.name} is incomplete or damaged: {text}"
+            problems.append(f"{self.damaged} of the {self.readable} frames that could be read are damaged")
+        if self.holes:
+            spans = ", ".join(f"{before:.2f} s and {after:.2f} s" for before, after in self.holes[:3])
+            problems.append(f"{self.missing_inside} frames are missing inside the stream (none between {spans}"
+                            f"{', ...' if len(self.holes) > 3 else ''})")
+        if self.backwards:
+            problems.append(f"the times of {self.backwards} frames go backwards")
+        return f"{self.name} is incomplete or damaged: {'; '.join(problems)}"
 
 
 def open_complete(path: Path, instead: str) -> vs.VideoNode:
@@ -90,7 +111,25 @@ def decodable(media: Media, frames: int, timeline: Timeline) -> Decodable:
     except SRError:
         rate = frames / seconds if seconds > 0 else 0.0
     return Decodable(media.path.name, declared, int(listed) - discarded if listed.isdigit() else None, readable, frames,
-                     seconds, rate)
+                     seconds, rate, holes(timeline, rate),
+                     sum(after <= before for before, after in zip(timeline.starts, timeline.starts[1:], strict=False)))
+
+
+def holes(timeline: Timeline, rate: float) -> tuple[tuple[float, float], ...]:
+    """Where a constant-rate stream skips `HOLE` seconds or more (and 5 frames) by a whole number of
+    frames: lost packets (a damaged transport stream) leave such a gap while the ends stay in place.
+    A variable-rate stream (a screen recording that pauses on still pictures) may mean a long frame:
+    only streams whose frames nearly all last 1/rate are judged."""
+    if rate <= 0 or timeline.frames < 10:
+        return ()
+    step = 1 / rate
+    pairs = list(zip(timeline.starts, timeline.starts[1:], strict=False))
+    if sum(abs(after - before - step) <= STAMP_TOLERANCE for before, after in pairs) < 0.9 * len(pairs):
+        return ()
+    origin = timeline.starts[0]
+    return tuple((before - origin, after - origin) for before, after in pairs
+                 if after - before >= max(HOLE, 5 * step)
+                 and abs(after - before - round((after - before) * rate) * step) <= STAMP_TOLERANCE)
 
 
 def readable_frames(path: Path, index: int) -> tuple[int, int]:

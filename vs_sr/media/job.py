@@ -226,6 +226,9 @@ def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
     plan = OutputPlan(first, last, job.start is not None or job.end is not None, width, height, timeline,
                       plan_tracks(media, muxer))
     found = decodable(media, clip.num_frames, timeline)
+    if found.backwards:  # its frames cannot be put in order (a container takes ordered times): refused, even salvaged
+        raise SRError(f"{found.shortfall()}. Re-encode what decodes first (ffmpeg -i {media.path.name} -map 0 -c:v "
+                      "ffv1 -c:a copy repaired.mkv puts the frames in order, losslessly), then upscale that.")
     if not found.complete:
         if not job.salvage:
             raise SRError(f"{found.shortfall()}. Pass --salvage to upscale what decodes (the result is then "
