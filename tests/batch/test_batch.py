@@ -390,6 +390,12 @@ def test_an_input_that_changed_is_done_again(ncnn_models, tmp_path):
     done = vs_sr("batch", str(source), "--output-dir", str(out), "--codec", "ffv1")
     assert done.returncode == 0 and "clip.mkv is gone; it is made again" in done.stdout
     assert count_frames(out / "clip.mkv") == 50
+    whole = (out / "clip.mkv").stat().st_size
+    os.truncate(out / "clip.mkv", 1000)  # a copy or a failing disk cut it short
+    done = vs_sr("batch", str(source), "--output-dir", str(out), "--codec", "ffv1")
+    assert done.returncode == 0 and (f"clip.mkv is 1000 bytes, not the {whole} this batch wrote (cut short or "
+                                     "changed); it is made again") in done.stdout, done.stdout
+    assert count_frames(out / "clip.mkv") == 50
     (out / "stranger.mkv").write_bytes(b"not ours")
     other = tmp_path / "stranger.mkv"
     other.write_bytes(source.read_bytes())

@@ -43,6 +43,7 @@ from .records import (
     matches,
     output_record,
     output_record_path,
+    recorded_output,
     write_record,
 )
 from .settings import BatchSettings
@@ -190,8 +191,9 @@ class BatchRun:
             if self.state.add_video(source.path, source.output):
                 self.log(f"{source.path} changed since the batch last saw it; it is done again from the start")
         for video in self.state.videos():
-            if video.state == "done" and not video.output.exists():
-                self.log(f"{video.output} is gone; it is made again")
+            lost = self._output_lost(video) if video.state == "done" else None
+            if lost:
+                self.log(f"{lost}; it is made again")
                 self.state.reset_video(video.id)
         for video in self.state.retry_failed():
             self.log(f"{video.input.name}: failed last time ({video.error}); trying again")
@@ -224,6 +226,18 @@ class BatchRun:
 
     def _origin(self, video: Video) -> Origin:
         return Origin(str(video.input), video.signature or "", self.settings.as_json())
+
+    def _output_lost(self, video: Video) -> str | None:
+        """Why a done video's output is no longer what the batch wrote: gone, or of another size
+        than its record's (cut short by a copy or a failing disk, or changed); None while it is.
+        (The size is read on every run; the whole file is hashed only where a record is judged.)"""
+        if not video.output.exists():
+            return f"{video.output} is gone"
+        record = recorded_output(self.directory, video.output)
+        size = video.output.stat().st_size
+        if record is not None and size != record.size:
+            return f"{video.output} is {size} bytes, not the {record.size} this batch wrote (cut short or changed)"
+        return None
 
     def _output_kept(self, video: Video) -> bool:
         """An output the state does not know as the batch's is refused, unless its record shows

@@ -94,13 +94,18 @@ def chunk_records(folders: Iterable[Path]) -> list[tuple[ChunkRecord, Path]]:
     return found
 
 
-def output_record(directory: Path, output: Path) -> OutputRecord | None:
-    """The record of `output`, if there is one and the file still matches it."""
+def recorded_output(directory: Path, output: Path) -> OutputRecord | None:
+    """The record of `output`, if there is one, whatever the file is now."""
     data = _read(output_record_path(directory, output))
     try:
-        record = OutputRecord(**data) if data is not None else None
+        return OutputRecord(**data) if data is not None else None
     except TypeError:
         return None
+
+
+def output_record(directory: Path, output: Path) -> OutputRecord | None:
+    """The record of `output`, if there is one and the file still matches it."""
+    record = recorded_output(directory, output)
     return record if record is not None and matches(output, record.size, record.sha256) else None
 
 
