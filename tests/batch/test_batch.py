@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -18,10 +19,10 @@ from conftest import (
     ffmpeg,
     framemd5,
     hung_tool,
-    on_a_small_disk,
     processes,
     signal_one,
     small_compact_weights,
+    small_disk,
     stopped,
     vfr_clip,
     vs_sr,
@@ -342,13 +343,22 @@ def test_a_variable_frame_rate_file_keeps_its_times_across_chunks(ncnn_models, t
 
 
 def test_too_little_disk_is_refused_before_any_work(ncnn_models, open_gop, tmp_path):
-    """The batch directory on a 1 MB tmpfs (a private mount namespace): refused at once, by size."""
+    """The batch directory on a 2 MB tmpfs (a private mount namespace): refused at once, by size, in
+    units that say it; the advice it gives (smaller chunks) is then taken without --restart, since
+    nothing was made with the first settings."""
     out = tmp_path / "small"
     out.mkdir()
-    done = on_a_small_disk(out, 1, [VS_SR, "batch", str(open_gop), "--output-dir", str(out), "--codec", "ffv1"])
-    assert done.returncode == 1
-    assert "the remaining work needs about" in done.stderr and "GB are free" in done.stderr
-    assert "vs-sr batch:" not in done.stderr  # no chunk was started
+    with small_disk(out, 2) as small:
+        command = [VS_SR, "batch", str(open_gop), "--output-dir", str(out), "--chunk-frames", "20"]
+        done = small.run(*command)
+        assert done.returncode == 1
+        assert re.search(r"the remaining work needs about \d MiB in .*; \d+ (KiB|MiB) are free\. Free some space, or use "
+                         r"--intermediate final \(smaller chunks\)\.", done.stderr), done.stderr
+        assert "vs-sr batch:" not in done.stderr  # no chunk was started
+        done = small.run(*command, "--intermediate", "final")
+        assert done.returncode == 0, done.stderr
+        assert "nothing was made with the batch's earlier settings (--intermediate ffv1 -> final); it starts with " \
+               "these" in done.stdout
 
 
 def test_ffmpeg_arguments_ffmpeg_refuses_stop_the_batch_before_any_chunk(ncnn_models, tmp_path):

@@ -214,6 +214,7 @@ def test_a_full_disk_while_a_video_is_assembled_stops_the_batch_and_the_same_com
         filler = small.fill(leave=chunks // 4)  # room for the state, not for the joined video
         error = one_line_error(small.run(*command))
         assert "no space left" in error and "run the same command again" in error
+        assert error.count(" free)") + error.count(" free in ") == 1, error  # when it failed, not also after clean-up
         filler.unlink()
         done = small.run(*command)
         assert done.returncode == 0, done.stderr

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import SRError
 from ..media.encode import encode_video
 from ..media.job import Job
+from ..media.output import DiskFull, readable_size
 from ..media.probe import probe
 from ..media.processes import Cancelled, ToolFailed
 from ..models.weights import file_digest
@@ -31,9 +32,9 @@ NO_SPACE = "No space left on device"
 def space_note(error: SRError, folder: Path) -> SRError:
     """`error`, or when `folder`'s disk is (nearly) full, the same failure saying so."""
     free = shutil.disk_usage(folder).free
-    if free >= LOW_SPACE or NO_SPACE in error.message or isinstance(error, Cancelled):
-        return error
-    message = f"{error.message} ({NO_SPACE}: {free // 1024} KiB free in {folder})"
+    if free >= LOW_SPACE or NO_SPACE in error.message or isinstance(error, Cancelled | DiskFull):
+        return error  # (a DiskFull says so already, with what was free before its partial files went)
+    message = f"{error.message} ({NO_SPACE}: {readable_size(free)} free in {folder})"
     return ToolFailed(message, error.transient) if isinstance(error, ToolFailed) else SRError(message)
 
 

@@ -26,6 +26,7 @@ from ..errors import SRError
 from ..media.codecs import CODECS
 from ..media.ffmpeg import check_extra_arguments, encoder_options
 from ..media.job import Job, OutputPlan, check_job, plan_job
+from ..media.output import DiskFull, readable_size
 from ..media.probe import Media, probe
 from ..media.processes import cancelled_by
 from ..models.weights import file_digest
@@ -95,6 +96,8 @@ class Assembled:
     """Chunks whose files changed since they were verified: done again, then assembled again."""
     written: tuple[str, int] | None = None
     """The output's sha256 and size (for its record)."""
+    no_space: bool = False
+    """The error is a full disk: the video waits for the next run, which assembles it again."""
 
 
 @dataclass
@@ -181,11 +184,14 @@ class BatchRun:
         """Check the settings against the directory's, record new videos, recover from a crash,
         and give videos that failed last time another try."""
         stored = self.state.setting("settings")
-        if stored is not None:
-            changes = BatchSettings.from_json(stored).differences(self.settings)
-            if changes:
-                raise SRError(f"{self.directory} holds a batch with other settings ({'; '.join(changes)}); run it with "
-                              "the same options to continue, or pass --restart to start over with the new ones.")
+        changes = BatchSettings.from_json(stored).differences(self.settings) if stored is not None else []
+        if changes and self._nothing_made():  # (a run refused at its start: too little space, say)
+            self.log(f"nothing was made with the batch's earlier settings ({'; '.join(changes)}); it starts with these")
+            for video in self.state.videos():
+                self.state.reset_video(video.id)
+        elif changes:
+            raise SRError(f"{self.directory} holds a batch with other settings ({'; '.join(changes)}); run it with "
+                          "the same options to continue, or pass --restart to start over with the new ones.")
         self.state.set_setting("settings", self.settings.as_json())
         for source in sources:
             if self.state.add_video(source.path, source.output):
@@ -226,6 +232,11 @@ class BatchRun:
 
     def _origin(self, video: Video) -> Origin:
         return Origin(str(video.input), video.signature or "", self.settings.as_json())
+
+    def _nothing_made(self) -> bool:
+        """No video done and no chunk verified: changing the settings loses no work."""
+        return not any(v.state == "done" for v in self.state.videos()) and \
+            not any(c.state == "done" for c in self.state.chunks())
 
     def _output_lost(self, video: Video) -> str | None:
         """Why a done video's output is no longer what the batch wrote: gone, or of another size
@@ -325,8 +336,8 @@ class BatchRun:
             needed += frames * planned.width * planned.height * (CODECS[chunk_codec].bytes_per_pixel + FINAL_BYTES_PER_PIXEL)
         free = shutil.disk_usage(self.directory).free
         if needed > free:
-            raise SRError(f"the remaining work needs about {needed / 1e9:.1f} GB in {self.directory} (chunks and "
-                          f"outputs); {free / 1e9:.1f} GB are free. Free some space"
+            raise SRError(f"the remaining work needs about {readable_size(needed)} in {self.directory} (chunks and "
+                          f"outputs); {readable_size(free)} are free. Free some space"
                           + (", or use --intermediate final (smaller chunks)." if self.settings.intermediate == "ffv1"
                              else "."))
 
@@ -475,8 +486,11 @@ class BatchRun:
                     done.append(Assembled(video.id, written=(file_digest(job.output), job.output.stat().st_size)))
                 except DamagedChunks as error:
                     done.append(Assembled(video.id, error.message, [c.key for c in error.chunks]))
+                except DiskFull as error:
+                    done.append(Assembled(video.id, error.message, no_space=True))
                 except SRError as error:
-                    done.append(Assembled(video.id, space_note(error, job.output.parent).message))
+                    noted = space_note(error, job.output.parent).message
+                    done.append(Assembled(video.id, noted, no_space=out_of_space(noted)))
                 except Exception as error:  # the video fails with the reason; the batch goes on
                     done.append(Assembled(video.id, f"{type(error).__name__}: {error}"))
 
@@ -494,7 +508,7 @@ class BatchRun:
             self.state.set_video(video.id, "pending")
             self.log(f"{video.input.name}: {result.error}; redoing them")
         elif result.error is not None:
-            if out_of_space(result.error):  # assembled again by the next run
+            if result.no_space:  # assembled again by the next run
                 self.state.set_video(video.id, "pending")
                 raise self._no_space(f"assembling {video.input.name}: {result.error}")
             self._fail_video(video, result.error)

@@ -94,8 +94,8 @@ class OutputSlot:
         finally:
             self._lock.release()
         if free is not None and free < FULL:
-            raise DiskFull(f"the disk holding {self.output.parent} is full ({_size(free)} free) and {self.output.name} "
-                           "did not fit: free some space or write to another disk, and run again; nothing was "
+            raise DiskFull(f"the disk holding {self.output.parent} is full ({readable_size(free)} free) and "
+                           f"{self.output.name} did not fit: free some space or write to another disk, and run again; nothing was "
                            "written.") from None
 
 
@@ -114,9 +114,10 @@ def _free_bytes(folder: Path) -> int | None:
     return stats.f_bavail * stats.f_frsize
 
 
-def _size(count: int) -> str:
-    for unit in ("bytes", "KiB"):
+def readable_size(count: float) -> str:
+    """A number of bytes for a person: '512 bytes', '48 KiB', '28 MiB', '3.2 GiB'."""
+    for unit in ("bytes", "KiB", "MiB"):
         if count < 1024:
-            return f"{count} {unit}"
-        count //= 1024
-    return f"{count} MiB"
+            return f"{count:.0f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"
