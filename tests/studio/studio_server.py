@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,11 +38,12 @@ class Studio:
 
 
 @contextmanager
-def running_studio(data: Path, *args: str) -> Iterator[Studio]:
+def running_studio(data: Path, *args: str, prefix: Sequence[str] = ()) -> Iterator[Studio]:
     """`vs-sr studio --port 0` (the port the kernel gave is read from the line it prints), stopped
-    when the block ends however it ends, and killed if its start fails."""
-    process = subprocess.Popen([VS_SR, "studio", "--port", "0", "--data", str(data), *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    when the block ends however it ends, and killed if its start fails. `prefix`: what runs it (a
+    SmallDisk's command: nsenter, which becomes the studio)."""
+    process = subprocess.Popen([*prefix, VS_SR, "studio", "--port", "0", "--data", str(data), *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     server = Studio(process, "", data)
     try:
         server.url = _announced_url(process)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import VS_SR, wait_until
+from conftest import VS_SR, small_disk, wait_until
 from studio_server import Studio, make_upload, processes_of, running_studio
 
 from vs_sr.children import alive
@@ -106,10 +106,32 @@ def test_bad_uploads_are_refused_and_leave_nothing(studio, upload_clip, tmp_path
         assert response.status_code == status and reason in response.json()["detail"], response.text
         assert str(studio.data) not in response.json()["detail"]  # no server path in the reason
     assert not list((studio.data / "videos").iterdir())
+    long_name = upload(client, upload_clip, name="a" * 300 + ".mp4").json()
+    assert len(long_name["name"]) == 200 and long_name["name"].endswith("a….mp4")
     sneaky = upload(client, upload_clip, name="../../x.mkv").json()
     assert sneaky["name"] == "../../x.mkv"  # display text only
     stored = list((studio.data / "videos").rglob("*"))
     assert all(studio.data / "videos" in p.parents for p in stored) and not (studio.data.parent / "x.mkv").exists()
+
+
+def test_a_body_shorter_than_its_file_is_said_to_be_cut_off(studio, upload_clip):
+    """A Content-Length that ends the body inside the file (a client's bug): the upload is refused
+    as cut off, not as "not a video", and nothing is kept."""
+    boundary = "vs-sr-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip.mp4\"\r\n"
+            f"Content-Type: video/mp4\r\n\r\n").encode() + upload_clip.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    host, port = studio.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=120) as connection:
+        connection.sendall(f"POST /api/videos HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; "
+                           f"boundary={boundary}\r\nContent-Length: {len(body) - 1000}\r\nConnection: close\r\n"
+                           "\r\n".encode() + body[:len(body) - 1000])
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, content = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer
+    assert b"before its closing multipart boundary" in content
+    assert not list((studio.data / "videos").iterdir())
 
 
 def test_unknown_ids_and_wrong_requests(studio):
@@ -132,6 +154,49 @@ def test_delete_removes_the_files(studio, upload_clip):
     assert not (studio.data / "jobs" / job["id"]).exists()
     assert client.delete(f"/api/videos/{video['id']}").json() == {"deleted": True}
     assert not (studio.data / "videos" / video["id"]).exists()
+
+
+def test_a_full_disk_is_a_507_a_job_says_it_and_is_retried_and_delete_frees_it(ncnn_models, upload_clip, tmp_path):
+    """The studio's data on a 64 MB disk: a job that does not fit fails saying so in the API's words
+    (no server path, no command to rerun), and is retried once there is room; an upload to a full
+    disk is a 507; deleting a video on a full disk works and frees its space."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    with small_disk(disk, 64) as small, \
+            running_studio(disk / "data", "--max-upload-mb", "2", prefix=small.command()) as studio:
+        client = studio.client()
+        video = upload(client, upload_clip).json()
+        filler = small.fill(leave=2**20)
+        job = client.post("/api/jobs", json={"video": video["id"], "model": "realesr-animevideov3", "scale": 4,
+                                             "codec": "ffv1"}).json()
+        failed = events(client, job["id"])[-1]
+        assert failed["state"] == "failed" and failed["error"].startswith("the server's disk is full: delete the "
+                                                                          "videos and jobs you no longer need"), failed
+        assert "POST /api/jobs/ID/retry" in failed["error"] and str(disk) not in failed["error"]
+        small.fill()  # (the same filler, grown to the end)
+        refused = upload(client, upload_clip)
+        assert refused.status_code == 507 and refused.json()["detail"].startswith("the server's disk is full")
+        filler.unlink()
+        assert client.post(f"/api/jobs/{job['id']}/retry").json()["state"] == "queued"
+        finished = events(client, job["id"])[-1]
+        assert finished["state"] == "done", finished["error"]
+        assert client.post(f"/api/jobs/{job['id']}/retry").status_code == 409  # done: nothing to retry
+        small.fill()
+        assert client.delete(f"/api/videos/{video['id']}").json() == {"deleted": True}
+        assert not small.outside(disk / "data" / "videos" / video["id"]).exists()
+        assert not small.outside(disk / "data" / "jobs" / job["id"]).exists()
+
+
+def test_misspelt_fields_wrong_types_and_sizes_a_job_would_refuse_are_422_at_once(studio, upload_clip):
+    client = studio.client()
+    video = upload(client, upload_clip).json()["id"]
+    for fields, reason in [({"heigth": 480}, "heigth: Extra inputs are not permitted."),
+                           ({"scale": True}, "scale: Input should be a valid integer."),
+                           ({"width": 17}, "YUV420P8 needs width= a multiple of 2 and height= a multiple of 2; got "
+                                           "17x10: pass width=16 or width=18.")]:
+        answer = client.post("/api/jobs", json={"video": video, "model": "realesr-animevideov3", "scale": 4, **fields})
+        assert answer.status_code == 422 and reason in answer.json()["detail"], answer.text
+    assert client.get("/api/jobs").json() == []
 
 
 def test_cancel_stops_the_job_and_its_tools(studio, upload_clip):

@@ -8,21 +8,27 @@ one router per resource (`*_api`); what they share is one `Studio` on `app.state
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from ..batch.executors import Executor
 from . import health_api, jobs_api, previews_api, videos_api
 from .context import Studio, StudioConfig
-from .job_queue import JobQueue
+from .job_queue import DISK_FULL, JobQueue
 from .library import Library
 from .previews import Previews
 
 STATIC = Path(__file__).with_name("static")
+log = logging.getLogger("vs_sr.studio")
 
 __all__ = ["StudioConfig", "create_app"]
 
@@ -43,7 +49,29 @@ def create_app(config: StudioConfig, executor: Executor | None = None) -> FastAP
     app = FastAPI(title="vs-sr studio", version="1", lifespan=lifespan,
                   description="Upload a video, upscale it with a super-resolution network, watch, compare, download.")
     app.state.studio = studio
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(OSError, _disk_full)
+    app.add_exception_handler(sqlite3.OperationalError, _disk_full)
     for module in (health_api, videos_api, previews_api, jobs_api):
         app.include_router(module.router)
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
     return app
+
+
+async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
+    """A request that does not fit its route's fields, in one sentence ("scale: Input should be
+    less than or equal to 8; heigth: Extra inputs are not permitted")."""
+    assert isinstance(error, RequestValidationError)
+    problems = [f"{'.'.join(str(part) for part in problem['loc'][1:]) or problem['loc'][0]}: {problem['msg']}"
+                for problem in error.errors()]
+    return JSONResponse({"detail": "; ".join(problems) + "."}, status_code=422)
+
+
+async def _disk_full(request: Request, error: Exception) -> JSONResponse:
+    """507 for a write that met a full disk (an upload, the database); anything else stays a 500."""
+    full = (isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)) or \
+        (isinstance(error, sqlite3.OperationalError) and "full" in str(error))
+    if not full:
+        raise error
+    log.warning("%s %s: the disk is full (%s)", request.method, request.url.path, error)
+    return JSONResponse({"detail": f"{DISK_FULL}; then try again."}, status_code=507)

@@ -7,11 +7,15 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request
 
 from ..errors import SRError
+from ..filter.formats import output_size
+from ..media.job import Job as MediaJob
+from ..media.job import check_output_size
+from ..media.tools import open_video
 from ..models import REGISTRY, resolve
 from .job_queue import JobQueue
 from .library import Job, Library, Video, valid_id
@@ -73,12 +77,23 @@ class Studio:
         return job
 
     def remove_job(self, job: Job) -> None:
-        """Stop the job if it runs, then forget it and remove its files."""
+        """Stop the job if it runs, then remove its files and forget it (the files first: on a full
+        disk the database may need the space they free)."""
         if job.state in ("queued", "running"):
             self.jobs.cancel(job.id)
             self.jobs.wait_stopped(job.id)
-        self.library.remove_job(job.id)
         discard(self.library.job_dir(job.id))
+        self.library.remove_job(job.id)
+
+    def check_output(self, video: Video, settings: dict[str, Any]) -> None:
+        """A 422 now for an output size the job would refuse when it starts (chroma steps, codec
+        limits, memory), in the API's words."""
+        job = MediaJob(input=video.file, output=Path("out.mkv"), overwrite=True, **settings)
+        try:
+            width, height = output_size(open_video(video.file), job.scale, job.width, job.height)
+            check_output_size(job, width, height)
+        except SRError as error:  # its words name the command line's options: the API's fields are their names
+            raise HTTPException(422, error.message.replace("--", "")) from None
 
 
 def current_studio(request: Request) -> Studio:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import queue
+import re
 import shutil
 import threading
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..batch import BatchSettings, RunOptions, batch_status, run_batch
+from ..batch.driver import OutOfSpace, out_of_space
 from ..batch.executors import Executor
 from ..errors import SRError
 from .library import ACTIVE, Job, Library
@@ -21,6 +23,18 @@ from .library import ACTIVE, Job, Library
 log = logging.getLogger("vs_sr.studio")
 RESULT_NAME = "source.mkv"  # the batch names its output after the input, stored as source.<ext>
 CHUNK_MINIMUM = 250  # frames: a job spreads over the workers, and a chunk's model load stays small beside its work
+DISK_FULL = ("the server's disk is full: delete the videos and jobs you no longer need (DELETE /api/videos/ID, "
+             "/api/jobs/ID), or have its operator free space")
+FOLDERS = re.compile(r"(?<![\w.~])/(?:[^\s/:;,'\"()]+/)+")  # an absolute path's folders
+
+
+def for_client(message: str, no_space: bool = False) -> str:
+    """A job's failure as the API says it: a full disk (`no_space`, or a tool's words for it) as
+    such, with what to do through the API (not the command line's rerun); elsewhere a file's name
+    without the server's folders."""
+    if no_space or out_of_space(message):
+        return f"{DISK_FULL}; then retry the job (POST /api/jobs/ID/retry): what it finished is kept."
+    return FOLDERS.sub("", message)
 
 
 @dataclasses.dataclass
@@ -77,6 +91,12 @@ class JobQueue:
         job = self.library.job(job_id)
         if job is not None and job.state == "queued":
             self.library.set_job(job_id, "cancelled")
+
+    def retry(self, job_id: str) -> None:
+        """A failed or cancelled job queued again: its batch continues where it stopped."""
+        self._cancelled.discard(job_id)
+        self.library.set_job(job_id, "queued")
+        self.submit(job_id)
 
     def wait_stopped(self, job_id: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -138,7 +158,7 @@ class JobQueue:
             outcome = run_batch([video.file], self.library.job_dir(job.id), settings, RunOptions(), jobs=self.workers,
                                 log=lambda line: log.info("job %s: %s", job.id, line), quiet=True, stop=stop,
                                 executor=self.executor)
-            failed = outcome.failed[0].error if outcome.failed else None
+            failed = for_client(outcome.failed[0].error or "failed") if outcome.failed else None
             self.library.set_job(job.id, "failed" if failed else "done", failed)
         except KeyboardInterrupt:  # stopped: cancelled by a user, or the server is shutting down
             if job.id in self._cancelled:
@@ -147,7 +167,7 @@ class JobQueue:
             else:
                 self.library.set_job(job.id, "queued")
         except SRError as error:
-            self.library.set_job(job.id, "failed", error.message)
+            self.library.set_job(job.id, "failed", for_client(error.message, isinstance(error, OutOfSpace)))
         except Exception as error:  # a job's failure must not end the queue
             log.exception("job %s failed", job.id)
             self.library.set_job(job.id, "failed", f"{type(error).__name__}: {error}")

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..media.codecs import CRF_RANGE
 from ..models import DEFAULT_MODEL
@@ -23,6 +23,9 @@ router = APIRouter(prefix="/api/jobs", dependencies=GUARD)
 
 
 class JobRequest(BaseModel):
+    # strict: JSON's own types (a true is no scale); forbid: a misspelt field ("heigth") is an error, not a default
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     video: str
     model: str = DEFAULT_MODEL
     scale: int = Field(4, ge=SCALES[0], le=SCALES[1])
@@ -35,13 +38,11 @@ class JobRequest(BaseModel):
 @router.post("")
 def create_job(request: JobRequest, studio: StudioDep) -> dict[str, Any]:
     video = studio.video_or_404(request.video)
-    limit = studio.config.max_queued
-    if studio.jobs.queued() >= limit:
-        waiting = f"{limit} jobs are waiting" if limit != 1 else "1 job is waiting"
-        raise HTTPException(429, f"{waiting} already; try again when one is done.")
+    _check_room(studio)
     check_model(request.model, request.scale)
     if request.codec == "ffv1" and request.crf is not None:
         raise HTTPException(422, "ffv1 is lossless: crf does not apply.")
+    studio.check_output(video, request.model_dump(exclude={"video"}))
     job_id = new_id()
     studio.library.add_job(job_id, video.id, request.model_dump(exclude={"video"}))
     studio.jobs.submit(job_id)
@@ -88,6 +89,26 @@ async def cancel_job(job_id: str, studio: StudioDep) -> dict[str, Any]:
         studio.jobs.cancel(job.id)
         await asyncio.to_thread(studio.jobs.wait_stopped, job.id)
     return studio.jobs.view(studio.job_or_404(job_id))
+
+
+@router.post("/{job_id}/retry")
+def retry_job(job_id: str, studio: StudioDep) -> dict[str, Any]:
+    """A failed or cancelled job again (after a full disk, say): what it finished is kept."""
+    job = studio.job_or_404(job_id)
+    if job.state not in ("failed", "cancelled"):
+        raise HTTPException(409, f"job {job_id} is {job.state}: only a failed or cancelled job is retried.")
+    if studio.library.video(job.video) is None:
+        raise HTTPException(409, f"the video of job {job_id} was deleted: upload it again and make a new job.")
+    _check_room(studio)
+    studio.jobs.retry(job.id)
+    return studio.jobs.view(studio.job_or_404(job_id))
+
+
+def _check_room(studio: Studio) -> None:
+    limit = studio.config.max_queued
+    if studio.jobs.queued() >= limit:
+        waiting = f"{limit} jobs are waiting" if limit != 1 else "1 job is waiting"
+        raise HTTPException(429, f"{waiting} already; try again when one is done.")
 
 
 @router.get("/{job_id}/result")

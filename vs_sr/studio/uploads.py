@@ -23,6 +23,7 @@ from .library import Video
 
 EXTENSION = re.compile(r"^\.[a-z0-9]{1,5}$")
 FIELD = "file"
+NAME_LENGTH = 200  # characters of a client's file name kept (shown only; its extension stays)
 
 
 class UploadError(Exception):
@@ -61,6 +62,9 @@ async def receive(body: AsyncIterator[bytes], content_type: str, folder: Path, l
         part.close()
     if part.path is None or part.size == 0:
         raise UploadError(422, "the upload has no file in its 'file' field, or the file is empty.")
+    if not part.ended:
+        raise UploadError(400, f"the request ended after {part.size} bytes of the file, before its closing multipart "
+                          "boundary (a Content-Length smaller than the body?): send the file again.")
     return part.path, part.name
 
 
@@ -96,6 +100,8 @@ class _Part:
         self.name = ""
         self.size = 0
         self.too_large = False
+        self.ended = False
+        """The file's part reached its closing boundary: the body held all of it."""
 
     def callbacks(self) -> Any:  # python_multipart's MultipartCallbacks (a TypedDict)
         def on_part_begin() -> None:
@@ -114,8 +120,9 @@ class _Part:
         def on_headers_finished() -> None:
             _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
             if options.get(b"name") == FIELD.encode() and self.handle is None:
-                self.name = options.get(b"filename", b"video").decode(errors="replace")[:200]
-                suffix = Path(self.name).suffix.lower()
+                given = options.get(b"filename", b"video").decode(errors="replace")
+                suffix = Path(given).suffix.lower()
+                self.name = given if len(given) <= NAME_LENGTH else f"{given[:NAME_LENGTH - 1 - len(suffix)]}…{suffix}"
                 self.path = self.folder / f"source{suffix if EXTENSION.match(suffix) else '.bin'}"
                 self.handle = open(self.path, "wb")  # noqa: SIM115 -- closed in close()
 
@@ -131,6 +138,7 @@ class _Part:
         def on_part_end() -> None:
             if self.handle is not None and not self.handle.closed:
                 self.handle.close()
+                self.ended = True
 
         return {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
                 "on_header_value": on_header_value, "on_header_end": on_header_end,
