@@ -149,12 +149,15 @@ def test_killing_the_whole_batch_then_running_again_completes(ncnn_models, long_
     os.killpg(job.pid, signal.SIGKILL)  # the whole process group: the driver and everything it started
     job.wait(timeout=60)
     wait_until(lambda: not processes(str(out)), 30, "every process of the batch to die")
+    attempts = list((out / ".vs-sr-batch" / "chunks").glob("*/.chunk-*.attempt*"))
+    assert attempts  # the killed attempts' work folders, each a chunk's worth of video
     report = status(out)  # what the killed driver left as running reads as interrupted
     assert report["running"] is False and report["videos"][0]["state"] == "interrupted"
     assert {c["state"] for c in report["videos"][0]["chunks"]} <= {"done", "pending", "interrupted"}
     assert report["videos"][0]["frames_encoding"] == 0
     printed = vs_sr("batch", "status", str(out)).stdout
     assert f"no vs-sr batch is running on {out}: the same vs-sr batch command continues it" in printed
+    assert re.match(r"\d+/200 frames verified; 1 video\(s\): 1 interrupted\n", printed), printed
     before = {c["first"]: c for c in report["videos"][0]["chunks"]}
     finished = [first for first, c in before.items() if c["state"] == "done"]
     assert finished
@@ -170,6 +173,7 @@ def test_killing_the_whole_batch_then_running_again_completes(ncnn_models, long_
     for first in finished:
         assert after[first]["attempts"] == (2 if first == 0 else 1)  # untouched chunks were not redone
     assert count_frames(out / "long.mkv") == 200
+    assert not any(folder.exists() for folder in attempts)  # removed by the next run, --keep-chunks or not
 
 
 @pytest.mark.timing

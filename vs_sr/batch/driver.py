@@ -204,6 +204,14 @@ class BatchRun:
         for video in self.state.retry_failed():
             self.log(f"{video.input.name}: failed last time ({video.error}); trying again")
         self.state.recover()
+        self._remove_dead_attempts()
+
+    def _remove_dead_attempts(self) -> None:
+        """The work folders of chunk attempts a killed run left (a whole chunk of video each, with
+        --keep-chunks for ever): under the driver's lock no attempt runs yet, so every one is dead."""
+        for folder in (self.directory / STATE_DIR / "chunks").glob("*/.chunk-*.attempt*"):
+            self.log(f"removing {folder.name}, left by a chunk attempt that was stopped")
+            shutil.rmtree(folder, ignore_errors=True)
 
     def plan(self, workers: int) -> None:
         """Frames and chunks of every video not planned yet, through the same source the render

@@ -113,7 +113,9 @@ def status(directory: Path, as_json: bool) -> int:
     if as_json:
         print(json.dumps(data, indent=2))
         return 0
-    print(f"{data['frames_done']}/{data['frames_total']} frames verified")
+    states = [video["state"] for video in data["videos"]]
+    counts = ", ".join(f"{states.count(state)} {state}" for state in dict.fromkeys(sorted(states)))
+    print(f"{data['frames_done']}/{data['frames_total']} frames verified; {len(states)} video(s): {counts or 'none'}")
     unfinished = [v for v in data["videos"] if v["state"] not in ("done", "failed")]
     if unfinished and not data["running"]:
         print(f"no vs-sr batch is running on {directory}: the same vs-sr batch command continues it")
