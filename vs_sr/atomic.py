@@ -13,10 +13,13 @@ import glob
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+
+from .paths import cache_limit
 
 
 def _read_umask() -> int:
@@ -76,14 +79,18 @@ def cache_file(directory: Path, stem: str, tail: str) -> Path:
     return directory / (fitting_name(stem, len(os.fsencode(tail)) + len(LOCK_SUFFIX)) + tail)
 
 
-def build_once(target: Path, build: Callable[[Path], None], *, valid: Callable[[Path], bool] = Path.is_file) -> Path:
+def build_once(target: Path, build: Callable[[Path], None], *, valid: Callable[[Path], bool] = Path.is_file,
+               bounded: bool = False) -> Path:
     """Return `target`, building it with `build(temp_path)` under an inter-process lock if needed.
 
     A second process waiting on the lock finds the finished file and does not build it again.
     Temporary files of builders that were killed are removed by the next builder (it holds the
-    lock, so no live builder owns them).
+    lock, so no live builder owns them). `bounded`: the folder is a cache kept within
+    $VS_SR_CACHE_LIMIT_GB (`keep_within`), its files ranked by their last use.
     """
     if valid(target):
+        if bounded:
+            _mark_used(target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with PathLock(str(target) + LOCK_SUFFIX):
@@ -93,7 +100,52 @@ def build_once(target: Path, build: Callable[[Path], None], *, valid: Callable[[
                 leftover.unlink(missing_ok=True)
             with atomic_output(target) as temp:
                 build(temp)
+    if bounded:
+        keep_within(target.parent, cache_limit())
     return target
+
+
+def _mark_used(path: Path) -> None:
+    try:
+        os.utime(path)  # the modification time is the last use: what `keep_within` ranks by
+    except OSError:  # a read-only cache shared by others: its owner keeps it
+        pass
+
+
+RECENT = 3600.0  # seconds: a file used this recently may be about to be opened by another process; kept
+
+
+def keep_within(folder: Path, limit: int | None) -> list[Path]:
+    """Remove the files of `folder` used longest ago until it holds at most `limit` bytes (None:
+    no limit), sparing those used within the last hour and those being built (their lock held);
+    the files removed. Exports are made per frame size, so a cache of them grows with every size
+    a user ever upscaled without this."""
+    if limit is None:
+        return []
+    files = [(entry.stat().st_mtime, entry.stat().st_size, entry) for entry in _cached_files(folder)]
+    total = sum(size for _, size, _ in files)
+    removed = []
+    for used, size, path in sorted(files, key=lambda item: item[0]):
+        if total <= limit or used > time.time() - RECENT:
+            break
+        lock = PathLock(str(path) + LOCK_SUFFIX)
+        if not lock.acquire(blocking=False):
+            continue
+        try:
+            path.unlink(missing_ok=True)
+        finally:
+            lock.release()
+        total -= size
+        removed.append(path)
+    return removed
+
+
+def _cached_files(folder: Path) -> list[Path]:
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    return [e for e in entries if not e.name.startswith(".") and not e.name.endswith(LOCK_SUFFIX) and e.is_file()]
 
 
 class PathLock:

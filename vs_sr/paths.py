@@ -8,6 +8,8 @@ from pathlib import Path
 MODEL_DIR_ENV = "VS_SR_MODEL_DIR"
 CACHE_DIR_ENV = "VS_SR_CACHE_DIR"
 ENGINE_DIR_ENV = "VS_SR_ENGINE_DIR"
+CACHE_LIMIT_ENV = "VS_SR_CACHE_LIMIT_GB"
+CACHE_LIMIT_GB = 10.0  # per cache folder of exports (onnx, int8): one per frame size, 2-150 MB each
 
 
 def user_model_dir() -> Path:
@@ -40,3 +42,17 @@ def engine_dir() -> Path:
     """$VS_SR_ENGINE_DIR, or `engines/` in the cache directory ($VS_SR_CACHE_DIR or the user's)."""
     override = os.environ.get(ENGINE_DIR_ENV)
     return Path(override).expanduser() if override else cache_dir("engines")
+
+
+def cache_limit() -> int | None:
+    """Bytes each folder of exports may hold ($VS_SR_CACHE_LIMIT_GB, default 10; 0: no limit)."""
+    text = os.environ.get(CACHE_LIMIT_ENV, "")
+    try:
+        gigabytes = float(text) if text.strip() else CACHE_LIMIT_GB
+    except ValueError:
+        gigabytes = -1.0
+    if not gigabytes >= 0:
+        from .errors import SRError
+
+        raise SRError(f"{CACHE_LIMIT_ENV} must be a number of gigabytes (0: no limit), not {text!r}.")
+    return int(gigabytes * 2**30) or None

@@ -131,6 +131,32 @@ def test_onnx_export_is_cached_by_content_and_shape(ncnn_models):
     assert not list(first.parent.glob("*.part*"))  # no half-written export left behind
 
 
+def test_the_export_cache_keeps_within_its_limit_dropping_what_was_used_longest_ago(tmp_path, monkeypatch):
+    """Exports are per frame size: past $VS_SR_CACHE_LIMIT_GB the files used longest ago go, never
+    one used within the hour (another process may be about to open it)."""
+    import time
+
+    from vs_sr.errors import SRError
+    from vs_sr.models.onnx_export import export_onnx
+
+    monkeypatch.setenv("VS_SR_CACHE_DIR", str(tmp_path))
+    network = resolve("faithful", 2)
+    first, second = export_onnx(network, 1, 16, 16), export_onnx(network, 1, 16, 24)
+    size = first.stat().st_size
+    monkeypatch.setenv("VS_SR_CACHE_LIMIT_GB", str(2.5 * size / 2**30))  # room for two and a half
+    long_ago = time.time() - 7200
+    for age, path in enumerate((first, second)):
+        os.utime(path, (long_ago - age * 60, long_ago - age * 60))  # second: used longest ago
+    assert export_onnx(network, 1, 16, 16) == first  # used again: now the newest
+    third = export_onnx(network, 1, 16, 32)  # three: over the limit
+    assert first.exists() and third.exists() and not second.exists()
+    fourth = export_onnx(network, 1, 16, 40)  # over again, but the others were used within the hour
+    assert first.exists() and third.exists() and fourth.exists()
+    monkeypatch.setenv("VS_SR_CACHE_LIMIT_GB", "lots")
+    with pytest.raises(SRError, match="VS_SR_CACHE_LIMIT_GB must be a number of gigabytes"):
+        export_onnx(network, 1, 16, 48)
+
+
 def test_a_weight_file_with_a_long_name_is_exported_rewritten_and_run(tmp_path):
     """A legal file name of 240 characters: its cached ONNX export and fp16 rewrite (and their lock
     files) stay within the 255-byte limit, and two such names stay apart."""

@@ -54,7 +54,7 @@ def quantized_model(network: Network, log: Callable[[str], None] = lambda messag
     extras.require("int8", "precision='int8'")
     onnx = export_onnx(network, 1, *recipe.tile, dynamic=True)
     target = cache_dir("int8") / f"{cache_key(onnx, recipe)}.onnx"
-    return build_once(target, lambda temp: _quantize(onnx, recipe, temp, log))
+    return build_once(target, lambda temp: _quantize(onnx, recipe, temp, log), bounded=True)
 
 
 def cache_key(onnx: Path, recipe: Int8Recipe) -> str:

@@ -65,7 +65,7 @@ def mixed_precision_onnx(source: Path, precision: LowPrecision, policy: Precisio
     """`source` rewritten for `precision` with the policy's fp32 islands, cached beside our exports."""
     digest = file_digest(source)[:16]
     target = cache_file(cache_dir("onnx"), source.stem, f"-{digest}-{precision}-mixed-r{RECIPE}.onnx")
-    return build_once(target, lambda temp: _write(source, precision, policy, temp))
+    return build_once(target, lambda temp: _write(source, precision, policy, temp), bounded=True)
 
 
 def _write(source: Path, precision: LowPrecision, policy: PrecisionPolicy, destination: Path) -> None:

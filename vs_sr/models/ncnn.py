@@ -140,7 +140,7 @@ def onnx_graph(network: Network, shape: Shape | None) -> Path:
     """The ONNX graph of an ncnn network for input (batch, 3, height, width) = `shape`, or with
     open dimensions when `shape` is None; converted once and cached."""
     target = cache_dir("onnx") / f"{onnx_key(network, shape)}.onnx"
-    return build_once(target, lambda temp: _write_onnx(network, shape, temp))
+    return build_once(target, lambda temp: _write_onnx(network, shape, temp), bounded=True)
 
 
 def _write_onnx(network: Network, shape: Shape | None, destination: Path) -> None:

@@ -60,7 +60,8 @@ def export_onnx(network: Network, batch: int, height: int, width: int, dtype: st
                        "build one engine per tile shape instead of a profile.")
     key = export_key(network, batch, height, width, dtype, dynamic, dynamic_batch)
     target = cache_file(cache_dir("onnx"), network.name, f"-{key}.onnx")
-    return build_once(target, lambda temp: _export(network, batch, height, width, dtype, temp, dynamic, dynamic_batch))
+    return build_once(
+        target, lambda temp: _export(network, batch, height, width, dtype, temp, dynamic, dynamic_batch), bounded=True)
 
 
 def _dynamic_axes(dynamic: bool, dynamic_batch: bool) -> dict[str, dict[int, str]] | None:

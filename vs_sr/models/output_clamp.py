@@ -28,7 +28,7 @@ def clamped_onnx(source: Path) -> Path:
     """`source` with a final Clip(0, 1) on its one output."""
     digest = file_digest(source)[:16]
     target = cache_file(cache_dir("onnx"), source.stem, f"-{digest}-clamp01-r{RECIPE}.onnx")
-    return build_once(target, lambda temp: _write(source, temp))
+    return build_once(target, lambda temp: _write(source, temp), bounded=True)
 
 
 def _write(source: Path, destination: Path) -> None:
