@@ -78,6 +78,12 @@ def test_scale_of_a_weight_file(hat_s_pth):
     expect_error(r"is a x4 network; pass scale=4", small(), hat_s_pth, 2)
 
 
+def test_an_ncnn_file_is_named_as_one(ncnn_models):
+    """The path `vs-sr models path faithful` prints is no model= value: the error says what is."""
+    expect_error(r"'/somewhere/faithful-x2\.param' is an ncnn file: vs_sr reads ncnn weights through a model's "
+                 r"registry name \(e\.g\. model='faithful'", small(), "/somewhere/faithful-x2.param", 2)
+
+
 def test_missing_model_file():
     expect_error(r"model file not found: .*missing\.pth", small(), "/nonexistent/missing.pth")
 

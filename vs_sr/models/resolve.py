@@ -104,6 +104,10 @@ def _ncnn_module(network: Network) -> "torch.nn.Module":
 def named_scales(name: str) -> dict[int, ModelSpec]:
     """The registry entries of `name` by scale, or an error listing the known names."""
     scales = REGISTRY.get(name)
+    if scales is None and Path(name).suffix.lower() in (".param", ".bin"):
+        raise SRError(f"'{name}' is an ncnn file: vs_sr reads ncnn weights through a model's registry name (e.g. "
+                      "model='faithful'; `vs-sr models list` shows the file each name reads), or pass a "
+                      ".pth/.safetensors/.onnx file.")
     if scales is None:
         raise SRError(
             f"unknown model '{name}'. Known models: {', '.join(list_models())}; "
