@@ -84,6 +84,13 @@ def test_an_ncnn_file_is_named_as_one(ncnn_models):
                  r"registry name \(e\.g\. model='faithful'", small(), "/somewhere/faithful-x2.param", 2)
 
 
+def test_an_output_size_beyond_the_memory_is_refused_at_once(ncnn_models):
+    """width=100000, height=100000 (a typo's worth of zeros) would take 120 GB per frame in flight."""
+    expect_error(r"a 100000x100000 output needs at least \d+\.\d GiB of memory \(\d frames of 111\.8 GiB in float RGB\) "
+                 r"and \d+\.\d GiB are available; choose a smaller width=/height= \(or fewer num_streams=\)\.",
+                 small(), "realesr-animevideov3", width=100000, height=100000)
+
+
 def test_missing_model_file():
     expect_error(r"model file not found: .*missing\.pth", small(), "/nonexistent/missing.pth")
 
@@ -175,6 +182,16 @@ def test_a_tile_larger_than_the_frame_is_capped(ncnn_models):
     finally:
         core.remove_log_handler(handler)
     assert any("1x1 tiles of 176x144" in m for m in messages)  # not one padded 4096x4096 tile
+
+
+def test_a_gpu_index_on_a_cpu_backend_runs_and_says_it_is_ignored(ncnn_models):
+    messages: list[str] = []
+    handler = core.add_log_handler(lambda kind, text: messages.append(text))
+    try:
+        assert sr.Upscale(small(), "realesr-animevideov3", backend="openvino", device_id=1).get_frame(0).width == 256
+    finally:
+        core.remove_log_handler(handler)
+    assert "vs_sr: device_id=1 names a GPU; backend 'openvino' runs on the CPU here, so it is ignored" in messages
 
 
 def test_a_tile_below_the_model_minimum_is_refused(ncnn_models, hat_s_pth):

@@ -12,6 +12,7 @@ import threading
 
 import vapoursynth as vs
 
+from ..devices import available_memory
 from ..errors import SRError
 from ..log import warn
 from ..models.architectures import ArchTraits, round_up
@@ -19,6 +20,18 @@ from .arguments import Pair
 from .tiling import TilePlan, plan_tiles
 
 MEMORY_FRACTION = 0.5  # of free device memory that tiles in flight may use
+
+
+def check_frame_memory(width: int, height: int, streams: int, fix: str) -> None:
+    """Refuse, before any frame is made, an output size whose frames in flight (a float RGB frame
+    per stream, and one converted back) would not fit in the memory available; `fix` says what to
+    change, in the caller's words."""
+    needed = 12 * width * height * (streams + 1)
+    available = available_memory()
+    if available is not None and needed > available:
+        raise SRError(f"a {width}x{height} output needs at least {needed / 2**30:.1f} GiB of memory ({streams + 1} "
+                      f"frames of {12 * width * height / 2**30:.1f} GiB in float RGB) and {available / 2**30:.1f} GiB "
+                      f"are available; {fix}.")
 
 
 def memory_budget(free_bytes: int, traits: ArchTraits, precision: str) -> int:

@@ -18,7 +18,7 @@ from ..models.int8 import int8_recipe
 from .arguments import Arguments, BackendName, PrecisionName, normalise
 from .formats import check_clip, from_rgbs, output_size, to_rgbs
 from .frames import FrameUpscaler
-from .memory import Tiles, memory_budget
+from .memory import Tiles, check_frame_memory, memory_budget
 from .sessions import SessionPool
 from .tiling import TilePlan, plan_tiles
 
@@ -77,6 +77,8 @@ def Upscale(
     args = normalise(model, scale, backend, precision, tile, overlap, num_streams, device_id, width, height, server,
                      noise)
     out_w, out_h = output_size(clip, args.scale, args.width, args.height)
+    check_frame_memory(out_w, out_h, args.num_streams * len(args.devices),
+                       "choose a smaller width=/height= (or fewer num_streams=)")
     network = network_for(args.model, args.scale, args.noise, args.backend, args.server)
     _check_frame_size(clip, network)
     runtime = choose_backend(args.backend, network, args.server)
@@ -191,6 +193,8 @@ def upscaled_rgbs(rgb: vs.VideoNode, scale: int, upscaler: FrameUpscaler, stream
 def _check_devices(runtime: Backend, devices: tuple[int, ...]) -> None:
     if len(devices) > 1 and not runtime.gpu:
         raise SRError(f"device_id lists spread frames over GPUs; backend '{runtime.name}' runs on the CPU here.")
+    if devices != (0,) and not runtime.gpu:  # a GPU machine's script run here: it still runs, and says so
+        warn(f"device_id={devices[0]} names a GPU; backend '{runtime.name}' runs on the CPU here, so it is ignored")
     if runtime.gpu:
         from ..devices import cuda_device_count
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import vapoursynth as vs
 
 from ..backends import network_for
-from ..devices import available_memory
 from ..errors import SRError
 from ..filter.arguments import BackendName, PrecisionName, backend_name, normalise, precision_name
 from ..filter.formats import output_size
+from ..filter.memory import check_frame_memory
 from ..filter.upscale_clip import check_runtime
 from ..models import DEFAULT_MODEL
 from ..models.resolve import portable_model
@@ -258,12 +258,7 @@ def check_output_size(job: Job, width: int, height: int) -> None:
     if not ffmpeg_takes_size(width, height):
         raise SRError(f"{size} is larger than ffmpeg takes ((width + 128) x (height + 128) must stay under "
                       "268 million pixels, e.g. 16000x16000); choose a smaller --width/--height.")
-    needed = 12 * width * height * (job.num_streams + 1)  # a float RGB frame per stream, and one converted back
-    available = available_memory()
-    if available is not None and needed > available:
-        raise SRError(f"{size} needs at least {needed / 2**30:.1f} GiB of memory ({job.num_streams + 1} frames of "
-                      f"{12 * width * height / 2**30:.1f} GiB in float RGB) and {available / 2**30:.1f} GiB are "
-                      "available; choose a smaller --width/--height (or fewer --num-streams).")
+    check_frame_memory(width, height, job.num_streams, "choose a smaller --width/--height (or fewer --num-streams)")
 
 
 def check_interlacing(clip: vs.VideoNode, media: Media, job: Job) -> None:
