@@ -51,7 +51,7 @@ def cache_limit() -> int | None:
         gigabytes = float(text) if text.strip() else CACHE_LIMIT_GB
     except ValueError:
         gigabytes = -1.0
-    if not gigabytes >= 0:
+    if not 0 <= gigabytes < float("inf"):
         from .errors import SRError
 
         raise SRError(f"{CACHE_LIMIT_ENV} must be a number of gigabytes (0: no limit), not {text!r}.")

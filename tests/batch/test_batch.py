@@ -356,8 +356,8 @@ def test_too_little_disk_is_refused_before_any_work(ncnn_models, open_gop, tmp_p
         command = [VS_SR, "batch", str(open_gop), "--output-dir", str(out), "--chunk-frames", "20"]
         done = small.run(*command)
         assert done.returncode == 1
-        assert re.search(r"the remaining work needs about \d MiB in .*; \d+ (KiB|MiB) are free\. Free some space, or use "
-                         r"--intermediate final \(smaller chunks\)\.", done.stderr), done.stderr
+        assert re.search(r"the remaining work needs about \d MiB in .*; \d+ (KiB|MiB) are free\. Free some space, "
+                         r"or use --intermediate final \(smaller chunks\)\.", done.stderr), done.stderr
         assert "vs-sr batch:" not in done.stderr  # no chunk was started
         done = small.run(*command, "--intermediate", "final")
         assert done.returncode == 0, done.stderr

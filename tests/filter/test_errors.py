@@ -86,8 +86,8 @@ def test_an_ncnn_file_is_named_as_one(ncnn_models):
 
 def test_an_output_size_beyond_the_memory_is_refused_at_once(ncnn_models):
     """width=100000, height=100000 (a typo's worth of zeros) would take 120 GB per frame in flight."""
-    expect_error(r"a 100000x100000 output needs at least \d+\.\d GiB of memory \(\d frames of 111\.8 GiB in float RGB\) "
-                 r"and \d+\.\d GiB are available; choose a smaller width=/height= \(or fewer num_streams=\)\.",
+    expect_error(r"a 100000x100000 output needs at least \d+\.\d GiB of memory \(\d frames of 111\.8 GiB in float "
+                 r"RGB\) and \d+\.\d GiB are available; choose a smaller width=/height= \(or fewer num_streams=\)\.",
                  small(), "realesr-animevideov3", width=100000, height=100000)
 
 

@@ -344,10 +344,9 @@ class BatchRun:
             needed += frames * planned.width * planned.height * (CODECS[chunk_codec].bytes_per_pixel + FINAL_BYTES_PER_PIXEL)
         free = shutil.disk_usage(self.directory).free
         if needed > free:
+            smaller = ", or use --intermediate final (smaller chunks)" if self.settings.intermediate == "ffv1" else ""
             raise OutOfSpace(f"the remaining work needs about {readable_size(needed)} in {self.directory} (chunks and "
-                          f"outputs); {readable_size(free)} are free. Free some space"
-                          + (", or use --intermediate final (smaller chunks)." if self.settings.intermediate == "ffv1"
-                             else "."))
+                             f"outputs); {readable_size(free)} are free. Free some space{smaller}.")
 
     # the run
     def run(self) -> Outcome:

@@ -128,8 +128,7 @@ def check_source_frame(n: int, f: vs.VideoFrame) -> None:
     ("bad _FieldBased value", "error 1026", "error 3074"), refused in ours first, with the fix."""
     check_progressive(n, f)
     for name, defined in DEFINED_VALUES.items():
-        value = int_prop(f.props, name, 2)
-        if name in f.props and value not in {int(v) for v in defined}:
+        if name in f.props and (value := int_prop(f.props, name, 0)) not in {int(v) for v in defined}:
             raise SRError(f"frame {n} has {name}={value}, which VapourSynth does not define (it takes "
                           f"{_ranges(sorted(int(v) for v in defined))}): set the right one with "
                           f"clip.std.SetFrameProps({name}=...) or remove it with clip.std.RemoveFrameProps('{name}').")

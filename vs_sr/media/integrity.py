@@ -41,10 +41,10 @@ class Decodable:
     rate: float
     """Frames per second on average (the allowance for rounding is two frames)."""
     holes: tuple[tuple[float, float], ...] = ()
-    backwards: int = 0
-    """Frames whose time is not after the one before: damaged data, which no container takes back."""
     """(last frame before, first frame after) each run of frames missing inside the stream, in seconds
     from the first frame."""
+    backwards: int = 0
+    """Frames whose time is not after the one before: damaged data, which no container takes back."""
 
     @property
     def damaged(self) -> int:

@@ -95,8 +95,8 @@ class OutputSlot:
             self._lock.release()
         if free is not None and free < FULL:
             raise DiskFull(f"the disk holding {self.output.parent} is full ({readable_size(free)} free) and "
-                           f"{self.output.name} did not fit: free some space or write to another disk, and run again; nothing was "
-                           "written.") from None
+                           f"{self.output.name} did not fit: free some space or write to another disk, and run "
+                           "again; nothing was written.") from None
 
 
 def work_prefix(name: str) -> str:

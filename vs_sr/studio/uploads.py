@@ -122,7 +122,8 @@ class _Part:
             if options.get(b"name") == FIELD.encode() and self.handle is None:
                 given = options.get(b"filename", b"video").decode(errors="replace")
                 suffix = Path(given).suffix.lower()
-                self.name = given if len(given) <= NAME_LENGTH else f"{given[:NAME_LENGTH - 1 - len(suffix)]}…{suffix}"
+                head = given[:NAME_LENGTH - 1 - len(suffix)]
+                self.name = given if len(given) <= NAME_LENGTH else f"{head}…{suffix}"
                 self.path = self.folder / f"source{suffix if EXTENSION.match(suffix) else '.bin'}"
                 self.handle = open(self.path, "wb")  # noqa: SIM115 -- closed in close()
 
