@@ -261,6 +261,41 @@ def test_eval_errors(pair, tmp_path):
         assert done.stderr.rstrip().endswith("score a complete copy."), done.stderr
 
 
+def test_a_report_path_that_is_a_video_scored_or_a_folder_is_refused_before_scoring(pair, tmp_path):
+    high, low = pair
+    before = high.read_bytes()
+    for option in ("--csv", "--plot"):
+        done = vs_sr("eval", str(high), str(high), option, str(high))
+        assert done.returncode == 1 and f"{option} {high} is one of the videos scored, which the report would " \
+                                        "replace; give another file." in done.stderr, done.stderr
+        done = vs_sr("eval", str(high), "--source", str(low), "--baselines", "bicubic", option, str(low))
+        assert done.returncode == 1 and "is one of the videos scored" in done.stderr, done.stderr
+        done = vs_sr("eval", str(high), str(high), option, str(tmp_path))
+        assert done.returncode == 1 and f"{option} {tmp_path} is a folder; give the file to write" in done.stderr
+    assert high.read_bytes() == before
+    done = vs_sr("eval", str(high), str(high), "--model", "faithful")
+    assert done.returncode == 1 and "--model and --baselines score what they make of --source LOW_RES" in done.stderr
+
+
+def test_a_frame_identical_to_the_reference_counts_in_the_mean_at_the_cap(tmp_path):
+    """Half the frames equal the reference, half are 10 levels off (28.13 dB): the mean is
+    (100 + 28.13) / 2, not 28.13 as if the identical frames were not there (which would rank a
+    method that matches a black frame exactly below one that misses it slightly)."""
+    frames = panned((0, 0), frames=4)
+    reference = luma_video(tmp_path / "reference.mkv", frames)
+    half = luma_video(tmp_path / "half.mkv", frames[:2] + [np.clip(f.astype(int) + 10, 0, 255).astype(np.uint8)
+                                                            for f in frames[2:]])
+    csv_path = tmp_path / "scores.csv"
+    done = vs_sr("eval", str(half), str(reference), "--crop", "0", "--json", "--csv", str(csv_path))
+    assert done.returncode == 0, done.stderr
+    offset = 10 * np.log10(255**2 / 100)
+    clipped = [f for f in frames[2:] if (f.astype(int) + 10 > 255).any()]
+    assert not clipped  # (the photo's Y stays below 246: every pixel is 10 off)
+    assert json.loads(done.stdout)["psnr"] == pytest.approx((100 + offset) / 2, abs=1e-3)
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [r["psnr"] for r in rows if r["method"] == "result"][:2] == ["inf", "inf"]
+
+
 @pytest.mark.slow  # about a minute on two busy cores: four networks on a 128x128 frame
 def test_the_comparison_picture_script_draws_eight_distinct_crops(ncnn_models, tmp_path):
     """scripts/comparison_picture.py (docs/comparison.png): reference, input, two baselines and

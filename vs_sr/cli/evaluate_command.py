@@ -41,6 +41,23 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                       "written whole before the signal")
 
 
+def writable_report(option: str, path: str | None, inputs: list[Path]) -> None:
+    """Refuse, before any scoring, a report path that is one of the videos scored (it would be
+    replaced by the report) or a folder."""
+    from ..errors import SRError
+
+    if path is None:
+        return
+    folder_of(path)
+    target = Path(path)
+    if target.is_dir():
+        raise SRError(f"{option} {path} is a folder; give the file to write, e.g. {target / 'scores'}"
+                      f"{'.csv' if option == '--csv' else '.png'}.")
+    if any(target.resolve() == video.resolve() for video in inputs):
+        raise SRError(f"{option} {path} is one of the videos scored, which the report would replace; give another "
+                      "file.")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import SRError
     from ..quality import evaluate as ev
@@ -53,8 +70,12 @@ def run(args: argparse.Namespace) -> int:
         if not 1 <= len(args.videos) <= 2:
             raise SRError("give RESULT REFERENCE, or REFERENCE with --source LOW_RES (or --no-reference).")
         *result, reference = args.videos
-    folder_of(args.csv)
-    folder_of(args.plot)
+    if (args.model or args.baselines != list(BASELINES)) and not args.source:
+        raise SRError("--model and --baselines score what they make of --source LOW_RES: give --source too (without "
+                      "it, eval scores the RESULT as it is).")
+    inputs = [Path(v) for v in [*args.videos, args.source] if v]
+    for option, path in (("--csv", args.csv), ("--plot", args.plot)):
+        writable_report(option, path, inputs)
     evaluation = ev.evaluate_videos(
         Path(reference) if reference else None, Path(result[0]) if result else None,
         Path(args.source) if args.source else None,

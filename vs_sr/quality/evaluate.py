@@ -34,6 +34,7 @@ BASELINES = {
 }
 # Whose motion the warping error follows, by whether there is a reference.
 GUIDES = {True: "reference", False: "source upscaled bicubic"}
+PSNR_CAP = 100.0  # dB a frame identical to the reference counts as in a mean (its own PSNR is infinite)
 
 Summary = dict[str, float | int | str | None]
 
@@ -56,8 +57,12 @@ class Scores:
 
     def summary(self, guide_warp: float = float("nan")) -> Summary:
         """Means over the frames; psnr/ssim None without a reference; warp nan without a pair."""
-        finite = [p for p in self.psnr if math.isfinite(p)]
-        psnr = (float(np.mean(finite)) if finite else float("inf")) if self.psnr else None
+        if not self.psnr:
+            psnr = None
+        elif all(math.isinf(p) for p in self.psnr):
+            psnr = float("inf")  # every frame identical: said as such ("identical": true)
+        else:  # an identical frame counts, at the cap: left out, it would favour whoever missed it least
+            psnr = float(np.mean(np.minimum(self.psnr, PSNR_CAP)))
         return {
             "method": self.method,
             "psnr": psnr,
@@ -343,6 +348,8 @@ def evaluate_videos(reference: Path | None, result: Path | None = None, source: 
 
 
 def _number(value: float | None, digits: int) -> str:
+    if value is not None and math.isinf(value):
+        return "inf"  # (a frame identical to the reference)
     return "" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
