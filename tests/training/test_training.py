@@ -3,6 +3,7 @@ PSNR, resumes exactly from its checkpoint, and its .pth runs through sr.Upscale.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from conftest import frame_planes, photo, rgb_clip, small_compact_weights
 
 import vs_sr as sr
+from vs_sr.errors import SRError
 from vs_sr.quality.samples import make_pair
 from vs_sr.training.data import paired, synthesized
 from vs_sr.training.degrade import Degradation, degrade
@@ -69,6 +71,38 @@ def test_checkpoint_resumes_exactly(small_compact, clips, tmp_path):
         for name, value in a[key].items():
             assert torch.allclose(value, b[key][name], atol=1e-6), (key, name)
     assert abs(straight.final_psnr - resumed.final_psnr) < 1e-4
+
+
+def test_a_resume_with_other_options_is_refused_and_a_killed_save_is_cleared(small_compact, clips, tmp_path):
+    output = tmp_path / "run"
+    train(config(small_compact, clips, output, iterations=20), log=lambda line: None)
+    killed = output / ".checkpoint.x1y2z3.part.pt"  # what a save cut short by SIGKILL leaves
+    killed.write_bytes(b"half a checkpoint")
+    for change, said in [({"batch": 2}, "--batch 4 -> 2"), ({"learning_rate": 1e-3}, "--learning-rate 0.002 -> 0.001"),
+                         ({"model": "faithful"}, f"--model {small_compact} -> faithful")]:
+        with pytest.raises(SRError, match=f"holds a run made with other options \\({re.escape(said)}\\): resume it"):
+            train(config(small_compact, clips, output, **change), resume=True, log=lambda line: None)
+    with pytest.raises(SRError, match="vs-sr train runs on cpu or cuda, not 'meta'"):
+        train(config(small_compact, clips, output, device="meta"), resume=True, log=lambda line: None)
+    outcome = train(config(small_compact, clips, output, iterations=30, val_every=10), resume=True,
+                    log=lambda line: None)  # going on longer, reporting more often: the same run
+    assert outcome.iterations == 30 and not killed.exists()
+
+
+def test_a_pair_that_is_not_the_same_frames_scale_times_apart_is_refused(tmp_path):
+    high, low = make_pair(tmp_path, "retina", (128, 96), (64, 48), frames=3)  # a x2 pair
+    with pytest.raises(SRError, match=r"retina_96p\.mkv \(128x96\) is 2 times .* \(64x48\), far from --scale 4: its frames "
+                                      r"would be resized 2x to make the targets\. Pass --scale 2, or check that --hr "
+                                      r"and --lr are not swapped\."):
+        paired(low, high, every=1, scale=4)
+    with pytest.raises(SRError, match="far from --scale 2"):
+        paired(high, low, every=1, scale=2)  # swapped
+    shorter = tmp_path / "shorter.mkv"
+    import subprocess
+
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(low), "-frames:v", "2", "-c:v", "ffv1", str(shorter)], check=True)
+    with pytest.raises(SRError, match="shorter.mkv has 2 frames and .* 3; paired videos must be frame-aligned"):
+        paired(shorter, high, every=5, scale=2)  # (every 5th frame of either is frame 0 alone)
 
 
 @pytest.mark.parametrize("fixture", ["hat_s_pth", "rrdb_pth"])

@@ -76,8 +76,12 @@ def read_frames(path: Path, every: int, size: tuple[int, int] | None = None) -> 
     return _load(build_once(_cache_path("frames", path, every=every, size=size), decode))
 
 
+RESIZE_ALLOWANCE = 1.5  # most a paired high-res frame is resized to `scale` times its low-res one (144p/480p: 1.2)
+
+
 def paired(lr_path: Path, hr_path: Path, every: int, scale: int) -> FramePairs:
     """Pairs from a low-res video and the high-res video of the same footage, frame-aligned."""
+    check_pair(lr_path, hr_path, scale)
     lr, frames = read_frames(lr_path, every)
     hr, hr_frames = read_frames(hr_path, every, (lr.shape[2] * scale, lr.shape[1] * scale))
     if frames != hr_frames:
@@ -102,6 +106,22 @@ def synthesized(hr_path: Path, every: int, scale: int, degradation: Degradation,
     return FramePairs(lr, hr, frames)
 
 
+def check_pair(lr_path: Path, hr_path: Path, scale: int) -> None:
+    """Refuse a pair that is not the same frames `scale` times apart, before any frame is read:
+    frame counts differ, or the high-res frames would be resized far to reach `scale` times the
+    low-res ones (a x2 pair at --scale 4, or --hr and --lr swapped)."""
+    low, high = open_video(lr_path), open_video(hr_path)
+    if low.num_frames != high.num_frames:
+        raise SRError(f"{lr_path.name} has {low.num_frames} frames and {hr_path.name} {high.num_frames}; paired "
+                      "videos must be frame-aligned (the same frames at two resolutions).")
+    ratio = high.height / low.height
+    if not 1 / RESIZE_ALLOWANCE <= scale / ratio <= RESIZE_ALLOWANCE:
+        raise SRError(f"{hr_path.name} ({high.width}x{high.height}) is {ratio:.2g} times {lr_path.name} "
+                      f"({low.width}x{low.height}), far from --scale {scale}: its frames would be resized "
+                      f"{scale / ratio:.2g}x to make the targets. Pass --scale {max(1, round(ratio))}, or check that "
+                      "--hr and --lr are not swapped.")
+
+
 class PatchSampler:
     """Random aligned patches with random flips/rotations, from a seeded, checkpointable generator."""
 
@@ -114,7 +134,10 @@ class PatchSampler:
         if not self.pairs:
             raise SRError("no training frames: check the videos and --every.")
         smallest = min(min(p.lr.shape[1:3]) for p in self.pairs)
-        if self.lr_patch < 1 or self.lr_patch > smallest:
+        if self.lr_patch < 1:
+            raise SRError(f"--patch {patch} is smaller than the scale, {scale}: a patch is cut from the high-res "
+                          f"frames, {scale} times the low-res one; use --patch {scale} or more.")
+        if self.lr_patch > smallest:
             raise SRError(f"patch {patch} needs low-res frames of at least {self.lr_patch} pixels (have {smallest}); "
                            "use a smaller --patch.")
         self.weights = np.array([len(p.frames) for p in self.pairs], np.float64)

@@ -113,6 +113,38 @@ def validation_psnr(module: torch.nn.Module, pairs: list[FramePairs], scale: int
     return float(np.mean(values))
 
 
+# What may change when a run is resumed: how long it goes on, how often it reports, where it runs.
+RESUMABLE_CHANGES = {"iterations", "val_every", "checkpoint_every", "device", "output"}
+
+
+def check_same_run(stored: dict[str, Any], config: TrainConfig, output: Path) -> None:
+    """Refuse to resume a run with options that would make it another run (its weights were
+    trained from another model, at another scale, on other data or with another recipe)."""
+    current = config.as_dict()
+    changes = [f"--{key.replace('_', '-')} {_shown(stored[key])} -> {_shown(current[key])}"
+               for key in current if key not in RESUMABLE_CHANGES and key in stored and stored[key] != current[key]]
+    if changes:
+        raise SRError(f"{output} holds a run made with other options ({'; '.join(changes)}): resume it with its "
+                      "own (only --iterations, --val-every, --checkpoint-every and --device may change), or start a "
+                      "new one in another --output.")
+
+
+def _shown(value: Any) -> str:
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _check_inputs(config: TrainConfig) -> None:
+    for path in [*config.hr, *config.lr, *config.val_hr, *config.val_lr]:
+        if not Path(path).is_file():
+            raise SRError(f"{path} is not a file: give the videos to train on (--hr, --lr, --val-hr, --val-lr).")
+
+
+def remove_killed_saves(output: Path) -> None:
+    """The temporary files of checkpoint saves that a kill cut short (each up to a checkpoint's size)."""
+    for leftover in output.glob(".*.part.pt"):
+        leftover.unlink(missing_ok=True)
+
+
 def _device(name: str) -> torch.device:
     import torch
 
@@ -122,6 +154,8 @@ def _device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise SRError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N.") from None
+    if device.type not in ("cpu", "cuda"):
+        raise SRError(f"vs-sr train runs on cpu or cuda, not '{name}'; use auto, cpu, cuda or cuda:N.")
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if (device.index or 0) >= count:
@@ -164,7 +198,13 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
     if checkpoint_path.exists() and not resume:
         raise SRError(f"{output} already holds a run; pass --resume to continue it, or choose another --output.")
     device = _device(config.device)
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False) if resume and \
+        checkpoint_path.exists() else None
+    if state is not None:
+        check_same_run(state.get("config", {}), config, output)
+    _check_inputs(config)
     output.mkdir(parents=True, exist_ok=True)
+    remove_killed_saves(output)
 
     torch.manual_seed(config.seed)
     net = copy.deepcopy(torch_module(network)).to(device).train()
@@ -180,8 +220,7 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
 
     start = 0
     history: list[HistoryRow] = []
-    if resume and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+    if state is not None:
         net.load_state_dict(state["net"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
