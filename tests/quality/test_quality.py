@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import cut_short, ffmpeg, photo, vs_sr
+from conftest import cut_short, ffmpeg, photo, small_compact_weights, vs_sr
 from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -206,6 +206,11 @@ def test_each_model_runs_at_its_own_scale_that_reaches_the_reference(ncnn_models
     done = vs_sr("eval", str(high), "--source", str(low), "--model", "realesr-animevideov3", "--scale", "3")
     assert done.returncode == 1
     assert "model 'realesr-animevideov3' has no trained x3 network (it has x4); pass --scale 4, or leave" in done.stderr
+    # a weight file of one's own (what `vs-sr train` makes), x4, beside a x2 model: each at its own scale
+    weights = small_compact_weights(tmp_path)
+    mixed = scores("--model", str(weights), "--model", "faithful")  # (the ratio, 3.3, rounds to 3: no x3 here)
+    methods = [m["method"] for m in mixed["methods"]]
+    assert methods[0].endswith(weights.name) and methods[1] == "faithful" and mixed["frames"] == 2
 
 
 def test_a_source_without_a_matrix_is_read_in_the_references_colours(ncnn_models, tmp_path):

@@ -163,6 +163,20 @@ def _existing(path: Path) -> Path:
     return path.resolve()
 
 
+def file_scale(path: Path) -> int | None:
+    """The scale a weight or ONNX file's network has, read from the file (None: its graph leaves
+    it open)."""
+    path = _existing(path)
+    if path.suffix.lower() == ".onnx":
+        from .onnx_graph import read_io_shapes
+
+        return read_io_shapes(path).scale
+    extras.require("torch", f"{path.name} (a PyTorch weight file)")
+    from .pytorch import load_module
+
+    return load_module(path)[2]
+
+
 def _file_network(path: Path, scale: int) -> Network:
     path = _existing(path)
     extras.require("torch", f"{path.name} (a PyTorch weight file)")

@@ -102,8 +102,10 @@ def model_scale(model: str, ratio: float, scale: int | None) -> int:
     """The scale `model` runs at to reach a reference `ratio` times the source's size (its output
     is then resized to the reference's): `scale` when given; else, for a named model, the smallest
     of its trained scales that reaches the ratio (its largest when none does: 854x480 from 256x144
-    is x4 for a model that has only x4), and for a weight file the ratio rounded."""
+    is x4 for a model that has only x4), for a weight file its network's own (the ratio rounded
+    where the file leaves it open)."""
     from ..models.registry import REGISTRY
+    from ..models.resolve import file_scale, model_file
 
     have = sorted(REGISTRY[model]) if model in REGISTRY else None
     if scale is not None:
@@ -113,8 +115,9 @@ def model_scale(model: str, ratio: float, scale: int | None) -> int:
                           "or leave the scale unset: each model then runs at its own scale nearest the sizes and is "
                           "resized to the reference.")
         return scale
+    path = model_file(model)
     if have is None:
-        return max(1, round(ratio))
+        return (file_scale(path) if path is not None else None) or max(1, round(ratio))
     needed = max(1, math.ceil(ratio - 0.1))  # (a ratio a shade over an integer, from odd sizes, is that integer)
     return next((s for s in have if s >= needed), have[-1])
 
