@@ -106,8 +106,8 @@ def build_once(target: Path, build: Callable[[Path], None], *, valid: Callable[[
 
 
 def _mark_used(path: Path) -> None:
-    try:
-        os.utime(path)  # the modification time is the last use: what `keep_within` ranks by
+    try:  # the access time is the last use, what `keep_within` ranks by (set here: mounts may not keep it)
+        os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))  # (the modification time stays: when built)
     except OSError:  # a read-only cache shared by others: its owner keeps it
         pass
 
@@ -122,7 +122,7 @@ def keep_within(folder: Path, limit: int | None) -> list[Path]:
     a user ever upscaled without this."""
     if limit is None:
         return []
-    files = [(entry.stat().st_mtime, entry.stat().st_size, entry) for entry in _cached_files(folder)]
+    files = [(entry.stat().st_atime, entry.stat().st_size, entry) for entry in _cached_files(folder)]
     total = sum(size for _, size, _ in files)
     removed = []
     for used, size, path in sorted(files, key=lambda item: item[0]):
