@@ -278,6 +278,8 @@ def test_a_report_path_that_is_a_video_scored_or_a_folder_is_refused_before_scor
         done = vs_sr("eval", str(high), str(high), option, str(tmp_path))
         assert done.returncode == 1 and f"{option} {tmp_path} is a folder; give the file to write" in done.stderr
     assert high.read_bytes() == before
+    done = vs_sr("eval", str(high), str(high), "--plot", str(tmp_path / "scores.jpg"))
+    assert done.returncode == 1 and "--plot draws a PNG picture; name it .png" in done.stderr
     done = vs_sr("eval", str(high), str(high), "--model", "faithful")
     assert done.returncode == 1 and "--model and --baselines score what they make of --source LOW_RES" in done.stderr
 

@@ -154,3 +154,25 @@ def test_ctrl_c_in_training_points_at_the_checkpoint(small_compact, clips, tmp_p
     assert job.returncode == 130
     assert "the last checkpoint in --output continues with --resume" in err and "nothing was written" not in err
     assert (output / "checkpoint.pt").is_file()
+
+
+def test_ctrl_c_before_the_first_checkpoint_says_there_is_nothing_to_resume(small_compact, clips, tmp_path, spawn):
+    import signal
+    import subprocess
+
+    from conftest import VS_SR
+
+    output = tmp_path / "run"
+    job = spawn([VS_SR, "train", "--model", str(small_compact), "--hr", str(clips["train_hr"]), "--output",
+                 str(output), "--every", "1", "--iterations", "100000", "--batch", "2", "--patch", "64",
+                 "--checkpoint-every", "100000", "--val-every", "100000"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert job.stdout is not None
+    for line in job.stdout:
+        if "validation PSNR before training" in line:
+            break
+    job.send_signal(signal.SIGINT)
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 130 and not (output / "checkpoint.pt").exists()
+    assert err.rstrip().endswith("vs-sr: interrupted before the first checkpoint; nothing to resume: run the same "
+                                 "command again (without --resume)"), err

@@ -133,8 +133,9 @@ def _main(argv: Sequence[str] | None) -> int:
         complete(parser)
         args = parser.parse_args(attach_values(sys.argv[1:] if argv is None else argv))
         code = run_command(args)
-    except KeyboardInterrupt:  # a command may say what an interruption leaves (args.interrupted)
-        print(f"vs-sr: {getattr(args, 'interrupted', INTERRUPTED)}", file=sys.stderr)
+    except KeyboardInterrupt:  # a command may say what an interruption leaves (args.interrupted, or a function of args)
+        said = getattr(args, "interrupted", INTERRUPTED)
+        print(f"vs-sr: {said(args) if callable(said) else said}", file=sys.stderr)
         return 130
     if _signalled and code == 0:  # raised where Python ignores exceptions (a __del__, a weakref callback)
         print("vs-sr: interrupted (the signal came as the command ended: what it wrote is complete)", file=sys.stderr)

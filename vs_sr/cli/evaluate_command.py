@@ -56,6 +56,8 @@ def writable_report(option: str, path: str | None, inputs: list[Path]) -> None:
     if any(target.resolve() == video.resolve() for video in inputs):
         raise SRError(f"{option} {path} is one of the videos scored, which the report would replace; give another "
                       "file.")
+    if option == "--plot" and target.suffix.lower() != ".png":
+        raise SRError(f"--plot draws a PNG picture; name it .png, not {path}.")
 
 
 def run(args: argparse.Namespace) -> int:

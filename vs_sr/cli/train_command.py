@@ -52,7 +52,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     training.add_argument("--seed", type=integer, default=train_default("seed"))
     training.add_argument("--device", default=train_default("device"), help="auto, cpu, cuda, cuda:1, ...")
     training.add_argument("--resume", action="store_true", help="continue the run in --output")
-    training.set_defaults(run=run, interrupted="interrupted; the last checkpoint in --output continues with --resume")
+    training.set_defaults(run=run, interrupted=interrupted)
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What a Ctrl-C leaves: a checkpoint to resume from, or (before the first) nothing to keep."""
+    if (Path(args.output) / "checkpoint.pt").is_file():
+        return "interrupted; the last checkpoint in --output continues with --resume"
+    return "interrupted before the first checkpoint; nothing to resume: run the same command again (without --resume)"
 
 
 def crf_or_none(text: str) -> int:
