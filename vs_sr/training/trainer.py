@@ -133,6 +133,24 @@ def _shown(value: Any) -> str:
     return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+def _open_run(config: TrainConfig, resume: bool) -> dict[str, Any] | None:
+    """The checkpoint a run resumes from (None: a new run), once what needs no training is checked:
+    a run in --output without --resume, a resume with other options, missing videos."""
+    import torch
+
+    checkpoint_path = config.output / "checkpoint.pt"
+    if checkpoint_path.exists() and not resume:
+        raise SRError(f"{config.output} already holds a run; pass --resume to continue it, or choose another --output.")
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False) if resume and \
+        checkpoint_path.exists() else None
+    if state is not None:
+        check_same_run(state.get("config", {}), config, config.output)
+    _check_inputs(config)
+    config.output.mkdir(parents=True, exist_ok=True)
+    remove_killed_saves(config.output)
+    return cast(dict[str, Any] | None, state)
+
+
 def _check_inputs(config: TrainConfig) -> None:
     for path in [*config.hr, *config.lr, *config.val_hr, *config.val_lr]:
         if not Path(path).is_file():
@@ -195,16 +213,8 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
                       f"{network.label}, which runs as an ONNX graph only.")
     output = config.output
     checkpoint_path, weights_path = output / "checkpoint.pt", output / "model.pth"
-    if checkpoint_path.exists() and not resume:
-        raise SRError(f"{output} already holds a run; pass --resume to continue it, or choose another --output.")
     device = _device(config.device)
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False) if resume and \
-        checkpoint_path.exists() else None
-    if state is not None:
-        check_same_run(state.get("config", {}), config, output)
-    _check_inputs(config)
-    output.mkdir(parents=True, exist_ok=True)
-    remove_killed_saves(output)
+    state = _open_run(config, resume)
 
     torch.manual_seed(config.seed)
     net = copy.deepcopy(torch_module(network)).to(device).train()
