@@ -27,19 +27,24 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     training.add_argument("--every", type=positive, default=train_default("every"),
                           help="use every Nth frame (default %(default)s; a short clip needs a lower N to hold "
                           "frames out for validation)")
-    training.add_argument("--iterations", type=positive, default=train_default("iterations"))
-    training.add_argument("--batch", type=positive, default=train_default("batch"), help="patches per step")
-    training.add_argument("--patch", type=positive, default=train_default("patch"), help="high-res crop size")
+    training.add_argument("--iterations", type=positive, default=train_default("iterations"),
+                          help="training steps in all (default %(default)s; a --resume may raise it to go on)")
+    training.add_argument("--batch", type=positive, default=train_default("batch"),
+                          help="patches per step (default %(default)s)")
+    training.add_argument("--patch", type=positive, default=train_default("patch"),
+                          help="high-res crop size, at least the scale (default %(default)s)")
     training.add_argument("--learning-rate", type=bounded(0, 1, low_open=True), default=train_default("learning_rate"),
-                          help="Adam's learning rate, in (0, 1]")
+                          help="Adam's learning rate, in (0, 1] (default %(default)s)")
     training.add_argument("--milestones", type=positive, nargs="*", default=list(train_default("milestones")),  # type: ignore[call-overload]
-                          help="iterations at which the learning rate is multiplied by --gamma")
+                          help="iterations at which the learning rate is multiplied by --gamma (default: %(default)s)")
     training.add_argument("--gamma", type=bounded(0, 1, low_open=True), default=train_default("gamma"),
-                          help="learning-rate factor at each milestone, in (0, 1]")
+                          help="learning-rate factor at each milestone, in (0, 1] (default %(default)s)")
     training.add_argument("--ema", type=bounded(0, 1, high_open=True), default=train_default("ema"),
-                          help="EMA decay of the saved weights, in [0, 1) (0: no averaging)")
-    training.add_argument("--val-every", type=positive, default=train_default("val_every"))
-    training.add_argument("--checkpoint-every", type=positive, default=train_default("checkpoint_every"))
+                          help="EMA decay of the saved weights, in [0, 1) (0: no averaging; default %(default)s)")
+    training.add_argument("--val-every", type=positive, default=train_default("val_every"),
+                          help="iterations between validations (default %(default)s)")
+    training.add_argument("--checkpoint-every", type=positive, default=train_default("checkpoint_every"),
+                          help="iterations between checkpoints, what --resume continues from (default %(default)s)")
     training.add_argument("--blur", type=bounded(0, 10), nargs=2, default=list(degradation.blur),  # type: ignore[attr-defined]
                           metavar=("MIN", "MAX"), help="range of the Gaussian blur sigma before downscaling, 0-10")
     training.add_argument("--noise-sigma", type=bounded(0, 255), default=degradation.noise,  # type: ignore[attr-defined]
@@ -49,7 +54,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                           help="the old name of --noise-sigma (works until vs_sr 0.2)")
     training.add_argument("--crf", type=crf_or_none, default=degradation.crf,  # type: ignore[attr-defined]
                           help="x264 CRF of synthesized low-res frames, 0-51 (-1: no compression)")
-    training.add_argument("--seed", type=integer, default=train_default("seed"))
+    training.add_argument("--seed", type=integer, default=train_default("seed"),
+                          help="seed of the patches, augmentations and degradations (default %(default)s)")
     training.add_argument("--device", default=train_default("device"), help="auto, cpu, cuda, cuda:1, ...")
     training.add_argument("--resume", action="store_true", help="continue the run in --output")
     training.set_defaults(run=run, interrupted=interrupted)
