@@ -82,6 +82,14 @@ def test_info_reports_runtimes():
     assert not re.search(r"\b[a-z_]+='", info.stdout), info.stdout
 
 
+def test_info_says_the_cache_limit_and_a_bad_one(tmp_path):
+    info = vs_sr("info", env={"VS_SR_CACHE_DIR": str(tmp_path), "VS_SR_CACHE_LIMIT_GB": "2.5"})
+    assert f"cache: {tmp_path} (exports kept within 2.5 GiB per folder: $VS_SR_CACHE_LIMIT_GB)" in info.stdout
+    info = vs_sr("info", env={"VS_SR_CACHE_DIR": str(tmp_path), "VS_SR_CACHE_LIMIT_GB": "lots"})
+    assert info.returncode == 0 and f"cache: {tmp_path} (problem: VS_SR_CACHE_LIMIT_GB must be a number of " \
+                                   "gigabytes (0: no limit), not 'lots'.)" in info.stdout
+
+
 def test_errors_are_one_line_with_exit_code_1(tmp_path):
     result = vs_sr("models", "path", "hat", env={"VS_SR_MODEL_DIR": str(tmp_path)})
     assert result.returncode == 1

@@ -72,4 +72,7 @@ def print_report(data: dict[str, Any]) -> None:
     models = data["models"]
     say(f"models: {models['installed']} of {models['known']} installed (`vs-sr models list`); "
         f"searched: {', '.join(models['searched'])}")
-    say(f"cache: {data['cache']}")
+    limit = data["cache_limit"]
+    kept = f"exports kept within {limit['bytes'] / 2**30:g} GiB per folder" if limit["bytes"] else "exports never removed"
+    say(f"cache: {data['cache']} " + (f"(problem: {limit['problem']})" if limit["problem"] else
+                                      f"({kept}: $VS_SR_CACHE_LIMIT_GB)"))

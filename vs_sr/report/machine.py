@@ -14,11 +14,12 @@ import vapoursynth as vs
 from .. import __version__, extras
 from ..backends import BACKEND_MODULES, Backend, get_backend
 from ..devices import INT8_FEATURES, ISA_FEATURES, cpu_count, cpu_features, cpu_name, cuda_device_names, isa_cap
+from ..errors import SRError
 from ..media.tools import FFMPEG_MINIMUM, ffmpeg_version, vspipe_status
 from ..models import Network, arch_traits
 from ..models.catalog import catalog
 from ..models.registry import int8_models
-from ..paths import cache_dir, model_dirs
+from ..paths import cache_dir, cache_limit, model_dirs
 
 TOOLS = {"ffmpeg": "install ffmpeg 5.1 or newer", "ffprobe": "install ffmpeg", "mkvmerge": "install mkvtoolnix"}
 
@@ -45,7 +46,20 @@ def machine_report() -> dict[str, Any]:
                    "searched": [str(d) for d in model_dirs()]},
         "extras": {name: {"installed": extras.has(name), "install": extras.install_line(name)} for name in extras.EXTRAS},
         "cache": str(cache_dir("")),
+        "cache_limit": cache_limit_report(),
     }
+
+
+def cache_limit_report() -> dict[str, Any]:
+    """Bytes each export folder of the cache may hold (None: no limit), or the problem with the
+    setting or the folder."""
+    try:
+        limit = cache_limit()
+    except SRError as error:
+        return {"bytes": None, "problem": error.message}
+    folder = cache_dir("")
+    problem = f"{folder} is not a folder: vs_sr cannot cache there" if folder.exists() and not folder.is_dir() else None
+    return {"bytes": limit, "problem": problem}
 
 
 def tools() -> dict[str, dict[str, Any]]:
