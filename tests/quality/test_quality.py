@@ -284,6 +284,17 @@ def test_a_report_path_that_is_a_video_scored_or_a_folder_is_refused_before_scor
     assert done.returncode == 1 and "--model and --baselines score what they make of --source LOW_RES" in done.stderr
 
 
+def test_a_result_at_another_frame_rate_is_scored_and_said(tmp_path):
+    reference = luma_video(tmp_path / "reference.mkv", panned((0, 0), frames=4))
+    faster = tmp_path / "faster.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(reference), "-vf", "setpts=N/50/TB", "-r", "50", "-c:v", "ffv1",
+                    str(faster)], check=True)
+    done = vs_sr("eval", str(faster), str(reference), "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["identical"] is True
+    assert done.stderr.strip().endswith("note: faster.mkv runs at 50 fps and reference.mkv at 25: their frames were "
+                                        "compared one to one, as numbered."), done.stderr
+
+
 def test_a_frame_identical_to_the_reference_counts_in_the_mean_at_the_cap(tmp_path):
     """Half the frames equal the reference, half are 10 levels off (28.13 dB): the mean is
     (100 + 28.13) / 2, not 28.13 as if the identical frames were not there (which would rank a

@@ -90,4 +90,23 @@ def run(args: argparse.Namespace) -> int:
         ev.write_plot(Path(args.plot), evaluation, f"per frame ({args.channel.upper()}, crop {evaluation.crop}) {against}")
     summary = ev.summary_json if args.json else ev.summary_table
     print(summary(evaluation))
+    if result and reference:
+        note_other_rate(Path(result[0]), Path(reference))
     return 0
+
+
+def note_other_rate(result: Path, reference: Path) -> None:
+    """A result at another frame rate than its reference is scored frame for frame, as numbered;
+    said on stderr, since the same pictures at another rate are a different video to watch."""
+    import sys
+
+    from ..errors import SRError
+    from ..media.probe import probe
+
+    try:
+        ours, theirs = probe(result).frame_rate, probe(reference).frame_rate
+    except SRError:  # a rate that is not said: nothing to compare
+        return
+    if ours != theirs:
+        print(f"note: {result.name} runs at {float(ours):g} fps and {reference.name} at {float(theirs):g}: their frames "
+              "were compared one to one, as numbered.", file=sys.stderr)
