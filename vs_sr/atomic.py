@@ -122,7 +122,10 @@ def keep_within(folder: Path, limit: int | None) -> list[Path]:
     a user ever upscaled without this."""
     if limit is None:
         return []
-    files = [(entry.stat().st_atime, entry.stat().st_size, entry) for entry in _cached_files(folder)]
+    files = []
+    for entry in _cached_files(folder):
+        status = entry.stat()  # (once: the last use and the size)
+        files.append((status.st_atime, status.st_size, entry))
     total = sum(size for _, size, _ in files)
     removed = []
     for used, size, path in sorted(files, key=lambda item: item[0]):

@@ -133,21 +133,30 @@ def test_paired_non_integer_ratio_resizes_the_reference_to_the_scale(tmp_path):
     assert pairs.lr.shape == (2, 144, 214, 3) and pairs.hr.shape == (2, 576, 856, 3)
 
 
-def test_ctrl_c_in_training_points_at_the_checkpoint(small_compact, clips, tmp_path, spawn):
-    import signal
+def training_started(spawn, small_compact: Path, clips: dict[str, Path], output: Path, checkpoint_every: int):
+    """`vs-sr train` in a child process, once it has measured the validation PSNR (training runs)."""
     import subprocess
 
-    from conftest import VS_SR, wait_until
+    from conftest import VS_SR
 
-    output = tmp_path / "run"
     job = spawn([VS_SR, "train", "--model", str(small_compact), "--hr", str(clips["train_hr"]), "--output",
                  str(output), "--every", "1", "--iterations", "100000", "--batch", "2", "--patch", "64",
-                 "--checkpoint-every", "5", "--val-every", "100000"],
+                 "--checkpoint-every", str(checkpoint_every), "--val-every", "100000"],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert job.stdout is not None
     for line in job.stdout:
         if "validation PSNR before training" in line:
             break
+    return job
+
+
+def test_ctrl_c_in_training_points_at_the_checkpoint(small_compact, clips, tmp_path, spawn):
+    import signal
+
+    from conftest import wait_until
+
+    output = tmp_path / "run"
+    job = training_started(spawn, small_compact, clips, output, checkpoint_every=5)
     wait_until(lambda: (output / "checkpoint.pt").exists() or job.poll() is not None, 600, "the first checkpoint")
     job.send_signal(signal.SIGINT)
     _, err = job.communicate(timeout=120)
@@ -158,19 +167,9 @@ def test_ctrl_c_in_training_points_at_the_checkpoint(small_compact, clips, tmp_p
 
 def test_ctrl_c_before_the_first_checkpoint_says_there_is_nothing_to_resume(small_compact, clips, tmp_path, spawn):
     import signal
-    import subprocess
-
-    from conftest import VS_SR
 
     output = tmp_path / "run"
-    job = spawn([VS_SR, "train", "--model", str(small_compact), "--hr", str(clips["train_hr"]), "--output",
-                 str(output), "--every", "1", "--iterations", "100000", "--batch", "2", "--patch", "64",
-                 "--checkpoint-every", "100000", "--val-every", "100000"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert job.stdout is not None
-    for line in job.stdout:
-        if "validation PSNR before training" in line:
-            break
+    job = training_started(spawn, small_compact, clips, output, checkpoint_every=100000)
     job.send_signal(signal.SIGINT)
     _, err = job.communicate(timeout=120)
     assert job.returncode == 130 and not (output / "checkpoint.pt").exists()

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..atomic import atomic_output
 from ..errors import SRError
+from ..media.tools import check_input
 from ..progress import Progress
 from ..quality import metrics
 from .data import FramePairs, PatchSampler, paired, synthesized
@@ -153,8 +154,7 @@ def _open_run(config: TrainConfig, resume: bool) -> dict[str, Any] | None:
 
 def _check_inputs(config: TrainConfig) -> None:
     for path in [*config.hr, *config.lr, *config.val_hr, *config.val_lr]:
-        if not Path(path).is_file():
-            raise SRError(f"{path} is not a file: give the videos to train on (--hr, --lr, --val-hr, --val-lr).")
+        check_input(Path(path), "training video")
 
 
 def remove_killed_saves(output: Path) -> None:
