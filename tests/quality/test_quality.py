@@ -266,6 +266,27 @@ def test_eval_errors(pair, tmp_path):
         assert done.stderr.rstrip().endswith("score a complete copy."), done.stderr
 
 
+def test_a_model_given_twice_is_refused_not_merged_into_one_row(pair):
+    high, low = pair
+    done = vs_sr("eval", str(high), "--source", str(low), "--model", "faithful", "--model", "faithful")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "--model faithful is given twice" in done.stderr
+
+
+def test_eval_runs_a_model_on_the_triton_server_it_is_given(ncnn_models, triton_server, pair):
+    high, low = pair
+    scored = {}
+    for backend in (["--server", triton_server.grpc_url], ["--backend", "openvino", "--precision", "fp32"]):
+        done = vs_sr("eval", str(high), "--source", str(low), "--model", "realesr-animevideov3", "--baselines", "none",
+                     "--json", *backend)
+        assert done.returncode == 0, done.stderr
+        scored[backend[0]] = json.loads(done.stdout)["methods"][0]["psnr"]
+    assert abs(scored["--server"] - scored["--backend"]) < 0.01
+    done = vs_sr("eval", str(high), "--source", str(low), "--model", "realesr-animevideov3", "--backend", "triton",
+                 env={"VS_SR_TRITON_URL": ""})
+    assert done.returncode == 1 and "pass --server grpc://host:8001" in done.stderr
+
+
 def test_a_report_path_that_is_a_video_scored_or_a_folder_is_refused_before_scoring(pair, tmp_path):
     high, low = pair
     before = high.read_bytes()

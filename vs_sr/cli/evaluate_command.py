@@ -33,6 +33,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     evaluate.add_argument("--every", type=positive, default=1, help="score every Nth frame (default 1)")
     evaluate.add_argument("--backend", default="auto", choices=BACKENDS, help="inference runtime for --model")
     evaluate.add_argument("--precision", default="auto", choices=PRECISION_CHOICES, help="precision for --model")
+    evaluate.add_argument("--server", metavar="URL",
+                          help="Triton server for --backend triton: grpc://host:8001 or http://host:8000 (default "
+                               "$VS_SR_TRITON_URL)")
     evaluate.add_argument("--csv", help="write per-frame scores here")
     evaluate.add_argument("--plot", help="write a PNG of per-frame PSNR and warping error for each method here")
     evaluate.add_argument("--json", action="store_true",
@@ -82,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         Path(reference) if reference else None, Path(result[0]) if result else None,
         Path(args.source) if args.source else None,
         models=args.model, baselines=[] if args.baselines == ["none"] else args.baselines, scale=args.scale,
-        crop=args.crop, channel=args.channel, every=args.every, backend=args.backend, precision=args.precision)
+        crop=args.crop, channel=args.channel, every=args.every, backend=args.backend, precision=args.precision,
+        server=args.server)
     if args.csv:
         ev.write_csv(Path(args.csv), evaluation)
     if args.plot:

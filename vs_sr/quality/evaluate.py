@@ -140,8 +140,12 @@ def candidates(reference: vs.VideoNode, result: vs.VideoNode | None, source: vs.
             clips[name] = BASELINES[name](source, reference.width, reference.height)
         for model in models:
             model_at = model_scale(model, size_ratio(source, reference), scale)
-            clip = Upscale(source, model, model_at, width=reference.width, height=reference.height, **upscale)  # type: ignore[arg-type]
-            clips[_method_name(model)] = clip
+            name = _method_name(model)
+            if name in clips:
+                raise SRError(f"--model {model} is given twice, or names the same method as another; give each model "
+                              "once.")
+            clips[name] = Upscale(source, model, model_at, width=reference.width, height=reference.height,
+                                  **upscale)  # type: ignore[arg-type]
     if not clips:
         raise SRError("nothing to score: give a --model, or leave the --baselines on.")
     for name, clip in clips.items():
@@ -291,7 +295,8 @@ class EvalInputs:
 
 def open_inputs(reference: Path | None, result: Path | None = None, source: Path | None = None,
                 models: Sequence[str] = (), baselines: Sequence[str] = tuple(BASELINES), scale: int | None = None,
-                crop: int | None = None, backend: str = "auto", precision: str = "auto") -> EvalInputs:
+                crop: int | None = None, backend: str = "auto", precision: str = "auto",
+                server: str | None = None) -> EvalInputs:
     """The clips `evaluate_videos` scores (its arguments, the same meanings), ready for `evaluate`."""
     if reference is None and source is None:
         raise SRError("without a reference, give the low-resolution --source: the warping error follows the motion "
@@ -316,7 +321,7 @@ def open_inputs(reference: Path | None, result: Path | None = None, source: Path
     target, target_name = (reference_clip, "the reference") if reference_clip else (result_clip or guide, "the result")
     assert target is not None
     clips = candidates(target, result_clip, source_clip, list(models), list(baselines) if source_clip else [],
-                       scale, target_name, backend=backend, precision=precision)
+                       scale, target_name, backend=backend, precision=precision, server=server)
     return EvalInputs(reference_clip, guide, clips, crop)
 
 
@@ -337,16 +342,17 @@ def evaluate_inputs(inputs: EvalInputs, channel: str = "y", every: int = 1, labe
 def evaluate_videos(reference: Path | None, result: Path | None = None, source: Path | None = None,
                     models: Sequence[str] = (), baselines: Sequence[str] = tuple(BASELINES), scale: int | None = None,
                     crop: int | None = None, channel: str = "y", every: int = 1, backend: str = "auto",
-                    precision: str = "auto", label: str = "vs-sr eval") -> Evaluation:
+                    precision: str = "auto", server: str | None = None, label: str = "vs-sr eval") -> Evaluation:
     """Score an upscaled `result` and/or a low-resolution `source` run through `models` and
     `baselines` against `reference`, with a progress display. Without a reference (None) only the
     warping error is scored, under the motion of the source upscaled bicubic, which is then needed.
 
     scale: the models' scale (default: each model's trained scale that reaches the size of the
     reference or result from the source's, its output resized to that size; else 4);
-    crop: border pixels ignored on each side (default: the sizes' ratio, rounded; else the scale).
+    crop: border pixels ignored on each side (default: the sizes' ratio, rounded; else the scale);
+    server: the Triton server for backend "triton" (default $VS_SR_TRITON_URL).
     """
-    inputs = open_inputs(reference, result, source, models, baselines, scale, crop, backend, precision)
+    inputs = open_inputs(reference, result, source, models, baselines, scale, crop, backend, precision, server)
     return evaluate_inputs(inputs, channel, every, label)
 
 
