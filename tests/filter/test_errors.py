@@ -84,6 +84,15 @@ def test_an_ncnn_file_is_named_as_one(ncnn_models):
                  r"registry name \(e\.g\. model='faithful'", small(), "/somewhere/faithful-x2.param", 2)
 
 
+def test_a_file_that_is_not_weights_is_named_as_such(tmp_path):
+    """A video passed where the model goes (`vs-sr models path in.mkv`, a swapped argument) is no
+    "unknown model": the error says the file is not weights and which files are."""
+    video = tmp_path / "in.mkv"
+    video.write_bytes(b"\x1aE\xdf\xa3")
+    expect_error(r"in\.mkv is not a weight file: vs_sr reads \.pth/\.safetensors/\.onnx files, or a registry name "
+                 r"\(faithful, ", small(), str(video), 2)
+
+
 def test_an_output_size_beyond_the_memory_is_refused_at_once(ncnn_models):
     """width=100000, height=100000 (a typo's worth of zeros) would take 120 GB per frame in flight."""
     expect_error(r"a 100000x100000 output needs at least \d+\.\d GiB of memory \(\d frames of 111\.8 GiB in float "

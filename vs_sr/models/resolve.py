@@ -108,6 +108,9 @@ def named_scales(name: str) -> dict[int, ModelSpec]:
         raise SRError(f"'{name}' is an ncnn file: vs_sr reads ncnn weights through a model's registry name (e.g. "
                       "model='faithful'; `vs-sr models list` shows the file each name reads), or pass a "
                       ".pth/.safetensors/.onnx file.")
+    if scales is None and Path(name).is_file():
+        raise SRError(f"{name} is not a weight file: vs_sr reads .pth/.safetensors/.onnx files, or a registry name "
+                      f"({', '.join(list_models())}).")
     if scales is None:
         raise SRError(
             f"unknown model '{name}'. Known models: {', '.join(list_models())}; "
