@@ -70,3 +70,19 @@ def test_a_salvaged_batch_exits_3_and_never_reads_all_done(ncnn_models, library,
     shown = vs_sr("batch", "status", str(out))
     assert "(salvaged: cut.mp4 is incomplete or damaged" in shown.stdout
 
+
+
+def test_inputs_refused_leave_no_output_folder_or_lock(library, tmp_path):
+    """Two inputs written to one name, a missing input, or nothing that is a video: refused before the
+    output folder and the batch's lock are made (they were left behind, a stray .vs-sr-batch)."""
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    (twin / "good.mp4").write_bytes((library / "good.mkv").read_bytes())
+    out = tmp_path / "out"
+    refusals = [([str(library / "good.mkv"), str(twin / "good.mp4")], "would both be written to"),
+                ([str(tmp_path / "missing.mkv")], "not found"),
+                ([str(library / "notes.txt")], "no video among the inputs")]
+    for inputs, message in refusals:
+        done = vs_sr("batch", *inputs, "--output-dir", str(out))
+        assert done.returncode == 1 and message in done.stderr, done.stderr
+        assert not out.exists()

@@ -38,14 +38,15 @@ def run_batch(inputs: Sequence[Path], directory: Path, settings: BatchSettings, 
     cluster's CPUs or GPUs); ray: None (this machine), "local" (a Ray started for this run) or a
     head node's HOST:PORT; executor: one to use instead, kept open (a server running batch
     after batch on one Ray connection); stop: set to end the run as Ctrl-C would."""
+    # The inputs are checked before anything is made: a refused batch leaves no folder or lock behind.
+    sources, notes = find_sources(inputs, directory, CONTAINERS[settings.container], recursive)
+    for note in notes:
+        log(note)
+    if not sources:
+        raise SRError("no video among the inputs (folders need --recursive to descend into subfolders).")
     make_output_folder(directory)
     lock = lock_directory(directory)
     try:
-        sources, notes = find_sources(inputs, directory, CONTAINERS[settings.container], recursive)
-        for note in notes:
-            log(note)
-        if not sources:
-            raise SRError("no video among the inputs (folders need --recursive to descend into subfolders).")
         owned = executor is None
         if executor is None:
             executor = make_executor(settings, jobs, ray)
