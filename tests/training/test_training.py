@@ -150,6 +150,39 @@ def training_started(spawn, small_compact: Path, clips: dict[str, Path], output:
     return job
 
 
+def test_a_run_killed_between_checkpoints_resumes_to_the_same_history(small_compact, clips, tmp_path, spawn):
+    """The loss of a history row is the mean since the row before; a run killed after a checkpoint
+    inside that interval, and resumed, writes the same rows as a straight run (it lost the losses
+    before the checkpoint and averaged only those after)."""
+    import csv
+    import signal
+
+    from conftest import VS_SR, vs_sr, wait_until
+
+    def command(output: Path) -> list[str]:
+        return ["train", "--model", str(small_compact), "--hr", str(clips["train_hr"]), "--output", str(output),
+                "--every", "1", "--iterations", "120", "--batch", "2", "--patch", "64", "--checkpoint-every", "10",
+                "--val-every", "60"]
+
+    def history(output: Path) -> list[dict[str, str]]:
+        return list(csv.DictReader((output / "history.csv").open()))
+
+    straight = vs_sr(*command(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr
+    killed = tmp_path / "killed"
+    job = spawn([VS_SR, *command(killed)])
+    wait_until(lambda: (killed / "checkpoint.pt").exists() or job.poll() is not None, 600, "the first checkpoint")
+    job.send_signal(signal.SIGKILL)
+    job.wait(timeout=60)
+    assert not (killed / "history.csv").exists()  # killed before the end (else the test proves nothing)
+    resumed = vs_sr(*command(killed), "--resume")
+    assert resumed.returncode == 0 and "resumed at iteration" in resumed.stdout, resumed.stderr
+    rows, expected = history(killed), history(tmp_path / "straight")
+    assert [r["iteration"] for r in rows] == [r["iteration"] for r in expected] == ["0", "60", "120"]
+    for row, straight_row in zip(rows[1:], expected[1:], strict=True):
+        assert float(row["loss"]) == pytest.approx(float(straight_row["loss"]), rel=1e-5)
+
+
 def test_ctrl_c_in_training_points_at_the_checkpoint(small_compact, clips, tmp_path, spawn):
     import signal
 

@@ -230,6 +230,7 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
 
     start = 0
     history: list[HistoryRow] = []
+    recent: list[float] = []  # the losses since the last history row: checkpointed, so a resumed row is whole
     if state is not None:
         net.load_state_dict(state["net"])
         ema.load_state_dict(state["ema"])
@@ -238,6 +239,7 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
         sampler.restore(state["sampler"])
         torch.set_rng_state(state["torch_rng"].cpu())  # map_location moved it to the training device
         start, history = state["iteration"], state["history"]
+        recent = list(state.get("recent_losses", []))
         log(f"resumed at iteration {start}")
     else:
         history = [{"iteration": 0, "loss": None, "val_psnr": validation_psnr(ema, val_pairs, config.scale, device)}]
@@ -246,7 +248,6 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
     progress = Progress(config.iterations, label="vs-sr train", unit="it")
     progress.update(start)
     loss_fn = torch.nn.L1Loss()
-    recent: list[float] = []
     for iteration in range(start + 1, config.iterations + 1):
         net.train()
         low, high = sampler.next()
@@ -266,7 +267,7 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
             _save({"iteration": iteration, "net": net.state_dict(), "ema": ema.state_dict(),
                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                    "sampler": sampler.state(), "torch_rng": torch.get_rng_state(), "history": history,
-                   "config": config.as_dict()}, checkpoint_path)
+                   "recent_losses": recent, "config": config.as_dict()}, checkpoint_path)
     progress.finish()
 
     _save({"params_ema": ema.state_dict(), "params": net.state_dict()}, weights_path)
