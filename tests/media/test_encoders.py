@@ -77,6 +77,8 @@ def test_each_software_encoder_end_to_end(ncnn_models, source, tmp_path, name, a
     done = vs_sr("upscale", str(source), str(output), *args)
     assert done.returncode == 0, done.stderr
     check_output(output, source, video, others)
+    if video[0] == "hevc" and name.endswith((".mp4", ".mov")):  # the tag Apple's players and editors open
+        assert probe(output).video.info["codec_tag_string"] == "hvc1"
     if name.endswith(".webm"):
         assert "audio #1 (aac): re-encoded to Opus" in done.stdout
         assert "subtitle #2 (subrip): converted to WebVTT" in done.stdout

@@ -395,6 +395,23 @@ def test_a_range_without_subtitles_keeps_an_empty_subtitle_track(ncnn_models, so
         assert [s.codec for s in subtitles] == [codec]
 
 
+@pytest.mark.parametrize(("codec", "output", "args", "kept"), [
+    ("pcm_s24le", "out.mov", [], "pcm_s24le"),  # an editing intermediate's audio, copied as is
+    ("alac", "out.mkv", [], "alac"),  # Matroska stores no ALAC packet durations: the copy ends where its last starts
+    ("flac", "out.mp4", ["--start", "24", "--end", "47"], "aac"),  # cut by FLAC's 104 ms packets, then re-encoded
+])
+def test_lossless_audio_is_kept_and_checked_by_its_own_packets(ncnn_models, tmp_path, codec, output, args, kept):
+    """Each failed the output check after every frame was made ("lasts 1.950 s, expected 2.000 s",
+    "lasts 1.068 s, expected 1.000 s"), or, PCM into .mov, was re-encoded to AAC for no reason."""
+    source = tmp_path / "source.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=48x32:rate=24:duration=2", "-f", "lavfi", "-i",
+           "sine=duration=2:sample_rate=44100", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", codec, str(source))
+    done = upscale(str(source), str(tmp_path / output), "--model", "faithful", "--scale", "2", *args)
+    assert done.returncode == 0, done.stderr
+    assert "re-encoded" not in done.stdout or kept == "aac", done.stdout
+    assert [t.codec for t in probe(tmp_path / output).of_kind("audio")] == [kept]
+
+
 def test_tracks_the_container_cannot_hold_are_converted_before_the_encode(ncnn_models, tmp_path):
     """Opus audio into .mov and mov_text subtitles into .mkv: ffmpeg refuses both at the final
     mux, so the plan converts them (and says so) before any frame is upscaled."""

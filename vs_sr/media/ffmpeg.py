@@ -162,6 +162,8 @@ def mux_command(job: Job, media: Media, muxer: str, inputs: Sequence[Input],
     # Any per-track -map_metadata turns off ffmpeg's default copying of track tags, so every
     # track's tags (language, title, an attachment's mimetype) are mapped explicitly.
     command += ["-map_metadata:s:0", f"1:s:{media.video.index}", *video]
+    if muxer in ("mp4", "mov") and job.video_codec.family == "hevc":
+        command += ["-tag:v", "hvc1"]  # (ffmpeg's default, hev1, is what Apple's players and editors do not open)
     for out, (source, carried) in enumerate(sources, start=1):
         command += ["-map", f"{source.input}:{source.index}", f"-map_metadata:s:{out}", f"1:s:{carried.track.index}",
                     f"-c:{out}", carried.codec]

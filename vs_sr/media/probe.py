@@ -126,13 +126,21 @@ def _unreadable(path: Path, stderr: str) -> str:
 
 
 def packet_duration(path: Path, index: int) -> float:
-    """How long the first packet of track `index` lasts: the granularity a stream-copy cut has."""
+    """How long the first packet of track `index` lasts: the granularity a stream-copy cut has, and
+    how far a copied track's end may move (a container that stores no packet durations, such as
+    ALAC in Matroska, ends the track where its last packet starts). From the spacing of the first
+    two packets where the duration is not stored; 0 when neither is known."""
     done = run_child(
-        [find_tool("ffprobe"), "-v", "error", "-select_streams", str(index), "-read_intervals", "%+#1", "-show_entries",
-         "packet=duration_time", "-of", "csv=p=0", file_url(path)],
+        [find_tool("ffprobe"), "-v", "error", "-select_streams", str(index), "-read_intervals", "%+#2", "-show_entries",
+         "packet=pts_time,duration_time", "-of", "csv=p=0", file_url(path)],
         capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
-    return _seconds(done.stdout.strip().split(",")[0]) or 0.0
+    packets = [[_seconds(value) for value in line.split(",")[:2]] for line in done.stdout.split()]
+    if packets and packets[0][1]:
+        return packets[0][1] or 0.0
+    if len(packets) == 2 and packets[0][0] is not None and packets[1][0] is not None:
+        return max(0.0, packets[1][0] - packets[0][0])
+    return 0.0
 
 
 def count_frames(path: Path) -> int:

@@ -23,6 +23,9 @@ from .tools import file_url, find_tool
 # What we copy into MP4/MOV as is (if ffmpeg agrees); everything else is re-encoded (audio) or
 # converted (text subtitles).
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
+# MOV, the editors' container, also holds uncompressed PCM (an editing intermediate's usual audio).
+MOV_AUDIO = MP4_AUDIO | {"pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be", "pcm_s32le", "pcm_s32be", "pcm_f32le",
+                         "pcm_f32be", "pcm_f64le", "pcm_f64be", "pcm_u8"}
 # WebM holds Opus or Vorbis audio (anything else is re-encoded to Opus) and WebVTT subtitles.
 WEBM_AUDIO = {"opus", "vorbis"}
 # ffmpeg's encoder for a text subtitle codec, when an edited copy (a frame range) is written back.
@@ -106,9 +109,10 @@ def _plan_track(plan: TrackPlan, track: Track, muxer: str) -> None:
     label = _label(track)
     mp4 = muxer in ("mp4", "mov")
     if track.kind == "audio":
-        if mp4 and track.codec not in MP4_AUDIO:
+        if mp4 and track.codec not in (MOV_AUDIO if muxer == "mov" else MP4_AUDIO):
             plan.carried.append(_converted(track, muxer))
-            plan.notes.append(f"{label}: re-encoded to AAC ({muxer} cannot hold {track.codec})")
+            plan.notes.append(f"{label}: re-encoded to AAC ({track.codec} is not an audio codec {muxer} players "
+                              "take; use .mkv to keep it)")
         else:
             plan.carried.append(Carried(track, "copy"))
     elif track.kind == "subtitle":

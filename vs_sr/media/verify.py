@@ -55,8 +55,10 @@ def _check_audio(written: Media, plan: OutputPlan, media: Media) -> None:
                                       (*plan.timeline.starts[plan.first + 1:plan.last + 1], plan.end), strict=True))
     for track, source in zip(audio, plan.tracks.audio, strict=True):
         expected = expected_audio(source, plan)
-        # A cut keeps or drops whole audio packets (21 ms of AAC, 104 ms of FLAC).
-        slack = frame + (packet_duration(written.path, track.index) if plan.ranged else 0.0)
+        # A cut keeps or drops whole packets of the source (21 ms of AAC, 104 ms of FLAC), a track re-encoded
+        # starts with its encoder's priming, and a container that stores no packet durations ends a copy
+        # where its last packet starts: off by at most a packet of either, beside a frame.
+        slack = frame + max(packet_duration(written.path, track.index), packet_duration(media.path, source.index))
         if expected is not None and track.duration is not None and abs(track.duration - expected) > slack:
             raise SRError(f"audio track {track.index} lasts {track.duration:.3f} s, expected {expected:.3f} s "
                           "(more than a frame off); nothing was written.")
