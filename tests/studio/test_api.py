@@ -395,3 +395,75 @@ def test_the_preview_takes_only_what_a_job_takes(studio, upload_clip, tmp_path):
         answer = client.get(f"/api/videos/{video}/preview", params={"model": "realesr-animevideov3", **params})
         assert answer.status_code == 422 and reason in answer.text, answer.text
         assert os.environ["VS_SR_MODEL_DIR"] not in answer.text  # where weights are looked for stays unsaid
+
+
+def slow_job(client: httpx.Client, video_id: str) -> dict:
+    """A job that runs for minutes here (the big GAN, x4): what a test stops while it runs."""
+    return client.post("/api/jobs", json={"video": video_id, "model": "realesrgan-x4plus", "scale": 4}).json()
+
+
+def test_one_studio_per_data_folder(studio):
+    from conftest import vs_sr
+
+    done = vs_sr("studio", "--port", "0", "--data", str(studio.data), timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == f"vs-sr: error: another vs-sr studio serves {studio.data}; stop it first, or pass another " \
+                          "--data folder.\n"
+    assert studio.client().get("/api/health").status_code == 200  # the first one is untouched
+
+
+def test_a_stop_ends_open_event_streams_and_the_running_job(studio, upload_clip):
+    """A client following a running job held the server (and the job) up after SIGTERM, for as long
+    as it kept the stream open."""
+    client = studio.client()
+    job = slow_job(client, upload(client, upload_clip).json()["id"])
+    wait_until(lambda: client.get(f"/api/jobs/{job['id']}").json()["state"] == "running", 600, "the job to run")
+    follower = threading.Thread(target=lambda: _follow_until_cut(studio, job["id"]), daemon=True)
+    follower.start()
+    wait_until(lambda: client.get(f"/api/jobs/{job['id']}").json()["frames_total"] > 0, 600, "the job's numbers")
+    assert follower.is_alive()  # still streaming: the job runs for minutes
+    children = processes_of(studio.process.pid)
+    studio.process.send_signal(signal.SIGTERM)
+    studio.process.wait(timeout=120)  # (it waited for the stream to end; the fixture kills it after 120 s)
+    follower.join(timeout=60)
+    assert not follower.is_alive()
+    wait_until(lambda: not any(alive(pid) for pid in children), 60, "the job's tools to end with the server")
+
+
+def _follow_until_cut(studio: Studio, job_id: str) -> None:
+    try:
+        events(studio.client(), job_id)
+    except httpx.HTTPError:  # the server ended the stream as it stopped
+        pass
+
+
+def test_max_queued_counts_the_jobs_waiting_not_the_one_running(ncnn_models, tmp_path, upload_clip):
+    with running_studio(tmp_path / "data", "--max-queued", "1") as server:
+        client = server.client()
+        video = upload(client, upload_clip).json()["id"]
+        running = slow_job(client, video)
+        wait_until(lambda: client.get(f"/api/jobs/{running['id']}").json()["state"] == "running", 600, "a job to run")
+        waiting = client.post("/api/jobs", json={"video": video, "model": "faithful", "scale": 2})
+        assert waiting.status_code == 200 and waiting.json()["state"] == "queued"
+        refused = client.post("/api/jobs", json={"video": video, "model": "faithful", "scale": 2})
+        assert refused.status_code == 429 and refused.json()["detail"].startswith("1 job is waiting already")
+
+
+def test_a_name_with_quotes_is_the_users_and_a_lost_file_is_named_without_its_path(studio, upload_clip):
+    client = studio.client()
+    name = 'my "holiday" ünï 動画.mp4'
+    video = upload(client, upload_clip, name).json()
+    assert video["name"] == name  # (browsers and httpx send '"' as %22)
+    (next((studio.data / "videos" / video["id"]).glob("source.*"))).unlink()
+    answer = client.post("/api/jobs", json={"video": video["id"], "model": "faithful", "scale": 2})
+    assert answer.status_code == 409 and str(studio.data) not in answer.text
+    assert answer.json()["detail"] == f"the file of video {video['id']} ({name}) is gone from the server: delete the " \
+                                      "video and upload it again."
+
+
+def test_a_long_video_is_made_in_chunks_of_about_2_percent():
+    """A restart loses only the chunks in flight: one chunk per worker lost a whole 2-hour video."""
+    from vs_sr.studio.job_queue import chunk_frames
+
+    assert chunk_frames(180_000, 1) == 3600 and chunk_frames(180_000, 2) == 3600
+    assert chunk_frames(50, 2) == 250 and chunk_frames(20_000, 1) == 400

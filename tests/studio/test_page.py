@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 from studio_server import make_upload, running_studio
 
 pytestmark = pytest.mark.timing  # run again beside busy CPU hogs by scripts/load_check.sh
@@ -98,3 +99,48 @@ def test_a_very_long_file_name_stays_inside_its_cards(ncnn_models, browser, tmp_
         assert page.get_attribute("#jobs li .name", "title") == name
         page.get_by_role("button", name="Cancel").click()
         page.wait_for_selector("#jobs li.state-cancelled", timeout=300_000)
+
+
+def test_the_page_stays_usable_with_many_jobs_and_each_model_makes_every_size(ncnn_models, browser, tmp_path):
+    """Seven jobs waiting held one event stream each: past six, the browser sent nothing more (no
+    upload, no job). An x2-only model asked for x4 at every size but "2x larger"; a double click
+    made two jobs; a cancelled job had no Retry; a video was deleted with its jobs on one click."""
+    clip = make_upload(tmp_path)
+    with running_studio(tmp_path / "data") as studio:
+        client = studio.client()
+        with open(clip, "rb") as handle:
+            video = client.post("/api/videos", files={"file": (clip.name, handle, "video/mp4")}).json()
+        for _ in range(7):  # the big GAN at x4: minutes each here, so all of them are waiting or running
+            assert client.post("/api/jobs", json={"video": video["id"], "model": "realesrgan-x4plus",
+                                                  "scale": 4}).status_code == 200
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(studio.url + "/")
+        page.wait_for_selector("#jobs li:nth-child(7)", timeout=60_000)
+        page.set_input_files("#file", str(clip))
+        page.click("#upload-button")
+        page.wait_for_selector("text=uploaded: holiday 144p.mp4", timeout=60_000)
+        page.select_option("#model", "waifu2x-anime")
+        page.select_option("#size", "height:480")
+        page.dblclick("#start-button")
+        page.wait_for_selector("#jobs li:nth-child(8)", timeout=60_000)
+        newest = client.get("/api/jobs").json()[-1]
+        assert len(client.get("/api/jobs").json()) == 8  # one job for the double click
+        assert (newest["model"], newest["scale"], newest["height"]) == ("waifu2x-anime", 2, 480)
+        assert page.is_hidden("#message")
+        page.get_by_role("button", name="Cancel holiday 144p.mp4 → 480p with waifu2x-anime").click()
+        page.get_by_role("button", name="Retry holiday 144p.mp4 → 480p with waifu2x-anime").click()
+        wait_until(lambda: client.get(f"/api/jobs/{newest['id']}").json()["state"] in ("queued", "running"), 60,
+                   "the job to be retried")
+        asked: list[str] = []
+
+        def answer(dialog, accept: bool) -> None:
+            asked.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+
+        page.once("dialog", lambda dialog: answer(dialog, False))  # "no" keeps everything
+        page.get_by_role("button", name="Delete holiday 144p.mp4").first.click()
+        page.once("dialog", lambda dialog: answer(dialog, True))
+        page.get_by_role("button", name="Delete holiday 144p.mp4").first.click()
+        wait_until(lambda: len(client.get("/api/videos").json()) == 1, 120, "the video to be deleted")
+        assert asked == ["Delete holiday 144p.mp4 and its 7 jobs (results included; a running job is stopped)?"] * 2
+        assert len(client.get("/api/jobs").json()) == 1

@@ -88,6 +88,9 @@ class Studio:
     def check_output(self, video: Video, settings: dict[str, Any]) -> None:
         """A 422 now for an output size the job would refuse when it starts (chroma steps, codec
         limits, memory), in the API's words."""
+        if not video.file.is_file():  # (said without its path: a client learns nothing of the server's files)
+            raise HTTPException(409, f"the file of video {video.id} ({video.name}) is gone from the server: delete "
+                                "the video and upload it again.")
         job = MediaJob(input=video.file, output=Path("out.mkv"), overwrite=True, **settings)
         try:
             width, height = output_size(open_video(video.file), job.scale, job.width, job.height)

@@ -17,6 +17,7 @@ from typing import Any
 from ..batch import BatchSettings, RunOptions, batch_status, run_batch
 from ..batch.driver import OutOfSpace, out_of_space
 from ..batch.executors import Executor
+from ..batch.single import CHUNKS_PER_VIDEO
 from ..errors import SRError
 from .library import ACTIVE, Job, Library
 
@@ -80,7 +81,7 @@ class JobQueue:
         self._queue.put(job_id)
 
     def queued(self) -> int:
-        return sum(job.state in ACTIVE for job in self.library.jobs())
+        return sum(job.state == "queued" for job in self.library.jobs())  # (the job running waits for nothing)
 
     def cancel(self, job_id: str) -> None:
         """A queued job is skipped; a running one is stopped (its tools too) and its files removed."""
@@ -153,7 +154,7 @@ class JobQueue:
             return
         stop = self._stops[job.id] = threading.Event()
         self.library.set_job(job.id, "running")
-        settings = BatchSettings(job=dict(job.settings), chunk_frames=max(CHUNK_MINIMUM, -(-video.frames // self.workers)))
+        settings = BatchSettings(job=dict(job.settings), chunk_frames=chunk_frames(video.frames, self.workers))
         try:
             outcome = run_batch([video.file], self.library.job_dir(job.id), settings, RunOptions(), jobs=self.workers,
                                 log=lambda line: log.info("job %s: %s", job.id, line), quiet=True, stop=stop,
@@ -174,3 +175,10 @@ class JobQueue:
         finally:
             self._stops.pop(job.id, None)
             self._rates.pop(job.id, None)
+
+
+def chunk_frames(frames: int, workers: int) -> int:
+    """A job spread over the workers, in chunks of at most ~2% of the video (and at least
+    CHUNK_MINIMUM frames): a server restart or crash loses only the chunks in flight (one chunk per
+    worker lost the whole video)."""
+    return max(CHUNK_MINIMUM, -(-frames // max(workers, CHUNKS_PER_VIDEO)))

@@ -75,6 +75,10 @@ class Library:
         except OSError as error:
             raise SRError(f"cannot make the studio's data folder {data}: {error.strerror}; pass a writable --data "
                           "folder.") from None
+        # One server per folder: two would both take its queued jobs, and one would requeue the other's.
+        self._server = PathLock(data / "studio.lock")
+        if not self._server.acquire(blocking=False):
+            raise SRError(f"another vs-sr studio serves {data}; stop it first, or pass another --data folder.")
         self._lock = threading.Lock()
         self.db = sqlite3.connect(str(data / "studio.db"), check_same_thread=False, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -162,6 +166,7 @@ class Library:
     def close(self) -> None:
         with self._lock:
             self.db.close()
+        self._server.release()
 
 
 def _video(row: sqlite3.Row) -> Video:

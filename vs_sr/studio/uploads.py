@@ -120,7 +120,8 @@ class _Part:
         def on_headers_finished() -> None:
             _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
             if options.get(b"name") == FIELD.encode() and self.handle is None:
-                given = options.get(b"filename", b"video").decode(errors="replace")
+                # Browsers send a '"' in a file name as %22 (the HTML form encoding); the name is the user's.
+                given = options.get(b"filename", b"video").decode(errors="replace").replace("%22", '"')
                 suffix = Path(given).suffix.lower()
                 head = given[:NAME_LENGTH - 1 - len(suffix)]
                 self.name = given if len(given) <= NAME_LENGTH else f"{head}…{suffix}"

@@ -33,6 +33,7 @@ def log_config() -> dict[str, Any]:
 
 
 BACKLOG = 2048  # uvicorn's own default
+GRACEFUL_SECONDS = 5
 
 
 def serve(config: StudioConfig, host: str, port: int, ray: str | None = None,
@@ -63,7 +64,10 @@ def serve(config: StudioConfig, host: str, port: int, ray: str | None = None,
         bound = sock.getsockname()
         shown = f"[{bound[0]}]" if family == socket.AF_INET6 else bound[0]
         announce(f"vs-sr studio: http://{shown}:{bound[1]}/ (API docs at /docs; Ctrl-C stops)")
-        uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=log_config())).run(sockets=[sock])
+        # A stop waits this long for requests in flight, then ends them: an open event stream (a client
+        # following a job) would otherwise hold the server, and the job it follows, up forever.
+        uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=log_config(),
+                                      timeout_graceful_shutdown=GRACEFUL_SECONDS)).run(sockets=[sock])
     finally:
         sock.close()
         if executor is not None:

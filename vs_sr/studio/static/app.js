@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { videos: [], models: [], streams: {} };
+const state = { videos: [], models: [], offline: false, tokenDismissed: false };
 
 // --- access token: asked once when the server wants one, kept in this browser ---
 function token() { return localStorage.getItem("vs-sr-token") || ""; }
@@ -14,9 +14,14 @@ async function api(path, options = {}) {
   const headers = Object.assign({}, options.headers || {});
   if (token()) headers.Authorization = "Bearer " + token();
   const response = await fetch(path, Object.assign({}, options, { headers }));
-  if (response.status === 401) {
-    const given = prompt("This studio needs its access token:");
+  if (response.status === 401 && !state.tokenDismissed) {
+    const wrong = token() !== "";
+    const given = prompt(wrong ? "That access token was not accepted; enter this studio's access token:"
+      : "This studio needs its access token:");
     if (given) { localStorage.setItem("vs-sr-token", given); return api(path, options); }
+    localStorage.removeItem("vs-sr-token");
+    state.tokenDismissed = true;  // asked again when the page is reloaded, not every few seconds
+    throw new Error("this studio needs its access token: reload the page to enter it");
   }
   if (!response.ok) throw new Error(await reason(response));
   return response.status === 204 ? null : response.json();
@@ -36,6 +41,9 @@ function show(message) {
 }
 
 // --- formatting ---
+function plural(count, word) { return `${count} ${word}${count === 1 ? "" : "s"}`; }
+// Good news for screen readers (errors go to the alert box): an upload done, a job finished.
+function announce(words) { $("status").textContent = words; }
 function clock(seconds) {
   if (seconds === null || seconds === undefined) return "—";
   const s = Math.max(0, Math.round(seconds));
@@ -86,7 +94,8 @@ $("upload-form").addEventListener("submit", (event) => {
     $("upload-button").disabled = false;
     if (request.status >= 200 && request.status < 300) {
       const video = JSON.parse(request.responseText);
-      setBar(bar, 1, 1, `uploaded: ${video.name}, ${video.width}x${video.height}, ${video.frames} frames`);
+      setBar(bar, 1, 1, `uploaded: ${video.name}, ${video.width}x${video.height}, ${plural(video.frames, "frame")}`);
+      announce(`${video.name} uploaded`);
       await loadVideos(video.id);
     } else {
       let detail = `the server answered ${request.status}`;
@@ -102,15 +111,18 @@ $("upload-form").addEventListener("submit", (event) => {
 });
 
 async function loadVideos(select) {
-  state.videos = await api("/api/videos");
+  const videos = await api("/api/videos");
+  if (!select && JSON.stringify(videos) === JSON.stringify(state.videos)) return;  // (another tab may add some)
+  state.videos = videos;
   const choice = $("video");
+  const chosen = select || choice.value;
   choice.innerHTML = "";
   for (const video of state.videos) {
     const option = new Option(`${video.name} (${video.width}x${video.height}, ${video.frames} frames)`, video.id);
     option.title = video.name;
     choice.add(option);
   }
-  if (select) choice.value = select;
+  if (chosen && state.videos.some((v) => v.id === chosen)) choice.value = chosen;
   $("videos").innerHTML = "";
   for (const video of state.videos) {
     const item = document.createElement("li");
@@ -121,8 +133,17 @@ async function loadVideos(select) {
     const remove = document.createElement("button");
     remove.className = "secondary";
     remove.textContent = "Delete";
+    remove.setAttribute("aria-label", `Delete ${video.name}`);
     remove.onclick = async () => {
-      try { await api(`/api/videos/${video.id}`, { method: "DELETE" }); await loadVideos(); await loadJobs(); }
+      const jobs = (state.jobs || []).filter((j) => j.video === video.id).length;
+      const also = jobs ? ` and its ${plural(jobs, "job")} (results included; a running job is stopped)` : "";
+      if (!confirm(`Delete ${video.name}${also}?`)) return;
+      try {
+        await api(`/api/videos/${video.id}`, { method: "DELETE" });
+        await loadVideos();
+        await loadJobs();
+        $("file").focus();
+      }
       catch (error) { show(`Could not delete the video: ${error.message}`); }
     };
     item.append(remove);
@@ -148,11 +169,15 @@ async function loadModels() {
   if (!names.length) show("No model is installed on the server (run `vs-sr models import-ncnn` there).");
 }
 
+// The network's scale for the chosen size: the smallest of the model's that reaches it, else its
+// largest (the result is then resized to the size: a x2-only model makes 1080p too).
 function modelScale() {
-  const scales = state.models.filter((m) => m.name === $("model").value).map((m) => m.scale);
+  const scales = state.models.filter((m) => m.name === $("model").value).map((m) => m.scale).sort((a, b) => a - b);
+  if (!scales.length) return 4;
   const [kind, value] = $("size").value.split(":");
-  if (kind === "scale" && scales.includes(Number(value))) return Number(value);
-  return Math.max(...scales, 4);
+  const video = state.videos.find((v) => v.id === $("video").value);
+  const needed = kind === "scale" ? Number(value) : video ? Number(value) / video.height : scales[scales.length - 1];
+  return scales.find((s) => s >= needed - 0.01) || scales[scales.length - 1];
 }
 
 function jobRequest() {
@@ -170,24 +195,49 @@ function jobRequest() {
 $("job-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   show("");
-  try { await api("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(jobRequest()) }); }
-  catch (error) { show(`The job could not start: ${error.message}`); }
-  await loadJobs();
+  const start = $("start-button");
+  start.disabled = true;  // one job per click, however fast the clicks come
+  try {
+    await api("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(jobRequest()) });
+    await refresh();
+  } catch (error) { show(`The job could not start: ${error.message}`); }
+  finally { start.disabled = false; }
 });
 
-// --- jobs, with live progress from each job's event stream ---
+// --- jobs, with live progress: one request for all of them each second while any runs ---
+// (An event stream per job would hold one of the browser's six connections to the server each:
+// with six jobs waiting, nothing else, not even an upload, could reach it.)
 async function loadJobs() {
   const jobs = await api("/api/jobs");
   const list = $("jobs");
   const seen = new Set();
-  for (const job of jobs.slice().reverse()) {
+  for (const job of jobs) {  // oldest first from the API, each put on top: the newest on top, as new ones come
     seen.add(job.id);
     let item = document.getElementById(`job-${job.id}`);
     if (!item) { item = jobItem(job); list.prepend(item); }
+    const before = (state.jobs || []).find((j) => j.id === job.id);
+    if (before && before.state !== job.state && job.state === "done") announce(`${item.querySelector(".name").textContent} is done`);
     render(job);
-    if ((job.state === "queued" || job.state === "running") && !state.streams[job.id]) follow(job.id);
   }
   for (const item of [...list.children]) if (!seen.has(item.id.slice(4))) item.remove();
+  state.jobs = jobs;
+  return jobs.some((job) => job.state === "queued" || job.state === "running");
+}
+
+let refreshTimer = null;
+async function refresh() {
+  clearTimeout(refreshTimer);
+  let active = false;
+  try {
+    active = await loadJobs();
+    await loadVideos();
+    if (state.offline) { state.offline = false; show(""); }
+  } catch (error) {
+    state.offline = !state.tokenDismissed;
+    show(state.offline ? "The studio server does not answer; trying again every few seconds (your jobs go on when "
+      + "it is back)." : `The studio could not load: ${error.message}`);
+  }
+  if (!state.tokenDismissed) refreshTimer = setTimeout(refresh, active ? 1000 : 4000);
 }
 
 function jobItem(job) {
@@ -224,30 +274,28 @@ function render(job) {
     link.className = "download";
     actions.append(link);
   }
-  if (job.state === "queued" || job.state === "running") actions.append(button("Cancel", () => api(`/api/jobs/${job.id}/cancel`, { method: "POST" })));
-  else actions.append(button("Delete", () => api(`/api/jobs/${job.id}`, { method: "DELETE" })));
+  const name = item.querySelector(".bar").getAttribute("aria-label").replace(/^progress of /, "");
+  if (job.state === "queued" || job.state === "running") actions.append(button("Cancel", name, () => api(`/api/jobs/${job.id}/cancel`, { method: "POST" })));
+  else {
+    if (job.state === "failed" || job.state === "cancelled") actions.append(button("Retry", name, () => api(`/api/jobs/${job.id}/retry`, { method: "POST" })));
+    actions.append(button("Delete", name, () => api(`/api/jobs/${job.id}`, { method: "DELETE" })));
+  }
+  for (const link of actions.querySelectorAll("a")) link.setAttribute("aria-label", `Download ${name}`);
 }
 
-function button(text, action) {
+// An action on one job: its accessible name says which ("Retry holiday.mp4 → 480p with faithful").
+function button(text, name, action) {
   const element = document.createElement("button");
   element.className = "secondary";
   element.textContent = text;
+  element.setAttribute("aria-label", `${text} ${name}`);
   element.onclick = async () => {
+    element.disabled = true;
     try { await action(); } catch (error) { show(`${text} did not work: ${error.message}`); }
-    await loadJobs();
+    await refresh();
+    $("start-button").focus();  // (the button itself is gone with the card's old actions)
   };
   return element;
-}
-
-function follow(jobId) {
-  const source = new EventSource(withToken(`/api/jobs/${jobId}/events`));
-  state.streams[jobId] = source;
-  source.onmessage = (message) => {
-    const job = JSON.parse(message.data);
-    render(job);
-    if (job.state !== "queued" && job.state !== "running") { source.close(); delete state.streams[jobId]; }
-  };
-  source.onerror = () => { source.close(); delete state.streams[jobId]; setTimeout(loadJobs, 2000); };
 }
 
 // --- before/after preview with a frame slider ---
@@ -262,11 +310,12 @@ function updatePreview() {
   $("frame-number").textContent = slider.value;
   clearTimeout(previewTimer);
   previewTimer = setTimeout(() => {
-    const [kind, value] = $("size").value.split(":");
-    let url = `/api/videos/${video.id}/preview?frame=${slider.value}&model=${encodeURIComponent($("model").value)}&scale=${modelScale()}`;
-    if (kind === "height") url += `&height=${value}`;
-    image.onerror = () => show("The preview could not be made for this frame and model.");
-    image.onload = () => show("");
+    const request = jobRequest();  // the preview shows what the job would make: the same scale and size
+    let url = `/api/videos/${video.id}/preview?frame=${slider.value}&model=${encodeURIComponent(request.model)}&scale=${request.scale}`;
+    if (request.height) url += `&height=${request.height}`;
+    const note = $("preview-message");
+    image.onerror = () => { note.textContent = "The preview could not be made for this frame and model."; note.hidden = false; };
+    image.onload = () => { note.textContent = ""; note.hidden = true; };  // (only its own message: not another error)
     image.src = withToken(url);
     image.hidden = false;
   }, 250);
@@ -277,8 +326,9 @@ for (const id of ["frame", "video", "model", "size"]) $(id).addEventListener("in
   try {
     await loadModels();
     await loadVideos();
-    await loadJobs();
   } catch (error) {
     show(`The studio could not load: ${error.message}`);
+    return;
   }
+  await refresh();
 })();
