@@ -121,7 +121,8 @@ def test_batch_refuses_a_missing_encoder_before_anything(source, tmp_path):
     ("out.mp4", ["--codec", "prores"], "prores cannot be stored in .mp4; use .mkv or .mov."),
     ("out.mp4", ["--codec", "dnxhr"], "dnxhr cannot be stored in .mp4; use .mkv or .mov."),
     ("out.mov", ["--codec", "svt-av1"], "svt-av1 cannot be stored in .mov; use .mkv, .mp4 or .webm."),
-    ("out.webm", ["--codec", "x264"], ".webm holds VP9/AV1 video only: use --codec svt-av1 or aom-av1"),
+    ("out.webm", ["--codec", "x264"],
+     ".webm holds AV1 video of the codecs vs-sr writes: use --codec svt-av1 or aom-av1"),
     ("out.mp4", ["--codec", "ffv1"], "ffv1 cannot be stored in .mp4; use .mkv."),
     ("out.mov", ["--codec", "prores", "--crf", "20"], "prores takes no --crf: its quality is set by --profile "
      "(proxy, lt, standard, hq, 4444; default hq)."),
@@ -187,6 +188,65 @@ def test_ffmpeg_args_may_begin_with_a_dash_and_keep_the_sar_and_colour_tags(ncnn
     assert info["sample_aspect_ratio"] == "4:3"
     assert (info.get("color_primaries"), info.get("color_transfer"), info.get("color_space")) == ("bt709",) * 3
     assert framemd5(filtered) != framemd5(plain)  # the filter ran
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ("-c:v libx265", "-c:v is set by --codec; drop it from --ffmpeg-args."),  # the messages would name x264
+    ("-s 100x100", "-s is set by --width/--height; drop it"),
+    ("-t 0.5", "-t is set by --start/--end (every frame is kept at its source time); drop it"),
+    ("{extra}", "is no option's value, so ffmpeg would write a second output file of that name"),
+    ("-tune animation {extra}", "is no option's value, so ffmpeg would write a second output file of that name"),
+    ("-an {extra}", "is no option's value, so ffmpeg would write a second output file of that name"),
+])
+def test_ffmpeg_args_that_set_what_vs_sr_sets_or_name_a_second_output_are_refused(source, tmp_path, args, message):
+    """Each ran the whole upscale: a second full encode written beside the output (which lost its
+    SAR tag), HEVC in a file the messages called x264, or a size or length the output check then
+    refused."""
+    extra = tmp_path / "extra.mkv"
+    done = vs_sr("upscale", str(source), str(tmp_path / "out.mkv"), "--ffmpeg-args", args.format(extra=extra))
+    assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ("-vf scale=100:100", "--ffmpeg-args '-vf scale=100:100': they change the frame size (256x192 becomes 100x100): "
+                          "--width/--height set it. Fix or drop them."),
+    ("-vf fps=12", "--ffmpeg-args '-vf fps=12': they change the number of frames (4 become 2): every frame is kept at "
+                   "its source time (--start/--end choose a range). Fix or drop them."),
+])
+def test_ffmpeg_args_that_resize_or_drop_frames_are_refused_before_any_frame(ncnn_models, source, tmp_path, args,
+                                                                              message):
+    done = vs_sr("upscale", str(source), str(tmp_path / "out.mkv"), "--ffmpeg-args", args)
+    assert done.returncode == 1 and done.stderr == f"vs-sr: error: {message}\n"  # no frame made (no progress line)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hdr10_metadata_is_written_by_x265_and_svt_av1_and_named_where_it_is_not(ncnn_models, tmp_path):
+    """A PQ source's mastering display and light levels were dropped by every encoder, unsaid."""
+    from vs_sr.media.probe import hdr10
+
+    source = tmp_path / "hdr.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.2", "-c:v", "libx265", "-pix_fmt",
+           "yuv420p10le", "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc",
+           "-x265-params", "log-level=error:hdr10=1:master-display=G(13250,34500)B(7500,3000)R(34000,16000)"
+           "WP(15635,16450)L(10000000,1):max-cll=1000,400", str(source))
+    given = hdr10(probe(source))
+    assert given is not None and given.light == (1000, 400) and given.luminance == (1000.0, 0.0001)
+    for codec, extra in (("x265", []), ("svt-av1", ["--preset", "12"]), ("x264", [])):
+        output = tmp_path / f"{codec}.mkv"
+        done = vs_sr("upscale", str(source), str(output), "--model", "faithful", "--scale", "2", "--codec", codec,
+                     *extra)
+        assert done.returncode == 0, done.stderr
+        written = hdr10(probe(output))
+        if codec == "x264":
+            assert written is None
+            assert ("note: the source's HDR10 metadata (mastering display, light levels) is not written by --codec "
+                    "x264; --codec x265 or svt-av1 keeps it") in done.stdout
+            continue
+        assert written is not None and written.light == given.light, codec
+        assert written.luminance == pytest.approx(given.luminance, rel=1e-3, abs=1e-4), codec  # (AV1: 1/16384 steps)
+        assert np.allclose(written.primaries, given.primaries, atol=1e-4), codec
+        assert "HDR10" not in done.stdout
 
 
 @pytest.mark.parametrize(("codec", "container", "family"), [("prores", "mov", "prores"), ("svt-av1", "webm", "av1")])

@@ -68,7 +68,8 @@ def add_encoder_options(parser: argparse.ArgumentParser) -> None:
                         "in 10 bits (default: the input's; ProRes is 10-bit, DNxHR follows --profile)")
     parser.add_argument("--ffmpeg-args", type=ffmpeg_arguments, metavar="'ARGS'",
                         help="extra ffmpeg output options for the video, after vs-sr's own, e.g. '-tune animation' or "
-                        "'-vf hqdn3d' (video filters run before the SAR tag is set, which they cannot lose)")
+                        "'-vf hqdn3d' (video filters run before the SAR tag is set, which they cannot lose); not what "
+                        "vs-sr sets: -c:v (--codec), -s (--width/--height), -t/-ss/-frames/-r (every frame is kept)")
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:

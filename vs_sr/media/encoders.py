@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from ..children import run_child
 from ..errors import SRError
 from ..paths import cache_dir
 from .codecs import CODECS, EXTENSIONS, VAAPI_DEVICE_ENV, Codec
+from .probe import Hdr10, count_frames, probe
 from .processes import plain_line
-from .tools import find_tool
+from .tools import file_url, find_tool
 
 PROBE_SIZE = "320x240"  # above every encoder's minimum (DNxHR: 256x120)
 DEVICE_NODES = ("dev/dri/*", "dev/nvidia*")  # under /
@@ -48,8 +50,8 @@ def check_encoding(codec_name: str, muxer: str, crf: int | None, preset: str | N
 def _check_container(codec: Codec, muxer: str) -> None:
     extension = EXTENSIONS[muxer]
     if muxer == "webm" and muxer not in codec.containers:
-        raise SRError(f"{extension} holds VP9/AV1 video only: use --codec svt-av1 or aom-av1, or another container "
-                      "(.mkv holds every codec).")
+        raise SRError(f"{extension} holds AV1 video of the codecs vs-sr writes: use --codec svt-av1 or aom-av1, or "
+                      "another container (.mkv holds every codec).")
     if muxer not in codec.containers:
         fits = [EXTENSIONS[m] for m in ("matroska", "mp4", "mov", "webm") if m in codec.containers]
         listed = fits[0] if len(fits) == 1 else f"{', '.join(fits[:-1])} or {fits[-1]}"
@@ -118,6 +120,35 @@ def codec_arguments(codec: Codec, crf: int | None, preset: str | None, profile: 
     return command
 
 
+# The encoders that write HDR10 metadata, and the option whose key=value list takes it.
+HDR10_ENCODERS = {"libx265": "-x265-params", "libsvtav1": "-svtav1-params"}
+
+
+def with_hdr10(command: list[str], codec: Codec, hdr: Hdr10 | None) -> list[str]:
+    """The encoder's options with the source's HDR10 metadata added to its parameter list (joined
+    to what the codec sets there already: a second -x265-params would replace the first)."""
+    option = HDR10_ENCODERS.get(codec.encoder)
+    if hdr is None or option is None:
+        return command
+    x265 = codec.encoder == "libx265"  # x265 counts in 0.00002 (chromaticity) and 0.0001 cd/m² steps; SVT in units
+    parameters = ["hdr10=1"] if x265 else []
+    if hdr.primaries and hdr.luminance:
+        def point(xy: tuple[float, float]) -> str:
+            return f"({round(xy[0] * 50000)},{round(xy[1] * 50000)})" if x265 else f"({xy[0]:.4f},{xy[1]:.4f})"
+
+        red, green, blue, white = hdr.primaries
+        high, low = hdr.luminance
+        light = f"L({round(high * 10000)},{round(low * 10000)})" if x265 else f"L({high:.4f},{low:.4f})"
+        key = "master-display" if x265 else "mastering-display"
+        parameters.append(f"{key}=G{point(green)}B{point(blue)}R{point(red)}WP{point(white)}{light}")
+    if hdr.light:
+        parameters.append(f"{'max-cll' if x265 else 'content-light'}={hdr.light[0]},{hdr.light[1]}")
+    if option in command:
+        at = command.index(option) + 1
+        return [*command[:at], ":".join([command[at], *parameters]), *command[at + 1:]]
+    return [*command, option, ":".join(parameters)]
+
+
 def device_filters(codec: Codec, depth: int) -> list[str]:
     """Video filters that hand frames to the device (last in the chain)."""
     return [f"format={codec.hardware_formats[depth]}", "hwupload"] if codec.upload else []
@@ -148,14 +179,32 @@ def probe_encoder(codec: Codec, profile: str | None, depth: int | None) -> None:
         raise SRError(_refusal(codec, ffmpeg, str(answer["reason"])))
 
 
+CHECK_FRAMES = 4  # frames of the --ffmpeg-args check: a filter that drops or adds frames shows in the count
+
+
 def refusal_of(options: Sequence[str], width: int, height: int, pix_fmt: str) -> str | None:
-    """ffmpeg's reason for refusing a one-frame encode of a gray `width`x`height` frame in
-    `pix_fmt` with the encoder `options`; None when it encodes."""
-    command = [find_tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
-               f"color=c=gray:s={width}x{height}:r=25:d=0.04,format={pix_fmt}", "-frames:v", "1", *options,
-               "-f", "null", "-"]
-    answer = _ask(command)
-    return None if answer["ok"] else str(answer["reason"])
+    """What is wrong with the encoder `options`, found by encoding CHECK_FRAMES gray
+    `width`x`height` frames in `pix_fmt` with them (into Matroska, as the real encode does):
+    ffmpeg's reason for refusing them, or what they change that the output check would refuse only
+    after the whole upscale (the frame size, the number of frames); None when they encode as they
+    should."""
+    with tempfile.TemporaryDirectory(prefix="vs-sr-args-") as folder:
+        target = Path(folder) / "check.mkv"
+        command = [find_tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+                   f"color=c=gray:s={width}x{height}:r=25:d={CHECK_FRAMES / 25},format={pix_fmt}", "-map", "0:v:0",
+                   *options, "-f", "matroska", file_url(target)]
+        answer = _ask(command)
+        if not answer["ok"]:
+            return f"ffmpeg refuses them ({answer['reason']})"
+        written = probe(target).video.info
+        frames = count_frames(target)
+    if (written["width"], written["height"]) != (width, height):
+        return (f"they change the frame size ({width}x{height} becomes {written['width']}x{written['height']}): "
+                "--width/--height set it")
+    if frames != CHECK_FRAMES:
+        return (f"they change the number of frames ({CHECK_FRAMES} become {frames}): every frame is kept at its "
+                "source time (--start/--end choose a range)")
+    return None
 
 
 def _ask(command: list[str]) -> dict[str, object]:

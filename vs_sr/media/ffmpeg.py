@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import SRError
 from ..filter.formats import corrected_sar, default_matrix
 from .codecs import Codec
-from .encoders import codec_arguments, device_filters, pixel_format, refusal_of
+from .encoders import codec_arguments, device_filters, pixel_format, refusal_of, with_hdr10
 from .job import Job, OutputPlan
 from .probe import Media
 from .tools import file_url, find_tool
@@ -44,7 +44,8 @@ def encoder_options(job: Job, codec: Codec, plan: OutputPlan, media: Media) -> l
     video = media.video
     _, depth = codec.layout(job.profile, job.depth, source_depth(video.info))
     user_filters, user_options = split_filters(job.ffmpeg_args)
-    command = ["-fps_mode", "passthrough", *codec_arguments(codec, job.crf, job.preset, job.profile, depth)]
+    command = ["-fps_mode", "passthrough",
+               *with_hdr10(codec_arguments(codec, job.crf, job.preset, job.profile, depth), codec, plan.hdr10)]
     filters = list(user_filters)
     tags = _colour_tags(video.info, plan)
     if codec.frame_tags and tags:
@@ -61,9 +62,10 @@ def encoder_options(job: Job, codec: Codec, plan: OutputPlan, media: Media) -> l
 
 
 def check_extra_arguments(job: Job, codec: Codec, plan: OutputPlan, media: Media) -> None:
-    """The caller's --ffmpeg-args, tried before any frame is upscaled: a one-frame encode at the
+    """The caller's --ffmpeg-args, tried before any frame is upscaled: a few frames encoded at the
     output's size and pixel format with the whole `encoder_options` (an unknown option or filter,
-    a filter that does not fit the frame, a value left out). Only when there are such arguments."""
+    a filter that does not fit the frame, a value left out, a filter that resizes or drops frames).
+    Only when there are such arguments."""
     if not job.ffmpeg_args:
         return
     chroma, depth = codec.layout(job.profile, job.depth, source_depth(media.video.info))
@@ -72,11 +74,34 @@ def check_extra_arguments(job: Job, codec: Codec, plan: OutputPlan, media: Media
         return
     last = job.ffmpeg_args[-1]
     dangling = f"; its last option, {last}, may lack its value" if re.fullmatch(r"-[A-Za-z_][\w:-]*", last) else ""
-    raise SRError(f"--ffmpeg-args '{shlex.join(job.ffmpeg_args)}': ffmpeg refuses them ({reason}){dangling}. "
-                  "Fix or drop them.")
+    raise SRError(f"--ffmpeg-args '{shlex.join(job.ffmpeg_args)}': {reason}{dangling}. Fix or drop them.")
 
 
 FILTER_OPTIONS = ("-vf", "-filter:v", "-filter:v:0", "-filter")
+# What --ffmpeg-args may not set, and what sets it: vs-sr picks the encoder and the container, keeps
+# every frame at its source time, and checks the output against them.
+OWNED_OPTIONS = {**dict.fromkeys(("-c", "-codec", "-c:v", "-codec:v", "-c:v:0", "-codec:v:0", "-vcodec"), "--codec"),
+                 "-f": "the output's extension", "-s": "--width/--height",
+                 **dict.fromkeys(("-t", "-to", "-ss", "-frames", "-frames:v", "-vframes", "-r", "-fpsmax"),
+                                 "--start/--end (every frame is kept at its source time)")}
+# Output options that take no value (a word after one of them would be a second output file).
+VALUELESS_OPTIONS = {"-an", "-vn", "-sn", "-dn", "-shortest", "-bitexact", "-copyts", "-start_at_zero", "-y", "-n"}
+
+
+def check_user_options(arguments: Sequence[str]) -> None:
+    """Refuse, as they are given, --ffmpeg-args that set what vs-sr sets, or that hold a word no
+    option takes: ffmpeg would write that word as a second output file (the whole video again)."""
+    takes_value = False
+    for item in arguments:
+        if item in OWNED_OPTIONS:
+            raise SRError(f"--ffmpeg-args: {item} is set by {OWNED_OPTIONS[item]}; drop it from --ffmpeg-args.")
+        if item.startswith("-") and not re.fullmatch(r"-[\d.]+", item):  # an option (a negative number is a value)
+            takes_value = item not in VALUELESS_OPTIONS
+        elif takes_value:
+            takes_value = False
+        else:
+            raise SRError(f"--ffmpeg-args: '{item}' is no option's value, so ffmpeg would write a second output file "
+                          "of that name; give options with their values only, e.g. '-tune animation'.")
 
 
 def split_filters(arguments: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -20,9 +20,9 @@ from ..filter.upscale_clip import check_runtime
 from ..models import DEFAULT_MODEL
 from ..models.resolve import portable_model
 from .codecs import CODECS, CONTAINER_MAX_SIDE, CONTAINERS, Codec, ffmpeg_takes_size
-from .encoders import check_encoding
+from .encoders import HDR10_ENCODERS, check_encoding
 from .integrity import decodable
-from .probe import Media, Track
+from .probe import Hdr10, Media, Track, hdr10
 from .timeline import Timeline, read_timeline
 from .tools import check_input
 from .tracks import TrackPlan, plan_tracks
@@ -142,6 +142,8 @@ class OutputPlan:
     salvaged: str | None = None
     """What the input lacked (Decodable.shortfall) when only what decodes is upscaled (Job.salvage);
     frames that do not decode are left out and the frames after them keep their times."""
+    hdr10: Hdr10 | None = None
+    """The source's HDR10 metadata, written by the encoders that take it (x265, SVT-AV1)."""
 
     @property
     def frames(self) -> int:
@@ -224,7 +226,10 @@ def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
     width, height = output_size(clip, job.scale, job.width, job.height)
     check_output_size(job, width, height)
     plan = OutputPlan(first, last, job.start is not None or job.end is not None, width, height, timeline,
-                      plan_tracks(media, muxer))
+                      plan_tracks(media, muxer), hdr10=hdr10(media))
+    if plan.hdr10 is not None and job.video_codec.encoder not in HDR10_ENCODERS:
+        plan.tracks.notes.append(f"the source's HDR10 metadata (mastering display, light levels) is not written by "
+                                 f"--codec {job.video_codec.name}; --codec x265 or svt-av1 keeps it")
     found = decodable(media, clip.num_frames, timeline)
     if found.backwards:  # its frames cannot be put in order (a container takes ordered times): refused, even salvaged
         raise SRError(f"{found.shortfall()}. Re-encode what decodes first (ffmpeg -i {media.path.name} -map 0 -c:v "

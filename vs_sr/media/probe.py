@@ -125,6 +125,40 @@ def _unreadable(path: Path, stderr: str) -> str:
     return f"cannot read {path} ({reason}): it is empty, damaged or not a media file."
 
 
+@dataclass(frozen=True)
+class Hdr10:
+    """A PQ (HDR10) source's static metadata, as its first frame carries it: the mastering display
+    (SMPTE ST 2086: chromaticities of red, green, blue and white as x, y; luminance in cd/m²) and
+    the content light levels (MaxCLL, MaxFALL in cd/m²); each None when the source has none."""
+
+    primaries: tuple[tuple[float, float], ...] | None  # red, green, blue, white point
+    luminance: tuple[float, float] | None  # max, min
+    light: tuple[int, int] | None
+
+
+HDR10_PRIMARIES = ("red", "green", "blue", "white_point")
+
+
+def hdr10(media: Media) -> Hdr10 | None:
+    """The source's HDR10 metadata, read only for a PQ video (None otherwise, or when it has none)."""
+    if media.video.info.get("color_transfer") != "smpte2084":
+        return None
+    done = run_child([find_tool("ffprobe"), "-v", "error", "-select_streams", str(media.video.index), "-read_intervals",
+                      "%+#1", "-show_frames", "-show_entries", "frame=side_data_list", "-of", "json",
+                      file_url(media.path)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    frames = json.loads(done.stdout or "{}").get("frames") or [{}]
+    found = {item.get("side_data_type"): item for item in frames[0].get("side_data_list", [])}
+    display, light = found.get("Mastering display metadata"), found.get("Content light level metadata")
+    primaries = luminance = None
+    if display and all(f"{name}_{axis}" in display for name in HDR10_PRIMARIES for axis in "xy"):
+        primaries = tuple((float(Fraction(display[f"{name}_x"])), float(Fraction(display[f"{name}_y"])))
+                          for name in HDR10_PRIMARIES)
+    if display and "max_luminance" in display and "min_luminance" in display:
+        luminance = (float(Fraction(display["max_luminance"])), float(Fraction(display["min_luminance"])))
+    levels = (int(light["max_content"]), int(light["max_average"])) if light else None
+    return Hdr10(primaries, luminance, levels) if primaries or luminance or levels else None
+
+
 def packet_duration(path: Path, index: int) -> float:
     """How long the first packet of track `index` lasts: the granularity a stream-copy cut has, and
     how far a copied track's end may move (a container that stores no packet durations, such as

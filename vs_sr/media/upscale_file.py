@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import SRError
 from ..progress import Progress
 from .encode import encode_video
-from .ffmpeg import check_extra_arguments, encoder_options
+from .ffmpeg import check_extra_arguments, check_user_options, encoder_options
 from .job import Job, check_job, plan_job
 from .mux import join_video, mux
 from .output import OutputSlot
@@ -94,7 +94,9 @@ def parse_ffmpeg_args(text: str | None) -> list[str]:
     if not text:
         return []
     try:
-        return shlex.split(text)
+        arguments = shlex.split(text)
     except ValueError as error:  # an unbalanced quote
         raise SRError(f"--ffmpeg-args {text!r}: {error}; quote it as one shell argument, e.g. "
                       "--ffmpeg-args \"-tune animation\".") from None
+    check_user_options(arguments)
+    return arguments
