@@ -412,6 +412,26 @@ def test_lossless_audio_is_kept_and_checked_by_its_own_packets(ncnn_models, tmp_
     assert [t.codec for t in probe(tmp_path / output).of_kind("audio")] == [kept]
 
 
+def test_mp4_notes_say_what_it_loses_and_not_what_it_keeps(ncnn_models, tmp_path):
+    """An MP4's chapter names are a data track: the chapters were kept, yet the note said "data #2
+    (bin_data): not carried over". A track's title MP4 cannot hold was dropped unsaid."""
+    (tmp_path / "meta.txt").write_text(";FFMETADATA1\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=500\ntitle=One\n")
+    for name in ("source.mp4", "source.mkv"):
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=48x32:rate=25:duration=1", "-f", "lavfi", "-i", "sine=duration=1",
+               "-i", str(tmp_path / "meta.txt"), "-map", "0", "-map", "1", "-map_chapters", "2", "-c:v", "libx264",
+               "-pix_fmt", "yuv420p", "-c:a", "aac", "-metadata:s:a:0", "title=Commentary", "-metadata:s:a:0",
+               "language=eng", str(tmp_path / name))
+    assert [t.codec for t in probe(tmp_path / "source.mp4").tracks] == ["h264", "aac", "bin_data"]
+    for name, expected in (("source.mp4", []), ("source.mkv", [
+            "note: audio #1 (aac): track title not kept (mp4 has no place for it; .mkv keeps it), language kept"])):
+        output = tmp_path / f"from-{name}.mp4"
+        done = upscale(str(tmp_path / name), str(output), "--model", "faithful", "--scale", "2")
+        assert done.returncode == 0, done.stderr
+        assert [line for line in done.stdout.splitlines() if line.startswith("note:")] == expected
+        assert [c.title for c in probe(output).chapters] == ["One"]
+        assert probe(output).of_kind("audio")[0].info["tags"]["language"] == "eng"
+
+
 def test_tracks_the_container_cannot_hold_are_converted_before_the_encode(ncnn_models, tmp_path):
     """Opus audio into .mov and mov_text subtitles into .mkv: ffmpeg refuses both at the final
     mux, so the plan converts them (and says so) before any frame is upscaled."""

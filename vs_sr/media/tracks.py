@@ -75,10 +75,22 @@ def plan_tracks(media: Media, muxer: str) -> TrackPlan:
         return _plan_webm(media)
     plan = TrackPlan()
     for track in media.tracks:
-        if track.kind != "video":  # the first is replaced by the upscaled video; others (cover art, angles) are not carried
+        # The first video is replaced by the upscaled one; others (cover art, angles) are not carried. An MP4's
+        # chapter names are a data track of their own: they are carried as chapters, so it needs no note.
+        if track.kind != "video" and not is_chapter_track(media, track):
             _plan_track(plan, track, muxer)
     _convert_refused(plan, media, muxer)
+    if muxer in ("mp4", "mov"):
+        titled = [_label(c.track) for c in plan.carried if c.track.info.get("tags", {}).get("title")]
+        if titled:
+            plan.notes.append(f"{', '.join(titled)}: track title not kept ({muxer} has no place for it; .mkv keeps "
+                              "it), language kept")
     return plan
+
+
+def is_chapter_track(media: Media, track: Track) -> bool:
+    return bool(media.chapters) and track.kind == "data" and track.codec == "bin_data" and \
+        media.container.startswith("mov,mp4")
 
 
 def _plan_webm(media: Media) -> TrackPlan:
