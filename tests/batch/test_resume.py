@@ -172,8 +172,21 @@ def test_variable_frame_rate_keeps_its_times_through_chunks(ncnn_models, tmp_pat
 @pytest.mark.parametrize(("args", "env", "message"), [
     (["--resume", "--start", "10"], {}, "--resume works on whole files: drop --start/--end, or run the range without --resume."),
     ([], {"VS_SR_RESUME_MINUTES": "soon"}, "$VS_SR_RESUME_MINUTES must be a number of minutes (e.g. 10), not 'soon'."),
+    (["--no-resume", "--chunk-frames", "5"], {},  # (the chunk size was silently ignored)
+     "--chunk-frames sizes the chunks of a resumable run; drop it, or drop --no-resume."),
+    (["--end", "20", "--chunk-frames", "5"], {},
+     "--chunk-frames sizes the chunks of a resumable run, which works on whole files: drop it, or drop --start/--end."),
 ])
 def test_what_cannot_resume_is_refused_first(film, tmp_path, args, env, message):
     done = vs_sr("upscale", str(film), str(tmp_path / "out.mkv"), *args, env=env)
     assert done.returncode == 1 and done.stderr == f"vs-sr: error: {message}\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_chunk_frames_alone_makes_a_short_input_resumable(one_pass, film, tmp_path):
+    """It was ignored below the 10-minute threshold: the run went in one pass, nothing to resume."""
+    output = tmp_path / "film.mkv"
+    done = vs_sr("upscale", str(film), str(output), "--codec", "ffv1", "--chunk-frames", "100")
+    assert done.returncode == 0, done.stderr
+    assert "resumable run in chunks of 100 frames" in done.stdout
+    assert_same_as(output, one_pass)

@@ -125,7 +125,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                          "($VS_SR_RESUME_MINUTES) or when an interrupted resumable run of OUTPUT exists; "
                          "--start/--end always run in one pass")
     upscale.add_argument("--chunk-frames", type=positive,
-                         help="frames per chunk of a resumable run (default: 2%% of the video, at least 2000)")
+                         help="frames per chunk of a resumable run (giving it makes the run resumable; default: 2%% of "
+                         "the video, at least 2000)")
     upscale.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
     add_output_options(upscale)
     upscale.set_defaults(run=run)
@@ -133,6 +134,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from ..batch.single import resume_folder, upscale_resumable, wants_resume
+    from ..errors import SRError
     from ..media.upscale_file import upscale_file
     from .common import INCOMPLETE
 
@@ -144,6 +146,13 @@ def run(args: argparse.Namespace) -> int:
         end=args.end, overwrite=args.overwrite, deinterlace=args.deinterlace, profile=args.profile, depth=args.depth,
         salvage=args.salvage,
     )
+    if args.chunk_frames is not None:  # chunks are asked for: a resumable run, or a refusal that says why not
+        if args.resume is False:
+            raise SRError("--chunk-frames sizes the chunks of a resumable run; drop it, or drop --no-resume.")
+        if args.start is not None or args.end is not None:
+            raise SRError("--chunk-frames sizes the chunks of a resumable run, which works on whole files: drop it, or "
+                          "drop --start/--end.")
+        args.resume = True
     if wants_resume(job, args.resume):
         folder = resume_folder(job.output)
         args.interrupted = f"interrupted; run the same command again to continue ({folder} keeps the finished chunks)"
