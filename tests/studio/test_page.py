@@ -95,6 +95,9 @@ def test_a_very_long_file_name_stays_inside_its_cards(ncnn_models, browser, tmp_
         page.click("#start-button")
         page.wait_for_selector("#jobs li .bar", timeout=120_000)
         assert overflowing(page) == []
+        page.set_viewport_size({"width": 360, "height": 740})  # a phone: the cards were cut off at the right
+        assert overflowing(page) == []
+        page.set_viewport_size({"width": 1024, "height": 900})
         assert page.get_attribute("#videos li .name", "title") == name  # the whole name on hover
         assert page.get_attribute("#jobs li .name", "title") == name
         page.get_by_role("button", name="Cancel").click()

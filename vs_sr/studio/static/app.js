@@ -13,7 +13,9 @@ function withToken(url) {
 async function api(path, options = {}) {
   const headers = Object.assign({}, options.headers || {});
   if (token()) headers.Authorization = "Bearer " + token();
-  const response = await fetch(path, Object.assign({}, options, { headers }));
+  let response;
+  try { response = await fetch(path, Object.assign({}, options, { headers })); }
+  catch (error) { throw new Error("the studio server does not answer (stopped, or the network is down)"); }
   if (response.status === 401 && !state.tokenDismissed) {
     const wrong = token() !== "";
     const given = prompt(wrong ? "That access token was not accepted; enter this studio's access token:"
