@@ -147,3 +147,25 @@ def test_the_page_stays_usable_with_many_jobs_and_each_model_makes_every_size(nc
         wait_until(lambda: len(client.get("/api/videos").json()) == 1, 120, "the video to be deleted")
         assert asked == ["Delete holiday 144p.mp4 and its 7 jobs (results included; a running job is stopped)?"] * 2
         assert len(client.get("/api/jobs").json()) == 1
+
+
+def test_the_page_says_when_the_server_is_gone_and_recovers_when_it_is_back(ncnn_models, browser, tmp_path):
+    """A page following a job kept showing its last numbers after the server died, and never read
+    the server again once it was back (one failed reload, then nothing)."""
+    import signal
+
+    clip = make_upload(tmp_path)
+    with running_studio(tmp_path / "data") as studio:
+        port = studio.url.rsplit(":", 1)[1]
+        client = studio.client()
+        with open(clip, "rb") as handle:
+            video = client.post("/api/videos", files={"file": (clip.name, handle, "video/mp4")}).json()
+        job = client.post("/api/jobs", json={"video": video["id"], "model": "realesrgan-x4plus", "scale": 4}).json()
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(studio.url + "/")
+        page.wait_for_selector(f"#job-{job['id']}.state-running", timeout=300_000)
+        studio.stop(signal.SIGKILL)
+        page.wait_for_selector("#message:has-text('The studio server does not answer')", timeout=60_000)
+    with running_studio(tmp_path / "data", "--port", port):  # the killed server's lock and job are taken over
+        page.wait_for_selector("#message", state="hidden", timeout=120_000)
+        page.wait_for_selector(f"#job-{job['id']}.state-running", timeout=300_000)
