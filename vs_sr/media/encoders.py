@@ -130,12 +130,21 @@ def with_hdr10(command: list[str], codec: Codec, hdr: Hdr10 | None) -> list[str]
     option = HDR10_ENCODERS.get(codec.encoder)
     if hdr is None or option is None:
         return command
-    x265 = codec.encoder == "libx265"  # x265 counts in 0.00002 (chromaticity) and 0.0001 cd/m² steps; SVT in units
+    parameters = ":".join(hdr10_parameters(codec.encoder == "libx265", hdr))
+    if option in command:
+        at = command.index(option) + 1
+        return [*command[:at], f"{command[at]}:{parameters}", *command[at + 1:]]
+    return [*command, option, parameters]
+
+
+def hdr10_parameters(x265: bool, hdr: Hdr10) -> list[str]:
+    """x265's (or SVT-AV1's) key=value items for the metadata. x265 counts chromaticity in steps of
+    0.00002 and luminance in steps of 0.0001 cd/m²; SVT-AV1 takes the numbers themselves."""
+    def point(xy: tuple[float, float]) -> str:
+        return f"({round(xy[0] * 50000)},{round(xy[1] * 50000)})" if x265 else f"({xy[0]:.4f},{xy[1]:.4f})"
+
     parameters = ["hdr10=1"] if x265 else []
     if hdr.primaries and hdr.luminance:
-        def point(xy: tuple[float, float]) -> str:
-            return f"({round(xy[0] * 50000)},{round(xy[1] * 50000)})" if x265 else f"({xy[0]:.4f},{xy[1]:.4f})"
-
         red, green, blue, white = hdr.primaries
         high, low = hdr.luminance
         light = f"L({round(high * 10000)},{round(low * 10000)})" if x265 else f"L({high:.4f},{low:.4f})"
@@ -143,10 +152,7 @@ def with_hdr10(command: list[str], codec: Codec, hdr: Hdr10 | None) -> list[str]
         parameters.append(f"{key}=G{point(green)}B{point(blue)}R{point(red)}WP{point(white)}{light}")
     if hdr.light:
         parameters.append(f"{'max-cll' if x265 else 'content-light'}={hdr.light[0]},{hdr.light[1]}")
-    if option in command:
-        at = command.index(option) + 1
-        return [*command[:at], ":".join([command[at], *parameters]), *command[at + 1:]]
-    return [*command, option, ":".join(parameters)]
+    return parameters
 
 
 def device_filters(codec: Codec, depth: int) -> list[str]:
