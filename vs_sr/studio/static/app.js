@@ -268,6 +268,8 @@ function render(job) {
   item.querySelector(".numbers").textContent = rate;
   item.querySelector(".error").textContent = job.error ? `What went wrong: ${job.error}` : "";
   const actions = item.querySelector(".actions");
+  if (actions.dataset.state === job.state) return;  // the same buttons: kept, with the focus a keyboard put there
+  actions.dataset.state = job.state;
   actions.innerHTML = "";
   if (job.state === "done") {
     const link = document.createElement("a");
@@ -294,8 +296,10 @@ function button(text, name, action) {
   element.onclick = async () => {
     element.disabled = true;
     try { await action(); } catch (error) { show(`${text} did not work: ${error.message}`); }
+    element.disabled = false;  // (a job whose state changed gets new buttons; one that failed keeps these)
+    const gone = !element.isConnected;
     await refresh();
-    $("start-button").focus();  // (the button itself is gone with the card's old actions)
+    if (gone || !element.isConnected) $("start-button").focus();  // focus is not dropped to the page's top
   };
   return element;
 }
