@@ -221,6 +221,23 @@ def test_ffmpeg_args_that_resize_or_drop_frames_are_refused_before_any_frame(ncn
     assert list(tmp_path.iterdir()) == []
 
 
+def test_colour_a_codec_subsamples_is_said(ncnn_models, tmp_path):
+    """4:2:2 into SVT-AV1 (4:2:0 only) became 4:2:0 unsaid; into x265 it stays 4:2:2, with no note."""
+    source = tmp_path / "s422.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.2", "-c:v", "libx264", "-pix_fmt", "yuv422p",
+           str(source))
+    for codec, extra, pix_fmt, note in (
+            ("svt-av1", ["--preset", "12"], "yuv420p",
+             ["note: --codec svt-av1 encodes 4:2:0 colour: the source's 4:2:2 is subsampled (x265 and ffv1 keep it)"]),
+            ("x265", [], "yuv422p", [])):
+        output = tmp_path / f"{codec}.mkv"
+        done = vs_sr("upscale", str(source), str(output), "--model", "faithful", "--scale", "2", "--codec", codec,
+                     *extra)
+        assert done.returncode == 0, done.stderr
+        assert [line for line in done.stdout.splitlines() if line.startswith("note:")] == note
+        assert probe(output).video.info["pix_fmt"] == pix_fmt
+
+
 def test_hdr10_metadata_is_written_by_x265_and_svt_av1_and_named_where_it_is_not(ncnn_models, tmp_path):
     """A PQ source's mastering display and light levels were dropped by every encoder, unsaid."""
     from vs_sr.media.probe import hdr10

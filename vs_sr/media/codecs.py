@@ -12,6 +12,7 @@ EXTENSIONS = {"matroska": ".mkv", "mp4": ".mp4", "mov": ".mov", "webm": ".webm"}
 """The usual extension of each muxer, for messages."""
 
 Chroma = Literal["420", "422", "444"]
+SUBSAMPLING = {"420": (1, 1), "422": (1, 0), "444": (0, 0)}  # log2 of (width, height) per chroma sample
 
 
 @dataclass(frozen=True)

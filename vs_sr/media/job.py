@@ -19,7 +19,7 @@ from ..filter.memory import check_frame_memory
 from ..filter.upscale_clip import check_runtime
 from ..models import DEFAULT_MODEL
 from ..models.resolve import portable_model
-from .codecs import CODECS, CONTAINER_MAX_SIDE, CONTAINERS, Codec, ffmpeg_takes_size
+from .codecs import CODECS, CONTAINER_MAX_SIDE, CONTAINERS, SUBSAMPLING, Codec, ffmpeg_takes_size
 from .encoders import HDR10_ENCODERS, check_encoding
 from .integrity import decodable
 from .probe import Hdr10, Media, Track, hdr10
@@ -205,6 +205,24 @@ def check_model(job: Job) -> None:
     check_runtime(network_for(args.model, args.scale, args.noise, args.backend, args.server), args)
 
 
+def chroma_lost(clip: vs.VideoNode, job: Job) -> str | None:
+    """A note when the codec encodes less colour resolution than the source has (4:2:2 into
+    SVT-AV1's 4:2:0): done as the codec needs, but said."""
+    codec = job.video_codec
+    chroma, _ = codec.layout(job.profile, job.depth, 8)
+    fmt = clip.format
+    if chroma is None or fmt.color_family == vs.GRAY:
+        return None
+    have = (0, 0) if fmt.color_family == vs.RGB else (fmt.subsampling_w, fmt.subsampling_h)
+    names = {value: f"{key[0]}:{key[1]}:{key[2]}" for key, value in SUBSAMPLING.items()}
+    width, height = SUBSAMPLING[chroma]
+    if width <= have[0] and height <= have[1]:
+        return None
+    source = f"the source's {names[have]}" if have in names else "the source's colour"
+    chosen = f"--codec {codec.name}" + (f" --profile {job.profile}" if job.profile else "")
+    return f"{chosen} encodes {names[(width, height)]} colour: {source} is subsampled (x265 and ffv1 keep it)"
+
+
 def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
     """Frame range, output size, timeline and track mapping, with a note for everything not
     copied as is; refuses interlaced input without a --deinterlace choice, and an input that does
@@ -227,6 +245,9 @@ def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
     check_output_size(job, width, height)
     plan = OutputPlan(first, last, job.start is not None or job.end is not None, width, height, timeline,
                       plan_tracks(media, muxer), hdr10=hdr10(media))
+    subsampled = chroma_lost(clip, job)
+    if subsampled:
+        plan.tracks.notes.append(subsampled)
     if plan.hdr10 is not None and job.video_codec.encoder not in HDR10_ENCODERS:
         plan.tracks.notes.append(f"the source's HDR10 metadata (mastering display, light levels) is not written by "
                                  f"--codec {job.video_codec.name}; --codec x265 or svt-av1 keeps it")

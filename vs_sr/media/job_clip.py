@@ -11,7 +11,7 @@ import vapoursynth as vs
 from ..devices import cpu_count
 from ..filter import Upscale
 from ..filter.formats import default_matrix
-from .codecs import CODECS
+from .codecs import CODECS, SUBSAMPLING
 from .job import Job
 from .tools import open_video
 
@@ -45,9 +45,6 @@ def deeper(clip: vs.VideoNode, depth: int) -> vs.VideoNode:
     if fmt.sample_type == vs.INTEGER and fmt.bits_per_sample < depth:
         return clip.resize.Point(format=fmt.replace(bits_per_sample=depth).id)
     return clip
-
-
-SUBSAMPLING = {"420": (1, 1), "422": (1, 0), "444": (0, 0)}
 
 
 def in_layout(clip: vs.VideoNode, chroma: str | None, depth: int) -> vs.VideoNode:
