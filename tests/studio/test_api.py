@@ -427,6 +427,7 @@ def test_a_stop_ends_open_event_streams_and_the_running_job(studio, upload_clip)
     studio.process.wait(timeout=120)  # (it waited for the stream to end; the fixture kills it after 120 s)
     follower.join(timeout=60)
     assert not follower.is_alive()
+    assert studio.process.stderr is not None and "Traceback" not in studio.process.stderr.read()  # ended, not cut
     wait_until(lambda: not any(alive(pid) for pid in children), 60, "the job's tools to end with the server")
 
 
@@ -467,3 +468,20 @@ def test_a_long_video_is_made_in_chunks_of_about_2_percent():
 
     assert chunk_frames(180_000, 1) == 3600 and chunk_frames(180_000, 2) == 3600
     assert chunk_frames(50, 2) == 250 and chunk_frames(20_000, 1) == 400
+
+
+def test_a_stop_starts_no_waiting_job(ncnn_models, tmp_path, upload_clip):
+    """The worker took the next waiting job as the running one stopped, and the stop waited for it
+    (a fast job was even made in full while the server stopped)."""
+    data = tmp_path / "data"
+    with running_studio(data) as studio:
+        client = studio.client()
+        video = upload(client, upload_clip).json()["id"]
+        running = slow_job(client, video)
+        waiting = client.post("/api/jobs", json={"video": video, "model": "faithful", "scale": 2}).json()
+        wait_until(lambda: client.get(f"/api/jobs/{running['id']}").json()["state"] == "running", 600, "a job to run")
+        studio.stop(signal.SIGTERM)
+    assert not (data / "jobs" / waiting["id"] / "source.mkv").exists()
+    with running_studio(data) as again:  # the next start continues the first job; the other still waits
+        states = {job["id"]: job["state"] for job in again.client().get("/api/jobs").json()}
+        assert states[waiting["id"]] == "queued" and states[running["id"]] in ("queued", "running")

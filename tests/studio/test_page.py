@@ -99,7 +99,7 @@ def test_a_very_long_file_name_stays_inside_its_cards(ncnn_models, browser, tmp_
         assert overflowing(page) == []
         page.set_viewport_size({"width": 1024, "height": 900})
         assert page.get_attribute("#videos li .name", "title") == name  # the whole name on hover
-        assert page.get_attribute("#jobs li .name", "title") == name
+        assert page.get_attribute("#jobs li .name", "title") == f"{name} → 480p with realesr-animevideov3"
         page.get_by_role("button", name="Cancel").click()
         page.wait_for_selector("#jobs li.state-cancelled", timeout=300_000)
 
@@ -169,3 +169,30 @@ def test_the_page_says_when_the_server_is_gone_and_recovers_when_it_is_back(ncnn
     with running_studio(tmp_path / "data", "--port", port):  # the killed server's lock and job are taken over
         page.wait_for_selector("#message", state="hidden", timeout=120_000)
         page.wait_for_selector(f"#job-{job['id']}.state-running", timeout=300_000)
+
+
+def test_two_tabs_see_each_others_work_and_the_keyboard_keeps_its_place(ncnn_models, browser, tmp_path):
+    """A job started in another tab was named by its video's id until a reload; a video deleted in
+    one tab silently switched the other's choice to another video; Enter on Start lost the focus."""
+    clip = make_upload(tmp_path)
+    with running_studio(tmp_path / "data") as studio:
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        first, second = context.new_page(), context.new_page()
+        for page in (first, second):
+            page.goto(studio.url + "/")
+            page.wait_for_selector("#model option", state="attached")
+        second.set_input_files("#file", str(clip))
+        second.click("#upload-button")
+        second.wait_for_selector("text=uploaded: holiday 144p.mp4", timeout=120_000)
+        second.select_option("#model", "faithful")
+        second.select_option("#size", "scale:2")
+        second.focus("#start-button")
+        second.keyboard.press("Enter")
+        second.wait_for_selector("#jobs li", timeout=60_000)
+        assert second.evaluate("document.activeElement.id") == "start-button"
+        first.wait_for_selector("#jobs li .name:text-is('holiday 144p.mp4')", timeout=60_000)
+        first.once("dialog", lambda dialog: dialog.accept())
+        first.get_by_role("button", name="Delete holiday 144p.mp4").click()
+        second.wait_for_selector("#message:has-text('The chosen video was deleted')", timeout=60_000)
+        assert second.eval_on_selector("#video", "select => select.value") == ""
+        context.close()

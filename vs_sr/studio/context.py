@@ -5,7 +5,8 @@ the one check of a requested model (jobs and previews accept the same)."""
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -63,6 +64,8 @@ class Studio:
     library: Library
     jobs: JobQueue
     previews: Previews
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set when the server is told to stop: open event streams end (uvicorn waits for them)."""
 
     def video_or_404(self, video_id: str) -> Video:
         video = self.library.video(video_id) if valid_id(video_id) else None

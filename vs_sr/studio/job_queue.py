@@ -67,6 +67,7 @@ class JobQueue:
         self._stops: dict[str, threading.Event] = {}
         self._cancelled: set[str] = set()
         self._rates: dict[str, Rate] = {}
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._work, name="studio-jobs", daemon=True)
 
     def start(self) -> None:
@@ -105,7 +106,10 @@ class JobQueue:
             time.sleep(0.05)
 
     def shutdown(self) -> None:
-        """Stop the running job (it stays queued: the next server start continues it) and the worker."""
+        """Stop the running job (it stays queued: the next server start continues it) and the worker,
+        which starts no other (the jobs waiting stayed waiting; the worker took the next one, and the
+        stop waited for it)."""
+        self._stopping.set()
         for stop in list(self._stops.values()):
             stop.set()
         self._queue.put(None)
@@ -140,7 +144,7 @@ class JobQueue:
     def _work(self) -> None:
         while True:
             job_id = self._queue.get()
-            if job_id is None:
+            if job_id is None or self._stopping.is_set():
                 return
             job = self.library.job(job_id)
             if job is None or job.state != "queued" or job_id in self._cancelled:
@@ -153,6 +157,8 @@ class JobQueue:
             self.library.set_job(job.id, "failed", "the video was deleted")
             return
         stop = self._stops[job.id] = threading.Event()
+        if self._stopping.is_set():  # (the server began to stop as this job started)
+            stop.set()
         self.library.set_job(job.id, "running")
         settings = BatchSettings(job=dict(job.settings), chunk_frames=chunk_frames(video.frames, self.workers))
         try:

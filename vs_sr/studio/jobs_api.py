@@ -67,9 +67,10 @@ async def job_events(job_id: str, studio: StudioDep) -> StreamingResponse:
 
 
 async def _events(studio: Studio, job_id: str) -> AsyncIterator[str]:
-    """The job's view each time it changes, until it is no longer queued or running."""
+    """The job's view each time it changes, until it is no longer queued or running, or the server
+    stops."""
     last = None
-    while True:
+    while not studio.stopping.is_set():
         job = studio.library.job(job_id)
         if job is None:
             return

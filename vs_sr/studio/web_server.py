@@ -6,8 +6,12 @@ from __future__ import annotations
 import copy
 import ipaddress
 import socket
+import threading
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
+
+import uvicorn
 
 from ..errors import SRError
 from .app import StudioConfig, create_app
@@ -36,11 +40,21 @@ BACKLOG = 2048  # uvicorn's own default
 GRACEFUL_SECONDS = 5
 
 
+class StudioServer(uvicorn.Server):
+    """uvicorn's server, telling the studio when a signal asks it to stop: its event streams end at
+    once (uvicorn waits for open responses before it stops; past GRACEFUL_SECONDS it cuts them)."""
+
+    stopping: threading.Event | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.stopping is not None:
+            self.stopping.set()
+        super().handle_exit(sig, frame)
+
+
 def serve(config: StudioConfig, host: str, port: int, ray: str | None = None,
           announce: Callable[[str], None] = print) -> None:
     """Serve until SIGINT/SIGTERM; `announce` gets the URL once the socket listens."""
-    import uvicorn
-
     if not is_loopback(host) and not config.token:
         raise SRError(f"listening on {host} lets other machines in: pass --token TOKEN (every API call then needs "
                       "it), or keep the default --host 127.0.0.1.")
@@ -66,8 +80,10 @@ def serve(config: StudioConfig, host: str, port: int, ray: str | None = None,
         announce(f"vs-sr studio: http://{shown}:{bound[1]}/ (API docs at /docs; Ctrl-C stops)")
         # A stop waits this long for requests in flight, then ends them: an open event stream (a client
         # following a job) would otherwise hold the server, and the job it follows, up forever.
-        uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=log_config(),
-                                      timeout_graceful_shutdown=GRACEFUL_SECONDS)).run(sockets=[sock])
+        server = StudioServer(uvicorn.Config(app, log_level="warning", log_config=log_config(),
+                                             timeout_graceful_shutdown=GRACEFUL_SECONDS))
+        server.stopping = app.state.studio.stopping
+        server.run(sockets=[sock])
     finally:
         sock.close()
         if executor is not None:

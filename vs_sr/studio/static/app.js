@@ -106,7 +106,11 @@ $("upload-form").addEventListener("submit", (event) => {
       show(`The upload did not work: ${detail}`);
     }
   };
-  request.onerror = () => { $("upload-button").disabled = false; show("The upload did not reach the server."); };
+  request.onerror = () => {
+    $("upload-button").disabled = false;
+    setBar(bar, 0, 1, "upload failed");
+    show("The upload did not reach the server.");
+  };
   request.open("POST", "/api/videos");
   if (token()) request.setRequestHeader("Authorization", "Bearer " + token());
   request.send(form);
@@ -125,6 +129,10 @@ async function loadVideos(select) {
     choice.add(option);
   }
   if (chosen && state.videos.some((v) => v.id === chosen)) choice.value = chosen;
+  else if (chosen && !select) {
+    choice.value = "";  // no silent switch to another video: Start asks for a choice
+    show("The chosen video was deleted (in another tab, or by someone else); choose a video.");
+  }
   $("videos").innerHTML = "";
   for (const video of state.videos) {
     const item = document.createElement("li");
@@ -203,7 +211,10 @@ $("job-form").addEventListener("submit", async (event) => {
     await api("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(jobRequest()) });
     await refresh();
   } catch (error) { show(`The job could not start: ${error.message}`); }
-  finally { start.disabled = false; }
+  finally {
+    start.disabled = false;
+    if (document.activeElement === document.body) start.focus();  // (disabling it dropped the focus)
+  }
 });
 
 // --- jobs, with live progress: one request for all of them each second while any runs ---
@@ -218,8 +229,10 @@ async function loadJobs() {
     let item = document.getElementById(`job-${job.id}`);
     if (!item) { item = jobItem(job); list.prepend(item); }
     const before = (state.jobs || []).find((j) => j.id === job.id);
-    if (before && before.state !== job.state && job.state === "done") announce(`${item.querySelector(".name").textContent} is done`);
     render(job);
+    if (before && before.state !== job.state && ["done", "failed", "cancelled"].includes(job.state)) {
+      announce(`${item.dataset.name}: ${job.state}${job.error ? `: ${job.error}` : ""}`);
+    }
   }
   for (const item of [...list.children]) if (!seen.has(item.id.slice(4))) item.remove();
   state.jobs = jobs;
@@ -227,12 +240,16 @@ async function loadJobs() {
 }
 
 let refreshTimer = null;
+let refreshes = 0;
 async function refresh() {
   clearTimeout(refreshTimer);
   let active = false;
   try {
+    if (!state.models.length) await loadModels();  // (the server was down when the page opened)
+    // The videos first (another tab's upload names its jobs), every few seconds: they change seldom.
+    const unknown = (state.jobs || []).some((job) => !state.videos.some((video) => video.id === job.video));
+    if (refreshes++ % 4 === 0 || unknown) await loadVideos();
     active = await loadJobs();
-    await loadVideos();
     if (state.offline) { state.offline = false; show(""); }
   } catch (error) {
     state.offline = !state.tokenDismissed;
@@ -245,22 +262,40 @@ async function refresh() {
 function jobItem(job) {
   const item = document.createElement("li");
   item.id = `job-${job.id}`;
-  const video = state.videos.find((v) => v.id === job.video);
-  const size = job.height ? `${job.height}p` : `x${job.scale}`;
-  const name = video ? video.name : job.video;
   const what = document.createElement("span");
   what.className = "what";
-  what.textContent = `→ ${size} with ${job.model}`;
   item.innerHTML = '<div class="title"><span class="numbers"></span></div><div class="error"></div><div class="actions"></div>';
-  item.querySelector(".title").prepend(nameSpan(name), what);
-  item.insertBefore(makeBar(`progress of ${name} ${what.textContent}`), item.querySelector(".error"));
+  item.querySelector(".title").prepend(nameSpan(""), what);
+  item.insertBefore(makeBar(""), item.querySelector(".error"));
   return item;
+}
+
+// A job's words: its video's name (once this page knows the video: another tab may have uploaded it),
+// the size and the model. Each control of the card is named by them.
+function jobName(job) {
+  const video = state.videos.find((v) => v.id === job.video);
+  const size = job.height ? `${job.height}p` : `x${job.scale}`;
+  return { name: video ? video.name : "a video", what: `→ ${size} with ${job.model}` };
+}
+function nameCard(item, job) {
+  const { name, what } = jobName(job);
+  const whole = `${name} ${what}`;
+  if (item.dataset.name === whole) return;
+  item.dataset.name = whole;
+  const span = item.querySelector(".name");
+  span.textContent = name;
+  span.title = whole;
+  item.querySelector(".what").textContent = what;
+  item.querySelector(".what").title = whole;
+  item.querySelector(".bar").setAttribute("aria-label", `progress of ${whole}`);
+  delete item.querySelector(".actions").dataset.state;  // the buttons' names change with it
 }
 
 function render(job) {
   const item = document.getElementById(`job-${job.id}`);
   if (!item) return;
   item.className = `state-${job.state}`;
+  nameCard(item, job);
   const words = { queued: "waiting", running: "upscaling", done: "done", failed: "failed", cancelled: "cancelled" }[job.state];
   const rate = job.fps ? `${job.fps.toFixed(1)} fps, ${clock(job.eta_s)} left` : "";
   setBar(item.querySelector(".bar"), job.frames_done, job.frames_total,
@@ -278,7 +313,7 @@ function render(job) {
     link.className = "download";
     actions.append(link);
   }
-  const name = item.querySelector(".bar").getAttribute("aria-label").replace(/^progress of /, "");
+  const name = item.dataset.name;
   if (job.state === "queued" || job.state === "running") actions.append(button("Cancel", name, () => api(`/api/jobs/${job.id}/cancel`, { method: "POST" })));
   else {
     if (job.state === "failed" || job.state === "cancelled") actions.append(button("Retry", name, () => api(`/api/jobs/${job.id}/retry`, { method: "POST" })));
@@ -297,9 +332,9 @@ function button(text, name, action) {
     element.disabled = true;
     try { await action(); } catch (error) { show(`${text} did not work: ${error.message}`); }
     element.disabled = false;  // (a job whose state changed gets new buttons; one that failed keeps these)
-    const gone = !element.isConnected;
     await refresh();
-    if (gone || !element.isConnected) $("start-button").focus();  // focus is not dropped to the page's top
+    if (element.isConnected) element.focus();  // (disabling it dropped the focus to the page's top)
+    else $("start-button").focus();
   };
   return element;
 }
@@ -329,12 +364,5 @@ function updatePreview() {
 for (const id of ["frame", "video", "model", "size"]) $(id).addEventListener("input", updatePreview);
 
 (async () => {
-  try {
-    await loadModels();
-    await loadVideos();
-  } catch (error) {
-    show(`The studio could not load: ${error.message}`);
-    return;
-  }
   await refresh();
 })();
