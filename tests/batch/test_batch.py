@@ -140,6 +140,21 @@ def test_a_killed_chunk_is_retried_and_the_output_is_the_same(ncnn_models, long_
 
 
 @pytest.mark.timing
+def test_a_video_failed_by_one_chunk_keeps_that_reason(ncnn_models, long_clip, tmp_path, spawn):
+    """The chunk stopped beside it came back as "stopped" and replaced the real reason (and said
+    "retrying" for a video that had failed)."""
+    out = tmp_path / "out"
+    job = start_batch(spawn, long_clip, out, "--chunk-frames", "50", "--jobs", "2", "--max-tries", "1")
+    signal_one(lambda: vspipes(out), signal.SIGKILL, "a chunk's vspipe")
+    printed, err = job.communicate(timeout=900)
+    assert job.returncode == 1, err
+    video = status(out)["videos"][0]
+    assert video["state"] == "failed" and video["error"].endswith("failed after 1 attempt(s): vspipe failed: killed "
+                                                                    "by signal 9"), video["error"]
+    assert "retrying" not in printed and [line.startswith("failed: ") for line in printed.splitlines()] == [True]
+
+
+@pytest.mark.timing
 def test_killing_the_whole_batch_then_running_again_completes(ncnn_models, long_clip, tmp_path, spawn):
     out = tmp_path / "out"
     job = start_batch(spawn, long_clip, out, "--chunk-frames", "60", "--keep-chunks")

@@ -92,6 +92,22 @@ def test_a_killed_ray_worker_is_retried(ncnn_models, clip, tmp_path, spawn):
 
 
 @pytest.mark.timing
+def test_a_video_failed_on_ray_ends_the_run(ncnn_models, clip, tmp_path, spawn):
+    """A chunk stopped because its video failed ended its Ray task without a last event: the driver
+    counted it as running for good and spun at full CPU instead of ending the run."""
+    source, _ = clip
+    out = tmp_path / "out"
+    job = spawn([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "25",
+                 "--jobs", "2", "--max-tries", "1", "--ray"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env={**os.environ, "RAY_TMPDIR": short_temp()})
+    signal_one(lambda: [p.parent for p in chunk_vspipes(out)], signal.SIGKILL, "a chunk's vspipe")
+    printed, err = job.communicate(timeout=600)
+    assert job.returncode == 1, err
+    assert "failed after 1 attempt(s): the Ray worker running it died" in err, err
+    assert "retrying" not in printed
+
+
+@pytest.mark.timing
 def test_a_sigterm_while_ray_starts_is_an_interruption_like_any_other(ncnn_models, clip, tmp_path, spawn):
     """Ray puts in its own SIGTERM handler while it starts (exit 15, not a word): the batch keeps
     its own meaning of the signal, and shuts the half-started Ray down."""

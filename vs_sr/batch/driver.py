@@ -428,6 +428,9 @@ class BatchRun:
         if event.kind == "done" and event.result is not None:
             self._chunk_made(event.key, event.result)
             return
+        if self.state.video(event.key[0]).state == "failed":  # stopped because another chunk failed the video:
+            self.state.release_chunk(event.key, count_attempt=False)  # its "stopped" must not replace that reason
+            return
         chunk = next(c for c in self.state.chunks(event.key[0]) if c.idx == event.key[1])
         if out_of_space(event.error):  # not the chunk's fault: it waits for the next run
             self.state.release_chunk(event.key, count_attempt=False)

@@ -224,8 +224,10 @@ class RayExecutor:
                 continue
             try:
                 event: Event = ray.get(next(generator))
-            except StopIteration:
+            except StopIteration:  # it ended without its last word (cancelled): said, or the driver waits forever
                 self._running.pop(key, None)
+                found.append(Event("failed", task.key, task.attempt, error="the Ray task ended without a result",
+                                   transient=True))
                 continue
             except ray.exceptions.RayError as error:  # the worker died, its node died, the task was cancelled
                 self._running.pop(key, None)
