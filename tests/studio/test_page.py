@@ -189,7 +189,8 @@ def test_two_tabs_see_each_others_work_and_the_keyboard_keeps_its_place(ncnn_mod
         second.focus("#start-button")
         second.keyboard.press("Enter")
         second.wait_for_selector("#jobs li", timeout=60_000)
-        assert second.evaluate("document.activeElement.id") == "start-button"
+        second.wait_for_function("document.activeElement && document.activeElement.id === 'start-button'",
+                                 timeout=60_000)  # (given back once the request is answered)
         first.wait_for_selector("#jobs li .name:text-is('holiday 144p.mp4')", timeout=60_000)
         first.once("dialog", lambda dialog: dialog.accept())
         first.get_by_role("button", name="Delete holiday 144p.mp4").click()
