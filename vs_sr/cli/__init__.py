@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 def shell_syntax(message: str) -> str:
     """A library message with `width=`, `precision='fp16'` ... written as command-line options."""
     def option(match: re.Match[str]) -> str:
-        if match.string[match.end():match.end() + 1] in (":", ","):  # an ffmpeg filter's (scale=100:100), kept
+        if match.string[match.end():match.end() + 1] == ":":  # an ffmpeg filter's option list (scale=100:100): kept
             return match.group(0)
         name, value = match.group(1) or match.group(3), (match.group(2) or "").replace("'", "")
         return f"--{name.replace('_', '-')}" + (f" {value}" if value else "")
