@@ -35,14 +35,19 @@ def browser():
             browser.close()
 
 
+def upload_through(page, clip: Path, shown: str) -> None:
+    """Upload `clip` with the page's file input and button, until its bar says "uploaded: SHOWN"."""
+    page.set_input_files("#file", str(clip))
+    page.click("#upload-button")
+    page.wait_for_selector(f"text=uploaded: {shown}", timeout=120_000)
+
+
 def test_a_person_upscales_a_video_through_the_page(ncnn_models, browser, tmp_path):
     clip = make_upload(tmp_path)
     with running_studio(tmp_path / "data", "--jobs", "2") as studio:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(studio.url + "/")
-        page.set_input_files("#file", str(clip))
-        page.click("#upload-button")
-        page.wait_for_selector("text=uploaded: holiday 144p.mp4, 256x144, 50 frames", timeout=120_000)
+        upload_through(page, clip, "holiday 144p.mp4, 256x144, 50 frames")
         labels = page.eval_on_selector_all("#model option", "options => options.map(o => o.textContent)")
         assert "faithful (fidelity)" in labels and "realesr-animevideov3 (generative)" in labels
         page.select_option("#size", "height:480")
@@ -89,9 +94,7 @@ def test_a_very_long_file_name_stays_inside_its_cards(ncnn_models, browser, tmp_
     with running_studio(tmp_path / "data") as studio:
         page = browser.new_page(viewport={"width": 1024, "height": 900})
         page.goto(studio.url + "/")
-        page.set_input_files("#file", str(clip))
-        page.click("#upload-button")
-        page.wait_for_selector("text=uploaded: a-very-long-recording-name", timeout=120_000)
+        upload_through(page, clip, "a-very-long-recording-name")
         page.click("#start-button")
         page.wait_for_selector("#jobs li .bar", timeout=120_000)
         assert overflowing(page) == []
@@ -119,9 +122,7 @@ def test_the_page_stays_usable_with_many_jobs_and_each_model_makes_every_size(nc
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(studio.url + "/")
         page.wait_for_selector("#jobs li:nth-child(7)", timeout=60_000)
-        page.set_input_files("#file", str(clip))
-        page.click("#upload-button")
-        page.wait_for_selector("text=uploaded: holiday 144p.mp4", timeout=60_000)
+        upload_through(page, clip, "holiday 144p.mp4")
         page.select_option("#model", "waifu2x-anime")
         page.select_option("#size", "height:480")
         page.dblclick("#start-button")
@@ -181,9 +182,7 @@ def test_two_tabs_see_each_others_work_and_the_keyboard_keeps_its_place(ncnn_mod
         for page in (first, second):
             page.goto(studio.url + "/")
             page.wait_for_selector("#model option", state="attached")
-        second.set_input_files("#file", str(clip))
-        second.click("#upload-button")
-        second.wait_for_selector("text=uploaded: holiday 144p.mp4", timeout=120_000)
+        upload_through(second, clip, "holiday 144p.mp4")
         second.select_option("#model", "faithful")
         second.select_option("#size", "scale:2")
         second.focus("#start-button")
