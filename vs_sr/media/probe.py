@@ -170,8 +170,9 @@ def packet_duration(path: Path, index: int) -> float:
         capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
     packets = [[_seconds(value) for value in line.split(",")[:2]] for line in done.stdout.split()]
-    if packets and packets[0][1]:
-        return packets[0][1] or 0.0
+    stored = packets[0][1] if packets else None
+    if stored:
+        return stored
     if len(packets) == 2 and packets[0][0] is not None and packets[1][0] is not None:
         return max(0.0, packets[1][0] - packets[0][0])
     return 0.0

@@ -44,11 +44,12 @@ class StudioServer(uvicorn.Server):
     """uvicorn's server, telling the studio when a signal asks it to stop: its event streams end at
     once (uvicorn waits for open responses before it stops; past GRACEFUL_SECONDS it cuts them)."""
 
-    stopping: threading.Event | None = None
+    def __init__(self, config: uvicorn.Config, stopping: threading.Event) -> None:
+        super().__init__(config)
+        self.stopping = stopping
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.stopping is not None:
-            self.stopping.set()
+        self.stopping.set()
         super().handle_exit(sig, frame)
 
 
@@ -80,10 +81,9 @@ def serve(config: StudioConfig, host: str, port: int, ray: str | None = None,
         announce(f"vs-sr studio: http://{shown}:{bound[1]}/ (API docs at /docs; Ctrl-C stops)")
         # A stop waits this long for requests in flight, then ends them: an open event stream (a client
         # following a job) would otherwise hold the server, and the job it follows, up forever.
-        server = StudioServer(uvicorn.Config(app, log_level="warning", log_config=log_config(),
-                                             timeout_graceful_shutdown=GRACEFUL_SECONDS))
-        server.stopping = app.state.studio.stopping
-        server.run(sockets=[sock])
+        served = uvicorn.Config(app, log_level="warning", log_config=log_config(),
+                                timeout_graceful_shutdown=GRACEFUL_SECONDS)
+        StudioServer(served, app.state.studio.stopping).run(sockets=[sock])
     finally:
         sock.close()
         if executor is not None:
