@@ -124,6 +124,7 @@ def test_batch_refuses_a_missing_encoder_before_anything(source, tmp_path):
     ("out.webm", ["--codec", "x264"],
      ".webm holds AV1 video of the codecs vs-sr writes: use --codec svt-av1 or aom-av1"),
     ("out.mp4", ["--codec", "ffv1"], "ffv1 cannot be stored in .mp4; use .mkv."),
+    ("out.M4V", ["--codec", "ffv1"], "ffv1 cannot be stored in .m4v; use .mkv."),  # the user's name, not the muxer's
     ("out.mov", ["--codec", "prores", "--crf", "20"], "prores takes no --crf: its quality is set by --profile "
      "(proxy, lt, standard, hq, 4444; default hq)."),
     ("out.mkv", ["--codec", "svt-av1", "--crf", "0"], "svt-av1 takes --crf 1-63 (ffmpeg's -crf), not 0."),

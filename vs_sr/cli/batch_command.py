@@ -66,7 +66,6 @@ def run(args: argparse.Namespace) -> int:
         raise SRError("give --output-dir DIR: where the results and the batch's state go.")
     from ..batch import BatchSettings, RunOptions, run_batch
     from ..batch.settings import CONTAINERS
-    from ..media.codecs import CONTAINERS as MUXERS
     from ..media.encoders import check_encoding
 
     job = {name: getattr(args, name) for name in ("model", "scale", "width", "height", "backend", "precision", "tile",
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                                                    "deinterlace", "profile", "depth")}
     job["ffmpeg_args"] = args.ffmpeg_args or []
     # Once for the batch, before any video is planned: a codec this ffmpeg or machine cannot use.
-    check_encoding(args.codec, MUXERS[CONTAINERS[args.container]], args.crf, args.preset, args.profile, args.depth)
+    check_encoding(args.codec, CONTAINERS[args.container], args.crf, args.preset, args.profile, args.depth)
     settings = BatchSettings(job=job, container=args.container, chunk_frames=args.chunk_frames,
                              intermediate=args.intermediate)
     options = RunOptions(max_tries=args.max_tries, stall_seconds=float(args.stall_seconds),

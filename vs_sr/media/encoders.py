@@ -22,7 +22,7 @@ from ..atomic import atomic_output
 from ..children import run_child
 from ..errors import SRError
 from ..paths import cache_dir
-from .codecs import CODECS, EXTENSIONS, VAAPI_DEVICE_ENV, Codec
+from .codecs import CODECS, CONTAINERS, EXTENSIONS, VAAPI_DEVICE_ENV, Codec
 from .probe import Hdr10, count_frames, probe
 from .processes import plain_line
 from .tools import file_url, find_tool
@@ -34,21 +34,22 @@ GENERIC = ("Error initializing output stream", "Error while opening encoder", "C
            "Error parsing global options")
 
 
-def check_encoding(codec_name: str, muxer: str, crf: int | None, preset: str | None, profile: str | None,
+def check_encoding(codec_name: str, extension: str, crf: int | None, preset: str | None, profile: str | None,
                    depth: int | None) -> Codec:
-    """Refuse options the codec or container cannot take, then make sure ffmpeg can encode."""
+    """Refuse options the codec or the container (named by the output's `extension`, ".mkv") cannot take, then
+    make sure ffmpeg can encode."""
     codec = CODECS.get(codec_name)
     if codec is None:
         raise SRError(f"unknown codec '{codec_name}'; use one of {', '.join(CODECS)}.")
-    _check_container(codec, muxer)
+    _check_container(codec, extension.lower())
     _check_quality(codec, crf, preset)
     _check_profile_and_depth(codec, profile, depth)
     probe_encoder(codec, profile, depth)
     return codec
 
 
-def _check_container(codec: Codec, muxer: str) -> None:
-    extension = EXTENSIONS[muxer]
+def _check_container(codec: Codec, extension: str) -> None:
+    muxer = CONTAINERS[extension]
     if muxer == "webm" and muxer not in codec.containers:
         raise SRError(f"{extension} holds AV1 video of the codecs vs-sr writes: use --codec svt-av1 or aom-av1, or "
                       "another container (.mkv holds every codec).")

@@ -193,7 +193,7 @@ def check_job(job: Job) -> str:
             pass
     except OSError as error:
         raise SRError(f"cannot write to {directory}: {error.strerror}.") from None
-    check_encoding(job.codec, muxer, job.crf, job.preset, job.profile, job.depth)
+    check_encoding(job.codec, job.output.suffix, job.crf, job.preset, job.profile, job.depth)
     return muxer
 
 
