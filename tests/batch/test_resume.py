@@ -100,7 +100,7 @@ def test_a_killed_run_continues_where_it_stopped_and_equals_one_pass(one_pass, f
     done = vs_sr(*(["upscale", *args]))
     assert done.returncode == 0, done.stderr
     assert f"continuing the interrupted run in {folder}: {done_before}/{FRAMES} frames already done" in done.stdout
-    assert f"wrote {output}: {FRAMES} frames" in done.stdout
+    assert f"wrote {output}: {FRAMES} frames at 256x192, 1 audio, 1 subtitle stream(s) (in chunks of" in done.stdout
     assert_same_as(output, one_pass)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mkv"]  # the work folder went with success
 

@@ -22,7 +22,7 @@ from ..errors import SRError
 from ..media.job import Job, check_job
 from ..media.output import OutputSlot
 from ..media.probe import Media, probe
-from ..media.upscale_file import Upscaled
+from ..media.upscale_file import Upscaled, wrote_line
 from .driver import RunOptions
 from .launch import run_batch
 from .settings import PER_VIDEO, BatchSettings
@@ -99,7 +99,10 @@ def upscale_resumable(job: Job, chunk_frames: int | None = None, log: Callable[[
         os.replace(result.output, slot.target)
         slot.commit()
     shutil.rmtree(folder, ignore_errors=True)
-    log(f"wrote {job.output}: {result.frames} frames (in chunks of {settings.chunk_frames})")
+    written = probe(job.output)
+    size = (int(written.video.info["width"]), int(written.video.info["height"]))
+    log(wrote_line(job.output, result.frames, size, len(written.of_kind("audio")), len(written.of_kind("subtitle")))
+        + f" (in chunks of {settings.chunk_frames})" + ("; salvaged: incomplete" if result.salvaged else ""))
     return Upscaled(job.output, result.salvaged)
 
 

@@ -66,9 +66,14 @@ def upscale_file(job: Job, log: Callable[[str], None] = print, on_tool_log: Call
         verify(slot.target, plan, media)
         slot.commit()
     subtitles = sum(c.track.kind == "subtitle" for c in carried)
-    log(f"wrote {job.output}: {plan.frames} frames at {plan.width}x{plan.height}, {len(plan.tracks.audio)} audio, "
-        f"{subtitles} subtitle stream(s); {fps:.2f} fps" + ("; salvaged: incomplete" if plan.salvaged else ""))
+    log(wrote_line(job.output, plan.frames, (plan.width, plan.height), len(plan.tracks.audio), subtitles)
+        + f"; {fps:.2f} fps" + ("; salvaged: incomplete" if plan.salvaged else ""))
     return Upscaled(job.output, plan.salvaged)
+
+
+def wrote_line(output: Path, frames: int, size: tuple[int, int], audio: int, subtitles: int) -> str:
+    """The line a written output is announced with, in one pass or in resumable chunks."""
+    return f"wrote {output}: {frames} frames at {size[0]}x{size[1]}, {audio} audio, {subtitles} subtitle stream(s)"
 
 
 def loading_status(progress: Progress, on_tool_log: Callable[[str], None] | None,
