@@ -91,6 +91,9 @@ def test_a_killed_run_continues_where_it_stopped_and_equals_one_pass(one_pass, f
     # the two leaves a chunk the next run encodes again, so wait for the record, not the file.
     wait_until(lambda: finished_chunk(folder) and status(folder)["frames_done"] >= 60, 600,
                "a chunk recorded as done")
+    beside = vs_sr("upscale", str(film), str(output), "--no-resume", "-y")
+    assert beside.returncode == 1 and f"another vs-sr run is writing {output}" in beside.stderr
+    assert "interrupted" not in beside.stdout  # the resumable run is running, not interrupted
     os.killpg(job.pid, signal.SIGKILL)  # the whole process group: vs-sr and everything it started
     job.wait(timeout=60)
     wait_until(lambda: not processes(str(tmp_path)), 30, "every process of the run to die")
@@ -116,6 +119,8 @@ def test_long_inputs_are_resumable_by_default_and_changed_options_are_refused(on
     assert "resumable run in chunks of 50 frames" in printed
     assert job.returncode == 130 and f"run the same command again to continue ({folder} keeps" in err
     assert not output.exists() and folder.is_dir()
+    plain = vs_sr("upscale", str(film), str(output), "--no-resume", "--crf", "60")  # refused after the note
+    assert plain.returncode == 1 and f"note: {folder} holds an interrupted resumable run" in plain.stdout
     other = vs_sr("upscale", str(film), str(output), "--codec", "x264", "--chunk-frames", "50", env=shorter)
     assert other.returncode == 1 and other.stderr.count("\n") == 1
     assert "holds an interrupted run of film.mkv with other options (--codec ffv1 -> x264)" in other.stderr

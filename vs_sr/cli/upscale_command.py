@@ -134,6 +134,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from ..batch.single import resume_folder, upscale_resumable, wants_resume
+    from ..batch.status import driver_running
     from ..errors import SRError
     from ..media.upscale_file import upscale_file
     from .common import INCOMPLETE
@@ -158,7 +159,9 @@ def run(args: argparse.Namespace) -> int:
         args.interrupted = f"interrupted; run the same command again to continue ({folder} keeps the finished chunks)"
         result = upscale_resumable(job, args.chunk_frames, log=printer(args), quiet=args.quiet)
     else:
-        if resume_folder(job.output).is_dir() and not args.quiet:
+        folder = resume_folder(job.output)
+        # A running resumable run is no interrupted one: the output's lock refuses this run, and says why.
+        if folder.is_dir() and not driver_running(folder) and not args.quiet:
             print(f"note: {resume_folder(job.output)} holds an interrupted resumable run; it is left as it is (run "
                   "without --no-resume to continue it, or delete it)", flush=True)
         result = upscale_file(job, log=printer(args), on_tool_log=tool_printer(args), quiet=args.quiet)
