@@ -180,8 +180,9 @@ def test_a_two_node_cluster_runs_chunks_on_both_nodes(ncnn_models, clip, tmp_pat
         shutil.rmtree(node_temp, ignore_errors=True)
 
 
-def test_an_address_where_no_ray_answers_is_one_clear_line(tmp_path, clip):
+def test_an_address_where_no_ray_answers_is_one_clear_line_and_leaves_nothing(tmp_path, clip):
     source, _ = clip
     done = vs_sr("batch", str(source), "--output-dir", str(tmp_path / "out"), "--ray", "127.0.0.1:1", timeout=120)
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0 and "no Ray head answers at 127.0.0.1:1" in done.stderr
+    assert not (tmp_path / "out").exists()  # no output folder, no batch state: nothing was started

@@ -44,12 +44,12 @@ def run_batch(inputs: Sequence[Path], directory: Path, settings: BatchSettings, 
         log(note)
     if not sources:
         raise SRError("no video among the inputs (folders need --recursive to descend into subfolders).")
-    make_output_folder(directory)
-    lock = lock_directory(directory)
+    owned = executor is None
+    if executor is None:  # before the folder and its lock too: a cluster that is not there leaves neither
+        executor = make_executor(settings, jobs, ray)
     try:
-        owned = executor is None
-        if executor is None:
-            executor = make_executor(settings, jobs, ray)
+        make_output_folder(directory)
+        lock = lock_directory(directory)
         try:
             if isinstance(executor, RayExecutor):
                 executor.check_paths([str(s.path) for s in sources], str(directory.resolve()))
@@ -62,10 +62,10 @@ def run_batch(inputs: Sequence[Path], directory: Path, settings: BatchSettings, 
             finally:
                 batch.close()
         finally:
-            if owned:
-                executor.close()
+            lock.release()
     finally:
-        lock.release()
+        if owned:
+            executor.close()
 
 
 def make_executor(settings: BatchSettings, jobs: int | None, ray: str | None) -> Executor:
