@@ -161,6 +161,9 @@ def test_killing_the_whole_batch_then_running_again_completes(ncnn_models, long_
     wait_until(lambda: any(c["state"] == "done" for c in status(out)["videos"][0]["chunks"])
              if (out / ".vs-sr-batch" / "state.db").exists() else False, 600, "a finished chunk")
     assert status(out)["running"] is True
+    second = vs_sr("batch", str(long_clip), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "60")
+    assert second.returncode == 1 and second.stderr == f"vs-sr: error: another vs-sr batch is running on {out}; " \
+        "wait for it, or stop it first.\n"
     os.killpg(job.pid, signal.SIGKILL)  # the whole process group: the driver and everything it started
     job.wait(timeout=60)
     wait_until(lambda: not processes(str(out)), 30, "every process of the batch to die")
