@@ -101,8 +101,8 @@ def upscale_resumable(job: Job, chunk_frames: int | None = None, log: Callable[[
     shutil.rmtree(folder, ignore_errors=True)
     written = probe(job.output)
     size = (int(written.video.info["width"]), int(written.video.info["height"]))
-    log(wrote_line(job.output, result.frames, size, len(written.of_kind("audio")), len(written.of_kind("subtitle")))
-        + f" (in chunks of {settings.chunk_frames})" + ("; salvaged: incomplete" if result.salvaged else ""))
+    tracks = len(written.of_kind("audio")), len(written.of_kind("subtitle"))
+    log(wrote_line(job.output, result.frames or 0, size, *tracks) + f" (in chunks of {settings.chunk_frames})" + ("; salvaged: incomplete" if result.salvaged else ""))
     return Upscaled(job.output, result.salvaged)
 
 
