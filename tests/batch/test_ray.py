@@ -180,6 +180,17 @@ def test_a_two_node_cluster_runs_chunks_on_both_nodes(ncnn_models, clip, tmp_pat
         shutil.rmtree(node_temp, ignore_errors=True)
 
 
+@pytest.mark.parametrize(("address", "message"), [
+    ("localhost", "--ray localhost: give the head node as HOST:PORT (e.g. 10.0.0.5:6379)."),
+    ("ray://127.0.0.1:10001", "it does not take Ray Client (ray://) addresses."),
+    ("[::1]:6379", "--ray [::1]:6379: vs-sr reaches Ray heads over IPv4; give the head's IPv4 address"),
+])
+def test_an_address_that_is_not_a_head_nodes_host_and_port_is_refused(tmp_path, clip, address, message):
+    done = vs_sr("batch", str(clip[0]), "--output-dir", str(tmp_path / "out"), "--ray", address, timeout=120)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_address_where_no_ray_answers_is_one_clear_line_and_leaves_nothing(tmp_path, clip):
     source, _ = clip
     done = vs_sr("batch", str(source), "--output-dir", str(tmp_path / "out"), "--ray", "127.0.0.1:1", timeout=120)

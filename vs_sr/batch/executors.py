@@ -331,9 +331,15 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
     retry for minutes)."""
     import socket
 
+    if "://" in address:  # ray://: a Ray Client address, for drivers that run off the cluster
+        raise SRError(f"--ray {address}: give the head node's HOST:PORT (its GCS address, e.g. 10.0.0.5:6379); vs-sr "
+                      "runs its driver on this machine, so it does not take Ray Client (ray://) addresses.")
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise SRError(f"--ray {address}: give the head node as HOST:PORT (e.g. 10.0.0.5:6379).")
+    if host.startswith("["):
+        raise SRError(f"--ray {address}: vs-sr reaches Ray heads over IPv4; give the head's IPv4 address or a host "
+                      "name that resolves to it.")
     try:
         with socket.create_connection((host, int(port)), timeout=timeout):
             pass
