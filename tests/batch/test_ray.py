@@ -3,6 +3,7 @@ on this machine (`ray start --head` plus a second `ray start --address` with its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -138,10 +140,10 @@ def test_a_sigterm_mid_chunk_leaves_no_attempt_folder(ncnn_models, clip, tmp_pat
     assert not list(out.rglob("*.attempt*"))
     wait_until(lambda: not processes(str(out)), 60, "the chunk's tools to end")
 
-def start_node(spawn, temp: str, *args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_node(spawn, temp: str, *args: str, env: dict[str, str], cpus: int = 1) -> subprocess.Popen[bytes]:
     """`ray start` in its own session, so that this node alone can be stopped (`ray stop` would
     stop every Ray on the machine)."""
-    return spawn([RAY, "start", "--temp-dir", temp, "--num-cpus", "1", "--disable-usage-stats", "--block", *args],
+    return spawn([RAY, "start", "--temp-dir", temp, "--num-cpus", str(cpus), "--disable-usage-stats", "--block", *args],
                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
 
 
@@ -153,24 +155,19 @@ def stop_node(node: subprocess.Popen[bytes]) -> None:
     node.wait()
 
 
-def test_a_two_node_cluster_runs_chunks_on_both_nodes(ncnn_models, clip, tmp_path, spawn):
-    source, expected = clip
+@contextlib.contextmanager
+def cluster(spawn, head_cpus: int = 1) -> Iterator[tuple[str, Callable[[], None], dict[str, str]]]:
+    """A Ray head on this machine: (its address, a function that starts a second node, the environment
+    that reaches them). Every node is stopped, and its processes gone, when the block ends."""
     head_temp, node_temp = short_temp(), short_temp()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
-    head = start_node(spawn, head_temp, "--head", "--port", "0", "--include-dashboard", "false", env=env)
-    nodes = [head]
+    nodes = [start_node(spawn, head_temp, "--head", "--port", "0", "--include-dashboard", "false", env=env,
+                        cpus=head_cpus)]
     try:
         address_file = Path(head_temp) / "ray_current_cluster"
         address = wait_until(lambda: address_file.exists() and address_file.read_text().strip(), 300,
                              "the head's address")
-        nodes.append(start_node(spawn, node_temp, "--address", address, env=env))
-        out = tmp_path / "out"
-        done = subprocess.run([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1",
-                               "--chunk-frames", "10", "--jobs", "2", "--ray", address], capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=900, env=env)
-        assert done.returncode == 0, done.stderr
-        assert framemd5(out / "clip.mkv") == expected
-        assert len({c["node"] for c in chunks(out)}) == 2  # both nodes ran chunks
+        yield address, lambda: nodes.append(start_node(spawn, node_temp, "--address", address, env=env)), env
     finally:
         for node in reversed(nodes):
             stop_node(node)
@@ -178,6 +175,37 @@ def test_a_two_node_cluster_runs_chunks_on_both_nodes(ncnn_models, clip, tmp_pat
                    "the nodes' processes to end")
         shutil.rmtree(head_temp, ignore_errors=True)
         shutil.rmtree(node_temp, ignore_errors=True)
+
+
+def test_a_two_node_cluster_runs_chunks_on_both_nodes(ncnn_models, clip, tmp_path, spawn):
+    source, expected = clip
+    with cluster(spawn) as (address, add_node, env):
+        add_node()
+        out = tmp_path / "out"
+        done = subprocess.run([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1",
+                               "--chunk-frames", "10", "--jobs", "2", "--ray", address], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=900, env=env)
+        assert done.returncode == 0, done.stderr
+        assert framemd5(out / "clip.mkv") == expected
+        assert len({c["node"] for c in chunks(out)}) == 2  # both nodes ran chunks
+
+
+@pytest.mark.timing
+def test_a_cluster_without_cpus_says_it_waits_for_a_node(ncnn_models, clip, tmp_path, spawn):
+    """A head started with --num-cpus 0 (so that it runs no tasks) before its workers join."""
+    source, expected = clip
+    with cluster(spawn, head_cpus=0) as (address, add_node, env):
+        out, printed = tmp_path / "out", tmp_path / "printed.txt"
+        with printed.open("w") as stdout:
+            job = spawn([VS_SR, "batch", str(source), "--output-dir", str(out), "--codec", "ffv1", "--ray", address],
+                        stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
+        wait_until(lambda: "waits for a node" in printed.read_text() or job.poll() is not None, 300, "the note")
+        assert "note: the Ray cluster has no CPU for chunks yet (a head started with --num-cpus 0 runs none); the " \
+            "batch waits for a node with a CPU to join" in printed.read_text()
+        add_node()
+        _, err = job.communicate(timeout=900)
+        assert job.returncode == 0, err
+        assert framemd5(out / "clip.mkv") == expected
 
 
 @pytest.mark.parametrize(("address", "message"), [

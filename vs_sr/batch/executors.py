@@ -193,6 +193,15 @@ class RayExecutor:
         self._remote = ray.remote(num_returns="streaming", max_retries=0)(_chunk_on_ray)
         self._running: dict[tuple[int, int], tuple[Any, ChunkTask]] = {}
 
+    def shortage(self) -> str | None:
+        """What the cluster lacks for any chunk to start now, or None: a head started with `--num-cpus 0`
+        before its workers join waits without a word otherwise."""
+        unit = "GPU" if self.gpu else "CPU"
+        if self.ray.cluster_resources().get(unit, 0) >= 1:
+            return None
+        return (f"the Ray cluster has no {unit} for chunks yet (a head started with --num-cpus 0 runs none); the "
+                f"batch waits for a node with a {unit} to join")
+
     def check_paths(self, inputs: Sequence[str], directory: str) -> None:
         """Every live node sees the inputs and can write to the batch directory, or a clear error."""
         ray = self.ray

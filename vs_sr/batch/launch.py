@@ -53,6 +53,8 @@ def run_batch(inputs: Sequence[Path], directory: Path, settings: BatchSettings, 
         try:
             if isinstance(executor, RayExecutor):
                 executor.check_paths([str(s.path) for s in sources], str(directory.resolve()))
+                if shortage := executor.shortage():
+                    log(f"note: {shortage}")
             batch = BatchRun(directory, settings, executor, options, log=log, quiet=quiet, stop=stop, restart=restart)
             try:
                 batch.prepare(sources)
