@@ -98,6 +98,24 @@ def test_many_chunks_at_ntsc_rate_keep_exact_time(ncnn_models, tmp_path):
     assert max(abs((a - times[0]) - (b - timeline.starts[0])) for a, b in zip(times, timeline.starts, strict=True)) <= 0.002
 
 
+def test_intermediates_encoded_at_the_end_keep_the_sources_times(ncnn_models, tmp_path):
+    """FFV1 chunks re-encoded to x264 once joined: the encoder ran at 1/rate time base on the timed
+    file and rounded a 24 fps Matroska source's millisecond times (frame 5 at 0.210 s, not 0.208)."""
+    source = tmp_path / "film.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=24:duration=2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(source))
+    options = ("--crf", "30", "--preset", "ultrafast")
+    single = tmp_path / "single.mkv"
+    done = vs_sr("upscale", str(source), str(single), *options)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    done = vs_sr("batch", str(source), "--output-dir", str(out), "--chunk-frames", "10", *options)
+    assert done.returncode == 0, done.stderr
+    assert len(status(out)["videos"][0]["chunks"]) == 5  # several chunks: FFV1 intermediates (the default)
+    result = out / "film.mkv"
+    assert framemd5(result) == framemd5(single) and frame_times(result) == frame_times(single)
+
+
 def frames_encoding(out: Path) -> int:
     """Frames the running chunks of a one-video batch have encoded (0 before its state exists)."""
     done = vs_sr("batch", "status", str(out), "--json")

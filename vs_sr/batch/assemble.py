@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import SRError
-from ..media.ffmpeg import COPY_VIDEO, encoder_options
-from ..media.job import Job, plan_job
-from ..media.mux import join_video, mux
+from ..media.ffmpeg import encoder_options, reencode_command
+from ..media.job import Job, OutputPlan, plan_job
+from ..media.mux import append_parts, join_video, mux
 from ..media.output import OutputSlot
-from ..media.probe import probe
-from ..media.processes import check_cancelled
+from ..media.probe import Media, probe
+from ..media.processes import check_cancelled, run_tool
 from ..media.verify import verify
 from ..models.weights import file_digest
 from .settings import BatchSettings
@@ -55,11 +55,23 @@ def assemble(job: Job, settings: BatchSettings, chunks: Sequence[Chunk], files: 
                     "run the batch again") as slot:
         media = probe(job.input)
         plan = plan_job(job, media, job.output_muxer)
-        join_video(files, plan, slot.work)
-        video: Sequence[str] = COPY_VIDEO
         if settings.chunk_codec(job, len(chunks)) != job.codec:
-            video = encoder_options(job, job.video_codec, plan, media)  # the final codec, from the FFV1
-        mux(job, plan, media, slot.work, slot.target, video)
+            files = [encoded_intermediates(job, plan, media, files, slot.work)]
+        join_video(files, plan, slot.work)
+        mux(job, plan, media, slot.work, slot.target)
         verify(slot.target, plan, media)
         check_cancelled()  # a run stopped meanwhile leaves no output
         slot.commit()
+
+
+def encoded_intermediates(job: Job, plan: OutputPlan, media: Media, files: Sequence[Path], folder: Path) -> Path:
+    """The FFV1 intermediate chunks as one file in the final codec, at the constant rate the chunks
+    have, as `vs-sr upscale` encodes: the source's frame times are applied after (`join_video`). An
+    encoder fed the timed file would round them to its time base, 1/rate: a 24 fps source, whose
+    Matroska times are whole milliseconds, came out 2 ms off at frame 5."""
+    joined = append_parts(files, folder / "intermediate.mkv")
+    target = folder / "encoded.mkv"
+    run_tool(reencode_command(encoder_options(job, job.video_codec, plan, media), joined, target),
+             "encoding the intermediate chunks")
+    joined.unlink()
+    return target

@@ -34,6 +34,12 @@ def encode_command(options: Sequence[str], target: Path) -> list[str]:
             file_url(target)]
 
 
+def reencode_command(options: Sequence[str], source: Path, target: Path) -> list[str]:
+    """A video-only Matroska file (FFV1 intermediates, joined) re-encoded with the encoder `options`
+    into `target`, at its own constant rate like `encode_command`'s: the source's times come later."""
+    return [*ffmpeg_base(), "-i", file_url(source), "-map", "0:v:0", *options, "-f", "matroska", file_url(target)]
+
+
 def encoder_options(job: Job, codec: Codec, plan: OutputPlan, media: Media) -> list[str]:
     """The encoder's options for the output video: codec, quality, the output's SAR and colour
     tags, and the caller's extra arguments (plain data: batch chunks carry them to workers).
@@ -171,22 +177,20 @@ class Source:
     index: int
 
 
-COPY_VIDEO = ("-c:v", "copy")
 
 
 def mux_command(job: Job, media: Media, muxer: str, inputs: Sequence[Input],
-                sources: Sequence[tuple[Source, Carried]], chapters_input: int, target: Path,
-                video: Sequence[str] = COPY_VIDEO) -> list[str]:
-    """The output: the video (input 0, timed; copied, or encoded with `video` options) and each
-    carried track from where its source says, with the input's tags (input 1 is the input file
-    itself) and chapters from `chapters_input`."""
+                sources: Sequence[tuple[Source, Carried]], chapters_input: int, target: Path) -> list[str]:
+    """The output: the video (input 0, encoded and timed: copied) and each carried track from where
+    its source says, with the input's tags (input 1 is the input file itself) and chapters from
+    `chapters_input`."""
     command = ffmpeg_base()
     for item in inputs:
         command += item.arguments()
     command += ["-map", "0:v:0", "-map_metadata", "1", "-map_chapters", str(chapters_input)]
     # Any per-track -map_metadata turns off ffmpeg's default copying of track tags, so every
     # track's tags (language, title, an attachment's mimetype) are mapped explicitly.
-    command += ["-map_metadata:s:0", f"1:s:{media.video.index}", *video]
+    command += ["-map_metadata:s:0", f"1:s:{media.video.index}", "-c:v", "copy"]
     if muxer in ("mp4", "mov") and job.video_codec.family == "hevc":
         command += ["-tag:v", "hvc1"]  # (ffmpeg's default, hev1, is what Apple's players and editors do not open)
     for out, (source, carried) in enumerate(sources, start=1):

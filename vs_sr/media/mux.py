@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .chapters import chapters_for_range
-from .ffmpeg import COPY_VIDEO, Input, Source, cut_command, ffmpeg_base, mux_command
+from .ffmpeg import Input, Source, cut_command, ffmpeg_base, mux_command
 from .job import Job, OutputPlan
 from .probe import Media, probe
 from .processes import run_tool
@@ -27,21 +27,26 @@ def join_video(parts: Sequence[Path], plan: OutputPlan, folder: Path) -> Path:
     """
     timecodes = folder / "timecodes.txt"
     plan.timeline.write_timecodes(timecodes, plan.first, plan.last)
-    target = folder / "video.mkv"
+    # --timestamps applies to the first file's track, which the appended parts continue.
+    return append_parts(parts, folder / "video.mkv", ["--timestamps", f"0:{timecodes.resolve()}"],
+                        "joining the video and applying the frame times")
+
+
+def append_parts(parts: Sequence[Path], target: Path, options: Sequence[str] = (),
+                 doing: str = "joining the video") -> Path:
+    """The video parts (in frame order) appended into one Matroska track at `target` (mkvmerge);
+    without `options` it keeps the parts' own constant rate."""
     files: list[str] = []
     for part in parts:
         files += ["+", str(part.resolve())] if files else [str(part.resolve())]
-    # --timestamps applies to the first file's track, which the appended parts continue.
-    run_tool([find_tool("mkvmerge"), "--quiet", "--output", str(target.resolve()), "--timestamps",
-              f"0:{timecodes.resolve()}", *files], "joining the video and applying the frame times")
+    run_tool([find_tool("mkvmerge"), "--quiet", "--output", str(target.resolve()), *options, *files], doing)
     return target
 
 
-def mux(job: Job, plan: OutputPlan, media: Media, folder: Path, target: Path,
-        video: Sequence[str] = COPY_VIDEO) -> list[Carried]:
-    """The final file at `target`: the joined video (folder/video.mkv, copied or encoded with
-    `video` options) with every carried track. Returns the tracks it holds after the video; notes
-    on what a frame range did to them (a subtitle track left empty) go to `plan.tracks.notes`."""
+def mux(job: Job, plan: OutputPlan, media: Media, folder: Path, target: Path) -> list[Carried]:
+    """The final file at `target`: the joined video (folder/video.mkv, copied) with every carried
+    track. Returns the tracks it holds after the video; notes on what a frame range did to them (a
+    subtitle track left empty) go to `plan.tracks.notes`."""
     video_delay = media.video.start_time - media.start_time
     inputs = [Input(folder / "video.mkv", offset=0.0 if plan.ranged else video_delay), Input(job.input)]
     if plan.ranged:
@@ -54,8 +59,7 @@ def mux(job: Job, plan: OutputPlan, media: Media, folder: Path, target: Path,
         chapters.write_text(chapters_for_range(media, plan), encoding="utf-8")
         inputs.append(Input(chapters, format="ffmetadata"))
         chapters_input = len(inputs) - 1
-    run_tool(mux_command(job, media, job.output_muxer, inputs, sources, chapters_input, target, video),
-             "writing the output")
+    run_tool(mux_command(job, media, job.output_muxer, inputs, sources, chapters_input, target), "writing the output")
     return [carried for _, carried in sources]
 
 
