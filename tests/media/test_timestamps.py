@@ -59,6 +59,24 @@ def test_variable_frame_rate_keeps_every_frame_time_and_the_audio(ncnn_models, v
     assert count_frames(output) == 80
 
 
+@pytest.mark.parametrize(("rate", "container"), [("24", "mkv"), ("24000/1001", "mkv"), ("24000/1001", "mp4")])
+def test_a_constant_rate_is_declared_as_the_source_declares_it(ncnn_models, tmp_path, rate, container):
+    """Matroska stores whole milliseconds: 24 fps reads as steps of 42, 41, 42 ms, and the output
+    declared 23.81 fps (the first step); mp4 stores finer times. Frame times stay the source's."""
+    source = tmp_path / f"film.{container}"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=32x24:rate={rate}:duration=1", "-c:v", "libx264", "-pix_fmt",
+           "yuv420p", str(source))
+    output = tmp_path / "out.mkv"
+    done = vs_sr("upscale", str(source), str(output), "--codec", "ffv1", "--start", "3")
+    assert done.returncode == 0, done.stderr
+    declared = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries",
+                               "stream=r_frame_rate,avg_frame_rate", "-of", "csv=p=0", str(output)],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    fraction = rate if "/" in rate else f"{rate}/1"
+    assert declared == f"{fraction},{fraction}"
+    assert_times(output, list(read_timeline(source)[1].starts[3:]))
+
+
 def test_a_range_across_the_rate_change_keeps_times_and_clips_subtitles(ncnn_models, vfr_source, tmp_path):
     _, timeline = read_timeline(vfr_source)
     output = tmp_path / "part.mkv"

@@ -26,6 +26,10 @@ class Timeline:
     """Presentation time of each frame in seconds, on the file's own clock."""
     end: float
     """When the last frame stops being shown."""
+    rate: Fraction | None = None
+    """The rate the file declares, where every frame starts within a millisecond of it (Matroska
+    stores whole milliseconds, so 1/24 s steps read as 42, 41, 42 ms): the timecodes are written
+    from it, or mkvmerge declares the rate of the first step (23.81 fps for 24)."""
 
     @property
     def frames(self) -> int:
@@ -48,8 +52,10 @@ class Timeline:
         """A timecodes v2 file for frames first..last, starting at 0 (milliseconds, one line per
         frame plus one for the end of the last, which mkvmerge uses as its duration)."""
         origin = self.starts[first]
-        stamps = [*self.starts[first:last + 1], self.stop(last)]
-        lines = ["# timecode format v2", *(f"{(t - origin) * 1000:.6f}" for t in stamps)]
+        stamps = [t - origin for t in (*self.starts[first:last + 1], self.stop(last))]
+        if self.rate:
+            stamps = [float(i / self.rate) for i in range(last - first + 2)]
+        lines = ["# timecode format v2", *(f"{t * 1000:.6f}" for t in stamps)]
         target.write_text("\n".join(lines) + "\n", encoding="ascii")
 
 
@@ -66,7 +72,15 @@ def read_timeline(path: Path) -> tuple[vs.VideoNode, Timeline]:
     props = clip.get_frame(clip.num_frames - 1).props
     num, den = int(props.get("_DurationNum", 0)), int(props.get("_DurationDen", 0))
     last = float(Fraction(num, den)) if num > 0 and den > 0 else float(Fraction(clip.fps_den, clip.fps_num or 1))
-    return clip, Timeline(tuple(starts), starts[-1] + last)
+    return clip, Timeline(tuple(starts), starts[-1] + last, declared_rate(clip, starts))
+
+
+def declared_rate(clip: vs.VideoNode, starts: Sequence[float]) -> Fraction | None:
+    """The clip's frame rate if every frame starts within a millisecond of where it puts it, else None."""
+    if clip.fps_num <= 0 or clip.fps_den <= 0:
+        return None
+    step = clip.fps_den / clip.fps_num
+    return clip.fps if all(abs(t - starts[0] - i * step) <= 0.001 for i, t in enumerate(starts)) else None
 
 
 def parse_timecodes(text: str) -> Sequence[float]:
