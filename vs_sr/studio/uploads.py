@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
@@ -58,8 +59,13 @@ async def receive(body: AsyncIterator[bytes], content_type: str, folder: Path, l
             if part.too_large:
                 raise UploadError(413, f"the file is larger than the server's limit of {limit // 2**20} MB.")
         parser.finalize()
+    except MultipartParseError as error:
+        raise UploadError(400, f"the body is not valid multipart/form-data ({error}): send the video in a field "
+                          "named 'file'.") from None
     finally:
         part.close()
+    if part.files > 1:
+        raise UploadError(422, f"the upload has {part.files} 'file' fields: send one video per upload.")
     if part.path is None or part.size == 0:
         raise UploadError(422, "the upload has no file in its 'file' field, or the file is empty.")
     if not part.ended:
@@ -102,6 +108,10 @@ class _Part:
         self.too_large = False
         self.ended = False
         """The file's part reached its closing boundary: the body held all of it."""
+        self.files = 0
+        """Parts named `file` (one is taken; more are refused)."""
+        self.writing = False
+        """The part arriving is the file's (other fields, a form's text, are passed over)."""
 
     def callbacks(self) -> Any:  # python_multipart's MultipartCallbacks (a TypedDict)
         def on_part_begin() -> None:
@@ -119,7 +129,10 @@ class _Part:
 
         def on_headers_finished() -> None:
             _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
-            if options.get(b"name") == FIELD.encode() and self.handle is None:
+            if options.get(b"name") == FIELD.encode():
+                self.files += 1
+            self.writing = self.files == 1 and self.handle is None
+            if self.writing:
                 # Browsers send a '"' in a file name as %22 (the HTML form encoding); the name is the user's.
                 given = options.get(b"filename", b"video").decode(errors="replace").replace("%22", '"')
                 suffix = Path(given).suffix.lower()
@@ -129,7 +142,7 @@ class _Part:
                 self.handle = open(self.path, "wb")  # noqa: SIM115 -- closed in close()
 
         def on_part_data(data: bytes, start: int, end: int) -> None:
-            if self.handle is None or self.too_large:
+            if not self.writing or self.handle is None or self.too_large:
                 return
             self.size += end - start
             if self.size > self.limit:
@@ -138,9 +151,10 @@ class _Part:
             self.handle.write(data[start:end])
 
         def on_part_end() -> None:
-            if self.handle is not None and not self.handle.closed:
+            if self.writing and self.handle is not None:
                 self.handle.close()
                 self.ended = True
+            self.writing = False
 
         return {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
                 "on_header_value": on_header_value, "on_header_end": on_header_end,

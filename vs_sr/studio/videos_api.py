@@ -30,6 +30,7 @@ async def upload(request: Request, studio: StudioDep) -> dict[str, Any]:
             path, name = await receive(request.stream(), request.headers.get("content-type", ""), folder, limit,
                                        studio.config.upload_idle_s)
             video = await asyncio.to_thread(describe, video_id, name, path)
+            studio.library.add_video(video)  # (a full disk may refuse the record too: the file goes with it)
         except UploadError as error:
             if isinstance(error, UploadCutOff) or error.status == 408:  # the client's doing: one line, no traceback
                 log.warning("upload from %s not received: %s", _client(request), error.reason)
@@ -38,7 +39,6 @@ async def upload(request: Request, studio: StudioDep) -> dict[str, Any]:
         except BaseException:
             discard(folder)
             raise
-        studio.library.add_video(video)
     return video.public()
 
 
