@@ -81,9 +81,6 @@ class JobQueue:
     def submit(self, job_id: str) -> None:
         self._queue.put(job_id)
 
-    def queued(self) -> int:
-        return sum(job.state == "queued" for job in self.library.jobs())  # (the job running waits for nothing)
-
     def cancel(self, job_id: str) -> None:
         """A queued job is skipped; a running one is stopped (its tools too) and its files removed."""
         self._cancelled.add(job_id)
@@ -94,11 +91,14 @@ class JobQueue:
         if job is not None and job.state == "queued":
             self.library.set_job(job_id, "cancelled")
 
-    def retry(self, job_id: str) -> None:
-        """A failed or cancelled job queued again: its batch continues where it stopped."""
+    def retry(self, job_id: str, max_queued: int) -> bool:
+        """A failed or cancelled job queued again (its batch continues where it stopped), unless
+        `max_queued` jobs wait already (False)."""
+        if not self.library.requeue_job(job_id, max_queued):
+            return False
         self._cancelled.discard(job_id)
-        self.library.set_job(job_id, "queued")
         self.submit(job_id)
+        return True
 
     def wait_stopped(self, job_id: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

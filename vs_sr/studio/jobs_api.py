@@ -38,13 +38,13 @@ class JobRequest(BaseModel):
 @router.post("")
 def create_job(request: JobRequest, studio: StudioDep) -> dict[str, Any]:
     video = studio.video_or_404(request.video)
-    _check_room(studio)
     check_model(request.model, request.scale)
     if request.codec == "ffv1" and request.crf is not None:
         raise HTTPException(422, "ffv1 is lossless: crf does not apply.")
     studio.check_output(video, request.model_dump(exclude={"video"}))
     job_id = new_id()
-    studio.library.add_job(job_id, video.id, request.model_dump(exclude={"video"}))
+    if not studio.library.add_job(job_id, video.id, request.model_dump(exclude={"video"}), studio.config.max_queued):
+        raise _queue_full(studio)
     studio.jobs.submit(job_id)
     return studio.jobs.view(studio.job_or_404(job_id))
 
@@ -100,16 +100,15 @@ def retry_job(job_id: str, studio: StudioDep) -> dict[str, Any]:
         raise HTTPException(409, f"job {job_id} is {job.state}: only a failed or cancelled job is retried.")
     if studio.library.video(job.video) is None:
         raise HTTPException(409, f"the video of job {job_id} was deleted: upload it again and make a new job.")
-    _check_room(studio)
-    studio.jobs.retry(job.id)
+    if not studio.jobs.retry(job.id, studio.config.max_queued):
+        raise _queue_full(studio)
     return studio.jobs.view(studio.job_or_404(job_id))
 
 
-def _check_room(studio: Studio) -> None:
+def _queue_full(studio: Studio) -> HTTPException:
     limit = studio.config.max_queued
-    if studio.jobs.queued() >= limit:
-        waiting = f"{limit} jobs are waiting" if limit != 1 else "1 job is waiting"
-        raise HTTPException(429, f"{waiting} already; try again when one is done.")
+    waiting = f"{limit} jobs are waiting" if limit != 1 else "1 job is waiting"
+    return HTTPException(429, f"{waiting} already; try again when one is done.")
 
 
 @router.get("/{job_id}/result")

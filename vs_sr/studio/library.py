@@ -142,11 +142,27 @@ class Library:
         self._write("DELETE FROM videos WHERE id = ?", (video_id,))
 
     # jobs
-    def add_job(self, job_id: str, video_id: str, settings: dict[str, Any]) -> None:
+    def add_job(self, job_id: str, video_id: str, settings: dict[str, Any], max_queued: int) -> bool:
+        """Record a queued job, unless `max_queued` jobs are queued already (False). The count and the
+        record are one transaction: requests arriving together cannot all pass the count."""
         with self._lock, self.db:
+            if self._queued() >= max_queued:
+                return False
             seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
             self.db.execute("INSERT INTO jobs (id, video, settings, created, seq) VALUES (?, ?, ?, ?, ?)",
                             (job_id, video_id, json.dumps(settings), time.time(), seq))
+        return True
+
+    def requeue_job(self, job_id: str, max_queued: int) -> bool:
+        """A job queued again, unless `max_queued` jobs are queued already (False); as `add_job`."""
+        with self._lock, self.db:
+            if self._queued() >= max_queued:
+                return False
+            self.db.execute("UPDATE jobs SET state = 'queued', error = NULL WHERE id = ?", (job_id,))
+        return True
+
+    def _queued(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetchone()[0])
 
     def job(self, job_id: str) -> Job | None:
         rows = self._read("SELECT * FROM jobs WHERE id = ?", (job_id,))
