@@ -134,6 +134,29 @@ def test_a_body_shorter_than_its_file_is_said_to_be_cut_off(studio, upload_clip)
     assert not list((studio.data / "videos").iterdir())
 
 
+def test_a_forms_other_fields_are_passed_over_and_a_body_that_is_not_multipart_is_a_400(studio, upload_clip):
+    """A form (or an SDK) that sends text fields after the file failed with a 500 ("write to closed
+    file"); so did a body that breaks multipart's syntax."""
+    client = studio.client()
+    boundary = "vs-sr-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip.mp4\"\r\n"
+            f"Content-Type: video/mp4\r\n\r\n").encode() + upload_clip.read_bytes() + \
+        f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nfrom the form\r\n--{boundary}--\r\n" \
+        .encode()
+    answer = client.post("/api/videos", content=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert answer.status_code == 200 and answer.json()["frames"] == 50, answer.text
+    with open(upload_clip, "rb") as one, open(upload_clip, "rb") as two:
+        answer = client.post("/api/videos", files=[("file", ("a.mp4", one, "video/mp4")),
+                                                   ("file", ("b.mp4", two, "video/mp4"))])
+    assert answer.status_code == 422 and answer.json()["detail"] == "the upload has 2 'file' fields: send one video " \
+        "per upload.", answer.text
+    answer = client.post("/api/videos", content=b"not a boundary at all\r\n",
+                         headers={"Content-Type": "multipart/form-data; boundary=XX"})
+    assert answer.status_code == 400 and answer.json()["detail"].startswith("the body is not valid multipart/form-data")
+    assert [v["name"] for v in client.get("/api/videos").json()] == ["clip.mp4"]
+    assert len(list((studio.data / "videos").iterdir())) == 1  # the refused ones left nothing
+
+
 def test_unknown_ids_and_wrong_requests(studio):
     client = studio.client()
     assert client.get("/api/jobs/0123456789abcdef").status_code == 404
@@ -444,10 +467,21 @@ def test_max_queued_counts_the_jobs_waiting_not_the_one_running(ncnn_models, tmp
         video = upload(client, upload_clip).json()["id"]
         running = slow_job(client, video)
         wait_until(lambda: client.get(f"/api/jobs/{running['id']}").json()["state"] == "running", 600, "a job to run")
-        waiting = client.post("/api/jobs", json={"video": video, "model": "faithful", "scale": 2})
-        assert waiting.status_code == 200 and waiting.json()["state"] == "queued"
-        refused = client.post("/api/jobs", json={"video": video, "model": "faithful", "scale": 2})
-        assert refused.status_code == 429 and refused.json()["detail"].startswith("1 job is waiting already")
+        # Requests arriving together: each counted the queue before any was recorded (14 of 15 got in).
+        answers: list[httpx.Response] = []
+        threads = [threading.Thread(target=lambda: answers.append(server.client().post(
+            "/api/jobs", json={"video": video, "model": "faithful", "scale": 2}))) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(a.status_code for a in answers) == [200] + [429] * 7
+        refused = next(a for a in answers if a.status_code == 429)
+        assert refused.json()["detail"].startswith("1 job is waiting already")
+        waiting = next(a for a in answers if a.status_code == 200).json()
+        assert client.post(f"/api/jobs/{waiting['id']}/cancel").json()["state"] == "cancelled"
+        assert client.post("/api/jobs", json={"video": video, "model": "faithful", "scale": 2}).status_code == 200
+        assert client.post(f"/api/jobs/{waiting['id']}/retry").status_code == 429  # the queue is full again
 
 
 def test_a_name_with_quotes_is_the_users_and_a_lost_file_is_named_without_its_path(studio, upload_clip):
@@ -460,6 +494,20 @@ def test_a_name_with_quotes_is_the_users_and_a_lost_file_is_named_without_its_pa
     assert answer.status_code == 409 and str(studio.data) not in answer.text
     assert answer.json()["detail"] == f"the file of video {video['id']} ({name}) is gone from the server: delete the " \
                                       "video and upload it again."
+
+
+def test_a_full_disk_met_by_the_batch_state_is_said_in_the_apis_words():
+    """The batch state's own words for a full disk ("no space left to write ...; run the same command
+    again") reached the client: a command it never ran."""
+    import sqlite3
+
+    from vs_sr.batch.state import state_error
+    from vs_sr.studio.job_queue import for_client
+
+    error = state_error(Path("/srv/studio/jobs/0123456789abcdef/.vs-sr-batch/state.db"),
+                        sqlite3.OperationalError("database or disk is full"))
+    said = for_client(error.message)
+    assert said.startswith("the server's disk is full") and "POST /api/jobs/ID/retry" in said and "/srv" not in said
 
 
 def test_a_long_video_is_made_in_chunks_of_about_2_percent():

@@ -63,7 +63,8 @@ class OutOfSpace(SRError):
 
 
 def out_of_space(error: str) -> bool:
-    return any(words in error for words in OUT_OF_SPACE)
+    """Whether a message (a tool's, or the batch state's own "no space left to write ...") is a full disk's."""
+    return any(words.lower() in error.lower() for words in OUT_OF_SPACE)
 
 
 @dataclass
