@@ -157,6 +157,22 @@ def test_a_forms_other_fields_are_passed_over_and_a_body_that_is_not_multipart_i
     assert len(list((studio.data / "videos").iterdir())) == 1  # the refused ones left nothing
 
 
+def test_an_interlaced_upload_is_deinterlaced_by_default(studio, tmp_path):
+    """The job failed asking for the command line's --deinterlace, which the API did not have."""
+    source = tmp_path / "broadcast.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=50", "-frames:v", "20",
+                    "-vf", "interlace", "-c:v", "libx264", "-flags", "+ildct+ilme", str(source)], check=True)
+    client = studio.client()
+    video = upload(client, source).json()
+    job = client.post("/api/jobs", json={"video": video["id"], "model": "faithful", "scale": 2}).json()
+    assert job["deinterlace"] == "bwdif"
+    finished = events(client, job["id"])[-1]
+    assert finished["state"] == "done" and finished["frames_done"] == video["frames"], finished
+    answer = client.post("/api/jobs", json={"video": video["id"], "model": "faithful", "scale": 2,
+                                           "deinterlace": "yadif"})
+    assert answer.status_code == 422 and "deinterlace: Input should be 'bwdif' or 'progressive'" in answer.text
+
+
 def test_unknown_ids_and_wrong_requests(studio):
     client = studio.client()
     assert client.get("/api/jobs/0123456789abcdef").status_code == 404

@@ -33,6 +33,9 @@ class JobRequest(BaseModel):
     height: int | None = Field(None, ge=SIDES[0], le=SIDES[1])
     codec: Literal["x264", "x265", "ffv1"] = "x264"
     crf: int | None = Field(None, ge=CRF_RANGE[0], le=CRF_RANGE[1])
+    # bwdif deinterlaces only the frames flagged interlaced (a progressive video passes unchanged): uploads from
+    # broadcast or DVD work without a choice the command line asks for; "progressive" trusts the pixels instead.
+    deinterlace: Literal["bwdif", "progressive"] = "bwdif"
 
 
 @router.post("")
