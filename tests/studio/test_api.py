@@ -71,6 +71,8 @@ def test_upload_job_events_result_and_preview(studio, upload_clip, tmp_path):
     response = client.get(f"/api/jobs/{job['id']}/result")
     assert response.status_code == 200
     assert "filename*=utf-8''holiday%20144p-upscaled.mkv" in response.headers["content-disposition"]
+    head = client.head(f"/api/jobs/{job['id']}/result")  # (download managers ask first)
+    assert head.status_code == 200 and int(head.headers["content-length"]) == len(response.content) and not head.content
     result = tmp_path / "result.mkv"
     result.write_bytes(response.content)
     media = probe(result)
@@ -181,6 +183,14 @@ def test_unknown_ids_and_wrong_requests(studio):
     assert client.get("/api/videos/nothing/preview").status_code == 404
     answer = client.post("/api/jobs", json={"video": "0123456789abcdef", "model": "realesr-animevideov3", "scale": 4})
     assert answer.status_code == 404 and "no video" in answer.json()["detail"]
+    # The page, mounted at /, answered these as a missing file: a 404 without a word.
+    assert client.head("/api/health").status_code == 200  # (load balancers' checks)
+    answer = client.get("/api/jobs/0123456789abcdef/cancel")
+    assert answer.status_code == 405 and answer.headers["allow"] == "POST"
+    assert answer.json()["detail"] == "/api/jobs/0123456789abcdef/cancel takes POST, not GET."
+    answer = client.get("/api/nothing")
+    assert answer.status_code == 404 and answer.json()["detail"] == "no API route /api/nothing; the routes are " \
+        "listed at /docs."
 
 
 def test_delete_removes_the_files(studio, upload_clip):

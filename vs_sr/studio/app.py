@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match, Mount
 
 from ..batch.executors import Executor
 from . import health_api, jobs_api, previews_api, videos_api
@@ -54,8 +55,26 @@ def create_app(config: StudioConfig, executor: Executor | None = None) -> FastAP
     app.add_exception_handler(sqlite3.OperationalError, _disk_full)
     for module in (health_api, videos_api, previews_api, jobs_api):
         app.include_router(module.router)
+    app.add_api_route("/api/{path:path}", _no_route, methods=list(METHODS), include_in_schema=False)
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
     return app
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+async def _no_route(request: Request) -> JSONResponse:
+    """Any /api/ request no route takes: a 405 naming the methods its path has, or a 404. (The page,
+    mounted at /, would answer both as a missing file, a 404 without a word.)"""
+    path = request.url.path
+    routes = [route for route in request.app.router.routes
+              if not isinstance(route, Mount) and getattr(route, "endpoint", None) is not _no_route]
+    allowed = [method for method in METHODS
+               if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)]
+    if allowed:
+        return JSONResponse({"detail": f"{path} takes {', '.join(allowed)}, not {request.method}."}, status_code=405,
+                            headers={"Allow": ", ".join(allowed)})
+    return JSONResponse({"detail": f"no API route {path}; the routes are listed at /docs."}, status_code=404)
 
 
 async def _invalid_request(request: Request, error: Exception) -> JSONResponse:

@@ -14,7 +14,7 @@ from .context import GUARD
 router = APIRouter(prefix="/api")
 
 
-@router.get("/health")
+@router.api_route("/health", methods=["GET", "HEAD"])  # (load balancers' checks send HEAD)
 def health() -> dict[str, bool]:
     return {"ok": True}
 

@@ -114,7 +114,7 @@ def _queue_full(studio: Studio) -> HTTPException:
     return HTTPException(429, f"{waiting} already; try again when one is done.")
 
 
-@router.get("/{job_id}/result")
+@router.api_route("/{job_id}/result", methods=["GET", "HEAD"])  # (download managers ask HEAD first)
 def result(job_id: str, studio: StudioDep) -> FileResponse:
     job = studio.job_or_404(job_id)
     path = studio.jobs.result(job)
