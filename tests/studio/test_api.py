@@ -222,6 +222,7 @@ def test_a_full_disk_is_a_507_a_job_says_it_and_is_retried_and_delete_frees_it(n
         assert failed["state"] == "failed" and failed["error"].startswith("the server's disk is full: delete the "
                                                                           "videos and jobs you no longer need"), failed
         assert "POST /api/jobs/ID/retry" in failed["error"] and str(disk) not in failed["error"]
+        # The log says it too, for the operator: in the words that name the server's folder.
         small.fill()  # (the same filler, grown to the end)
         refused = upload(client, upload_clip)
         assert refused.status_code == 507 and refused.json()["detail"].startswith("the server's disk is full")
@@ -234,6 +235,8 @@ def test_a_full_disk_is_a_507_a_job_says_it_and_is_retried_and_delete_frees_it(n
         assert client.delete(f"/api/videos/{video['id']}").json() == {"deleted": True}
         assert not small.outside(disk / "data" / "videos" / video["id"]).exists()
         assert not small.outside(disk / "data" / "jobs" / job["id"]).exists()
+        log = "\n".join(stopped_log(studio))
+        assert f"job {job['id']} failed: " in log and str(disk / "data") in log, log
 
 
 def test_misspelt_fields_wrong_types_and_sizes_a_job_would_refuse_are_422_at_once(studio, upload_clip):
@@ -311,6 +314,7 @@ def test_a_server_killed_mid_job_finishes_it_after_a_restart(ncnn_models, tmp_pa
         final = events(second.client(), job["id"])[-1]
         assert final["state"] == "done" and final["frames_done"] == 50
         assert second.client().get(f"/api/jobs/{job['id']}/result").status_code == 200
+        assert "1 unfinished job(s) from the last run are queued again" in "\n".join(stopped_log(second))
 
 
 def hammer_while_starting(studio: Studio, job_id: str) -> list[str]:

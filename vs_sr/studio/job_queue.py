@@ -72,10 +72,13 @@ class JobQueue:
 
     def start(self) -> None:
         """Re-queue what a stopped or killed server left unfinished, in order, and start working."""
-        for job in self.library.jobs():
-            if job.state in ACTIVE:
-                self.library.set_job(job.id, "queued")
-                self._queue.put(job.id)
+        unfinished = [job for job in self.library.jobs() if job.state in ACTIVE]
+        for job in unfinished:
+            self.library.set_job(job.id, "queued")
+            self._queue.put(job.id)
+        if unfinished:
+            log.warning("%d unfinished job(s) from the last run are queued again; they continue from their "
+                        "finished chunks", len(unfinished))
         self._thread.start()
 
     def submit(self, job_id: str) -> None:
@@ -166,7 +169,7 @@ class JobQueue:
                                 log=lambda line: log.info("job %s: %s", job.id, line), quiet=True, stop=stop,
                                 executor=self.executor)
             failed = for_client(outcome.failed[0].error or "failed") if outcome.failed else None
-            self.library.set_job(job.id, "failed" if failed else "done", failed)
+            self._finish(job, failed, outcome.failed[0].error if outcome.failed else None)
         except KeyboardInterrupt:  # stopped: cancelled by a user, or the server is shutting down
             if job.id in self._cancelled:
                 self.library.set_job(job.id, "cancelled")
@@ -174,13 +177,20 @@ class JobQueue:
             else:
                 self.library.set_job(job.id, "queued")
         except SRError as error:
-            self.library.set_job(job.id, "failed", for_client(error.message, isinstance(error, OutOfSpace)))
+            self._finish(job, for_client(error.message, isinstance(error, OutOfSpace)), error.message)
         except Exception as error:  # a job's failure must not end the queue
             log.exception("job %s failed", job.id)
             self.library.set_job(job.id, "failed", f"{type(error).__name__}: {error}")
         finally:
             self._stops.pop(job.id, None)
             self._rates.pop(job.id, None)
+
+    def _finish(self, job: Job, failed: str | None, reason: str | None) -> None:
+        """Record a job's end; a failure also goes to the server's log, in the words that name the
+        server's files (the client's `failed` leaves them out)."""
+        self.library.set_job(job.id, "failed" if failed else "done", failed)
+        if failed:
+            log.warning("job %s failed: %s", job.id, reason or failed)
 
 
 def chunk_frames(frames: int, workers: int) -> int:
