@@ -100,10 +100,14 @@ def test_many_chunks_at_ntsc_rate_keep_exact_time(ncnn_models, tmp_path):
 
 def test_intermediates_encoded_at_the_end_keep_the_sources_times(ncnn_models, tmp_path):
     """FFV1 chunks re-encoded to x264 once joined: the encoder ran at 1/rate time base on the timed
-    file and rounded a 24 fps Matroska source's millisecond times (frame 5 at 0.210 s, not 0.208)."""
-    source = tmp_path / "film.mkv"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=24:duration=2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+    file and rounded a 24 fps Matroska source's millisecond times (frame 5 at 0.210 s, not 0.208),
+    and the video's delay against the audio (0.040 s, not 0.023)."""
+    plain, source = tmp_path / "plain.mkv", tmp_path / "film.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=24:duration=2", "-f", "lavfi", "-i", "sine=duration=2",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "flac", str(plain))
+    ffmpeg("-itsoffset", "0.023", "-i", str(plain), "-i", str(plain), "-map", "0:v", "-map", "1:a", "-c", "copy",
            str(source))
+    assert probe(source).video.start_time == 0.023
     options = ("--crf", "30", "--preset", "ultrafast")
     single = tmp_path / "single.mkv"
     done = vs_sr("upscale", str(source), str(single), *options)
@@ -114,6 +118,7 @@ def test_intermediates_encoded_at_the_end_keep_the_sources_times(ncnn_models, tm
     assert len(status(out)["videos"][0]["chunks"]) == 5  # several chunks: FFV1 intermediates (the default)
     result = out / "film.mkv"
     assert framemd5(result) == framemd5(single) and frame_times(result) == frame_times(single)
+    assert probe(result).video.start_time == probe(single).video.start_time == 0.023
 
 
 def frames_encoding(out: Path) -> int:
