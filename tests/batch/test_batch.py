@@ -67,6 +67,7 @@ def test_chunks_concatenate_to_exactly_the_full_run(ncnn_models, open_gop, tmp_p
     assert done.returncode == 0, done.stderr
     result = out / "gop.mkv"
     assert framemd5(result) == framemd5(single)  # 60 frames in 4 chunks, borders not on keyframes
+    assert len([line for line in done.stdout.splitlines() if line.startswith("ran ")]) == 1  # said once, not per chunk
     media, source = probe(result), probe(open_gop)
     assert [t.kind for t in media.tracks] == ["video", "audio", "subtitle"]
     assert [c.title for c in media.chapters] == ["One", "Two"]

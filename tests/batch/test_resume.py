@@ -104,6 +104,9 @@ def test_a_killed_run_continues_where_it_stopped_and_equals_one_pass(one_pass, f
     assert done.returncode == 0, done.stderr
     assert f"continuing the interrupted run in {folder}: {done_before}/{FRAMES} frames already done" in done.stdout
     assert f"wrote {output}: {FRAMES} frames at 256x192, 1 audio, 1 subtitle stream(s) (in chunks of" in done.stdout
+    # As a one-pass run says them: the plan, and what ran (the precision `auto` chose).
+    assert f"film.mkv: frames 0-{FRAMES - 1} -> 256x192 ffv1 (realesr-animevideov3 x4) into {output}" in done.stdout
+    assert re.search(r"^ran realesr-animevideov3 x4 on CPU .* via OpenVINO .*, 2 stream\(s\)$", done.stdout, re.M)
     assert_same_as(output, one_pass)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mkv"]  # the work folder went with success
 

@@ -67,6 +67,8 @@ class ChunkResult:
     size: int
     node: str
     """Where it ran: the host, or the Ray node's id."""
+    ran: str = ""
+    """What the filter said it runs (model, device, backend, precision, tiles, streams)."""
 
 
 def attempt_folder(task: ChunkTask) -> Path:
@@ -82,8 +84,9 @@ def run_chunk(task: ChunkTask, progress: Callable[[int], None], cancel: threadin
     work.mkdir(parents=True)
     try:
         encoded = work / task.target.name
-        encode_video(task.job, task.options, task.first, task.last, encoded, progress, cancel=cancel,
-                     environment=task.environment)
+        said: list[str] = []
+        encode_video(task.job, task.options, task.first, task.last, encoded, progress,
+                     on_log=lambda line: said.append(line), cancel=cancel, environment=task.environment)
         video = probe(encoded).video
         if (video.info.get("width"), video.info.get("height")) != (task.width, task.height):
             raise SRError(f"chunk {task.key[1]} is {video.info.get('width')}x{video.info.get('height')}, expected "
@@ -94,4 +97,11 @@ def run_chunk(task: ChunkTask, progress: Callable[[int], None], cancel: threadin
         raise space_note(error, work) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return ChunkResult(task.key, task.attempt, digest, size, node or socket.gethostname())
+    return ChunkResult(task.key, task.attempt, digest, size, node or socket.gethostname(), filter_line(said))
+
+
+def filter_line(lines: list[str]) -> str:
+    """The last of vspipe's information lines from the filter: what runs (media.upscale_file's
+    "ran" line)."""
+    said = [line.partition("vs_sr: ")[2] for line in lines if line.startswith("Information") and "vs_sr: " in line]
+    return said[-1] if said else ""

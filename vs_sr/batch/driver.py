@@ -166,6 +166,8 @@ class BatchRun:
             self._forget_state()
         self.state = State(state_path(self.directory))
         self.plans: dict[int, Planned] = {}
+        self.ran: set[str] = set()
+        """What the filter said it runs, as said so far (see _chunk_made)."""
         self.retry_at: dict[tuple[int, int], float] = {}
         self.last_frame: dict[tuple[int, int], float] = {}
         self.encoded: dict[tuple[int, int], int] = {}
@@ -455,6 +457,9 @@ class BatchRun:
                              list(self.plans[key[0]].options), result.sha256, result.size, result.node)
         self._write_record(chunk_record_path(chunk_file(self.directory, chunk)), record)
         self.state.finish_chunk(key, result.sha256, result.size, result.node)
+        if result.ran and result.ran not in self.ran:  # once per run, and again wherever a node runs otherwise
+            self.ran.add(result.ran)
+            self.log(f"ran {result.ran}")
 
     def _write_record(self, path: Path, record: ChunkRecord | OutputRecord) -> None:
         try:

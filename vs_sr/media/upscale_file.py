@@ -18,7 +18,7 @@ from ..errors import SRError
 from ..progress import Progress
 from .encode import encode_video
 from .ffmpeg import check_extra_arguments, check_user_options, encoder_options
-from .job import Job, check_job, plan_job
+from .job import Job, OutputPlan, check_job, plan_job
 from .mux import join_video, mux
 from .output import OutputSlot
 from .probe import probe
@@ -43,10 +43,8 @@ def upscale_file(job: Job, log: Callable[[str], None] = print, on_tool_log: Call
         media = probe(job.input)
         plan = plan_job(job, media, job.output_muxer)
         check_extra_arguments(job, job.video_codec, plan, media)
-        log(f"{job.input.name}: frames {plan.first}-{plan.last} -> {plan.width}x{plan.height} {job.codec} "
-            f"({job.model} x{job.scale}) into {job.output}")
-        for note in plan.tracks.notes:
-            log(f"note: {note}")
+        for line in plan_lines(job, plan):
+            log(line)
         progress = Progress(plan.frames, quiet=quiet)
         encoded = slot.work / "encoded.mkv"
         options = encoder_options(job, job.video_codec, plan, media)
@@ -69,6 +67,12 @@ def upscale_file(job: Job, log: Callable[[str], None] = print, on_tool_log: Call
     log(wrote_line(job.output, plan.frames, (plan.width, plan.height), len(plan.tracks.audio), subtitles)
         + f"; {fps:.2f} fps" + ("; salvaged: incomplete" if plan.salvaged else ""))
     return Upscaled(job.output, plan.salvaged)
+
+
+def plan_lines(job: Job, plan: OutputPlan) -> list[str]:
+    """What a run is about to make, and the notes on the tracks, before any frame is made."""
+    return [f"{job.input.name}: frames {plan.first}-{plan.last} -> {plan.width}x{plan.height} {job.codec} "
+            f"({job.model} x{job.scale}) into {job.output}", *(f"note: {note}" for note in plan.tracks.notes)]
 
 
 def wrote_line(output: Path, frames: int, size: tuple[int, int], audio: int, subtitles: int) -> str:
