@@ -6,6 +6,7 @@ exit status is non-zero whenever any input was not made completely."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -79,10 +80,33 @@ def test_inputs_refused_leave_no_output_folder_or_lock(library, tmp_path):
     twin.mkdir()
     (twin / "good.mp4").write_bytes((library / "good.mkv").read_bytes())
     out = tmp_path / "out"
-    refusals = [([str(library / "good.mkv"), str(twin / "good.mp4")], "would both be written to"),
+    (twin / "cut.mkv").write_bytes((library / "good.mkv").read_bytes())
+    both = f"{library / 'good.mkv'} and {twin / 'good.mp4'} would both be written to {out / 'good.mkv'}; " \
+        f"{library / 'cut.mp4'} and {twin / 'cut.mkv'} would both be written to {out / 'cut.mkv'}; rename one of each"
+    refusals = [([str(library / "good.mkv"), str(library / "cut.mp4"), str(twin / "good.mp4"), str(twin / "cut.mkv")],
+                 both),  # every clash at once (one a run)
                 ([str(tmp_path / "missing.mkv")], "not found"),
                 ([str(library / "notes.txt")], "no video among the inputs")]
     for inputs, message in refusals:
         done = vs_sr("batch", *inputs, "--output-dir", str(out))
         assert done.returncode == 1 and message in done.stderr, done.stderr
         assert not out.exists()
+
+
+def test_linked_folders_are_walked_and_what_is_passed_over_is_said(ncnn_models, library, tmp_path):
+    """A library spread over disks by symbolic links: the linked folders were skipped without a word,
+    and the batch said "all 1 video(s) done"."""
+    top, elsewhere, out = tmp_path / "top", tmp_path / "elsewhere", tmp_path / "out"
+    (top / "real").mkdir(parents=True)
+    elsewhere.mkdir()
+    shutil.copy(library / "good.mkv", top / "real" / "a.mkv")
+    shutil.copy(library / "good.mkv", elsewhere / "b.mkv")
+    shutil.copy(library / "good.mkv", top / ".hidden.mkv")
+    (top / "ext").symlink_to(elsewhere)
+    (top / "loop").symlink_to(top)  # a link back up the tree: walked once
+    (top / "gone.mkv").symlink_to(tmp_path / "nowhere.mkv")
+    done = vs_sr("batch", str(top), "--recursive", "--output-dir", str(out), "--codec", "ffv1")
+    assert done.returncode == 0, done.stderr
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.mkv")) == ["ext/b.mkv", "real/a.mkv"]
+    assert f"skipped {top / 'gone.mkv'}: a broken symbolic link (what it points to is missing)" in done.stdout
+    assert f"skipped 1 hidden file(s) or folder(s) in {top} (names that begin with '.')" in done.stdout

@@ -6,7 +6,8 @@ not pass for "not a video"."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,9 @@ def find_sources(items: Sequence[Path], output_dir: Path, suffix: str, recursive
     for item in items:
         path = item.resolve()
         if path.is_dir():
-            candidates = [(f, f.relative_to(path)) for f in _files(path, recursive) if not _inside(f, output_dir)]
+            files, passed_over = _files(path, recursive, output_dir)
+            notes += passed_over
+            candidates = [(f, f.relative_to(path)) for f in files]
         elif path.is_file():
             candidates = [(path, Path(path.name))]
         else:
@@ -53,9 +56,35 @@ def find_sources(items: Sequence[Path], output_dir: Path, suffix: str, recursive
     return sources, notes
 
 
-def _files(folder: Path, recursive: bool) -> Iterable[Path]:
-    pattern = folder.rglob("*") if recursive else folder.glob("*")
-    return sorted(p for p in pattern if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+def _files(folder: Path, recursive: bool, output_dir: Path) -> tuple[list[Path], list[str]]:
+    """The files of `folder` (with `recursive`, of its subfolders too, symbolic links to folders
+    followed: a library spread over disks), none inside `output_dir`, and notes on what was passed
+    over: broken links, and hidden names (".name": a system's side files), counted."""
+    files: list[Path] = []
+    broken: list[str] = []
+    hidden = 0
+    seen: set[Path] = set()  # real folders walked: a link back up the tree is walked once
+    for top, folders, names in os.walk(folder, followlinks=True):
+        real = Path(top).resolve()
+        if real in seen or _inside(real, output_dir):
+            folders.clear()
+            continue
+        seen.add(real)
+        hidden += sum(name.startswith(".") for name in (*folders, *names))
+        folders[:] = sorted(name for name in folders if not name.startswith(".")) if recursive else []
+        for name in names:
+            path = Path(top) / name
+            if name.startswith("."):
+                continue
+            if path.is_file():
+                if not _inside(path.resolve(), output_dir):
+                    files.append(path)
+            elif path.is_symlink() and not path.exists():
+                broken.append(f"skipped {path}: a broken symbolic link (what it points to is missing)")
+    notes = sorted(broken)
+    if hidden:
+        notes.append(f"skipped {hidden} hidden file(s) or folder(s) in {folder} (names that begin with '.')")
+    return sorted(files), notes
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -76,9 +105,12 @@ def _not_a_video(path: Path) -> str | None:
 
 
 def _check_unique(sources: list[Source]) -> None:
+    """Every clash at once: a library with several takes a run each to find them otherwise."""
     seen: dict[Path, Path] = {}
+    clashes = []
     for source in sources:
         other = seen.setdefault(source.output, source.path)
         if other != source.path:
-            raise SRError(f"{other} and {source.path} would both be written to {source.output}; rename one or run "
-                          "them in separate batches.")
+            clashes.append(f"{other} and {source.path} would both be written to {source.output}")
+    if clashes:
+        raise SRError(f"{'; '.join(clashes)}; rename one of each, or run them in separate batches.")
