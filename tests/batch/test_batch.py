@@ -249,6 +249,13 @@ def test_changed_settings_are_refused_and_restart_starts_over(ncnn_models, open_
     done = vs_sr("batch", str(open_gop), "--output-dir", str(out), "--codec", "x264", "--crf", "20", "--restart")
     assert done.returncode == 0, done.stderr
     assert probe(out / "gop.mkv").video.codec == "h264"
+    # What changes no frame is no change: a default given by its value, the streams, a deinterlacer
+    # where none was (every video made without one was progressive); the output is kept as it is.
+    made = (out / "gop.mkv").stat()
+    done = vs_sr("batch", str(open_gop), "--output-dir", str(out), "--codec", "x264", "--crf", "20", "--preset",
+                 "medium", "--num-streams", "1", "--deinterlace", "bwdif")
+    assert done.returncode == 0, done.stderr
+    assert (out / "gop.mkv").stat().st_mtime_ns == made.st_mtime_ns
 
 
 def test_a_relative_model_file_works_and_is_the_same_batch_named_from_another_folder(open_gop, tmp_path):

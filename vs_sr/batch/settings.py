@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..media.codecs import CODECS
 from ..media.job import Job
 from ..models.resolve import portable_model
 
@@ -67,15 +68,36 @@ class BatchSettings:
         return cls(**json.loads(text))
 
     def differences(self, other: BatchSettings) -> list[str]:
-        """What changed from `self` to `other`, as command-line options (`--crf 18 -> 20`)."""
+        """What changed from `self` to `other` that changes what a video becomes, as command-line
+        options (`--crf 18 -> 20`). Not a change: a default given as its value (`--crf 18` for
+        x264), the number of streams (frames are the same bits however many run at once), and a
+        deinterlacer named where none was (a video made without one was progressive, which it
+        passes as it is: a batch whose interlaced files failed asking for one continues)."""
         mine, theirs = _flat(self), _flat(other)
+        if mine.get("codec") == theirs.get("codec"):  # (another codec is a change of its own, its defaults with it)
+            mine, theirs = _with_codec_defaults(mine), _with_codec_defaults(theirs)
         return [f"--{name.replace('_', '-')} {_shown(mine.get(name))} -> {_shown(theirs.get(name))}"
-                for name in sorted(set(mine) | set(theirs)) if mine.get(name) != theirs.get(name)]
+                for name in sorted(set(mine) | set(theirs)) if name not in FREE and mine.get(name) != theirs.get(name)
+                and not (name == "deinterlace" and mine.get(name) is None)]
+
+
+FREE = ("num_streams",)
+"""Settings a batch may change between runs: they change no frame (the filter's frame accuracy)."""
 
 
 def _flat(settings: BatchSettings) -> dict[str, Any]:
     values = {**settings.job, **{k: v for k, v in dataclasses.asdict(settings).items() if k != "job"}}
     return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()}
+
+
+def _with_codec_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """The codec's defaults by value: `--crf 18` for x264 is what no --crf gives."""
+    codec = CODECS.get(values.get("codec") or Job.codec)
+    if codec is None:
+        return values
+    defaults = {"crf": codec.quality.default if codec.quality else None, "preset": codec.preset,
+                "profile": codec.default_profile}
+    return {**values, **{name: value for name, value in defaults.items() if values.get(name) is None}}
 
 
 def _shown(value: Any) -> str:
