@@ -91,6 +91,11 @@ def test_inputs_refused_leave_no_output_folder_or_lock(library, tmp_path):
         done = vs_sr("batch", *inputs, "--output-dir", str(out))
         assert done.returncode == 1 and message in done.stderr, done.stderr
         assert not out.exists()
+    # A scale the model does not have: once, before any video (each video failed on its own, "tried again").
+    done = vs_sr("batch", str(library / "good.mkv"), "--output-dir", str(out), "--model", "faithful", "--scale", "3")
+    assert done.returncode == 1 and done.stderr == "vs-sr: error: model 'faithful' has no trained x3 network (it " \
+        "has x2, x4). Pick one of those scales, and pass --width/--height for any other output size.\n"
+    assert not out.exists()
 
 
 def test_linked_folders_are_walked_and_what_is_passed_over_is_said(ncnn_models, library, tmp_path):

@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from ..batch import BatchSettings, RunOptions, run_batch
     from ..batch.settings import CONTAINERS
     from ..media.encoders import check_encoding
+    from ..media.job import check_model
 
     job = {name: getattr(args, name) for name in ("model", "scale", "width", "height", "backend", "precision", "tile",
                                                    "overlap", "num_streams", "server", "noise", "codec", "crf", "preset",
@@ -76,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     check_encoding(args.codec, CONTAINERS[args.container], args.crf, args.preset, args.profile, args.depth)
     settings = BatchSettings(job=job, container=args.container, chunk_frames=args.chunk_frames,
                              intermediate=args.intermediate)
+    if args.ray is None:  # a model, scale, runtime or precision that cannot run here: said once, before any video
+        check_model(settings.job_for(Path("input"), Path("output")))  # (a cluster's nodes judge their own)
     options = RunOptions(max_tries=args.max_tries, stall_seconds=float(args.stall_seconds),
                          keep_chunks=args.keep_chunks, salvage=args.salvage)
     log = printer(args)
