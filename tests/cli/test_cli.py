@@ -140,6 +140,12 @@ def test_version_and_help_for_every_option():
      "0.0.0.0 for every interface), not '::1': the Triton server does not listen on IPv6 addresses"),
     (["triton", "serve", "--repo", "r", "--address", "[::1]"],
      "not '[::1]': the Triton server does not listen on IPv6"),
+    # a word no option takes, named by its command (argparse pointed at `vs-sr --help`, which lists no options)
+    (["upscale", "in.mkv", "out.mkv", "--modle", "x"],
+     "vs-sr upscale: error: unrecognized arguments: --modle x (see vs-sr upscale --help)"),
+    (["models", "list", "--foo"], "vs-sr models list: error: unrecognized arguments: --foo (see vs-sr models list --help)"),
+    (["batch", "status"], "vs-sr batch: error: status takes one folder: vs-sr batch status DIR [--json]"),
+    (["batch", "in.mkv", "--output-dir", "out", "--json"], "--json goes with status: vs-sr batch status DIR --json"),
 ])
 def test_bad_numbers_are_refused_before_any_work(args, message):
     done = vs_sr(*args, timeout=60)

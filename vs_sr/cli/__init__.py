@@ -35,8 +35,25 @@ class CommandParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def parse_command(self, args: Sequence[str] | None = None) -> argparse.Namespace:
+        """parse_args, with a word no option takes reported by the command it was given to: argparse
+        reports it at the top ("see vs-sr --help", whose page lists no command's options)."""
+        parsed, extras = self.parse_known_args(args)
+        if extras:
+            self._chosen(parsed).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
 
-def build_parser() -> argparse.ArgumentParser:
+    def _chosen(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+        """The innermost (sub)command parser `parsed` went through."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001 -- argparse has no public name for it
+                chosen = action.choices.get(getattr(parsed, action.dest, None) or "")
+                if chosen is not None:
+                    return chosen._chosen(parsed) if isinstance(chosen, CommandParser) else chosen
+        return self
+
+
+def build_parser() -> CommandParser:
     from . import (
         batch_command,
         engines_command,
@@ -133,7 +150,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
         parser = build_parser()
         complete(parser)
-        args = parser.parse_args(attach_values(sys.argv[1:] if argv is None else argv))
+        args = parser.parse_command(attach_values(sys.argv[1:] if argv is None else argv))
         code = run_command(args)
     except KeyboardInterrupt:  # a command may say what an interruption leaves (args.interrupted, or a function of args)
         said = getattr(args, "interrupted", INTERRUPTED)

@@ -52,16 +52,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        "(inputs and DIR must be on a file system every node shares)")
     add_output_options(batch)
     batch.add_argument("--json", action="store_true", help="with `status`: print the state as JSON")
-    batch.set_defaults(run=run, interrupted="interrupted; the batch continues where it stopped when run again")
+    batch.set_defaults(run=run, interrupted="interrupted; the batch continues where it stopped when run again",
+                       parser=batch)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import SRError
 
     if args.inputs[0] == STATUS and args.output_dir is None:
-        if len(args.inputs) != 2:
-            raise SRError("usage: vs-sr batch status DIR [--json]")
+        if len(args.inputs) != 2:  # a usage error, as argparse's own (exit status 2)
+            args.parser.error("status takes one folder: vs-sr batch status DIR [--json]")
         return status(Path(args.inputs[1]), args.json)
+    if args.json:
+        args.parser.error("--json goes with status: vs-sr batch status DIR --json")
     if args.output_dir is None:
         raise SRError("give --output-dir DIR: where the results and the batch's state go.")
     from ..batch import BatchSettings, RunOptions, run_batch
