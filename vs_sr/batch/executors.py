@@ -12,6 +12,7 @@ import signal
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from types import FrameType
 from typing import Any, Protocol
 
 from ..children import killed_if_interrupted
@@ -274,10 +275,20 @@ def _start_ray(ray: Any, options: dict[str, Any]) -> None:
     once Ray is up, and a SIGTERM that meets Ray's meanwhile counts as ours. An interrupted start
     ends what it had started: a local Ray's daemons, and the agents its raylet starts (which
     ray.shutdown does not know of yet, and which would linger for up to a minute)."""
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
+    arrived: list[int] = []
+    interrupt = handlers[signal.SIGINT]
+    if callable(interrupt):  # Ray's start can swallow the KeyboardInterrupt a Ctrl-C raises in it: noted, raised after
+        def noted(signum: int, frame: FrameType | None) -> None:
+            arrived.append(signum)
+            interrupt(signum, frame)
+
+        signal.signal(signal.SIGINT, noted)
     with killed_if_interrupted(ray.shutdown):
         try:
             ray.init(**options)
+            if arrived:
+                raise KeyboardInterrupt
         except SystemExit as exit_:
             if exit_.code != signal.SIGTERM:
                 raise
