@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
+import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
 import pytest
+from conftest import VS_SR, ffmpeg
 
 from vs_sr.progress import Progress, clock
 
@@ -33,6 +39,17 @@ def test_terminal_gets_a_bar_with_frames_fps_and_eta():
     assert "[#######.......................] 50/200 frames (25%)" in text
     assert "200/200 frames (100%)" in text and " fps, ETA " in text
     assert text.count("\n") == 1  # one line, redrawn in place
+
+
+def test_a_live_bar_fits_one_row_of_the_terminal(monkeypatch):
+    """A bar wider than the terminal wraps, and each redraw (\\r returns one row) added a row."""
+    monkeypatch.setenv("COLUMNS", "60")
+    screen = Terminal()
+    progress = Progress(200, screen, label="vs-sr batch")
+    progress.update(50, "2 chunk(s) encoding")
+    drawn = screen.getvalue()
+    assert drawn.startswith("\rvs-sr batch [") and drawn.endswith("\x1b[K")
+    assert len(drawn.removeprefix("\r").removesuffix("\x1b[K")) == 59
 
 
 def test_log_gets_plain_lines_at_intervals():
@@ -105,3 +122,33 @@ def test_resumed_items_do_not_count_in_the_rate():
     progress.update(91)
     progress.update(95)
     assert progress.done == 95 and progress.first is not None and progress.first[1] == 91
+
+
+def test_messages_start_their_own_row_under_a_live_bar(tmp_path):
+    """`vs-sr upscale` on a real terminal (a pty of 80 columns): its lines were printed after the
+    bar's text, on the bar's row."""
+    source = tmp_path / "in.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(source))
+    main, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    run = subprocess.Popen([VS_SR, "upscale", str(source), str(tmp_path / "out.mkv"), "--model", "faithful", "--scale",
+                            "2"], stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal, close_fds=True)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal's other end closed: the command ended
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main)
+    assert run.wait(timeout=600) == 0, shown
+    rows = [row.split(b"\r")[-1] for row in shown.replace(b"\r\n", b"\n").replace(b"\x1b[K", b"").split(b"\n")]
+    assert any(row.startswith(b"wrote ") for row in rows), rows  # (not after the bar's text)
+    assert not [row for row in rows if b"] " in row and b"wrote" in row], rows
+    bars = [draw.decode() for draw in shown.replace(b"\x1b[K", b"").replace(b"\n", b"\r").split(b"\r")
+            if draw.startswith(b"vs-sr [")]
+    assert bars and all(len(bar) < 80 for bar in bars), bars  # each within one row

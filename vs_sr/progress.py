@@ -7,9 +7,21 @@ Only differences of the monotonic clock are used, never its value (it counts fro
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import TextIO
+
+CLEAR_TO_END = "\x1b[K"
+
+
+def clear_live_line(stream: TextIO | None = None) -> None:
+    """Wipe a live bar's row before a message is printed (on this or another stream of the same
+    terminal), so that the message starts its own row; the bar is drawn again at its next update."""
+    stream = stream or sys.stderr
+    if stream.isatty():
+        stream.write(f"\r{CLEAR_TO_END}")
+        stream.flush()
 
 
 def clock(seconds: float) -> str:
@@ -68,7 +80,10 @@ class Progress:
         if self.live:
             width = 30
             filled = width * self.done // self.total
-            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {counts}   ")
+            line = f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {counts}"
+            # One terminal row: a longer line wraps, and every redraw (\r goes back one row only) adds a row.
+            columns = shutil.get_terminal_size((80, 24)).columns
+            self.stream.write(f"\r{line[:max(1, columns - 1)]}{CLEAR_TO_END}")
         else:
             self.stream.write(f"{self.label}: {counts}\n")
         self.stream.flush()

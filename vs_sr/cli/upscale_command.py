@@ -6,10 +6,12 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from ..filter.arguments import BACKENDS, PRECISION_CHOICES
 from ..media.codecs import CODECS, CRF_LIMITS, DEPTHS, PRESETS, PROFILES
 from ..media.job import DEINTERLACERS, Job
+from ..progress import clear_live_line
 from .common import TILE_METAVAR, add_noise_option, default, non_negative, positive, tile
 
 
@@ -173,9 +175,15 @@ def run(args: argparse.Namespace) -> int:
 
 def printer(args: argparse.Namespace) -> Callable[[str], None]:
     """Where progress lines go: stdout, or nowhere with --quiet."""
-    return (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
+    return (lambda line: None) if args.quiet else (lambda line: said(line, sys.stdout))
 
 
 def tool_printer(args: argparse.Namespace) -> Callable[[str], None] | None:
     """vspipe's log lines (the filter's own line among them) on stderr with --verbose."""
-    return (lambda line: print(line, file=sys.stderr, flush=True)) if args.verbose else None
+    return (lambda line: said(line, sys.stderr)) if args.verbose else None
+
+
+def said(line: str, stream: TextIO) -> None:
+    """A line on its own terminal row: a live progress bar's row is wiped first (it is drawn again)."""
+    clear_live_line()
+    print(line, file=stream, flush=True)
