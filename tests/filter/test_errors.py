@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 import vapoursynth as vs
 
@@ -227,7 +228,7 @@ def test_interlaced_frames_are_refused_with_advice(ncnn_models):
     assert sr.Upscale(clip.std.SetFieldBased(0), "realesr-animevideov3").get_frame(0).width == 256
 
 
-@pytest.mark.parametrize(("fmt", "props", "message"), [
+BAD_PROPS = [
     (vs.YUV420P8, {"_Matrix": "bt709"}, "frame prop _Matrix is 'bt709'; VapourSynth's _Matrix is an integer "
      "(e.g. _Matrix=1 for BT.709): fix it with clip.std.SetFrameProps(_Matrix=...)"),
     (vs.YUV420P8, {"_Range": "full"}, "frame prop _Range is 'full'; VapourSynth's _Range is an integer "
@@ -241,7 +242,6 @@ def test_interlaced_frames_are_refused_with_advice(ncnn_models):
     (vs.YUV420P8, {"_FieldBased": 7}, "frame 0 has _FieldBased=7; VapourSynth's _FieldBased is 0 (progressive)"),
     (vs.YUV420P8, {"_Matrix": 0}, "frame 0 is YUV420P8 but its _Matrix is 0 (RGB); set the matrix it was made with, "
      "e.g. clip.std.SetFrameProps(_Matrix=1) for BT.709"),
-    (vs.GRAY8, {"_Matrix": 0}, "frame 0 is Gray8 but its _Matrix is 0 (RGB)"),
     (vs.RGB24, {"_Matrix": 1}, "frame 0 is RGB24 but its _Matrix is 1, a YUV matrix (planes shuffled from a YUV clip "
      "keep its props); mark it RGB with clip.std.SetFrameProps(_Matrix=0)"),
     (vs.YUV420P8, {"_Matrix": 3}, "frame 0 has _Matrix=3, which VapourSynth does not define (it takes 0-2, 4-10, "
@@ -253,10 +253,27 @@ def test_interlaced_frames_are_refused_with_advice(ncnn_models):
     (vs.YUV444P16, {"_Range": 5}, "frame 0 has _Range=5, which VapourSynth does not define (it takes 0-1)"),
     (vs.YUV420P10, {"_ChromaLocation": 9}, "frame 0 has _ChromaLocation=9, which VapourSynth does not define (it "
      "takes 0-5)"),
-])
-def test_a_bad_frame_prop_is_named_in_one_line(ncnn_models, fmt, props, message):
+]
+
+
+@pytest.mark.parametrize(("fmt", "props", "message", "size"), [
+    (*case, size) for case in BAD_PROPS for size in ({"width": 300, "height": 200}, {})
+    if size or "_SARNum" not in case[1]])  # (the SAR is read only where the shape changes)
+def test_a_bad_frame_prop_is_named_in_one_line(ncnn_models, fmt, props, message, size):
+    """Resized or at the model's scale alike (an RGBS clip at its scale, which needs no conversion,
+    passed any props on to the next resize, which refused them in its own words)."""
     clip = small(fmt).std.SetFrameProps(**props)
-    assert frame_error(sr.Upscale(clip, "realesr-animevideov3", width=300, height=200)).startswith(f"vs_sr: {message}")
+    assert frame_error(sr.Upscale(clip, "realesr-animevideov3", **size)).startswith(f"vs_sr: {message}")
+
+
+def test_a_grey_plane_of_an_rgb_clip_is_upscaled_whatever_its_matrix_says(ncnn_models):
+    """A plane shuffled out of an RGB clip keeps its _Matrix=0: resize refused it, and so did vs_sr,
+    asking for "the matrix it was made with", which a grey picture does not depend on."""
+    rgb = small(vs.RGB24).std.SetFrameProps(_Matrix=0)
+    grey = vs.core.std.ShufflePlanes(rgb, 1, vs.GRAY)
+    made = sr.Upscale(grey, "realesr-animevideov3", precision="fp32").get_frame(0)
+    plain = sr.Upscale(grey.std.RemoveFrameProps("_Matrix"), "realesr-animevideov3", precision="fp32").get_frame(0)
+    assert made.format.name == "Gray8" and np.array_equal(np.asarray(made[0]), np.asarray(plain[0]))
 
 
 def test_an_onnx_file_whose_output_is_not_an_image(tmp_path):

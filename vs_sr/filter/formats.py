@@ -79,6 +79,8 @@ def to_rgbs(clip: vs.VideoNode) -> vs.VideoNode:
     if fmt.id == vs.RGBS:
         return clip
     kwargs = dict(format=vs.RGBS, range_in_s=default_range(fmt), **_frame_props_win())
+    if fmt.color_family == vs.GRAY:  # a grey picture is the same under every matrix; resize refuses an RGB one's
+        clip = clip.std.RemoveFrameProps("_Matrix")  # (a plane shuffled out of an RGB clip keeps its _Matrix=0)
     if fmt.color_family != vs.RGB:
         kwargs["matrix_in"] = default_matrix(clip.width, clip.height)
     return getattr(core.resize, KERNEL)(clip, **kwargs)
@@ -133,7 +135,7 @@ def check_source_frame(n: int, f: vs.VideoFrame) -> None:
                           f"{_ranges(sorted(int(v) for v in defined))}): set the right one with "
                           f"clip.std.SetFrameProps({name}=...) or remove it with clip.std.RemoveFrameProps('{name}').")
     matrix = int_prop(f.props, "_Matrix", MATRIX_UNSPECIFIED)
-    if f.format.color_family != vs.RGB and matrix == RGB_MATRIX:
+    if f.format.color_family == vs.YUV and matrix == RGB_MATRIX:
         raise SRError(f"frame {n} is {f.format.name} but its _Matrix is 0 (RGB); set the matrix it was made with, "
                       "e.g. clip.std.SetFrameProps(_Matrix=1) for BT.709, or remove it with "
                       "clip.std.RemoveFrameProps('_Matrix') (then BT.601/709 by frame size).")
@@ -228,8 +230,13 @@ def from_rgbs(upscaled: vs.VideoNode, source: vs.VideoNode, width: int, height: 
     gets the SAR that keeps that frame's display aspect.
     """
     fmt = source.format
-    if fmt.id == vs.RGBS and (upscaled.width, upscaled.height) == (width, height):
-        return upscaled
+    if fmt.id == vs.RGBS and (upscaled.width, upscaled.height) == (width, height):  # no conversion: the checks only
+        @frame_errors
+        def checked(n: int, f: vs.VideoFrame) -> vs.VideoNode:
+            check_source_frame(n, f)
+            return upscaled
+
+        return upscaled.std.FrameEval(checked, prop_src=source, clip_src=upscaled)
     template = upscaled.std.BlankClip(width=width, height=height, format=fmt.id, keep=True)
     converters: dict[ConversionKey, vs.VideoNode] = {}
     lock = threading.Lock()
