@@ -208,6 +208,11 @@ def test_a_tile_below_the_model_minimum_is_refused(ncnn_models, hat_s_pth):
     expect_error(r"tile 1x1 is below the 4-pixel minimum of this network", small(), "realesr-animevideov3", tile=1,
                  overlap=0)
     expect_error(r"tile 8x8 is below the 16-pixel minimum", small(vs.RGBS, 64, 64), hat_s_pth, 4, tile=8, overlap=0)
+    # One least size whichever check meets it: twice the overlap where that is more than the minimum.
+    expect_error(r"tile 1x1 is below the 4-pixel minimum of this network; use tile=32 or more", small(),
+                 "realesr-animevideov3", tile=1, overlap=16)
+    expect_error(r"tile width 4 is less than twice the overlap of 16 pixels; use a tile of at least 32", small(),
+                 "realesr-animevideov3", tile=4, overlap=16)
 
 
 def frame_error(clip: vs.VideoNode) -> str:

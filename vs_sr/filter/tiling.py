@@ -196,9 +196,10 @@ def plan_tiles(
             raise SRError(f"this ONNX graph only accepts {fw}x{fh} tiles; pass tile=({fw}, {fh}) or leave tile unset.")
         tile_w, tile_h = fw, fh
     elif tile is not None:
-        if min(tile) < traits.min_size:
+        if min(tile) < traits.min_size:  # (the least the overlap check below takes too, so both say one size)
+            least = max(traits.min_size, 2 * max(ov_w, ov_h))
             raise SRError(f"tile {tile[0]}x{tile[1]} is below the {traits.min_size}-pixel minimum of this network; "
-                          f"use tile={max(traits.min_size, 64)} or more (or leave tile unset).")
+                          f"use tile={least} or more (or leave tile unset).")
         # A tile larger than the frame would only add padding: one tile covers the frame.
         tile_w, tile_h = (round_up(min(t, side), m) for t, side in zip(tile, (width, height), strict=True))
     else:
