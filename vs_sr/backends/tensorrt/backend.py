@@ -41,10 +41,11 @@ WORKSPACE_FRACTION = 0.5  # of free VRAM the builder may use for tactics
 
 
 def _import() -> tuple[Any, str | None]:
-    tensorrt, missing = import_runtime("tensorrt", f"TensorRT is not installed: {install_line('tensorrt')} (needs an "
-                                       "NVIDIA GPU and driver); or use backend='torch'/'ort' on the GPU")
-    if missing is None and cuda_device_count() == 0:
-        return None, "no CUDA GPU found (TensorRT needs an NVIDIA GPU and its driver)"
+    if cuda_device_count() == 0:  # first: installing TensorRT would not help a machine without a GPU
+        return None, ("no CUDA GPU here (TensorRT needs an NVIDIA GPU and its driver); use backend='auto' (OpenVINO "
+                      "on this CPU)")
+    tensorrt, missing = import_runtime("tensorrt", f"TensorRT is not installed: {install_line('tensorrt')}; or use "
+                                       "backend='torch'/'ort' on the GPU")
     if missing is None and import_runtime("torch", "")[0] is None:
         return None, ("the TensorRT backend needs PyTorch (with CUDA) for device memory and streams: "
                       f"{install_line('tensorrt')}")
