@@ -38,6 +38,8 @@ def test_variable_size(ncnn_models):
 
 def test_unknown_model():
     expect_error(r"unknown model 'nope'. Known models: faithful, hat, hat-l, hat-s", small(), "nope")
+    expect_error(r"unknown model 'realesr-animevideo3'. Did you mean 'realesr-animevideov3'\? Known models: ", small(),
+                 "realesr-animevideo3")  # a typo: the nearest name
 
 
 def test_missing_weights_of_the_default_model_name_the_one_command(isolated_dirs):

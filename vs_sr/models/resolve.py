@@ -7,6 +7,7 @@ package that ships them), which need no PyTorch at all.
 
 from __future__ import annotations
 
+import difflib
 import os
 import threading
 from pathlib import Path
@@ -112,10 +113,10 @@ def named_scales(name: str) -> dict[int, ModelSpec]:
         raise SRError(f"{name} is not a weight file: vs_sr reads .pth/.safetensors/.onnx files, or a registry name "
                       f"({', '.join(list_models())}).")
     if scales is None:
-        raise SRError(
-            f"unknown model '{name}'. Known models: {', '.join(list_models())}; "
-            "or pass the path of a .pth/.safetensors/.onnx file."
-        )
+        close = difflib.get_close_matches(name.lower(), list_models(), n=1, cutoff=0.75)
+        guess = f" Did you mean '{close[0]}'?" if close else ""
+        raise SRError(f"unknown model '{name}'.{guess} Known models: {', '.join(list_models())}; a model may also be "
+                      "the path of a .pth/.safetensors/.onnx file.")
     return scales
 
 
