@@ -105,7 +105,8 @@ def ffmpeg_arguments(text: str) -> list[str]:
     try:
         return parse_ffmpeg_args(text)
     except SRError as error:
-        raise argparse.ArgumentTypeError(error.message) from None
+        # (argparse names the option itself: "argument --ffmpeg-args: ...")
+        raise argparse.ArgumentTypeError(error.message.removeprefix("--ffmpeg-args: ")) from None
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
