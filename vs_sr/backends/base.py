@@ -94,6 +94,10 @@ class Backend(ABC):
         precision for the network (OpenVINO: int8 or bf16 by the CPU's ISA; GPUs: the policy's)."""
         return "fp32"
 
+    def check_precision(self, network: Network, precision: Precision) -> None:
+        """Refuse a precision this network cannot run at here, though the backend has it (a served
+        model is fixed to its own); asked before any work, as `precisions` is."""
+
     def batch_size(self, tiles: int) -> int:
         """How many tiles of a frame go to one `run`; CPU runtimes gain nothing from batching."""
         return 1

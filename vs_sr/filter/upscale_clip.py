@@ -235,6 +235,7 @@ def _choose_precision(runtime: Backend, network: Network, requested: PrecisionNa
     if requested not in supported:
         raise SRError(f"backend '{runtime.name}' runs {'/'.join(supported)} on this machine, not {requested}; "
                       "pass one of those as precision=.")
+    runtime.check_precision(network, requested)
     return requested
 
 

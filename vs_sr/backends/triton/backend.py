@@ -143,14 +143,17 @@ class TritonBackend(Backend):
     def device_name(self, device_id: int) -> str:
         return f"Triton server {self.server}"
 
+    def check_precision(self, network: Network, precision: Precision) -> None:
+        if isinstance(network, ServedNetwork) and precision != network.precision:
+            raise SRError(f"model '{network.served_name}' on {network.server} takes {network.datatype} tensors, so it "
+                          f"runs {network.precision}, not {precision}: pass precision='{network.precision}' or "
+                          "'auto' (or export it again with --precision).")
+
     def open(self, spec: SessionSpec) -> list[Session]:
         network = spec.network
         if not isinstance(network, ServedNetwork):
             raise SRError("backend 'triton' runs models on a server: build the clip with backend='triton' and server=.")
-        if spec.precision != network.precision:
-            raise SRError(f"model '{network.served_name}' on {network.server} takes {network.datatype} tensors, so it "
-                          f"runs {network.precision}, not {spec.precision}: pass precision='{network.precision}' or "
-                          "'auto' (or export it again with --precision).")
+        self.check_precision(network, spec.precision)
         address = Address.parse(network.server)
         connection = Connection(address, network.served_name)
         return [TritonSession(connection, network, spec, region)
