@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -290,14 +291,30 @@ def test_a_data_folder_that_cannot_be_made_is_one_line(tmp_path):
 
 
 def test_with_a_token_every_call_needs_it(ncnn_models, tmp_path, upload_clip):
-    with running_studio(tmp_path / "data", "--token", "s3cret") as server:
+    secret = "s3cret-0123456789abcdef"
+    with running_studio(tmp_path / "data", "--token", secret) as server:
         assert server.client().get("/api/health").status_code == 200  # the health check stays open
         assert server.client().get("/api/jobs").status_code == 401
         assert server.client("wrong").get("/api/models").status_code == 401
-        assert server.client("s3cret").get("/api/models").status_code == 200
+        assert server.client(secret).get("/api/models").status_code == 200
         assert upload(server.client(), upload_clip).status_code == 401
         assert not (tmp_path / "data" / "videos").exists() or not list((tmp_path / "data" / "videos").iterdir())
-        assert httpx.get(f"{server.url}/api/jobs", params={"access_token": "s3cret"}).status_code == 200
+        assert httpx.get(f"{server.url}/api/jobs", params={"access_token": secret}).status_code == 200
+        lower = httpx.get(f"{server.url}/api/jobs", headers={"Authorization": f"bearer {secret}"})
+        assert lower.status_code == 200  # (an authentication scheme's name is case-blind: RFC 9110)
+        # What the server's machine runs, without where its files lie
+        info = server.client(secret).get("/api/info").json()
+        assert info["vspipe"] == "works" and "ffmpeg" in info["tools"]
+        assert not [part for part in (str(Path.home()), sys.prefix, "/usr/bin") if part in json.dumps(info)]
+
+
+@pytest.mark.parametrize("token", ["s3cret", " ", "0123456789abcdef "])
+def test_a_short_or_blank_token_is_refused(tmp_path, token):
+    from conftest import vs_sr
+
+    done = vs_sr("studio", "--host", "0.0.0.0", "--port", "0", "--token", token, "--data", str(tmp_path), timeout=60)
+    assert done.returncode == 2 and "--token: a token of 16 characters or more, without spaces at its ends" in \
+        done.stderr, done.stderr
 
 
 def test_a_server_killed_mid_job_finishes_it_after_a_restart(ncnn_models, tmp_path, upload_clip):

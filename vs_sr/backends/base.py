@@ -97,6 +97,7 @@ class Backend(ABC):
     def check_precision(self, network: Network, precision: Precision) -> None:
         """Refuse a precision this network cannot run at here, though the backend has it (a served
         model is fixed to its own); asked before any work, as `precisions` is."""
+        return None  # most runtimes run any network at every precision they have
 
     def batch_size(self, tiles: int) -> int:
         """How many tiles of a frame go to one `run`; CPU runtimes gain nothing from batching."""

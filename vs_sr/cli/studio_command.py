@@ -19,12 +19,24 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     studio.add_argument("--jobs", type=positive, default=1, help="chunks of a job at once (default 1)")
     studio.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                         help="run chunks on Ray: started here, or the cluster at HOST:PORT")
-    studio.add_argument("--token", help="require this access token on every API call (Authorization: Bearer)")
+    studio.add_argument("--token", type=access_token,
+                        help="require this access token on every API call (Authorization: Bearer); 16 characters or "
+                        "more, e.g. $(openssl rand -hex 16)")
     studio.add_argument("--max-upload-mb", type=positive, default=2048, help="largest upload in MB (default 2048)")
     studio.add_argument("--max-queued", type=positive, default=20, help="jobs that may wait at once (default 20)")
     studio.add_argument("--upload-timeout", type=positive, default=60, metavar="SECONDS",
                         help="give up an upload (408) when no bytes of it arrive for this long (default 60)")
     studio.set_defaults(run=run, interrupted="stopped; unfinished jobs continue when the studio starts again")
+
+
+TOKEN_LENGTH = 16  # characters: a blank or short token guards nothing on an open address
+
+
+def access_token(text: str) -> str:
+    if len(text.strip()) < TOKEN_LENGTH or text != text.strip():
+        raise argparse.ArgumentTypeError(f"a token of {TOKEN_LENGTH} characters or more, without spaces at its ends "
+                                         "(e.g. \"$(openssl rand -hex 16)\")")
+    return text
 
 
 def run(args: argparse.Namespace) -> int:

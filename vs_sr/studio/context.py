@@ -116,8 +116,8 @@ def authorised(request: Request, studio: StudioDep, access_token: Annotated[str 
     token = studio.config.token
     if token is None:
         return
-    header = request.headers.get("authorization", "")
-    given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else access_token or ""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    given = credentials.strip() if scheme.lower() == "bearer" else access_token or ""  # (schemes are case-blind)
     if not secrets.compare_digest(given.encode(), token.encode()):
         raise HTTPException(401, "this server needs its access token (Authorization: Bearer ...).",
                             headers={"WWW-Authenticate": "Bearer"})

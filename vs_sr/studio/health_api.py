@@ -28,5 +28,20 @@ def models() -> list[dict[str, Any]]:
 
 @router.get("/info", dependencies=GUARD)
 async def info() -> dict[str, Any]:
-    """What `vs-sr info --json` prints for the server's machine: backends, precisions, tools, extras."""
-    return await asyncio.to_thread(machine_report)
+    """What `vs-sr info --json` prints for the server's machine: backends, precisions, tools, extras;
+    without where things lie on the server (tools, folders), which a client has no use for."""
+    return without_paths(await asyncio.to_thread(machine_report))
+
+
+def without_paths(report: dict[str, Any]) -> dict[str, Any]:
+    """The report less its server paths: the tools' `path`s, the model folders searched, the cache
+    folder, and vspipe's location (its verdict stays)."""
+    tools = {name: {key: value for key, value in tool.items() if key != "path"} if isinstance(tool, dict) else tool
+             for name, tool in report.get("tools", {}).items()}
+    models = {key: value for key, value in report.get("models", {}).items() if key != "searched"}
+    shown = {**report, "tools": tools, "models": models}
+    shown.pop("cache", None)
+    if isinstance(shown.get("vspipe"), str):  # "PATH (works)", or why not (which names paths)
+        shown["vspipe"] = "works" if shown["vspipe"].endswith("(works)") else \
+            "does not work: `vs-sr info` on the server says why"
+    return shown
