@@ -250,6 +250,11 @@ def test_misspelt_fields_wrong_types_and_sizes_a_job_would_refuse_are_422_at_onc
         answer = client.post("/api/jobs", json={"video": video, "model": "realesr-animevideov3", "scale": 4, **fields})
         assert answer.status_code == 422 and reason in answer.json()["detail"], answer.text
     assert client.get("/api/jobs").json() == []
+    # A body that is not a JSON object says what to send ("1: JSON decode error" did not)
+    answer = client.post("/api/jobs", content=b"{", headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422 and answer.json()["detail"].startswith("the body is not valid JSON (")
+    answer = client.post("/api/jobs", content=b'{"video": "x"}')  # no Content-Type
+    assert answer.status_code == 422 and answer.json()["detail"].startswith("send the fields as a JSON object")
 
 
 def test_cancel_stops_the_job_and_its_tools(studio, upload_clip):

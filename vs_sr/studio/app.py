@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -81,9 +82,19 @@ async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
     """A request that does not fit its route's fields, in one sentence ("scale: Input should be
     less than or equal to 8; heigth: Extra inputs are not permitted")."""
     assert isinstance(error, RequestValidationError)
-    problems = [f"{'.'.join(str(part) for part in problem['loc'][1:]) or problem['loc'][0]}: {problem['msg']}"
-                for problem in error.errors()]
+    problems = [_problem(problem) for problem in error.errors()]
     return JSONResponse({"detail": "; ".join(problems) + "."}, status_code=422)
+
+
+def _problem(problem: Any) -> str:
+    """One problem of a request in words: a body that is not a JSON object says what to send
+    (pydantic's "1: JSON decode error" and "body: Input should be a valid dictionary" do not)."""
+    if problem["type"] == "json_invalid":
+        return f"the body is not valid JSON ({problem.get('ctx', {}).get('error', 'decode error')}): send a JSON " \
+               "object, e.g. {\"video\": \"ID\", \"model\": \"faithful\", \"scale\": 2}"
+    if problem["loc"] == ("body",) and problem["type"] in ("model_attributes_type", "dict_type", "missing"):
+        return "send the fields as a JSON object (Content-Type: application/json), e.g. {\"video\": \"ID\"}"
+    return f"{'.'.join(str(part) for part in problem['loc'][1:]) or problem['loc'][0]}: {problem['msg']}"
 
 
 async def _disk_full(request: Request, error: Exception) -> JSONResponse:
