@@ -115,3 +115,21 @@ def test_linked_folders_are_walked_and_what_is_passed_over_is_said(ncnn_models, 
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.mkv")) == ["ext/b.mkv", "real/a.mkv"]
     assert f"skipped {top / 'gone.mkv'}: a broken symbolic link (what it points to is missing)" in done.stdout
     assert f"skipped 1 hidden file(s) or folder(s) in {top} (names that begin with '.')" in done.stdout
+
+
+def test_a_failed_video_whose_file_is_gone_is_left_out(ncnn_models, library, tmp_path):
+    """Its "input file not found" failed every later run (exit 1 for ever, unless --restart); it is
+    left out while it is gone, and tried again when it is back."""
+    folder, out = tmp_path / "tapes", tmp_path / "out"
+    folder.mkdir()
+    shutil.copy(library / "good.mkv", folder / "good.mkv")
+    shutil.copy(library / "head.mp4", folder / "head.mp4")  # fails: only the start of its index
+    assert vs_sr("batch", str(folder), "--output-dir", str(out), "--codec", "ffv1").returncode == 1
+    (folder / "head.mp4").rename(tmp_path / "head.mp4")
+    done = vs_sr("batch", str(folder), "--output-dir", str(out), "--codec", "ffv1")
+    assert done.returncode == 0, done.stderr
+    assert f"{folder / 'head.mp4'}: gone, and not among the inputs; left out of this run" in done.stdout
+    assert "all 1 video(s) done" in done.stdout
+    (tmp_path / "head.mp4").rename(folder / "head.mp4")
+    done = vs_sr("batch", str(folder), "--output-dir", str(out), "--codec", "ffv1")
+    assert done.returncode == 1 and "1 of 2 video(s) failed" in done.stderr

@@ -166,6 +166,8 @@ class BatchRun:
             self._forget_state()
         self.state = State(state_path(self.directory))
         self.plans: dict[int, Planned] = {}
+        self.absent: set[int] = set()
+        """Videos of the batch whose input file is gone and not among this run's inputs: left out."""
         self.ran: set[str] = set()
         """What the filter said it runs, as said so far (see _chunk_made)."""
         self.retry_at: dict[tuple[int, int], float] = {}
@@ -204,8 +206,15 @@ class BatchRun:
             if lost:
                 self.log(f"{lost}; it is made again")
                 self.state.reset_video(video.id)
+        present = {source.path for source in sources}
+        self.absent = {video.id for video in self.state.videos()
+                       if video.state != "done" and video.input not in present and not video.input.exists()}
         for video in self.state.retry_failed():
-            self.log(f"{video.input.name}: failed last time ({video.error}); trying again")
+            if video.id not in self.absent:
+                self.log(f"{video.input.name}: failed last time ({video.error}); trying again")
+        for video_id in sorted(self.absent):
+            self.log(f"{self.state.video(video_id).input}: gone, and not among the inputs; left out of this run (what "
+                     "the batch made of it is kept, for when it is back)")
         self.state.recover()
         self._remove_dead_attempts()
 
@@ -222,7 +231,7 @@ class BatchRun:
         Chunks made earlier that still verify against their records are taken back."""
         records = chunk_records([self.directory / STATE_DIR / "chunks", staged_chunks(self.directory)])
         for video in self.state.videos():
-            if video.state in ("done", "failed"):
+            if video.state in ("done", "failed") or video.id in self.absent:
                 continue
             try:
                 if self._output_kept(video):
@@ -387,7 +396,7 @@ class BatchRun:
             raise
         finally:
             progress.finish()
-        videos = self.state.videos()
+        videos = [video for video in self.state.videos() if video.id not in self.absent]
         # Every video ends done or failed; one that did not (a state write lost to a full disk) is
         # not made, whatever else: it counts as failed, so the exit status cannot say "all done".
         return Outcome([v for v in videos if v.state == "done"],
@@ -550,7 +559,7 @@ class BatchRun:
         it is planned): finished videos count whole (their chunks may be gone), the others by their
         verified chunks and what their running chunks have encoded so far (counting only verified
         chunks, two that end together, as with --jobs 2, jumped the count and made the rate absurd)."""
-        videos = self.state.videos()
+        videos = [video for video in self.state.videos() if video.id not in self.absent]
         going = {v.id for v in videos if v.state not in ("done", "failed")}
         total = sum(v.frames or 0 for v in videos if v.state != "failed")
         done = sum(v.frames or 0 for v in videos if v.state == "done") + sum(
