@@ -85,9 +85,9 @@ def test_fp16_on_the_wire(triton_server, tmp_path):
     source = tmp_path / "in.mkv"
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.2", "-c:v",
                     "ffv1", str(source)], check=True)
-    done = subprocess.run([str(Path(sys.executable).with_name("vs-sr")), "upscale", str(source), str(tmp_path / "o.mkv"),
-                           "--model", str(model), "--scale", "4", "--server", triton_server.grpc_url, "--precision",
-                           "fp32"], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    command = [str(Path(sys.executable).with_name("vs-sr")), "upscale", str(source), str(tmp_path / "o.mkv"), "--model",
+               str(model), "--scale", "4", "--server", triton_server.grpc_url, "--precision", "fp32"]
+    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
     assert done.returncode == 1 and done.stdout == "" and "vspipe" not in done.stderr, done.stderr
     assert "takes FP16 tensors, so it runs fp16, not fp32: pass --precision fp16 or 'auto'" in done.stderr
 

@@ -145,7 +145,8 @@ def test_version_and_help_for_every_option():
     # a word no option takes, named by its command (argparse pointed at `vs-sr --help`, which lists no options)
     (["upscale", "in.mkv", "out.mkv", "--modle", "x"],
      "vs-sr upscale: error: unrecognized arguments: --modle x (see vs-sr upscale --help)"),
-    (["models", "list", "--foo"], "vs-sr models list: error: unrecognized arguments: --foo (see vs-sr models list --help)"),
+    (["models", "list", "--foo"],
+     "vs-sr models list: error: unrecognized arguments: --foo (see vs-sr models list --help)"),
     (["batch", "status"], "vs-sr batch: error: status takes one folder: vs-sr batch status DIR [--json]"),
     (["batch", "in.mkv", "--output-dir", "out", "--json"], "--json goes with status: vs-sr batch status DIR --json"),
 ])

@@ -144,9 +144,10 @@ def test_a_forms_other_fields_are_passed_over_and_a_body_that_is_not_multipart_i
     boundary = "vs-sr-test-boundary"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip.mp4\"\r\n"
             f"Content-Type: video/mp4\r\n\r\n").encode() + upload_clip.read_bytes() + \
-        f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nfrom the form\r\n--{boundary}--\r\n" \
-        .encode()
-    answer = client.post("/api/videos", content=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nfrom the form\r\n" \
+        f"--{boundary}--\r\n".encode()
+    answer = client.post("/api/videos", content=body,
+                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert answer.status_code == 200 and answer.json()["frames"] == 50, answer.text
     with open(upload_clip, "rb") as one, open(upload_clip, "rb") as two:
         answer = client.post("/api/videos", files=[("file", ("a.mp4", one, "video/mp4")),

@@ -104,7 +104,8 @@ def upscale_resumable(job: Job, chunk_frames: int | None = None, log: Callable[[
     written = probe(job.output)
     size = (int(written.video.info["width"]), int(written.video.info["height"]))
     tracks = len(written.of_kind("audio")), len(written.of_kind("subtitle"))
-    log(wrote_line(job.output, result.frames or 0, size, *tracks) + f" (in chunks of {settings.chunk_frames})" + ("; salvaged: incomplete" if result.salvaged else ""))
+    salvaged = "; salvaged: incomplete" if result.salvaged else ""
+    log(f"{wrote_line(job.output, result.frames or 0, size, *tracks)} (in chunks of {settings.chunk_frames}){salvaged}")
     return Upscaled(job.output, result.salvaged)
 
 
