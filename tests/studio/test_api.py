@@ -471,6 +471,10 @@ def test_the_preview_takes_only_what_a_job_takes(studio, upload_clip, tmp_path):
         answer = client.get(f"/api/videos/{video}/preview", params={"model": "realesr-animevideov3", **params})
         assert answer.status_code == 422 and reason in answer.text, answer.text
         assert os.environ["VS_SR_MODEL_DIR"] not in answer.text  # where weights are looked for stays unsaid
+    # width= as a job takes it (the hint for other sizes names it; the preview had only height=)
+    answer = client.get(f"/api/videos/{video}/preview", params={"model": "faithful", "scale": 2, "width": 320,
+                                                                 "frame": 3})
+    assert answer.status_code == 200 and answer.content[16:24] == (640).to_bytes(4, "big") + (180).to_bytes(4, "big")
 
 
 def slow_job(client: httpx.Client, video_id: str) -> dict:

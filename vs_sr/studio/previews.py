@@ -21,13 +21,14 @@ CACHED_GRAPHS = 4  # open filter graphs kept (each holds its inference sessions)
 
 class Previews:
     def __init__(self) -> None:
-        self._graphs: OrderedDict[tuple[str, str, int, int | None], vs.VideoNode] = OrderedDict()
+        self._graphs: OrderedDict[tuple[str, str, int, int | None, int | None], vs.VideoNode] = OrderedDict()
         self._lock = threading.Lock()
 
-    def png(self, video: Video, frame: int, model: str, scale: int, height: int | None = None) -> bytes:
+    def png(self, video: Video, frame: int, model: str, scale: int, height: int | None = None,
+            width: int | None = None) -> bytes:
         if not 0 <= frame < video.frames:
             raise SRError(f"frame {frame} is outside the video's 0-{video.frames - 1}.")
-        side_by_side = self._graph(video, model, scale, height)
+        side_by_side = self._graph(video, model, scale, height, width)
         rendered = side_by_side.get_frame(frame)
         image = np.stack([np.asarray(rendered[p]) for p in range(3)], axis=-1)
         from PIL import Image
@@ -36,14 +37,14 @@ class Previews:
         Image.fromarray(image, "RGB").save(buffer, format="PNG")
         return buffer.getvalue()
 
-    def _graph(self, video: Video, model: str, scale: int, height: int | None) -> vs.VideoNode:
-        key = (video.id, model, scale, height)
+    def _graph(self, video: Video, model: str, scale: int, height: int | None, width: int | None) -> vs.VideoNode:
+        key = (video.id, model, scale, height, width)
         with self._lock:
             if key in self._graphs:
                 self._graphs.move_to_end(key)
                 return self._graphs[key]
         source = open_video(video.file)
-        upscaled = Upscale(source, model, scale, height=height)
+        upscaled = Upscale(source, model, scale, width=width, height=height)
         # Both through the filter's own conversion to RGB (frame props, defaults by resolution).
         before = to_rgbs(source).resize.Bicubic(upscaled.width, upscaled.height, format=vs.RGB24)
         after = to_rgbs(upscaled).resize.Bicubic(format=vs.RGB24, dither_type="error_diffusion")

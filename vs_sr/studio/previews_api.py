@@ -17,10 +17,11 @@ router = APIRouter(prefix="/api/videos", dependencies=GUARD)
 @router.get("/{video_id}/preview")
 def preview(video_id: str, studio: StudioDep, frame: Annotated[int, Query(ge=0)] = 0, model: str = DEFAULT_MODEL,
             scale: Annotated[int, Query(ge=SCALES[0], le=SCALES[1])] = 4,
-            height: Annotated[int | None, Query(ge=SIDES[0], le=SIDES[1])] = None) -> Response:
+            height: Annotated[int | None, Query(ge=SIDES[0], le=SIDES[1])] = None,
+            width: Annotated[int | None, Query(ge=SIDES[0], le=SIDES[1])] = None) -> Response:
     video = studio.video_or_404(video_id)
     check_model(model, scale)
     try:
-        return Response(studio.previews.png(video, frame, model, scale, height), media_type="image/png")
+        return Response(studio.previews.png(video, frame, model, scale, height, width), media_type="image/png")
     except SRError as error:
         raise HTTPException(422, error.message) from None
