@@ -6,6 +6,7 @@ import fcntl
 import io
 import os
 import pty
+import select
 import struct
 import subprocess
 import sys
@@ -124,31 +125,53 @@ def test_resumed_items_do_not_count_in_the_rate():
     assert progress.done == 95 and progress.first is not None and progress.first[1] == 91
 
 
+def on_terminal(command: list[str], columns: int, stdout: int | None = None) -> bytes:
+    """What `command` shows on a pty of `columns` (its stderr, and its stdout unless given another), read
+    until it ends; a command that hangs fails the test rather than hang it."""
+    main, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {name: value for name, value in os.environ.items() if name != "COLUMNS"}
+    run = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=terminal if stdout is None else stdout,
+                           stderr=terminal, close_fds=True, env=env)
+    os.close(terminal)
+    shown, deadline = b"", time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([main], [], [], 1)[0]:
+                continue
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # the terminal's other end closed: the command ended
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert run.wait(timeout=60) == 0, shown
+    finally:
+        run.kill()
+        os.close(main)
+    return shown
+
+
+def bar_draws(shown: bytes) -> list[str]:
+    return [draw.decode() for draw in shown.replace(b"\x1b[K", b"").replace(b"\n", b"\r").split(b"\r")
+            if draw.startswith(b"vs-sr [")]
+
+
 def test_messages_start_their_own_row_under_a_live_bar(tmp_path):
     """`vs-sr upscale` on a real terminal (a pty of 80 columns): its lines were printed after the
-    bar's text, on the bar's row."""
+    bar's text, on the bar's row; and with its stdout in a pipe (`| tee log`), the bar took the width
+    of the terminal stdout was not, 80, on a narrower one."""
     source = tmp_path / "in.mkv"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
            str(source))
-    main, terminal = pty.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    run = subprocess.Popen([VS_SR, "upscale", str(source), str(tmp_path / "out.mkv"), "--model", "faithful", "--scale",
-                            "2"], stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal, close_fds=True)
-    os.close(terminal)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(main, 65536)
-        except OSError:  # the terminal's other end closed: the command ended
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(main)
-    assert run.wait(timeout=600) == 0, shown
+    command = [VS_SR, "upscale", str(source), str(tmp_path / "out.mkv"), "--model", "faithful", "--scale", "2", "-y"]
+    shown = on_terminal(command, 80)
     rows = [row.split(b"\r")[-1] for row in shown.replace(b"\r\n", b"\n").replace(b"\x1b[K", b"").split(b"\n")]
     assert any(row.startswith(b"wrote ") for row in rows), rows  # (not after the bar's text)
     assert not [row for row in rows if b"] " in row and b"wrote" in row], rows
-    bars = [draw.decode() for draw in shown.replace(b"\x1b[K", b"").replace(b"\n", b"\r").split(b"\r")
-            if draw.startswith(b"vs-sr [")]
-    assert bars and all(len(bar) < 80 for bar in bars), bars  # each within one row
+    assert bar_draws(shown) and all(len(bar) < 80 for bar in bar_draws(shown)), bar_draws(shown)
+    with open(tmp_path / "log.txt", "wb") as log:
+        shown = on_terminal(command, 50, stdout=log.fileno())
+    assert bar_draws(shown) and all(len(bar) < 50 for bar in bar_draws(shown)), bar_draws(shown)
+    assert (tmp_path / "log.txt").read_text().startswith("in.mkv: frames 0-24 -> 128x96")

@@ -7,7 +7,8 @@ Only differences of the monotonic clock are used, never its value (it counts fro
 
 from __future__ import annotations
 
-import shutil
+import io
+import os
 import sys
 import time
 from typing import TextIO
@@ -22,6 +23,17 @@ def clear_live_line(stream: TextIO | None = None) -> None:
     if stream.isatty():
         stream.write(f"\r{CLEAR_TO_END}")
         stream.flush()
+
+
+def terminal_columns(stream: TextIO) -> int:
+    """The width of the terminal `stream` writes to ($COLUMNS first, as shutil's), 80 when it says none
+    (stdout's may be a pipe, `| tee log`, while the bar's stderr is the terminal)."""
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (OSError, ValueError, io.UnsupportedOperation):  # not a real terminal (a test's stand-in)
+        return 80
 
 
 def clock(seconds: float) -> str:
@@ -82,7 +94,7 @@ class Progress:
             filled = width * self.done // self.total
             line = f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {counts}"
             # One terminal row: a longer line wraps, and every redraw (\r goes back one row only) adds a row.
-            columns = shutil.get_terminal_size((80, 24)).columns
+            columns = terminal_columns(self.stream)
             self.stream.write(f"\r{line[:max(1, columns - 1)]}{CLEAR_TO_END}")
         else:
             self.stream.write(f"{self.label}: {counts}\n")
