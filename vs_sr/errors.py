@@ -55,3 +55,10 @@ def frame_errors[**P, R](callback: Callable[P, R]) -> Callable[P, R]:
             raise FrameError(error.message) from None
 
     return reported
+
+
+def one_line(text: str) -> str:
+    """The last line of a VapourSynth error's text (it puts the traceback of a Python frame callback
+    before our line)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "VapourSynth failed without a message"

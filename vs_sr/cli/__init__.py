@@ -175,7 +175,7 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the parsed command; what the user can fix is one line on stderr and exit code 1."""
     import vapoursynth as vs
 
-    from ..errors import SRError
+    from ..errors import SRError, one_line
 
     run: Callable[[argparse.Namespace], int] = args.run
     try:
@@ -192,10 +192,6 @@ def run_command(args: argparse.Namespace) -> int:
     return 1
 
 
-def one_line(text: str) -> str:
-    """The last line of a message (VapourSynth puts tracebacks of Python callbacks before it)."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "VapourSynth failed without a message"
 
 
 if __name__ == "__main__":

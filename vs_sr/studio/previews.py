@@ -13,6 +13,7 @@ import vapoursynth as vs
 from ..errors import SRError
 from ..filter import Upscale
 from ..filter.formats import to_rgbs
+from ..media.job_clip import deinterlaced
 from ..media.tools import open_video
 from .library import Video
 
@@ -43,7 +44,7 @@ class Previews:
             if key in self._graphs:
                 self._graphs.move_to_end(key)
                 return self._graphs[key]
-        source = open_video(video.file)
+        source = deinterlaced(open_video(video.file), "bwdif")  # as a job makes it (its default, "deinterlace")
         upscaled = Upscale(source, model, scale, width=width, height=height)
         # Both through the filter's own conversion to RGB (frame props, defaults by resolution).
         before = to_rgbs(source).resize.Bicubic(upscaled.width, upscaled.height, format=vs.RGB24)

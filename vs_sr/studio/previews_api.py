@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import vapoursynth as vs
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from ..errors import SRError
+from ..errors import one_line
 from ..models import DEFAULT_MODEL
 from .context import GUARD, SCALES, SIDES, StudioDep, check_model
 
@@ -23,5 +24,5 @@ def preview(video_id: str, studio: StudioDep, frame: Annotated[int, Query(ge=0)]
     check_model(model, scale)
     try:
         return Response(studio.previews.png(video, frame, model, scale, height, width), media_type="image/png")
-    except SRError as error:
-        raise HTTPException(422, error.message) from None
+    except vs.Error as error:  # (a frame's error reaches here as VapourSynth's own, its text one line of ours)
+        raise HTTPException(422, one_line(str(error)).removeprefix("vs_sr: ")) from None
