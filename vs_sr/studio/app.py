@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match, Mount
 
@@ -64,14 +64,22 @@ def create_app(config: StudioConfig, executor: Executor | None = None) -> FastAP
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
-async def _no_route(request: Request) -> JSONResponse:
-    """Any /api/ request no route takes: a 405 naming the methods its path has, or a 404. (The page,
-    mounted at /, would answer both as a missing file, a 404 without a word.)"""
+async def _no_route(request: Request) -> Response:
+    """Any /api/ request no route takes: a path with a trailing slash redirected to its route (as
+    Starlette does where nothing else matches), a 405 naming the methods its path has, or a 404. (The
+    page, mounted at /, would answer both as a missing file, a 404 without a word.)"""
     path = request.url.path
     routes = [route for route in request.app.router.routes
               if not isinstance(route, Mount) and getattr(route, "endpoint", None) is not _no_route]
-    allowed = [method for method in METHODS
-               if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)]
+
+    def methods(path: str) -> list[str]:
+        scope = {**request.scope, "path": path}
+        return [method for method in METHODS
+                if any(route.matches({**scope, "method": method})[0] == Match.FULL for route in routes)]
+
+    if path.endswith("/") and request.method in methods(path.rstrip("/")):  # (as Starlette would: a redirect)
+        return RedirectResponse(request.url.replace(path=path.rstrip("/")), status_code=307)
+    allowed = methods(path)
     if allowed:
         return JSONResponse({"detail": f"{path} takes {', '.join(allowed)}, not {request.method}."}, status_code=405,
                             headers={"Allow": ", ".join(allowed)})
