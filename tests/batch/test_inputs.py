@@ -130,6 +130,8 @@ def test_a_failed_video_whose_file_is_gone_is_left_out(ncnn_models, library, tmp
     assert done.returncode == 0, done.stderr
     assert f"{folder / 'head.mp4'}: gone, and not among the inputs; left out of this run" in done.stdout
     assert "all 1 video(s) done" in done.stdout
+    states = {Path(v["input"]).name: v["state"] for v in status(out)["videos"]}
+    assert states == {"good.mkv": "done", "head.mp4": "failed"}  # as it was left (not "pending": nothing continues it)
     (tmp_path / "head.mp4").rename(folder / "head.mp4")
     done = vs_sr("batch", str(folder), "--output-dir", str(out), "--codec", "ffv1")
     assert done.returncode == 1 and "1 of 2 video(s) failed" in done.stderr

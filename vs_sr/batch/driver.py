@@ -209,9 +209,8 @@ class BatchRun:
         present = {source.path for source in sources}
         self.absent = {video.id for video in self.state.videos()
                        if video.state != "done" and video.input not in present and not video.input.exists()}
-        for video in self.state.retry_failed():
-            if video.id not in self.absent:
-                self.log(f"{video.input.name}: failed last time ({video.error}); trying again")
+        for video in self.state.retry_failed(left_out=self.absent):
+            self.log(f"{video.input.name}: failed last time ({video.error}); trying again")
         for video_id in sorted(self.absent):
             self.log(f"{self.state.video(video_id).input}: gone, and not among the inputs; left out of this run (what "
                      "the batch made of it is kept, for when it is back)")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,14 +227,18 @@ class State:
             db.execute("UPDATE videos SET frames = NULL, state = 'pending', error = NULL, salvaged = NULL WHERE id = ?",
                        (video_id,))
 
-    def retry_failed(self) -> list[Video]:
-        """Failed videos are tried again (a full disk or a missing tool is not permanent): their
-        chunks that are not done wait again, with their attempts counted afresh; done ones stay."""
-        failed = [v for v in self.videos() if v.state == "failed"]
+    def retry_failed(self, left_out: Collection[int] = ()) -> list[Video]:
+        """Failed videos, but those `left_out`, are tried again (a full disk or a missing tool is not
+        permanent): their chunks that are not done wait again, with their attempts counted afresh;
+        done ones stay."""
+        failed = [v for v in self.videos() if v.state == "failed" and v.id not in left_out]
+        out = list(left_out)
+        kept = f"NOT IN ({', '.join('?' * len(out))})"
         with self.transaction() as db:  # (a failed chunk whose video's failure was never recorded: a full disk)
-            db.execute("UPDATE chunks SET state = 'pending', attempts = 0, progress = 0 WHERE state = 'failed' OR "
-                       "(state != 'done' AND video IN (SELECT id FROM videos WHERE state = 'failed'))")
-            db.execute("UPDATE videos SET state = 'pending' WHERE state = 'failed'")
+            db.execute("UPDATE chunks SET state = 'pending', attempts = 0, progress = 0 WHERE (state = 'failed' OR "
+                       f"(state != 'done' AND video IN (SELECT id FROM videos WHERE state = 'failed'))) AND video {kept}",
+                       out)
+            db.execute(f"UPDATE videos SET state = 'pending' WHERE state = 'failed' AND id {kept}", out)
         return failed
 
     def videos(self) -> list[Video]:
