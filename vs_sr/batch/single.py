@@ -19,10 +19,12 @@ from pathlib import Path
 
 from ..atomic import fitting_name
 from ..errors import SRError
-from ..media.job import Job, check_job, plan_job
+from ..filter.formats import output_size
+from ..media.job import Job, check_job
 from ..media.output import OutputSlot
 from ..media.probe import Media, probe
-from ..media.upscale_file import Upscaled, plan_lines, wrote_line
+from ..media.tools import open_video
+from ..media.upscale_file import Upscaled, plan_line, wrote_line
 from .driver import RunOptions
 from .launch import run_batch
 from .settings import PER_VIDEO, BatchSettings
@@ -87,8 +89,9 @@ def upscale_resumable(job: Job, chunk_frames: int | None = None, log: Callable[[
                              chunk_frames=chunk_frames or default_chunk_frames(media), intermediate="final")
     _check_earlier_run(folder, settings, job)
     with OutputSlot(job.output, job.overwrite) as slot:
-        for line in plan_lines(job, plan_job(job, media, job.output_muxer)):
-            log(line)
+        # (the batch plans it in full, and says its notes, itself: the line only, from the source's size)
+        clip = open_video(job.input)
+        log(plan_line(job, 0, clip.num_frames - 1, *output_size(clip, job.scale, job.width, job.height)))
         _say_where(folder, settings, log)
         _retry_failed(folder)
         # The batch's own "done: INPUT -> its work file" line would name a file about to move.

@@ -18,7 +18,7 @@ from ..errors import SRError
 from ..progress import Progress
 from .encode import encode_video
 from .ffmpeg import check_extra_arguments, check_user_options, encoder_options
-from .job import Job, OutputPlan, check_job, plan_job
+from .job import Job, check_job, plan_job
 from .mux import join_video, mux
 from .output import OutputSlot
 from .probe import probe
@@ -43,8 +43,9 @@ def upscale_file(job: Job, log: Callable[[str], None] = print, on_tool_log: Call
         media = probe(job.input)
         plan = plan_job(job, media, job.output_muxer)
         check_extra_arguments(job, job.video_codec, plan, media)
-        for line in plan_lines(job, plan):
-            log(line)
+        log(plan_line(job, plan.first, plan.last, plan.width, plan.height))
+        for note in plan.tracks.notes:
+            log(f"note: {note}")
         progress = Progress(plan.frames, quiet=quiet)
         encoded = slot.work / "encoded.mkv"
         options = encoder_options(job, job.video_codec, plan, media)
@@ -69,10 +70,10 @@ def upscale_file(job: Job, log: Callable[[str], None] = print, on_tool_log: Call
     return Upscaled(job.output, plan.salvaged)
 
 
-def plan_lines(job: Job, plan: OutputPlan) -> list[str]:
-    """What a run is about to make, and the notes on the tracks, before any frame is made."""
-    return [f"{job.input.name}: frames {plan.first}-{plan.last} -> {plan.width}x{plan.height} {job.codec} "
-            f"({job.model} x{job.scale}) into {job.output}", *(f"note: {note}" for note in plan.tracks.notes)]
+def plan_line(job: Job, first: int, last: int, width: int, height: int) -> str:
+    """What a run is about to make, said before any frame is made."""
+    return f"{job.input.name}: frames {first}-{last} -> {width}x{height} {job.codec} ({job.model} x{job.scale}) into " \
+           f"{job.output}"
 
 
 def wrote_line(output: Path, frames: int, size: tuple[int, int], audio: int, subtitles: int) -> str:
