@@ -170,6 +170,8 @@ def test_an_interlaced_upload_is_deinterlaced_by_default(studio, tmp_path):
     video = upload(client, source).json()
     job = client.post("/api/jobs", json={"video": video["id"], "model": "faithful", "scale": 2}).json()
     assert job["deinterlace"] == "bwdif"
+    preview = client.get(f"/api/videos/{video['id']}/preview", params={"model": "faithful", "scale": 2, "frame": 1})
+    assert preview.status_code == 200 and preview.headers["content-type"] == "image/png"  # (it was a 500)
     finished = events(client, job["id"])[-1]
     assert finished["state"] == "done" and finished["frames_done"] == video["frames"], finished
     answer = client.post("/api/jobs", json={"video": video["id"], "model": "faithful", "scale": 2,
@@ -190,6 +192,8 @@ def test_unknown_ids_and_wrong_requests(studio):
     answer = client.get("/api/jobs/0123456789abcdef/cancel")
     assert answer.status_code == 405 and answer.headers["allow"] == "POST"
     assert answer.json()["detail"] == "/api/jobs/0123456789abcdef/cancel takes POST, not GET."
+    answer = client.get("/api/jobs/", follow_redirects=False)  # a trailing slash, as Starlette answers it
+    assert answer.status_code == 307 and answer.headers["location"].endswith("/api/jobs")
     answer = client.get("/api/nothing")
     assert answer.status_code == 404 and answer.json()["detail"] == "no API route /api/nothing; the routes are " \
         "listed at /docs."
