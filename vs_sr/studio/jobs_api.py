@@ -41,6 +41,8 @@ class JobRequest(BaseModel):
 @router.post("")
 def create_job(request: JobRequest, studio: StudioDep) -> dict[str, Any]:
     video = studio.video_or_404(request.video)
+    if studio.library.queued() >= studio.config.max_queued:  # at once, before the checks that open the video
+        raise _queue_full(studio)  # (the record below is what holds the limit, under requests arriving together)
     check_model(request.model, request.scale)
     if request.codec == "ffv1" and request.crf is not None:
         raise HTTPException(422, "ffv1 is lossless: crf does not apply.")

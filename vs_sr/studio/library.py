@@ -154,12 +154,18 @@ class Library:
         return True
 
     def requeue_job(self, job_id: str, max_queued: int) -> bool:
-        """A job queued again, unless `max_queued` jobs are queued already (False); as `add_job`."""
+        """A failed or cancelled job queued again, unless `max_queued` jobs are queued already (False);
+        as `add_job`. One that is not failed or cancelled (a second retry at once) stays as it is."""
         with self._lock, self.db:
             if self._queued() >= max_queued:
                 return False
-            self.db.execute("UPDATE jobs SET state = 'queued', error = NULL WHERE id = ?", (job_id,))
+            self.db.execute("UPDATE jobs SET state = 'queued', error = NULL WHERE id = ? AND state IN "
+                            "('failed', 'cancelled')", (job_id,))
         return True
+
+    def queued(self) -> int:
+        with self._lock:
+            return self._queued()
 
     def _queued(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetchone()[0])
