@@ -27,7 +27,7 @@ class Timeline:
     end: float
     """When the last frame stops being shown."""
     rate: Fraction | None = None
-    """The rate the file declares, where every frame starts within a millisecond of it (Matroska
+    """The rate the file declares, where every frame starts within half a millisecond of it (Matroska
     stores whole milliseconds, so 1/24 s steps read as 42, 41, 42 ms): the timecodes are written
     from it, or mkvmerge declares the rate of the first step (23.81 fps for 24)."""
 
@@ -76,11 +76,16 @@ def read_timeline(path: Path) -> tuple[vs.VideoNode, Timeline]:
 
 
 def declared_rate(clip: vs.VideoNode, starts: Sequence[float]) -> Fraction | None:
-    """The clip's frame rate if every frame starts within a millisecond of where it puts it, else None."""
+    """The clip's frame rate if every frame starts within half a millisecond of where it puts it (the
+    rounding of a container that stores milliseconds), else None: written from the rate, a frame then
+    stays well within the output check's 2 ms of its source time, whichever frame a range starts at."""
     if clip.fps_num <= 0 or clip.fps_den <= 0:
         return None
     step = clip.fps_den / clip.fps_num
-    return clip.fps if all(abs(t - starts[0] - i * step) <= 0.001 for i, t in enumerate(starts)) else None
+    return clip.fps if all(abs(t - starts[0] - i * step) <= ROUNDING for i, t in enumerate(starts)) else None
+
+
+ROUNDING = 0.0005 + 1e-6  # seconds: half a millisecond, and the float error of reading it back
 
 
 def parse_timecodes(text: str) -> Sequence[float]:
