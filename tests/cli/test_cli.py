@@ -124,7 +124,8 @@ def test_version_and_help_for_every_option():
     (["upscale", "in.mkv", "out.mkv", "--preset", "fastest"], "--preset: 'fastest' is no encoder's preset"),
     (["upscale", "in.mkv", "out.mkv", "--depth", "9"], "--depth: invalid choice: 9"),
     (["upscale", "in.mkv", "out.mkv", "--profile", "ultra"], "--profile: invalid choice: 'ultra'"),
-    (["upscale", "in.mkv", "out.mkv", "--ffmpeg-args", "-tune 'animation"], "--ffmpeg-args: --ffmpeg-args"),
+    (["upscale", "in.mkv", "out.mkv", "--ffmpeg-args", "-tune 'animation"],
+     "argument --ffmpeg-args: \"-tune 'animation\": No closing quotation"),
     (["upscale", "in.mkv", "out.mkv", "--ffmpeg-args", "-c:v libx265"],
      "error: argument --ffmpeg-args: -c:v is set by --codec; drop it from --ffmpeg-args."),  # (the option named once)
     (["eval", "ref.mkv", "--source", "low.mkv", "--scale", "0"], "--scale: must be at least 1, not 0"),

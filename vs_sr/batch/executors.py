@@ -294,6 +294,8 @@ def _start_ray(ray: Any, options: dict[str, Any]) -> None:
                 raise
             raise KeyboardInterrupt from None
         except Exception as error:
+            if arrived:  # the failure may be the interruption's doing: it is one
+                raise KeyboardInterrupt from None
             if "address" not in options:
                 raise
             raise SRError(f"cannot join the Ray cluster at {options['address']}: {error}. A cluster with token "

@@ -82,7 +82,9 @@ class BatchSettings:
 
 
 FREE = ("num_streams",)
-"""Settings a batch may change between runs: they change no frame (the filter's frame accuracy)."""
+"""Settings a batch may change between runs: they change no frame on a CPU (the filter's frame
+accuracy). On a GPU (never run yet) automatic tiles are sized from the VRAM a stream has, so with
+a tile-dependent network (HAT) and no --tile, other streams may mean other tiles."""
 
 
 def _flat(settings: BatchSettings) -> dict[str, Any]:

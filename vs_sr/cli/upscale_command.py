@@ -106,7 +106,8 @@ def ffmpeg_arguments(text: str) -> list[str]:
         return parse_ffmpeg_args(text)
     except SRError as error:
         # (argparse names the option itself: "argument --ffmpeg-args: ...")
-        raise argparse.ArgumentTypeError(error.message.removeprefix("--ffmpeg-args: ")) from None
+        raise argparse.ArgumentTypeError(error.message.removeprefix("--ffmpeg-args: ").removeprefix("--ffmpeg-args ")) \
+            from None
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -41,6 +41,8 @@ def without_paths(report: dict[str, Any]) -> dict[str, Any]:
     models = {key: value for key, value in report.get("models", {}).items() if key != "searched"}
     shown = {**report, "tools": tools, "models": models}
     shown.pop("cache", None)
+    if isinstance(shown.get("cache_limit"), dict) and shown["cache_limit"].get("problem"):  # (it names the folder)
+        shown["cache_limit"] = {**shown["cache_limit"], "problem": "`vs-sr info` on the server says what is wrong"}
     if isinstance(shown.get("vspipe"), str):  # "PATH (works)", or why not (which names paths)
         shown["vspipe"] = "works" if shown["vspipe"].endswith("(works)") else \
             "does not work: `vs-sr info` on the server says why"
