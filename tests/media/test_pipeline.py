@@ -84,6 +84,27 @@ def test_mp4_output_says_what_it_converts_or_drops(ncnn_models, source, tmp_path
     assert count_frames(output) == 50
 
 
+@pytest.mark.parametrize("container", ["mp4", "mkv"])
+def test_a_portrait_phone_video_stays_portrait(tmp_path, container):
+    """Landscape frames and a display matrix turning them by 90 degrees: bestsource turns the frames
+    upright, and the pixel aspect was corrected from the unturned shape (shown 5:3, stretched 2.8x)."""
+    frames = tmp_path / "frames.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x96:rate=25:duration=0.4", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(frames))
+    phone = tmp_path / "phone.mp4"
+    ffmpeg("-i", str(frames), "-c", "copy", "-metadata:s:v", "rotate=90", str(phone))
+    assert probe(phone).quarter_turned
+    for args, shape in [(["--model", "faithful", "--scale", "2"], "192,320,1:1,3:5"),
+                        (["--width", "854", "--height", "480"], "854,480,144:427,3:5")]:
+        output = tmp_path / f"out.{container}"
+        done = upscale(str(phone), str(output), *args, "-y")
+        assert done.returncode == 0, done.stderr
+        shown = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries",
+                                "stream=width,height,sample_aspect_ratio,display_aspect_ratio", "-of", "csv=p=0",
+                                str(output)], capture_output=True, text=True, check=True).stdout.strip()
+        assert shown == shape, (args, shown)
+
+
 def test_frame_range_matches_the_full_run(ncnn_models, source, tmp_path):
     full, part = tmp_path / "full.mkv", tmp_path / "part.mkv"
     assert upscale(str(source), str(full), "--codec", "ffv1").returncode == 0

@@ -56,8 +56,10 @@ def encoder_options(job: Job, codec: Codec, plan: OutputPlan, media: Media) -> l
     tags = _colour_tags(video.info, plan)
     if codec.frame_tags and tags:
         filters.append(_frame_tags(tags))
-    sar = corrected_sar(_sar_props(media), video.info["width"], video.info["height"], plan.width, plan.height)
-    sar = sar or media.sample_aspect
+    # The shape as shown: a portrait phone video's landscape frames come upright (bestsource turns them).
+    width, height, shown_sar = media.upright
+    sar_props = {"_SARNum": shown_sar[0], "_SARDen": shown_sar[1]} if shown_sar else {}
+    sar = corrected_sar(sar_props, width, height, plan.width, plan.height) or shown_sar
     if sar:
         filters.append(f"setsar={sar[0]}/{sar[1]}:max=65535")
     filters += device_filters(codec, depth)
@@ -220,6 +222,3 @@ def _frame_tags(tags: dict[str, str]) -> str:
     return "setparams=" + ":".join(f"{names.get(option, option)}={value}" for option, value in tags.items())
 
 
-def _sar_props(media: Media) -> dict[str, int]:
-    sar = media.sample_aspect
-    return {"_SARNum": sar[0], "_SARDen": sar[1]} if sar else {}

@@ -64,6 +64,25 @@ class Media:
         num, den = (int(x) for x in sar.split(":"))
         return (num, den) if num > 0 and den > 0 else None
 
+    @property
+    def quarter_turned(self) -> bool:
+        """The video is shown turned by 90 or 270 degrees (a phone's portrait video: landscape frames
+        and a display matrix), which bestsource applies: its frames come upright."""
+        for item in self.video.info.get("side_data_list", []):
+            if "rotation" in item:
+                return round(float(item["rotation"])) % 180 != 0
+        rotate = str(self.video.info.get("tags", {}).get("rotate", "0"))
+        return rotate.lstrip("-").isdigit() and int(rotate) % 180 != 0
+
+    @property
+    def upright(self) -> tuple[int, int, tuple[int, int] | None]:
+        """(width, height, sample aspect) of the video as shown, the frames vs_sr reads: a quarter
+        turn swaps the sides and turns the pixel aspect with them."""
+        width, height, sar = int(self.video.info["width"]), int(self.video.info["height"]), self.sample_aspect
+        if self.quarter_turned:
+            return height, width, (sar[1], sar[0]) if sar else None
+        return width, height, sar
+
 
 def _seconds(value: object) -> float | None:
     try:

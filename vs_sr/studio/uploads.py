@@ -169,7 +169,7 @@ def describe(video_id: str, name: str, path: Path) -> Video:
     """The uploaded file as a library video, or an UploadError (422) saying why it is not one."""
     try:
         media = probe(path)
-        track = media.video
+        media.video  # noqa: B018 -- raises for a file without a video track
         clip, timeline = read_timeline(path)
         found = decodable(media, clip.num_frames, timeline)
     except SRError as error:  # the reason, with our storage path shown as the client's file name
@@ -179,8 +179,8 @@ def describe(video_id: str, name: str, path: Path) -> Video:
         raise UploadError(422, f"{dataclasses.replace(found, name=name).shortfall()}; upload a complete copy.")
     fps = float(clip.fps) if clip.fps_num else float(media.frame_rate)
     duration = media.duration or clip.num_frames / fps
-    return Video(video_id, name, path, int(track.info.get("width") or clip.width),
-                 int(track.info.get("height") or clip.height), clip.num_frames, round(fps, 3), round(duration, 3))
+    # The frames' size, as jobs read them: a portrait phone video's landscape frames come upright.
+    return Video(video_id, name, path, clip.width, clip.height, clip.num_frames, round(fps, 3), round(duration, 3))
 
 
 def discard(folder: Path) -> None:
