@@ -14,7 +14,7 @@ import vapoursynth as vs
 from conftest import VS_SR, ffmpeg, frame_hash, on_a_small_disk, small_compact_weights, vs_sr
 
 from vs_sr.backends import get_backend
-from vs_sr.media.probe import count_frames, probe
+from vs_sr.media.probe import count_frames, packet_span, probe
 from vs_sr.models import resolve
 
 core = vs.core
@@ -103,6 +103,21 @@ def test_a_portrait_phone_video_stays_portrait(tmp_path, container):
                                 "stream=width,height,sample_aspect_ratio,display_aspect_ratio", "-of", "csv=p=0",
                                 str(output)], capture_output=True, text=True, check=True).stdout.strip()
         assert shown == shape, (args, shown)
+
+
+def test_an_mpeg_ts_recording_with_audio_is_written(tmp_path):
+    """MPEG-TS stores no track durations: ffprobe's estimate of the audio's (1.83 s for 2.03 s) made
+    every .ts/.m2ts with audio fail the output check, after the whole upscale."""
+    recording = tmp_path / "camcorder.ts"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=2", "-f", "lavfi", "-i", "sine=duration=2",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mpegts", str(recording))
+    audio = probe(recording).of_kind("audio")[0]
+    measured = packet_span(recording, audio.index)
+    assert measured is not None and abs(measured - 2.0) < 0.05 < abs((audio.duration or 0) - measured)  # (the guess)
+    output = tmp_path / "out.mkv"
+    done = upscale(str(recording), str(output), "--model", "faithful", "--scale", "2")
+    assert done.returncode == 0, done.stderr
+    assert abs((probe(output).of_kind("audio")[0].duration or 0) - measured) < 0.05
 
 
 def test_frame_range_matches_the_full_run(ncnn_models, source, tmp_path):

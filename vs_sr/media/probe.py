@@ -197,6 +197,20 @@ def packet_duration(path: Path, index: int) -> float:
     return 0.0
 
 
+def packet_span(path: Path, index: int) -> float | None:
+    """Seconds from the start of track `index`'s first packet to the end of its last, read from every
+    packet: MPEG-TS stores no track durations, and ffprobe's estimate of one was 10% short (a 2.03 s
+    track said 1.83 s). None when no packet has a time."""
+    done = run_child(
+        [find_tool("ffprobe"), "-v", "error", "-select_streams", str(index), "-show_entries",
+         "packet=pts_time,duration_time", "-of", "csv=p=0", file_url(path)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )
+    packets = [[_seconds(value) for value in line.split(",")[:2]] for line in done.stdout.split()]
+    timed = [(start, length or 0.0) for start, length in packets if start is not None]
+    return max(start + length for start, length in timed) - min(start for start, _ in timed) if timed else None
+
+
 def count_frames(path: Path) -> int:
     """Video frames in a file, counted from its packets (exact for the codecs we write)."""
     done = run_child(

@@ -3,13 +3,14 @@ plan promised."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
 from ..children import run_child
 from ..errors import SRError
 from .job import OutputPlan, expected_audio
-from .probe import Media, packet_duration, probe
+from .probe import Media, packet_duration, packet_span, probe
 from .tools import file_url, find_tool
 
 TIME_TOLERANCE = 0.002  # seconds: Matroska stores milliseconds
@@ -54,6 +55,8 @@ def _check_audio(written: Media, plan: OutputPlan, media: Media) -> None:
     frame = max(b - a for a, b in zip((plan.begin, *plan.timeline.starts[plan.first + 1:plan.last + 1]),
                                       (*plan.timeline.starts[plan.first + 1:plan.last + 1], plan.end), strict=True))
     for track, source in zip(audio, plan.tracks.audio, strict=True):
+        if "mpegts" in media.container:  # (its track durations are ffprobe's guesses: the packets say)
+            source = dataclasses.replace(source, duration=packet_span(media.path, source.index) or source.duration)
         expected = expected_audio(source, plan)
         # A cut keeps or drops whole packets of the source (21 ms of AAC, 104 ms of FLAC), a track re-encoded
         # starts with its encoder's priming, and a container that stores no packet durations ends a copy
