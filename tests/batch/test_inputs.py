@@ -135,3 +135,29 @@ def test_a_failed_video_whose_file_is_gone_is_left_out(ncnn_models, library, tmp
     (tmp_path / "head.mp4").rename(folder / "head.mp4")
     done = vs_sr("batch", str(folder), "--output-dir", str(out), "--codec", "ffv1")
     assert done.returncode == 1 and "1 of 2 video(s) failed" in done.stderr
+
+
+def test_a_later_input_of_a_made_output_name_is_refused_and_a_moved_one_is_the_same_video(ncnn_models, library,
+                                                                                         tmp_path):
+    """A second video of the same name, in a later run to the same folder, replaced the first's output
+    without a word, and both read "done"; a library folder renamed is the same videos."""
+    first, second, out = tmp_path / "first", tmp_path / "second", tmp_path / "out"
+    first.mkdir()
+    second.mkdir()
+    shutil.copy(library / "good.mkv", first / "x.mkv")
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=30:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(second / "x.mkv"))
+    assert vs_sr("batch", str(first / "x.mkv"), "--output-dir", str(out), "--codec", "ffv1").returncode == 0
+    made = (out / "x.mkv").read_bytes()
+    done = vs_sr("batch", str(second / "x.mkv"), "--output-dir", str(out), "--codec", "ffv1")
+    assert done.returncode == 1 and done.stderr == f"vs-sr: error: {second / 'x.mkv'} would be written to " \
+        f"{out / 'x.mkv'}, which this batch makes of {first / 'x.mkv'}; rename one of each, or give it another " \
+        "--output-dir.\n"
+    assert (out / "x.mkv").read_bytes() == made
+    moved = tmp_path / "renamed"
+    first.rename(moved)
+    done = vs_sr("batch", str(moved / "x.mkv"), "--output-dir", str(out), "--codec", "ffv1")
+    assert done.returncode == 0, done.stderr
+    assert f"{moved / 'x.mkv'}: taken as {first / 'x.mkv'}, moved (its output is the same)" in done.stdout
+    assert [v["input"] for v in status(out)["videos"]] == [str(moved / "x.mkv")]
+    assert (out / "x.mkv").read_bytes() == made  # the same video: kept, not made again

@@ -197,6 +197,7 @@ class BatchRun:
         elif changes:
             raise SRError(f"{self.directory} holds a batch with other settings ({'; '.join(changes)}); run it with "
                           "the same options to continue, or pass --restart to start over with the new ones.")
+        self._check_outputs(sources)
         self.state.set_setting("settings", self.settings.as_json())
         for source in sources:
             if self.state.add_video(source.path, source.output):
@@ -216,6 +217,25 @@ class BatchRun:
                      "the batch made of it is kept, for when it is back)")
         self.state.recover()
         self._remove_dead_attempts()
+
+    def _check_outputs(self, sources: Sequence[Source]) -> None:
+        """A source written to an output the batch makes of another input: refused while that input is
+        there (the second video's output replaced the first's, and both read "done"); taken as that
+        video, moved, when it is gone (a library's folder renamed)."""
+        made = {video.output: video for video in self.state.videos()}
+        clashes = []
+        for source in sources:
+            other = made.get(source.output)
+            if other is None or other.input == source.path:
+                continue
+            if other.input.exists():
+                clashes.append(f"{source.path} would be written to {source.output}, which this batch makes of "
+                               f"{other.input}")
+            else:
+                self.log(f"{source.path}: taken as {other.input}, moved (its output is the same)")
+                self.state.move_input(other.id, source.path)
+        if clashes:
+            raise SRError(f"{'; '.join(clashes)}; rename one of each, or give it another --output-dir.")
 
     def _remove_dead_attempts(self) -> None:
         """The work folders of chunk attempts a killed run left (a whole chunk of video each, with

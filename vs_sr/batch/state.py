@@ -220,6 +220,11 @@ class State:
         self.reset_video(row["id"])
         return True
 
+    def move_input(self, video_id: int, source: Path) -> None:
+        """A video's input found under another name (its folder renamed): the video, not a new one."""
+        with self.transaction() as db:
+            db.execute("UPDATE videos SET input = ? WHERE id = ?", (str(source), video_id))
+
     def reset_video(self, video_id: int) -> None:
         """Forget a video's chunks and plan: it is done again from the start."""
         with self.transaction() as db:
