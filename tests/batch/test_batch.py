@@ -255,6 +255,8 @@ def test_changed_settings_are_refused_and_restart_starts_over(ncnn_models, open_
     done = vs_sr("batch", str(open_gop), "--output-dir", str(out), "--codec", "x264", "--crf", "20", "--preset",
                  "medium", "--num-streams", "1", "--deinterlace", "bwdif")
     assert done.returncode == 0, done.stderr
+    done = vs_sr("batch", str(open_gop), "--output-dir", str(out), "--codec", "x264", "--crf", "20")  # and dropped
+    assert done.returncode == 0, done.stderr
     assert (out / "gop.mkv").stat().st_mtime_ns == made.st_mtime_ns
 
 

@@ -110,10 +110,16 @@ def test_linked_folders_are_walked_and_what_is_passed_over_is_said(ncnn_models, 
     (top / "ext").symlink_to(elsewhere)
     (top / "loop").symlink_to(top)  # a link back up the tree: walked once
     (top / "gone.mkv").symlink_to(tmp_path / "nowhere.mkv")
+    (top / "again.mkv").symlink_to(top / "real" / "a.mkv")  # a link to a file already among them: made once
+    earlier = top / "upscaled"  # another batch's output folder: results, not inputs
+    (earlier / ".vs-sr-batch").mkdir(parents=True)
+    shutil.copy(library / "good.mkv", earlier / "a.mkv")
     done = vs_sr("batch", str(top), "--recursive", "--output-dir", str(out), "--codec", "ffv1")
     assert done.returncode == 0, done.stderr
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.mkv")) == ["ext/b.mkv", "real/a.mkv"]
-    assert f"skipped {top / 'gone.mkv'}: a broken symbolic link (what it points to is missing)" in done.stdout
+    assert f"skipped {top / 'gone.mkv'}: a broken symbolic link (what it points to is missing, or a loop)" in done.stdout
+    assert f"skipped {top / 'again.mkv'}: the same file as {top / 'real' / 'a.mkv'}" in done.stdout
+    assert f"skipped {earlier}: another vs-sr batch's output folder" in done.stdout
     assert f"skipped 1 hidden file(s) or folder(s) in {top} (names that begin with '.')" in done.stdout
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import SRError
 from ..media.probe import probe
 from ..media.tools import check_input
+from .state import STATE_DIR
 
 # Names that say "video": such a file that cannot be opened is a damaged video, not something else.
 VIDEO_EXTENSIONS = {".mkv", ".mk3d", ".webm", ".mp4", ".m4v", ".mov", ".qt", ".3gp", ".3g2", ".avi", ".wmv", ".asf",
@@ -35,6 +36,7 @@ def find_sources(items: Sequence[Path], output_dir: Path, suffix: str, recursive
     output_dir = output_dir.resolve()
     sources: list[Source] = []
     notes: list[str] = []
+    taken: dict[Path, Path] = {}
     for item in items:
         path = item.resolve()
         if path.is_dir():
@@ -46,7 +48,12 @@ def find_sources(items: Sequence[Path], output_dir: Path, suffix: str, recursive
         else:
             check_input(item, "input")  # says why: missing, or a pipe or device bestsource cannot index
             raise SRError(f"{item} is not a file or folder.")
-        for file, relative in candidates:
+        for file, relative in sorted(candidates, key=lambda candidate: candidate[0].is_symlink()):  # (files first)
+            real = file.resolve()
+            if real in taken:  # a link to a file already among the inputs: one video, made once
+                notes.append(f"skipped {file}: the same file as {taken[real]}")
+                continue
+            taken[real] = file
             reason = _not_a_video(file)
             if reason:
                 notes.append(f"skipped {file}: {reason}")
@@ -59,9 +66,10 @@ def find_sources(items: Sequence[Path], output_dir: Path, suffix: str, recursive
 def _files(folder: Path, recursive: bool, output_dir: Path) -> tuple[list[Path], list[str]]:
     """The files of `folder` (with `recursive`, of its subfolders too, symbolic links to folders
     followed: a library spread over disks), none inside `output_dir`, and notes on what was passed
-    over: broken links, and hidden names (".name": a system's side files), counted."""
+    over: broken links, another batch's output folders, and hidden names (".name": a system's side
+    files), counted."""
     files: list[Path] = []
-    broken: list[str] = []
+    passed: list[str] = []
     hidden = 0
     seen: set[Path] = set()  # real folders walked: a link back up the tree is walked once
     for top, folders, names in os.walk(folder, followlinks=True):
@@ -69,8 +77,12 @@ def _files(folder: Path, recursive: bool, output_dir: Path) -> tuple[list[Path],
         if real in seen or _inside(real, output_dir):
             folders.clear()
             continue
+        if real != folder.resolve() and (real / STATE_DIR).is_dir():  # its videos are results, not inputs
+            passed.append(f"skipped {top}: another vs-sr batch's output folder")
+            folders.clear()
+            continue
         seen.add(real)
-        hidden += sum(name.startswith(".") for name in (*folders, *names))
+        hidden += sum(name.startswith(".") for name in (*(folders if recursive else ()), *names))
         folders[:] = sorted(name for name in folders if not name.startswith(".")) if recursive else []
         for name in names:
             path = Path(top) / name
@@ -80,8 +92,8 @@ def _files(folder: Path, recursive: bool, output_dir: Path) -> tuple[list[Path],
                 if not _inside(path.resolve(), output_dir):
                     files.append(path)
             elif path.is_symlink() and not path.exists():
-                broken.append(f"skipped {path}: a broken symbolic link (what it points to is missing)")
-    notes = sorted(broken)
+                passed.append(f"skipped {path}: a broken symbolic link (what it points to is missing, or a loop)")
+    notes = sorted(passed)
     if hidden:
         notes.append(f"skipped {hidden} hidden file(s) or folder(s) in {folder} (names that begin with '.')")
     return sorted(files), notes

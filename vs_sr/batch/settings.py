@@ -71,14 +71,15 @@ class BatchSettings:
         """What changed from `self` to `other` that changes what a video becomes, as command-line
         options (`--crf 18 -> 20`). Not a change: a default given as its value (`--crf 18` for
         x264), the number of streams (frames are the same bits however many run at once), and a
-        deinterlacer named where none was (a video made without one was progressive, which it
-        passes as it is: a batch whose interlaced files failed asking for one continues)."""
+        deinterlacer named where none was, or dropped (a video made without one was progressive,
+        which it passes as it is, and without one an interlaced video is refused, not made otherwise:
+        a batch whose interlaced files failed asking for one continues, either way)."""
         mine, theirs = _flat(self), _flat(other)
         if mine.get("codec") == theirs.get("codec"):  # (another codec is a change of its own, its defaults with it)
             mine, theirs = _with_codec_defaults(mine), _with_codec_defaults(theirs)
         return [f"--{name.replace('_', '-')} {_shown(mine.get(name))} -> {_shown(theirs.get(name))}"
                 for name in sorted(set(mine) | set(theirs)) if name not in FREE and mine.get(name) != theirs.get(name)
-                and not (name == "deinterlace" and mine.get(name) is None)]
+                and not (name == "deinterlace" and None in (mine.get(name), theirs.get(name)))]
 
 
 FREE = ("num_streams",)
