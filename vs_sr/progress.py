@@ -14,6 +14,7 @@ import time
 from typing import TextIO
 
 CLEAR_TO_END = "\x1b[K"
+BAR = 30  # characters of a live bar, where the terminal has room
 
 
 def clear_live_line(stream: TextIO | None = None) -> None:
@@ -90,12 +91,14 @@ class Progress:
         if self.status:
             counts += f", {self.status}"
         if self.live:
-            width = 30
-            filled = width * self.done // self.total
-            line = f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {counts}"
-            # One terminal row: a longer line wraps, and every redraw (\r goes back one row only) adds a row.
-            columns = terminal_columns(self.stream)
-            self.stream.write(f"\r{line[:max(1, columns - 1)]}{CLEAR_TO_END}")
+            # One terminal row: a longer line wraps, and every redraw (\r goes back one row only) adds a
+            # row. The bar gives way first (the numbers say more), down to none; then the line is cut.
+            room = max(1, terminal_columns(self.stream) - 1)
+            width = min(BAR, room - len(self.label) - len(counts) - 4)
+            filled = max(0, width) * self.done // self.total
+            line = f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {counts}" if width >= 5 else \
+                f"{self.label}: {counts}"
+            self.stream.write(f"\r{line[:room]}{CLEAR_TO_END}")
         else:
             self.stream.write(f"{self.label}: {counts}\n")
         self.stream.flush()
