@@ -105,6 +105,19 @@ def test_a_portrait_phone_video_stays_portrait(tmp_path, container):
         assert shown == shape, (args, shown)
 
 
+def test_an_untagged_sd_source_made_hd_says_the_matrix_its_colours_are_in(tmp_path):
+    """The filter converts an untagged SD frame with BT.601 (the default for its size); an untagged
+    720p output is read as BT.709 by players: hues shifted. The output names the matrix."""
+    source = tmp_path / "phone.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=128x72:rate=25:duration=0.2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(source))
+    assert probe(source).video.info.get("color_space") is None
+    output = tmp_path / "out.mp4"
+    done = upscale(str(source), str(output), "--model", "faithful", "--width", "1280", "--height", "720")
+    assert done.returncode == 0, done.stderr
+    assert probe(output).video.info.get("color_space") == "smpte170m"
+
+
 def test_an_mpeg_ts_recording_with_audio_is_written(tmp_path):
     """MPEG-TS stores no track durations: ffprobe's estimate of the audio's (1.83 s for 2.03 s) made
     every .ts/.m2ts with audio fail the output check, after the whole upscale."""

@@ -53,7 +53,7 @@ def encoder_options(job: Job, codec: Codec, plan: OutputPlan, media: Media) -> l
     command = ["-fps_mode", "passthrough",
                *with_hdr10(codec_arguments(codec, job.crf, job.preset, job.profile, depth), codec, plan.hdr10)]
     filters = list(user_filters)
-    tags = _colour_tags(video.info, plan)
+    tags = _colour_tags(video.info, plan, media.upright[:2])
     if codec.frame_tags and tags:
         filters.append(_frame_tags(tags))
     # The shape as shown: a portrait phone video's landscape frames come upright (bestsource turns them).
@@ -203,15 +203,19 @@ def mux_command(job: Job, media: Media, muxer: str, inputs: Sequence[Input],
     return [*command, "-f", muxer, file_url(target)]
 
 
-def _colour_tags(info: dict[str, Any], plan: OutputPlan) -> dict[str, str]:
+def _colour_tags(info: dict[str, Any], plan: OutputPlan, source_size: tuple[int, int]) -> dict[str, str]:
     """The input's colour tags (ffmpeg's option names and values) for the encoder; for an RGB
     input, those of the YUV it becomes (y4m carries YUV only: `job_clip` converts with the default
-    matrix, limited range)."""
+    matrix, limited range); for a YUV input that names no matrix, the one the filter took for it (the
+    default for the source's size): players take an untagged HD output for BT.709, and an SD
+    source's BT.601 colours came out shifted."""
     tags = {"color_range": info.get("color_range"), "color_primaries": info.get("color_primaries"),
             "color_trc": info.get("color_transfer"), "colorspace": info.get("color_space")}
     if info.get("color_space") in ("gbr", "rgb") or str(info.get("pix_fmt", "")).startswith(("gbr", "rgb", "bgr")):
         tags["colorspace"] = FFMPEG_MATRICES.get(default_matrix(plan.width, plan.height))
         tags["color_range"] = "tv"
+    elif tags["colorspace"] in (None, "unknown", "reserved") and not str(info.get("pix_fmt", "")).startswith("gray"):
+        tags["colorspace"] = FFMPEG_MATRICES.get(default_matrix(*source_size))
     return {option: value for option, value in tags.items() if value and value not in ("unknown", "reserved")}
 
 
