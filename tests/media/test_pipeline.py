@@ -118,6 +118,19 @@ def test_an_untagged_sd_source_made_hd_says_the_matrix_its_colours_are_in(tmp_pa
     assert probe(output).video.info.get("color_space") == "smpte170m"
 
 
+def test_cover_art_and_a_second_video_track_are_said_not_to_be_carried(tmp_path):
+    """They were dropped without a word (ffprobe lists cover art as a video track)."""
+    clip, cover, album = tmp_path / "clip.mp4", tmp_path / "cover.png", tmp_path / "album.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(clip))
+    ffmpeg("-f", "lavfi", "-i", "color=red:size=32x32", "-frames:v", "1", str(cover))
+    ffmpeg("-i", str(clip), "-i", str(cover), "-map", "0", "-map", "1", "-c", "copy", "-disposition:v:1",
+           "attached_pic", str(album))
+    done = upscale(str(album), str(tmp_path / "out.mkv"), "--model", "faithful", "--scale", "2")
+    assert done.returncode == 0, done.stderr
+    assert "note: video #1 (png): cover art, not carried over (vs-sr writes the upscaled video only)" in done.stdout
+
+
 def test_an_mpeg_ts_recording_with_audio_is_written(tmp_path):
     """MPEG-TS stores no track durations: ffprobe's estimate of the audio's (1.83 s for 2.03 s) made
     every .ts/.m2ts with audio fail the output check, after the whole upscale."""

@@ -75,9 +75,11 @@ def plan_tracks(media: Media, muxer: str) -> TrackPlan:
         return _plan_webm(media)
     plan = TrackPlan()
     for track in media.tracks:
-        # The first video is replaced by the upscaled one; others (cover art, angles) are not carried. An MP4's
-        # chapter names are a data track of their own: they are carried as chapters, so it needs no note.
-        if track.kind != "video" and not is_chapter_track(media, track):
+        # The first video is replaced by the upscaled one; others (cover art, angles) are not carried, and said. An
+        # MP4's chapter names are a data track of their own: they are carried as chapters, so it needs no note.
+        if track.kind == "video":
+            _note_other_video(plan, media, track)
+        elif not is_chapter_track(media, track):
             _plan_track(plan, track, muxer)
     _convert_refused(plan, media, muxer)
     if muxer in ("mp4", "mov"):
@@ -100,6 +102,7 @@ def _plan_webm(media: Media) -> TrackPlan:
     for track in media.tracks:
         label = f"{track.kind} #{track.index} ({track.codec})"
         if track.kind == "video":
+            _note_other_video(plan, media, track)
             continue
         if track.kind == "audio" and track.codec in WEBM_AUDIO:
             plan.carried.append(Carried(track, "copy"))
@@ -115,6 +118,14 @@ def _plan_webm(media: Media) -> TrackPlan:
         else:
             plan.notes.append(f"{label}: not carried over")
     return plan
+
+
+def _note_other_video(plan: TrackPlan, media: Media, track: Track) -> None:
+    """A video track besides the one upscaled is not carried over: said (cover art went unsaid)."""
+    if track.index == media.video.index:
+        return
+    what = "cover art" if track.info.get("disposition", {}).get("attached_pic") else "another video track"
+    plan.notes.append(f"{_label(track)}: {what}, not carried over (vs-sr writes the upscaled video only)")
 
 
 def _plan_track(plan: TrackPlan, track: Track, muxer: str) -> None:
