@@ -8,6 +8,7 @@ import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,15 @@ def reencode_command(options: Sequence[str], source: Path, target: Path) -> list
     """A video-only Matroska file (FFV1 intermediates, joined) re-encoded with the encoder `options`
     into `target`, at its own constant rate like `encode_command`'s: the source's times come later."""
     return [*ffmpeg_base(), "-i", file_url(source), "-map", "0:v:0", *options, "-f", "matroska", file_url(target)]
+
+
+def track_timescale(rate: Fraction | None) -> int:
+    """An MP4 video track's ticks per second: a constant rate's frames whole ticks apart (1000 for
+    24/1, 1001 for 24000/1001), so its frames keep exact, even times (ffmpeg's own choice from a
+    Matroska source, 16000, made 24 fps steps of 656 and 672: a variable rate of 24.02 to players)."""
+    if rate is None or rate <= 0:
+        return 90000
+    return rate.numerator * (1000 if rate.denominator == 1 else 1)
 
 
 def encoder_options(job: Job, codec: Codec, plan: OutputPlan, media: Media) -> list[str]:
@@ -182,10 +192,11 @@ class Source:
 
 
 def mux_command(job: Job, media: Media, muxer: str, inputs: Sequence[Input],
-                sources: Sequence[tuple[Source, Carried]], chapters_input: int, target: Path) -> list[str]:
+                sources: Sequence[tuple[Source, Carried]], chapters_input: int, target: Path,
+                rate: Fraction | None = None) -> list[str]:
     """The output: the video (input 0, encoded and timed: copied) and each carried track from where
     its source says, with the input's tags (input 1 is the input file itself) and chapters from
-    `chapters_input`."""
+    `chapters_input`. `rate`: the source's constant frame rate, which an MP4/MOV clock keeps exactly."""
     command = ffmpeg_base()
     for item in inputs:
         command += item.arguments()
@@ -193,6 +204,8 @@ def mux_command(job: Job, media: Media, muxer: str, inputs: Sequence[Input],
     # Any per-track -map_metadata turns off ffmpeg's default copying of track tags, so every
     # track's tags (language, title, an attachment's mimetype) are mapped explicitly.
     command += ["-map_metadata:s:0", f"1:s:{media.video.index}", "-c:v", "copy"]
+    if muxer in ("mp4", "mov"):  # a clock that counts whole frames (24 fps: 1000 ticks of 1/24000 s), else 90 kHz
+        command += ["-video_track_timescale", str(track_timescale(rate))]
     if muxer in ("mp4", "mov") and job.video_codec.family == "hevc":
         command += ["-tag:v", "hvc1"]  # (ffmpeg's default, hev1, is what Apple's players and editors do not open)
     for out, (source, carried) in enumerate(sources, start=1):

@@ -27,8 +27,10 @@ def join_video(parts: Sequence[Path], plan: OutputPlan, folder: Path) -> Path:
     """
     timecodes = folder / "timecodes.txt"
     plan.timeline.write_timecodes(timecodes, plan.first, plan.last)
-    # --timestamps applies to the first file's track, which the appended parts continue.
-    return append_parts(parts, folder / "video.mkv", ["--timestamps", f"0:{timecodes.resolve()}"],
+    # --timestamps applies to the first file's track, which the appended parts continue. Microseconds, not
+    # Matroska's default milliseconds: an MP4 output takes the times from here (ffmpeg writes Matroska's own).
+    return append_parts(parts, folder / "video.mkv", ["--timestamp-scale", "1000", "--timestamps",
+                                                      f"0:{timecodes.resolve()}"],
                         "joining the video and applying the frame times")
 
 
@@ -59,7 +61,8 @@ def mux(job: Job, plan: OutputPlan, media: Media, folder: Path, target: Path) ->
         chapters.write_text(chapters_for_range(media, plan), encoding="utf-8")
         inputs.append(Input(chapters, format="ffmetadata"))
         chapters_input = len(inputs) - 1
-    run_tool(mux_command(job, media, job.output_muxer, inputs, sources, chapters_input, target), "writing the output")
+    run_tool(mux_command(job, media, job.output_muxer, inputs, sources, chapters_input, target,
+                         plan.timeline.rate), "writing the output")
     return [carried for _, carried in sources]
 
 
