@@ -185,9 +185,6 @@ def test_killing_the_whole_batch_then_running_again_completes(ncnn_models, long_
     wait_until(lambda: any(c["state"] == "done" for c in status(out)["videos"][0]["chunks"])
              if (out / ".vs-sr-batch" / "state.db").exists() else False, 600, "a finished chunk")
     assert status(out)["running"] is True
-    second = vs_sr("batch", str(long_clip), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "60")
-    assert second.returncode == 1 and second.stderr == f"vs-sr: error: another vs-sr batch is running on {out}; " \
-        "wait for it, or stop it first.\n"
     os.killpg(job.pid, signal.SIGKILL)  # the whole process group: the driver and everything it started
     job.wait(timeout=60)
     wait_until(lambda: not processes(str(out)), 30, "every process of the batch to die")
@@ -226,6 +223,10 @@ def test_a_file_that_appears_at_an_output_meanwhile_is_kept(ncnn_models, long_cl
     out = tmp_path / "out"
     job = start_batch(spawn, long_clip, out, "--chunk-frames", "100")
     held = signal_one(lambda: vspipes(out), signal.SIGSTOP, "a chunk's vspipe")
+    # (while its chunk is held: a second batch on the folder is refused in one line)
+    second = vs_sr("batch", str(long_clip), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "100")
+    assert second.returncode == 1 and second.stderr == f"vs-sr: error: another vs-sr batch is running on {out}; " \
+        "wait for it, or stop it first.\n"
     (out / "long.mkv").write_bytes(b"someone else's")
     os.kill(held, signal.SIGCONT)
     _, err = job.communicate(timeout=900)
