@@ -80,7 +80,7 @@ def test_a_constant_rate_is_declared_as_the_source_declares_it(ncnn_models, tmp_
     assert vs_sr("upscale", str(source), str(output), "--codec", "x264", "--preset", "ultrafast").returncode == 0
     stamps = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=dts", "-of",
                              "csv=p=0", str(output)], capture_output=True, text=True, check=True).stdout.split()
-    assert len({int(b) - int(a) for a, b in zip(stamps, stamps[1:])}) == 1, stamps
+    assert len({int(b) - int(a) for a, b in zip(stamps, stamps[1:], strict=False)}) == 1, stamps
 
 
 def test_a_range_across_the_rate_change_keeps_times_and_clips_subtitles(ncnn_models, vfr_source, tmp_path):
