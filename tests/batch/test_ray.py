@@ -190,7 +190,6 @@ def test_a_two_node_cluster_runs_chunks_on_both_nodes(ncnn_models, clip, tmp_pat
         assert len({c["node"] for c in chunks(out)}) == 2  # both nodes ran chunks
 
 
-@pytest.mark.timing
 def test_a_cluster_without_cpus_says_it_waits_for_a_node(ncnn_models, clip, tmp_path, spawn):
     """A head started with --num-cpus 0 (so that it runs no tasks) before its workers join."""
     source, expected = clip

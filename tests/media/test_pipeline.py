@@ -84,8 +84,7 @@ def test_mp4_output_says_what_it_converts_or_drops(ncnn_models, source, tmp_path
     assert count_frames(output) == 50
 
 
-@pytest.mark.parametrize("container", ["mp4", "mkv"])
-def test_a_portrait_phone_video_stays_portrait(tmp_path, container):
+def test_a_portrait_phone_video_stays_portrait(tmp_path):
     """Landscape frames and a display matrix turning them by 90 degrees: bestsource turns the frames
     upright, and the pixel aspect was corrected from the unturned shape (shown 5:3, stretched 2.8x)."""
     frames = tmp_path / "frames.mp4"
@@ -96,7 +95,7 @@ def test_a_portrait_phone_video_stays_portrait(tmp_path, container):
     assert probe(phone).quarter_turned
     for args, shape in [(["--model", "faithful", "--scale", "2"], "192,320,1:1,3:5"),
                         (["--width", "854", "--height", "480"], "854,480,144:427,3:5")]:
-        output = tmp_path / f"out.{container}"
+        output = tmp_path / "out.mp4"  # (a phone's container; the aspect is set on the encoder, the same for any)
         done = upscale(str(phone), str(output), *args, "-y")
         assert done.returncode == 0, done.stderr
         shown = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries",

@@ -75,6 +75,8 @@ def test_a_constant_rate_is_declared_as_the_source_declares_it(ncnn_models, tmp_
     fraction = rate if "/" in rate else f"{rate}/1"
     assert declared == f"{fraction},{fraction}"
     assert_times(output, list(read_timeline(source)[1].starts[3:]))
+    if container != "mkv":
+        return  # (into MP4 below: from Matroska's millisecond times, the case that went wrong)
     # Into MP4: whole frames of its clock apart (ms-rounded times on a 1/16000 clock read as 24.02 fps)
     output = tmp_path / "out.mp4"
     assert vs_sr("upscale", str(source), str(output), "--codec", "x264", "--preset", "ultrafast").returncode == 0
