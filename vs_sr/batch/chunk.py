@@ -84,16 +84,8 @@ def run_chunk(task: ChunkTask, progress: Callable[[int], None], cancel: threadin
     work.mkdir(parents=True)
     try:
         encoded = work / task.target.name
-        said: list[str] = []  # vspipe's lines before the first frame: the filter says there what it runs
-        started = threading.Event()
-
-        def counted(frames: int) -> None:
-            if frames > 0:
-                started.set()
-            progress(frames)
-
-        encode_video(task.job, task.options, task.first, task.last, encoded, counted, cancel=cancel,
-                     on_log=lambda line: None if started.is_set() else said.append(line), environment=task.environment)
+        running = encode_video(task.job, task.options, task.first, task.last, encoded, progress, cancel=cancel,
+                               environment=task.environment)
         video = probe(encoded).video
         if (video.info.get("width"), video.info.get("height")) != (task.width, task.height):
             raise SRError(f"chunk {task.key[1]} is {video.info.get('width')}x{video.info.get('height')}, expected "
@@ -104,11 +96,6 @@ def run_chunk(task: ChunkTask, progress: Callable[[int], None], cancel: threadin
         raise space_note(error, work) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return ChunkResult(task.key, task.attempt, digest, size, node or socket.gethostname(), filter_line(said))
+    return ChunkResult(task.key, task.attempt, digest, size, node or socket.gethostname(), running)
 
 
-def filter_line(lines: list[str]) -> str:
-    """The last of the filter's information lines before the first frame: what runs
-    (media.upscale_file's "ran" line; a later one is news, such as a Triton server's restart)."""
-    said = [line.partition("vs_sr: ")[2] for line in lines if line.startswith("Information") and "vs_sr: " in line]
-    return said[-1] if said else ""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import SRError
 from ..progress import Progress
-from .encode import encode_video
+from .encode import encode_video, filter_message
 from .ffmpeg import check_extra_arguments, check_user_options, encoder_options
 from .job import Job, check_job, plan_job
 from .mux import join_video, mux
@@ -49,13 +49,12 @@ def upscale_file(job: Job, log: Callable[[str], None] = print, on_tool_log: Call
         progress = Progress(plan.frames, quiet=quiet)
         encoded = slot.work / "encoded.mkv"
         options = encoder_options(job, job.video_codec, plan, media)
-        filter_lines: list[str] = []
-        encode_video(job, options, plan.first, plan.last, encoded, progress.update,
-                     loading_status(progress, on_tool_log, filter_lines))
+        running = encode_video(job, options, plan.first, plan.last, encoded, progress.update,
+                               loading_status(progress, on_tool_log))
         progress.update(plan.frames)  # vspipe's last progress line may come before its last frame
         fps = progress.finish()
-        if filter_lines:  # what ran: model, device, precision (the one `auto` chose), tiles, streams
-            log(f"ran {filter_lines[-1]}")
+        if running:  # model, device, precision (the one `auto` chose), tiles, streams
+            log(f"ran {running}")
         join_video([encoded], plan, slot.work)
         encoded.unlink()
         planned = len(plan.tracks.notes)
@@ -81,21 +80,16 @@ def wrote_line(output: Path, frames: int, size: tuple[int, int], audio: int, sub
     return f"wrote {output}: {frames} frames at {size[0]}x{size[1]}, {audio} audio, {subtitles} subtitle stream(s)"
 
 
-def loading_status(progress: Progress, on_tool_log: Callable[[str], None] | None,
-                   filter_lines: list[str] | None = None) -> Callable[[str], None]:
+def loading_status(progress: Progress, on_tool_log: Callable[[str], None] | None) -> Callable[[str], None]:
     """vspipe's log lines go to `on_tool_log`; until the first frame, the filter's own lines
     ("vs_sr: ...") also show as the progress line's status, so a first int8 use (quantizing takes
-    a minute or more) or an engine build says what it is doing. Its information lines before the
-    first frame are also added to `filter_lines`: the last says what runs (model, device,
-    precision, tiles, streams)."""
+    a minute or more) or an engine build says what it is doing."""
     def relay(line: str) -> None:
         if on_tool_log is not None:
             on_tool_log(line)
-        _, mark, message = line.partition("vs_sr: ")
-        if mark and progress.done == 0:
+        message = filter_message(line)
+        if message is not None and progress.done == 0:
             progress.update(0, message)
-            if filter_lines is not None and line.startswith("Information"):
-                filter_lines.append(message)
 
     return relay
 
