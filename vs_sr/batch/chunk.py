@@ -86,10 +86,9 @@ def run_chunk(task: ChunkTask, progress: Callable[[int], None], cancel: threadin
         encoded = work / task.target.name
         running = encode_video(task.job, task.options, task.first, task.last, encoded, progress, cancel=cancel,
                                environment=task.environment)
-        video = probe(encoded).video
-        if (video.info.get("width"), video.info.get("height")) != (task.width, task.height):
-            raise SRError(f"chunk {task.key[1]} is {video.info.get('width')}x{video.info.get('height')}, expected "
-                          f"{task.width}x{task.height}.")
+        width, height = probe(encoded).frame_size
+        if (width, height) != (task.width, task.height):
+            raise SRError(f"chunk {task.key[1]} is {width}x{height}, expected {task.width}x{task.height}.")
         digest, size = file_digest(encoded), encoded.stat().st_size
         os.replace(encoded, task.target)
     except SRError as error:

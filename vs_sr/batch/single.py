@@ -105,10 +105,10 @@ def upscale_resumable(job: Job, chunk_frames: int | None = None, log: Callable[[
         slot.commit()
     shutil.rmtree(folder, ignore_errors=True)
     written = probe(job.output)
-    size = (int(written.video.info["width"]), int(written.video.info["height"]))
     tracks = len(written.of_kind("audio")), len(written.of_kind("subtitle"))
     salvaged = "; salvaged: incomplete" if result.salvaged else ""
-    log(f"{wrote_line(job.output, result.frames or 0, size, *tracks)} (in chunks of {settings.chunk_frames}){salvaged}")
+    log(f"{wrote_line(job.output, result.frames or 0, written.frame_size, *tracks)} (in chunks of "
+        f"{settings.chunk_frames}){salvaged}")
     return Upscaled(job.output, result.salvaged)
 
 

@@ -75,10 +75,15 @@ class Media:
         return rotate.lstrip("-").isdigit() and int(rotate) % 180 != 0
 
     @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) of the video's frames as stored (`upright`: as shown)."""
+        return int(self.video.info["width"]), int(self.video.info["height"])
+
+    @property
     def upright(self) -> tuple[int, int, tuple[int, int] | None]:
         """(width, height, sample aspect) of the video as shown, the frames vs_sr reads: a quarter
         turn swaps the sides and turns the pixel aspect with them."""
-        width, height, sar = int(self.video.info["width"]), int(self.video.info["height"]), self.sample_aspect
+        (width, height), sar = self.frame_size, self.sample_aspect
         if self.quarter_turned:
             return height, width, (sar[1], sar[0]) if sar else None
         return width, height, sar

@@ -21,10 +21,9 @@ def verify(target: Path, plan: OutputPlan, media: Media) -> None:
     if len(times) != plan.frames:
         raise SRError(f"the output has {len(times)} frames, expected {plan.frames}; nothing was written.")
     written = probe(target)
-    video = written.video
-    if (video.info["width"], video.info["height"]) != (plan.width, plan.height):
-        raise SRError(f"the output is {video.info['width']}x{video.info['height']}, expected "
-                      f"{plan.width}x{plan.height}; nothing was written.")
+    width, height = written.frame_size
+    if (width, height) != (plan.width, plan.height):
+        raise SRError(f"the output is {width}x{height}, expected {plan.width}x{plan.height}; nothing was written.")
     _check_frame_times(times, plan)
     _check_audio(written, plan, media)
 
