@@ -22,6 +22,7 @@ from studio_server import Studio, make_upload, processes_of, running_studio
 
 from vs_sr.children import alive
 from vs_sr.media.probe import count_frames, probe
+from vs_sr.studio.context import in_field_names
 
 pytestmark = pytest.mark.timing  # run again beside busy CPU hogs by scripts/load_check.sh
 
@@ -260,6 +261,12 @@ def test_misspelt_fields_wrong_types_and_sizes_a_job_would_refuse_are_422_at_onc
     assert answer.status_code == 422 and answer.json()["detail"].startswith("the body is not valid JSON (")
     answer = client.post("/api/jobs", content=b'{"video": "x"}')  # no Content-Type
     assert answer.status_code == 422 and answer.json()["detail"].startswith("send the fields as a JSON object")
+
+
+def test_a_refusal_names_the_apis_fields_not_the_command_lines_options():
+    """(It dropped the dashes: "num-streams", a field no client can send.)"""
+    said = "a 9000x9000 output needs 3 GiB; choose a smaller --width/--height (or fewer --num-streams)."
+    assert in_field_names(said) == "a 9000x9000 output needs 3 GiB; choose a smaller width/height (or fewer num_streams)."
 
 
 def test_cancel_stops_the_job_and_its_tools(studio, upload_clip):

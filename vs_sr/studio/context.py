@@ -4,6 +4,7 @@ the one check of a requested model (jobs and previews accept the same)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -98,8 +99,14 @@ class Studio:
         try:
             width, height = output_size(open_video(video.file), job.scale, job.width, job.height)
             check_output_size(job, width, height)
-        except SRError as error:  # its words name the command line's options: the API's fields are their names
-            raise HTTPException(422, error.message.replace("--", "")) from None
+        except SRError as error:
+            raise HTTPException(422, in_field_names(error.message)) from None
+
+
+def in_field_names(message: str) -> str:
+    """A message that names the command line's options (`--num-streams`) in the API's field names
+    (`num_streams`)."""
+    return re.sub(r"--([a-z][a-z-]*)", lambda option: option[1].replace("-", "_"), message)
 
 
 def current_studio(request: Request) -> Studio:
