@@ -197,7 +197,16 @@ def test_ffmpeg_args_may_begin_with_a_dash_and_keep_the_sar_and_colour_tags(ncnn
     ("-t 0.5", "-t is set by --start/--end (every frame is kept at its source time); drop it"),
     ("{extra}", "is no option's value, so ffmpeg would write a second output file of that name"),
     ("-tune animation {extra}", "is no option's value, so ffmpeg would write a second output file of that name"),
-    ("-an {extra}", "is no option's value, so ffmpeg would write a second output file of that name"),
+    ("-bitexact {extra}", "is no option's value, so ffmpeg would write a second output file of that name"),
+    # Each was written over vs-sr's own option, or did nothing, without a word
+    ("-crf 40", "-crf is set by --crf; drop it"),
+    ("-preset veryslow", "-preset is set by --preset; drop it"),
+    ("-pix_fmt yuv420p", "-pix_fmt is set by --depth and the codec (its chroma); drop it"),
+    ("-aspect 16:9", "-aspect is set by the source's shape (vs-sr writes the pixel aspect that keeps it); drop it"),
+    ("-x264-params aq-mode=3:crf=40", "-x264-params crf= is set by --crf; drop it"),
+    ("-an", "-an is not an option for the video, and they go to its encoder only (vs-sr carries the audio"),
+    ("-c:a mp3", "-c:a is not an option for the video"),
+    ("-map 0:v", "-map is not an option for the video"),
 ])
 def test_ffmpeg_args_that_set_what_vs_sr_sets_or_name_a_second_output_are_refused(source, tmp_path, args, message):
     """Each ran the whole upscale: a second full encode written beside the output (which lost its
@@ -250,7 +259,9 @@ def test_hdr10_metadata_is_written_by_x265_and_svt_av1_and_named_where_it_is_not
            "WP(15635,16450)L(10000000,1):max-cll=1000,400", str(source))
     given = hdr10(probe(source))
     assert given is not None and given.light == (1000, 400) and given.luminance == (1000.0, 0.0001)
-    for codec, extra in (("x265", []), ("svt-av1", ["--preset", "12"]), ("x264", [])):
+    # (the caller's own x265 parameters join vs-sr's: they replaced them, and the metadata with them)
+    for codec, extra in (("x265", ["--ffmpeg-args", "-x265-params aq-mode=3"]), ("svt-av1", ["--preset", "12"]),
+                         ("x264", [])):
         output = tmp_path / f"{codec}.mkv"
         done = vs_sr("upscale", str(source), str(output), "--model", "faithful", "--scale", "2", "--codec", codec,
                      *extra)
@@ -262,6 +273,7 @@ def test_hdr10_metadata_is_written_by_x265_and_svt_av1_and_named_where_it_is_not
                     "x264; --codec x265 or svt-av1 keeps it") in done.stdout
             continue
         assert written is not None and written.light == given.light, codec
+        assert codec != "x265" or b"aq-mode=3" in output.read_bytes()  # x265 writes its settings into the stream
         assert written.luminance == pytest.approx(given.luminance, rel=1e-3, abs=1e-4), codec  # (AV1: 1/16384 steps)
         assert np.allclose(written.primaries, given.primaries, atol=1e-4), codec
         assert "HDR10" not in done.stdout

@@ -54,9 +54,10 @@ def encoder_options(job: Job, codec: Codec, plan: OutputPlan, media: Media) -> l
     """The encoder's options for the output video: codec, quality, the output's SAR and colour
     tags, and the caller's extra arguments (plain data: batch chunks carry them to workers).
 
-    The caller's arguments come last, so they can override any of ours, except that their video
-    filters (-vf) join ours instead of replacing them: the SAR tag (and a hardware encoder's
-    upload) stay at the end of one chain."""
+    The caller's arguments come last (`check_user_options` refuses those that set what ours set),
+    and their video filters (-vf) and encoder parameters (-x265-params) join ours instead of
+    replacing them: the SAR tag (and a hardware encoder's upload) stay at the end of one chain, and
+    the HDR10 metadata in the parameters."""
     video = media.video
     _, depth = codec.layout(job.profile, job.depth, source_depth(video.info))
     user_filters, user_options = split_filters(job.ffmpeg_args)
@@ -76,7 +77,21 @@ def encoder_options(job: Job, codec: Codec, plan: OutputPlan, media: Media) -> l
     if filters:
         command += ["-vf", ",".join(filters)]
     command += [arg for option, value in tags.items() for arg in (f"-{option}", value)]
-    return [*command, *user_options]
+    return _with_parameters(command, user_options)
+
+
+def _with_parameters(command: list[str], options: Sequence[str]) -> list[str]:
+    """The caller's options after ours, their encoder parameter list joined to ours: a second
+    -x265-params would replace the first, and with it the HDR10 metadata."""
+    command, rest = list(command), []
+    items = iter(options)
+    for item in items:
+        if item in PARAMETER_OPTIONS and item in command:
+            at = command.index(item) + 1
+            command[at] = f"{command[at]}:{next(items, '')}"
+        else:
+            rest.append(item)
+    return [*command, *rest]
 
 
 def check_extra_arguments(job: Job, codec: Codec, plan: OutputPlan, media: Media) -> None:
@@ -101,7 +116,21 @@ FILTER_OPTIONS = ("-vf", "-filter:v", "-filter:v:0", "-filter")
 OWNED_OPTIONS = {**dict.fromkeys(("-c", "-codec", "-c:v", "-codec:v", "-c:v:0", "-codec:v:0", "-vcodec"), "--codec"),
                  "-f": "the output's extension", "-s": "--width/--height",
                  **dict.fromkeys(("-t", "-to", "-ss", "-frames", "-frames:v", "-vframes", "-r", "-fpsmax"),
-                                 "--start/--end (every frame is kept at its source time)")}
+                                 "--start/--end (every frame is kept at its source time)"),
+                 **dict.fromkeys(("-crf", "-crf:v", "-qp", "-q:v", "-qscale:v", "-global_quality"), "--crf"),
+                 **dict.fromkeys(("-preset", "-preset:v"), "--preset"),
+                 **dict.fromkeys(("-profile", "-profile:v"), "--profile"),
+                 **dict.fromkeys(("-pix_fmt", "-pix_fmt:v"), "--depth and the codec (its chroma)"),
+                 "-aspect": "the source's shape (vs-sr writes the pixel aspect that keeps it)",
+                 "-vn": "vs-sr (the video is what it writes)"}
+# Output options for other tracks: the video encoder's command has no audio or subtitles to apply
+# them to (vs-sr carries those over itself, as they are), so they would do nothing without a word.
+OTHER_TRACKS = re.compile(r"-(an|sn|dn|map|acodec|scodec|ar|ac|af|aq|ab|[a-z_]+:[asdt](:\d+)?)")
+# Encoder-private parameter lists, and their keys that set what vs-sr's options set.
+PARAMETER_OPTIONS = ("-x264-params", "-x264opts", "-x265-params", "-svtav1-params")
+OWNED_PARAMETERS = {"crf": "--crf", "qp": "--crf", "bitrate": "--crf", "preset": "--preset", "profile": "--profile",
+                    "input-depth": "--depth", "output-depth": "--depth", "input-csp": "--depth and the codec",
+                    "sar": "the source's shape", "fps": "the source's frame times", "frames": "--start/--end"}
 # Output options that take no value (a word after one of them would be a second output file).
 VALUELESS_OPTIONS = {"-an", "-vn", "-sn", "-dn", "-shortest", "-bitexact", "-copyts", "-start_at_zero", "-y", "-n"}
 
@@ -110,9 +139,14 @@ def check_user_options(arguments: Sequence[str]) -> None:
     """Refuse, as they are given, --ffmpeg-args that set what vs-sr sets, or that hold a word no
     option takes: ffmpeg would write that word as a second output file (the whole video again)."""
     takes_value = False
-    for item in arguments:
+    for item, following in zip(arguments, [*arguments[1:], ""], strict=True):
         if item in OWNED_OPTIONS:
             raise SRError(f"--ffmpeg-args: {item} is set by {OWNED_OPTIONS[item]}; drop it from --ffmpeg-args.")
+        if OTHER_TRACKS.fullmatch(item):
+            raise SRError(f"--ffmpeg-args: {item} is not an option for the video, and they go to its encoder only "
+                          "(vs-sr carries the audio and subtitles over as they are); drop it from --ffmpeg-args.")
+        if item in PARAMETER_OPTIONS:
+            _check_parameters(item, following)
         if item.startswith("-") and not re.fullmatch(r"-[\d.]+", item):  # an option (a negative number is a value)
             takes_value = item not in VALUELESS_OPTIONS
         elif takes_value:
@@ -120,6 +154,15 @@ def check_user_options(arguments: Sequence[str]) -> None:
         else:
             raise SRError(f"--ffmpeg-args: '{item}' is no option's value, so ffmpeg would write a second output file "
                           "of that name; give options with their values only, e.g. '-tune animation'.")
+
+
+def _check_parameters(option: str, value: str) -> None:
+    """An encoder's parameter list (`-x264-params crf=40:aq-mode=3`) that sets what vs-sr sets."""
+    for pair in re.split(r"[:,]", value):
+        key = pair.partition("=")[0].strip()
+        if key in OWNED_PARAMETERS:
+            raise SRError(f"--ffmpeg-args: {option} {key}= is set by {OWNED_PARAMETERS[key]}; drop it from "
+                          "--ffmpeg-args.")
 
 
 def split_filters(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
