@@ -82,11 +82,29 @@ def test_a_resume_with_other_options_is_refused_and_a_killed_save_is_cleared(sma
                          ({"model": "faithful"}, f"--model {small_compact} -> faithful")]:
         with pytest.raises(SRError, match=f"holds a run made with other options \\({re.escape(said)}\\): resume it"):
             train(config(small_compact, clips, output, **change), resume=True, log=lambda line: None)
+    # (it named "--degradation" and showed a Python dict)
+    with pytest.raises(SRError, match=re.escape("other options (--noise-sigma 2.0 -> 5.0): resume it")):
+        changed = Degradation(blur=(0.0, 1.0), noise=5.0, crf=30)
+        train(config(small_compact, clips, output, degradation=changed), resume=True, log=lambda line: None)
     with pytest.raises(SRError, match="vs-sr train runs on cpu or cuda, not 'meta'"):
         train(config(small_compact, clips, output, device="meta"), resume=True, log=lambda line: None)
     outcome = train(config(small_compact, clips, output, iterations=30, val_every=10), resume=True,
                     log=lambda line: None)  # going on longer, reporting more often: the same run
     assert outcome.iterations == 30 and not killed.exists()
+
+
+def test_options_that_would_do_nothing_are_refused_before_any_work(small_compact, clips, tmp_path):
+    """Each was taken without a word: a --resume that found no run started a new one, --val-lr
+    without --val-hr validated on training frames, and degradations with paired videos shaped nothing."""
+    output = tmp_path / "typo"
+    with pytest.raises(SRError, match="typo holds no checkpoint to continue \\(--resume\\); check --output, or drop"):
+        train(config(small_compact, clips, output), resume=True, log=lambda line: None)
+    with pytest.raises(SRError, match="--val-lr needs --val-hr"):
+        train(config(small_compact, clips, output, val_hr=[]), log=lambda line: None)
+    paired = dict(lr=[clips["val_lr"]], hr=[clips["val_hr"]])
+    with pytest.raises(SRError, match="--blur, --noise-sigma, --crf: they shape the low-res frames made from a "):
+        train(config(small_compact, clips, output, **paired), log=lambda line: None)
+    assert not output.exists()
 
 
 def test_a_pair_that_is_not_the_same_frames_scale_times_apart_is_refused(tmp_path):

@@ -121,13 +121,41 @@ RESUMABLE_CHANGES = {"iterations", "val_every", "checkpoint_every", "device", "o
 def check_same_run(stored: dict[str, Any], config: TrainConfig, output: Path) -> None:
     """Refuse to resume a run with options that would make it another run (its weights were
     trained from another model, at another scale, on other data or with another recipe)."""
-    current = config.as_dict()
+    stored, current = _as_options(stored), _as_options(config.as_dict())
     changes = [f"--{key.replace('_', '-')} {_shown(stored[key])} -> {_shown(current[key])}"
                for key in current if key not in RESUMABLE_CHANGES and key in stored and stored[key] != current[key]]
     if changes:
         raise SRError(f"{output} holds a run made with other options ({'; '.join(changes)}): resume it with its "
                       "own (only --iterations, --val-every, --checkpoint-every and --device may change), or start a "
                       "new one in another --output.")
+
+
+# The degradation's fields by the names of the options that set them.
+DEGRADATION_OPTIONS = {"blur": "blur", "noise": "noise_sigma", "crf": "crf", "kernels": "kernels"}
+
+
+def _as_options(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's stored settings keyed by option (the degradation's fields are options of their own)."""
+    degradation = config.get("degradation")
+    if not isinstance(degradation, dict):
+        return config
+    flat = {key: value for key, value in config.items() if key != "degradation"}
+    return flat | {DEGRADATION_OPTIONS.get(str(key), str(key)): value for key, value in degradation.items()}
+
+
+def check_options(config: TrainConfig) -> None:
+    """Options that would do nothing: validation videos without their pairs, and degradations where
+    no low-res frame is synthesized (every --hr and --val-hr has its low-res video)."""
+    if config.val_lr and not config.val_hr:
+        raise SRError("--val-lr needs --val-hr: the held-out high-res videos they pair with, one per --val-lr.")
+    synthesizes = not config.lr or bool(config.val_hr and not config.val_lr)
+    default = Degradation()
+    given = [option for option, value, usual in (("--blur", config.degradation.blur, default.blur),
+                                                 ("--noise-sigma", config.degradation.noise, default.noise),
+                                                 ("--crf", config.degradation.crf, default.crf)) if value != usual]
+    if given and not synthesizes:
+        raise SRError(f"{', '.join(given)}: they shape the low-res frames made from a high-res video alone, and "
+                      "every --hr and --val-hr here has its low-res video (--lr, --val-lr); drop them.")
 
 
 def _shown(value: Any) -> str:
@@ -142,8 +170,11 @@ def _open_run(config: TrainConfig, resume: bool) -> dict[str, Any] | None:
     checkpoint_path = config.output / "checkpoint.pt"
     if checkpoint_path.exists() and not resume:
         raise SRError(f"{config.output} already holds a run; pass --resume to continue it, or choose another --output.")
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False) if resume and \
-        checkpoint_path.exists() else None
+    if resume and not checkpoint_path.exists():  # (a mistyped --output would start the whole run again)
+        raise SRError(f"{config.output} holds no checkpoint to continue (--resume); check --output, or drop --resume "
+                      "to start a new run there.")
+    check_options(config)
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False) if resume else None
     if state is not None:
         check_same_run(state.get("config", {}), config, config.output)
     _check_inputs(config)
