@@ -63,11 +63,13 @@ def test_chunks_concatenate_to_exactly_the_full_run(ncnn_models, open_gop, tmp_p
     assert done.returncode == 0, done.stderr
     out = tmp_path / "out"
     done = vs_sr("batch", str(open_gop), "--output-dir", str(out), "--codec", "ffv1", "--chunk-frames", "17",
-                 "--jobs", "2")
+                 "--jobs", "2", "-v")
     assert done.returncode == 0, done.stderr
     result = out / "gop.mkv"
     assert framemd5(result) == framemd5(single)  # 60 frames in 4 chunks, borders not on keyframes
     assert len([line for line in done.stdout.splitlines() if line.startswith("ran ")]) == 1  # said once, not per chunk
+    for chunk in range(4):  # -v: each chunk's vspipe log (it was taken and ignored)
+        assert f"gop.mkv: chunk {chunk}: Information: vs_sr: realesr-animevideov3 x4 on CPU" in done.stderr, done.stderr
     media, source = probe(result), probe(open_gop)
     assert [t.kind for t in media.tracks] == ["video", "audio", "subtitle"]
     assert [c.title for c in media.chapters] == ["One", "Two"]

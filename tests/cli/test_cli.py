@@ -149,6 +149,9 @@ def test_version_and_help_for_every_option():
     (["models", "list", "--foo"],
      "vs-sr models list: error: unrecognized arguments: --foo (see vs-sr models list --help)"),
     (["batch", "status"], "vs-sr batch: error: status takes one folder: vs-sr batch status DIR [--json]"),
+    # (taken and ignored; with --output-dir, "input not found: status.")
+    (["batch", "status", "out", "--crf", "20", "-q"], "status takes one folder and --json, not --crf, --quiet: vs-sr "),
+    (["batch", "status", "out", "--output-dir", "out"], "status takes one folder and --json, not --output-dir: "),
     (["batch", "in.mkv", "--output-dir", "out", "--json"], "--json goes with status: vs-sr batch status DIR --json"),
 ])
 def test_bad_numbers_are_refused_before_any_work(args, message):

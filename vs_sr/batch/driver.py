@@ -77,6 +77,8 @@ class RunOptions:
     """Upscale what decodes of damaged or cut-short inputs (media.job.Job.salvage) instead of failing them."""
     label: str = "vs-sr batch"
     """The progress line's name: the command the user typed (`vs-sr upscale` runs long files here)."""
+    tool_log: Callable[[str], None] | None = None
+    """Gets each verified chunk's vspipe log, a line at a time, named by video and chunk (`-v`)."""
 
 
 @dataclass(frozen=True)
@@ -488,6 +490,10 @@ class BatchRun:
         if result.ran and result.ran not in self.ran:  # once per run, and again wherever a node runs otherwise
             self.ran.add(result.ran)
             self.log(f"ran {result.ran}")
+        if self.options.tool_log is not None:  # (after the chunk: chunks run at once, and on other nodes)
+            name = self.state.video(key[0]).input.name
+            for line in result.log:
+                self.options.tool_log(f"{name}: chunk {chunk.idx}: {line}")
 
     def _write_record(self, path: Path, record: ChunkRecord | OutputRecord) -> None:
         try:

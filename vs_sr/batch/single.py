@@ -77,9 +77,10 @@ def wants_resume(job: Job, choice: bool | None) -> bool:
 
 
 def upscale_resumable(job: Job, chunk_frames: int | None = None, log: Callable[[str], None] = print,
-                      quiet: bool = False) -> Upscaled:
+                      quiet: bool = False, on_tool_log: Callable[[str], None] | None = None) -> Upscaled:
     """`media.upscale_file`'s result, made in verified chunks under `resume_folder(job.output)`:
-    run again after any interruption, it does only the chunks not yet done."""
+    run again after any interruption, it does only the chunks not yet done. `on_tool_log` gets
+    each chunk's vspipe log once the chunk is made."""
     check_job(job)
     folder = resume_folder(job.output)
     media = probe(job.input)
@@ -95,7 +96,8 @@ def upscale_resumable(job: Job, chunk_frames: int | None = None, log: Callable[[
         _say_where(folder, settings, log)
         _retry_failed(folder)
         # The batch's own "done: INPUT -> its work file" line would name a file about to move.
-        outcome = run_batch([job.input], folder, settings, RunOptions(salvage=job.salvage, label="vs-sr upscale"), quiet=quiet,
+        options = RunOptions(salvage=job.salvage, label="vs-sr upscale", tool_log=on_tool_log)
+        outcome = run_batch([job.input], folder, settings, options, quiet=quiet,
                             log=lambda line: None if line.startswith("done: ") else log(line))
         if outcome.failed:
             raise SRError(f"{outcome.failed[0].error} (the finished chunks stay in {folder}: the same command "

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .common import INCOMPLETE, default, positive
-from .upscale_command import add_encoder_options, add_filter_options, add_output_options, printer
+from .common import INCOMPLETE, default, options_given, positive
+from .upscale_command import add_encoder_options, add_filter_options, add_output_options, printer, tool_printer
 
 if TYPE_CHECKING:
     from ..batch import Outcome
@@ -59,9 +59,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     from ..errors import SRError
 
-    if args.inputs[0] == STATUS and args.output_dir is None:
+    if args.inputs[0] == STATUS and (args.output_dir is None or not Path(STATUS).exists()):
         if len(args.inputs) != 2:  # a usage error, as argparse's own (exit status 2)
             args.parser.error("status takes one folder: vs-sr batch status DIR [--json]")
+        others = options_given(args.parser, args, keep=("json",))
+        if others:  # (they were taken, and did nothing)
+            args.parser.error(f"status takes one folder and --json, not {', '.join(others)}: vs-sr batch status DIR "
+                              "[--json]")
         return status(Path(args.inputs[1]), args.json)
     if args.json:
         args.parser.error("--json goes with status: vs-sr batch status DIR --json")
@@ -83,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if args.ray is None:  # a model, scale, runtime or precision that cannot run here: said once, before any video
         check_model(settings.job_for(Path("input"), Path("output")))  # (a cluster's nodes judge their own)
     options = RunOptions(max_tries=args.max_tries, stall_seconds=float(args.stall_seconds),
-                         keep_chunks=args.keep_chunks, salvage=args.salvage)
+                         keep_chunks=args.keep_chunks, salvage=args.salvage, tool_log=tool_printer(args))
     log = printer(args)
     outcome = run_batch([Path(p) for p in args.inputs], Path(args.output_dir), settings, options, jobs=args.jobs,
                         recursive=args.recursive, restart=args.restart, ray=args.ray, log=log, quiet=args.quiet)

@@ -163,6 +163,17 @@ def attach_values(argv: Sequence[str], options: Sequence[str] = VALUE_OPTIONS) -
     return attached
 
 
+def options_given(parser: argparse.ArgumentParser, args: argparse.Namespace, keep: Sequence[str] = ()) -> list[str]:
+    """The options of `parser` that `args` holds away from their defaults (by their long names),
+    except those whose destination is in `keep`: for a form of a command that takes fewer."""
+    given: dict[str, str] = {}
+    for action in parser._actions:  # noqa: SLF001 -- argparse has no public list of a parser's options
+        if action.option_strings and action.dest not in keep and action.dest != "help" and \
+                getattr(args, action.dest, action.default) != action.default:
+            given.setdefault(action.dest, action.option_strings[-1])
+    return list(given.values())
+
+
 def default(record: type, name: str) -> Any:
     """The default of field `name` of a dataclass: the library's default is the command's."""
     for field in dataclasses.fields(record):

@@ -22,7 +22,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                           help="there is no ground truth: score only the warping error, under the motion of --source "
                                "upscaled bicubic (--scale, default 4, or the RESULT's size)")
     evaluate.add_argument("--model", action="append", default=[], help="a model to run on --source (repeatable)")
-    evaluate.add_argument("--baselines", nargs="+", default=list(BASELINES),
+    evaluate.add_argument("--baselines", nargs="+", default=list(BASELINES), choices=[*BASELINES, "none"],
                           help=f"resizers scored beside the models: {', '.join(BASELINES)} (default), or 'none'")
     evaluate.add_argument("--scale", type=positive,
                           help="the models' scale (default: each model's trained scale that reaches the reference's "
@@ -40,7 +40,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     evaluate.add_argument("--plot", help="write a PNG of per-frame PSNR and warping error for each method here")
     evaluate.add_argument("--json", action="store_true",
                           help="print a JSON summary (psnr, ssim, frames, warp, warp_added, guide) instead")
-    evaluate.set_defaults(run=run, interrupted="interrupted; a --csv or --plot file is there only if it was "
+    evaluate.set_defaults(parser=evaluate, run=run, interrupted="interrupted; a --csv or --plot file is there only if it was "
                       "written whole before the signal")
 
 
@@ -63,21 +63,41 @@ def writable_report(option: str, path: str | None, inputs: list[Path]) -> None:
         raise SRError(f"--plot draws a PNG picture; name it .png, not {path}.")
 
 
+def check_usage(args: argparse.Namespace) -> None:
+    """What the arguments ask for does not fit together: a usage error (exit status 2)."""
+    error = args.parser.error
+    if args.no_reference and len(args.videos) > 1:
+        error("with --no-reference give at most one video, the RESULT")
+    if not args.no_reference and not (len(args.videos) == 2 or len(args.videos) == 1 and args.source):
+        error("give RESULT REFERENCE, or REFERENCE with --source LOW_RES (or --no-reference)")
+    if args.no_reference and not args.source:
+        error("without a reference, give the low-resolution --source: the warping error follows the motion of its "
+              "bicubic upscale")
+    if "none" in args.baselines and len(args.baselines) > 1:
+        error(f"--baselines none means no baseline: give it alone, or name them ({' '.join(args.baselines)})")
+    if (args.model or args.baselines != list(BASELINES)) and not args.source:
+        error("--model and --baselines score what they make of --source LOW_RES: give --source too (without it, eval "
+              "scores the RESULT as it is)")
+    unused = [option for option, given in (("--backend", args.backend != "auto"), ("--precision", args.precision != "auto"),
+                                           ("--server", args.server is not None)) if given]
+    if unused and not args.model:
+        error(f"{', '.join(unused)} run --model: give --model too, or drop them")
+    result_given = len(args.videos) == (1 if args.no_reference else 2)
+    if args.scale is not None and (not args.source or result_given):
+        error("--scale is the scale of --model and the baselines on --source; a RESULT is scored at its own size "
+              "(the border crop is --crop)")
+    if args.channel == "rgb" and args.no_reference:
+        error("--channel chooses what PSNR and SSIM score, and --no-reference scores the warping error only (on luma)")
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..errors import SRError
     from ..quality import evaluate as ev
 
+    check_usage(args)
     if args.no_reference:
-        if len(args.videos) > 1:
-            raise SRError("with --no-reference give at most one video, the RESULT.")
         result, reference = args.videos, None
     else:
-        if not 1 <= len(args.videos) <= 2:
-            raise SRError("give RESULT REFERENCE, or REFERENCE with --source LOW_RES (or --no-reference).")
         *result, reference = args.videos
-    if (args.model or args.baselines != list(BASELINES)) and not args.source:
-        raise SRError("--model and --baselines score what they make of --source LOW_RES: give --source too (without "
-                      "it, eval scores the RESULT as it is).")
     inputs = [Path(v) for v in [*args.videos, args.source] if v]
     for option, path in (("--csv", args.csv), ("--plot", args.plot)):
         writable_report(option, path, inputs)

@@ -36,7 +36,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     download.add_argument("--mirror", metavar="URL", help="base URL holding the files under their own names "
                           "(default $VS_SR_MODEL_MIRROR); also serves files with no direct address (most of HAT's)")
     download.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    download.set_defaults(run=download_models, interrupted="interrupted; what arrived is kept (a hidden .part "
+    download.set_defaults(parser=download, run=download_models, interrupted="interrupted; what arrived is kept (a hidden .part "
                           "file) and the same command resumes the download")
     path = model_commands.add_parser("path", help="print the weight file a model name resolves to")
     path.add_argument("name", help="a registry name (see `vs-sr models list`)")
@@ -96,17 +96,18 @@ def download_models(args: argparse.Namespace) -> int:
     """Fetch the chosen files. A model named without --scale gets every scale that has an address
     (HAT: x4 from its copy on Hugging Face); the scales left to a download by hand are named first,
     on stderr."""
-    from ..errors import SRError
     from ..models.download import download, fetchable
     from ..models.registry import all_specs
     from ..models.resolve import named_scales, named_spec
     from ..models.weights import how_to_get
 
-    if args.all == bool(args.name):
-        raise SRError("name one model (vs-sr models download NAME), or pass --all.")
+    if args.all and args.name:
+        args.parser.error(f"name one model or pass --all, not both: vs-sr models download {args.name}")
+    if not args.all and not args.name:
+        args.parser.error("name one model (vs-sr models download NAME), or pass --all")
     manual = []
     if args.all:
-        specs = [s for s in all_specs() if fetchable(s, args.mirror)]
+        specs = [s for s in all_specs() if fetchable(s, args.mirror) and args.scale in (None, s.scale)]
     elif args.scale is not None:
         specs = [named_spec(args.name.lower(), args.scale)]
     else:

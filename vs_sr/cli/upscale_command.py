@@ -79,7 +79,8 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     loudness = parser.add_mutually_exclusive_group()
     loudness.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     loudness.add_argument("-v", "--verbose", action="store_true",
-                          help="also print the filter's own lines (backend, precision, tiles) and vspipe's log")
+                          help="also print the filter's own lines (backend, precision, tiles) and vspipe's log (in "
+                          "chunks: each chunk's, once it is made)")
 
 
 def crf(text: str) -> int:
@@ -161,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     if wants_resume(job, args.resume):
         folder = resume_folder(job.output)
         args.interrupted = f"interrupted; run the same command again to continue ({folder} keeps the finished chunks)"
-        result = upscale_resumable(job, args.chunk_frames, log=printer(args), quiet=args.quiet)
+        result = upscale_resumable(job, args.chunk_frames, printer(args), args.quiet, tool_printer(args))
     else:
         folder = resume_folder(job.output)
         # A running resumable run is no interrupted one: the output's lock refuses this run, and says why.
