@@ -65,44 +65,91 @@ def atomic_output(target: Path) -> Iterator[Path]:
     temp.chmod(0o666 & ~UMASK)  # mkstemp's 0600 would otherwise reach the finished file
     try:
         yield temp
+        _flush(temp)
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
 
 
+def _flush(path: Path) -> None:
+    """Its data on the disk before the rename that publishes it: after a crash (power, VM) the
+    rename may otherwise survive and the data not, leaving a complete name on a truncated file."""
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
 LOCK_SUFFIX = ".lock"
+DIGEST_SUFFIX = ".sha256"
 
 
 def cache_file(directory: Path, stem: str, tail: str) -> Path:
     """`directory / (stem + tail)`, the stem (a user's file name, say) shortened by `fitting_name`
-    where the name or its lock file's would pass the file-name limit; `tail` carries the key."""
-    return directory / (fitting_name(stem, len(os.fsencode(tail)) + len(LOCK_SUFFIX)) + tail)
+    where the name, its lock file's or its digest's would pass the file-name limit; `tail` carries
+    the key."""
+    return directory / (fitting_name(stem, len(os.fsencode(tail)) + 1 + len(DIGEST_SUFFIX)) + tail)
 
 
-def build_once(target: Path, build: Callable[[Path], None], *, valid: Callable[[Path], bool] = Path.is_file,
-               bounded: bool = False) -> Path:
-    """Return `target`, building it with `build(temp_path)` under an inter-process lock if needed.
+def digest_file(target: Path) -> Path:
+    """Where a cached file's sha256 is kept: a hidden file beside it (`build_once`)."""
+    return target.with_name(f".{target.name}{DIGEST_SUFFIX}")
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def intact(target: Path) -> bool:
+    """`target` is there and is what was built: the sha256 recorded when it was built matches (a
+    file cut short by a crash, emptied or damaged on the disk is built again, not loaded)."""
+    try:
+        return digest_file(target).read_text().strip() == file_sha256(target)
+    except OSError:  # either is missing (a build killed between the two: built again)
+        return False
+
+
+def build_once(target: Path, build: Callable[[Path], None], *, bounded: bool = False) -> Path:
+    """Return `target`, building it with `build(temp_path)` under an inter-process lock unless it
+    is there and `intact`.
 
     A second process waiting on the lock finds the finished file and does not build it again.
     Temporary files of builders that were killed are removed by the next builder (it holds the
     lock, so no live builder owns them). `bounded`: the folder is a cache kept within
     $VS_SR_CACHE_LIMIT_GB (`keep_within`), its files ranked by their last use.
     """
-    if valid(target):
+    if intact(target):
         if bounded:
             _mark_used(target)
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with PathLock(str(target) + LOCK_SUFFIX):
-        if not valid(target):
-            prefix, suffix = _part_affixes(target)
-            for leftover in target.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
-                leftover.unlink(missing_ok=True)
-            with atomic_output(target) as temp:
-                build(temp)
+    try:
+        _build_locked(target, build)
+    except OSError as error:
+        if not str(error.filename or "").startswith(str(target.parent)):
+            raise
+        from .errors import SRError
+        from .paths import CACHE_DIR_ENV
+
+        raise SRError(f"cannot write to the cache folder {target.parent} ({error.strerror}): set {CACHE_DIR_ENV} to "
+                      "a folder you can write.") from None
     if bounded:
         keep_within(target.parent, cache_limit())
     return target
+
+
+def _build_locked(target: Path, build: Callable[[Path], None]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with PathLock(str(target) + LOCK_SUFFIX):
+        if intact(target):  # built by the process this one waited for
+            return
+        prefix, suffix = _part_affixes(target)
+        for leftover in target.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+            leftover.unlink(missing_ok=True)
+        with atomic_output(target) as temp:
+            build(temp)
+            # Recorded before the file takes its name: killed between the two, the digest does not
+            # match what is (or is not) at the name, so the next use builds it again.
+            with atomic_output(digest_file(target)) as record:
+                record.write_text(file_sha256(temp) + "\n")
 
 
 def _mark_used(path: Path) -> None:
@@ -124,23 +171,41 @@ def keep_within(folder: Path, limit: int | None) -> list[Path]:
         return []
     files = []
     for entry in _cached_files(folder):
-        status = entry.stat()  # (once: the last use and the size)
+        try:
+            status = entry.stat()  # (once: the last use and the size)
+        except FileNotFoundError:  # removed meanwhile, by another process keeping the same folder
+            continue
         files.append((status.st_atime, status.st_size, entry))
     total = sum(size for _, size, _ in files)
     removed = []
     for used, size, path in sorted(files, key=lambda item: item[0]):
         if total <= limit or used > time.time() - RECENT:
             break
-        lock = PathLock(str(path) + LOCK_SUFFIX)
-        if not lock.acquire(blocking=False):
-            continue
-        try:
-            path.unlink(missing_ok=True)
-        finally:
-            lock.release()
-        total -= size
-        removed.append(path)
+        if _remove_unused(path):
+            total -= size
+            removed.append(path)
     return removed
+
+
+def _remove_unused(path: Path) -> bool:
+    """Remove a cached file (and its digest) unless it is being built or was used within RECENT
+    seconds, judged under its lock: another process may have used it since the folder was listed."""
+    lock = PathLock(str(path) + LOCK_SUFFIX)
+    try:
+        if not lock.acquire(blocking=False):
+            return False
+    except OSError:  # a folder we cannot write (a cache shared read-only): its owner keeps it
+        return False
+    try:
+        if path.stat().st_atime > time.time() - RECENT:
+            return False
+        path.unlink()
+        digest_file(path).unlink(missing_ok=True)
+        return True
+    except OSError:  # gone meanwhile (removed by another process), or not ours to remove
+        return False
+    finally:
+        lock.release()
 
 
 def _cached_files(folder: Path) -> list[Path]:

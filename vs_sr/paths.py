@@ -38,6 +38,26 @@ def cache_dir(kind: str) -> Path:
     return base / kind
 
 
+def lock_dir() -> Path:
+    """Where the locks of outputs being written live: `locks/` in the cache directory, or, where
+    that cannot be written (a cache shared read-only), a folder of this user's in the temporary
+    directory (every run that meets the same read-only cache meets the same folder)."""
+    import tempfile
+
+    folder = cache_dir("locks")
+    try:  # (tried, not judged by its mode: root may be denied or allowed either way)
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".probe-")
+        os.close(handle)
+        os.unlink(probe)
+        return folder
+    except OSError:
+        pass
+    fallback = Path(tempfile.gettempdir()) / f"vs-sr-locks-{os.getuid()}"
+    fallback.mkdir(mode=0o700, exist_ok=True)
+    return fallback
+
+
 def engine_dir() -> Path:
     """$VS_SR_ENGINE_DIR, or `engines/` in the cache directory ($VS_SR_CACHE_DIR or the user's)."""
     override = os.environ.get(ENGINE_DIR_ENV)

@@ -8,6 +8,7 @@ that reason where they are missing."""
 from __future__ import annotations
 
 import collections
+import os
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import vs_sr
+from conftest import VS_SR, vs_sr
 from onnx import helper
 
 from vs_sr.backends.tensorrt import installed_version
@@ -158,6 +159,24 @@ def test_engines_list_and_clean(tmp_path):
     assert cache.entries() == [] and not list(tmp_path.glob("*.engine"))  # ... and the orphan
     nothing = vs_sr("engines", "clean", env=env)  # no engine left to judge: nothing to refuse either
     assert nothing.returncode == 0 and f"0 file(s) removed from {tmp_path}" in nothing.stdout
+
+
+def test_clean_spares_an_engine_being_built_and_two_cleans_at_once_both_finish(tmp_path):
+    """An engine renamed into place waits for its manifest under its lock: clean took it for an
+    orphan. And of two cleans at once, one failed on a file the other had removed."""
+    from filelock import FileLock
+
+    building = tmp_path / "building.engine"
+    building.write_bytes(b"finished, its manifest not yet written")
+    for n in range(3000):
+        (tmp_path / f"orphan{n}.engine").write_bytes(b"no manifest")
+    env = {"VS_SR_ENGINE_DIR": str(tmp_path)}
+    with FileLock(str(building) + ".lock"):
+        cleans = [subprocess.Popen([VS_SR, "engines", "clean", "--all"], env={**os.environ, **env},
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        said = [clean.communicate(timeout=300) for clean in cleans]
+    assert [clean.returncode for clean in cleans] == [0, 0], said
+    assert [path.name for path in tmp_path.glob("*.engine")] == ["building.engine"]
 
 
 def test_engine_build_refuses_a_precision_tensorrt_does_not_build(tmp_path):

@@ -357,6 +357,18 @@ def test_verbose_shows_the_filter_line_and_quiet_shows_nothing(ncnn_models, sour
     assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
 
 
+def test_a_cache_whose_lock_folder_cannot_be_written_still_runs(ncnn_models, source, tmp_path):
+    """A cache shared read-only (built by its owner) refused every run: the output's lock lives there."""
+    cache, temp = tmp_path / "cache", tmp_path / "tmp"
+    cache.mkdir()
+    temp.mkdir()
+    (cache / "locks").write_text("not a folder: as unwritable as a read-only one")
+    done = vs_sr("upscale", str(source), str(tmp_path / "out.mkv"), "--end", "1", "--codec", "ffv1",
+                 env={"VS_SR_CACHE_DIR": str(cache), "TMPDIR": str(temp)})
+    assert done.returncode == 0, done.stderr
+    assert (temp / f"vs-sr-locks-{os.getuid()}").is_dir()  # the lock went there
+
+
 def test_the_output_says_what_ran(ncnn_models, source, tmp_path):
     """The precision above all: `auto` picks it by the CPU, and it decides the speed."""
     done = upscale(str(source), str(tmp_path / "fp32.mkv"), "--end", "1", "--precision", "fp32")

@@ -157,6 +157,61 @@ def test_the_export_cache_keeps_within_its_limit_dropping_what_was_used_longest_
         export_onnx(network, 1, 16, 48)
 
 
+def test_a_damaged_cached_export_is_built_again_not_loaded(tmp_path, monkeypatch):
+    """Cut short by a crash, emptied or damaged on the disk, it was loaded as it was: every later
+    run failed with the runtime's protobuf error, or ran with damaged weights (other frames)."""
+    from vs_sr.atomic import digest_file
+    from vs_sr.errors import SRError
+    from vs_sr.models.onnx_export import export_onnx
+
+    monkeypatch.setenv("VS_SR_CACHE_DIR", str(tmp_path))
+    network = resolve("faithful", 2)
+    export = export_onnx(network, 1, 16, 16)
+    original = export.read_bytes()
+    damaged = bytearray(original)
+    damaged[len(damaged) // 2] ^= 0x55  # one bit pattern in the weights: still a valid ONNX file
+    for damage in (lambda: export.write_bytes(bytes(damaged)), lambda: export.write_bytes(original[:1000]),
+                   lambda: export.write_bytes(b""), lambda: digest_file(export).unlink()):
+        damage()
+        assert export_onnx(network, 1, 16, 16) == export and export.read_bytes() == original
+    (tmp_path / "onnx").rename(tmp_path / "elsewhere")
+    (tmp_path / "onnx").write_text("a file where the cache's folder goes")
+    with pytest.raises(SRError, match=f"cannot write to the cache folder {tmp_path / 'onnx'} \\(File exists\\): set "
+                                      "VS_SR_CACHE_DIR to a folder you can write"):
+        export_onnx(network, 1, 16, 16)
+
+
+TRIM = """
+import sys, time
+from pathlib import Path
+from vs_sr.atomic import keep_within
+sys.stdin.readline()  # both start trimming at once
+keep_within(Path(sys.argv[1]), 1)
+"""
+
+
+def test_two_processes_trimming_one_cache_folder_both_finish(tmp_path):
+    """The second found files the first had removed between listing and reading them, and its run
+    failed (FileNotFoundError) after all its work was done."""
+    import time
+
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    long_ago = time.time() - 7200
+    for n in range(6000):
+        path = folder / f"export{n}.onnx"
+        path.write_bytes(b"x")
+        os.utime(path, (long_ago, long_ago))
+    trimmers = [subprocess.Popen([sys.executable, "-c", TRIM, str(folder)], stdin=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for trimmer in trimmers:
+        trimmer.stdin.write("go\n")
+        trimmer.stdin.flush()
+    errors = [trimmer.communicate(timeout=300)[1] for trimmer in trimmers]
+    assert [t.returncode for t in trimmers] == [0, 0], errors
+    assert list(folder.iterdir()) == []
+
+
 def test_a_weight_file_with_a_long_name_is_exported_rewritten_and_run(tmp_path):
     """A legal file name of 240 characters: its cached ONNX export and fp16 rewrite (and their lock
     files) stay within the 255-byte limit, and two such names stay apart."""

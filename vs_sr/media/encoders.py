@@ -180,8 +180,11 @@ def probe_encoder(codec: Codec, profile: str | None, depth: int | None) -> None:
     answer = _read_answer(cached)
     if answer is None:
         answer = _ask(command)
-        with atomic_output(cached) as temp:
-            temp.write_text(json.dumps({"encoder": codec.encoder, "command": command, **answer}), encoding="utf-8")
+        try:
+            with atomic_output(cached) as temp:
+                temp.write_text(json.dumps({"encoder": codec.encoder, "command": command, **answer}), encoding="utf-8")
+        except OSError:  # a cache we cannot write (shared read-only, full): the answer holds for this run
+            pass
     if not answer["ok"]:
         raise SRError(_refusal(codec, ffmpeg, str(answer["reason"])))
 

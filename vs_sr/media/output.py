@@ -23,7 +23,7 @@ from types import TracebackType
 
 from ..atomic import RANDOM, UMASK, PathLock, fitting_name, remove_stale_locks
 from ..errors import SRError
-from ..paths import cache_dir
+from ..paths import lock_dir
 
 MARKER = ".vs-sr-"
 FULL = 1 << 20  # bytes: a run that failed with less than this left on its disk failed because the disk filled up
@@ -47,8 +47,7 @@ class OutputSlot:
         # The real path: two spellings of one output (a symlinked folder, `sub/../`) share one lock.
         key = self.output.parent.resolve() / self.output.name
         digest = hashlib.sha256(os.fsencode(key)).hexdigest()[:24]
-        self._lock_dir = cache_dir("locks")
-        self._lock_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_dir = lock_dir()
         self._lock = PathLock(self._lock_dir / f"{digest}.lock")
         self.prefix = work_prefix(self.output.name)
         self.work = Path()

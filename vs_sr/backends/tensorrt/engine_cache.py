@@ -92,10 +92,7 @@ class EngineCache:
 
     def clean_timing_caches(self) -> list[Path]:
         """Delete every timing cache (`timing_cache` names them); the paths removed."""
-        removed = sorted(self.directory.glob("timing-*.cache"))
-        for path in removed:
-            path.unlink()
-        return removed
+        return [path for path in sorted(self.directory.glob("timing-*.cache")) if _removed(path)]
 
     def entry(self, key: EngineKey) -> Entry | None:
         """The valid cached engine for `key`: manifest matching the key, bytes matching the hash."""
@@ -172,22 +169,38 @@ class EngineCache:
         return found
 
     def clean(self, remove: Callable[[Entry], bool]) -> list[Path]:
-        """Delete the engines (and manifests) `remove` picks, plus engines without a manifest."""
+        """Delete the engines (and manifests) `remove` picks, plus engines without a manifest; an
+        engine being built (its lock held: a finished engine waits for its manifest) is left alone."""
         removed = []
         known = set()
         for entry in self.entries():
             engine, manifest = self.paths(entry.key)
             known.add(engine)
             if remove(entry):
-                for path in (engine, manifest):
-                    if path.exists():
-                        path.unlink()
-                        removed.append(path)
+                removed += self._remove_unbuilding(engine, manifest)
         for orphan in self.directory.glob("*.engine"):
-            if orphan not in known and ".part." not in orphan.name:  # not one being built right now
-                orphan.unlink()
-                removed.append(orphan)
+            if orphan not in known and ".part." not in orphan.name:  # (a part file: one being written)
+                removed += self._remove_unbuilding(orphan)
         return removed
+
+    @staticmethod
+    def _remove_unbuilding(engine: Path, *others: Path) -> list[Path]:
+        from filelock import FileLock, Timeout
+
+        try:
+            with FileLock(str(engine) + ".lock", timeout=0):
+                return [path for path in (engine, *others) if _removed(path)]
+        except Timeout:
+            return []
+
+
+def _removed(path: Path) -> bool:
+    """Whether this call removed `path` (another `clean` at the same time may have)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _read_manifest(path: Path) -> Entry | None:
