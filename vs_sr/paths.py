@@ -38,6 +38,18 @@ def cache_dir(kind: str) -> Path:
     return base / kind
 
 
+def make_folder(directory: Path, option: str) -> None:
+    """Make the folder an option names (and its parents), or say in one line why it cannot be."""
+    from .errors import SRError
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise SRError(f"{option} {directory} is a file: give a folder (it is made if missing).") from None
+    except OSError as error:
+        raise SRError(f"cannot make the folder {directory} ({error.strerror}); give a writable {option}.") from None
+
+
 def lock_dir() -> Path:
     """Where the locks of outputs being written live: `locks/` in the cache directory, or, where
     that cannot be written (a cache shared read-only), a folder of this user's in the temporary

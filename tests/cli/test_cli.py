@@ -153,6 +153,12 @@ def test_version_and_help_for_every_option():
     (["batch", "status", "out", "--crf", "20", "-q"], "status takes one folder and --json, not --crf, --quiet: vs-sr "),
     (["batch", "status", "out", "--output-dir", "out"], "status takes one folder and --json, not --output-dir: "),
     (["batch", "in.mkv", "--output-dir", "out", "--json"], "--json goes with status: vs-sr batch status DIR --json"),
+    # (an empty host listened everywhere; equal ports failed with tritonserver's help; --tile was dropped)
+    (["studio", "--host", " "], "--host: an address to listen on (127.0.0.1; 0.0.0.0 for every interface), not ''"),
+    (["triton", "serve", "--repo", "r", "--http-port", "8000", "--grpc-port", "8000"],
+     "--http-port and --grpc-port are both 8000: give each its own port"),
+    (["engines", "build", "--model", "m", "--tile", "64", "--profile", "64x64", "128x128", "256x256"],
+     "--tile sizes a static engine and --profile a dynamic one: give one of them"),
 ])
 def test_bad_numbers_are_refused_before_any_work(args, message):
     done = vs_sr(*args, timeout=60)

@@ -357,6 +357,14 @@ def test_verbose_shows_the_filter_line_and_quiet_shows_nothing(ncnn_models, sour
     assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
 
 
+def test_tiles_that_do_not_fit_are_refused_before_the_plan(ncnn_models, source, tmp_path):
+    """They were found by vspipe, after the plan line ("vspipe failed: tile width 32 is less ...")."""
+    done = upscale(str(source), str(tmp_path / "out.mkv"), "--tile", "32", "--overlap", "40")
+    assert done.returncode == 1 and done.stdout == "", done.stdout
+    assert done.stderr == "vs-sr: error: tile width 32 is less than twice the overlap of 40 pixels; use a tile of at " \
+                          "least 80, or a smaller --overlap.\n"
+
+
 def test_a_cache_whose_lock_folder_cannot_be_written_still_runs(ncnn_models, source, tmp_path):
     """A cache shared read-only (built by its owner) refused every run: the output's lock lives there."""
     cache, temp = tmp_path / "cache", tmp_path / "tmp"

@@ -97,11 +97,21 @@ def test_export_errors_are_one_line(ncnn_models, tmp_path):
         (["--platform", "tensorrt"], "TensorRT plans run on GPUs only: use --kind gpu."),
         (["--preferred-batch-size", "8"], "preferred batch sizes must lie in 1..4 (the max batch size), not [8]."),
         (["--platform", "openvino", "--kind", "gpu"], "Triton's OpenVINO backend runs on the CPU only"),
+        # each was left out of the config without a word
+        (["--platform", "onnxruntime", "--runtime", "torch"], "--runtime chooses the vs_sr backend inside a --platform "
+                                                              "python model; --platform onnxruntime runs its own"),
+        (["--platform", "tensorrt", "--kind", "gpu", "--threads", "2"], "--threads sets CPU threads, and TensorRT"),
+        (["--kind", "gpu", "--runtime", "openvino"], "vs_sr's OpenVINO backend runs on the CPU: use --kind cpu"),
     ]:
         done = vs_sr("triton", "export", "realesr-animevideov3", "--repo", str(tmp_path), *args)
         assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
         assert done.stderr.startswith(f"vs-sr: error: {message}")
     assert not list(tmp_path.iterdir())  # nothing half-written
+    taken = tmp_path / "repo"
+    taken.write_text("a file")  # (it said only "[Errno 17] File exists")
+    done = vs_sr("triton", "export", "realesr-animevideov3", "--repo", str(taken))
+    assert done.returncode == 1 and done.stderr == f"vs-sr: error: --repo {taken} is a file: give a folder (it is " \
+                                                   "made if missing).\n", done.stderr
 
 
 def test_a_file_whose_name_is_near_the_limit_is_exported_under_it(tmp_path):

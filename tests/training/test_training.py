@@ -105,6 +105,9 @@ def test_options_that_would_do_nothing_are_refused_before_any_work(small_compact
     with pytest.raises(SRError, match="--blur, --noise-sigma, --crf: they shape the low-res frames made from a "):
         train(config(small_compact, clips, output, **paired), log=lambda line: None)
     assert not output.exists()
+    output.write_text("a file")  # (it said only "[Errno 17] File exists")
+    with pytest.raises(SRError, match="--output .*typo is a file: give a folder"):
+        train(config(small_compact, clips, output), log=lambda line: None)
 
 
 def test_a_pair_that_is_not_the_same_frames_scale_times_apart_is_refused(tmp_path):

@@ -10,6 +10,7 @@ from ..backends import choose_backend
 from ..devices import cuda_device_count
 from ..errors import SRError
 from ..models import DEFAULT_MODEL, resolve
+from ..paths import make_folder
 from .driver import BatchRun, Outcome, RunOptions, lock_directory
 from .executors import Executor, LocalExecutor, RayExecutor
 from .inputs import find_sources
@@ -17,15 +18,6 @@ from .settings import CONTAINERS, BatchSettings
 
 RAY_LOCAL = "local"
 
-
-def make_output_folder(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise SRError(f"--output-dir {directory} is a file: give a folder (it is made if missing).") from None
-    except OSError as error:
-        raise SRError(f"cannot make the output folder {directory}: {error.strerror}; give a writable --output-dir.") \
-            from None
 
 
 def run_batch(inputs: Sequence[Path], directory: Path, settings: BatchSettings, options: RunOptions,
@@ -48,7 +40,7 @@ def run_batch(inputs: Sequence[Path], directory: Path, settings: BatchSettings, 
     if executor is None:  # before the folder and its lock too: a cluster that is not there leaves neither
         executor = make_executor(settings, jobs, ray)
     try:
-        make_output_folder(directory)
+        make_folder(directory, "--output-dir")
         lock = lock_directory(directory)
         try:
             if isinstance(executor, RayExecutor):

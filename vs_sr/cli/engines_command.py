@@ -20,7 +20,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     build.add_argument("--model", required=True, help="registry name or weight/ONNX file")
     build.add_argument("--scale", type=positive, default=4, help="the network's scale (default 4)")
     add_noise_option(build)
-    build.add_argument("--tile", type=tile, default=(640, 360), metavar=TILE_METAVAR,
+    build.add_argument("--tile", type=tile, metavar=TILE_METAVAR,
                        help="input tile of a static engine: N (NxN) or WIDTHxHEIGHT (default 640x360)")
     build.add_argument("--profile", type=size, nargs=3, metavar=("MIN", "OPT", "MAX"),
                        help="one engine for a range of input sizes (conv nets only), each WIDTHxHEIGHT")
@@ -29,7 +29,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        help="default: the model's GPU precision, as the filter picks it (bf16 needs an Ampere GPU "
                        "or later; before those, fp32)")
     build.add_argument("--device-id", type=non_negative, default=0, help="GPU index (device_id= in Python; default 0)")
-    build.set_defaults(run=build_engine)
+    build.set_defaults(run=build_engine, parser=build)
     engine_commands.add_parser("list", help="cached engines and whether they still fit this machine").set_defaults(
         run=list_engines)
     clean = engine_commands.add_parser("clean", help="remove stale engines (another TensorRT version or GPU, or "
@@ -38,11 +38,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     clean.set_defaults(run=clean_engines)
 
 
+STATIC_TILE = (640, 360)
+
+
 def build_engine(args: argparse.Namespace) -> int:
     from ..backends.tensorrt import build_ahead
 
-    print(build_ahead(args.model, args.scale, args.noise, args.profile or [pair(args.tile)], args.batch, args.precision,
-                      args.device_id))
+    if args.profile and args.tile is not None:
+        args.parser.error("--tile sizes a static engine and --profile a dynamic one: give one of them")
+    shapes = args.profile or [pair(args.tile if args.tile is not None else STATIC_TILE)]
+    print(build_ahead(args.model, args.scale, args.noise, shapes, args.batch, args.precision, args.device_id))
     return 0
 
 

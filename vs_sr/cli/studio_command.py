@@ -8,10 +8,16 @@ from pathlib import Path
 from .common import port, positive
 
 
+def host(text: str) -> str:
+    if not text.strip():  # (it listened on every interface, announced as "listening on  ...")
+        raise argparse.ArgumentTypeError("an address to listen on (127.0.0.1; 0.0.0.0 for every interface), not ''")
+    return text.strip()
+
+
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     studio = commands.add_parser("studio", help="a web page to upload, upscale, compare and download videos",
                                  description="Serve the studio page and its API (OpenAPI docs at /docs).")
-    studio.add_argument("--host", default="127.0.0.1",
+    studio.add_argument("--host", type=host, default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1; any other needs --token)")
     studio.add_argument("--port", type=port, default=8008, help="port (default 8008; 0 picks a free one)")
     studio.add_argument("--data", default="studio-data", help="folder for uploads, jobs and results "

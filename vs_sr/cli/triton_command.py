@@ -101,7 +101,7 @@ def add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
                        f"gives up (default {STARTUP_TIMEOUT:g}; a model that builds an engine at load needs more)")
     serve.add_argument("--json", action="store_true", help="print the URLs as one JSON line when ready (again "
                        "after each restart: the pid changes)")
-    serve.set_defaults(run=run_serve)
+    serve.set_defaults(run=run_serve, parser=serve)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -136,6 +136,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..serving.supervision import RestartBudget, keep_serving
     from ..serving.triton_server import TritonServer
 
+    if args.http_port is not None and args.http_port == args.grpc_port:
+        args.parser.error(f"--http-port and --grpc-port are both {args.http_port}: give each its own port")
     stop, serving, interrupted = threading.Event(), threading.Event(), threading.Event()
 
     def on_signal(*_: object) -> None:

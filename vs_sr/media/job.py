@@ -16,6 +16,7 @@ from ..errors import SRError
 from ..filter.arguments import BackendName, PrecisionName, backend_name, normalise, precision_name
 from ..filter.formats import output_size
 from ..filter.memory import check_frame_memory
+from ..filter.tiling import plan_tiles
 from ..filter.upscale_clip import check_runtime
 from ..models import DEFAULT_MODEL
 from ..models.resolve import portable_model
@@ -197,12 +198,17 @@ def check_job(job: Job) -> str:
     return muxer
 
 
-def check_model(job: Job) -> None:
+def check_model(job: Job, frame_size: tuple[int, int] | None = None) -> None:
     """A bad model, missing weights, a runtime or precision that cannot run it here, or a Triton
-    server that is down or lacks the model fail here, before any work."""
+    server that is down or lacks the model fail here, before any work; given the source's
+    `frame_size`, so do --tile and --overlap that do not fit the network or each other."""
     args = normalise(job.model, job.scale, job.backend, job.precision, job.tile, job.overlap, job.num_streams, 0,
                      job.width, job.height, job.server, job.noise)
-    check_runtime(network_for(args.model, args.scale, args.noise, args.backend, args.server), args)
+    network = network_for(args.model, args.scale, args.noise, args.backend, args.server)
+    if frame_size is None:
+        check_runtime(network, args)
+    else:  # (the filter plans the same tiles once vspipe has loaded the network)
+        plan_tiles(*frame_size, network.scale, network.traits, args.tile, args.overlap, network.fixed_shape)
 
 
 def chroma_lost(clip: vs.VideoNode, job: Job) -> str | None:
@@ -241,6 +247,8 @@ def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
     if not 0 <= first <= last < frames:
         raise SRError(f"frame range {first}-{last} is outside the input's 0-{frames - 1}.")
     check_interlacing(clip, media, job)
+    if job.tile is not None or job.overlap is not None:
+        check_model(job, (clip.width, clip.height))
     width, height = output_size(clip, job.scale, job.width, job.height)
     check_output_size(job, width, height)
     plan = OutputPlan(first, last, job.start is not None or job.end is not None, width, height, timeline,

@@ -36,6 +36,7 @@ from ..models import Network, resolve
 from ..models.architectures import round_up
 from ..models.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
 from ..models.resolve import served_name
+from ..paths import make_folder
 from .python_model import ENTRY_POINT
 
 Platform = Literal["python", "onnxruntime", "openvino", "tensorrt"]
@@ -92,6 +93,18 @@ class ExportOptions:
             raise SRError("the TensorRT accelerator is for --platform onnxruntime --kind gpu.")
         if self.tile is not None and min(self.tile) < 1:
             raise SRError(f"tile sizes must be positive, not {self.tile}.")
+        self._check_runtime_options()
+
+    def _check_runtime_options(self) -> None:
+        """Options of another platform's runtime, which the config would leave out without a word."""
+        if self.runtime != "auto" and self.platform != "python":
+            raise SRError(f"--runtime chooses the vs_sr backend inside a --platform python model; --platform "
+                          f"{self.platform} runs its own: drop --runtime.")
+        if self.threads and self.platform == "tensorrt":
+            raise SRError("--threads sets CPU threads, and TensorRT plans run on the GPU: drop --threads.")
+        if self.platform == "python" and self.kind == "gpu" and self.runtime == "openvino":
+            raise SRError("vs_sr's OpenVINO backend runs on the CPU: use --kind cpu, or --runtime auto, ort or torch "
+                          "on a GPU.")
 
 
 @dataclass(frozen=True)
@@ -243,7 +256,7 @@ def export_model(model: str | os.PathLike[str], scale: int, repository: Path,
         # The python backend starts its stub through `bash -c` without quoting the model path.
         raise SRError(f"the python backend cannot load models from paths with spaces: {repository / name}; "
                       "choose another --repo.")
-    repository.mkdir(parents=True, exist_ok=True)
+    make_folder(repository, "--repo")
     clear_killed_exports(repository)
     with _staging_folder(repository, name) as staging:
         exported = _write_model(network, name, staging, options)

@@ -20,6 +20,7 @@ import numpy as np
 from ..atomic import atomic_output
 from ..errors import SRError
 from ..media.tools import check_input
+from ..paths import make_folder
 from ..progress import Progress
 from ..quality import metrics
 from .data import FramePairs, PatchSampler, paired, synthesized
@@ -178,7 +179,7 @@ def _open_run(config: TrainConfig, resume: bool) -> dict[str, Any] | None:
     if state is not None:
         check_same_run(state.get("config", {}), config, config.output)
     _check_inputs(config)
-    config.output.mkdir(parents=True, exist_ok=True)
+    make_folder(config.output, "--output")
     remove_killed_saves(config.output)
     return cast(dict[str, Any] | None, state)
 
