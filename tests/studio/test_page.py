@@ -40,6 +40,8 @@ def upload_through(page, clip: Path, shown: str) -> None:
     page.set_input_files("#file", str(clip))
     page.click("#upload-button")
     page.wait_for_selector(f"text=uploaded: {shown}", timeout=120_000)
+    # Chosen once it says so (it said so first: a Start at once sent no video, on a busy machine)
+    assert page.eval_on_selector("#video", "select => select.selectedOptions[0]?.title").startswith(shown.split(",")[0])
 
 
 def test_a_person_upscales_a_video_through_the_page(ncnn_models, browser, tmp_path):

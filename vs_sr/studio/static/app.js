@@ -96,9 +96,10 @@ $("upload-form").addEventListener("submit", (event) => {
     $("upload-button").disabled = false;
     if (request.status >= 200 && request.status < 300) {
       const video = JSON.parse(request.responseText);
+      // First: "uploaded" then means chosen, so a Start right after it starts this video (it sent no video).
+      try { await loadVideos(video.id); } catch (error) { show(`The list of videos could not be read: ${error.message}`); }
       setBar(bar, 1, 1, `uploaded: ${video.name}, ${video.width}x${video.height}, ${plural(video.frames, "frame")}`);
       announce(`${video.name} uploaded`);
-      await loadVideos(video.id);
     } else {
       let detail = `the server answered ${request.status}`;
       try { detail = JSON.parse(request.responseText).detail || detail; } catch (error) { /* not JSON */ }
