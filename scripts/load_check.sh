@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The load check: the process- and timing-sensitive tests (pytest marker `timing`: the studio,
-# batch kills and stalls, signals during encoding, Triton, progress) again, beside two busy CPU
-# hogs, as on a shared CI machine. A test that fails here waits on a clock instead of an event.
-# Run after scripts/test.sh (which sets up .venv); extra arguments go to pytest. The hogs are
-# stopped however this ends; the exit status is pytest's.
+# batch kills and stalls, signals during encoding, Triton, progress) beside two busy CPU hogs, as
+# on a shared CI machine. A test that fails here waits on a clock instead of an event.
+# scripts/test.sh runs it after the other tests (and sets up .venv first); extra arguments go to
+# pytest. The hogs are stopped however this ends; the exit status is pytest's.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 HOGS=${VS_SR_LOAD_HOGS:-2}
