@@ -129,8 +129,8 @@ def test_a_pair_that_is_not_the_same_frames_scale_times_apart_is_refused(tmp_pat
 @pytest.mark.parametrize("fixture", ["hat_s_pth", "rrdb_pth"])
 def test_hat_and_rrdbnet_train_too(request, fixture, clips, tmp_path):
     start = request.getfixturevalue(fixture)
-    outcome = train(config(start, clips, tmp_path / "run", iterations=2, batch=1, patch=64, val_every=2),
-                    log=lambda line: None)
+    outcome = train(config(start, clips, tmp_path / "run", iterations=2, batch=1, patch=64, val_every=2, every=3),
+                    log=lambda line: None)  # (every 3rd frame: whole-frame validation is most of the time)
     assert outcome.weights.is_file() and outcome.iterations == 2
 
 
