@@ -309,7 +309,7 @@ def test_a_report_path_that_is_a_video_scored_or_a_folder_is_refused_before_scor
                         (["--baselines", "none", "bicubic"], "--baselines none means no baseline: give it alone")]:
         done = vs_sr("eval", str(high), str(high), *extra)
         assert done.returncode == 2 and said in done.stderr and done.stderr.count("\n") == 1, done.stderr
-    done = vs_sr("eval", str(high), "--no-reference", "--channel", "rgb")
+    done = vs_sr("eval", str(high), "--no-reference", "--source", str(low), "--channel", "rgb")
     assert done.returncode == 2 and "--no-reference scores the warping error only" in done.stderr
 
 
