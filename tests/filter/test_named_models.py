@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import frame_planes, photo, psnr, rgb_clip
+from conftest import ffmpeg, frame_planes, photo, psnr, rgb_clip, vs_sr
 
 import vs_sr as sr
 from vs_sr.filter.tiling import plan_tiles
@@ -76,12 +76,16 @@ def test_noise_errors_name_the_levels(noise, message):
         sr.Upscale(rgb_clip([photo(32, 32)]), name, scale, noise=noise)
 
 
-def test_noise_on_models_without_levels(ncnn_models, hat_s_pth):
+def test_noise_on_models_without_levels(ncnn_models, hat_s_pth, tmp_path):
     clip = rgb_clip([photo(32, 32)])
-    with pytest.raises(vs.Error, match=r"model 'realesr-animevideov3' has no denoise levels; leave noise unset"):
+    with pytest.raises(vs.Error, match=r"model 'realesr-animevideov3' has no denoise levels; leave noise= unset"):
         sr.Upscale(clip, "realesr-animevideov3", 4, noise=0)
-    with pytest.raises(vs.Error, match=r"noise= chooses a denoise level of a named model .* leave noise unset"):
+    with pytest.raises(vs.Error, match=r"noise= chooses a denoise level of a named model .* leave noise= unset"):
         sr.Upscale(clip, hat_s_pth, 4, noise=0)
+    source = tmp_path / "in.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25:duration=0.1", "-c:v", "ffv1", str(source))
+    done = vs_sr("upscale", str(source), str(tmp_path / "out.mkv"), "--noise", "0")  # (it said "noise")
+    assert done.stderr == "vs-sr: error: model 'realesr-animevideov3' has no denoise levels; leave --noise unset.\n"
 
 
 def test_realcugan_on_torch_says_which_backends_run_it():

@@ -36,7 +36,7 @@ def resolve(model: str | os.PathLike[str], scale: int, noise: int | None = None)
         return _named_network(os.fspath(model).lower(), scale, noise)
     if noise is not None:
         raise SRError(f"noise= chooses a denoise level of a named model (realcugan, waifu2x-...); "
-                      f"{path.name} is one network: leave noise unset.")
+                      f"{path.name} is one network: leave noise= unset.")
     return _onnx_network(path, scale) if path.suffix.lower() == ".onnx" else _file_network(path, scale)
 
 

@@ -119,7 +119,7 @@ class ModelSpec:
         if noise is None:
             return self.default_noise
         if not levels:
-            raise SRError(f"model '{self.name}' has no denoise levels; leave noise unset.")
+            raise SRError(f"model '{self.name}' has no denoise levels; leave noise= unset.")
         if noise not in levels:
             names = ", ".join(f"{level} ({NOISE_NAMES.get(level, 'denoise')})" for level in levels)
             raise SRError(f"model '{self.name}' x{self.scale} has no noise={noise}; its levels are {names} "

@@ -222,7 +222,8 @@ def _check_settings(channel: str, crop: int, clip: vs.VideoNode) -> None:
     if channel not in ("y", "rgb"):
         raise SRError(f"channel must be 'y' or 'rgb', not {channel!r}.")
     if crop < 0 or 2 * crop >= min(clip.width, clip.height) - metrics.WINDOW:
-        raise SRError(f"crop {crop} leaves nothing to compare in {clip.width}x{clip.height} frames.")
+        raise SRError(f"a border crop of {crop} leaves nothing to compare in {clip.width}x{clip.height} frames; give "
+                      "a smaller --crop.")
 
 
 def _score_warp(score: Scores, n: int, frame: Frame, motion: Motion | None) -> None:

@@ -33,7 +33,7 @@ class Address:
             port = -1
         if parts.scheme not in DEFAULT_PORTS or not parts.hostname or port in (-1, 0) \
                 or parts.path not in ("", "/") or parts.query or parts.username:  # (port 0 is no server's)
-            raise SRError(f"server must look like grpc://host:8001 or http://host:8000, not {url!r}.")
+            raise SRError(f"server= must look like grpc://host:8001 or http://host:8000, not {url!r}.")
         protocol: Literal["grpc", "http"] = "grpc" if parts.scheme == "grpc" else "http"
         return cls(protocol, parts.hostname, DEFAULT_PORTS[protocol] if port is None else port)
 
