@@ -194,9 +194,9 @@ def test_engine_build_without_tensorrt_says_what_to_install(tmp_path):
     from vs_sr.devices import cuda_device_count
 
     done = vs_sr("engines", "build", "--model", "realesr-animevideov3", env={"VS_SR_ENGINE_DIR": str(tmp_path)})
-    # Without a GPU, installing TensorRT would not help: that comes first.
-    reason = "no CUDA GPU here (TensorRT needs an NVIDIA GPU and its driver); use --backend auto" \
-        if cuda_device_count() == 0 else "TensorRT is not installed: pip install 'vs_sr[tensorrt]'"
+    # Without a GPU, installing TensorRT would not help: that comes first (it named --backend, which this lacks).
+    reason = "no CUDA GPU (TensorRT needs an NVIDIA GPU and its driver); build them on the machine whose GPU will " \
+        "run them." if cuda_device_count() == 0 else "TensorRT is not installed: pip install 'vs_sr[tensorrt]'"
     assert done.returncode == 1 and f"cannot build TensorRT engines here: {reason}" in done.stderr, done.stderr
 
 

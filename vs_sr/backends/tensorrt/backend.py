@@ -211,6 +211,9 @@ def build_ahead(model: str, scale: int, noise: int | None, sizes: Sequence[tuple
     input pixels and rounded up as the filter rounds its tiles. Returns the engine file."""
     import torch
 
+    if cuda_device_count() == 0:  # (the filter's reason names a backend to use instead, an option this lacks)
+        raise SRError("cannot build TensorRT engines here: no CUDA GPU (TensorRT needs an NVIDIA GPU and its "
+                      "driver); build them on the machine whose GPU will run them.")
     backend = TensorRTBackend()
     reason = backend.unavailable()
     if reason:
