@@ -212,6 +212,30 @@ def test_delete_removes_the_files(studio, upload_clip):
     assert not (studio.data / "videos" / video["id"]).exists()
 
 
+def test_deleting_a_previewed_video_frees_its_space(studio, upload_clip):
+    """A preview's filter graph held the file open: deleted, it kept its space until four other
+    previews pushed the graph out, or the server stopped."""
+    client = studio.client()
+    video = upload(client, upload_clip).json()
+    folder = studio.data / "videos" / video["id"]
+    preview = client.get(f"/api/videos/{video['id']}/preview", params={"frame": 0, "model": "realesr-animevideov3",
+                                                                         "scale": 4})
+    assert preview.status_code == 200, preview.text
+
+    def held() -> list[str]:
+        links = []
+        for fd in Path(f"/proc/{studio.process.pid}/fd").iterdir():
+            try:
+                links.append(os.readlink(fd))
+            except OSError:  # closed meanwhile
+                continue
+        return [link for link in links if link.startswith(str(folder))]
+
+    assert held()  # the graph reads the source (else this test would prove nothing)
+    assert client.delete(f"/api/videos/{video['id']}").json() == {"deleted": True}
+    assert held() == []
+
+
 def test_a_full_disk_is_a_507_a_job_says_it_and_is_retried_and_delete_frees_it(ncnn_models, upload_clip, tmp_path):
     """The studio's data on a 64 MB disk: a job that does not fit fails saying so in the API's words
     (no server path, no command to rerun), and is retried once there is room; an upload to a full

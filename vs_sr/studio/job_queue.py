@@ -19,7 +19,7 @@ from ..batch.driver import OutOfSpace, out_of_space
 from ..batch.executors import Executor
 from ..batch.single import CHUNKS_PER_VIDEO
 from ..errors import SRError
-from .library import ACTIVE, Job, Library
+from .library import ACTIVE, Job, Library, Video
 
 log = logging.getLogger("vs_sr.studio")
 RESULT_NAME = "source.mkv"  # the batch names its output after the input, stored as source.<ext>
@@ -121,9 +121,13 @@ class JobQueue:
     def result(self, job: Job) -> Path:
         return self.library.job_dir(job.id) / RESULT_NAME
 
-    def view(self, job: Job) -> dict[str, Any]:
-        """The job as the API shows it: state, frames, frames per second, seconds left, error."""
-        video = self.library.video(job.video)
+    def view_of(self, job: Job) -> dict[str, Any]:
+        """`view`, the job's video read for it."""
+        return self.view(job, self.library.video(job.video))
+
+    def view(self, job: Job, video: Video | None) -> dict[str, Any]:
+        """The job as the API shows it: state, frames, frames per second, seconds left, error
+        (`video`: the job's, None once deleted; a list of jobs reads them all in one query)."""
         total = video.frames if video else 0
         done = total if job.state == "done" else 0
         status = self._batch_status(job) if job.state == "running" else None
@@ -151,6 +155,8 @@ class JobQueue:
                 return
             job = self.library.job(job_id)
             if job is None or job.state != "queued" or job_id in self._cancelled:
+                if job is None or job.state != "running":  # (a running one's stop reads it)
+                    self._cancelled.discard(job_id)  # skipped: kept, the set grew for the server's life
                 continue
             self._run(job)
 
@@ -174,6 +180,7 @@ class JobQueue:
             if job.id in self._cancelled:
                 self.library.set_job(job.id, "cancelled")
                 shutil.rmtree(self.library.job_dir(job.id), ignore_errors=True)
+                self._cancelled.discard(job.id)
             else:
                 self.library.set_job(job.id, "queued")
         except SRError as error:

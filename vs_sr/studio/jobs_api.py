@@ -51,17 +51,18 @@ def create_job(request: JobRequest, studio: StudioDep) -> dict[str, Any]:
     if not studio.library.add_job(job_id, video.id, request.model_dump(exclude={"video"}), studio.config.max_queued):
         raise _queue_full(studio)
     studio.jobs.submit(job_id)
-    return studio.jobs.view(studio.job_or_404(job_id))
+    return studio.jobs.view_of(studio.job_or_404(job_id))
 
 
 @router.get("")
 def list_jobs(studio: StudioDep) -> list[dict[str, Any]]:
-    return [studio.jobs.view(job) for job in studio.library.jobs()]
+    videos = {video.id: video for video in studio.library.videos()}
+    return [studio.jobs.view(job, videos.get(job.video)) for job in studio.library.jobs()]
 
 
 @router.get("/{job_id}")
 def get_job(job_id: str, studio: StudioDep) -> dict[str, Any]:
-    return studio.jobs.view(studio.job_or_404(job_id))
+    return studio.jobs.view_of(studio.job_or_404(job_id))
 
 
 @router.get("/{job_id}/events")
@@ -79,7 +80,7 @@ async def _events(studio: Studio, job_id: str) -> AsyncIterator[str]:
         job = studio.library.job(job_id)
         if job is None:
             return
-        view = await asyncio.to_thread(studio.jobs.view, job)
+        view = await asyncio.to_thread(studio.jobs.view_of, job)
         if view != last:
             yield f"data: {json.dumps(view)}\n\n"
             last = view
@@ -94,7 +95,7 @@ async def cancel_job(job_id: str, studio: StudioDep) -> dict[str, Any]:
     if job.state in ("queued", "running"):
         studio.jobs.cancel(job.id)
         await asyncio.to_thread(studio.jobs.wait_stopped, job.id)
-    return studio.jobs.view(studio.job_or_404(job_id))
+    return studio.jobs.view_of(studio.job_or_404(job_id))
 
 
 @router.post("/{job_id}/retry")
@@ -107,7 +108,7 @@ def retry_job(job_id: str, studio: StudioDep) -> dict[str, Any]:
         raise HTTPException(409, f"the video of job {job_id} was deleted: upload it again and make a new job.")
     if not studio.jobs.retry(job.id, studio.config.max_queued):
         raise _queue_full(studio)
-    return studio.jobs.view(studio.job_or_404(job_id))
+    return studio.jobs.view_of(studio.job_or_404(job_id))
 
 
 def _queue_full(studio: Studio) -> HTTPException:

@@ -38,6 +38,13 @@ class Previews:
         Image.fromarray(image, "RGB").save(buffer, format="PNG")
         return buffer.getvalue()
 
+    def forget(self, video_id: str) -> None:
+        """Close the graphs of a video being deleted: each holds its file open, and the disk space a
+        deleted file takes is freed only when the last holder closes it."""
+        with self._lock:
+            for key in [key for key in self._graphs if key[0] == video_id]:
+                del self._graphs[key]
+
     def _graph(self, video: Video, model: str, scale: int, height: int | None, width: int | None) -> vs.VideoNode:
         key = (video.id, model, scale, height, width)
         with self._lock:

@@ -56,6 +56,7 @@ def delete_video(video_id: str, studio: StudioDep) -> dict[str, bool]:
     video = studio.video_or_404(video_id)
     for job in studio.library.jobs(video.id):
         studio.remove_job(job)
+    studio.previews.forget(video.id)
     discard(studio.library.video_dir(video.id))  # first: on a full disk the database may need the space
     studio.library.remove_video(video.id)
     return {"deleted": True}

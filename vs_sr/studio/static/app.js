@@ -2,7 +2,9 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { videos: [], models: [], offline: false, tokenDismissed: false };
+// videoById: the videos by id (each job card looks its video up at every refresh: a list search
+// for each of thousands of jobs froze the page for seconds).
+const state = { videos: [], videoById: new Map(), models: [], offline: false, tokenDismissed: false };
 
 // --- access token: asked once when the server wants one, kept in this browser ---
 function token() { return localStorage.getItem("vs-sr-token") || ""; }
@@ -121,6 +123,7 @@ async function loadVideos(select) {
   const videos = await api("/api/videos");
   if (!select && JSON.stringify(videos) === JSON.stringify(state.videos)) return;  // (another tab may add some)
   state.videos = videos;
+  state.videoById = new Map(videos.map((video) => [video.id, video]));
   const choice = $("video");
   const chosen = select || choice.value;
   choice.innerHTML = "";
@@ -129,7 +132,7 @@ async function loadVideos(select) {
     option.title = video.name;
     choice.add(option);
   }
-  if (chosen && state.videos.some((v) => v.id === chosen)) choice.value = chosen;
+  if (chosen && state.videoById.has(chosen)) choice.value = chosen;
   else if (chosen && !select) {
     choice.value = "";  // no silent switch to another video: Start asks for a choice
     show("The chosen video was deleted (in another tab, or by someone else); choose a video.");
@@ -186,7 +189,7 @@ function modelScale() {
   const scales = state.models.filter((m) => m.name === $("model").value).map((m) => m.scale).sort((a, b) => a - b);
   if (!scales.length) return 4;
   const [kind, value] = $("size").value.split(":");
-  const video = state.videos.find((v) => v.id === $("video").value);
+  const video = state.videoById.get($("video").value);
   const needed = kind === "scale" ? Number(value) : video ? Number(value) / video.height : scales[scales.length - 1];
   return scales.find((s) => s >= needed - 0.01) || scales[scales.length - 1];
 }
@@ -197,7 +200,7 @@ function jobRequest() {
   if (kind === "height") request.height = Number(value);
   else if (Number(value) !== request.scale) {
     // "2x larger" with a model that only has x4: the network runs x4, the result is resized to 2x
-    const video = state.videos.find((v) => v.id === request.video);
+    const video = state.videoById.get(request.video);
     if (video) request.height = video.height * Number(value);
   }
   return request;
@@ -225,11 +228,12 @@ async function loadJobs() {
   const jobs = await api("/api/jobs");
   const list = $("jobs");
   const seen = new Set();
+  const earlier = new Map((state.jobs || []).map((job) => [job.id, job]));
   for (const job of jobs) {  // oldest first from the API, each put on top: the newest on top, as new ones come
     seen.add(job.id);
     let item = document.getElementById(`job-${job.id}`);
     if (!item) { item = jobItem(job); list.prepend(item); }
-    const before = (state.jobs || []).find((j) => j.id === job.id);
+    const before = earlier.get(job.id);
     render(job);
     if (before && before.state !== job.state && ["done", "failed", "cancelled"].includes(job.state)) {
       announce(`${item.dataset.name}: ${job.state}${job.error ? `: ${job.error}` : ""}`);
@@ -248,7 +252,7 @@ async function refresh() {
   try {
     if (!state.models.length) await loadModels();  // (the server was down when the page opened)
     // The videos first (another tab's upload names its jobs), every few seconds: they change seldom.
-    const unknown = (state.jobs || []).some((job) => !state.videos.some((video) => video.id === job.video));
+    const unknown = (state.jobs || []).some((job) => !state.videoById.has(job.video));
     if (refreshes++ % 4 === 0 || unknown) await loadVideos();
     active = await loadJobs();
     if (state.offline) { state.offline = false; show(""); }
@@ -274,7 +278,7 @@ function jobItem(job) {
 // A job's words: its video's name (once this page knows the video: another tab may have uploaded it),
 // the size and the model. Each control of the card is named by them.
 function jobName(job) {
-  const video = state.videos.find((v) => v.id === job.video);
+  const video = state.videoById.get(job.video);
   const size = job.height ? `${job.height}p` : `x${job.scale}`;
   return { name: video ? video.name : "a video", what: `→ ${size} with ${job.model}` };
 }
@@ -343,7 +347,7 @@ function button(text, name, action) {
 // --- before/after preview with a frame slider ---
 let previewTimer = null;
 function updatePreview() {
-  const video = state.videos.find((v) => v.id === $("video").value);
+  const video = state.videoById.get($("video").value);
   const image = $("preview");
   if (!video || !$("model").value) { image.hidden = true; return; }
   const slider = $("frame");
