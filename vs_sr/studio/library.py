@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS videos (
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, video TEXT NOT NULL REFERENCES videos(id), settings TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'queued', error TEXT, created REAL NOT NULL, seq INTEGER NOT NULL);
+-- (a video's jobs, and the count of queued ones each job request makes: without them, scans of every job)
+CREATE INDEX IF NOT EXISTS jobs_by_video ON jobs(video);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state);
 """
 ID = re.compile(r"^[0-9a-f]{16}$")
 ACTIVE = ("queued", "running")
