@@ -70,6 +70,10 @@ def test_a_salvaged_batch_exits_3_and_never_reads_all_done(ncnn_models, library,
     assert "all " not in done.stdout and "1 of 2 video(s) are incomplete" in done.stderr
     shown = vs_sr("batch", "status", str(out))
     assert "(salvaged: cut.mp4 is incomplete or damaged" in shown.stdout
+    # A done video is counted, not listed (a library's thousands hid the few that need a look); --all lists it
+    assert "good.mkv" not in shown.stdout and "(1 done video(s) not listed: --all lists every video)" in shown.stdout
+    every = vs_sr("batch", "status", str(out), "--all").stdout
+    assert "good.mkv" in every and "not listed" not in every
 
 
 

@@ -150,8 +150,9 @@ def test_version_and_help_for_every_option():
      "vs-sr models list: error: unrecognized arguments: --foo (see vs-sr models list --help)"),
     (["batch", "status"], "vs-sr batch: error: status takes one folder: vs-sr batch status DIR [--json]"),
     # (taken and ignored; with --output-dir, "input not found: status.")
-    (["batch", "status", "out", "--crf", "20", "-q"], "status takes one folder and --json, not --crf, --quiet: vs-sr "),
-    (["batch", "status", "out", "--output-dir", "out"], "status takes one folder and --json, not --output-dir: "),
+    (["batch", "status", "out", "--crf", "20", "-q"], "status takes one folder, --json and --all, not --crf, --quiet: "),
+    (["batch", "status", "out", "--output-dir", "out"], "status takes one folder, --json and --all, not --output-dir: "),
+    (["batch", "in.mkv", "--output-dir", "out", "--all"], "--all goes with status: vs-sr batch status DIR --all"),
     (["batch", "in.mkv", "--output-dir", "out", "--json"], "--json goes with status: vs-sr batch status DIR --json"),
     # (an empty host listened everywhere; equal ports failed with tritonserver's help; --tile was dropped)
     (["studio", "--host", " "], "--host: an address to listen on (127.0.0.1; 0.0.0.0 for every interface), not ''"),

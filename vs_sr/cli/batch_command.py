@@ -52,6 +52,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        "(inputs and DIR must be on a file system every node shares)")
     add_output_options(batch)
     batch.add_argument("--json", action="store_true", help="with `status`: print the state as JSON")
+    batch.add_argument("--all", action="store_true", help="with `status`: list every video (without it, the finished "
+                       "ones are counted, not listed)")
     batch.set_defaults(run=run, interrupted="interrupted; the batch continues where it stopped when run again",
                        parser=batch)
 
@@ -62,13 +64,14 @@ def run(args: argparse.Namespace) -> int:
     if args.inputs[0] == STATUS and (args.output_dir is None or not Path(STATUS).exists()):
         if len(args.inputs) != 2:  # a usage error, as argparse's own (exit status 2)
             args.parser.error("status takes one folder: vs-sr batch status DIR [--json]")
-        others = options_given(args.parser, args, keep=("json",))
+        others = options_given(args.parser, args, keep=("json", "all"))
         if others:  # (they were taken, and did nothing)
-            args.parser.error(f"status takes one folder and --json, not {', '.join(others)}: vs-sr batch status DIR "
-                              "[--json]")
-        return status(Path(args.inputs[1]), args.json)
-    if args.json:
-        args.parser.error("--json goes with status: vs-sr batch status DIR --json")
+            args.parser.error(f"status takes one folder, --json and --all, not {', '.join(others)}: vs-sr batch status "
+                              "DIR [--json] [--all]")
+        return status(Path(args.inputs[1]), args.json, args.all)
+    for option, given in (("--json", args.json), ("--all", args.all)):
+        if given:
+            args.parser.error(f"{option} goes with status: vs-sr batch status DIR {option}")
     if args.output_dir is None:
         raise SRError("give --output-dir DIR: where the results and the batch's state go.")
     from ..batch import BatchSettings, RunOptions, run_batch
@@ -115,7 +118,10 @@ def summary(outcome: Outcome, directory: str, log: Callable[[str], None]) -> int
     return 0
 
 
-def status(directory: Path, as_json: bool) -> int:
+def status(directory: Path, as_json: bool, every: bool = False) -> int:
+    """The batch's progress: a line of counts, then the videos not finished cleanly (failed,
+    unfinished, salvaged); `every`: all of them (a library's thousands of done ones hid the few
+    that need a look)."""
     from ..batch import batch_status
 
     data = batch_status(directory)
@@ -128,11 +134,14 @@ def status(directory: Path, as_json: bool) -> int:
     unfinished = [v for v in data["videos"] if v["state"] not in ("done", "failed")]
     if unfinished and not data["running"]:
         print(f"no vs-sr batch is running on {directory}: the same vs-sr batch command continues it")
-    for video in data["videos"]:
+    listed = [v for v in data["videos"] if every or v["state"] != "done" or v["salvaged"]]
+    for video in listed:
         chunks = video["chunks"]
         done = sum(c["state"] == "done" for c in chunks)
         line = f"{video['state']:<8} {video['frames_done']}/{video['frames_total']} frames, {done}/{len(chunks)} chunks  " \
                f"{video['input']}"
         print(line + (f"  ({video['error']})" if video["error"] else "")
               + (f"  (salvaged: {video['salvaged']})" if video["salvaged"] else ""))
+    if len(listed) < len(data["videos"]):
+        print(f"({len(data['videos']) - len(listed)} done video(s) not listed: --all lists every video)")
     return 0
