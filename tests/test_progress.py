@@ -70,6 +70,23 @@ def test_log_gets_plain_lines_at_intervals():
     assert len(lines) == 2  # nothing in between within the interval
 
 
+def test_a_step_over_before_its_delay_says_nothing(monkeypatch):
+    """The batch's reading of its inputs and its planning count on a progress line only when they
+    take a while (a library's thousands of files took minutes without a word); a quick one is silent."""
+    for live in (False, True):
+        stream = io.StringIO()
+        monkeypatch.setattr(stream, "isatty", lambda live=live: live)
+        progress = Progress(5, stream, label="vs-sr batch: reading inputs", unit="files", delay=3600)
+        for done in range(6):
+            progress.update(done)
+        progress.finish()
+        assert stream.getvalue() == ""
+    stream = io.StringIO()
+    progress = Progress(5, stream, label="vs-sr batch: reading inputs", unit="files")
+    progress.update(0)
+    assert stream.getvalue().startswith("vs-sr batch: reading inputs: 0/5 files (0%), — files/s, ETA —")
+
+
 def test_clock():
     assert clock(0) == "0:00:00" and clock(3725.9) == "1:02:05"
 

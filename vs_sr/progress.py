@@ -44,8 +44,10 @@ def clock(seconds: float) -> str:
 
 class Progress:
     def __init__(self, total: int, stream: TextIO | None = None, interval: float = 10.0, label: str = "vs-sr",
-                 unit: str = "frames", done: int = 0, quiet: bool = False) -> None:
-        """`done`: items already finished before this run (counted, but not in the rate)."""
+                 unit: str = "frames", done: int = 0, quiet: bool = False, delay: float = 0.0) -> None:
+        """`done`: items already finished before this run (counted, but not in the rate); `delay`:
+        seconds before anything is shown on a terminal, and in a log before its first line (at
+        least `interval`): a step that is over by then says nothing."""
         self.total = max(1, total)
         self.unit = unit
         self.status = ""
@@ -58,6 +60,7 @@ class Progress:
         self.first: tuple[float, int] | None = None
         """(time, count) when the first item of this run finished: the rate counts from there."""
         self.last_shown: float | None = None
+        self.shown_from = time.monotonic() + (delay if self.live or not delay else max(delay, interval))
 
     def update(self, done: int, status: str = "") -> None:
         """`done` items finished in all; `status` is shown after the counts (a loss, say)."""
@@ -68,7 +71,7 @@ class Progress:
         self.done = done
         self.status = status
         due = self.last_shown is None or now - self.last_shown >= self.interval
-        if due or completed:
+        if (due or completed) and now >= self.shown_from:
             self.last_shown = now
             self._show(now)
 
@@ -105,7 +108,7 @@ class Progress:
 
     def finish(self) -> float:
         """Close the display; returns the rate of this run (0 if nothing was counted)."""
-        if self.live and not self.quiet:
+        if self.live and not self.quiet and self.last_shown is not None:
             self.stream.write("\n")
             self.stream.flush()
         return self.rate() or 0.0

@@ -34,7 +34,7 @@ from ..progress import Progress
 from .assemble import DamagedChunks, assemble, damaged
 from .chunk import ChunkResult, ChunkTask, space_note
 from .executors import Event, Executor
-from .inputs import Source
+from .inputs import PROGRESS_DELAY, Source
 from .records import (
     ChunkRecord,
     Origin,
@@ -251,9 +251,11 @@ class BatchRun:
         uses (bestsource, whose index is built once here); a bad input fails its video only.
         Chunks made earlier that still verify against their records are taken back."""
         records = chunk_records([self.directory / STATE_DIR / "chunks", staged_chunks(self.directory)])
-        for video in self.state.videos():
-            if video.state in ("done", "failed") or video.id in self.absent:
-                continue
+        waiting = [v for v in self.state.videos() if v.state not in ("done", "failed") and v.id not in self.absent]
+        progress = Progress(len(waiting), label=f"{self.options.label}: planning", unit="videos", quiet=self.quiet,
+                            delay=PROGRESS_DELAY)  # (each video is read and indexed: a library's take minutes)
+        for count, video in enumerate(waiting):
+            progress.update(count)
             try:
                 if self._output_kept(video):
                     continue
@@ -268,6 +270,8 @@ class BatchRun:
                 self._fail_video(video, error.message)
                 continue
             self._plan_chunks(video, job, media, plan, workers, records)
+        progress.update(len(waiting))
+        progress.finish()
         shutil.rmtree(staged_chunks(self.directory), ignore_errors=True)  # what was not taken back
         self._check_chunk_files()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import SRError
 from ..media.probe import probe
 from ..media.tools import check_input
+from ..progress import Progress
 from .state import STATE_DIR
 
 # Names that say "video": such a file that cannot be opened is a damaged video, not something else.
@@ -30,13 +31,15 @@ class Source:
     """Where its result goes, absolute."""
 
 
-def find_sources(items: Sequence[Path], output_dir: Path, suffix: str, recursive: bool) -> tuple[list[Source], list[str]]:
+def find_sources(items: Sequence[Path], output_dir: Path, suffix: str, recursive: bool, label: str = "vs-sr batch",
+                 quiet: bool = False) -> tuple[list[Source], list[str]]:
     """(the videos, notes on what was skipped). A folder contributes its files (and, with
-    `recursive`, its subfolders'); nothing inside the output directory is taken as input."""
+    `recursive`, its subfolders'); nothing inside the output directory is taken as input. Every
+    file is read (ffprobe) to tell a video: a library's thousands take minutes, counted on a
+    progress line (`label`, unless `quiet`) once they take more than a moment."""
     output_dir = output_dir.resolve()
-    sources: list[Source] = []
     notes: list[str] = []
-    taken: dict[Path, Path] = {}
+    found: list[tuple[Path, Path]] = []
     for item in items:
         path = item.resolve()
         if path.is_dir():
@@ -48,19 +51,36 @@ def find_sources(items: Sequence[Path], output_dir: Path, suffix: str, recursive
         else:
             check_input(item, "input")  # says why: missing, or a pipe or device bestsource cannot index
             raise SRError(f"{item} is not a file or folder.")
-        for file, relative in sorted(candidates, key=lambda candidate: candidate[0].is_symlink()):  # (files first)
-            real = file.resolve()
-            if real in taken:  # a link to a file already among the inputs: one video, made once
-                notes.append(f"skipped {file}: the same file as {taken[real]}")
-                continue
-            taken[real] = file
-            reason = _not_a_video(file)
-            if reason:
-                notes.append(f"skipped {file}: {reason}")
-            else:
-                sources.append(Source(file, output_dir / relative.with_suffix(suffix)))
+        found += sorted(candidates, key=lambda candidate: candidate[0].is_symlink())  # (files first)
+    sources = _videos(found, output_dir, suffix, notes, Progress(len(found), label=f"{label}: reading inputs",
+                                                                 unit="files", quiet=quiet, delay=PROGRESS_DELAY))
     _check_unique(sources)
     return sources, notes
+
+
+PROGRESS_DELAY = 2.0  # seconds a step may take before it shows a progress line
+
+
+def _videos(found: list[tuple[Path, Path]], output_dir: Path, suffix: str, notes: list[str],
+            progress: Progress) -> list[Source]:
+    """The videos among (file, path relative to its input) pairs; what is not, noted."""
+    sources: list[Source] = []
+    taken: dict[Path, Path] = {}
+    for count, (file, relative) in enumerate(found):
+        progress.update(count)
+        real = file.resolve()
+        if real in taken:  # a link to a file already among the inputs: one video, made once
+            notes.append(f"skipped {file}: the same file as {taken[real]}")
+            continue
+        taken[real] = file
+        reason = _not_a_video(file)
+        if reason:
+            notes.append(f"skipped {file}: {reason}")
+        else:
+            sources.append(Source(file, output_dir / relative.with_suffix(suffix)))
+    progress.update(len(found))
+    progress.finish()
+    return sources
 
 
 def _files(folder: Path, recursive: bool, output_dir: Path) -> tuple[list[Path], list[str]]:

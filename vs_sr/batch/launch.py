@@ -31,7 +31,7 @@ def run_batch(inputs: Sequence[Path], directory: Path, settings: BatchSettings, 
     head node's HOST:PORT; executor: one to use instead, kept open (a server running batch
     after batch on one Ray connection); stop: set to end the run as Ctrl-C would."""
     # The inputs are checked before anything is made: a refused batch leaves no folder or lock behind.
-    sources, notes = find_sources(inputs, directory, CONTAINERS[settings.container], recursive)
+    sources, notes = find_sources(inputs, directory, CONTAINERS[settings.container], recursive, options.label, quiet)
     for note in notes:
         log(note)
     if not sources:
