@@ -7,7 +7,7 @@ not pass for "not a video"."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from ..errors import SRError
 from ..media.probe import probe
 from ..media.tools import check_input
 from ..progress import Progress
-from .state import STATE_DIR
+from .state import STATE_DIR, signature
 
 # Names that say "video": such a file that cannot be opened is a damaged video, not something else.
 VIDEO_EXTENSIONS = {".mkv", ".mk3d", ".webm", ".mp4", ".m4v", ".mov", ".qt", ".3gp", ".3g2", ".avi", ".wmv", ".asf",
@@ -32,10 +32,11 @@ class Source:
 
 
 def find_sources(items: Sequence[Path], output_dir: Path, suffix: str, recursive: bool, label: str = "vs-sr batch",
-                 quiet: bool = False) -> tuple[list[Source], list[str]]:
+                 quiet: bool = False, known: Mapping[Path, str] | None = None) -> tuple[list[Source], list[str]]:
     """(the videos, notes on what was skipped). A folder contributes its files (and, with
-    `recursive`, its subfolders'); nothing inside the output directory is taken as input. Every
-    file is read (ffprobe) to tell a video: a library's thousands take minutes, counted on a
+    `recursive`, its subfolders'); nothing inside the output directory is taken as input. A file
+    is read (ffprobe) to tell a video unless `known` holds it with its signature (size and time:
+    unchanged since an earlier run took it); a library's thousands take minutes, counted on a
     progress line (`label`, unless `quiet`) once they take more than a moment."""
     output_dir = output_dir.resolve()
     notes: list[str] = []
@@ -52,8 +53,8 @@ def find_sources(items: Sequence[Path], output_dir: Path, suffix: str, recursive
             check_input(item, "input")  # says why: missing, or a pipe or device bestsource cannot index
             raise SRError(f"{item} is not a file or folder.")
         found += sorted(candidates, key=lambda candidate: candidate[0].is_symlink())  # (files first)
-    sources = _videos(found, output_dir, suffix, notes, Progress(len(found), label=f"{label}: reading inputs",
-                                                                 unit="files", quiet=quiet, delay=PROGRESS_DELAY))
+    progress = Progress(len(found), label=f"{label}: reading inputs", unit="files", quiet=quiet, delay=PROGRESS_DELAY)
+    sources = _videos(found, output_dir, suffix, notes, known or {}, progress)
     _check_unique(sources)
     return sources, notes
 
@@ -61,7 +62,7 @@ def find_sources(items: Sequence[Path], output_dir: Path, suffix: str, recursive
 PROGRESS_DELAY = 2.0  # seconds a step may take before it shows a progress line
 
 
-def _videos(found: list[tuple[Path, Path]], output_dir: Path, suffix: str, notes: list[str],
+def _videos(found: list[tuple[Path, Path]], output_dir: Path, suffix: str, notes: list[str], known: Mapping[Path, str],
             progress: Progress) -> list[Source]:
     """The videos among (file, path relative to its input) pairs; what is not, noted."""
     sources: list[Source] = []
@@ -73,7 +74,7 @@ def _videos(found: list[tuple[Path, Path]], output_dir: Path, suffix: str, notes
             notes.append(f"skipped {file}: the same file as {taken[real]}")
             continue
         taken[real] = file
-        reason = _not_a_video(file)
+        reason = None if _unchanged(file, known) else _not_a_video(file)
         if reason:
             notes.append(f"skipped {file}: {reason}")
         else:
@@ -117,6 +118,17 @@ def _files(folder: Path, recursive: bool, output_dir: Path) -> tuple[list[Path],
     if hidden:
         notes.append(f"skipped {hidden} hidden file(s) or folder(s) in {folder} (names that begin with '.')")
     return sorted(files), notes
+
+
+def _unchanged(path: Path, known: Mapping[Path, str]) -> bool:
+    """An input an earlier run took as a video, unchanged since (a re-run of a library read every
+    file again, the finished ones too: minutes before any work)."""
+    if path not in known:
+        return False
+    try:
+        return signature(path) == known[path]
+    except OSError:
+        return False
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -15,6 +15,7 @@ from .driver import BatchRun, Outcome, RunOptions, lock_directory
 from .executors import Executor, LocalExecutor, RayExecutor
 from .inputs import find_sources
 from .settings import CONTAINERS, BatchSettings
+from .state import State, state_path
 
 RAY_LOCAL = "local"
 
@@ -31,7 +32,8 @@ def run_batch(inputs: Sequence[Path], directory: Path, settings: BatchSettings, 
     head node's HOST:PORT; executor: one to use instead, kept open (a server running batch
     after batch on one Ray connection); stop: set to end the run as Ctrl-C would."""
     # The inputs are checked before anything is made: a refused batch leaves no folder or lock behind.
-    sources, notes = find_sources(inputs, directory, CONTAINERS[settings.container], recursive, options.label, quiet)
+    sources, notes = find_sources(inputs, directory, CONTAINERS[settings.container], recursive, options.label, quiet,
+                                  known_inputs(directory))
     for note in notes:
         log(note)
     if not sources:
@@ -60,6 +62,25 @@ def run_batch(inputs: Sequence[Path], directory: Path, settings: BatchSettings, 
     finally:
         if owned:
             executor.close()
+
+
+def known_inputs(directory: Path) -> dict[Path, str]:
+    """The inputs an earlier run of the batch in `directory` took as videos, with their signatures
+    (read without the batch's lock: a database in WAL mode can be read beside its writer); none
+    where there is no such batch or its state cannot be read (the run says why, later)."""
+    path = state_path(directory)
+    if not path.is_file():
+        return {}
+    try:
+        state = State(path, readonly=True)
+    except SRError:
+        return {}
+    try:
+        return {video.input: video.signature for video in state.videos() if video.signature}
+    except SRError:
+        return {}
+    finally:
+        state.close()
 
 
 def make_executor(settings: BatchSettings, jobs: int | None, ray: str | None) -> Executor:
