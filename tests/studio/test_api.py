@@ -290,7 +290,8 @@ def test_misspelt_fields_wrong_types_and_sizes_a_job_would_refuse_are_422_at_onc
 def test_a_refusal_names_the_apis_fields_not_the_command_lines_options():
     """(It dropped the dashes: "num-streams", a field no client can send.)"""
     said = "a 9000x9000 output needs 3 GiB; choose a smaller --width/--height (or fewer --num-streams)."
-    assert in_field_names(said) == "a 9000x9000 output needs 3 GiB; choose a smaller width/height (or fewer num_streams)."
+    assert in_field_names(said) == "a 9000x9000 output needs 3 GiB; choose a smaller width/height (or fewer " \
+                                   "num_streams)."
 
 
 def test_cancel_stops_the_job_and_its_tools(studio, upload_clip):

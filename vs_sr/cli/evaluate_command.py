@@ -40,8 +40,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     evaluate.add_argument("--plot", help="write a PNG of per-frame PSNR and warping error for each method here")
     evaluate.add_argument("--json", action="store_true",
                           help="print a JSON summary (psnr, ssim, frames, warp, warp_added, guide) instead")
-    evaluate.set_defaults(parser=evaluate, run=run, interrupted="interrupted; a --csv or --plot file is there only if it was "
-                      "written whole before the signal")
+    evaluate.set_defaults(parser=evaluate, run=run, interrupted="interrupted; a --csv or --plot file is there only if "
+                          "it was written whole before the signal")
 
 
 def writable_report(option: str, path: str | None, inputs: list[Path]) -> None:
@@ -78,7 +78,8 @@ def check_usage(args: argparse.Namespace) -> None:
     if (args.model or args.baselines != list(BASELINES)) and not args.source:
         error("--model and --baselines score what they make of --source LOW_RES: give --source too (without it, eval "
               "scores the RESULT as it is)")
-    unused = [option for option, given in (("--backend", args.backend != "auto"), ("--precision", args.precision != "auto"),
+    unused = [option for option, given in (("--backend", args.backend != "auto"),
+                                           ("--precision", args.precision != "auto"),
                                            ("--server", args.server is not None)) if given]
     if unused and not args.model:
         error(f"{', '.join(unused)} run --model: give --model too, or drop them")

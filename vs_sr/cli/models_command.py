@@ -36,8 +36,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     download.add_argument("--mirror", metavar="URL", help="base URL holding the files under their own names "
                           "(default $VS_SR_MODEL_MIRROR); also serves files with no direct address (most of HAT's)")
     download.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    download.set_defaults(parser=download, run=download_models, interrupted="interrupted; what arrived is kept (a hidden .part "
-                          "file) and the same command resumes the download")
+    download.set_defaults(parser=download, run=download_models, interrupted="interrupted; what arrived is kept (a "
+                          "hidden .part file) and the same command resumes the download")
     path = model_commands.add_parser("path", help="print the weight file a model name resolves to")
     path.add_argument("name", help="a registry name (see `vs-sr models list`)")
     path.add_argument("--scale", type=positive, default=4, help="the model's scale (default 4)")
