@@ -8,6 +8,7 @@ files are removed when released (`PathLock`), so none is left beside the user's 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import glob
 import hashlib
@@ -104,7 +105,7 @@ def intact(target: Path) -> bool:
     file cut short by a crash, emptied or damaged on the disk is built again, not loaded)."""
     try:
         return digest_file(target).read_text().strip() == file_sha256(target)
-    except OSError:  # either is missing (a build killed between the two: built again)
+    except (OSError, ValueError):  # either is missing (a build killed between the two: built again), or damaged
         return False
 
 
@@ -124,8 +125,10 @@ def build_once(target: Path, build: Callable[[Path], None], *, bounded: bool = F
     try:
         _build_locked(target, build)
     except OSError as error:
-        if not str(error.filename or "").startswith(str(target.parent)):
+        if error.errno not in UNWRITABLE or not _in_folder(error.filename, target.parent):
             raise
+        if error.errno != errno.ENOSPC and target.is_file() and not digest_file(target).exists():
+            return target  # built before digests were kept, in a cache shared read-only: taken as it is
         from .errors import SRError
         from .paths import CACHE_DIR_ENV
 
@@ -136,14 +139,27 @@ def build_once(target: Path, build: Callable[[Path], None], *, bounded: bool = F
     return target
 
 
+# What a cache folder that cannot be written raises (and a full one): said as such, naming the fix.
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.ENOTDIR, errno.ENOSPC, errno.EDQUOT)
+
+
+def _in_folder(filename: object, folder: Path) -> bool:
+    """Whether the file an error names is `folder` or directly in it."""
+    if not isinstance(filename, str | os.PathLike):
+        return False
+    path = Path(filename)
+    return path == folder or path.parent == folder
+
+
 def _build_locked(target: Path, build: Callable[[Path], None]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with PathLock(str(target) + LOCK_SUFFIX):
         if intact(target):  # built by the process this one waited for
             return
-        prefix, suffix = _part_affixes(target)
-        for leftover in target.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
-            leftover.unlink(missing_ok=True)
+        for kept in (target, digest_file(target)):  # part files of builders that were killed
+            prefix, suffix = _part_affixes(kept)
+            for leftover in target.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+                leftover.unlink(missing_ok=True)
         with atomic_output(target) as temp:
             build(temp)
             # Recorded before the file takes its name: killed between the two, the digest does not

@@ -65,8 +65,15 @@ def lock_dir() -> Path:
         return folder
     except OSError:
         pass
-    fallback = Path(tempfile.gettempdir()) / f"vs-sr-locks-{os.getuid()}"
+    runtime = os.environ.get("XDG_RUNTIME_DIR")  # the user's own; else the shared temporary directory
+    fallback = Path(runtime) / "vs-sr-locks" if runtime else Path(tempfile.gettempdir()) / f"vs-sr-locks-{os.getuid()}"
     fallback.mkdir(mode=0o700, exist_ok=True)
+    status = fallback.stat()
+    if status.st_uid != os.getuid() or status.st_mode & 0o077:  # made by another user first: not to be trusted
+        from .errors import SRError
+
+        raise SRError(f"the cache folder {folder} cannot be written and {fallback}, where output locks go instead, is "
+                      f"not this user's alone; set {CACHE_DIR_ENV} to a folder you can write.")
     return fallback
 
 

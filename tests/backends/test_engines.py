@@ -161,7 +161,8 @@ def test_engines_list_and_clean(tmp_path):
     assert nothing.returncode == 0 and f"0 file(s) removed from {tmp_path}" in nothing.stdout
 
 
-def test_clean_spares_an_engine_being_built_and_two_cleans_at_once_both_finish(tmp_path):
+@pytest.mark.timing
+def test_clean_spares_an_engine_being_built_and_two_cleans_at_once_both_finish(tmp_path, spawn):
     """An engine renamed into place waits for its manifest under its lock: clean took it for an
     orphan. And of two cleans at once, one failed on a file the other had removed."""
     from filelock import FileLock
@@ -172,11 +173,12 @@ def test_clean_spares_an_engine_being_built_and_two_cleans_at_once_both_finish(t
         (tmp_path / f"orphan{n}.engine").write_bytes(b"no manifest")
     env = {"VS_SR_ENGINE_DIR": str(tmp_path)}
     with FileLock(str(building) + ".lock"):
-        cleans = [subprocess.Popen([VS_SR, "engines", "clean", "--all"], env={**os.environ, **env},
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        cleans = [spawn([VS_SR, "engines", "clean", "--all"], env={**os.environ, **env}, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True) for _ in range(2)]
         said = [clean.communicate(timeout=300) for clean in cleans]
     assert [clean.returncode for clean in cleans] == [0, 0], said
     assert [path.name for path in tmp_path.glob("*.engine")] == ["building.engine"]
+    assert not list(tmp_path.glob("orphan*"))  # nor their lock files (a clean left one beside each)
 
 
 def test_engine_build_refuses_a_precision_tensorrt_does_not_build(tmp_path):

@@ -218,6 +218,17 @@ def test_ffmpeg_args_that_set_what_vs_sr_sets_or_name_a_second_output_are_refuse
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_profile_or_quantiser_is_refused_only_where_vs_sr_sets_it(ncnn_models, source, tmp_path):
+    """x264 has no --profile, so its -profile:v is the caller's; ProRes has no --crf, so its -q:v is."""
+    done = vs_sr("upscale", str(source), str(tmp_path / "high.mkv"), "--end", "1", "--model", "faithful", "--scale",
+                 "2", "--ffmpeg-args", "-profile:v high")
+    assert done.returncode == 0, done.stderr
+    done = vs_sr("upscale", str(source), str(tmp_path / "out.mov"), "--end", "1", "--codec", "prores", "--ffmpeg-args",
+                 "-profile:v 3")
+    assert done.returncode == 1 and done.stderr == "vs-sr: error: --ffmpeg-args: -profile:v is set by --profile for " \
+                                                   "prores; drop it from --ffmpeg-args.\n", done.stderr
+
+
 @pytest.mark.parametrize(("args", "message"), [
     ("-vf scale=100:100", "--ffmpeg-args '-vf scale=100:100': they change the frame size (256x192 becomes 100x100): "
                           "--width/--height set it. Fix or drop them."),

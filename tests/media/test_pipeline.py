@@ -372,7 +372,7 @@ def test_a_cache_whose_lock_folder_cannot_be_written_still_runs(ncnn_models, sou
     temp.mkdir()
     (cache / "locks").write_text("not a folder: as unwritable as a read-only one")
     done = vs_sr("upscale", str(source), str(tmp_path / "out.mkv"), "--end", "1", "--codec", "ffv1",
-                 env={"VS_SR_CACHE_DIR": str(cache), "TMPDIR": str(temp)})
+                 env={"VS_SR_CACHE_DIR": str(cache), "TMPDIR": str(temp), "XDG_RUNTIME_DIR": ""})
     assert done.returncode == 0, done.stderr
     assert (temp / f"vs-sr-locks-{os.getuid()}").is_dir()  # the lock went there
 

@@ -246,6 +246,8 @@ def test_all_with_a_scale_fetches_that_scale_only(tmp_path):
     done = vs_sr("models", "download", "--all", "--scale", "4", "--mirror", mirror, "-q",
                  env={"VS_SR_MODEL_DIR": str(tmp_path / "models")})
     assert done.returncode == 1 and f"{first.weights.filename} does not exist" in done.stderr, done.stderr
+    none = vs_sr("models", "download", "--all", "--scale", "7", "--mirror", mirror, "-q")  # (it did nothing, exit 0)
+    assert none.returncode == 1 and "no model has an x7 file to download" in none.stderr, none.stderr
 
 
 def test_every_direct_address_is_a_github_release_or_the_pinned_hat_copy():

@@ -190,7 +190,8 @@ keep_within(Path(sys.argv[1]), 1)
 """
 
 
-def test_two_processes_trimming_one_cache_folder_both_finish(tmp_path):
+@pytest.mark.timing
+def test_two_processes_trimming_one_cache_folder_both_finish(tmp_path, spawn):
     """The second found files the first had removed between listing and reading them, and its run
     failed (FileNotFoundError) after all its work was done."""
     import time
@@ -202,8 +203,8 @@ def test_two_processes_trimming_one_cache_folder_both_finish(tmp_path):
         path = folder / f"export{n}.onnx"
         path.write_bytes(b"x")
         os.utime(path, (long_ago, long_ago))
-    trimmers = [subprocess.Popen([sys.executable, "-c", TRIM, str(folder)], stdin=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    trimmers = [spawn([sys.executable, "-c", TRIM, str(folder)], stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                      text=True) for _ in range(2)]
     for trimmer in trimmers:
         trimmer.stdin.write("go\n")
         trimmer.stdin.flush()

@@ -305,7 +305,7 @@ def test_a_report_path_that_is_a_video_scored_or_a_folder_is_refused_before_scor
     assert done.returncode == 2 and "--model and --baselines score what they make of --source LOW_RES" in done.stderr
     # Options that would change nothing, or only the crop (each was taken without a word)
     for extra, said in [(["--precision", "fp16"], "--precision run --model: give --model too"),
-                        (["--scale", "2"], "--scale is the scale of --model and the baselines on --source; a RESULT"),
+                        (["--scale", "2"], "--scale chooses the network of each --model; without one, the sizes"),
                         (["--baselines", "none", "bicubic"], "--baselines none means no baseline: give it alone")]:
         done = vs_sr("eval", str(high), str(high), *extra)
         assert done.returncode == 2 and said in done.stderr and done.stderr.count("\n") == 1, done.stderr

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..atomic import fitting_name
 from ..errors import SRError
 from ..filter.formats import output_size
-from ..media.job import Job, check_job
+from ..media.job import Job, check_job, check_tiles
 from ..media.output import OutputSlot
 from ..media.probe import Media, probe
 from ..media.tools import open_video
@@ -92,6 +92,7 @@ def upscale_resumable(job: Job, chunk_frames: int | None = None, log: Callable[[
     with OutputSlot(job.output, job.overwrite) as slot:
         # (the batch plans it in full, and says its notes, itself: the line only, from the source's size)
         clip = open_video(job.input)
+        check_tiles(job, (clip.width, clip.height))
         log(plan_line(job, 0, clip.num_frames - 1, *output_size(clip, job.scale, job.width, job.height)))
         _say_where(folder, settings, log)
         _retry_failed(folder)

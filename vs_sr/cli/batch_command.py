@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if args.inputs[0] == STATUS and (args.output_dir is None or not Path(STATUS).exists()):
         if len(args.inputs) != 2:  # a usage error, as argparse's own (exit status 2)
             args.parser.error("status takes one folder: vs-sr batch status DIR [--json]")
-        others = options_given(args.parser, args, keep=("json", "all"))
+        others = options_given(args.parser, args, keep=("json", "all", "quiet", "verbose"))  # (those two: harmless)
         if others:  # (they were taken, and did nothing)
             args.parser.error(f"status takes one folder, --json and --all, not {', '.join(others)}: vs-sr batch status "
                               "DIR [--json] [--all]")

@@ -84,9 +84,10 @@ def check_usage(args: argparse.Namespace) -> None:
     if unused and not args.model:
         error(f"{', '.join(unused)} run --model: give --model too, or drop them")
     result_given = len(args.videos) == (1 if args.no_reference else 2)
-    if args.scale is not None and (not args.source or result_given):
-        error("--scale is the scale of --model and the baselines on --source; a RESULT is scored at its own size "
-              "(the border crop is --crop)")
+    guide_only = args.no_reference and args.source and not result_given  # --scale sizes the bicubic guide
+    if args.scale is not None and not args.model and not guide_only:
+        error("--scale chooses the network of each --model; without one, the sizes come from the videos (the border "
+              "crop is --crop)")
     if args.channel == "rgb" and args.no_reference:
         error("--channel chooses what PSNR and SSIM score, and --no-reference scores the warping error only (on luma)")
 

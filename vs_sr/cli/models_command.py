@@ -96,6 +96,7 @@ def download_models(args: argparse.Namespace) -> int:
     """Fetch the chosen files. A model named without --scale gets every scale that has an address
     (HAT: x4 from its copy on Hugging Face); the scales left to a download by hand are named first,
     on stderr."""
+    from ..errors import SRError
     from ..models.download import download, fetchable
     from ..models.registry import all_specs
     from ..models.resolve import named_scales, named_spec
@@ -108,6 +109,8 @@ def download_models(args: argparse.Namespace) -> int:
     manual = []
     if args.all:
         specs = [s for s in all_specs() if fetchable(s, args.mirror) and args.scale in (None, s.scale)]
+        if not specs:
+            raise SRError(f"no model has an x{args.scale} file to download; leave --scale out, or see vs-sr models list.")
     elif args.scale is not None:
         specs = [named_spec(args.name.lower(), args.scale)]
     else:

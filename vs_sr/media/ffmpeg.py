@@ -101,6 +101,7 @@ def check_extra_arguments(job: Job, codec: Codec, plan: OutputPlan, media: Media
     Only when there are such arguments."""
     if not job.ffmpeg_args:
         return
+    _check_codec_options(job.ffmpeg_args, codec)
     chroma, depth = codec.layout(job.profile, job.depth, source_depth(media.video.info))
     reason = refusal_of(encoder_options(job, codec, plan, media), plan.width, plan.height, pixel_format(chroma, depth))
     if reason is None:
@@ -110,6 +111,20 @@ def check_extra_arguments(job: Job, codec: Codec, plan: OutputPlan, media: Media
     raise SRError(f"--ffmpeg-args '{shlex.join(job.ffmpeg_args)}': {reason}{dangling}. Fix or drop them.")
 
 
+# Options that set what vs-sr's own options set for some codecs only: a profile where the codec has
+# --profile (ProRes, DNxHR; x264's -profile:v is the caller's), a quantiser where it has --crf
+# (ProRes's -q:v is the caller's).
+PROFILE_OPTIONS = ("-profile", "-profile:v")
+QUANTISER_OPTIONS = ("-q:v", "-qscale:v", "-global_quality")
+
+
+def _check_codec_options(arguments: Sequence[str], codec: Codec) -> None:
+    for item in arguments:
+        if item in PROFILE_OPTIONS and codec.profiles or item in QUANTISER_OPTIONS and codec.quality is not None:
+            owner = "--profile" if item in PROFILE_OPTIONS else "--crf"
+            raise SRError(f"--ffmpeg-args: {item} is set by {owner} for {codec.name}; drop it from --ffmpeg-args.")
+
+
 FILTER_OPTIONS = ("-vf", "-filter:v", "-filter:v:0", "-filter")
 # What --ffmpeg-args may not set, and what sets it: vs-sr picks the encoder and the container, keeps
 # every frame at its source time, and checks the output against them.
@@ -117,9 +132,8 @@ OWNED_OPTIONS = {**dict.fromkeys(("-c", "-codec", "-c:v", "-codec:v", "-c:v:0", 
                  "-f": "the output's extension", "-s": "--width/--height",
                  **dict.fromkeys(("-t", "-to", "-ss", "-frames", "-frames:v", "-vframes", "-r", "-fpsmax"),
                                  "--start/--end (every frame is kept at its source time)"),
-                 **dict.fromkeys(("-crf", "-crf:v", "-qp", "-q:v", "-qscale:v", "-global_quality"), "--crf"),
+                 **dict.fromkeys(("-crf", "-crf:v", "-qp"), "--crf"),
                  **dict.fromkeys(("-preset", "-preset:v"), "--preset"),
-                 **dict.fromkeys(("-profile", "-profile:v"), "--profile"),
                  **dict.fromkeys(("-pix_fmt", "-pix_fmt:v"), "--depth and the codec (its chroma)"),
                  "-aspect": "the source's shape (vs-sr writes the pixel aspect that keeps it)",
                  "-vn": "vs-sr (the video is what it writes)"}
@@ -128,7 +142,7 @@ OWNED_OPTIONS = {**dict.fromkeys(("-c", "-codec", "-c:v", "-codec:v", "-c:v:0", 
 OTHER_TRACKS = re.compile(r"-(an|sn|dn|map|acodec|scodec|ar|ac|af|aq|ab|[a-z_]+:[asdt](:\d+)?)")
 # Encoder-private parameter lists, and their keys that set what vs-sr's options set.
 PARAMETER_OPTIONS = ("-x264-params", "-x264opts", "-x265-params", "-svtav1-params")
-OWNED_PARAMETERS = {"crf": "--crf", "qp": "--crf", "bitrate": "--crf", "preset": "--preset", "profile": "--profile",
+OWNED_PARAMETERS = {"crf": "--crf", "qp": "--crf", "bitrate": "--crf", "preset": "--preset",
                     "input-depth": "--depth", "output-depth": "--depth", "input-csp": "--depth and the codec",
                     "sar": "the source's shape", "fps": "the source's frame times", "frames": "--start/--end"}
 # Output options that take no value (a word after one of them would be a second output file).

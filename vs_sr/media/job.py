@@ -198,6 +198,14 @@ def check_job(job: Job) -> str:
     return muxer
 
 
+def check_tiles(job: Job, frame_size: tuple[int, int]) -> None:
+    """--tile and --overlap that do not fit the network or each other, refused before the plan is
+    said (vspipe found them, after it) by one command's pre-flight; a batch's workers judge their
+    own (the driver may not run the model: a Ray head, a Triton server down at assembly)."""
+    if job.tile is not None or job.overlap is not None:
+        check_model(job, frame_size)
+
+
 def check_model(job: Job, frame_size: tuple[int, int] | None = None) -> None:
     """A bad model, missing weights, a runtime or precision that cannot run it here, or a Triton
     server that is down or lacks the model fail here, before any work; given the source's
@@ -247,8 +255,6 @@ def plan_job(job: Job, media: Media, muxer: str) -> OutputPlan:
     if not 0 <= first <= last < frames:
         raise SRError(f"frame range {first}-{last} is outside the input's 0-{frames - 1}.")
     check_interlacing(clip, media, job)
-    if job.tile is not None or job.overlap is not None:
-        check_model(job, (clip.width, clip.height))
     width, height = output_size(clip, job.scale, job.width, job.height)
     check_output_size(job, width, height)
     plan = OutputPlan(first, last, job.start is not None or job.end is not None, width, height, timeline,

@@ -18,7 +18,7 @@ from ..errors import SRError
 from ..progress import Progress
 from .encode import encode_video, filter_message
 from .ffmpeg import check_extra_arguments, check_user_options, encoder_options
-from .job import Job, check_job, plan_job
+from .job import Job, check_job, check_tiles, plan_job
 from .mux import join_video, mux
 from .output import OutputSlot
 from .probe import probe
@@ -42,6 +42,7 @@ def upscale_file(job: Job, log: Callable[[str], None] = print, on_tool_log: Call
     with OutputSlot(job.output, job.overwrite) as slot:
         media = probe(job.input)
         plan = plan_job(job, media, job.output_muxer)
+        check_tiles(job, media.upright[:2])
         check_extra_arguments(job, job.video_codec, plan, media)
         log(plan_line(job, plan.first, plan.last, plan.width, plan.height))
         for note in plan.tracks.notes:

@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..atomic import atomic_output, build_once
+from ..atomic import atomic_output, build_once, cache_file
 from ..errors import SRError
 from ..paths import cache_dir, model_dirs
 from .spec import ModelSpec, NcnnFiles, Network
@@ -129,17 +129,18 @@ Shape = tuple[int | None, int, int]
 
 
 def onnx_key(network: Network, shape: Shape | None) -> str:
+    """What sets the converted graph apart, after the network's name (a user's file name, maybe long)."""
     framing = network.traits.framing
     frame = f"p{framing.pad}{framing.mode[0]}a{framing.align}c{framing.crop}{'r' if framing.residual else ''}"
     size = "dynamic" if shape is None else "b{}-{}x{}".format("N" if shape[0] is None else shape[0], *shape[1:])
     noise = "" if network.noise is None else f"-n{network.noise}"
-    return f"{network.name}-x{network.scale}{noise}-{network.digest[:16]}-{frame}-{size}-ncnn-r{RECIPE}"
+    return f"-x{network.scale}{noise}-{network.digest[:16]}-{frame}-{size}-ncnn-r{RECIPE}"
 
 
 def onnx_graph(network: Network, shape: Shape | None) -> Path:
     """The ONNX graph of an ncnn network for input (batch, 3, height, width) = `shape`, or with
     open dimensions when `shape` is None; converted once and cached."""
-    target = cache_dir("onnx") / f"{onnx_key(network, shape)}.onnx"
+    target = cache_file(cache_dir("onnx"), network.name, f"{onnx_key(network, shape)}.onnx")
     return build_once(target, lambda temp: _write_onnx(network, shape, temp), bounded=True)
 
 

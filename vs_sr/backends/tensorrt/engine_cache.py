@@ -187,9 +187,14 @@ class EngineCache:
     def _remove_unbuilding(engine: Path, *others: Path) -> list[Path]:
         from filelock import FileLock, Timeout
 
+        lock = Path(str(engine) + ".lock")
         try:
-            with FileLock(str(engine) + ".lock", timeout=0):
-                return [path for path in (engine, *others) if _removed(path)]
+            with FileLock(str(lock), timeout=0):
+                removed = [path for path in (engine, *others) if _removed(path)]
+                # Its engine gone, its lock file goes too (one was left beside every engine removed). Held
+                # here, no build is under way; one starting this instant may build twice, atomically.
+                lock.unlink(missing_ok=True)
+                return removed
         except Timeout:
             return []
 
