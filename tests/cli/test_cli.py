@@ -150,7 +150,7 @@ def test_version_and_help_for_every_option():
      "vs-sr models list: error: unrecognized arguments: --foo (see vs-sr models list --help)"),
     (["batch", "status"], "vs-sr batch: error: status takes one folder: vs-sr batch status DIR [--json]"),
     # (taken and ignored; with --output-dir, "input not found: status.")
-    (["batch", "status", "out", "--crf", "20", "-q"], "status takes one folder, --json and --all, not --crf, --quiet: "),
+    (["batch", "status", "out", "--crf", "20", "-q"], "status takes one folder, --json and --all, not --crf: "),
     (["batch", "status", "out", "--output-dir", "out"], "status takes one folder, --json and --all, not --output-dir: "),
     (["batch", "in.mkv", "--output-dir", "out", "--all"], "--all goes with status: vs-sr batch status DIR --all"),
     (["batch", "in.mkv", "--output-dir", "out", "--json"], "--json goes with status: vs-sr batch status DIR --json"),
@@ -381,7 +381,7 @@ def not_videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_inputs_that_hold_no_video_are_one_line_errors(not_videos, tmp_path, name):
     bad, video = not_videos[name], not_videos["video.mkv"]
     for command in (["upscale", str(bad), str(tmp_path / "out.mkv")], ["eval", str(bad), str(video)],
-                    ["eval", str(video), str(bad)], ["eval", str(video), "--source", str(bad), "--scale", "4"]):
+                    ["eval", str(video), str(bad)], ["eval", str(video), "--source", str(bad)]):
         done = vs_sr(*command)
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("vs-sr: error: ")
