@@ -42,6 +42,9 @@ def clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+STEP_DELAY = 2.0  # seconds a preparing step (reading a library's files) may take before it shows a progress line
+
+
 class Progress:
     def __init__(self, total: int, stream: TextIO | None = None, interval: float = 10.0, label: str = "vs-sr",
                  unit: str = "frames", done: int = 0, quiet: bool = False, delay: float = 0.0) -> None:

@@ -30,11 +30,11 @@ from ..media.output import DiskFull, readable_size
 from ..media.probe import Media, probe
 from ..media.processes import cancelled_by
 from ..models.weights import file_digest
-from ..progress import Progress
+from ..progress import STEP_DELAY, Progress
 from .assemble import DamagedChunks, assemble, damaged
 from .chunk import ChunkResult, ChunkTask, space_note
 from .executors import Event, Executor
-from .inputs import PROGRESS_DELAY, Source
+from .inputs import Source
 from .records import (
     ChunkRecord,
     Origin,
@@ -253,7 +253,7 @@ class BatchRun:
         records = chunk_records([self.directory / STATE_DIR / "chunks", staged_chunks(self.directory)])
         waiting = [v for v in self.state.videos() if v.state not in ("done", "failed") and v.id not in self.absent]
         progress = Progress(len(waiting), label=f"{self.options.label}: planning", unit="videos", quiet=self.quiet,
-                            delay=PROGRESS_DELAY)  # (each video is read and indexed: a library's take minutes)
+                            delay=STEP_DELAY)  # (each video is read and indexed: a library's take minutes)
         for count, video in enumerate(waiting):
             progress.update(count)
             try:

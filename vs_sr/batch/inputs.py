@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import SRError
 from ..media.probe import probe
 from ..media.tools import check_input
-from ..progress import Progress
+from ..progress import STEP_DELAY, Progress
 from .state import STATE_DIR, signature
 
 # Names that say "video": such a file that cannot be opened is a damaged video, not something else.
@@ -53,13 +53,10 @@ def find_sources(items: Sequence[Path], output_dir: Path, suffix: str, recursive
             check_input(item, "input")  # says why: missing, or a pipe or device bestsource cannot index
             raise SRError(f"{item} is not a file or folder.")
         found += sorted(candidates, key=lambda candidate: candidate[0].is_symlink())  # (files first)
-    progress = Progress(len(found), label=f"{label}: reading inputs", unit="files", quiet=quiet, delay=PROGRESS_DELAY)
+    progress = Progress(len(found), label=f"{label}: reading inputs", unit="files", quiet=quiet, delay=STEP_DELAY)
     sources = _videos(found, output_dir, suffix, notes, known or {}, progress)
     _check_unique(sources)
     return sources, notes
-
-
-PROGRESS_DELAY = 2.0  # seconds a step may take before it shows a progress line
 
 
 def _videos(found: list[tuple[Path, Path]], output_dir: Path, suffix: str, notes: list[str], known: Mapping[Path, str],

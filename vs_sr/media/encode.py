@@ -26,7 +26,7 @@ def encode_video(job: Job, options: Sequence[str], first: int, last: int, target
     `options` (`ffmpeg.encoder_options`), and check that every frame arrived. `progress` gets the
     number of frames vspipe has output so far; `on_log` vspipe's log lines; setting `cancel` stops
     the tools; `environment` adds variables for vspipe (a worker pinned to one GPU:
-    CUDA_VISIBLE_DEVICES). Returns what the filter said it runs (`filter_said`)."""
+    CUDA_VISIBLE_DEVICES). Returns what the filter said it runs (`FilterSaid.running`)."""
     folder = target.parent
     script = write_script(folder, "vs_sr.media.job_clip", "job_clip")
     report = folder / f"{target.stem}.error.txt"

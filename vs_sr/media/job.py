@@ -13,12 +13,12 @@ import vapoursynth as vs
 
 from ..backends import network_for
 from ..errors import SRError
-from ..filter.arguments import BackendName, PrecisionName, backend_name, normalise, precision_name
+from ..filter.arguments import Arguments, BackendName, PrecisionName, backend_name, normalise, precision_name
 from ..filter.formats import output_size
 from ..filter.memory import check_frame_memory
 from ..filter.tiling import plan_tiles
 from ..filter.upscale_clip import check_runtime
-from ..models import DEFAULT_MODEL
+from ..models import DEFAULT_MODEL, Network
 from ..models.resolve import portable_model
 from .codecs import CODECS, CONTAINER_MAX_SIDE, CONTAINERS, SUBSAMPLING, Codec, ffmpeg_takes_size
 from .encoders import HDR10_ENCODERS, check_encoding
@@ -203,20 +203,22 @@ def check_tiles(job: Job, frame_size: tuple[int, int]) -> None:
     said (vspipe found them, after it) by one command's pre-flight; a batch's workers judge their
     own (the driver may not run the model: a Ray head, a Triton server down at assembly)."""
     if job.tile is not None or job.overlap is not None:
-        check_model(job, frame_size)
+        args, network = _filter_network(job)  # (the filter plans the same tiles once vspipe has loaded it)
+        plan_tiles(*frame_size, network.scale, network.traits, args.tile, args.overlap, network.fixed_shape)
 
 
-def check_model(job: Job, frame_size: tuple[int, int] | None = None) -> None:
+def check_model(job: Job) -> None:
     """A bad model, missing weights, a runtime or precision that cannot run it here, or a Triton
-    server that is down or lacks the model fail here, before any work; given the source's
-    `frame_size`, so do --tile and --overlap that do not fit the network or each other."""
+    server that is down or lacks the model fail here, before any work."""
+    args, network = _filter_network(job)
+    check_runtime(network, args)
+
+
+def _filter_network(job: Job) -> tuple[Arguments, Network]:
+    """The job's filter arguments, checked as `Upscale` checks them, and the network they name."""
     args = normalise(job.model, job.scale, job.backend, job.precision, job.tile, job.overlap, job.num_streams, 0,
                      job.width, job.height, job.server, job.noise)
-    network = network_for(args.model, args.scale, args.noise, args.backend, args.server)
-    if frame_size is None:
-        check_runtime(network, args)
-    else:  # (the filter plans the same tiles once vspipe has loaded the network)
-        plan_tiles(*frame_size, network.scale, network.traits, args.tile, args.overlap, network.fixed_shape)
+    return args, network_for(args.model, args.scale, args.noise, args.backend, args.server)
 
 
 def chroma_lost(clip: vs.VideoNode, job: Job) -> str | None:
