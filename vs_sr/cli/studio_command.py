@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import port, positive
+from .common import number, port, positive
 
 
 def host(text: str) -> str:
@@ -32,7 +32,17 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     studio.add_argument("--max-queued", type=positive, default=20, help="jobs that may wait at once (default 20)")
     studio.add_argument("--upload-timeout", type=positive, default=60, metavar="SECONDS",
                         help="give up an upload (408) when no bytes of it arrive for this long (default 60)")
+    studio.add_argument("--keep-days", type=days, metavar="DAYS",
+                        help="remove finished jobs with their results DAYS after they end, and uploads DAYS after "
+                        "they arrive once no job of theirs is left (default: keep everything)")
     studio.set_defaults(run=run, interrupted="stopped; unfinished jobs continue when the studio starts again")
+
+
+def days(text: str) -> float:
+    value = number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 days, not {text!r} (leave it out to keep everything)")
+    return value
 
 
 TOKEN_LENGTH = 16  # characters: a blank or short token guards nothing on an open address
@@ -55,6 +65,6 @@ def run(args: argparse.Namespace) -> int:
         raise SRError(f"the studio needs its extra: pip install 'vs_sr[studio]' ({error.name} is missing).") from None
     config = StudioConfig(Path(args.data).resolve(), jobs=args.jobs, token=args.token,
                           max_upload_mb=args.max_upload_mb, max_queued=args.max_queued,
-                          upload_idle_s=args.upload_timeout)
+                          upload_idle_s=args.upload_timeout, keep_days=args.keep_days)
     serve(config, args.host, args.port, args.ray, announce=lambda line: print(line, flush=True))
     return 0

@@ -28,6 +28,7 @@ from .context import Studio, StudioConfig
 from .job_queue import DISK_FULL, JobQueue
 from .library import Library
 from .previews import Previews
+from .retention import Retention
 
 STATIC = Path(__file__).with_name("static")
 log = logging.getLogger("vs_sr.studio")
@@ -40,11 +41,14 @@ def create_app(config: StudioConfig, executor: Executor | None = None) -> FastAP
     library = Library(config.data)
     library.remove_unfinished_uploads()
     studio = Studio(config, library, JobQueue(library, config.jobs, executor), Previews())
+    retention = Retention(studio)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         studio.jobs.start()
+        retention.start()
         yield
+        await asyncio.to_thread(retention.stop)
         await asyncio.to_thread(studio.jobs.shutdown)
         library.close()
 

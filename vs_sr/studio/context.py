@@ -55,6 +55,9 @@ class StudioConfig:
     max_queued: int = 20
     upload_idle_s: float = 60.0
     """Seconds an upload's body may send nothing before it is given up (408)."""
+    keep_days: float | None = None
+    """Days a finished job (and its result) is kept after it ends, and an upload after it arrives
+    once no job of it is left; None keeps everything."""
 
 
 @dataclass
@@ -88,6 +91,15 @@ class Studio:
             self.jobs.wait_stopped(job.id)
         discard(self.library.job_dir(job.id))
         self.library.remove_job(job.id)
+
+    def remove_video(self, video: Video) -> None:
+        """Remove a video with its jobs (running ones stopped), its previews and its files (the files
+        before the record: on a full disk the database may need the space they free)."""
+        for job in self.library.jobs(video.id):
+            self.remove_job(job)
+        self.previews.forget(video.id)
+        discard(self.library.video_dir(video.id))
+        self.library.remove_video(video.id)
 
     def check_output(self, video: Video, settings: dict[str, Any]) -> None:
         """A 422 now for an output size the job would refuse when it starts (chroma steps, codec

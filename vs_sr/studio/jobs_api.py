@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,10 +54,16 @@ def create_job(request: JobRequest, studio: StudioDep) -> dict[str, Any]:
     return studio.jobs.view_of(studio.job_or_404(job_id))
 
 
+LIMIT = Query(None, ge=1, description="only the newest LIMIT (the X-Total-Count header says how many there are)")
+
+
 @router.get("")
-def list_jobs(studio: StudioDep) -> list[dict[str, Any]]:
-    videos = {video.id: video for video in studio.library.videos()}
-    return [studio.jobs.view(job, videos.get(job.video)) for job in studio.library.jobs()]
+def list_jobs(studio: StudioDep, response: Response, limit: int | None = LIMIT) -> list[dict[str, Any]]:
+    """The jobs, oldest first (with `limit`, the newest of them)."""
+    response.headers["X-Total-Count"] = str(studio.library.count_jobs())
+    jobs = studio.library.jobs(limit=limit)
+    videos = studio.library.videos_of(jobs)
+    return [studio.jobs.view(job, videos.get(job.video)) for job in jobs]
 
 
 @router.get("/{job_id}")

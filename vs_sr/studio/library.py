@@ -28,13 +28,15 @@ CREATE TABLE IF NOT EXISTS videos (
     fps REAL, duration REAL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, video TEXT NOT NULL REFERENCES videos(id), settings TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'queued', error TEXT, created REAL NOT NULL, seq INTEGER NOT NULL);
+    state TEXT NOT NULL DEFAULT 'queued', error TEXT, created REAL NOT NULL, seq INTEGER NOT NULL,
+    finished REAL);
 -- (a video's jobs, and the count of queued ones each job request makes: without them, scans of every job)
 CREATE INDEX IF NOT EXISTS jobs_by_video ON jobs(video);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state);
 """
 ID = re.compile(r"^[0-9a-f]{16}$")
 ACTIVE = ("queued", "running")
+FINISHED = ("done", "failed", "cancelled")
 
 
 def new_id() -> str:
@@ -87,6 +89,15 @@ class Library:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
         self.db.row_factory = sqlite3.Row
+        self._add_finished_column()
+
+    def _add_finished_column(self) -> None:
+        """A database from before jobs kept when they ended (`--keep-days` counts from then) gets
+        the column; its finished jobs count from when they were made."""
+        with self._lock, self.db:
+            if "finished" not in {row["name"] for row in self.db.execute("PRAGMA table_info(jobs)")}:
+                self.db.execute("ALTER TABLE jobs ADD COLUMN finished REAL")
+                self.db.execute(f"UPDATE jobs SET finished = created WHERE state IN {FINISHED}")
 
     def video_dir(self, video_id: str) -> Path:
         return self.data / "videos" / video_id
@@ -138,11 +149,36 @@ class Library:
         rows = self._read("SELECT * FROM videos WHERE id = ?", (video_id,))
         return _video(rows[0]) if rows else None
 
-    def videos(self) -> list[Video]:
-        return [_video(row) for row in self._read("SELECT * FROM videos ORDER BY created")]
+    def videos(self, limit: int | None = None) -> list[Video]:
+        """Oldest first; with `limit`, only the newest `limit` of them."""
+        rows = self._read("SELECT * FROM (SELECT * FROM videos ORDER BY created DESC, rowid DESC LIMIT ?) "
+                          "ORDER BY created, rowid", (-1 if limit is None else limit,))
+        return [_video(row) for row in rows]
+
+    def videos_of(self, jobs: list[Job]) -> dict[str, Video]:
+        """The videos these jobs name, by id (those deleted are missing)."""
+        ids = json.dumps(sorted({job.video for job in jobs}))  # (json_each: no limit on the number of ids)
+        rows = self._read("SELECT * FROM videos WHERE id IN (SELECT value FROM json_each(?))", (ids,))
+        return {row["id"]: _video(row) for row in rows}
+
+    def count_videos(self) -> int:
+        return int(self._read("SELECT COUNT(*) FROM videos")[0][0])
 
     def remove_video(self, video_id: str) -> None:
         self._write("DELETE FROM videos WHERE id = ?", (video_id,))
+
+    def remove_video_without_jobs(self, video_id: str) -> bool:
+        """Forget a video unless a job of it exists (one made since it was looked at); True if it went."""
+        with self._lock, self.db:
+            gone = self.db.execute("DELETE FROM videos WHERE id = ? AND NOT EXISTS (SELECT 1 FROM jobs WHERE video = ?)",
+                                   (video_id, video_id))
+            return gone.rowcount > 0
+
+    def expired_videos(self, before: float) -> list[Video]:
+        """Videos uploaded before `before` (a time.time()) that no job names."""
+        rows = self._read("SELECT * FROM videos WHERE created < ? AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.video "
+                          "= videos.id) ORDER BY created", (before,))
+        return [_video(row) for row in rows]
 
     # jobs
     def add_job(self, job_id: str, video_id: str, settings: dict[str, Any], max_queued: int) -> bool:
@@ -162,8 +198,8 @@ class Library:
         with self._lock, self.db:
             if self._queued() >= max_queued:
                 return False
-            self.db.execute("UPDATE jobs SET state = 'queued', error = NULL WHERE id = ? AND state IN "
-                            "('failed', 'cancelled')", (job_id,))
+            self.db.execute("UPDATE jobs SET state = 'queued', error = NULL, finished = NULL WHERE id = ? AND state "
+                            "IN ('failed', 'cancelled')", (job_id,))
         return True
 
     def queued(self) -> int:
@@ -177,13 +213,24 @@ class Library:
         rows = self._read("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return _job(rows[0]) if rows else None
 
-    def jobs(self, video_id: str | None = None) -> list[Job]:
-        if video_id is None:
-            return [_job(row) for row in self._read("SELECT * FROM jobs ORDER BY seq")]
-        return [_job(row) for row in self._read("SELECT * FROM jobs WHERE video = ? ORDER BY seq", (video_id,))]
+    def jobs(self, video_id: str | None = None, limit: int | None = None) -> list[Job]:
+        """In the order they were made; with `limit`, only the newest `limit` of them."""
+        where, args = ("WHERE video = ?", (video_id,)) if video_id is not None else ("", ())
+        rows = self._read(f"SELECT * FROM (SELECT * FROM jobs {where} ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                          (*args, -1 if limit is None else limit))
+        return [_job(row) for row in rows]
+
+    def count_jobs(self) -> int:
+        return int(self._read("SELECT COUNT(*) FROM jobs")[0][0])
+
+    def expired_jobs(self, before: float) -> list[Job]:
+        """Jobs that ended (done, failed or cancelled) before `before` (a time.time())."""
+        rows = self._read(f"SELECT * FROM jobs WHERE state IN {FINISHED} AND finished < ? ORDER BY seq", (before,))
+        return [_job(row) for row in rows]
 
     def set_job(self, job_id: str, state: str, error: str | None = None) -> None:
-        self._write("UPDATE jobs SET state = ?, error = ? WHERE id = ?", (state, error, job_id))
+        finished = time.time() if state in FINISHED else None
+        self._write("UPDATE jobs SET state = ?, error = ?, finished = ? WHERE id = ?", (state, error, finished, job_id))
 
     def remove_job(self, job_id: str) -> None:
         self._write("DELETE FROM jobs WHERE id = ?", (job_id,))

@@ -6,9 +6,10 @@ import asyncio
 import logging
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 
 from .context import GUARD, StudioDep
+from .jobs_api import LIMIT
 from .library import new_id
 from .uploads import UploadCutOff, UploadError, describe, discard, receive
 
@@ -47,16 +48,13 @@ def _client(request: Request) -> str:
 
 
 @router.get("")
-def videos(studio: StudioDep) -> list[dict[str, Any]]:
-    return [video.public() for video in studio.library.videos()]
+def videos(studio: StudioDep, response: Response, limit: int | None = LIMIT) -> list[dict[str, Any]]:
+    """The videos, oldest first (with `limit`, the newest of them)."""
+    response.headers["X-Total-Count"] = str(studio.library.count_videos())
+    return [video.public() for video in studio.library.videos(limit)]
 
 
 @router.delete("/{video_id}")
 def delete_video(video_id: str, studio: StudioDep) -> dict[str, bool]:
-    video = studio.video_or_404(video_id)
-    for job in studio.library.jobs(video.id):
-        studio.remove_job(job)
-    studio.previews.forget(video.id)
-    discard(studio.library.video_dir(video.id))  # first: on a full disk the database may need the space
-    studio.library.remove_video(video.id)
+    studio.remove_video(studio.video_or_404(video_id))
     return {"deleted": True}

@@ -2,8 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-// videoById: the videos by id (each job card looks its video up at every refresh: a list search
-// for each of thousands of jobs froze the page for seconds).
+// videoById: the videos by id (the chosen one is looked up at every change of a choice).
 const state = { videos: [], videoById: new Map(), models: [], offline: false, tokenDismissed: false };
 
 // --- access token: asked once when the server wants one, kept in this browser ---
@@ -13,6 +12,15 @@ function withToken(url) {
   return t ? url + (url.includes("?") ? "&" : "?") + "access_token=" + encodeURIComponent(t) : url;
 }
 async function api(path, options = {}) {
+  const response = await send(path, options);
+  return response.status === 204 ? null : response.json();
+}
+// A list and how many there are in all (the list may be only the newest: ?limit=).
+async function apiList(path) {
+  const response = await send(path, {});
+  return { items: await response.json(), total: Number(response.headers.get("X-Total-Count")) };
+}
+async function send(path, options) {
   const headers = Object.assign({}, options.headers || {});
   if (token()) headers.Authorization = "Bearer " + token();
   let response;
@@ -22,13 +30,13 @@ async function api(path, options = {}) {
     const wrong = token() !== "";
     const given = prompt(wrong ? "That access token was not accepted; enter this studio's access token:"
       : "This studio needs its access token:");
-    if (given) { localStorage.setItem("vs-sr-token", given); return api(path, options); }
+    if (given) { localStorage.setItem("vs-sr-token", given); return send(path, options); }
     localStorage.removeItem("vs-sr-token");
     state.tokenDismissed = true;  // asked again when the page is reloaded, not every few seconds
     throw new Error("this studio needs its access token: reload the page to enter it");
   }
   if (!response.ok) throw new Error(await reason(response));
-  return response.status === 204 ? null : response.json();
+  return response;
 }
 async function reason(response) {
   try {
@@ -150,7 +158,8 @@ async function loadVideos(select) {
     remove.setAttribute("aria-label", `Delete ${video.name}`);
     remove.onclick = async () => {
       const jobs = (state.jobs || []).filter((j) => j.video === video.id).length;
-      const also = jobs ? ` and its ${plural(jobs, "job")} (results included; a running job is stopped)` : "";
+      const counted = $("older-jobs").hidden ? (jobs ? plural(jobs, "job") : "") : "jobs";  // (older ones unseen)
+      const also = counted ? ` and its ${counted} (results included; a running job is stopped)` : "";
       if (!confirm(`Delete ${video.name}${also}?`)) return;
       try {
         await api(`/api/videos/${video.id}`, { method: "DELETE" });
@@ -224,8 +233,12 @@ $("job-form").addEventListener("submit", async (event) => {
 // --- jobs, with live progress: one request for all of them each second while any runs ---
 // (An event stream per job would hold one of the browser's six connections to the server each:
 // with six jobs waiting, nothing else, not even an upload, could reach it.)
+const JOBS_SHOWN = 200;  // the newest; a studio kept for months has thousands (each drawn at every refresh)
 async function loadJobs() {
-  const jobs = await api("/api/jobs");
+  const { items: jobs, total } = await apiList(`/api/jobs?limit=${JOBS_SHOWN}`);
+  const older = $("older-jobs");
+  older.hidden = total <= jobs.length;
+  older.textContent = `The newest ${jobs.length} of ${total} jobs are shown; the API lists them all (GET /api/jobs).`;
   const list = $("jobs");
   const seen = new Set();
   const earlier = new Map((state.jobs || []).map((job) => [job.id, job]));
@@ -251,9 +264,8 @@ async function refresh() {
   let active = false;
   try {
     if (!state.models.length) await loadModels();  // (the server was down when the page opened)
-    // The videos first (another tab's upload names its jobs), every few seconds: they change seldom.
-    const unknown = (state.jobs || []).some((job) => !state.videoById.has(job.video));
-    if (refreshes++ % 4 === 0 || unknown) await loadVideos();
+    // The videos every few seconds (another tab may upload some): they change seldom.
+    if (refreshes++ % 4 === 0) await loadVideos();
     active = await loadJobs();
     if (state.offline) { state.offline = false; show(""); }
   } catch (error) {
@@ -275,12 +287,10 @@ function jobItem(job) {
   return item;
 }
 
-// A job's words: its video's name (once this page knows the video: another tab may have uploaded it),
-// the size and the model. Each control of the card is named by them.
+// A job's words: its video's name, the size and the model. Each control of the card is named by them.
 function jobName(job) {
-  const video = state.videoById.get(job.video);
   const size = job.height ? `${job.height}p` : `x${job.scale}`;
-  return { name: video ? video.name : "a video", what: `→ ${size} with ${job.model}` };
+  return { name: job.video_name || "a deleted video", what: `→ ${size} with ${job.model}` };
 }
 function nameCard(item, job) {
   const { name, what } = jobName(job);
