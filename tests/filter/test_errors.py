@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import traceback
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -239,13 +241,13 @@ def test_interlaced_frames_are_refused_with_advice(ncnn_models):
 
 
 BAD_PROPS = [
-    (vs.YUV420P8, {"_Matrix": "bt709"}, "frame prop _Matrix is 'bt709'; VapourSynth's _Matrix is an integer "
+    (vs.YUV420P8, {"_Matrix": "bt709"}, "frame 0: frame prop _Matrix is 'bt709'; VapourSynth's _Matrix is an integer "
      "(e.g. _Matrix=1 for BT.709): fix it with clip.std.SetFrameProps(_Matrix=...)"),
-    (vs.YUV420P8, {"_Range": "full"}, "frame prop _Range is 'full'; VapourSynth's _Range is an integer "
+    (vs.YUV420P8, {"_Range": "full"}, "frame 0: frame prop _Range is 'full'; VapourSynth's _Range is an integer "
      "(e.g. _Range=0 for limited range)"),
-    (vs.RGB24, {"_SARNum": "x", "_SARDen": 1}, "frame prop _SARNum is 'x'; VapourSynth's _SARNum is an integer "
+    (vs.RGB24, {"_SARNum": "x", "_SARDen": 1}, "frame 0: frame prop _SARNum is 'x'; VapourSynth's _SARNum is an integer "
      "(e.g. _SARNum=1, _SARDen=1 for square pixels)"),
-    (vs.YUV420P8, {"_FieldBased": "tff"}, "frame prop _FieldBased is 'tff'; VapourSynth's _FieldBased is an integer"),
+    (vs.YUV420P8, {"_FieldBased": "tff"}, "frame 0: frame prop _FieldBased is 'tff'; VapourSynth's _FieldBased is an integer"),
     (vs.RGBS, {"_FieldBased": 7}, "frame 0 has _FieldBased=7; VapourSynth's _FieldBased is 0 (progressive), "
      "1 (bottom field first) or 2 (top field first): fix it with clip.std.SetFieldBased(...)."),
     # values the conversion to RGB would refuse in resize's own words are refused in ours first
@@ -263,7 +265,35 @@ BAD_PROPS = [
     (vs.YUV444P16, {"_Range": 5}, "frame 0 has _Range=5, which VapourSynth does not define (it takes 0-1)"),
     (vs.YUV420P10, {"_ChromaLocation": 9}, "frame 0 has _ChromaLocation=9, which VapourSynth does not define (it "
      "takes 0-5)"),
+    # matrices defined by the transfer or the primaries, without them (resize: "error 3074")
+    (vs.YUV420P10, {"_Matrix": 12}, "frame 0 has _Matrix=12 (MATRIX_CHROMATICITY_DERIVED_NCL), which is defined only "
+     "with _Primaries (e.g. _Primaries=9 for BT.2020): set them with clip.std.SetFrameProps(...), or set the matrix "
+     "the video was made with instead (e.g. _Matrix=9 for BT.2020, 1 for BT.709)."),
+    (vs.YUV420P10, {"_Matrix": 10, "_Transfer": 16}, "frame 0 has _Matrix=10 (MATRIX_BT2020_CL), which is defined "
+     "only with an SDR _Transfer"),
+    (vs.YUV420P10, {"_Matrix": 13, "_Primaries": 9}, "frame 0 has _Matrix=13 (MATRIX_CHROMATICITY_DERIVED_CL), which "
+     "is defined only with _Primaries and _Transfer"),
+    (vs.YUV444P16, {"_Matrix": 14, "_Primaries": 9, "_Transfer": 1}, "frame 0 has _Matrix=14 (MATRIX_ICTCP), which "
+     "is defined only with _Primaries=9 (BT.2020) and _Transfer=16 (PQ) or 18 (HLG)"),
 ]
+
+
+@pytest.mark.parametrize("props", [{"_Matrix": 12, "_Primaries": 9}, {"_Matrix": 10, "_Transfer": 14},
+                                   {"_Matrix": 13, "_Primaries": 1, "_Transfer": 1},
+                                   {"_Matrix": 14, "_Primaries": 9, "_Transfer": 16}])
+def test_those_matrices_with_what_defines_them_are_upscaled(ncnn_models, props):
+    clip = small(vs.YUV444P16).std.SetFrameProps(**props)
+    assert sr.Upscale(clip, "realesr-animevideov3", precision="fp32").get_frame(0).props["_Matrix"] == props["_Matrix"]
+
+
+def test_a_sample_aspect_ratio_beyond_what_props_hold_is_one_line(ncnn_models):
+    clip = small(vs.YUV420P8).std.SetFrameProps(_SARNum=2**62, _SARDen=1)
+    assert frame_error(sr.Upscale(clip, "realesr-animevideov3", width=300, height=200)) == \
+        "vs_sr: the sample aspect ratio 4611686018427387904:1 cannot be kept at 300x200: set the frames' real one, " \
+        "e.g. clip.std.SetFrameProps(_SARNum=1, _SARDen=1) for square pixels."
+    near = small(vs.YUV420P8).std.SetFrameProps(_SARNum=2**31 - 2, _SARDen=2**31 - 3)  # kept, to within 1e-18
+    props = sr.Upscale(near, "realesr-animevideov3", width=300, height=200).get_frame(0).props
+    assert max(props["_SARNum"], props["_SARDen"]) < 2**31
 
 
 @pytest.mark.parametrize(("fmt", "props", "message", "size"), [
@@ -274,6 +304,15 @@ def test_a_bad_frame_prop_is_named_in_one_line(ncnn_models, fmt, props, message,
     passed any props on to the next resize, which refused them in its own words)."""
     clip = small(fmt).std.SetFrameProps(**props)
     assert frame_error(sr.Upscale(clip, "realesr-animevideov3", **size)).startswith(f"vs_sr: {message}")
+
+
+def test_a_script_error_shows_the_scripts_line_not_vs_srs_insides(ncnn_models):
+    """vspipe and previewers print a script error's whole traceback: fifteen lines through
+    vs_sr's modules for a mistyped scale."""
+    with pytest.raises(vs.Error) as raised:
+        sr.Upscale(small(), "realesr-animevideov3", scale=2)
+    files = [Path(frame.filename).name for frame in traceback.extract_tb(raised.value.__traceback__)]
+    assert files == [Path(__file__).name, "errors.py"], files
 
 
 def test_a_grey_plane_of_an_rgb_clip_is_upscaled_whatever_its_matrix_says(ncnn_models):

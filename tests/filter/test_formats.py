@@ -85,6 +85,33 @@ def test_the_chroma_location_is_kept_on_every_yuv_format(ncnn_models, fmt):
     assert sr.Upscale(clip, MODEL, 4, backend="openvino").get_frame(0).props["_ChromaLocation"] == 2
 
 
+def test_rgb_keeps_its_chroma_location_too(ncnn_models):
+    clip = source(vs.RGB24).std.SetFrameProps(_ChromaLocation=2)
+    assert sr.Upscale(clip, MODEL, 4, backend="openvino").get_frame(0).props["_ChromaLocation"] == 2
+
+
+@pytest.mark.parametrize("matrix", [None, 0, 6])
+def test_grey_keeps_its_own_matrix_and_its_planes_go_back_into_rgb(ncnn_models, matrix):
+    """Each plane of an RGB clip upscaled as GRAY and shuffled back: resize's YUV matrix on the
+    planes made the RGB clip one that resize (error 1026) and vs_sr refused."""
+    rgb = source(vs.RGB24).std.RemoveFrameProps("_Matrix")
+    planes = [core.std.ShufflePlanes(rgb, p, vs.GRAY) for p in range(3)]
+    planes = [p if matrix is None else p.std.SetFrameProps(_Matrix=matrix) for p in planes]
+    up = [sr.Upscale(p, MODEL, 4, backend="openvino", precision="fp32", width=200) for p in planes]
+    assert up[0].get_frame(0).props.get("_Matrix") == matrix
+    if matrix != 6:  # (planes a caller marked YUV make an RGB clip resize refuses, as they would unscaled)
+        back = core.std.ShufflePlanes(up, [0, 0, 0], vs.RGB)
+        assert back.resize.Bicubic(format=vs.YUV420P8, matrix=1).get_frame(0).width == 200
+
+
+def test_an_alpha_frame_of_another_format_has_every_plane_resized(ncnn_models):
+    alpha = core.std.BlankClip(width=64, height=48, format=vs.YUV420P8, length=2, color=[200, 50, 90])
+    out = sr.Upscale(source(vs.YUV420P8).std.ClipToProp(alpha, "_Alpha"), MODEL, 4, backend="openvino")
+    got = out.get_frame(0).props["_Alpha"]
+    assert [int(np.asarray(got[p]).min()) for p in range(3)] == [200, 50, 90]
+    assert [int(np.asarray(got[p]).max()) for p in range(3)] == [200, 50, 90]
+
+
 @pytest.mark.parametrize(("fmt", "alpha_format", "size"), [(vs.RGB24, vs.GRAY8, {}),
                                                        (vs.YUV420P10, vs.GRAY10, {"width": 200})])
 def test_an_alpha_plane_is_resized_with_its_picture(ncnn_models, fmt, alpha_format, size):

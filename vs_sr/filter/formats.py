@@ -22,10 +22,12 @@ MATRIX_UNSPECIFIED = 2
 RGB_MATRIX = 0
 KERNEL = "Spline36"
 
-# (matrix, range, chroma location) of a source frame; None where the output format has no use for it.
-OutputKey = tuple[int | None, str, int | None]
+# (matrix, range, chroma location, _Matrix kept) of a source frame: None where the output format has no use for
+# one; the last only for GRAY (its own _Matrix, or None where it had none: resize writes the matrix it converted
+# with, a YUV one, which a grey plane merged back into RGB must not carry).
+OutputKey = tuple[int | None, str, int | None, int | None]
 # An OutputKey plus the corrected SAR (None: unchanged): what one output conversion depends on.
-ConversionKey = tuple[int | None, str, int | None, tuple[int, int] | None]
+ConversionKey = tuple[int | None, str, int | None, int | None, tuple[int, int] | None]
 
 
 def check_clip(clip: object) -> vs.VideoNode:
@@ -128,6 +130,11 @@ DEFINED_VALUES = {"_Matrix": vs.MatrixCoefficients, "_Transfer": vs.TransferChar
 def check_source_frame(n: int, f: vs.VideoFrame) -> None:
     """A source frame's props that the conversion to RGB would refuse in resize's own words
     ("bad _FieldBased value", "error 1026", "error 3074"), refused in ours first, with the fix."""
+    for name in PROP_EXAMPLES.keys() - {"_ColorRange"}:  # (reading that one warns: read_range checks it)
+        try:
+            int_prop(f.props, name, 0)
+        except SRError as error:
+            raise SRError(f"frame {n}: {error.message}") from None
     check_progressive(n, f)
     for name, defined in DEFINED_VALUES.items():
         if name in f.props and (value := int_prop(f.props, name, 0)) not in {int(v) for v in defined}:
@@ -143,6 +150,30 @@ def check_source_frame(n: int, f: vs.VideoFrame) -> None:
         raise SRError(f"frame {n} is {f.format.name} but its _Matrix is {matrix}, a YUV matrix (planes shuffled from "
                       "a YUV clip keep its props); mark it RGB with clip.std.SetFrameProps(_Matrix=0), or convert "
                       "the YUV clip with clip.resize.Bicubic(format=vs.RGB24) instead.")
+    needs = _matrix_needs(matrix, f.props) if f.format.color_family == vs.YUV else None
+    if needs:
+        raise SRError(f"frame {n} has _Matrix={matrix} ({vs.MatrixCoefficients(matrix).name}), which is defined only "
+                      f"with {needs}: set them with clip.std.SetFrameProps(...), or set the matrix the video was made "
+                      "with instead (e.g. _Matrix=9 for BT.2020, 1 for BT.709).")
+
+
+UNSPECIFIED = (None, 2)  # a prop missing or unspecified (2), for _Transfer and _Primaries alike
+HDR_TRANSFERS = (int(vs.TRANSFER_ST2084), int(vs.TRANSFER_ARIB_B67))
+
+
+def _matrix_needs(matrix: int, props: Mapping[str, object]) -> str | None:
+    """What a matrix defined by the transfer or primaries (BT.2020 constant luminance, the
+    chromaticity-derived ones, ICtCp) lacks in these props for resize to convert with it."""
+    transfer, primaries = props.get("_Transfer"), props.get("_Primaries")
+    if matrix == vs.MATRIX_BT2020_CL and (transfer in UNSPECIFIED or transfer in HDR_TRANSFERS):
+        return "an SDR _Transfer (e.g. _Transfer=14 for BT.2020 10-bit)"
+    if matrix == vs.MATRIX_CHROMATICITY_DERIVED_NCL and primaries in UNSPECIFIED:
+        return "_Primaries (e.g. _Primaries=9 for BT.2020)"
+    if matrix == vs.MATRIX_CHROMATICITY_DERIVED_CL and (primaries in UNSPECIFIED or transfer in UNSPECIFIED):
+        return "_Primaries and _Transfer (e.g. _Primaries=9, _Transfer=14)"
+    if matrix == vs.MATRIX_ICTCP and (primaries != vs.PRIMARIES_BT2020 or transfer not in HDR_TRANSFERS):
+        return "_Primaries=9 (BT.2020) and _Transfer=16 (PQ) or 18 (HLG)"
+    return None
 
 
 def _ranges(values: list[int]) -> str:
@@ -162,13 +193,14 @@ def resized_alpha(alpha: vs.VideoFrame, width: int, height: int, core: vs.Core) 
     when it is made.)"""
     import cv2
 
-    plane = np.asarray(alpha[0])
-    work = plane.astype(np.float32) if plane.dtype == np.float16 else plane  # (OpenCV has no float16 resize)
-    resized = cv2.resize(work, (width, height), interpolation=cv2.INTER_CUBIC)
     fmt = alpha.format
     peak = 1.0 if fmt.sample_type == vs.FLOAT else (1 << fmt.bits_per_sample) - 1
     out = core.create_video_frame(fmt, width, height)
-    np.copyto(np.asarray(out[0]), np.clip(resized, 0, peak).astype(plane.dtype, copy=False))
+    for index in range(fmt.num_planes):  # (alpha is GRAY: one plane; each, should a caller attach another format)
+        plane, target = np.asarray(alpha[index]), np.asarray(out[index])
+        work = plane.astype(np.float32) if plane.dtype == np.float16 else plane  # (OpenCV has no float16 resize)
+        resized = cv2.resize(work, (target.shape[1], target.shape[0]), interpolation=cv2.INTER_CUBIC)
+        np.copyto(target, np.clip(resized, 0, peak).astype(plane.dtype, copy=False))
     return out
 
 
@@ -220,7 +252,15 @@ def corrected_sar(props: Mapping[str, object], src_w: int, src_h: int, out_w: in
         return None
     num, den = int_prop(props, "_SARNum", 0), int_prop(props, "_SARDen", 0)
     sar = (Fraction(num, den) if num > 0 and den > 0 else Fraction(1)) * factor
+    if max(sar.numerator, sar.denominator) > SAR_LIMIT:  # (frame props are 64-bit; players read 32 or 16)
+        sar = sar.limit_denominator(SAR_LIMIT)
+    if not 0 < sar.numerator <= SAR_LIMIT:
+        raise SRError(f"the sample aspect ratio {num}:{den} cannot be kept at {out_w}x{out_h}: set the frames' real one, "
+                      "e.g. clip.std.SetFrameProps(_SARNum=1, _SARDen=1) for square pixels.")
     return sar.numerator, sar.denominator
+
+
+SAR_LIMIT = 2**31 - 1
 
 
 def from_rgbs(upscaled: vs.VideoNode, source: vs.VideoNode, width: int, height: int) -> vs.VideoNode:
@@ -257,17 +297,18 @@ def from_rgbs(upscaled: vs.VideoNode, source: vs.VideoNode, width: int, height: 
 def _output_key(props: Mapping[str, object], fmt: vs.VideoFormat, fallback_matrix: int) -> OutputKey:
     """(matrix, range, chroma location) of a source frame, the parts the output conversion needs."""
     range_ = read_range(props, fmt)  # float pixels do not depend on it, but its prop guides later conversions
-    if fmt.color_family == vs.RGB:
-        return (None, range_, None)
-    matrix = yuv_matrix(props, fallback_matrix)
-    # 4:4:4 has no use for the chroma location, but a later conversion to 4:2:0 reads it: kept where the source had it
+    # 4:4:4 and RGB have no use for the chroma location, but a later conversion to 4:2:0 reads it: kept where the
+    # source had it
     subsampled = fmt.subsampling_w or fmt.subsampling_h
     chromaloc = int_prop(props, "_ChromaLocation", 0) if subsampled or "_ChromaLocation" in props else None
-    return (matrix, range_, chromaloc)
+    if fmt.color_family == vs.RGB:
+        return (None, range_, chromaloc, None)
+    kept = int_prop(props, "_Matrix", 0) if fmt.color_family == vs.GRAY and "_Matrix" in props else None
+    return (yuv_matrix(props, fallback_matrix), range_, chromaloc, kept)
 
 
 def _convert(clip: vs.VideoNode, fmt: vs.VideoFormat, width: int, height: int, key: ConversionKey) -> vs.VideoNode:
-    matrix, range_, chromaloc, sar = key
+    matrix, range_, chromaloc, kept_matrix, sar = key
     kwargs: dict[str, object] = dict(width=width, height=height, format=fmt.id, range_s=range_)
     if matrix is not None:
         kwargs["matrix"] = matrix
@@ -283,4 +324,9 @@ def _convert(clip: vs.VideoNode, fmt: vs.VideoFormat, width: int, height: int, k
     if sar is not None:
         # Set the SAR from the source frame ourselves: resize's own correction differs between cores.
         props.update(_SARNum=sar[0], _SARDen=sar[1])
+    if fmt.color_family == vs.GRAY:
+        if kept_matrix is None:
+            converted = converted.std.RemoveFrameProps("_Matrix")
+        else:
+            props["_Matrix"] = kept_matrix
     return converted.std.SetFrameProps(**props) if props else converted

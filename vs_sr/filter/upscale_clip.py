@@ -11,7 +11,7 @@ import vapoursynth as vs
 
 from ..backends import Backend, OutOfMemory, Session, SessionSpec, choose_backend, network_for
 from ..devices import isa_cap
-from ..errors import SRError
+from ..errors import SRError, script_errors
 from ..log import info, warn
 from ..models import Network, Precision
 from ..models.int8 import int8_recipe
@@ -23,6 +23,7 @@ from .sessions import SessionPool
 from .tiling import TilePlan, plan_tiles
 
 
+@script_errors
 def Upscale(
     clip: vs.VideoNode,
     model: str | os.PathLike[str] = "hat",
