@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from .paths import cache_limit
+from .paths import NAME_MAX, cache_limit
 
 
 def _read_umask() -> int:
@@ -33,7 +33,6 @@ def _read_umask() -> int:
 UMASK = _read_umask()
 
 
-NAME_MAX = 255  # bytes in a file name (ext4, xfs, btrfs, tmpfs, ...)
 RANDOM = 8  # the random part mkstemp and mkdtemp put in a name
 
 
@@ -144,11 +143,12 @@ UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.ENOTDI
 
 
 def _in_folder(filename: object, folder: Path) -> bool:
-    """Whether the file an error names is `folder` or directly in it."""
+    """Whether the file an error names is `folder`, directly in it, or a folder above it (made with
+    it: the cache's own folder under an $XDG_CACHE_HOME that cannot be written)."""
     if not isinstance(filename, str | os.PathLike):
         return False
     path = Path(filename)
-    return path == folder or path.parent == folder
+    return path == folder or path.parent == folder or path in folder.parents
 
 
 def _build_locked(target: Path, build: Callable[[Path], None]) -> None:

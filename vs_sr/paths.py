@@ -3,13 +3,50 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 MODEL_DIR_ENV = "VS_SR_MODEL_DIR"
 CACHE_DIR_ENV = "VS_SR_CACHE_DIR"
 ENGINE_DIR_ENV = "VS_SR_ENGINE_DIR"
+FOLDER_VARIABLES = (MODEL_DIR_ENV, CACHE_DIR_ENV, ENGINE_DIR_ENV)
 CACHE_LIMIT_ENV = "VS_SR_CACHE_LIMIT_GB"
 CACHE_LIMIT_GB = 10.0  # per cache folder of exports (onnx, int8): one per frame size, 2-150 MB each
+
+
+NAME_MAX = 255  # bytes in a file name (ext4, xfs, btrfs, tmpfs, ...)
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def shown(path: Path | str) -> str:
+    """A path as a message shows it: bytes that are not UTF-8 as \\xNN, control characters (a line
+    break, a terminal's escape) as \\n, \\x1b, so a message stays one line and the terminal its own."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return CONTROL.sub(lambda match: repr(match.group(0))[1:-1], text)
+
+
+def name_problem(path: Path, what: str) -> str | None:
+    """Why `path` cannot be handed to the tools (vspipe's script, ffmpeg, mkvmerge take UTF-8 names),
+    or be made (too long a name); None where it can."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return (f"{what} {shown(path)} has a name that is not UTF-8 text, which vspipe and the tools it runs cannot "
+                "be given; rename it (e.g. convmv -f latin1 -t utf8 --notest NAME)")
+    size = len(os.fsencode(path.name))
+    if size > NAME_MAX:
+        return (f"{what} {shown(path)} has a name of {size} bytes, more than the {NAME_MAX} a file name may have; "
+                "shorten it")
+    return None
+
+
+def check_name(path: Path, what: str) -> None:
+    """`name_problem` as an SRError."""
+    problem = name_problem(path, what)
+    if problem:
+        from .errors import SRError
+
+        raise SRError(f"{problem}.")
 
 
 def user_model_dir() -> Path:

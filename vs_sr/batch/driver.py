@@ -48,7 +48,7 @@ from .records import (
     write_record,
 )
 from .settings import BatchSettings
-from .state import DRIVER_LOCK, STATE_DIR, Chunk, State, StateError, Video, remove_state, state_path
+from .state import DRIVER_LOCK, STATE_DIR, Chunk, State, StateError, Video, make_state_dir, remove_state, state_path
 
 STARTUP_ALLOWANCE = 1800.0  # seconds before a chunk's first frame (an ONNX export, a TensorRT build)
 RETRY_DELAY_CAP = 60.0
@@ -612,8 +612,7 @@ FINAL_BYTES_PER_PIXEL = 0.15
 
 def lock_directory(directory: Path) -> FileLock:
     """One driver per batch directory; a second is refused at once."""
-    lock = FileLock(str(directory / STATE_DIR / DRIVER_LOCK))
-    (directory / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(make_state_dir(directory) / DRIVER_LOCK))
     try:
         lock.acquire(timeout=0)
     except Timeout:

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import SRError
 from ..media.probe import probe
 from ..media.tools import check_input
+from ..paths import name_problem, shown
 from ..progress import STEP_DELAY, Progress
 from .state import STATE_DIR, signature
 
@@ -56,6 +57,7 @@ def find_sources(items: Sequence[Path], output_dir: Path, suffix: str, recursive
     progress = Progress(len(found), label=f"{label}: reading inputs", unit="files", quiet=quiet, delay=STEP_DELAY)
     sources = _videos(found, output_dir, suffix, notes, known or {}, progress)
     _check_unique(sources)
+    _check_names(sources)
     return sources, notes
 
 
@@ -143,6 +145,24 @@ def _not_a_video(path: Path) -> str | None:
     except SRError:
         return "no video track"
     return None
+
+
+def _check_names(sources: list[Source]) -> None:
+    """Inputs the tools cannot be given, outputs the file system cannot make or that would replace
+    their input: all of them, before any work (a library met them one run at a time, each after
+    hours of others' work, or the batch's state could not record them)."""
+    problems = [problem for source in sources
+                for problem in (name_problem(source.path, "input"), name_problem(source.output, "output"),
+                                _replaced_input(source))
+                if problem]
+    if problems:
+        raise SRError(f"{'; '.join(problems)}.")
+
+
+def _replaced_input(source: Source) -> str | None:
+    if source.output.resolve() != source.path.resolve():
+        return None
+    return f"the output of {shown(source.path)} would replace it; give an --output-dir apart from the inputs"
 
 
 def _check_unique(sources: list[Source]) -> None:

@@ -67,9 +67,20 @@ def remove_state(path: Path) -> None:
         path.with_name(name).unlink(missing_ok=True)
 
 
+def make_state_dir(directory: Path) -> Path:
+    """The batch's own folder in its output directory, made if missing, or a line saying why not."""
+    folder = directory / STATE_DIR
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except PermissionError as error:  # (a full disk is said by the driver's own handler)
+        raise SRError(f"cannot make the batch's state in {directory} ({error.strerror}); give an --output-dir you "
+                      "can write.") from None
+    return folder
+
+
 def _create(path: Path) -> None:
     """A new state, schema and all, renamed into place only when complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_state_dir(path.parent.parent)
     try:
         with atomic_output(path) as temp:
             db = sqlite3.connect(str(temp))

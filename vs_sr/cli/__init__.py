@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from .. import __version__
+from .environment import prepare
 
 # Nothing heavy is imported above: `main` takes over the signals first, and the command modules
 # (which load VapourSynth, numpy and the runtimes) come after, inside its Ctrl-C handling.
@@ -116,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # an interruption like any other (exit 130, one line), not a traceback from inside an import
     # or the default action's 143/129.
     stop_on_signals()
+    prepare()
     _signalled.clear()  # (main may run more than once in a process: a test, an embedding application)
     try:
         try:

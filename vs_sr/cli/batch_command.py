@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     for option, given in (("--json", args.json), ("--all", args.all)):
         if given:
             args.parser.error(f"{option} goes with status: vs-sr batch status DIR {option}")
-    if args.output_dir is None:
+    if args.output_dir is None or not args.output_dir.strip():  # ('' was taken as the current folder)
         raise SRError("give --output-dir DIR: where the results and the batch's state go.")
     from ..batch import BatchSettings, RunOptions, run_batch
     from ..batch.settings import CONTAINERS

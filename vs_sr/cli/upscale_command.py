@@ -10,7 +10,7 @@ from typing import TextIO
 
 from ..filter.arguments import BACKENDS, PRECISION_CHOICES
 from ..media.codecs import CODECS, CRF_LIMITS, DEPTHS, PRESETS, PROFILES
-from ..media.job import DEINTERLACERS, Job
+from ..media.job import DEINTERLACERS, Job, check_output_name
 from ..progress import clear_live_line
 from .common import TILE_METAVAR, add_noise_option, default, non_negative, positive, tile
 
@@ -152,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
         end=args.end, overwrite=args.overwrite, deinterlace=args.deinterlace, profile=args.profile, depth=args.depth,
         salvage=args.salvage,
     )
+    check_output_name(job)  # (before its resume folder is named after it)
     if args.chunk_frames is not None:  # chunks are asked for: a resumable run, or a refusal that says why not
         if args.resume is False:
             raise SRError("--chunk-frames sizes the chunks of a resumable run; drop it, or drop --no-resume.")

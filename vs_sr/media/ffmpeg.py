@@ -140,6 +140,8 @@ OWNED_OPTIONS = {**dict.fromkeys(("-c", "-codec", "-c:v", "-codec:v", "-c:v:0", 
 # Output options for other tracks: the video encoder's command has no audio or subtitles to apply
 # them to (vs-sr carries those over itself, as they are), so they would do nothing without a word.
 OTHER_TRACKS = re.compile(r"-(an|sn|dn|map|acodec|scodec|ar|ac|af|aq|ab|[a-z_]+:[asdt](:\d+)?)")
+# Tags and chapters: the encoder writes a file of its own, whose tags the mux leaves behind.
+METADATA_OPTIONS = ("-metadata", "-map_metadata", "-map_chapters")
 # Encoder-private parameter lists, and their keys that set what vs-sr's options set.
 PARAMETER_OPTIONS = ("-x264-params", "-x264opts", "-x265-params", "-svtav1-params")
 OWNED_PARAMETERS = {"crf": "--crf", "qp": "--crf", "bitrate": "--crf", "preset": "--preset",
@@ -156,6 +158,10 @@ def check_user_options(arguments: Sequence[str]) -> None:
     for item, following in zip(arguments, [*arguments[1:], ""], strict=True):
         if item in OWNED_OPTIONS:
             raise SRError(f"--ffmpeg-args: {item} is set by {OWNED_OPTIONS[item]}; drop it from --ffmpeg-args.")
+        if item.split(":")[0] in METADATA_OPTIONS:
+            raise SRError(f"--ffmpeg-args: {item} would set tags on the video encoder's own file, which vs-sr then "
+                          "joins with the source's tracks, tags and chapters (kept as they are); set tags on the "
+                          "output afterwards (mkvpropedit, or ffmpeg -i OUT -c copy -metadata ...).")
         if OTHER_TRACKS.fullmatch(item):
             raise SRError(f"--ffmpeg-args: {item} is not an option for the video, and they go to its encoder only "
                           "(vs-sr carries the audio and subtitles over as they are); drop it from --ffmpeg-args.")

@@ -20,6 +20,7 @@ from ..filter.tiling import plan_tiles
 from ..filter.upscale_clip import check_runtime
 from ..models import DEFAULT_MODEL, Network
 from ..models.resolve import portable_model
+from ..paths import check_name, shown
 from .codecs import CODECS, CONTAINER_MAX_SIDE, CONTAINERS, SUBSAMPLING, Codec, ffmpeg_takes_size
 from .encoders import HDR10_ENCODERS, check_encoding
 from .integrity import decodable
@@ -168,12 +169,21 @@ FIELD_ORDERS = {1: "bottom field first", 2: "top field first"}
 DEINTERLACERS = ("bwdif", "progressive")
 
 
+def check_output_name(job: Job) -> None:
+    """An output that names a folder (".", "/", an existing one), or that the tools cannot be given
+    or the file system cannot make."""
+    if job.output.name:
+        check_name(job.output, "the output")  # (first: a name too long fails every look at the file)
+    if job.output.is_dir() or not job.output.name:
+        raise SRError(f"{shown(job.output)} is a folder; give the output file's name, e.g. "
+                      f"{shown(job.output / job.input.stem)}.mkv.")
+
+
 def check_job(job: Job) -> str:
     """Validate what can be checked before any work (the encoder included: ffmpeg is asked once
     whether it can encode with it); returns the output muxer."""
     check_input(job.input)
-    if job.output.is_dir():
-        raise SRError(f"{job.output} is a folder; give the output file's name, e.g. {job.output / job.input.stem}.mkv.")
+    check_output_name(job)
     muxer = CONTAINERS.get(job.output.suffix.lower())
     if muxer is None and not job.output.suffix:
         raise SRError(f"{job.output} has no extension to name its container; end it in one of {', '.join(CONTAINERS)}.")

@@ -16,6 +16,7 @@ import vapoursynth as vs
 
 from ..children import run_child
 from ..errors import SRError
+from ..paths import check_name
 
 HINTS = {
     "vspipe": "it comes with the vapoursynth wheel (pip install vapoursynth)",
@@ -108,6 +109,7 @@ def check_input(path: Path, what: str = "input file") -> None:
     """`path` is a regular file we may read. A pipe, a FIFO, /dev/stdin or a device is refused by
     name: bestsource reads a video twice (it indexes every frame, then seeks), which only a file can
     take, so the stream has to be saved to a file first."""
+    check_name(path, what)
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:

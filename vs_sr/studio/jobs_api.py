@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..atomic import fitting_name
 from ..media.codecs import CRF_RANGE
 from ..models import DEFAULT_MODEL
 from .context import GUARD, SCALES, SIDES, Studio, StudioDep, check_model
@@ -130,8 +131,13 @@ def result(job_id: str, studio: StudioDep) -> FileResponse:
     if job.state != "done" or not path.is_file():
         raise HTTPException(409, f"job {job_id} has no result yet (it is {job.state}).")
     video = studio.library.video(job.video)
-    stem = Path(video.name).stem if video else "video"
-    return FileResponse(path, media_type="video/x-matroska", filename=f"{stem}-upscaled.mkv")
+    stem = (Path(video.name).stem if video else "") or "video"
+    # (a name that fits a file system: an upload's own may be near its limit, and ours adds to it)
+    return FileResponse(path, media_type="video/x-matroska",
+                        filename=f"{fitting_name(stem, len(DOWNLOAD_SUFFIX))}{DOWNLOAD_SUFFIX}")
+
+
+DOWNLOAD_SUFFIX = "-upscaled.mkv"
 
 
 @router.delete("/{job_id}")
