@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -626,3 +627,13 @@ def test_a_stop_starts_no_waiting_job(ncnn_models, tmp_path, upload_clip):
     with running_studio(data) as again:  # the next start continues the first job; the other still waits
         states = {job["id"]: job["state"] for job in again.client().get("/api/jobs").json()}
         assert states[waiting["id"]] == "queued" and states[running["id"]] in ("queued", "running")
+
+
+def test_a_download_of_a_long_named_upload_gets_a_name_a_file_system_takes(studio, upload_clip):
+    client = studio.client()
+    video = upload(client, upload_clip, "é" * 125 + ".mp4").json()  # the suffix made it 263 bytes
+    job = client.post("/api/jobs", json={"video": video["id"], "model": "faithful", "scale": 2}).json()
+    assert events(client, job["id"])[-1]["state"] == "done"
+    disposition = client.head(f"/api/jobs/{job['id']}/result").headers["content-disposition"]
+    name = urllib.parse.unquote(disposition.split("filename*=utf-8''")[1])
+    assert name.startswith("é" * 50) and name.endswith("-upscaled.mkv") and len(name.encode()) <= 255
