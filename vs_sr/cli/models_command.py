@@ -96,6 +96,7 @@ def download_models(args: argparse.Namespace) -> int:
     """Fetch the chosen files. A model named without --scale gets every scale that has an address
     (HAT: x4 from its copy on Hugging Face); the scales left to a download by hand are named first,
     on stderr."""
+    from .. import extras
     from ..errors import SRError
     from ..models.download import download, fetchable
     from ..models.registry import all_specs
@@ -124,6 +125,9 @@ def download_models(args: argparse.Namespace) -> int:
     for spec in specs:
         path = download(spec, args.mirror, progress=not args.quiet)
         print(f"{spec.label}: {path}")
+    if specs and not extras.has("torch"):  # (every downloaded file is a PyTorch one)
+        print(f"note: these files run on PyTorch, which is not installed: {extras.install_line('torch')}",
+              file=sys.stderr)
     return 0
 
 

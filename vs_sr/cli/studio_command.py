@@ -32,10 +32,22 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     studio.add_argument("--max-queued", type=positive, default=20, help="jobs that may wait at once (default 20)")
     studio.add_argument("--upload-timeout", type=positive, default=60, metavar="SECONDS",
                         help="give up an upload (408) when no bytes of it arrive for this long (default 60)")
+    studio.add_argument("--root-path", type=root_path, default="", metavar="PATH",
+                        help="the path a reverse proxy serves the studio under (e.g. /studio), for the API docs and "
+                        "redirects; the page itself works under any path")
+    studio.add_argument("--log-level", choices=("warning", "info"), default="warning",
+                        help="warning (default): problems only; info: also each request and each job's steps")
     studio.add_argument("--keep-days", type=days, metavar="DAYS",
                         help="remove finished jobs with their results DAYS after they end, and uploads DAYS after "
                         "they arrive once no job of theirs is left (default: keep everything)")
     studio.set_defaults(run=run, interrupted="stopped; unfinished jobs continue when the studio starts again")
+
+
+def root_path(text: str) -> str:
+    if text and (not text.startswith("/") or text.endswith("/")):
+        raise argparse.ArgumentTypeError(f"a path that begins with '/' and does not end with one (e.g. /studio), not "
+                                         f"{text!r}")
+    return text
 
 
 def days(text: str) -> float:
@@ -66,5 +78,6 @@ def run(args: argparse.Namespace) -> int:
     config = StudioConfig(Path(args.data).resolve(), jobs=args.jobs, token=args.token,
                           max_upload_mb=args.max_upload_mb, max_queued=args.max_queued,
                           upload_idle_s=args.upload_timeout, keep_days=args.keep_days)
-    serve(config, args.host, args.port, args.ray, announce=lambda line: print(line, flush=True))
+    serve(config, args.host, args.port, args.ray, announce=lambda line: print(line, flush=True),
+          root_path=args.root_path, log_level=args.log_level)
     return 0

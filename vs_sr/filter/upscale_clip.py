@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 import vapoursynth as vs
 
+from .. import extras
 from ..backends import Backend, OutOfMemory, Session, SessionSpec, choose_backend, network_for
 from ..devices import isa_cap
 from ..errors import SRError, script_errors
@@ -216,6 +217,9 @@ def _choose_precision(runtime: Backend, network: Network, requested: PrecisionNa
     supported = runtime.precisions(device)
     if requested == "auto":
         chosen = runtime.auto_precision(network, device)
+        if network.traits.precision.int8 is not None and "int8" in supported and not extras.has("int8"):
+            info(f"{network.label}: auto runs {chosen}; int8, faster on this CPU, needs the [int8] extra: "
+                 f"{extras.install_line('int8')}")
         if chosen not in supported:  # e.g. bf16 for HAT on a GPU without bf16: stay exact
             info(f"{network.label}: {chosen} is not available on this device; running fp32")
             return "fp32"
@@ -225,6 +229,7 @@ def _choose_precision(runtime: Backend, network: Network, requested: PrecisionNa
             raise SRError(f"precision='int8' runs on OpenVINO's CPU device, not backend '{runtime.name}': pass "
                           "backend='openvino' (or leave backend='auto').")
         int8_recipe(network)  # refuses networks without a measured recipe, saying why
+        extras.require("int8", "precision='int8'")  # (here, not in vspipe: a batch took it for a chunk's failure)
         if requested not in supported:
             cap = isa_cap()
             lacking = (f"which OpenVINO does not use here ({cap} caps its instruction sets)" if cap

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .. import extras
 from .ncnn import locate, origin
 from .registry import DEFAULT_MODEL, all_specs
 from .resolve import official_file_runs
@@ -20,10 +21,11 @@ def catalog() -> list[dict[str, Any]]:
         official = find_weights(spec)
         files = spec.ncnn.get(spec.default_noise)
         param = locate(files) if files is not None else None
-        refused = None
+        refused = runtime = None
         if official is not None and official_file_runs(param):  # the file the name resolves to
             where, source = official, "official file"
-            refused = _refusal(spec, official)
+            runtime = _missing_runtime()
+            refused = _refusal(spec, official) or runtime
         elif param is not None and files is not None:
             where, source = param, f"ncnn: {origin(param, files)}"
         else:
@@ -35,12 +37,18 @@ def catalog() -> list[dict[str, Any]]:
             "source": source if refused is None else f"{source}, refused: {refused}",
             "file": spec.weights.filename if spec.weights else None,
             "download": (spec.weights.fetched_from or "manual: " + spec.weights.by_hand[0]) if spec.weights else None,
-            "get": None if where is not None and refused is None else how_to_install(spec),
+            "get": None if where is not None and refused is None else
+            extras.install_line("torch") if runtime is not None and refused == runtime else how_to_install(spec),
             "ncnn_package": files.package if files else None, "description": spec.description,
             "objective": spec.objective,
             "default": spec.name == DEFAULT_MODEL,
         })
     return rows
+
+
+def _missing_runtime() -> str | None:
+    """Why an official file (.pth, .safetensors) cannot run here: PyTorch's extra is missing."""
+    return None if extras.has("torch") else f"it runs on PyTorch: {extras.install_line('torch')}"
 
 
 def _refusal(spec: ModelSpec, official: Path) -> str | None:

@@ -82,7 +82,10 @@ async def _no_route(request: Request) -> Response:
                 if any(route.matches({**scope, "method": method})[0] == Match.FULL for route in routes)]
 
     if path.endswith("/") and request.method in methods(path.rstrip("/")):  # (as Starlette would: a redirect)
-        return RedirectResponse(request.url.replace(path=path.rstrip("/")), status_code=307)
+        # A path, not a URL: the one the request came by may be a proxy's, on another host and port (the
+        # path holds the prefix a proxy serves the studio under, given as --root-path)
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(path.rstrip("/") + query, status_code=307)
     allowed = methods(path)
     if allowed:
         return JSONResponse({"detail": f"{path} takes {', '.join(allowed)}, not {request.method}."}, status_code=405,

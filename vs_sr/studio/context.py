@@ -40,7 +40,12 @@ def check_model(model: str, scale: int) -> None:
                             "width= for other output sizes.")
     try:
         resolve(model, scale)
-    except SRError:  # its message says where the weights were looked for: server paths
+    except SRError as error:  # its message says where the weights were looked for: server paths
+        extra = re.search(r"pip install 'vs_sr\[(\w+)\]'", error.message)
+        if extra:
+            raise HTTPException(422, f"model {model!r} x{scale} cannot run on this server: it needs vs_sr's "
+                                f"[{extra[1]}] extra, which the server lacks; /api/models lists what runs "
+                                "(installed: true).") from None
         raise HTTPException(422, f"model {model!r} x{scale} is not installed on this server; /api/models lists "
                             "what is (installed: true).") from None
 
@@ -129,14 +134,20 @@ def current_studio(request: Request) -> Studio:
 StudioDep = Annotated[Studio, Depends(current_studio)]
 
 
+TOKEN_COOKIE = "vs_sr_token"
+
+
 def authorised(request: Request, studio: StudioDep, access_token: Annotated[str | None, Query()] = None) -> None:
-    """With a token set, every API call carries it: `Authorization: Bearer TOKEN`, or
-    `access_token=TOKEN` where a browser cannot send headers (downloads, images)."""
+    """With a token set, every API call carries it: `Authorization: Bearer TOKEN`, `access_token=TOKEN`
+    where a client cannot send headers, or, to read, the page's cookie (its images and downloads)."""
     token = studio.config.token
     if token is None:
         return
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    given = credentials.strip() if scheme.lower() == "bearer" else access_token or ""  # (schemes are case-blind)
+    # The page's cookie counts for reading only (its preview image and download link): a request
+    # that changes something must carry the token itself, which no other site's page can make it send.
+    cookie = request.cookies.get(TOKEN_COOKIE, "") if request.method in ("GET", "HEAD") else ""
+    given = credentials.strip() if scheme.lower() == "bearer" else access_token or cookie  # (schemes are case-blind)
     if not secrets.compare_digest(given.encode(), token.encode()):
         raise HTTPException(401, "this server needs its access token (Authorization: Bearer ...).",
                             headers={"WWW-Authenticate": "Bearer"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from .context import GUARD, SCALES, SIDES, Studio, StudioDep, check_model
 from .library import new_id
 
 EVENT_INTERVAL = 0.5  # seconds between looks at a job's progress for its event stream
+KEEP_ALIVE_S = 15.0  # a comment line this often on a quiet stream: proxies end one silent for 60 s
 
 router = APIRouter(prefix="/api/jobs", dependencies=GUARD)
 
@@ -75,14 +77,15 @@ def get_job(job_id: str, studio: StudioDep) -> dict[str, Any]:
 @router.get("/{job_id}/events")
 async def job_events(job_id: str, studio: StudioDep) -> StreamingResponse:
     studio.job_or_404(job_id)
+    # X-Accel-Buffering: nginx (and proxies that follow it) pass each event on as it comes, not in 4 KB lumps
     return StreamingResponse(_events(studio, job_id), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache"})
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 async def _events(studio: Studio, job_id: str) -> AsyncIterator[str]:
     """The job's view each time it changes, until it is no longer queued or running, or the server
     stops."""
-    last = None
+    last, said = None, time.monotonic()
     while not studio.stopping.is_set():
         job = studio.library.job(job_id)
         if job is None:
@@ -90,7 +93,10 @@ async def _events(studio: Studio, job_id: str) -> AsyncIterator[str]:
         view = await asyncio.to_thread(studio.jobs.view_of, job)
         if view != last:
             yield f"data: {json.dumps(view)}\n\n"
-            last = view
+            last, said = view, time.monotonic()
+        elif time.monotonic() - said >= KEEP_ALIVE_S:  # (a job waiting behind a long one says nothing for hours)
+            yield ": waiting\n\n"
+            said = time.monotonic()
         if view["state"] not in ("queued", "running"):
             return
         await asyncio.sleep(EVENT_INTERVAL)
@@ -124,7 +130,8 @@ def _queue_full(studio: Studio) -> HTTPException:
     return HTTPException(429, f"{waiting} already; try again when one is done.")
 
 
-@router.api_route("/{job_id}/result", methods=["GET", "HEAD"])  # (download managers ask HEAD first)
+@router.head("/{job_id}/result", include_in_schema=False)  # (download managers ask HEAD first)
+@router.get("/{job_id}/result")
 def result(job_id: str, studio: StudioDep) -> FileResponse:
     job = studio.job_or_404(job_id)
     path = studio.jobs.result(job)

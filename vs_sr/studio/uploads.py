@@ -8,6 +8,8 @@ import asyncio
 import dataclasses
 import re
 import shutil
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -24,6 +26,7 @@ from .library import Video
 
 EXTENSION = re.compile(r"^\.[a-z0-9]{1,5}$")
 FIELD = "file"
+STOP_CHECK_S = 0.5  # seconds between looks, while an upload's next bytes are awaited, at whether the server stops
 NAME_LENGTH = 200  # characters of a client's file name kept (shown only; its extension stays)
 
 
@@ -39,14 +42,15 @@ class UploadError(Exception):
 class UploadCutOff(UploadError):
     """The client went away before the body's end: nobody is left to read an answer."""
 
-    def __init__(self, received: int) -> None:
-        super().__init__(400, f"the upload was cut off by the client after {received} bytes.")
+    def __init__(self, received: int, reason: str | None = None) -> None:
+        super().__init__(400, reason or f"the upload was cut off by the client after {received} bytes.")
 
 
 async def receive(body: AsyncIterator[bytes], content_type: str, folder: Path, limit: int,
-                  idle: float) -> tuple[Path, str]:
+                  idle: float, stopping: threading.Event) -> tuple[Path, str]:
     """Write the multipart field `file` of the request into `folder`; (the file, the name the client
-    gave). `idle`: seconds the body may send nothing before it is given up (408)."""
+    gave). `idle`: seconds the body may send nothing before it is given up (408); `stopping`: set
+    when the server stops (503: an upload of minutes would hold the stop until it is cut)."""
     kind, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
@@ -54,7 +58,7 @@ async def receive(body: AsyncIterator[bytes], content_type: str, folder: Path, l
     part = _Part(folder, limit)
     parser = MultipartParser(boundary, callbacks=part.callbacks())
     try:
-        async for chunk in _arriving(body, idle):
+        async for chunk in _arriving(body, idle, stopping):
             parser.write(chunk)
             if part.too_large:
                 raise UploadError(413, f"the file is larger than the server's limit of {limit // 2**20} MB.")
@@ -74,23 +78,37 @@ async def receive(body: AsyncIterator[bytes], content_type: str, folder: Path, l
     return part.path, part.name
 
 
-async def _arriving(body: AsyncIterator[bytes], idle: float) -> AsyncIterator[bytes]:
-    """The body's chunks, each within `idle` seconds of the one before: a client that stops
-    sending would otherwise hold a connection, a task and a half-written file for ever."""
+async def _arriving(body: AsyncIterator[bytes], idle: float, stopping: threading.Event) -> AsyncIterator[bytes]:
+    """The body's chunks, each within `idle` seconds of the one before (a client that stops sending
+    would otherwise hold a connection, a task and a half-written file for ever), until the server
+    stops."""
     chunks, received = aiter(body), 0
-    while True:
-        try:
-            async with asyncio.timeout(idle):
-                chunk = await anext(chunks)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise UploadError(408, f"no data arrived for {idle:g} s after {received} bytes, so the upload was "
-                              "given up: send the file again.") from None
-        except ClientDisconnect:
-            raise UploadCutOff(received) from None
-        received += len(chunk)
-        yield chunk
+    next_chunk: asyncio.Task[bytes] | None = None
+    try:
+        while True:
+            if next_chunk is None:
+                next_chunk, since = asyncio.ensure_future(anext(chunks)), time.monotonic()
+            done, _ = await asyncio.wait([next_chunk], timeout=STOP_CHECK_S)
+            if stopping.is_set():
+                raise UploadError(503, f"the server is stopping ({received} bytes had arrived): send the file again "
+                                  "once it is back.")
+            if not done:
+                if time.monotonic() - since >= idle:
+                    raise UploadError(408, f"no data arrived for {idle:g} s after {received} bytes, so the upload "
+                                      "was given up: send the file again.")
+                continue
+            try:
+                chunk = next_chunk.result()
+            except StopAsyncIteration:
+                return
+            except ClientDisconnect:
+                raise UploadCutOff(received) from None
+            next_chunk = None
+            received += len(chunk)
+            yield chunk
+    finally:
+        if next_chunk is not None:
+            next_chunk.cancel()
 
 
 class _Part:

@@ -29,8 +29,11 @@ async def upload(request: Request, studio: StudioDep) -> dict[str, Any]:
         folder.mkdir(parents=True)
         try:
             path, name = await receive(request.stream(), request.headers.get("content-type", ""), folder, limit,
-                                       studio.config.upload_idle_s)
+                                       studio.config.upload_idle_s, studio.stopping)
             video = await asyncio.to_thread(describe, video_id, name, path)
+            if await request.is_disconnected():  # (a proxy that gave up waiting for the probe: the client retries)
+                raise UploadCutOff(0, "the client went away while the video was being read (a proxy's timeout?); "
+                                   "it was not kept")
             studio.library.add_video(video)  # (a full disk may refuse the record too: the file goes with it)
         except UploadError as error:
             if isinstance(error, UploadCutOff) or error.status == 408:  # the client's doing: one line, no traceback

@@ -26,13 +26,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def log_config() -> dict[str, Any]:
-    """uvicorn's logging, plus the studio's logger (warnings: uploads given up, failed jobs) on its
-    stderr handler, so that they read like the server's other lines."""
+def log_config(level: str = "warning") -> dict[str, Any]:
+    """uvicorn's logging, plus the studio's logger (warnings: uploads given up, failed jobs; info:
+    each job's steps) on its stderr handler, so that they read like the server's other lines."""
     from uvicorn.config import LOGGING_CONFIG
 
     logging = copy.deepcopy(LOGGING_CONFIG)
-    logging["loggers"]["vs_sr.studio"] = {"handlers": ["default"], "level": "WARNING", "propagate": False}
+    logging["loggers"]["vs_sr.studio"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
     return logging
 
 
@@ -54,8 +54,9 @@ class StudioServer(uvicorn.Server):
 
 
 def serve(config: StudioConfig, host: str, port: int, ray: str | None = None,
-          announce: Callable[[str], None] = print) -> None:
-    """Serve until SIGINT/SIGTERM; `announce` gets the URL once the socket listens."""
+          announce: Callable[[str], None] = print, root_path: str = "", log_level: str = "warning") -> None:
+    """Serve until SIGINT/SIGTERM; `announce` gets the URL once the socket listens. `root_path`: the
+    path a reverse proxy serves it under; `log_level` "info" adds a line per request and job step."""
     if not is_loopback(host) and not config.token:
         raise SRError(f"listening on {host} lets other machines in: pass --token TOKEN (every API call then needs "
                       "it), or keep the default --host 127.0.0.1.")
@@ -81,7 +82,7 @@ def serve(config: StudioConfig, host: str, port: int, ray: str | None = None,
         announce(f"vs-sr studio: http://{shown}:{bound[1]}/ (API docs at /docs; Ctrl-C stops)")
         # A stop waits this long for requests in flight, then ends them: an open event stream (a client
         # following a job) would otherwise hold the server, and the job it follows, up forever.
-        served = uvicorn.Config(app, log_level="warning", log_config=log_config(),
+        served = uvicorn.Config(app, log_level=log_level, log_config=log_config(log_level), root_path=root_path,
                                 timeout_graceful_shutdown=GRACEFUL_SECONDS)
         StudioServer(served, app.state.studio.stopping).run(sockets=[sock])
     finally:

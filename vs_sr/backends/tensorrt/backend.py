@@ -209,8 +209,6 @@ def build_ahead(model: str, scale: int, noise: int | None, sizes: Sequence[tuple
     """Build (or find) the engine the filter will ask for, before any clip needs it: one tile
     size (width, height) for a static engine, or three for a min/opt/max profile; sizes are in
     input pixels and rounded up as the filter rounds its tiles. Returns the engine file."""
-    import torch
-
     if cuda_device_count() == 0:  # (the filter's reason names a backend to use instead, an option this lacks)
         raise SRError("cannot build TensorRT engines here: no CUDA GPU (TensorRT needs an NVIDIA GPU and its "
                       "driver); build them on the machine whose GPU will run them.")
@@ -218,6 +216,8 @@ def build_ahead(model: str, scale: int, noise: int | None, sizes: Sequence[tuple
     reason = backend.unavailable()
     if reason:
         raise SRError(f"cannot build TensorRT engines here: {reason}")
+    import torch  # (after the checks: a machine without the extra gets their line, not a ModuleNotFoundError)
+
     if len(sizes) not in (1, 3):
         raise SRError("give one tile size, or three (MIN OPT MAX) for a profile.")
     if not 0 <= device_id < cuda_device_count():

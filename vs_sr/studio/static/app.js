@@ -6,11 +6,18 @@ const $ = (id) => document.getElementById(id);
 const state = { videos: [], videoById: new Map(), models: [], offline: false, tokenDismissed: false };
 
 // --- access token: asked once when the server wants one, kept in this browser ---
+// API calls send it in a header; the preview image and the download link, which a browser fetches by
+// itself, get it from a cookie the server takes for reading only (an access_token= in their URLs
+// went into every proxy's and browser's history).
 function token() { return localStorage.getItem("vs-sr-token") || ""; }
-function withToken(url) {
-  const t = token();
-  return t ? url + (url.includes("?") ? "&" : "?") + "access_token=" + encodeURIComponent(t) : url;
+function keepToken(value) {
+  if (value) localStorage.setItem("vs-sr-token", value); else localStorage.removeItem("vs-sr-token");
+  const folder = location.pathname.replace(/[^/]*$/, "");  // the page's own path: the studio may live under /studio/
+  document.cookie = `vs_sr_token=${encodeURIComponent(value)}; path=${folder}; SameSite=Strict`
+    + (value ? "" : "; max-age=0");
 }
+// The API's routes, relative to the page, so that a proxy may serve the studio under a path of its own.
+function route(path) { return `api/${path}`; }
 async function api(path, options = {}) {
   const response = await send(path, options);
   return response.status === 204 ? null : response.json();
@@ -30,8 +37,8 @@ async function send(path, options) {
     const wrong = token() !== "";
     const given = prompt(wrong ? "That access token was not accepted; enter this studio's access token:"
       : "This studio needs its access token:");
-    if (given) { localStorage.setItem("vs-sr-token", given); return send(path, options); }
-    localStorage.removeItem("vs-sr-token");
+    if (given) { keepToken(given); return send(path, options); }
+    keepToken("");
     state.tokenDismissed = true;  // asked again when the page is reloaded, not every few seconds
     throw new Error("this studio needs its access token: reload the page to enter it");
   }
@@ -111,8 +118,9 @@ $("upload-form").addEventListener("submit", (event) => {
       setBar(bar, 1, 1, `uploaded: ${video.name}, ${video.width}x${video.height}, ${plural(video.frames, "frame")}`);
       announce(`${video.name} uploaded`);
     } else {
-      let detail = `the server answered ${request.status}`;
-      try { detail = JSON.parse(request.responseText).detail || detail; } catch (error) { /* not JSON */ }
+      let detail = request.status === 413
+        ? "the file is larger than the server, or a proxy in front of it, accepts" : `the server answered ${request.status}`;
+      try { detail = JSON.parse(request.responseText).detail || detail; } catch (error) { /* not JSON: a proxy's page */ }
       setBar(bar, 0, 1, "upload failed");
       show(`The upload did not work: ${detail}`);
     }
@@ -122,13 +130,13 @@ $("upload-form").addEventListener("submit", (event) => {
     setBar(bar, 0, 1, "upload failed");
     show("The upload did not reach the server.");
   };
-  request.open("POST", "/api/videos");
+  request.open("POST", route("videos"));
   if (token()) request.setRequestHeader("Authorization", "Bearer " + token());
   request.send(form);
 });
 
 async function loadVideos(select) {
-  const videos = await api("/api/videos");
+  const videos = await api(route("videos"));
   if (!select && JSON.stringify(videos) === JSON.stringify(state.videos)) return;  // (another tab may add some)
   state.videos = videos;
   state.videoById = new Map(videos.map((video) => [video.id, video]));
@@ -162,7 +170,8 @@ async function loadVideos(select) {
       const also = counted ? ` and its ${counted} (results included; a running job is stopped)` : "";
       if (!confirm(`Delete ${video.name}${also}?`)) return;
       try {
-        await api(`/api/videos/${video.id}`, { method: "DELETE" });
+        await api(route(`videos/${video.id}`), { method: "DELETE" });
+        if ($("video").value === video.id) $("video").value = "";  // (not "deleted in another tab": this one did)
         await loadVideos();
         await loadJobs();
         $("file").focus();
@@ -176,7 +185,7 @@ async function loadVideos(select) {
 }
 
 async function loadModels() {
-  state.models = (await api("/api/models")).filter((m) => m.installed);
+  state.models = (await api(route("models"))).filter((m) => m.installed);
   const choice = $("model");
   choice.innerHTML = "";
   const names = [...new Set(state.models.map((m) => m.name))];
@@ -221,7 +230,7 @@ $("job-form").addEventListener("submit", async (event) => {
   const start = $("start-button");
   start.disabled = true;  // one job per click, however fast the clicks come
   try {
-    await api("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(jobRequest()) });
+    await api(route("jobs"), { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(jobRequest()) });
     await refresh();
   } catch (error) { show(`The job could not start: ${error.message}`); }
   finally {
@@ -235,7 +244,7 @@ $("job-form").addEventListener("submit", async (event) => {
 // with six jobs waiting, nothing else, not even an upload, could reach it.)
 const JOBS_SHOWN = 200;  // the newest; a studio kept for months has thousands (each drawn at every refresh)
 async function loadJobs() {
-  const { items: jobs, total } = await apiList(`/api/jobs?limit=${JOBS_SHOWN}`);
+  const { items: jobs, total } = await apiList(route(`jobs?limit=${JOBS_SHOWN}`));
   const older = $("older-jobs");
   older.hidden = total <= jobs.length;
   older.textContent = `The newest ${jobs.length} of ${total} jobs are shown; the API lists them all (GET /api/jobs).`;
@@ -323,16 +332,16 @@ function render(job) {
   actions.innerHTML = "";
   if (job.state === "done") {
     const link = document.createElement("a");
-    link.href = withToken(`/api/jobs/${job.id}/result`);
+    link.href = route(`jobs/${job.id}/result`);
     link.textContent = "Download";
     link.className = "download";
     actions.append(link);
   }
   const name = item.dataset.name;
-  if (job.state === "queued" || job.state === "running") actions.append(button("Cancel", name, () => api(`/api/jobs/${job.id}/cancel`, { method: "POST" })));
+  if (job.state === "queued" || job.state === "running") actions.append(button("Cancel", name, () => api(route(`jobs/${job.id}/cancel`), { method: "POST" })));
   else {
-    if (job.state === "failed" || job.state === "cancelled") actions.append(button("Retry", name, () => api(`/api/jobs/${job.id}/retry`, { method: "POST" })));
-    actions.append(button("Delete", name, () => api(`/api/jobs/${job.id}`, { method: "DELETE" })));
+    if (job.state === "failed" || job.state === "cancelled") actions.append(button("Retry", name, () => api(route(`jobs/${job.id}/retry`), { method: "POST" })));
+    actions.append(button("Delete", name, () => api(route(`jobs/${job.id}`), { method: "DELETE" })));
   }
   for (const link of actions.querySelectorAll("a")) link.setAttribute("aria-label", `Download ${name}`);
 }
@@ -367,17 +376,18 @@ function updatePreview() {
   clearTimeout(previewTimer);
   previewTimer = setTimeout(() => {
     const request = jobRequest();  // the preview shows what the job would make: the same scale and size
-    let url = `/api/videos/${video.id}/preview?frame=${slider.value}&model=${encodeURIComponent(request.model)}&scale=${request.scale}`;
+    let url = route(`videos/${video.id}/preview`) + `?frame=${slider.value}&model=${encodeURIComponent(request.model)}&scale=${request.scale}`;
     if (request.height) url += `&height=${request.height}`;
     const note = $("preview-message");
     image.onerror = () => { note.textContent = "The preview could not be made for this frame and model."; note.hidden = false; };
     image.onload = () => { note.textContent = ""; note.hidden = true; };  // (only its own message: not another error)
-    image.src = withToken(url);
+    image.src = url;
     image.hidden = false;
   }, 250);
 }
 for (const id of ["frame", "video", "model", "size"]) $(id).addEventListener("input", updatePreview);
 
 (async () => {
+  if (token()) keepToken(token());  // (the cookie lasts a browser session; the token is kept longer)
   await refresh();
 })();
