@@ -17,7 +17,6 @@ import httpx
 import pytest
 from conftest import wait_until
 from studio_server import make_upload, running_studio
-from test_page import CHROMIUM, FLAGS
 
 pytestmark = pytest.mark.timing  # run again beside busy CPU hogs by scripts/load_check.sh
 
@@ -76,19 +75,6 @@ def _answers(site: str) -> bool:
         return httpx.get(site + "/", timeout=5).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (scripts/setup.sh --test installs it)")
-    with sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def test_the_page_works_under_a_path_of_a_site_with_a_token_that_stays_out_of_urls(ncnn_models, browser, tmp_path):

@@ -71,12 +71,18 @@ def number(text: str) -> float:
     return value
 
 
-def seconds(text: str) -> float:
-    """A duration in seconds, more than 0."""
-    value = number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text!r}")
-    return value
+def duration(unit: str, hint: str = "") -> Any:
+    """A float type for a duration in `unit`s, more than 0 (`hint`: what to do instead of 0)."""
+    def parse(text: str) -> float:
+        value = number(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0 {unit}, not {text!r}{hint}")
+        return value
+
+    return parse
+
+
+seconds = duration("seconds")
 
 
 def bounded(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Any:

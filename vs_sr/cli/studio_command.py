@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import number, port, positive
+from .common import duration, port, positive
 
 
 def host(text: str) -> str:
@@ -37,7 +37,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "redirects; the page itself works under any path")
     studio.add_argument("--log-level", choices=("warning", "info"), default="warning",
                         help="warning (default): problems only; info: also each request and each job's steps")
-    studio.add_argument("--keep-days", type=days, metavar="DAYS",
+    studio.add_argument("--keep-days", type=duration("days", " (leave it out to keep everything)"), metavar="DAYS",
                         help="remove finished jobs with their results DAYS after they end, and uploads DAYS after "
                         "they arrive once no job of theirs is left (default: keep everything)")
     studio.set_defaults(run=run, interrupted="stopped; unfinished jobs continue when the studio starts again")
@@ -48,13 +48,6 @@ def root_path(text: str) -> str:
         raise argparse.ArgumentTypeError(f"a path that begins with '/' and does not end with one (e.g. /studio), not "
                                          f"{text!r}")
     return text
-
-
-def days(text: str) -> float:
-    value = number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 days, not {text!r} (leave it out to keep everything)")
-    return value
 
 
 TOKEN_LENGTH = 16  # characters: a blank or short token guards nothing on an open address
