@@ -15,14 +15,15 @@ CACHE_LIMIT_GB = 10.0  # per cache folder of exports (onnx, int8): one per frame
 
 
 NAME_MAX = 255  # bytes in a file name (ext4, xfs, btrfs, tmpfs, ...)
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls, DEL, and the bidirectional overrides: what can move a terminal's cursor or turn a line around
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def shown(path: Path | str) -> str:
     """A path as a message shows it: bytes that are not UTF-8 as \\xNN, control characters (a line
     break, a terminal's escape) as \\n, \\x1b, so a message stays one line and the terminal its own."""
     text = os.fsencode(path).decode("utf-8", "backslashreplace")
-    return CONTROL.sub(lambda match: repr(match.group(0))[1:-1], text)
+    return CONTROL.sub(lambda match: match.group(0).encode("unicode_escape").decode(), text)
 
 
 def name_problem(path: Path, what: str) -> str | None:

@@ -129,3 +129,10 @@ def test_a_batch_folder_that_cannot_be_written_is_one_line(ncnn_models, clip, tm
     done = as_a_user(["batch", "in.mp4", "--output-dir", "results", *FAST], tmp_path)
     assert done.stderr == "vs-sr: error: cannot make the batch's state in results (Permission denied); give an " \
                           "--output-dir you can write.\n"
+
+
+def test_names_in_messages_are_one_line_that_moves_no_terminal():
+    from vs_sr.paths import shown
+
+    assert shown("a\nb\x1b[31m\x9b\u202eX.mp4") == "a\\nb\\x1b[31m\\x9b\\u202eX.mp4"
+    assert shown(os.fsdecode(b"bad\xffname.mp4")) == "bad\\xffname.mp4"

@@ -291,9 +291,10 @@ def test_a_sample_aspect_ratio_beyond_what_props_hold_is_one_line(ncnn_models):
     assert frame_error(sr.Upscale(clip, "realesr-animevideov3", width=300, height=200)) == \
         "vs_sr: the sample aspect ratio 4611686018427387904:1 cannot be kept at 300x200: set the frames' real one, " \
         "e.g. clip.std.SetFrameProps(_SARNum=1, _SARDen=1) for square pixels."
-    near = small(vs.YUV420P8).std.SetFrameProps(_SARNum=2**31 - 2, _SARDen=2**31 - 3)  # kept, to within 1e-18
-    props = sr.Upscale(near, "realesr-animevideov3", width=300, height=200).get_frame(0).props
-    assert max(props["_SARNum"], props["_SARDen"]) < 2**31
+    for width, height in ((300, 200), (100, 400)):  # a correction below 1, and one above it
+        near = small(vs.YUV420P8).std.SetFrameProps(_SARNum=2**31 - 2, _SARDen=2**31 - 3)  # kept, within 1e-18
+        props = sr.Upscale(near, "realesr-animevideov3", width=width, height=height).get_frame(0).props
+        assert max(props["_SARNum"], props["_SARDen"]) < 2**31
 
 
 @pytest.mark.parametrize(("fmt", "props", "message", "size"), [

@@ -104,6 +104,13 @@ def test_grey_keeps_its_own_matrix_and_its_planes_go_back_into_rgb(ncnn_models, 
         assert back.resize.Bicubic(format=vs.YUV420P8, matrix=1).get_frame(0).width == 200
 
 
+@pytest.mark.parametrize("matrix", [10, 12, 13, 14])
+def test_grey_tagged_with_a_matrix_defined_by_transfer_or_primaries_is_upscaled(ncnn_models, matrix):
+    """A luma plane shuffled out of such a YUV clip failed in resize's words ("error 3074")."""
+    grey = source(vs.GRAY8).std.SetFrameProps(_Matrix=matrix)
+    assert sr.Upscale(grey, MODEL, 4, backend="openvino", width=200).get_frame(0).props["_Matrix"] == matrix
+
+
 def test_an_alpha_frame_of_another_format_has_every_plane_resized(ncnn_models):
     alpha = core.std.BlankClip(width=64, height=48, format=vs.YUV420P8, length=2, color=[200, 50, 90])
     out = sr.Upscale(source(vs.YUV420P8).std.ClipToProp(alpha, "_Alpha"), MODEL, 4, backend="openvino")

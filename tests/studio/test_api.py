@@ -677,3 +677,20 @@ def test_a_download_of_a_long_named_upload_gets_a_name_a_file_system_takes(studi
     disposition = client.head(f"/api/jobs/{job['id']}/result").headers["content-disposition"]
     name = urllib.parse.unquote(disposition.split("filename*=utf-8''")[1])
     assert name.startswith("é" * 50) and name.endswith("-upscaled.mkv") and len(name.encode()) <= 255
+
+
+def test_the_pages_token_cookie_reads_only_whatever_the_tokens_characters_and_ports(ncnn_models, tmp_path):
+    """The page percent-encodes its cookie (a base64 token got 401 on every preview and download), and
+    names it by its port: cookies are shared by a host's ports, so two studios overwrote each other's."""
+    secret = "AbCd+EfGh/IjKl=MnOp==é"
+    with running_studio(tmp_path / "data", "--token", secret, "--log-level", "info") as server:
+        cookies = {"vs_sr_token_9999": urllib.parse.quote("another studio's token"),
+                   "vs_sr_token_8008": urllib.parse.quote(secret, safe="")}
+        assert httpx.get(f"{server.url}/api/jobs", cookies=cookies).status_code == 200
+        assert httpx.post(f"{server.url}/api/jobs", cookies=cookies, json={}).status_code == 401  # (reading only)
+        assert httpx.get(f"{server.url}/api/jobs", cookies={"vs_sr_token_8008": "wrong"}).status_code == 401
+        assert httpx.get(f"{server.url}/api/jobs", params={"access_token": secret}).status_code == 200
+        server.stop()
+        assert server.process.stdout is not None
+        requests = server.process.stdout.read()  # (uvicorn's request lines go to stdout)
+    assert "GET /api/jobs?access_token=*** HTTP/1.1" in requests and "MnOp" not in requests

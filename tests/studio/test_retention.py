@@ -121,7 +121,9 @@ def test_keep_days_must_be_a_number_of_days_above_0(tmp_path, days):
     assert done.returncode == 2 and "--keep-days: must be" in done.stderr, done.stderr
 
 
-def test_a_database_from_before_keep_days_counts_its_finished_jobs_from_when_they_were_made(tmp_path):
+def test_a_database_from_before_keep_days_counts_its_finished_jobs_from_the_upgrade(tmp_path):
+    """Not from when they were made: one retried since, or run for days, would lose its result at the
+    first sweep."""
     data = tmp_path / "data"
     data.mkdir()
     made = time.time() - 3 * DAY
@@ -136,7 +138,26 @@ def test_a_database_from_before_keep_days_counts_its_finished_jobs_from_when_the
                        [("b" * 16, "a" * 16, "done", made, 1), ("c" * 16, "a" * 16, "queued", made, 2)])
     library = Library(data)
     try:
-        assert [job.id for job in library.expired_jobs(time.time() - 2 * DAY)] == ["b" * 16]
-        assert library.expired_jobs(time.time() - 4 * DAY) == []
+        assert library.expired_jobs(time.time() - 60) == []  # (made 3 days ago)
+        assert [job.id for job in library.expired_jobs(time.time() + 1)] == ["b" * 16]  # (the queued one: never)
+    finally:
+        library.close()
+
+
+def test_a_job_retried_after_the_sweep_listed_it_is_not_removed(tmp_path):
+    """The sweep removed the job it had listed as ended, though it had been retried since (and might
+    be running in the folder it removed)."""
+    library = Library(tmp_path / "data")
+    studio = Studio(StudioConfig(tmp_path / "data", keep_days=1), library, JobQueue(library, 1), Previews())
+    try:
+        library.add_video(Video("a" * 16, "a.mp4", tmp_path / "a.mp4", 64, 48, 10, 25.0, 0.4))
+        assert library.add_job("b" * 16, "a" * 16, {}, 20)
+        library.set_job("b" * 16, "failed", "a full disk")
+        library.job_dir("b" * 16).mkdir(parents=True)
+        later = time.time() + 2 * DAY
+        [listed] = library.expired_jobs(later - DAY)
+        assert library.requeue_job("b" * 16, 20)  # the user's retry, while the sweep works
+        assert not studio.remove_ended_job(listed, later - DAY)
+        assert library.job("b" * 16).state == "queued" and library.job_dir("b" * 16).is_dir()
     finally:
         library.close()

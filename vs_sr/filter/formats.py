@@ -130,7 +130,9 @@ DEFINED_VALUES = {"_Matrix": vs.MatrixCoefficients, "_Transfer": vs.TransferChar
 def check_source_frame(n: int, f: vs.VideoFrame) -> None:
     """A source frame's props that the conversion to RGB would refuse in resize's own words
     ("bad _FieldBased value", "error 1026", "error 3074"), refused in ours first, with the fix."""
-    for name in PROP_EXAMPLES.keys() - {"_ColorRange"}:  # (reading that one warns: read_range checks it)
+    for name in PROP_EXAMPLES:
+        if name == "_ColorRange":  # (reading it warns: read_range checks it)
+            continue
         try:
             int_prop(f.props, name, 0)
         except SRError as error:
@@ -157,6 +159,8 @@ def check_source_frame(n: int, f: vs.VideoFrame) -> None:
                       "with instead (e.g. _Matrix=9 for BT.2020, 1 for BT.709).")
 
 
+DERIVED_MATRICES = (int(vs.MATRIX_BT2020_CL), int(vs.MATRIX_CHROMATICITY_DERIVED_NCL),
+                    int(vs.MATRIX_CHROMATICITY_DERIVED_CL), int(vs.MATRIX_ICTCP))
 UNSPECIFIED = (None, 2)  # a prop missing or unspecified (2), for _Transfer and _Primaries alike
 HDR_TRANSFERS = (int(vs.TRANSFER_ST2084), int(vs.TRANSFER_ARIB_B67))
 
@@ -252,8 +256,10 @@ def corrected_sar(props: Mapping[str, object], src_w: int, src_h: int, out_w: in
         return None
     num, den = int_prop(props, "_SARNum", 0), int_prop(props, "_SARDen", 0)
     sar = (Fraction(num, den) if num > 0 and den > 0 else Fraction(1)) * factor
-    if max(sar.numerator, sar.denominator) > SAR_LIMIT:  # (frame props are 64-bit; players read 32 or 16)
+    if sar.denominator > SAR_LIMIT:  # (frame props are 64-bit; players read 32 or 16)
         sar = sar.limit_denominator(SAR_LIMIT)
+    if sar.numerator > SAR_LIMIT and sar < SAR_LIMIT:  # (above 1: the numerator is what to limit)
+        sar = 1 / (1 / sar).limit_denominator(SAR_LIMIT)
     if not 0 < sar.numerator <= SAR_LIMIT:
         raise SRError(f"the sample aspect ratio {num}:{den} cannot be kept at {out_w}x{out_h}: set the frames' real one, "
                       "e.g. clip.std.SetFrameProps(_SARNum=1, _SARDen=1) for square pixels.")
@@ -303,8 +309,13 @@ def _output_key(props: Mapping[str, object], fmt: vs.VideoFormat, fallback_matri
     chromaloc = int_prop(props, "_ChromaLocation", 0) if subsampled or "_ChromaLocation" in props else None
     if fmt.color_family == vs.RGB:
         return (None, range_, chromaloc, None)
-    kept = int_prop(props, "_Matrix", 0) if fmt.color_family == vs.GRAY and "_Matrix" in props else None
-    return (yuv_matrix(props, fallback_matrix), range_, chromaloc, kept)
+    matrix = yuv_matrix(props, fallback_matrix)
+    if fmt.color_family != vs.GRAY:
+        return (matrix, range_, chromaloc, None)
+    kept = int_prop(props, "_Matrix", 0) if "_Matrix" in props else None
+    # A grey picture comes out the same under any matrix; those defined by a transfer or primaries need props
+    # a grey clip has no use for (resize: "error 3074"), so they convert as the size's default.
+    return (fallback_matrix if matrix in DERIVED_MATRICES else matrix, range_, chromaloc, kept)
 
 
 def _convert(clip: vs.VideoNode, fmt: vs.VideoFormat, width: int, height: int, key: ConversionKey) -> vs.VideoNode:

@@ -7,18 +7,22 @@ from __future__ import annotations
 import re
 import secrets
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request
 
+from .. import extras
 from ..errors import SRError
 from ..filter.formats import output_size
 from ..media.job import Job as MediaJob
 from ..media.job import check_output_size
 from ..media.tools import open_video
 from ..models import REGISTRY, resolve
+from ..models.resolve import named_spec
+from ..models.weights import find_weights
 from .job_queue import JobQueue
 from .library import Job, Library, Video, valid_id
 from .previews import Previews
@@ -40,11 +44,10 @@ def check_model(model: str, scale: int) -> None:
                             "width= for other output sizes.")
     try:
         resolve(model, scale)
-    except SRError as error:  # its message says where the weights were looked for: server paths
-        extra = re.search(r"pip install 'vs_sr\[(\w+)\]'", error.message)
-        if extra:
-            raise HTTPException(422, f"model {model!r} x{scale} cannot run on this server: it needs vs_sr's "
-                                f"[{extra[1]}] extra, which the server lacks; /api/models lists what runs "
+    except SRError:  # its message says where the weights were looked for: server paths
+        if find_weights(named_spec(model, scale)) is not None and not extras.has("torch"):
+            raise HTTPException(422, f"model {model!r} x{scale} cannot run on this server: its file runs on "
+                                "PyTorch, whose [torch] extra the server lacks; /api/models lists what runs "
                                 "(installed: true).") from None
         raise HTTPException(422, f"model {model!r} x{scale} is not installed on this server; /api/models lists "
                             "what is (installed: true).") from None
@@ -102,9 +105,28 @@ class Studio:
         before the record: on a full disk the database may need the space they free)."""
         for job in self.library.jobs(video.id):
             self.remove_job(job)
+        self._remove_files(video)
+        self.library.remove_video(video.id)
+
+    def remove_unused_video(self, video: Video) -> bool:
+        """Remove a video that no job names, its record first: a job made meanwhile keeps it (True if it
+        went)."""
+        if not self.library.remove_video_without_jobs(video.id):
+            return False
+        self._remove_files(video)
+        return True
+
+    def remove_ended_job(self, job: Job, before: float) -> bool:
+        """Remove a job that ended before `before`, its record first: one retried meanwhile stays (True
+        if it went)."""
+        if not self.library.remove_job_ended_before(job.id, before):
+            return False
+        discard(self.library.job_dir(job.id))
+        return True
+
+    def _remove_files(self, video: Video) -> None:
         self.previews.forget(video.id)
         discard(self.library.video_dir(video.id))
-        self.library.remove_video(video.id)
 
     def check_output(self, video: Video, settings: dict[str, Any]) -> None:
         """A 422 now for an output size the job would refuse when it starts (chroma steps, codec
@@ -134,7 +156,17 @@ def current_studio(request: Request) -> Studio:
 StudioDep = Annotated[Studio, Depends(current_studio)]
 
 
-TOKEN_COOKIE = "vs_sr_token"
+TOKEN_COOKIE = "vs_sr_token"  # and a suffix: the page's port (cookies are shared by a host's ports)
+
+
+def _token_cookies(request: Request) -> list[str]:
+    """The page's token cookies (one per studio a browser uses on this host), as the page wrote them
+    (percent-encoded)."""
+    return [urllib.parse.unquote(value) for name, value in request.cookies.items() if name.startswith(TOKEN_COOKIE)]
+
+
+def _matches(given: str, token: str) -> bool:
+    return secrets.compare_digest(given.encode(), token.encode())
 
 
 def authorised(request: Request, studio: StudioDep, access_token: Annotated[str | None, Query()] = None) -> None:
@@ -146,9 +178,11 @@ def authorised(request: Request, studio: StudioDep, access_token: Annotated[str 
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     # The page's cookie counts for reading only (its preview image and download link): a request
     # that changes something must carry the token itself, which no other site's page can make it send.
-    cookie = request.cookies.get(TOKEN_COOKIE, "") if request.method in ("GET", "HEAD") else ""
-    given = credentials.strip() if scheme.lower() == "bearer" else access_token or cookie  # (schemes are case-blind)
-    if not secrets.compare_digest(given.encode(), token.encode()):
+    bearer = scheme.lower() == "bearer"  # (schemes are case-blind)
+    if not bearer and not access_token and request.method in ("GET", "HEAD"):
+        if any(_matches(cookie, token) for cookie in _token_cookies(request)):
+            return
+    if not _matches(credentials.strip() if bearer else access_token or "", token):
         raise HTTPException(401, "this server needs its access token (Authorization: Bearer ...).",
                             headers={"WWW-Authenticate": "Bearer"})
 

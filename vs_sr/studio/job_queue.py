@@ -137,7 +137,8 @@ class JobQueue:
             self._rates.setdefault(job.id, Rate()).add(done)
         fps = self._rates[job.id].fps() if job.state == "running" and job.id in self._rates else None
         eta = None if not fps else round((total - done) / fps, 1)
-        return {"id": job.id, "video": job.video, "video_name": video.name if video else None, "state": job.state, "frames_done": done, "frames_total": total,
+        return {"id": job.id, "video": job.video, "video_name": video.name if video else None, "state": job.state,
+                "frames_done": done, "frames_total": total,
                 "fps": None if fps is None else round(fps, 2), "eta_s": eta, "error": job.error, **job.settings}
 
     def _batch_status(self, job: Job) -> dict[str, Any] | None:

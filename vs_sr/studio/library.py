@@ -93,11 +93,12 @@ class Library:
 
     def _add_finished_column(self) -> None:
         """A database from before jobs kept when they ended (`--keep-days` counts from then) gets
-        the column; its finished jobs count from when they were made."""
+        the column; its finished jobs count from now (when they were made would be too early for one
+        retried since or run for days: its result would go with the first sweep)."""
         with self._lock, self.db:
             if "finished" not in {row["name"] for row in self.db.execute("PRAGMA table_info(jobs)")}:
                 self.db.execute("ALTER TABLE jobs ADD COLUMN finished REAL")
-                self.db.execute(f"UPDATE jobs SET finished = created WHERE state IN {FINISHED}")
+                self.db.execute(f"UPDATE jobs SET finished = ? WHERE state IN {FINISHED}", (time.time(),))
 
     def video_dir(self, video_id: str) -> Path:
         return self.data / "videos" / video_id
@@ -169,10 +170,18 @@ class Library:
 
     def remove_video_without_jobs(self, video_id: str) -> bool:
         """Forget a video unless a job of it exists (one made since it was looked at); True if it went."""
+        return self._removed("DELETE FROM videos WHERE id = ? AND NOT EXISTS (SELECT 1 FROM jobs WHERE video = ?)",
+                             (video_id, video_id))
+
+    def remove_job_ended_before(self, job_id: str, before: float) -> bool:
+        """Forget a job if it still ended before `before` (not one retried since it was looked at); True
+        if it went."""
+        return self._removed(f"DELETE FROM jobs WHERE id = ? AND state IN {FINISHED} AND finished < ?",
+                             (job_id, before))
+
+    def _removed(self, query: str, args: tuple[Any, ...]) -> bool:
         with self._lock, self.db:
-            gone = self.db.execute("DELETE FROM videos WHERE id = ? AND NOT EXISTS (SELECT 1 FROM jobs WHERE video = ?)",
-                                   (video_id, video_id))
-            return gone.rowcount > 0
+            return self.db.execute(query, args).rowcount > 0
 
     def expired_videos(self, before: float) -> list[Video]:
         """Videos uploaded before `before` (a time.time()) that no job names."""

@@ -9,33 +9,27 @@ import threading
 import time
 
 from .context import Studio
-from .uploads import discard
 
 log = logging.getLogger("vs_sr.studio")
 DAY = 86400.0
 SWEEP_EVERY_S = 3600.0
 
 
-def remove_expired(studio: Studio, now: float | None = None) -> tuple[int, int]:
+def remove_expired(studio: Studio, now: float | None = None, stop: threading.Event | None = None) -> tuple[int, int]:
     """Remove the jobs that ended, and then the videos uploaded, more than `keep_days` before `now`
-    (a video only once no job of it is left); (jobs, videos) removed."""
+    (a video only once no job of it is left), until `stop` is set; (jobs, videos) removed."""
     keep_days = studio.config.keep_days
     if keep_days is None:
         return 0, 0
     before = (time.time() if now is None else now) - keep_days * DAY
-    jobs = studio.library.expired_jobs(before)
-    for job in jobs:
-        studio.remove_job(job)
-    videos = 0
-    for video in studio.library.expired_videos(before):
-        if studio.library.remove_video_without_jobs(video.id):  # (a job made since it was listed keeps it)
-            studio.previews.forget(video.id)
-            discard(studio.library.video_dir(video.id))
-            videos += 1
+    stopped = stop.is_set if stop is not None else lambda: False
+    jobs = sum(studio.remove_ended_job(job, before) for job in studio.library.expired_jobs(before) if not stopped())
+    videos = sum(studio.remove_unused_video(video) for video in studio.library.expired_videos(before)
+                 if not stopped())
     if jobs or videos:
         log.warning("removed %d job(s) that ended and %d upload(s) made more than %g day(s) ago (--keep-days)",
-                    len(jobs), videos, keep_days)
-    return len(jobs), videos
+                    jobs, videos, keep_days)
+    return jobs, videos
 
 
 class Retention:
@@ -59,7 +53,7 @@ class Retention:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                remove_expired(self.studio)
+                remove_expired(self.studio, stop=self._stop)
             except Exception:  # a sweep that fails (a full disk, say) must not end the server's sweeps
                 log.exception("removing expired jobs and uploads failed; trying again in %g s", self.every_s)
             self._stop.wait(self.every_s)

@@ -107,8 +107,8 @@ async def _arriving(body: AsyncIterator[bytes], idle: float, stopping: threading
             received += len(chunk)
             yield chunk
     finally:
-        if next_chunk is not None:
-            next_chunk.cancel()
+        if next_chunk is not None and not next_chunk.cancel() and not next_chunk.cancelled():
+            next_chunk.exception()  # done: its error (a disconnect) is ours to read, or asyncio logs it
 
 
 class _Part:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import logging as logging_module
+import re
 import socket
 import threading
 from collections.abc import Callable
@@ -33,9 +35,21 @@ def log_config(level: str = "warning") -> dict[str, Any]:
 
     logging = copy.deepcopy(LOGGING_CONFIG)
     logging["loggers"]["vs_sr.studio"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    logging.setdefault("filters", {})["token"] = {"()": HiddenToken}
+    logging["handlers"]["access"]["filters"] = ["token"]
     return logging
 
 
+class HiddenToken(logging_module.Filter):
+    """Request lines (--log-level info) without the value of an `access_token=` in their URL."""
+
+    def filter(self, record: logging_module.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(TOKEN_IN_URL.sub(r"\1***", arg) if isinstance(arg, str) else arg for arg in record.args)
+        return True
+
+
+TOKEN_IN_URL = re.compile(r"(access_token=)[^&\s]*")
 BACKLOG = 2048  # uvicorn's own default
 GRACEFUL_SECONDS = 5
 

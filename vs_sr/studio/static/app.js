@@ -12,9 +12,12 @@ const state = { videos: [], videoById: new Map(), models: [], offline: false, to
 function token() { return localStorage.getItem("vs-sr-token") || ""; }
 function keepToken(value) {
   if (value) localStorage.setItem("vs-sr-token", value); else localStorage.removeItem("vs-sr-token");
-  const folder = location.pathname.replace(/[^/]*$/, "");  // the page's own path: the studio may live under /studio/
-  document.cookie = `vs_sr_token=${encodeURIComponent(value)}; path=${folder}; SameSite=Strict`
-    + (value ? "" : "; max-age=0");
+  // Named by the page's port (a host's ports share cookies: two studios would overwrite each other's), under the
+  // page's own path (the studio may live under /studio/).
+  const name = `vs_sr_token_${location.port || "default"}`;
+  const folder = location.pathname.replace(/[^/]*$/, "");
+  document.cookie = `${name}=${encodeURIComponent(value)}; path=${folder}; SameSite=Strict`
+    + (location.protocol === "https:" ? "; Secure" : "") + (value ? "" : "; max-age=0");
 }
 // The API's routes, relative to the page, so that a proxy may serve the studio under a path of its own.
 function route(path) { return `api/${path}`; }
