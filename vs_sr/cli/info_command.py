@@ -63,9 +63,9 @@ def print_report(data: dict[str, Any]) -> None:
             exact = " (--precision fp32 for fp32)" if set(auto.values()) != {"fp32"} else ""
             picks = (f"{next(iter(auto.values()))} for every model" if len(set(auto.values())) == 1 else
                      ", ".join(f"{auto[family]} for {FAMILY_NAMES[family]}" for family in auto))
-            later = ""
-            if "int8" in backend["precisions"] and "int8" not in auto.values() and not data["extras"]["int8"]["installed"]:
-                later = f"; int8 for {FAMILY_NAMES['conv_int8']} once [int8] is installed ({data['extras']['int8']['install']})"
+            later, int8 = "", data["extras"]["int8"]
+            if "int8" in backend["precisions"] and "int8" not in auto.values() and not int8["installed"]:
+                later = f"; int8 for {FAMILY_NAMES['conv_int8']} once [int8] is installed ({int8['install']})"
             say(f"backend {name:<9} {backend['device']}; precisions {', '.join(backend['precisions'])}; auto: "
                 f"{picks}{exact}{later}")
         else:

@@ -261,8 +261,8 @@ def corrected_sar(props: Mapping[str, object], src_w: int, src_h: int, out_w: in
     if sar.numerator > SAR_LIMIT and sar < SAR_LIMIT:  # (above 1: the numerator is what to limit)
         sar = 1 / (1 / sar).limit_denominator(SAR_LIMIT)
     if not 0 < sar.numerator <= SAR_LIMIT:
-        raise SRError(f"the sample aspect ratio {num}:{den} cannot be kept at {out_w}x{out_h}: set the frames' real one, "
-                      "e.g. clip.std.SetFrameProps(_SARNum=1, _SARDen=1) for square pixels.")
+        raise SRError(f"the sample aspect ratio {num}:{den} cannot be kept at {out_w}x{out_h}: set the frames' real "
+                      "one, e.g. clip.std.SetFrameProps(_SARNum=1, _SARDen=1) for square pixels.")
     return sar.numerator, sar.denominator
 
 

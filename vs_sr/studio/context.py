@@ -21,8 +21,7 @@ from ..media.job import Job as MediaJob
 from ..media.job import check_output_size
 from ..media.tools import open_video
 from ..models import REGISTRY, resolve
-from ..models.resolve import named_spec
-from ..models.weights import find_weights
+from ..models.catalog import catalog
 from .job_queue import JobQueue
 from .library import Job, Library, Video, valid_id
 from .previews import Previews
@@ -45,7 +44,8 @@ def check_model(model: str, scale: int) -> None:
     try:
         resolve(model, scale)
     except SRError:  # its message says where the weights were looked for: server paths
-        if find_weights(named_spec(model, scale)) is not None and not extras.has("torch"):
+        row = next(row for row in catalog() if (row["name"], row["scale"]) == (model, scale))
+        if row["get"] == extras.install_line("torch"):  # (its file is in place: only PyTorch is missing)
             raise HTTPException(422, f"model {model!r} x{scale} cannot run on this server: its file runs on "
                                 "PyTorch, whose [torch] extra the server lacks; /api/models lists what runs "
                                 "(installed: true).") from None
