@@ -11,7 +11,6 @@ import vapoursynth as vs
 
 from .. import extras
 from ..backends import Backend, OutOfMemory, Session, SessionSpec, choose_backend, network_for
-from ..devices import isa_cap
 from ..errors import SRError, script_errors
 from ..log import info, warn
 from ..models import Network, Precision
@@ -230,14 +229,6 @@ def _choose_precision(runtime: Backend, network: Network, requested: PrecisionNa
                           "backend='openvino' (or leave backend='auto').")
         int8_recipe(network)  # refuses networks without a measured recipe, saying why
         extras.require("int8", "precision='int8'")  # (here, not in vspipe: a batch took it for a chunk's failure)
-        if requested not in supported:
-            cap = isa_cap()
-            lacking = (f"which OpenVINO does not use here ({cap} caps its instruction sets)" if cap
-                       else "which this one lacks (`vs-sr info` lists its ISA)")
-            instead = " or ".join(f"precision='{p}'" for p in supported if p != "int8")
-            raise SRError(f"precision='int8' needs a CPU with int8 dot-product units (AVX512-VNNI, AVX-VNNI or AMX), "
-                          f"{lacking}: without them OpenVINO's int8 kernels saturate (29 dB from fp32, measured). "
-                          f"Pass {instead}.")
     if requested not in supported:
         raise SRError(f"backend '{runtime.name}' runs {'/'.join(supported)} on this machine, not {requested}; "
                       "pass one of those as precision=.")

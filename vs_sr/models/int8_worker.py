@@ -20,6 +20,16 @@ sends it to slow fallback kernels; no extra nodes between PRelu and Conv):
 3. Weights: int8 per output channel, symmetric, rounded by GPTQ (each input column's rounding
    error pushed onto the columns not yet rounded, weighted by the inverse Hessian of the conv's
    im2col input patches): round-to-nearest alone limits the network to ~39-42 dB from fp32.
+   The rounding also keeps every pair of neighbouring input channels (2k, 2k+1, same kernel tap)
+   within PAIR_LIMIT, so that CPUs without int8 dot-product units (AVX2; AVX-512 without VNNI)
+   compute the graph exactly: their kernels multiply with vpmaddubsw, which adds the two u8 x s8
+   products of such a pair in a saturating 16-bit sum, and the activations reach it as u8 (s8
+   shifted by 128), so a pair of same-sign weights sums to up to 255 * (|q1| + |q2|). Each output
+   channel's step is therefore at least its largest same-sign pair / (PAIR_LIMIT - 1), and GPTQ
+   clips the second weight of a pair to what the first left. Unconstrained, the graph landed
+   30-37 dB from fp32 on AVX2; constrained it is what VNNI and AMX (32-bit sums) compute, and
+   within +-0.3 dB of the unconstrained graph's exact output on 20 photographs and drawings
+   (docs/benchmarks.md, "int8 on CPUs without VNNI").
 4. Every conv is quantized; the upsampled skip input, the pixel shuffle and the global Add stay
    float (they read float tensors), so a 10-bit source is not rounded to 8 bits on the skip path.
 
@@ -53,6 +63,7 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "c
           "hubble_deep_field", "camera", "moon", "brick", "grass", "coins", "text")
 SCALES = (1.0, 0.5, 0.75)
 STEPS = 4
+PAIR_LIMIT = 128  # 255 * 128 = 32640 <= 32767, the largest 16-bit sum
 
 
 def step(index: int, what: str) -> None:
@@ -243,10 +254,25 @@ def activation_threshold(channel_max: np.ndarray, factor: np.ndarray, quantile: 
     return float(np.quantile((channel_max * factor[None, :]).max(axis=1), quantile))
 
 
+def pair_sums(w: np.ndarray) -> np.ndarray:
+    """(out, in/2, taps): the magnitude a pair of neighbouring input channels' weights adds up to
+    at one tap where the activations are largest (their sum when the signs agree, else the larger)."""
+    out, inputs = w.shape[:2]
+    per_tap = w.reshape(out, inputs, -1)
+    if inputs % 2:
+        per_tap = np.concatenate([per_tap, np.zeros_like(per_tap[:, :1])], axis=1)
+    first, second = np.abs(per_tap[:, 0::2]), np.abs(per_tap[:, 1::2])
+    same_sign = np.sign(per_tap[:, 0::2]) == np.sign(per_tap[:, 1::2])
+    return np.where(same_sign, first + second, np.maximum(first, second))
+
+
 def gptq(w: np.ndarray, hessian: np.ndarray, damp: float, levels: int = 127) -> tuple[np.ndarray, np.ndarray]:
-    """Step 3 for one conv (Frantar et al. 2022): int8 weights and per-output-channel scales."""
+    """Step 3 for one conv (Frantar et al. 2022): int8 weights and per-output-channel scales, each
+    pair of neighbouring input channels within PAIR_LIMIT (the module's docstring says why)."""
     W = w.reshape(w.shape[0], -1).astype(np.float64)
-    scale = np.maximum(np.abs(W).max(axis=1) / levels, 1e-12)
+    taps = w.shape[2] * w.shape[3]
+    pair_step = pair_sums(w).reshape(w.shape[0], -1).max(axis=1) / (PAIR_LIMIT - 1)
+    scale = np.maximum(np.maximum(np.abs(W).max(axis=1) / levels, pair_step), 1e-12)
     H = hessian.copy()
     dead = np.diag(H) == 0
     H[dead, dead] = 1
@@ -256,6 +282,10 @@ def gptq(w: np.ndarray, hessian: np.ndarray, damp: float, levels: int = 127) -> 
     Q = np.zeros_like(W)
     for i in range(W.shape[1]):
         q = np.clip(np.round(W[:, i] / scale), -levels, levels)
+        if (i // taps) % 2:  # the pair's first weight is rounded already: keep their sum in bounds
+            first = Q[:, i - taps]
+            room = PAIR_LIMIT - np.abs(first)
+            q = np.where(np.sign(q) == np.sign(first), np.clip(q, -room, room), q)
         Q[:, i] = q
         error = (W[:, i] - q * scale) / U[i, i]
         W[:, i + 1:] -= np.outer(error, U[i, i + 1:])

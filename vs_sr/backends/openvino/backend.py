@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ... import extras
-from ...devices import BF16_FEATURES, INT8_FEATURES, cpu_features
+from ...devices import BF16_FEATURES, cpu_features
 from ...log import info
 from ...models import Network, Precision
 from ...models.onnx_export import export_onnx
@@ -63,16 +63,14 @@ class OpenVINOBackend(Backend):
         return None
 
     def precisions(self, device_id: int) -> tuple[Precision, ...]:
-        """What OpenVINO offers here, less int8 on CPUs without int8 dot-product units (VNNI,
-        AMX): there its kernels saturate 16-bit sums (measured 29 dB from fp32, docs/benchmarks.md)."""
         caps = set(_core().property(DEVICE, "OPTIMIZATION_CAPABILITIES").split())
-        int8_units = bool(cpu_features() & INT8_FEATURES)
-        return tuple(p for p, cap in CAPABILITIES.items() if cap in caps and (p != "int8" or int8_units))
+        return tuple(p for p, cap in CAPABILITIES.items() if cap in caps)
 
     def auto_precision(self, network: Network, device_id: int) -> Precision:
-        """int8 for a network with a measured int8 recipe on a CPU with int8 units (AMX, AVX512-VNNI,
-        AVX-VNNI; the [int8] extra installed), else bf16 for a network whose policy allows it on a
-        CPU with native bf16 (AVX512-BF16, AMX), else fp32. Measured: docs/benchmarks.md."""
+        """int8 for a network with a measured int8 recipe (the [int8] extra installed): the fastest
+        on every CPU measured, with int8 dot-product units (AMX, VNNI) or without (AVX2); else bf16
+        for a network whose policy allows it on a CPU with native bf16 (AVX512-BF16, AMX), else
+        fp32. Measured: docs/benchmarks.md."""
         policy, supported = network.traits.precision, self.precisions(device_id)
         if policy.int8 is not None and "int8" in supported and extras.has("int8"):
             return "int8"
