@@ -27,9 +27,9 @@ sends it to slow fallback kernels; no extra nodes between PRelu and Conv):
    shifted by 128), so a pair of same-sign weights sums to up to 255 * (|q1| + |q2|). Each output
    channel's step is therefore at least its largest same-sign pair / (PAIR_LIMIT - 1), and GPTQ
    clips the second weight of a pair to what the first left. Unconstrained, the graph landed
-   30-37 dB from fp32 on AVX2; constrained it is what VNNI and AMX (32-bit sums) compute, and
-   within +-0.3 dB of the unconstrained graph's exact output on 20 photographs and drawings
-   (docs/benchmarks.md, "int8 on CPUs without VNNI").
+   30-43 dB from fp32 on AVX2; constrained it is what VNNI and AMX (32-bit sums) compute, and
+   -0.3 to +0.5 dB per frame (mean 0.0) from the unconstrained graph's exact output on 20 frames
+   of photographs and a drawing (docs/benchmarks.md, "int8 on CPUs without VNNI").
 4. Every conv is quantized; the upsampled skip input, the pixel shuffle and the global Add stay
    float (they read float tensors), so a 10-bit source is not rounded to 8 bits on the skip path.
 
