@@ -92,19 +92,22 @@ def cuda_gpus() -> set[tuple[str, str]]:
 
 
 # The x86 features that decide which low-precision kernels a CPU runtime (OpenVINO's oneDNN) can
-# use: AMX tiles (bf16 and int8 matrix units), VNNI (int8 dot products, 512- or 256-bit) and
-# AVX512-BF16.
-ISA_FEATURES = ("amx_int8", "amx_bf16", "avx512_vnni", "avx_vnni", "avx512_bf16")
+# use: AMX tiles (bf16 and int8 matrix units), VNNI (int8 dot products, 512- or 256-bit),
+# AVX512-BF16, and the vector width (AVX-512, AVX2) of the kernels used without them.
+ISA_FEATURES = ("amx_int8", "amx_bf16", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512f", "avx2")
 INT8_FEATURES = frozenset({"amx_int8", "avx512_vnni", "avx_vnni"})
 BF16_FEATURES = frozenset({"amx_bf16", "avx512_bf16"})
 ISA_CAP_VARIABLES = ("OV_CPU_MAX_ISA", "ONEDNN_MAX_CPU_ISA")
 # What each oneDNN ISA level keeps of ISA_FEATURES, for OV_CPU_MAX_ISA / ONEDNN_MAX_CPU_ISA (set
 # both to make OpenVINO run as on an older CPU: AVX512_CORE_VNNI is Ice Lake, AVX512_CORE_BF16
-# Zen 4/5 or Cooper Lake, AVX2_VNNI Alder Lake).
-_VNNI512 = frozenset({"avx512_vnni"})
+# Zen 4/5 or Cooper Lake, AVX2_VNNI Alder Lake, AVX2 Zen 2/3, AVX512_CORE Skylake servers).
+_AVX512 = frozenset({"avx2", "avx512f"})
+_VNNI512 = _AVX512 | {"avx512_vnni"}
 ISA_CAPS: dict[str, frozenset[str]] = {
-    **dict.fromkeys(("SSE41", "AVX", "AVX2", "AVX512_CORE"), frozenset()),
-    **dict.fromkeys(("AVX2_VNNI", "AVX2_VNNI_2"), frozenset({"avx_vnni"})),
+    **dict.fromkeys(("SSE41", "AVX"), frozenset()),
+    "AVX2": frozenset({"avx2"}),
+    "AVX512_CORE": _AVX512,
+    **dict.fromkeys(("AVX2_VNNI", "AVX2_VNNI_2"), frozenset({"avx2", "avx_vnni"})),
     "AVX512_CORE_VNNI": _VNNI512,
     **dict.fromkeys(("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512"), _VNNI512 | {"avx512_bf16"}),
     **dict.fromkeys(("AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "ALL"),

@@ -276,10 +276,11 @@ def test_info_names_the_isa_and_what_auto_picks_per_model_family():
     cap = {"OV_CPU_MAX_ISA": "AVX512_CORE_VNNI", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"}
     info = json.loads(vs_sr("info", "--json", env=cap).stdout)
     assert info["cpu"]["features"] == {"amx_int8": False, "amx_bf16": False, "avx512_vnni": True, "avx_vnni": False,
-                                       "avx512_bf16": False}
+                                       "avx512_bf16": False, "avx512f": True, "avx2": True}
     assert info["backends"]["openvino"]["auto"] == {"conv_int8": "int8", "conv": "fp32", "transformer": "fp32"}
     text = vs_sr("info", env=cap).stdout
-    assert "ISA: avx512_vnni (not: amx_int8 amx_bf16 avx_vnni avx512_bf16); held to OV_CPU_MAX_ISA=AVX512_CORE_VNNI" in text
+    assert ("ISA: avx512_vnni avx512f avx2 (not: amx_int8 amx_bf16 avx_vnni avx512_bf16); held to "
+            "OV_CPU_MAX_ISA=AVX512_CORE_VNNI") in text
     assert ("auto: int8 for conv nets with an int8 recipe (faithful, realesr-animevideov3), fp32 for other conv nets, "
             "fp32 for transformers") in text
 

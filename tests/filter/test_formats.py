@@ -50,7 +50,7 @@ def test_format_round_trip(ncnn_models, fmt):
     # the range stays the source's, float formats included (their pixels do not depend on it, but a
     # later conversion to integers reads it)
     assert frame.props.get("_Range") == clip.get_frame(1).props.get("_Range")
-    # precision="auto": what the backend picks for this model on this CPU (int8 where it has VNNI/AMX)
+    # precision="auto": what the backend picks for this model on this CPU (int8 for this model on most CPUs)
     auto = get_backend("openvino").auto_precision(resolve(MODEL, 4), 0)
     assert frame.props["SRModel"] == f"{MODEL} x4" and frame.props["SRPrecision"] == auto
     fmt_info = core.get_video_format(fmt)
@@ -157,7 +157,7 @@ def test_exact_size_keeps_display_aspect():
 def test_exact_size_through_the_filter(ncnn_models):
     clip = core.std.BlankClip(format=vs.YUV420P8, width=214, height=144, length=2, color=[90, 100, 150])
     clip = clip.std.SetFrameProps(_SARNum=128, _SARDen=107)
-    # fp32: int8, which auto picks on CPUs with VNNI/AMX, moves flat colours by up to 3 levels
+    # fp32: int8, which auto picks on most CPUs, moves flat colours by up to 3 levels
     # (docs/benchmarks.md, "Quality"); this is about the conversions and the SAR.
     out = sr.Upscale(clip, MODEL, 4, width=856, height=480, backend="openvino", precision="fp32")
     frame = out.get_frame(1)

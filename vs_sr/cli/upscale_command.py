@@ -28,9 +28,10 @@ def add_filter_options(parser: argparse.ArgumentParser) -> None:
                         help="inference runtime (default auto: GPU runtimes first, then OpenVINO)")
     parser.add_argument("--precision", default=default(Job, "precision"), choices=PRECISION_CHOICES,
                         help="compute precision (default auto, by the device: on CPUs int8 for the Compact models "
-                        "(realesr-animevideov3, faithful) where the CPU has VNNI or AMX, bf16 for conv nets where it "
-                        "has native bf16, else fp32; fp16/bf16 on GPUs; `vs-sr info` says what it picks). int8: "
-                        "OpenVINO, the network quantized once on first use; the 'ran' line says which precision ran")
+                        "(realesr-animevideov3, faithful) where the CPU has VNNI, AMX or AVX2 without AVX-512, bf16 "
+                        "for conv nets where it has native bf16, else fp32; fp16/bf16 on GPUs; `vs-sr info` says "
+                        "what it picks). int8: OpenVINO, the network quantized once on first use; the 'ran' line says "
+                        "which precision ran")
     parser.add_argument("--tile", type=tile, metavar=TILE_METAVAR,
                         help="tile size in input pixels: N (NxN) or WIDTHxHEIGHT (default: automatic)")
     parser.add_argument("--overlap", type=non_negative, help="tile overlap in input pixels (default: the model's)")

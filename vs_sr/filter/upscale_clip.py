@@ -11,6 +11,7 @@ import vapoursynth as vs
 
 from .. import extras
 from ..backends import Backend, OutOfMemory, Session, SessionSpec, choose_backend, network_for
+from ..devices import isa_cap
 from ..errors import SRError, script_errors
 from ..log import info, warn
 from ..models import Network, Precision
@@ -54,12 +55,13 @@ def Upscale(
     precision:   "auto" | "fp32" | "fp16" | "bf16" | "int8". "auto" is the fastest tested precision
                  that holds the model's quality bar on this device: on GPUs fp16 for conv nets, bf16
                  for transformers; on CPUs (OpenVINO) int8 for networks with an int8 recipe
-                 (the Compact models: realesr-animevideov3, faithful) where the CPU has VNNI or
-                 AMX, else bf16 for conv nets where it has native bf16 (AVX512-BF16, AMX), else
-                 fp32. `vs-sr info` says what it picks.
+                 (the Compact models: realesr-animevideov3, faithful) where the CPU has VNNI,
+                 AMX or AVX2 without AVX-512, else bf16 for conv nets where it has native bf16
+                 (AVX512-BF16, AMX), else fp32. `vs-sr info` says what it picks.
                  "int8" (OpenVINO): the network quantized on first use (about a minute, once per
                  model, then cached); refused with the reason for networks without a recipe and on
-                 CPUs without VNNI/AMX. Speed and quality of each: docs/benchmarks.md.
+                 CPUs where it was never measured (AVX-512 without VNNI, no AVX2). Speed and
+                 quality of each: docs/benchmarks.md.
     tile:        None picks tiles automatically (whole frame where it fits); an int or
                  (width, height) in input pixels, rounded up to the model's size multiple.
     overlap:     input pixels shared by neighbouring tiles (None: the model's default).
@@ -229,6 +231,13 @@ def _choose_precision(runtime: Backend, network: Network, requested: PrecisionNa
                           "backend='openvino' (or leave backend='auto').")
         int8_recipe(network)  # refuses networks without a measured recipe, saying why
         extras.require("int8", "precision='int8'")  # (here, not in vspipe: a batch took it for a chunk's failure)
+        if requested not in supported:
+            cap = isa_cap()
+            here = f"OpenVINO held to {cap}" if cap else "this CPU (`vs-sr info` lists its ISA)"
+            instead = " or ".join(f"precision='{p}'" for p in supported if p != "int8")
+            raise SRError(f"precision='int8' runs where OpenVINO's int8 kernels were measured: CPUs with int8 "
+                          "dot-product units (AVX512-VNNI, AVX-VNNI or AMX) and AVX2 CPUs without AVX-512 (Zen 2/3, "
+                          f"Haswell to Skylake clients); {here} is neither. Pass {instead}.")
     if requested not in supported:
         raise SRError(f"backend '{runtime.name}' runs {'/'.join(supported)} on this machine, not {requested}; "
                       "pass one of those as precision=.")

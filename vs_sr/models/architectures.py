@@ -60,7 +60,8 @@ class PrecisionPolicy:
     untested there)."""
     int8: Int8Recipe | None = None
     """The measured recipe that keeps int8 within the quality bar (docs/benchmarks.md), or None:
-    refused. With one, `precision="auto"` on OpenVINO picks int8 on CPUs with VNNI or AMX."""
+    refused. With one, `precision="auto"` on OpenVINO picks int8 on CPUs with VNNI, AMX or AVX2
+    without AVX-512."""
     int8_refusal: str = "no int8 recipe has been measured for it"
     """Why int8 is refused (the measurement), for the error message."""
 

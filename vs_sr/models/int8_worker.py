@@ -1,5 +1,5 @@
 """Post-training int8 quantization of a Real-ESRGAN Compact graph (Conv -> PRelu chains), written
-as a QDQ ONNX graph that OpenVINO's CPU plugin runs on int8 kernels (AMX, VNNI).
+as a QDQ ONNX graph that OpenVINO's CPU plugin runs on int8 kernels (AMX, VNNI, AVX2).
 
 Run as a script by path (`python int8_worker.py < request.json`), never imported by vs_sr: the
 calibration holds every image's activations, which should leave with the process, and it must
@@ -63,6 +63,7 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "c
           "hubble_deep_field", "camera", "moon", "brick", "grass", "coins", "text")
 SCALES = (1.0, 0.5, 0.75)
 STEPS = 4
+LEVELS = 127  # symmetric int8 weights
 PAIR_LIMIT = 128  # 255 * 128 = 32640 <= 32767, the largest 16-bit sum
 
 
@@ -266,22 +267,22 @@ def pair_sums(w: np.ndarray) -> np.ndarray:
     return np.where(same_sign, first + second, np.maximum(first, second))
 
 
-def gptq(w: np.ndarray, hessian: np.ndarray, damp: float, levels: int = 127) -> tuple[np.ndarray, np.ndarray]:
+def gptq(w: np.ndarray, hessian: np.ndarray, damp: float) -> tuple[np.ndarray, np.ndarray]:
     """Step 3 for one conv (Frantar et al. 2022): int8 weights and per-output-channel scales, each
     pair of neighbouring input channels within PAIR_LIMIT (the module's docstring says why)."""
     W = w.reshape(w.shape[0], -1).astype(np.float64)
     taps = w.shape[2] * w.shape[3]
-    pair_step = pair_sums(w).reshape(w.shape[0], -1).max(axis=1) / (PAIR_LIMIT - 1)
-    scale = np.maximum(np.maximum(np.abs(W).max(axis=1) / levels, pair_step), 1e-12)
     H = hessian.copy()
     dead = np.diag(H) == 0
     H[dead, dead] = 1
-    W[:, dead] = 0
+    W[:, dead] = 0  # (inputs that are always zero: before the steps, so that they widen none)
+    pair_step = pair_sums(W.reshape(w.shape)).reshape(w.shape[0], -1).max(axis=1) / (PAIR_LIMIT - 1)
+    scale = np.maximum(np.maximum(np.abs(W).max(axis=1) / LEVELS, pair_step), 1e-12)
     H += damp * np.mean(np.diag(H)) * np.eye(H.shape[0])
     U = np.linalg.cholesky(np.linalg.inv(H)).T  # upper Cholesky factor of H^-1
     Q = np.zeros_like(W)
     for i in range(W.shape[1]):
-        q = np.clip(np.round(W[:, i] / scale), -levels, levels)
+        q = np.clip(np.round(W[:, i] / scale), -LEVELS, LEVELS)
         if (i // taps) % 2:  # the pair's first weight is rounded already: keep their sum in bounds
             first = Q[:, i - taps]
             room = PAIR_LIMIT - np.abs(first)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ... import extras
-from ...devices import BF16_FEATURES, cpu_features
+from ...devices import BF16_FEATURES, INT8_FEATURES, cpu_features
 from ...log import info
 from ...models import Network, Precision
 from ...models.onnx_export import export_onnx
@@ -38,6 +38,15 @@ def _core() -> Core:
     from .capi import Core
 
     return Core()
+
+
+def int8_kernels_measured(features: frozenset[str]) -> bool:
+    """Whether OpenVINO's int8 kernels on a CPU with these features were measured to compute the
+    quantized graph as written: with int8 dot-product units (VNNI, AMX: 32-bit sums), or AVX2's
+    (16-bit sums of product pairs, which the recipe's pair limit keeps from saturating). AVX-512
+    without VNNI (Skylake servers) runs other kernels, never measured; nor were CPUs without AVX2
+    and other architectures."""
+    return bool(features & INT8_FEATURES) or ("avx2" in features and "avx512f" not in features)
 
 
 class OpenVINOSession(Session):
@@ -63,8 +72,10 @@ class OpenVINOBackend(Backend):
         return None
 
     def precisions(self, device_id: int) -> tuple[Precision, ...]:
+        """What OpenVINO offers here, less int8 where its kernels were never measured."""
         caps = set(_core().property(DEVICE, "OPTIMIZATION_CAPABILITIES").split())
-        return tuple(p for p, cap in CAPABILITIES.items() if cap in caps)
+        int8 = int8_kernels_measured(cpu_features())
+        return tuple(p for p, cap in CAPABILITIES.items() if cap in caps and (p != "int8" or int8))
 
     def auto_precision(self, network: Network, device_id: int) -> Precision:
         """int8 for a network with a measured int8 recipe (the [int8] extra installed): the fastest
