@@ -7,7 +7,8 @@ the ISA features that rank the precisions: AMX, VNNI, bf16) and the load average
 end, and ends with the ratios: vs_sr against the bare runtime and vs-mlrt's ov plugin per setup,
 and int8 / bf16 / fp32 against each other. With no options it measures what docs/benchmarks.md
 records per CPU (realesr-animevideov3 x4 at 176x144 and 256x144, fp32, bf16 and int8, 1 and 2
-streams; about half an hour on 2 cores):
+streams; about half an hour on 2 cores). A precision this CPU does not run (bf16 without native
+bf16) is left out with a line that says so:
 
     .venv/bin/python scripts/benchmark.py --markdown docs/benchmarks.md
     .venv/bin/python scripts/benchmark.py --precision bf16 --streams 2 --size 176x144 --format YUV420P8
@@ -19,7 +20,7 @@ import argparse
 import sys
 
 from vs_sr import bench
-from vs_sr.bench.machine import load_average, load_note, this_machine
+from vs_sr.bench.machine import load_average, load_note, runnable_precisions, this_machine
 
 
 def publish(text: str, markdown: str | None) -> None:
@@ -54,9 +55,12 @@ def main() -> int:
     rows = []
     for model in args.model:
         name, _, scale = model.partition(":")
+        precisions, left_out = runnable_precisions(args.precision, name, int(scale or args.scale), args.backend)
+        if left_out:
+            print(f"{name}: {left_out}", flush=True)
         for size in args.size:
             width, height = map(int, size.lower().split("x"))
-            for precision in args.precision:
+            for precision in precisions:
                 for streams in args.streams:
                     case = bench.BenchCase(name, int(scale or args.scale), args.backend, precision, width, height,
                                            streams, args.frames, args.format, args.tile, args.noise)

@@ -10,7 +10,8 @@ processes, and the speed against the bf16 run of the same setting. The report st
 machine (CPU, ISA features, load average at the start and end): on a machine shared with other
 work the wall times are not a quiet machine's, while CPU seconds and the ratios of interleaved
 runs still compare. Every setting runs once untimed first (int8 quantizes on first use), then
-rounds are interleaved and medians count.
+rounds are interleaved and medians count. A precision this CPU does not run (bf16 without
+native bf16) is left out with a line that says so.
 
     .venv/bin/python scripts/benchmark_upload.py --markdown docs/benchmarks.md
     .venv/bin/python scripts/benchmark_upload.py --precision bf16 int8 --preset medium veryfast \\
@@ -33,7 +34,7 @@ from pathlib import Path
 
 from benchmark import publish
 
-from vs_sr.bench.machine import load_average, load_note, this_machine
+from vs_sr.bench.machine import load_average, load_note, runnable_precisions, this_machine
 
 VS_SR = str(Path(sys.executable).with_name("vs-sr"))
 
@@ -127,7 +128,10 @@ def main() -> int:
     machine = this_machine()
     print(f"Machine: {machine.describe()}", flush=True)
     load_start = load_average()
-    settings = [Setting(p, s, preset, extra) for p in args.precision for s in args.streams for preset in args.preset
+    precisions, left_out = runnable_precisions(args.precision, args.model, 4)
+    if left_out:
+        print(left_out, flush=True)
+    settings = [Setting(p, s, preset, extra) for p in precisions for s in args.streams for preset in args.preset
                 for extra in args.extra]
     runs: dict[Setting, list[Run]] = {setting: [] for setting in settings}
     with tempfile.TemporaryDirectory(prefix="vs-sr-upload-") as folder:

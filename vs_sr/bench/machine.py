@@ -9,6 +9,7 @@ AMX): a result without these lines cannot be compared with another machine's.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -22,9 +23,26 @@ class Machine:
     vapoursynth: str
 
     def describe(self) -> str:
-        isa = ", ".join(self.isa) or "none of AMX, VNNI, AVX512-BF16"
+        isa = ", ".join(self.isa) or "none of AMX, VNNI, AVX512-BF16, AVX-512, AVX2"
         openvino = f"OpenVINO {self.openvino}" if self.openvino else "no OpenVINO"
         return f"{self.cpu}, {self.cores} cores; ISA: {isa}; {openvino}, VapourSynth {self.vapoursynth}"
+
+
+def runnable_precisions(asked: Sequence[str], model: str, scale: int, backend: str = "auto"
+                        ) -> tuple[list[str], str | None]:
+    """The asked precisions that `backend` runs `model` at on this machine ("auto" always), and a
+    line naming those it does not (None when none is left out): the scripts' default sets name bf16
+    and int8, which not every CPU offers, and a run of the defaults should measure what it can."""
+    from ..backends import choose_backend, network_for
+
+    runtime = choose_backend(backend, network_for(model, scale, None, backend, None))
+    offered = runtime.precisions(0)
+    kept = [p for p in asked if p == "auto" or p in offered]
+    left_out = [p for p in asked if p not in kept]
+    if not left_out:
+        return kept, None
+    return kept, (f"left out: {', '.join(left_out)} (backend {runtime.name} runs {'/'.join(offered)} here; "
+                  "`vs-sr info` says why)")
 
 
 def this_machine() -> Machine:

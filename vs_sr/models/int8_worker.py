@@ -21,8 +21,8 @@ sends it to slow fallback kernels; no extra nodes between PRelu and Conv):
    error pushed onto the columns not yet rounded, weighted by the inverse Hessian of the conv's
    im2col input patches): round-to-nearest alone limits the network to ~39-42 dB from fp32.
    The rounding also keeps every pair of neighbouring input channels (2k, 2k+1, same kernel tap)
-   within PAIR_LIMIT, so that CPUs without int8 dot-product units (AVX2; AVX-512 without VNNI)
-   compute the graph exactly: their kernels multiply with vpmaddubsw, which adds the two u8 x s8
+   within PAIR_LIMIT, so that AVX2 CPUs without int8 dot-product units compute the graph as
+   written (no saturated sums): their kernels multiply with vpmaddubsw, which adds the two u8 x s8
    products of such a pair in a saturating 16-bit sum, and the activations reach it as u8 (s8
    shifted by 128), so a pair of same-sign weights sums to up to 255 * (|q1| + |q2|). Each output
    channel's step is therefore at least its largest same-sign pair / (PAIR_LIMIT - 1), and GPTQ
