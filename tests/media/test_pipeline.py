@@ -198,7 +198,7 @@ def test_a_backwards_or_too_late_range_and_a_name_without_extension_are_named_as
 
 
 @pytest.mark.parametrize(("arguments", "message"), [
-    (["--precision", "fp16"], "backend 'openvino' runs fp32/bf16"),
+    (["--precision", "fp16"], "on this machine, not fp16; pass one of those as --precision."),  # (fp32, bf16 or int8)
     (["--backend", "ort", "--precision", "int8"], "--precision int8 runs on OpenVINO's CPU device, not backend 'ort'"),
     (["--model", "realcugan", "--scale", "2", "--precision", "int8"], "realcugan x2 noise -1 has no int8"),
 ])
