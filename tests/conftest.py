@@ -71,6 +71,18 @@ def in_own_pid_namespace(code: str, env: dict[str, str] | None = None) -> str:
     return ran.stdout
 
 
+def isa_capped_environment(cap: str | None) -> dict[str, str]:
+    """This process's environment with OpenVINO held to the oneDNN ISA level `cap` (both variables,
+    read once per process; None: the CPU as it is); skips where the CPU lacks features the level
+    stands for (an emulated CPU can only drop features)."""
+    from vs_sr.devices import ISA_CAP_VARIABLES, ISA_CAPS, cpu_features
+
+    if cap is not None and not ISA_CAPS[cap] <= cpu_features():
+        pytest.skip(f"this CPU lacks {sorted(ISA_CAPS[cap] - cpu_features())}")
+    env = {k: v for k, v in os.environ.items() if k not in ISA_CAP_VARIABLES}
+    return env | (dict.fromkeys(ISA_CAP_VARIABLES, cap) if cap else {})
+
+
 def ffmpeg(*args: str) -> None:
     """Generate a test file with the real ffmpeg."""
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-nostdin", *args], check=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import frame_hash, frame_planes, processes, psnr, rgb_clip, wait_until
+from conftest import frame_hash, frame_planes, isa_capped_environment, processes, psnr, rgb_clip, wait_until
 
 import vs_sr as sr
 from vs_sr.quality import metrics
@@ -224,17 +224,6 @@ ISA_CAPS = [pytest.param(None, id="this-cpu"), pytest.param("AVX512_CORE_VNNI", 
             pytest.param("AVX2", id="emulated-avx2")]
 
 
-def capped_environment(cap: str | None) -> dict[str, str]:
-    """This process's environment with OpenVINO held to `cap`; skips where the CPU lacks features
-    the cap stands for (an emulated CPU can only drop features)."""
-    from vs_sr.devices import ISA_CAP_VARIABLES, ISA_CAPS, cpu_features
-
-    if cap is not None and not ISA_CAPS[cap] <= cpu_features():
-        pytest.skip(f"this CPU lacks {sorted(ISA_CAPS[cap] - cpu_features())}")
-    env = {k: v for k, v in os.environ.items() if k not in ISA_CAP_VARIABLES}
-    return env | (dict.fromkeys(ISA_CAP_VARIABLES, cap) if cap else {})
-
-
 @pytest.fixture(scope="module")
 def int8_graph(ncnn_models) -> Path:
     from vs_sr.models import resolve
@@ -267,7 +256,7 @@ def test_openvino_runs_every_convolution_on_an_int8_kernel(int8_graph, cap):
     17 of its 18 convolutions ran brgconv_avx512_f32. The kernel's name says what runs."""
     from vs_sr.backends.openvino.backend import HINTS
 
-    env = capped_environment(cap)
+    env = isa_capped_environment(cap)
     done = subprocess.run([sys.executable, "-c", RUNTIME_MODEL, str(int8_graph), HINTS["int8"]], capture_output=True,
                           text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -313,7 +302,7 @@ def test_openvino_computes_the_int8_graph_exactly(int8_graph, cap, tmp_path):
     frames = np.stack([*held_out_frames().values(), primaries_and_ramps()])
     np.save(tmp_path / "frames.npy", frames)
     done = subprocess.run([sys.executable, "-c", RUN_GRAPH, str(int8_graph), str(tmp_path / "frames.npy"),
-                           str(tmp_path / "out.npy")], capture_output=True, text=True, env=capped_environment(cap),
+                           str(tmp_path / "out.npy")], capture_output=True, text=True, env=isa_capped_environment(cap),
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     options = ort.SessionOptions()
@@ -364,7 +353,7 @@ def test_int8_runs_faster_than_the_default_reduced_precision(int8_graph, cap):
     VNNI-only CPUs without bf16 (emulated) and ~2x fp32 on a Zen 3 (AVX2 only) (docs/benchmarks.md);
     1.15x leaves room for a busy machine and still fails a recipe that falls back to float kernels."""
     done = subprocess.run([sys.executable, "-c", INTERLEAVED], capture_output=True, text=True,
-                          env=capped_environment(cap), timeout=600)
+                          env=isa_capped_environment(cap), timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"{cap or 'this CPU'}: int8 {result['fps']['int8']:.1f} fps, {result['reduced']} "
@@ -403,12 +392,8 @@ def test_auto_picks_by_the_cpu(int8_graph, cap, compact, other, int8):
     where a recipe exists, bf16 only with native bf16; on an emulated Skylake server (AVX-512 without
     VNNI) and an AVX-only CPU, where int8 kernels were never measured, it stays fp32 and asking for
     int8 is refused."""
-    from vs_sr.devices import ISA_CAP_VARIABLES, ISA_CAPS, cpu_features
-
-    if not ISA_CAPS[cap] <= cpu_features():
-        pytest.skip(f"this CPU cannot emulate {cap}")
-    env = {k: v for k, v in os.environ.items() if k not in ISA_CAP_VARIABLES} | dict.fromkeys(ISA_CAP_VARIABLES, cap)
-    done = subprocess.run([sys.executable, "-c", AUTO_AND_INT8], capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run([sys.executable, "-c", AUTO_AND_INT8], capture_output=True, text=True,
+                          env=isa_capped_environment(cap), timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     picked = json.loads(done.stdout.strip().splitlines()[-1])
     assert picked["realesr-animevideov3"] == compact and picked["realesrgan-x4plus-anime"] == other, picked
